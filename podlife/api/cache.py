@@ -1,0 +1,313 @@
+"""The watch cache: every served object decoded once, every change fanned out once.
+
+Why
+---
+Kubernetes' API server does not read etcd for each list or watch: a *cacher* per
+resource keeps the current objects and a window of recent events, fed by one storage
+watch. podlife does the same, for the same reasons -- lists and watches are the bulk
+of the traffic (every informer of every component), and decoding or encoding an
+object per reader would dominate the CPU.
+
+How
+---
+:class:`WatchCache` registers as a synchronous store listener. Each committed batch is
+routed by key prefix to the :class:`ResourceCache` of its resource, which
+
+- updates its sorted map of :class:`CachedObject` (the object with its
+  ``resourceVersion``, plus its JSON encoding, made once on first use and shared by
+  every response and watcher);
+- appends to its event window (at most ``window_max`` events, and at least the last
+  ``window_seconds`` -- a watch resuming from before the window gets 410 Expired);
+- hands the event to every matching :class:`Watcher`, translating it for watchers
+  with selectors the way Kubernetes does: an object that stops matching is DELETED
+  for that watcher, one that starts matching is ADDED.
+
+Because the listener runs before a write is acknowledged, a client that wrote an
+object and then reads it from the cache always sees its own write. Cached objects are
+shared and must never be mutated; writers work on fresh copies decoded from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sortedcontainers import SortedDict
+
+from ..registry.types import ResourceType
+from ..store.base import Event, Store
+
+WINDOW_SECONDS = 75.0
+WINDOW_MIN = 1000
+WINDOW_MAX = 200_000
+
+
+class CachedObject:
+    """An immutable served object and its lazily made JSON encoding."""
+
+    __slots__ = ("key", "obj", "rv", "_raw")
+
+    def __init__(self, key: str, obj: dict[str, Any], rv: int) -> None:
+        self.key = key
+        self.obj = obj
+        self.rv = rv
+        self._raw: bytes | None = None
+
+    @property
+    def raw(self) -> bytes:
+        if self._raw is None:
+            self._raw = orjson.dumps(self.obj)
+        return self._raw
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.obj.get("metadata") or {}
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.get("namespace") or ""
+
+    @property
+    def name(self) -> str:
+        return self.metadata.get("name") or ""
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.metadata.get("labels") or {}
+
+    def copy(self) -> dict[str, Any]:
+        """A deep copy the caller may change (decoded from the shared encoding)."""
+        return orjson.loads(self.raw)
+
+
+class _LazyFields(Mapping[str, str]):
+    """Field-selector values of one object, computed only when asked for."""
+
+    __slots__ = ("_getters", "_obj")
+
+    def __init__(self, getters: dict[str, Callable[[dict], str]], obj: dict) -> None:
+        self._getters = getters
+        self._obj = obj
+
+    def __getitem__(self, key: str) -> str:
+        return self._getters[key](self._obj)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._getters)
+
+    def __len__(self) -> int:
+        return len(self._getters)
+
+
+@dataclass(slots=True)
+class WatchEvent:
+    type: str  # ADDED | MODIFIED | DELETED
+    object: CachedObject
+    _line: bytes | None = None
+
+    @property
+    def line(self) -> bytes:
+        """``{"type":...,"object":...}\\n``, encoded once and shared by every watcher."""
+        if self._line is None:
+            self._line = b'{"type":"' + self.type.encode() + b'","object":' + self.object.raw + b"}\n"
+        return self._line
+
+
+class Filter:
+    """What one reader asked for: a namespace and label/field selectors."""
+
+    __slots__ = ("namespace", "labels", "fields", "getters", "name")
+
+    def __init__(self, rt: ResourceType, namespace: str | None = None, labels: Any = None, fields: Any = None) -> None:
+        self.namespace = namespace or None
+        self.labels = labels if labels is not None and not labels.empty else None
+        self.fields = fields if fields is not None and fields.requirements else None
+        self.getters = rt.field_getters
+        self.name = fields.exact("metadata.name") if self.fields is not None else None
+
+    def matches(self, co: CachedObject) -> bool:
+        if self.namespace is not None and co.namespace != self.namespace:
+            return False
+        if self.labels is not None and not self.labels.matches(co.labels):
+            return False
+        if self.fields is not None and not self.fields.matches(_LazyFields(self.getters, co.obj)):
+            return False
+        return True
+
+
+class Watcher:
+    """One open watch: a queue of events (``None`` ends it)."""
+
+    __slots__ = ("filter", "queue", "closed", "cache")
+
+    def __init__(self, cache: ResourceCache, flt: Filter) -> None:
+        self.cache = cache
+        self.filter = flt
+        self.queue: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
+        self.closed = False
+
+    def offer(self, ev: WatchEvent, prev: CachedObject | None) -> None:
+        f = self.filter
+        now = f.matches(ev.object)
+        if ev.type == "DELETED":
+            if now:
+                self.queue.put_nowait(ev)
+            return
+        before = prev is not None and f.matches(prev)
+        if now and before:
+            self.queue.put_nowait(ev)
+        elif now:
+            self.queue.put_nowait(ev if ev.type == "ADDED" else WatchEvent("ADDED", ev.object))
+        elif before:
+            self.queue.put_nowait(WatchEvent("DELETED", ev.object))
+
+    def stop(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.cache.watchers.discard(self)
+            self.queue.put_nowait(None)
+
+
+class ResourceCache:
+    def __init__(self, rt: ResourceType, revision: int, *, window_seconds: float = WINDOW_SECONDS,
+                 window_max: int = WINDOW_MAX) -> None:
+        self.rt = rt
+        self.objects: SortedDict[str, CachedObject] = SortedDict()
+        self.revision = revision
+        # Events with rv > floor are all in the window.
+        self.floor = revision
+        self.window: deque[tuple[int, float, WatchEvent, CachedObject | None]] = deque()
+        self.window_seconds = window_seconds
+        self.window_max = window_max
+        self.watchers: set[Watcher] = set()
+
+    # ---- feeding --------------------------------------------------------------------
+
+    def load(self, key: str, value: bytes, rv: int) -> None:
+        obj = orjson.loads(value)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
+        self.objects[key] = CachedObject(key, obj, rv)
+
+    def apply(self, ev: Event, now: float) -> None:
+        key = ev.kv.key
+        prev = self.objects.get(key)
+        rv = ev.revision
+        if ev.type == "DELETE":
+            if prev is None:
+                return
+            del self.objects[key]
+            gone = dict(prev.obj)
+            gone["metadata"] = {**prev.metadata, "resourceVersion": str(rv)}
+            wev = WatchEvent("DELETED", CachedObject(key, gone, rv))
+        else:
+            obj = ev.kv.obj if ev.kv.obj is not None else orjson.loads(ev.kv.value)
+            obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
+            co = CachedObject(key, obj, rv)
+            self.objects[key] = co
+            wev = WatchEvent("ADDED" if prev is None else "MODIFIED", co)
+        self.window.append((rv, now, wev, prev))
+        for w in self.watchers:
+            w.offer(wev, prev)
+
+    def advance(self, revision: int, now: float) -> None:
+        self.revision = revision
+        window = self.window
+        while window and (len(window) > self.window_max or (len(window) > WINDOW_MIN and now - window[0][1] > self.window_seconds)):
+            self.floor = window.popleft()[0]
+
+    # ---- reading --------------------------------------------------------------------
+
+    def get(self, key: str) -> CachedObject | None:
+        return self.objects.get(key)
+
+    def list(self, flt: Filter, start_after: str = "", limit: int = 0) -> tuple[list[CachedObject], str | None]:
+        """Matching objects in key order; the key to continue after when ``limit`` cut it."""
+        prefix = self.rt.key_prefix(flt.namespace)
+        if flt.name is not None and (flt.namespace or not self.rt.namespaced):
+            co = self.objects.get(self.rt.key(flt.namespace, flt.name))
+            found = co is not None and flt.matches(co) and co.key > start_after
+            return ([co] if found else []), None
+        lo = max(prefix, start_after + "\x00") if start_after else prefix
+        out: list[CachedObject] = []
+        objects = self.objects
+        for key in objects.irange(minimum=lo):
+            if not key.startswith(prefix):
+                break
+            co = objects[key]
+            if flt.matches(co):
+                if limit and len(out) == limit:
+                    return out, out[-1].key
+                out.append(co)
+        return out, None
+
+    def watch(self, flt: Filter, since: int | None) -> Watcher:
+        """A watcher replaying events after ``since``, or (``None``) the current state as ADDED.
+
+        Raises :class:`TooOld` when the window no longer reaches ``since``.
+        """
+        w = Watcher(self, flt)
+        if since is None:
+            for co in self.list(flt)[0]:
+                w.queue.put_nowait(WatchEvent("ADDED", co))
+        elif since < self.floor:
+            raise TooOld(since, self.floor)
+        else:
+            for rv, _, wev, prev in self.window:
+                if rv > since:
+                    w.offer(wev, prev)
+        self.watchers.add(w)
+        return w
+
+
+class TooOld(Exception):
+    def __init__(self, requested: int, oldest: int) -> None:
+        super().__init__(f"too old resource version: {requested} ({oldest + 1})")
+        self.requested = requested
+        self.oldest = oldest
+
+
+class WatchCache:
+    """All resource caches, fed by one store listener."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.caches: dict[str, ResourceCache] = {}  # by key prefix
+        self._changed: asyncio.Event | None = None
+        store.add_listener(self._on_events)
+
+    @staticmethod
+    def _prefix_of(key: str) -> str:
+        # "/registry/<group>/<plural>/..." -> "/registry/<group>/<plural>/"
+        end = key.find("/", key.find("/", 10) + 1)
+        return key[: end + 1]
+
+    async def add(self, rt: ResourceType) -> ResourceCache:
+        prefix = rt.key_prefix()
+        existing = self.caches.get(prefix)
+        if existing is not None:
+            return existing
+        res = await self.store.range(prefix)
+        cache = ResourceCache(rt, self.store.revision)
+        for kv in res.kvs:
+            cache.load(kv.key, kv.value, kv.mod_revision)
+        self.caches[prefix] = cache
+        return cache
+
+    def cache_for(self, rt: ResourceType) -> ResourceCache:
+        return self.caches[rt.key_prefix()]
+
+    def _on_events(self, events: list[Event]) -> None:
+        now = time.monotonic()
+        caches = self.caches
+        for ev in events:
+            cache = caches.get(self._prefix_of(ev.kv.key))
+            if cache is not None:
+                cache.apply(ev, now)
+        revision = events[-1].revision
+        for cache in caches.values():
+            cache.advance(revision, now)

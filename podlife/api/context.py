@@ -1,0 +1,42 @@
+"""Assembling the API: store + watch cache + one ResourceREST per served kind.
+
+:func:`build_api` is all a process needs to serve the API in memory; the HTTP server
+(:mod:`podlife.api.server`) and the in-process client both sit on what it returns.
+It also creates the namespaces every cluster has (default, kube-system, kube-public,
+kube-node-lease).
+"""
+
+from __future__ import annotations
+
+from ..registry.catalog import Catalog
+from ..store.base import Store
+from .cache import WatchCache
+from .rest import ApiContext, ResourceREST
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+async def build_api(store: Store, catalog: Catalog | None = None) -> ApiContext:
+    catalog = catalog or Catalog()
+    watch_cache = WatchCache(store)
+    ctx = ApiContext(store, catalog, watch_cache)
+    for rt in catalog.types:
+        await add_resource(ctx, rt)
+    await ensure_namespaces(ctx)
+    return ctx
+
+
+async def add_resource(ctx: ApiContext, rt) -> ResourceREST:
+    cache = await ctx.watch_cache.add(rt)
+    rest = ResourceREST(rt, ctx, cache)
+    ctx.rest[(rt.group, rt.version, rt.plural)] = rest
+    return rest
+
+
+async def ensure_namespaces(ctx: ApiContext) -> None:
+    ns_rest = ctx.rest_by("", "v1", "namespaces")
+    if ns_rest is None:
+        return
+    for name in SYSTEM_NAMESPACES:
+        if ns_rest.cache.get(ns_rest.rt.key(None, name)) is None:
+            await ns_rest.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})

@@ -1,0 +1,118 @@
+"""Kubernetes ``Status`` errors.
+
+Every failure a client can see is an :class:`ApiError` carrying the ``Status`` object
+Kubernetes would send (code, reason, message, details with causes). The HTTP layer
+renders it as is; the in-process client raises it as is, so both transports fail the
+same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..registry.types import FieldError, ResourceType
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details
+        self.retry_after: int | None = None
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.details is not None:
+            out["details"] = self.details
+        return out
+
+    @classmethod
+    def from_status(cls, status: dict[str, Any]) -> ApiError:
+        return cls(int(status.get("code") or 500), status.get("reason", ""), status.get("message", ""), status.get("details"))
+
+    def __repr__(self) -> str:
+        return f"ApiError({self.code}, {self.reason!r}, {self.message!r})"
+
+
+def _details(rt: ResourceType | None, name: str | None) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    if name:
+        d["name"] = name
+    if rt is not None:
+        if rt.group:
+            d["group"] = rt.group
+        d["kind"] = rt.plural
+    return d
+
+
+def not_found(rt: ResourceType, name: str) -> ApiError:
+    return ApiError(404, "NotFound", f'{rt.group_resource} "{name}" not found', _details(rt, name))
+
+
+def already_exists(rt: ResourceType, name: str) -> ApiError:
+    return ApiError(409, "AlreadyExists", f'{rt.group_resource} "{name}" already exists', _details(rt, name))
+
+
+def conflict(rt: ResourceType, name: str, why: str) -> ApiError:
+    return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {rt.group_resource} "{name}": {why}', _details(rt, name))
+
+
+STALE_OBJECT = "the object has been modified; please apply your changes to the latest version and try again"
+
+
+def invalid(rt: ResourceType, name: str, errors: list[FieldError]) -> ApiError:
+    shown = str(errors[0]) if len(errors) == 1 else "[" + ", ".join(str(e) for e in errors) + "]"
+    details = _details(rt, name)
+    details["kind"] = rt.kind
+    details["causes"] = [e.cause() for e in errors]
+    return ApiError(422, "Invalid", f'{rt.kind} "{name}" is invalid: {shown}', details)
+
+
+def bad_request(message: str, causes: list[dict[str, str]] | None = None) -> ApiError:
+    return ApiError(400, "BadRequest", message, {"causes": causes} if causes else None)
+
+
+def gone(message: str) -> ApiError:
+    return ApiError(410, "Expired", message)
+
+
+def method_not_allowed(message: str = "the server does not allow this method on the requested resource") -> ApiError:
+    return ApiError(405, "MethodNotAllowed", message)
+
+
+def unsupported_media_type(content_type: str) -> ApiError:
+    return ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got "{content_type}")')
+
+
+def not_acceptable(accept: str) -> ApiError:
+    return ApiError(406, "NotAcceptable", f'the server was unable to respond with a content type that the client supports (got "{accept}")')
+
+
+def unauthorized() -> ApiError:
+    return ApiError(401, "Unauthorized", "Unauthorized")
+
+
+def forbidden(message: str, rt: ResourceType | None = None, name: str | None = None) -> ApiError:
+    return ApiError(403, "Forbidden", message, _details(rt, name) if rt else None)
+
+
+def path_not_found(path: str) -> ApiError:
+    return ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def internal(message: str) -> ApiError:
+    return ApiError(500, "InternalError", f"Internal error occurred: {message}")
+
+
+def timeout(message: str) -> ApiError:
+    return ApiError(504, "Timeout", message)

@@ -1,0 +1,492 @@
+"""REST semantics of every resource, independent of HTTP.
+
+:class:`ResourceREST` is podlife's generic registry store: it turns create, get, list,
+update, patch, delete and watch into store transactions and watch-cache reads,
+asking the kind's :class:`~podlife.registry.types.Strategy` at each step. The HTTP
+handlers (:mod:`podlife.api.handlers`) only decode requests and encode answers; the
+in-process client (:mod:`podlife.client.local`) calls these same methods. So both
+transports share one set of rules: validation, defaulting, optimistic concurrency,
+graceful deletion, finalizers.
+
+Reads come from the watch cache (never stale: it is fed before writes return).
+Writes read the newest value from the store, change a fresh copy, and commit with a
+compare on the ``mod_revision`` they read. An update that the client pinned to a
+``resourceVersion`` fails with 409 Conflict when the object moved on; internal
+read-modify-write loops (patch, binding, status merges) retry instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+
+from ..registry.types import FieldError, Obj, ResourceType
+from ..registry.validation import validate_metadata
+from ..store.base import Compare, Delete, Put, Store, TxnResult
+from . import errors
+from .cache import CachedObject, Filter, ResourceCache, TooOld, Watcher
+from .patch import PatchError, apply_json_patch, apply_merge_patch
+from .selectors import SelectorError, parse_field_selector, parse_label_selector
+
+MAX_RETRIES = 16
+#: ``subresource`` value for writes the server makes itself (binding): no update rules
+INTERNAL = "internal"
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def now_rfc3339(now: datetime | None = None) -> str:
+    return (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def generate_name(base: str) -> str:
+    return base[:58] + "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
+
+
+@dataclass
+class DeleteOptions:
+    grace_period_seconds: int | None = None
+    propagation_policy: str | None = None
+    preconditions_uid: str | None = None
+    preconditions_rv: str | None = None
+    dry_run: bool = False
+
+    @classmethod
+    def from_body(cls, body: dict | None, query_grace: str | None = None, dry_run: bool = False) -> DeleteOptions:
+        body = body or {}
+        pre = body.get("preconditions") or {}
+        grace = body.get("gracePeriodSeconds")
+        if grace is None and query_grace not in (None, ""):
+            try:
+                grace = int(query_grace)
+            except ValueError:
+                raise errors.bad_request(f"invalid gracePeriodSeconds: {query_grace!r}") from None
+        if grace is not None and not isinstance(grace, int):
+            raise errors.bad_request("gracePeriodSeconds must be an integer")
+        policy = body.get("propagationPolicy")
+        if body.get("orphanDependents") is True and policy is None:
+            policy = "Orphan"
+        if policy not in (None, "Orphan", "Background", "Foreground"):
+            raise errors.ApiError(422, "Invalid", f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan", "nil"')
+        return cls(grace, policy, pre.get("uid"), pre.get("resourceVersion"), dry_run or bool(body.get("dryRun")))
+
+
+@dataclass
+class ListResult:
+    items: list[CachedObject]
+    resource_version: int
+    continue_token: str = ""
+    remaining: int | None = None
+
+
+class ApiContext:
+    """What every ResourceREST shares: the store, the caches, the catalog, admission."""
+
+    def __init__(self, store: Store, catalog: Any, watch_cache: Any) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.watch_cache = watch_cache
+        self.rest: dict[tuple[str, str, str], ResourceREST] = {}
+        self.object_checkers: list[Callable[[ResourceType, Obj, str], list[str]]] = []
+
+    def rest_for(self, rt: ResourceType) -> ResourceREST:
+        return self.rest[(rt.group, rt.version, rt.plural)]
+
+    def rest_by(self, group: str, version: str, plural: str) -> ResourceREST | None:
+        return self.rest.get((group, version, plural))
+
+
+class ResourceREST:
+    def __init__(self, rt: ResourceType, ctx: ApiContext, cache: ResourceCache) -> None:
+        self.rt = rt
+        self.ctx = ctx
+        self.cache = cache
+        self.strategy = rt.strategy
+
+    @property
+    def store(self) -> Store:
+        return self.ctx.store
+
+    # ---- reads ----------------------------------------------------------------------
+
+    def get(self, namespace: str | None, name: str) -> CachedObject:
+        co = self.cache.get(self.rt.key(namespace, name))
+        if co is None:
+            raise errors.not_found(self.rt, name)
+        return co
+
+    def make_filter(self, namespace: str | None, label_selector: str | None, field_selector: str | None) -> Filter:
+        try:
+            labels = parse_label_selector(label_selector) if label_selector else None
+            fields = parse_field_selector(field_selector) if field_selector else None
+        except SelectorError as exc:
+            raise errors.bad_request(str(exc)) from None
+        if fields is not None:
+            supported = self.rt.field_getters
+            for req in fields.requirements:
+                name = req[0] if isinstance(req, tuple) else getattr(req, "field", None)
+                if name not in supported:
+                    raise errors.bad_request(f'field label not supported: {name}')
+        return Filter(self.rt, namespace if self.rt.namespaced else None, labels, fields)
+
+    def list(self, namespace: str | None, *, label_selector: str | None = None, field_selector: str | None = None,
+             limit: int = 0, continue_token: str | None = None) -> ListResult:
+        flt = self.make_filter(namespace, label_selector, field_selector)
+        start_after = ""
+        if continue_token:
+            start_after = self._decode_continue(continue_token)
+        items, last_key = self.cache.list(flt, start_after, limit)
+        token = ""
+        if last_key is not None:
+            token = base64.urlsafe_b64encode(orjson.dumps({"v": "meta.k8s.io/v1", "rv": self.cache.revision, "start": last_key})).decode()
+        return ListResult(items, self.cache.revision, token)
+
+    def _decode_continue(self, token: str) -> str:
+        try:
+            data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+            rv, start = int(data["rv"]), str(data["start"])
+        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+            raise errors.bad_request("invalid continue token") from None
+        if rv < self.cache.floor:
+            raise errors.ApiError(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+        if not start.startswith(self.rt.key_prefix()):
+            raise errors.bad_request("invalid continue token")
+        return start
+
+    def watch(self, namespace: str | None, *, label_selector: str | None = None, field_selector: str | None = None,
+              resource_version: str | None = None) -> Watcher:
+        flt = self.make_filter(namespace, label_selector, field_selector)
+        since: int | None = None
+        if resource_version not in (None, "", "0"):
+            since = self.parse_rv(resource_version)
+        try:
+            return self.cache.watch(flt, since)
+        except TooOld as exc:
+            raise errors.gone(str(exc)) from None
+
+    @staticmethod
+    def parse_rv(rv: str) -> int:
+        try:
+            value = int(rv)
+        except ValueError:
+            raise errors.bad_request(f'invalid resource version "{rv}"') from None
+        if value < 0:
+            raise errors.bad_request(f'invalid resource version "{rv}"')
+        return value
+
+    # ---- create ---------------------------------------------------------------------
+
+    def _check_kind(self, obj: Any) -> Obj:
+        if not isinstance(obj, dict):
+            raise errors.bad_request(f"the body of the request must be a {self.rt.kind} object")
+        kind, api_version = obj.get("kind"), obj.get("apiVersion")
+        if kind and kind != self.rt.kind:
+            raise errors.bad_request(f"the kind in the data ({kind}) does not match the expected kind ({self.rt.kind})")
+        if api_version and api_version != self.rt.api_version:
+            raise errors.bad_request(f"the API version in the data ({api_version}) does not match the expected API version ({self.rt.api_version})")
+        obj["kind"] = self.rt.kind
+        obj["apiVersion"] = self.rt.api_version
+        meta = obj.get("metadata")
+        if meta is None:
+            obj["metadata"] = meta = {}
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        return meta
+
+    def _set_namespace(self, meta: Obj, namespace: str | None) -> None:
+        if not self.rt.namespaced:
+            meta.pop("namespace", None)
+            return
+        if meta.get("namespace") and namespace and meta["namespace"] != namespace:
+            raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+        if namespace:
+            meta["namespace"] = namespace
+
+    def _validate(self, obj: Obj, errs: list[FieldError]) -> None:
+        if errs:
+            raise errors.invalid(self.rt, (obj.get("metadata") or {}).get("name") or "", errs)
+
+    def _check_namespace_admission(self, namespace: str) -> None:
+        ns_rest = self.ctx.rest_by("", "v1", "namespaces")
+        if ns_rest is None:
+            return
+        ns = ns_rest.cache.get(ns_rest.rt.key(None, namespace))
+        if ns is None:
+            raise errors.ApiError(404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"})
+        if ns.metadata.get("deletionTimestamp") and self.rt.kind != "Event":
+            raise errors.ApiError(403, "Forbidden", f"{self.rt.group_resource} \"{(namespace)}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                                  {"name": namespace, "kind": self.rt.plural, "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {namespace} is being terminated", "field": "metadata.namespace"}]})
+
+    def run_checkers(self, obj: Obj, mode: str) -> list[str]:
+        """Schema checks (unknown fields etc.); raises for Strict, returns warnings for Warn."""
+        warnings: list[str] = []
+        if mode == "Ignore":
+            return warnings
+        for check in self.ctx.object_checkers:
+            warnings += check(self.rt, obj, mode)
+        return warnings
+
+    async def create(self, obj: Any, namespace: str | None = None, *, dry_run: bool = False,
+                     field_validation: str = "Ignore", now: datetime | None = None) -> tuple[CachedObject | Obj, list[str]]:
+        meta = self._check_kind(obj)
+        self._set_namespace(meta, namespace)
+        warnings = self.run_checkers(obj, field_validation)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = generate_name(str(meta["generateName"]))
+        stamp = now_rfc3339(now)
+        for drop in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            meta.pop(drop, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = stamp
+        if self.strategy.tracks_generation or self.strategy.has_status:
+            meta["generation"] = 1
+        self.strategy.prepare_for_create(obj)
+        self.strategy.default(obj)
+        errs = validate_metadata(meta, namespaced=self.rt.namespaced, name_rule=self.strategy.name_rule)
+        errs += self.strategy.validate(obj)
+        self._validate(obj, errs)
+        if self.rt.namespaced:
+            self._check_namespace_admission(meta["namespace"])
+        key = self.rt.key(meta.get("namespace"), meta["name"])
+        if dry_run:
+            if self.cache.get(key) is not None:
+                raise errors.already_exists(self.rt, meta["name"])
+            return obj, warnings
+        kv = await self.store.create(key, encode_for_storage(obj), obj)
+        if kv is None:
+            raise errors.already_exists(self.rt, meta["name"])
+        return self._cached(key, kv.mod_revision, obj), warnings
+
+    def _cached(self, key: str, rv: int, obj: Obj) -> CachedObject:
+        co = self.cache.get(key)
+        if co is not None and co.rv == rv:
+            return co
+        obj["metadata"]["resourceVersion"] = str(rv)
+        return CachedObject(key, obj, rv)
+
+    # ---- update and patch -----------------------------------------------------------
+
+    async def _read_latest(self, key: str, name: str, copies: int = 1) -> tuple[list[Obj], int]:
+        """``copies`` fresh decodings of the newest stored object, and its mod_revision."""
+        kv = await self.store.get(key)
+        if kv is None:
+            raise errors.not_found(self.rt, name)
+        out = []
+        for _ in range(copies):
+            obj = orjson.loads(kv.value)
+            obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+            out.append(obj)
+        return out, kv.mod_revision
+
+    async def update(self, namespace: str | None, name: str, obj: Any, *, subresource: str | None = None,
+                     dry_run: bool = False, field_validation: str = "Ignore") -> tuple[CachedObject | Obj, list[str]]:
+        meta = self._check_kind(obj)
+        self._set_namespace(meta, namespace)
+        if meta.get("name") and meta["name"] != name:
+            raise errors.bad_request("the name of the object (%s) does not match the name on the URL (%s)" % (meta["name"], name))
+        meta["name"] = name
+        warnings = self.run_checkers(obj, field_validation)
+        wanted_rv = meta.get("resourceVersion") or None
+        if wanted_rv is not None:
+            self.parse_rv(wanted_rv)
+
+        def replace(current: Obj) -> Obj:
+            if wanted_rv is not None and current["metadata"].get("resourceVersion") != wanted_rv:
+                raise errors.conflict(self.rt, name, errors.STALE_OBJECT)
+            return obj
+
+        result = await self.guaranteed_update(namespace, name, replace, subresource=subresource, dry_run=dry_run,
+                                              retry=wanted_rv is None)
+        return result, warnings
+
+    async def patch(self, namespace: str | None, name: str, patch_type: str, body: Any, *,
+                    subresource: str | None = None, dry_run: bool = False, field_validation: str = "Ignore",
+                    strategic: Callable[[Obj, Any], Obj] | None = None) -> tuple[CachedObject | Obj, list[str]]:
+        warnings: list[str] = []
+
+        def apply(current: Obj) -> Obj:
+            try:
+                if patch_type == "json":
+                    if not isinstance(body, list):
+                        raise errors.bad_request("json patch must be a list of operations")
+                    patched = apply_json_patch(current, body)
+                elif patch_type == "merge":
+                    patched = apply_merge_patch(current, body)
+                elif patch_type == "strategic" and strategic is not None:
+                    patched = strategic(current, body)
+                else:
+                    raise errors.unsupported_media_type(patch_type)
+            except PatchError as exc:
+                raise errors.ApiError(422, "Invalid", str(exc)) from None
+            except ValueError as exc:  # strategic merge errors
+                raise errors.ApiError(422, "Invalid", str(exc)) from None
+            if not isinstance(patched, dict):
+                raise errors.bad_request("the patched object must be a JSON object")
+            pmeta = patched.get("metadata") or {}
+            if pmeta.get("resourceVersion") not in (None, current["metadata"].get("resourceVersion")):
+                raise errors.conflict(self.rt, name, errors.STALE_OBJECT)
+            warnings.extend(self.run_checkers(patched, field_validation))
+            return patched
+
+        result = await self.guaranteed_update(namespace, name, apply, subresource=subresource, dry_run=dry_run)
+        return result, warnings
+
+    async def guaranteed_update(self, namespace: str | None, name: str, mutate: Callable[[Obj], Obj], *,
+                                subresource: str | None = None, dry_run: bool = False, retry: bool = True) -> CachedObject | Obj:
+        """Read the newest object, ``mutate`` a copy, validate and commit; retry on races."""
+        key = self.rt.key(namespace, name)
+        for _ in range(MAX_RETRIES):
+            (current, old), mod_rev = await self._read_latest(key, name, copies=2)
+            new = mutate(current)
+            new = self._prepare_update(new, old, subresource)
+            if _same(new, old):
+                return self.cache.get(key) or self._cached(key, mod_rev, old)
+            if dry_run:
+                return new
+            if self._finalized(new):
+                res = await self.store.txn([Compare(key, mod_rev)], [Delete(key)])
+            else:
+                res = await self.store.txn([Compare(key, mod_rev)], [Put(key, encode_for_storage(new), new)])
+            if res.succeeded:
+                return self._after_write(key, res, new)
+            if not retry:
+                raise errors.conflict(self.rt, name, errors.STALE_OBJECT)
+        raise errors.conflict(self.rt, name, "too many concurrent updates, please retry")
+
+    def _after_write(self, key: str, res: TxnResult, new: Obj) -> CachedObject:
+        if res.results and res.results[0] is not None and res.results[0].mod_revision != res.revision:
+            # deleted: answer with the last state at the deletion revision
+            new["metadata"]["resourceVersion"] = str(res.revision)
+            return CachedObject(key, new, res.revision)
+        return self._cached(key, res.revision, new)
+
+    def _prepare_update(self, new: Any, old: Obj, subresource: str | None) -> Obj:
+        if not isinstance(new, dict):
+            raise errors.bad_request("the object must be a JSON object")
+        meta = new.get("metadata")
+        if not isinstance(meta, dict):
+            new["metadata"] = meta = {}
+        new["kind"], new["apiVersion"] = self.rt.kind, self.rt.api_version
+        old_meta = old["metadata"]
+        if meta.get("uid") and meta["uid"] != old_meta.get("uid"):
+            raise errors.conflict(self.rt, old_meta["name"], f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {old_meta.get('uid')}")
+        for fixed in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+            if fixed in old_meta:
+                meta[fixed] = old_meta[fixed]
+            else:
+                meta.pop(fixed, None)
+        meta.pop("resourceVersion", None)
+        if subresource == "status":
+            new = self.strategy.prepare_for_status_update(new, old)
+            errs = self.strategy.validate_status_update(new, old)
+        elif subresource in (None, ""):
+            self.strategy.prepare_for_update(new, old)
+            self.strategy.default(new)
+            errs = validate_metadata(new["metadata"], namespaced=self.rt.namespaced, name_rule=self.strategy.name_rule)
+            errs += self.strategy.validate_update(new, old)
+            if (self.strategy.tracks_generation or self.strategy.has_status) and self.strategy.spec_changed(new, old):
+                new["metadata"]["generation"] = int(old_meta.get("generation") or 0) + 1
+        elif subresource == INTERNAL:
+            errs = []  # a change the server makes itself (binding, finalization)
+        else:
+            raise errors.path_not_found(subresource)
+        self._validate(new, errs)
+        new["metadata"].pop("resourceVersion", None)
+        return new
+
+    def _finalized(self, obj: Obj) -> bool:
+        """A deleted object whose last finalizer just went, and whose grace has run out."""
+        meta = obj["metadata"]
+        if not meta.get("deletionTimestamp") or self.strategy_pending_finalizers(obj):
+            return False
+        return not meta.get("deletionGracePeriodSeconds")
+
+    def strategy_pending_finalizers(self, obj: Obj) -> list[str]:
+        pending = list(obj["metadata"].get("finalizers") or [])
+        if self.rt.kind == "Namespace" and not self.rt.group:
+            pending += (obj.get("spec") or {}).get("finalizers") or []
+        return pending
+
+    # ---- delete ---------------------------------------------------------------------
+
+    async def delete(self, namespace: str | None, name: str, options: DeleteOptions | None = None,
+                     now: datetime | None = None) -> CachedObject | Obj:
+        options = options or DeleteOptions()
+        key = self.rt.key(namespace, name)
+        for _ in range(MAX_RETRIES):
+            (current,), mod_rev = await self._read_latest(key, name)
+            self._check_preconditions(current, options, name)
+            updated = self._mark_deleted(current, options, now)
+            if options.dry_run:
+                return updated or current
+            if updated is None:
+                res = await self.store.txn([Compare(key, mod_rev)], [Delete(key)])
+                if res.succeeded:
+                    current["metadata"]["resourceVersion"] = str(res.revision)
+                    return CachedObject(key, current, res.revision)
+            else:
+                if _same(updated, current):
+                    return self.cache.get(key) or self._cached(key, mod_rev, current)
+                updated["metadata"].pop("resourceVersion", None)
+                res = await self.store.txn([Compare(key, mod_rev)], [Put(key, encode_for_storage(updated), updated)])
+                if res.succeeded:
+                    return self._cached(key, res.revision, updated)
+        raise errors.conflict(self.rt, name, "too many concurrent updates, please retry")
+
+    def _check_preconditions(self, current: Obj, options: DeleteOptions, name: str) -> None:
+        meta = current["metadata"]
+        if options.preconditions_uid and options.preconditions_uid != meta.get("uid"):
+            raise errors.conflict(self.rt, name, f"Precondition failed: UID in precondition: {options.preconditions_uid}, UID in object meta: {meta.get('uid')}")
+        if options.preconditions_rv and options.preconditions_rv != meta.get("resourceVersion"):
+            raise errors.conflict(self.rt, name, f"Precondition failed: ResourceVersion in precondition: {options.preconditions_rv}, ResourceVersion in object meta: {meta.get('resourceVersion')}")
+
+    def _mark_deleted(self, current: Obj, options: DeleteOptions, now: datetime | None) -> Obj | None:
+        """The object as it stays after the delete request, or None to remove it now."""
+        meta = current["metadata"]
+        grace = self.strategy.grace_period(current, options.grace_period_seconds)
+        finalizers = list(meta.get("finalizers") or [])
+        if options.propagation_policy == "Foreground" and "foregroundDeletion" not in finalizers and not meta.get("deletionTimestamp"):
+            finalizers.append("foregroundDeletion")
+        elif options.propagation_policy == "Orphan" and "orphan" not in finalizers and not meta.get("deletionTimestamp"):
+            finalizers.append("orphan")
+        pending = finalizers or self.strategy_pending_finalizers(current)
+        if meta.get("deletionTimestamp"):
+            old_grace = meta.get("deletionGracePeriodSeconds") or 0
+            if grace == 0 and not pending:
+                return None
+            if grace >= old_grace:
+                return current  # nothing to shorten
+        elif grace == 0 and not pending:
+            return None
+        updated = orjson.loads(orjson.dumps(current))
+        umeta = updated["metadata"]
+        moment = now or datetime.now(timezone.utc)
+        umeta["deletionTimestamp"] = now_rfc3339(moment + timedelta(seconds=grace))
+        umeta["deletionGracePeriodSeconds"] = grace
+        if finalizers:
+            umeta["finalizers"] = finalizers
+        if self.rt.kind == "Namespace" and not self.rt.group:
+            updated.setdefault("status", {})["phase"] = "Terminating"
+        return updated
+
+
+def _same(a: Obj, b: Obj) -> bool:
+    """Equal ignoring resourceVersion (a no-op write is not stored)."""
+    am, bm = a.get("metadata") or {}, b.get("metadata") or {}
+    if {k: v for k, v in am.items() if k != "resourceVersion"} != {k: v for k, v in bm.items() if k != "resourceVersion"}:
+        return False
+    return {k: v for k, v in a.items() if k != "metadata"} == {k: v for k, v in b.items() if k != "metadata"}
+
+
+def encode_for_storage(obj: Obj) -> bytes:
+    """The stored form: the object without resourceVersion (the store's revision is it)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("resourceVersion", None)
+    return orjson.dumps(obj)

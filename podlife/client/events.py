@@ -1,0 +1,77 @@
+"""Recording core/v1 Events (what ``kubectl describe`` shows under Events).
+
+Each component records what it did to an object -- Scheduled, Pulled, Created,
+Started, Killing -- as an Event whose ``involvedObject`` points at it. Recording never
+blocks the caller and never fails it: events are best-effort, as in Kubernetes.
+Repeats of the same (object, reason, message) within the recorder are folded into one
+Event whose ``count`` grows, as kubectl shows ``(x3 over 2m)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+
+from .base import EVENTS, Client, Obj
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class EventRecorder:
+    def __init__(self, client: Client, component: str, host: str = "") -> None:
+        self.client = client
+        self.component = component
+        self.host = host
+        self._tasks: set[asyncio.Task] = set()
+        self._seen: dict[tuple[str, str, str], tuple[str, int]] = {}
+
+    def event(self, obj: Obj, type_: str, reason: str, message: str, field_path: str = "") -> None:
+        meta = obj.get("metadata") or {}
+        involved = {
+            "kind": obj.get("kind", ""),
+            "namespace": meta.get("namespace", ""),
+            "name": meta.get("name", ""),
+            "uid": meta.get("uid", ""),
+            "apiVersion": obj.get("apiVersion", ""),
+            "resourceVersion": meta.get("resourceVersion", ""),
+        }
+        if field_path:
+            involved["fieldPath"] = field_path
+        task = asyncio.get_running_loop().create_task(self._record(involved, type_, reason, message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _record(self, involved: dict, type_: str, reason: str, message: str) -> None:
+        namespace = involved["namespace"] or "default"
+        key = (involved["uid"], reason, message)
+        now = _now()
+        try:
+            seen = self._seen.get(key)
+            if seen is not None:
+                name, count = seen
+                self._seen[key] = (name, count + 1)
+                await self.client.patch(EVENTS, name, {"count": count + 1, "lastTimestamp": now}, namespace)
+                return
+            ev = {
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"generateName": f"{involved['name']}.", "namespace": namespace},
+                "involvedObject": involved, "reason": reason, "message": message, "type": type_,
+                "source": {"component": self.component, **({"host": self.host} if self.host else {})},
+                "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+                "reportingComponent": self.component, "reportingInstance": self.host,
+            }
+            created = await self.client.create(EVENTS, ev, namespace)
+            self._seen[key] = (created["metadata"]["name"], 1)
+            if len(self._seen) > 10_000:
+                self._seen.clear()
+        except Exception as exc:  # events are best-effort
+            log.debug("event %s for %s not recorded: %s", reason, involved["name"], exc)
+
+    async def flush(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,0 +1,108 @@
+"""The in-process client: the API server's REST layer, called without HTTP.
+
+Same rules as over HTTP (it calls :class:`podlife.api.rest.ResourceREST`), so a
+component cannot tell which transport it runs on. Returned objects are fresh copies;
+watch events carry the watch cache's shared objects (read-only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from ..api import errors
+from ..api.cache import CachedObject
+from ..api.rest import ApiContext, DeleteOptions, ResourceREST
+from .base import Client, Obj, Resource, WatchEvent
+
+
+def _own(value: CachedObject | Obj) -> Obj:
+    if isinstance(value, CachedObject):
+        return value.copy()
+    return orjson.loads(orjson.dumps(value))
+
+
+class LocalClient(Client):
+    def __init__(self, ctx: ApiContext, strategic_merge: Any = None) -> None:
+        self.ctx = ctx
+        self._strategic = strategic_merge
+
+    def _rest(self, res: Resource) -> ResourceREST:
+        rest = self.ctx.rest_by(res.group, res.version, res.plural)
+        if rest is None:
+            raise errors.path_not_found(res.path())
+        return rest
+
+    async def get(self, res: Resource, name: str, namespace: str | None = None) -> Obj:
+        return self._rest(res).get(namespace, name).copy()
+
+    async def list(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None,
+                   field_selector: str | None = None, limit: int = 0, continue_token: str | None = None) -> Obj:
+        rest = self._rest(res)
+        result = rest.list(namespace, label_selector=label_selector, field_selector=field_selector,
+                           limit=limit, continue_token=continue_token)
+        meta: dict[str, Any] = {"resourceVersion": str(result.resource_version)}
+        if result.continue_token:
+            meta["continue"] = result.continue_token
+        return {"kind": rest.rt.list_kind, "apiVersion": rest.rt.api_version, "metadata": meta,
+                "items": [co.copy() for co in result.items]}
+
+    async def watch(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None,
+                    field_selector: str | None = None, resource_version: str | None = None,
+                    timeout_seconds: int | None = None, bookmarks: bool = False) -> AsyncIterator[WatchEvent]:
+        import asyncio
+
+        rest = self._rest(res)
+        watcher = rest.watch(namespace, label_selector=label_selector, field_selector=field_selector,
+                             resource_version=resource_version)
+        deadline = asyncio.get_running_loop().time() + timeout_seconds if timeout_seconds else None
+        try:
+            while True:
+                if deadline is None:
+                    ev = await watcher.queue.get()
+                else:
+                    remaining = deadline - asyncio.get_running_loop().time()
+                    if remaining <= 0:
+                        return
+                    try:
+                        ev = await asyncio.wait_for(watcher.queue.get(), remaining)
+                    except TimeoutError:
+                        return
+                if ev is None:
+                    return
+                yield WatchEvent(ev.type, ev.object.obj)
+        finally:
+            watcher.stop()
+
+    async def create(self, res: Resource, obj: Obj, namespace: str | None = None) -> Obj:
+        created, _ = await self._rest(res).create(_own(obj), namespace or (obj.get("metadata") or {}).get("namespace"))
+        return _own(created)
+
+    async def create_subresource(self, res: Resource, name: str, subresource: str, obj: Obj,
+                                 namespace: str | None = None) -> Obj:
+        from ..api.subresources import create_subresource
+
+        return await create_subresource(self.ctx, self._rest(res), namespace, name, subresource, _own(obj))
+
+    async def update(self, res: Resource, obj: Obj, *, subresource: str | None = None) -> Obj:
+        meta = obj.get("metadata") or {}
+        updated, _ = await self._rest(res).update(meta.get("namespace"), meta.get("name", ""), _own(obj), subresource=subresource)
+        return _own(updated)
+
+    async def patch(self, res: Resource, name: str, patch: Any, namespace: str | None = None, *,
+                    patch_type: str = "merge", subresource: str | None = None) -> Obj:
+        rest = self._rest(res)
+        strategic = None
+        if patch_type == "strategic" and self._strategic is not None:
+            strategic = lambda cur, body: self._strategic(rest.rt, cur, body)  # noqa: E731
+        patched, _ = await rest.patch(namespace, name, patch_type, patch, subresource=subresource, strategic=strategic)
+        return _own(patched)
+
+    async def delete(self, res: Resource, name: str, namespace: str | None = None, *,
+                     grace_period_seconds: int | None = None, propagation_policy: str | None = None,
+                     preconditions: dict | None = None) -> Obj:
+        pre = preconditions or {}
+        opts = DeleteOptions(grace_period_seconds, propagation_policy, pre.get("uid"), pre.get("resourceVersion"))
+        return _own(await self._rest(res).delete(namespace, name, opts))

@@ -1,0 +1,245 @@
+"""Pods: defaulting, validation, status and deletion rules.
+
+Follows Kubernetes' pod strategy:
+
+- on create the server fills the defaults a real API server fills (restartPolicy,
+  terminationGracePeriodSeconds, dnsPolicy, schedulerName, imagePullPolicy, the
+  not-ready/unreachable tolerations, ...) and sets ``status`` to ``Pending`` with the
+  pod's QoS class, so that the object a client reads back looks like Kubernetes';
+- a pod's spec is immutable after create except container images, tolerations
+  (additions) and activeDeadlineSeconds, so updates that change anything else fail;
+- the ``status`` subresource is the only way to write status (the kubelet's path);
+- deletion is graceful: the grace period is the request's or the pod's
+  ``terminationGracePeriodSeconds``, except for pods that never reached a node or have
+  finished, which go at once (there is no kubelet to wait for).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .types import FieldError, Obj, Strategy, forbidden, invalid, not_supported, required
+from .validation import dns1123_label_errors
+
+RESTART_POLICIES = ["Always", "OnFailure", "Never"]
+DNS_POLICIES = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"]
+PULL_POLICIES = ["Always", "IfNotPresent", "Never"]
+DEFAULT_GRACE_SECONDS = 30
+DEFAULT_TOLERATION_SECONDS = 300
+_ENV_NAME_RE = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+
+
+def default_pull_policy(image: str) -> str:
+    """``Always`` for ``:latest`` or untagged images, otherwise ``IfNotPresent``."""
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last or last.endswith(":latest"):
+        return "Always"
+    return "IfNotPresent"
+
+
+def _default_container(c: Obj) -> None:
+    if not isinstance(c, dict):
+        return
+    if isinstance(c.get("image"), str):
+        c.setdefault("imagePullPolicy", default_pull_policy(c["image"]))
+    c.setdefault("terminationMessagePath", "/dev/termination-log")
+    c.setdefault("terminationMessagePolicy", "File")
+    c.setdefault("resources", {})
+    for p in c.get("ports") or []:
+        if isinstance(p, dict):
+            p.setdefault("protocol", "TCP")
+    for probe_name in ("livenessProbe", "readinessProbe", "startupProbe"):
+        probe = c.get(probe_name)
+        if isinstance(probe, dict):
+            probe.setdefault("timeoutSeconds", 1)
+            probe.setdefault("periodSeconds", 10)
+            probe.setdefault("successThreshold", 1)
+            probe.setdefault("failureThreshold", 3)
+
+
+def qos_class(spec: Obj) -> str:
+    """Guaranteed, Burstable or BestEffort, from the containers' requests and limits."""
+    containers = [c for c in (spec.get("containers") or []) + (spec.get("initContainers") or []) if isinstance(c, dict)]
+    any_set = False
+    guaranteed = True
+    for c in containers:
+        res = c.get("resources") or {}
+        requests, limits = res.get("requests") or {}, res.get("limits") or {}
+        if requests or limits:
+            any_set = True
+        for r in ("cpu", "memory"):
+            lim = limits.get(r)
+            req = requests.get(r, lim)
+            if lim is None or str(req) != str(lim):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _default_tolerations(spec: Obj) -> None:
+    tolerations = spec.setdefault("tolerations", [])
+    if not isinstance(tolerations, list):
+        return
+    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+        if not any(isinstance(t, dict) and t.get("key") == key for t in tolerations):
+            tolerations.append(
+                {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": DEFAULT_TOLERATION_SECONDS}
+            )
+
+
+def _validate_container(c: Any, path: str, names: set[str]) -> list[FieldError]:
+    if not isinstance(c, dict):
+        return [invalid(path, c, "must be an object")]
+    errs: list[FieldError] = []
+    name = c.get("name")
+    if not name:
+        errs.append(required(f"{path}.name"))
+    elif not isinstance(name, str):
+        errs.append(invalid(f"{path}.name", name, "must be a string"))
+    else:
+        errs += [invalid(f"{path}.name", name, m) for m in dns1123_label_errors(name)]
+        if name in names:
+            errs.append(FieldError("FieldValueDuplicate", f"{path}.name", "", name))
+        names.add(name)
+    image = c.get("image")
+    if not image or not isinstance(image, str) or not image.strip():
+        errs.append(required(f"{path}.image"))
+    for field_name in ("command", "args"):
+        val = c.get(field_name)
+        if val is not None and (not isinstance(val, list) or not all(isinstance(x, str) for x in val)):
+            errs.append(invalid(f"{path}.{field_name}", val, "must be a list of strings"))
+    policy = c.get("imagePullPolicy")
+    if policy is not None and policy not in PULL_POLICIES:
+        errs.append(not_supported(f"{path}.imagePullPolicy", policy, PULL_POLICIES))
+    for i, env in enumerate(c.get("env") or []):
+        epath = f"{path}.env[{i}]"
+        if not isinstance(env, dict) or not env.get("name"):
+            errs.append(required(f"{epath}.name"))
+        elif not _ENV_NAME_RE.match(str(env["name"])):
+            errs.append(invalid(f"{epath}.name", env["name"], "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit"))
+    for i, port in enumerate(c.get("ports") or []):
+        cp = port.get("containerPort") if isinstance(port, dict) else None
+        if not isinstance(cp, int) or not 0 < cp < 65536:
+            errs.append(invalid(f"{path}.ports[{i}].containerPort", cp, "must be between 1 and 65535, inclusive"))
+    return errs
+
+
+class PodStrategy(Strategy):
+    has_status = True
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        obj.pop("status", None)
+        spec = obj.get("spec")
+        obj["status"] = {"phase": "Pending", "qosClass": qos_class(spec) if isinstance(spec, dict) else "BestEffort"}
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return
+        spec.setdefault("restartPolicy", "Always")
+        spec.setdefault("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+        spec.setdefault("dnsPolicy", "ClusterFirst")
+        spec.setdefault("schedulerName", "default-scheduler")
+        spec.setdefault("securityContext", {})
+        spec.setdefault("enableServiceLinks", True)
+        spec.setdefault("priority", 0)
+        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        _default_tolerations(spec)
+        for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+            _default_container(c)
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return [required("spec")]
+        errs: list[FieldError] = []
+        containers = spec.get("containers")
+        if not containers:
+            errs.append(required("spec.containers"))
+        elif not isinstance(containers, list):
+            errs.append(invalid("spec.containers", containers, "must be a list"))
+        else:
+            names: set[str] = set()
+            for i, c in enumerate(spec.get("initContainers") or []):
+                errs += _validate_container(c, f"spec.initContainers[{i}]", names)
+            for i, c in enumerate(containers):
+                errs += _validate_container(c, f"spec.containers[{i}]", names)
+        rp = spec.get("restartPolicy")
+        if rp not in RESTART_POLICIES:
+            errs.append(not_supported("spec.restartPolicy", rp, RESTART_POLICIES))
+        dp = spec.get("dnsPolicy")
+        if dp not in DNS_POLICIES:
+            errs.append(not_supported("spec.dnsPolicy", dp, DNS_POLICIES))
+        grace = spec.get("terminationGracePeriodSeconds")
+        if not isinstance(grace, int) or grace < 0:
+            errs.append(invalid("spec.terminationGracePeriodSeconds", grace, "must be greater than or equal to 0"))
+        node = spec.get("nodeName")
+        if node is not None and not isinstance(node, str):
+            errs.append(invalid("spec.nodeName", node, "must be a string"))
+        return errs
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        new["status"] = old.get("status", {})
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        errs = self.validate(new)
+        if errs:
+            return errs
+        if _mutable_view(new.get("spec", {})) != _mutable_view(old.get("spec", {})):
+            return [
+                forbidden(
+                    "spec",
+                    "pod updates may not change fields other than `spec.containers[*].image`, "
+                    "`spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, "
+                    "`spec.tolerations` (only additions to existing tolerations), "
+                    "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+                )
+            ]
+        return []
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        merged = dict(old)
+        merged["status"] = new.get("status") or {}
+        return merged
+
+    def spec_changed(self, new: Obj, old: Obj) -> bool:
+        return False  # pods do not bump generation in a way clients rely on
+
+    def grace_period(self, obj: Obj, requested: int | None) -> int:
+        spec = obj.get("spec") or {}
+        phase = (obj.get("status") or {}).get("phase")
+        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+            return 0
+        if requested is not None:
+            return max(int(requested), 0)
+        return int(spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS))
+
+
+def _mutable_view(spec: Obj) -> Obj:
+    """The spec with the fields that may change on update blanked out."""
+    view = dict(spec)
+    for key in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"):
+        view.pop(key, None)
+    for key in ("containers", "initContainers"):
+        if isinstance(view.get(key), list):
+            view[key] = [{k: v for k, v in c.items() if k != "image"} if isinstance(c, dict) else c for c in view[key]]
+    return view
+
+
+def bind_pod(pod: Obj, node_name: str, now: str) -> list[FieldError] | None:
+    """Apply a Binding to ``pod``; returns an error list if the pod is already bound."""
+    spec = pod.setdefault("spec", {})
+    if spec.get("nodeName"):
+        return [forbidden("spec.nodeName", f"pod {pod['metadata']['name']} is already assigned to node \"{spec['nodeName']}\"")]
+    spec["nodeName"] = node_name
+    status = pod.setdefault("status", {})
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+    conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now})
+    status["conditions"] = conditions
+    return None
