@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..registry.catalog import Catalog
 from ..store.base import Store
 from .cache import WatchCache
+from .fieldvalidation import schema_checker
 from .rest import ApiContext, ResourceREST
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -20,6 +21,7 @@ async def build_api(store: Store, catalog: Catalog | None = None) -> ApiContext:
     catalog = catalog or Catalog()
     watch_cache = WatchCache(store)
     ctx = ApiContext(store, catalog, watch_cache)
+    ctx.object_checkers.append(schema_checker)
     for rt in catalog.types:
         await add_resource(ctx, rt)
     await ensure_namespaces(ctx)

@@ -226,8 +226,6 @@ class ResourceREST:
     def run_checkers(self, obj: Obj, mode: str) -> list[str]:
         """Schema checks (unknown fields etc.); raises for Strict, returns warnings for Warn."""
         warnings: list[str] = []
-        if mode == "Ignore":
-            return warnings
         for check in self.ctx.object_checkers:
             warnings += check(self.rt, obj, mode)
         return warnings
@@ -244,7 +242,7 @@ class ResourceREST:
             meta.pop(drop, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = stamp
-        if self.strategy.tracks_generation or self.strategy.has_status:
+        if self.strategy.tracks_generation:
             meta["generation"] = 1
         self.strategy.prepare_for_create(obj)
         self.strategy.default(obj)
@@ -390,7 +388,7 @@ class ResourceREST:
             self.strategy.default(new)
             errs = validate_metadata(new["metadata"], namespaced=self.rt.namespaced, name_rule=self.strategy.name_rule)
             errs += self.strategy.validate_update(new, old)
-            if (self.strategy.tracks_generation or self.strategy.has_status) and self.strategy.spec_changed(new, old):
+            if self.strategy.tracks_generation and self.strategy.spec_changed(new, old):
                 new["metadata"]["generation"] = int(old_meta.get("generation") or 0) + 1
         elif subresource == INTERNAL:
             errs = []  # a change the server makes itself (binding, finalization)

@@ -1,0 +1,82 @@
+"""``GET pods/<name>/log``: proxied to the kubelet of the pod's node.
+
+As in Kubernetes, the API server does not read logs itself: it finds the pod's node,
+reads the kubelet's address (``status.addresses`` InternalIP) and port
+(``status.daemonEndpoints.kubeletEndpoint.Port``) from the Node object, and streams
+the kubelet's ``/containerLogs`` answer back (chunked, so ``kubectl logs -f`` follows).
+The default container is the pod's only one, or the one named by the
+``kubectl.kubernetes.io/default-container`` annotation; otherwise the request must
+name one, with the same message Kubernetes gives.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from . import errors
+from .handlers import Target
+
+_PASSED = ("follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime", "limitBytes")
+
+
+def _container(pod: dict, requested: str | None) -> str:
+    spec = pod.get("spec") or {}
+    names = [c.get("name") for c in spec.get("containers") or []]
+    init = [c.get("name") for c in spec.get("initContainers") or []]
+    name = pod["metadata"]["name"]
+    if requested:
+        if requested not in names + init:
+            raise errors.bad_request(f"container {requested} is not valid for pod {name}")
+        return requested
+    default = ((pod["metadata"].get("annotations") or {}).get("kubectl.kubernetes.io/default-container"))
+    if default in names:
+        return default
+    if len(names) == 1:
+        return names[0]
+    raise errors.bad_request(f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]"
+                             + (f" or one of the init containers: [{' '.join(init)}]" if init else ""))
+
+
+def _kubelet_url(ctx, node_name: str) -> str:
+    nodes = ctx.rest_by("", "v1", "nodes")
+    node = nodes.cache.get(nodes.rt.key(None, node_name)) if nodes is not None else None
+    if node is None:
+        raise errors.ApiError(404, "NotFound", f'nodes "{node_name}" not found', {"name": node_name, "kind": "nodes"})
+    status = node.obj.get("status") or {}
+    port = (((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port"))
+    address = next((a.get("address") for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None)
+    if not port or not address:
+        raise errors.bad_request(f"the kubelet of node {node_name} serves no logs (a simulated node?)")
+    return f"http://{address}:{port}"
+
+
+async def serve_log(request: web.Request, target: Target) -> web.StreamResponse:
+    assert target.name is not None
+    pod = target.rest.get(target.namespace, target.name).obj
+    container = _container(pod, request.query.get("container"))
+    node = (pod.get("spec") or {}).get("nodeName")
+    if not node:
+        raise errors.bad_request(f"pod {target.name} does not have a host assigned")
+    base = _kubelet_url(target.rest.ctx, node)
+    params = {k: request.query[k] for k in _PASSED if k in request.query}
+    url = f"{base}/containerLogs/{target.namespace}/{target.name}/{container}"
+    session: aiohttp.ClientSession = request.app["kubelet_session"]
+    headers = {"Authorization": f"Bearer {request.app['kubelet_token']}"}
+    try:
+        upstream = await session.get(url, params=params, headers=headers, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+    except aiohttp.ClientError as exc:
+        raise errors.ApiError(502, "InternalError", f"failed to reach the kubelet of node {node}: {exc}") from None
+    async with upstream:
+        if upstream.status != 200:
+            body = await upstream.read()
+            return web.Response(body=body, status=upstream.status, content_type="application/json")
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        try:
+            async for chunk in upstream.content.iter_any():
+                await resp.write(chunk)
+        except (ConnectionResetError, aiohttp.ClientError):
+            pass
+        return resp

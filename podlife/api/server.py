@@ -1,0 +1,219 @@
+"""The HTTPS API server: routing, authentication, errors, and the non-resource paths.
+
+One aiohttp application serves everything. Non-resource paths (``/version``,
+``/healthz``, ``/livez``, ``/readyz``, discovery, OpenAPI) are answered here; every
+resource path is resolved against the catalog and handed to
+:mod:`podlife.api.handlers`. Two middlewares wrap every request:
+
+- authentication: a bearer token must match the admin token, except for the paths
+  Kubernetes lets anyone read (version and health), which the kubectl dispatcher
+  calls before it has picked a kubectl;
+- errors: an :class:`~podlife.api.errors.ApiError` becomes its ``Status``; anything
+  else is logged and answered with a 500 ``Status`` -- never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from .. import __version__
+from ..registry.catalog import Catalog
+from . import discovery, errors, openapi
+from .handlers import handle, json_response, resolve
+from .rest import ApiContext
+
+log = logging.getLogger(__name__)
+
+PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
+KUBERNETES_MINOR = "32"
+
+
+def version_info() -> dict[str, str]:
+    return {
+        "major": "1",
+        "minor": KUBERNETES_MINOR,
+        "gitVersion": f"v1.{KUBERNETES_MINOR}.0-podlife.{__version__}",
+        "gitCommit": "podlife",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "python",
+        "compiler": "cpython",
+        "platform": "linux/amd64",
+    }
+
+
+def _status_response(exc: errors.ApiError) -> web.Response:
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return json_response(orjson.dumps(exc.status()), exc.code, headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except errors.ApiError as exc:
+        return _status_response(exc)
+    except web.HTTPException:
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception as exc:  # a bug: log it, never show a traceback to the client
+        log.exception("internal error serving %s %s", request.method, request.path)
+        return _status_response(errors.internal(type(exc).__name__))
+
+
+def auth_middleware(token: str | None) -> Any:
+    expected = f"Bearer {token}".encode() if token else None
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if expected is None or request.path.rstrip("/") in PUBLIC_PATHS or request.path.startswith(("/healthz/", "/livez/", "/readyz/")):
+            return await handler(request)
+        got = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(got, expected):
+            return _status_response(errors.unauthorized())
+        return await handler(request)
+
+    return authenticate
+
+
+class APIServer:
+    """The API over HTTP(S) for an :class:`ApiContext`."""
+
+    def __init__(self, ctx: ApiContext, *, token: str | None = None, kubelet_token: str | None = None) -> None:
+        self.ctx = ctx
+        self.catalog: Catalog = ctx.catalog
+        self.ready = False
+        self.app = web.Application(middlewares=[error_middleware, auth_middleware(token)], client_max_size=3 * 1024 * 1024)
+        self.app["kubelet_token"] = kubelet_token or token or ""
+        self.app["subresource_handlers"] = {}
+        self.app.router.add_route("*", "/{path:.*}", self.dispatch)
+        self.app.on_startup.append(self._on_startup)
+        self.app.on_cleanup.append(self._on_cleanup)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def _on_startup(self, app: web.Application) -> None:
+        app["kubelet_session"] = aiohttp.ClientSession()
+
+    async def _on_cleanup(self, app: web.Application) -> None:
+        await app["kubelet_session"].close()
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 6443, ssl_context: ssl.SSLContext | None = None) -> str:
+        self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, backlog=1024, reuse_address=True)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        scheme = "https" if ssl_context else "http"
+        self.url = f"{scheme}://{host}:{bound}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ---- routing --------------------------------------------------------------------
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        segs = [s for s in path.split("/") if s]
+        if not segs:
+            return self._root()
+        head = segs[0]
+        if head == "api":
+            return await self._core(request, segs[1:])
+        if head == "apis":
+            return await self._groups(request, segs[1:])
+        if head == "version":
+            return json_response(orjson.dumps(version_info()))
+        if head in ("healthz", "livez", "readyz"):
+            return self._health(head)
+        if head == "openapi":
+            return self._openapi(request, segs[1:])
+        raise errors.path_not_found(path)
+
+    def _root(self) -> web.Response:
+        paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v3", "/readyz", "/version"]
+        paths += [f"/apis/{g}" for g, _ in self.catalog.group_versions() if g]
+        paths += [f"/apis/{g}/{v}" for g, v in self.catalog.group_versions() if g]
+        return json_response(orjson.dumps({"paths": sorted(set(paths))}))
+
+    def _health(self, which: str) -> web.Response:
+        if which == "readyz" and not self.ready:
+            return web.Response(text="[-]ready failed: the cluster is starting\nreadyz check failed\n", status=500)
+        return web.Response(text="ok", content_type="text/plain")
+
+    async def _core(self, request: web.Request, segs: list[str]) -> web.StreamResponse:
+        if not segs:
+            return self._discovery(request, legacy=True)
+        version, rest = segs[0], segs[1:]
+        if not rest:
+            doc = discovery.api_resource_list(self.catalog, "", version)
+            if doc is None:
+                raise errors.path_not_found(request.path)
+            return json_response(orjson.dumps(doc))
+        return await handle(request, resolve(self.ctx, "", version, rest))
+
+    async def _groups(self, request: web.Request, segs: list[str]) -> web.StreamResponse:
+        if not segs:
+            return self._discovery(request, legacy=False)
+        group = segs[0]
+        if len(segs) == 1:
+            doc = discovery.api_group(self.catalog, group)
+            if doc is None:
+                raise errors.path_not_found(request.path)
+            return json_response(orjson.dumps(doc))
+        version, rest = segs[1], segs[2:]
+        if not rest:
+            doc = discovery.api_resource_list(self.catalog, group, version)
+            if doc is None:
+                raise errors.path_not_found(request.path)
+            return json_response(orjson.dumps(doc))
+        return await handle(request, resolve(self.ctx, group, version, rest))
+
+    def _discovery(self, request: web.Request, legacy: bool) -> web.Response:
+        accept = request.headers.get("Accept", "")
+        if "as=APIGroupDiscoveryList" in accept:
+            v2 = "v=v2;" in accept or "v=v2," in accept or accept.rstrip().endswith("v=v2")
+            ctype = discovery.AGGREGATED_CONTENT_TYPE if v2 or "v2beta1" not in accept else discovery.AGGREGATED_V2BETA1_CONTENT_TYPE
+            api_version = "apidiscovery.k8s.io/v2" if ctype == discovery.AGGREGATED_CONTENT_TYPE else "apidiscovery.k8s.io/v2beta1"
+            body = orjson.dumps(discovery.aggregated(self.catalog, legacy, api_version))
+            return web.Response(body=body, headers={"Content-Type": ctype})
+        doc = discovery.api_versions() if legacy else discovery.api_group_list(self.catalog)
+        return json_response(orjson.dumps(doc))
+
+    def _openapi(self, request: web.Request, segs: list[str]) -> web.Response:
+        if segs[:1] != ["v3"]:
+            raise errors.path_not_found(request.path)  # v2 is only asked for as protobuf: 404 is right
+        if len(segs) == 1:
+            gvs = [(g, v, list(self.catalog.in_group_version(g, v))) for g, v in self.catalog.group_versions()]
+            return json_response(orjson.dumps(openapi.openapi_v3_root(gvs)))
+        rel = segs[1:]
+        if rel[0] == "api" and len(rel) == 2:
+            group, version = "", rel[1]
+        elif rel[0] == "apis" and len(rel) == 3:
+            group, version = rel[1], rel[2]
+        else:
+            raise errors.path_not_found(request.path)
+        resources = list(self.catalog.in_group_version(group, version))
+        if not resources:
+            raise errors.path_not_found(request.path)
+        etag = openapi.document_etag(group, version, resources)
+        headers = {"ETag": etag, "Cache-Control": "public, immutable" if request.query.get("hash") else "no-cache, private"}
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers=headers)
+        body = openapi.openapi_v3_document(group, version, resources)
+        return json_response(body, headers=headers)

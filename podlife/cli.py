@@ -1,0 +1,119 @@
+"""The ``podlife`` command.
+
+``podlife up``   start the embedded cluster (API server, store, scheduler, network
+                 controller, local and simulated nodes) and serve until SIGTERM/Ctrl-C.
+``podlife sim``  run simulated nodes against any podlife server (a separate process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="podlife", description="A Kubernetes-compatible cluster in Python.")
+    p.add_argument("--version", action="version", version=f"podlife {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start the embedded cluster and serve until stopped")
+    up.add_argument("--data-dir", type=Path, default=Path(".podlife"),
+                    help="where the store, certificates, kubeconfig and pod logs live (default: ./.podlife)")
+    up.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    up.add_argument("--port", type=int, default=6443, help="HTTPS port (default: 6443; 0 picks a free port)")
+    up.add_argument("--nodes", type=int, default=1, help="local nodes running real processes (default: 1; 0 allowed)")
+    up.add_argument("--sim-nodes", type=int, default=0, help="simulated nodes (default: 0)")
+    up.add_argument("--sim-stages", type=Path, default=None, help="YAML stage file for simulated nodes")
+    up.add_argument("--in-memory", action="store_true", help="keep the store in memory only (nothing survives a restart)")
+
+    sim = sub.add_parser("sim", help="run simulated nodes against a podlife server")
+    sim.add_argument("--server", default=None, help="API server URL (default: from --kubeconfig)")
+    sim.add_argument("--kubeconfig", type=Path, default=Path(".podlife/kubeconfig"), help="kubeconfig with the server, CA and token")
+    sim.add_argument("--nodes", type=int, default=10, help="how many simulated nodes (default: 10)")
+    sim.add_argument("--sim-stages", type=Path, default=None, help="YAML stage file")
+    sim.add_argument("--name-prefix", default="sim-node", help="node name prefix (default: sim-node)")
+    return p
+
+
+def _install_event_loop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def _serve_until_signal(start, stop) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await start()
+        await stopping.wait()
+    finally:
+        await stop()
+
+
+async def _up(args: argparse.Namespace) -> None:
+    from .cluster import Cluster, ClusterConfig
+
+    cfg = ClusterConfig(data_dir=args.data_dir, host=args.host, port=args.port, nodes=args.nodes,
+                        sim_nodes=args.sim_nodes, sim_stages=args.sim_stages, in_memory=args.in_memory)
+    cluster = Cluster(cfg)
+
+    async def start() -> None:
+        url = await cluster.start()
+        print(f"podlife {__version__} is serving the Kubernetes API at {url}", flush=True)
+        print(f"  nodes: {cfg.nodes} local, {cfg.sim_nodes} simulated; data: {cluster.data_dir}", flush=True)
+        print(f"  export KUBECONFIG={cluster.kubeconfig}", flush=True)
+        print("  kubectl get nodes", flush=True)
+
+    await _serve_until_signal(start, cluster.stop)
+
+
+async def _sim(args: argparse.Namespace) -> None:
+    from .client.http import HTTPClient
+    from .sim.simulator import Simulator
+
+    client = HTTPClient.from_kubeconfig(args.kubeconfig)
+    if args.server:
+        client.server = args.server.rstrip("/")
+    sim = Simulator(client, args.nodes, stages_file=args.sim_stages, name_prefix=args.name_prefix)
+
+    async def stop() -> None:
+        await sim.stop()
+        await client.close()
+
+    async def start() -> None:
+        await sim.start()
+        print(f"podlife sim: {args.nodes} simulated nodes registered at {client.server}", flush=True)
+
+    await _serve_until_signal(start, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    _install_event_loop()
+    try:
+        asyncio.run(_up(args) if args.command == "up" else _sim(args))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"podlife: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The HTTPS client: the Kubernetes REST API over aiohttp.
+
+Used by components that run in their own process (``podlife sim --server URL``), by
+benchmarks that must load the server like real users, and by tests. Errors come back
+as the server's ``Status`` in an :class:`~podlife.api.errors.ApiError`, exactly as
+the in-process client raises them.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ..api.errors import ApiError
+from .base import Client, Obj, Resource, WatchEvent
+
+_PATCH_CONTENT_TYPES = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
+
+
+class HTTPClient(Client):
+    def __init__(self, server: str, *, token: str | None = None, ca_file: str | Path | None = None,
+                 ca_data: bytes | None = None, max_connections: int = 64) -> None:
+        self.server = server.rstrip("/")
+        self._headers = {"Accept": "application/json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._ssl: ssl.SSLContext | bool = True
+        if ca_file or ca_data:
+            ctx = ssl.create_default_context()
+            if ca_file:
+                ctx.load_verify_locations(cafile=str(ca_file))
+            if ca_data:
+                ctx.load_verify_locations(cadata=ca_data.decode())
+            self._ssl = ctx
+        self._max = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | Path, **kwargs: Any) -> HTTPClient:
+        from ..api.pki import read_kubeconfig
+
+        server, token, ca = read_kubeconfig(Path(path))
+        return cls(server, token=token, ca_data=ca, **kwargs)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._max, ssl=self._ssl)
+            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers,
+                                                  json_serialize=lambda o: orjson.dumps(o).decode())
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def request(self, method: str, path: str, *, params: dict[str, str] | None = None, body: Any = None,
+                      content_type: str = "application/json") -> Any:
+        data = orjson.dumps(body) if body is not None else None
+        headers = {"Content-Type": content_type} if data is not None else None
+        async with self.session.request(method, self.server + path, params=params, data=data, headers=headers) as resp:
+            raw = await resp.read()
+            if resp.status >= 400:
+                raise _error(resp.status, raw)
+            return orjson.loads(raw) if raw else None
+
+    # ---- Client ---------------------------------------------------------------------
+
+    async def get(self, res: Resource, name: str, namespace: str | None = None) -> Obj:
+        return await self.request("GET", res.path(namespace, name))
+
+    async def list(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None,
+                   field_selector: str | None = None, limit: int = 0, continue_token: str | None = None) -> Obj:
+        params = _params(labelSelector=label_selector, fieldSelector=field_selector,
+                         limit=str(limit) if limit else None, **{"continue": continue_token})
+        return await self.request("GET", res.path(namespace), params=params)
+
+    async def watch(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None,
+                    field_selector: str | None = None, resource_version: str | None = None,
+                    timeout_seconds: int | None = None, bookmarks: bool = False) -> AsyncIterator[WatchEvent]:
+        params = _params(watch="true", labelSelector=label_selector, fieldSelector=field_selector,
+                         resourceVersion=resource_version, timeoutSeconds=str(timeout_seconds) if timeout_seconds else None,
+                         allowWatchBookmarks="true" if bookmarks else None)
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None, sock_connect=10)
+        async with self.session.get(self.server + res.path(namespace), params=params, timeout=timeout) as resp:
+            if resp.status >= 400:
+                raise _error(resp.status, await resp.read())
+            buffer = b""
+            async for chunk in resp.content.iter_any():
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if not line.strip():
+                        continue
+                    ev = orjson.loads(line)
+                    if ev["type"] == "ERROR":
+                        raise ApiError.from_status(ev["object"])
+                    yield WatchEvent(ev["type"], ev["object"])
+
+    async def create(self, res: Resource, obj: Obj, namespace: str | None = None) -> Obj:
+        ns = namespace or (obj.get("metadata") or {}).get("namespace")
+        return await self.request("POST", res.path(ns), body=obj)
+
+    async def create_subresource(self, res: Resource, name: str, subresource: str, obj: Obj,
+                                 namespace: str | None = None) -> Obj:
+        return await self.request("POST", res.path(namespace, name, subresource), body=obj)
+
+    async def update(self, res: Resource, obj: Obj, *, subresource: str | None = None) -> Obj:
+        meta = obj.get("metadata") or {}
+        return await self.request("PUT", res.path(meta.get("namespace"), meta.get("name"), subresource), body=obj)
+
+    async def patch(self, res: Resource, name: str, patch: Any, namespace: str | None = None, *,
+                    patch_type: str = "merge", subresource: str | None = None) -> Obj:
+        return await self.request("PATCH", res.path(namespace, name, subresource), body=patch,
+                                  content_type=_PATCH_CONTENT_TYPES[patch_type])
+
+    async def delete(self, res: Resource, name: str, namespace: str | None = None, *,
+                     grace_period_seconds: int | None = None, propagation_policy: str | None = None,
+                     preconditions: dict | None = None) -> Obj:
+        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if grace_period_seconds is not None:
+            body["gracePeriodSeconds"] = grace_period_seconds
+        if propagation_policy:
+            body["propagationPolicy"] = propagation_policy
+        if preconditions:
+            body["preconditions"] = preconditions
+        return await self.request("DELETE", res.path(namespace, name), body=body)
+
+
+def _params(**values: str | None) -> dict[str, str]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _error(status: int, raw: bytes) -> ApiError:
+    try:
+        body = orjson.loads(raw)
+        if isinstance(body, dict) and body.get("kind") == "Status":
+            return ApiError.from_status(body)
+    except orjson.JSONDecodeError:
+        pass
+    return ApiError(status, "Unknown", raw.decode(errors="replace")[:500])

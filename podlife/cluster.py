@@ -1,0 +1,178 @@
+"""An embedded cluster: every component of podlife in one process.
+
+``podlife up`` is this class. Start order matters and follows the seeds:
+
+1. certificates, token and store (SQLite in the data directory);
+2. the API (watch caches filled from the store, system namespaces created);
+3. the host's ``unreachable`` routes for the pod and service ranges, *before* any
+   pod can get an address (network safety);
+4. the HTTPS server, then the kubeconfig (written before ``/readyz`` turns ready);
+5. the controllers (scheduler, network controller) and the nodes (kubelets, each
+   with its own process runtime), all talking to the API through the in-process
+   client;
+6. ``/readyz`` answers ok.
+
+Stopping runs it backwards; every pod process a kubelet started is stopped, and the
+routes are removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .api.context import build_api
+from .api.pki import PKI, write_kubeconfig
+from .api.rest import ApiContext
+from .api.server import APIServer
+from .client.local import LocalClient
+from .store import SQLiteStore, Store
+from .store.memory import MemoryStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POD_CIDR = "10.244.0.0/16"
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+
+
+def default_node_name() -> str:
+    name = re.sub(r"[^a-z0-9.-]", "-", socket.gethostname().lower()).strip("-.") or "node"
+    return name[:63]
+
+
+@dataclass
+class ClusterConfig:
+    data_dir: Path = Path(".podlife")
+    host: str = "127.0.0.1"
+    port: int = 6443
+    nodes: int = 1
+    sim_nodes: int = 0
+    sim_stages: Path | None = None
+    in_memory: bool = False
+    pod_cidr: str = DEFAULT_POD_CIDR
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    node_name: str = field(default_factory=default_node_name)
+    guard_routes: bool = True
+    kubelet_options: dict[str, Any] = field(default_factory=dict)
+
+
+class Cluster:
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        self.data_dir = config.data_dir.resolve()
+        self.pki = PKI(self.data_dir / "pki")
+        self.store: Store | None = None
+        self.ctx: ApiContext | None = None
+        self.server: APIServer | None = None
+        self.client: LocalClient | None = None
+        self.kubelets: list[Any] = []
+        self.tasks: list[asyncio.Task] = []
+        self.route_guard: Any = None
+        self.url = ""
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "kubeconfig"
+
+    def node_names(self) -> list[str]:
+        base = self.config.node_name
+        return [base] if self.config.nodes == 1 else [f"{base}-{i}" for i in range(1, self.config.nodes + 1)]
+
+    async def start(self) -> str:
+        cfg = self.config
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.pki.ensure([cfg.host])
+        token = self.pki.token()
+        self.store = MemoryStore() if cfg.in_memory else SQLiteStore(self.data_dir / "store.sqlite")
+        await self.store.start()
+        self.ctx = await build_api(self.store)
+        self.server = APIServer(self.ctx, token=token)
+        install_api_extensions(self.server)
+        self._guard_routes()
+        self.url = await self.server.start(cfg.host, cfg.port, self.pki.server_ssl_context())
+        write_kubeconfig(self.kubeconfig, self.url, self.pki.ca_cert, token)
+        self.client = LocalClient(self.ctx, strategic_merge=self.server.app.get("strategic_merge_fn"))
+        await self._start_components(token)
+        self.server.ready = True
+        return self.url
+
+    def _guard_routes(self) -> None:
+        if not self.config.guard_routes:
+            return
+        from .network.hostroutes import HostRouteGuard
+
+        self.route_guard = HostRouteGuard([self.config.pod_cidr, self.config.service_cidr])
+        added = self.route_guard.install()
+        if added:
+            log.info("unreachable routes installed for %s", ", ".join(added))
+
+    async def _start_components(self, token: str) -> None:
+        from .kubelet.kubelet import Kubelet
+        from .network.cni import CNIPlugin
+        from .network.controller import NetworkController
+        from .scheduler.scheduler import Scheduler
+
+        assert self.client is not None
+        self._spawn(Scheduler(self.client).run(), "scheduler")
+        self._spawn(NetworkController(self.client, pod_cidr=self.config.pod_cidr).run(), "network-controller")
+        for name in self.node_names():
+            kubelet = Kubelet(self.client, name, root_dir=self.data_dir / "nodes" / name, cni=CNIPlugin(),
+                              address="127.0.0.1", server_token=token, **self.config.kubelet_options)
+            await kubelet.start()
+            self.kubelets.append(kubelet)
+        if self.config.sim_nodes:
+            from .sim.simulator import Simulator
+
+            sim = Simulator(self.client, self.config.sim_nodes, stages_file=self.config.sim_stages)
+            self.kubelets.append(sim)
+            await sim.start()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        task.add_done_callback(_log_crash)
+        self.tasks.append(task)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.ready = False
+        for kubelet in reversed(self.kubelets):
+            try:
+                await kubelet.stop()
+            except Exception:
+                log.exception("stopping %s failed", kubelet)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.server is not None:
+            await self.server.stop()
+        if self.store is not None:
+            await self.store.close()
+        if self.route_guard is not None:
+            self.route_guard.remove()
+
+
+def install_api_extensions(server: APIServer) -> None:
+    """Strategic merge and other schema-driven features, from the 1.32 schemas."""
+    from .api import strategic_merge
+
+    class _Strategic:
+        @staticmethod
+        def supports(rt: Any) -> bool:
+            return strategic_merge.supports_strategic_merge(rt.group, rt.version, rt.kind)
+
+        @staticmethod
+        def apply(rt: Any, current: dict, patch: Any) -> dict:
+            return strategic_merge.apply_strategic_merge_patch_for(rt.group, rt.version, rt.kind, current, patch)
+
+    server.app["strategic_merge"] = _Strategic()
+    server.app["strategic_merge_fn"] = _Strategic.apply
+
+
+def _log_crash(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("component %s crashed", task.get_name(), exc_info=task.exception())
