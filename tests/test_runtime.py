@@ -390,6 +390,18 @@ async def test_shutdown_leaves_nothing_running(runtime: ProcessRuntime) -> None:
         await runtime.start_container(POD, ContainerSpec("late"), 0)
 
 
+async def test_kill_all_now_needs_no_awaiting(runtime: ProcessRuntime) -> None:
+    handle = await runtime.start_container(POD, sh(TERM_IGNORING), 0)
+    await wait_ready(handle)
+    exec_proc = await runtime.exec_in_container(handle, ["sleep", "100"])
+    runtime.kill_all_now()
+    info = await asyncio.wait_for(handle.wait(), 10)
+    assert (info.exit_code, info.signal) == (137, signal.SIGKILL)
+    assert await asyncio.wait_for(exec_proc.wait(), 10) == -signal.SIGKILL
+    with pytest.raises(RuntimeError):
+        await runtime.start_container(POD, ContainerSpec("late"), 0)
+
+
 async def test_follow_the_log_of_a_running_container(runtime: ProcessRuntime, tmp_path: Path) -> None:
     go = tmp_path / "go"
     script = f"echo one; while [ ! -e {go} ]; do sleep 0.01; done; echo two"

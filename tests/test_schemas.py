@@ -532,3 +532,16 @@ def test_reregistering_replaces_the_schema(widget: str) -> None:
     updated["properties"]["spec"]["properties"]["shape"] = {"type": "string"}
     S.register_custom_schema("example.com", "v1", "Widget", updated)
     assert S.validate_object(obj, "example.com", "v1", "Widget") == []
+
+
+def test_custom_object_without_properties_prunes_like_kubernetes() -> None:
+    S.register_custom_schema("example.com", "v1", "Blob", {
+        "type": "object", "properties": {"spec": {"type": "object"},
+                                         "data": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}})
+    try:
+        obj = {"apiVersion": "example.com/v1", "kind": "Blob", "metadata": {"name": "b"},
+               "spec": {"x": 1}, "data": {"y": 2}}
+        assert [(i.kind, i.field) for i in S.validate_object(obj, "example.com", "v1", "Blob")] == [
+            ("unknown", "spec.x")]
+    finally:
+        S.unregister_custom_schema("example.com", "v1", "Blob")

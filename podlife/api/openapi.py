@@ -101,7 +101,8 @@ class ResourceInfo:
 # ---------------------------------------------------------------------------
 
 _lock = threading.Lock()
-_documents: dict[str, bytes] = {}          # hash -> serialized document
+_documents: dict[str, bytes] = {}          # hash -> serialized document, oldest first
+_MAX_CACHED_DOCUMENTS = 128
 _last_resources: dict[tuple[str, str], tuple[Any, ...]] = {}
 
 
@@ -218,6 +219,8 @@ def openapi_v3_document(group: str, version: str, resources: Iterable[Any]) -> b
         if cached is None:
             doc = build_document(group, version, res)
             cached = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS, default=_json_default)
+            while len(_documents) >= _MAX_CACHED_DOCUMENTS:   # stale versions (CRD edits)
+                _documents.pop(next(iter(_documents)))
             _documents[h] = cached
     return cached
 

@@ -31,7 +31,8 @@ clients that print them look familiar.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = [
     "PatchError",

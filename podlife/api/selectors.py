@@ -38,8 +38,9 @@ example ``spec.nodeName`` for a kubelet's pod watch).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 __all__ = [
     "SelectorError",

@@ -30,6 +30,7 @@ from ..registry.catalog import Catalog
 from . import discovery, errors, openapi
 from .handlers import handle, json_response, resolve
 from .rest import ApiContext
+from .scale import serve_scale
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class APIServer:
         self.ready = False
         self.app = web.Application(middlewares=[error_middleware, auth_middleware(token)], client_max_size=3 * 1024 * 1024)
         self.app["kubelet_token"] = kubelet_token or token or ""
-        self.app["subresource_handlers"] = {}
+        self.app["subresource_handlers"] = {"scale": serve_scale}
         self.app.router.add_route("*", "/{path:.*}", self.dispatch)
         self.app.on_startup.append(self._on_startup)
         self.app.on_cleanup.append(self._on_cleanup)

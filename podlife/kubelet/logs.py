@@ -145,9 +145,14 @@ def datetime_to_ns(dt: datetime) -> int:
     return (delta.days * 86400 + delta.seconds) * _NS + delta.microseconds * 1000
 
 
+def _is_canonical(ts: bytes) -> bool:
+    """Fixed-width UTC RFC3339Nano, as this runtime writes it (these sort as text)."""
+    return len(ts) == 30 and ts[29:] == b"Z" and ts[19:20] == b"."
+
+
 def _canonical_timestamp(raw: bytes) -> bytes | None:
     """``raw`` as fixed-width UTC RFC3339Nano, reusing it when it already is."""
-    if len(raw) == 30 and raw[-1:] == b"Z" and raw[19:20] == b".":
+    if _is_canonical(raw):
         return raw
     ns = parse_timestamp(raw)
     return None if ns is None else format_timestamp(ns)
@@ -241,7 +246,7 @@ def parse_cri_record(line: bytes) -> CRIRecord | None:
     if stream not in (STDOUT, STDERR) or not ts:
         return None
     content = parts[3] if len(parts) == 4 else b""  # "ts stream F" alone: an empty line
-    partial = tags.split(b":", 1)[0] == TAG_PARTIAL
+    partial = tags == TAG_PARTIAL or tags.startswith(b"P:")
     return CRIRecord(ts, stream, partial, content)
 
 
@@ -275,35 +280,35 @@ class LogOptions:
         return max(candidates) if candidates else None
 
 
-class _Line(NamedTuple):
-    timestamp: bytes  # raw timestamp of the line's first record
-    content: bytes  # with its "\n", unless the line was never finished
+# An assembled line: (raw timestamp of its first record, content with its "\n"
+# unless the line was never finished). A plain tuple: there are millions of them.
+_Line = tuple[bytes, bytes]
 
 
 class _LineAssembler:
     """Join each stream's ``P`` records with the record that ends the line."""
 
     def __init__(self) -> None:
-        self._open: dict[bytes, tuple[bytes, list[bytes]]] = {}
+        self.open: dict[bytes, tuple[bytes, list[bytes]]] = {}
 
-    def add(self, rec: CRIRecord) -> _Line | None:
-        pending = self._open.get(rec.stream)
-        if rec.partial:
+    def add(self, timestamp: bytes, stream: bytes, partial: bool, content: bytes) -> _Line | None:
+        pending = self.open.get(stream)
+        if partial:
             if pending is None:
-                self._open[rec.stream] = (rec.timestamp, [rec.content])
+                self.open[stream] = (timestamp, [content])
             else:
-                pending[1].append(rec.content)
+                pending[1].append(content)
             return None
         if pending is None:
-            return _Line(rec.timestamp, rec.content + b"\n")
-        del self._open[rec.stream]
-        return _Line(pending[0], b"".join(pending[1]) + rec.content + b"\n")
+            return (timestamp, content + b"\n")
+        del self.open[stream]
+        return (pending[0], b"".join(pending[1]) + content + b"\n")
 
     def flush(self) -> list[_Line]:
         """Lines never finished (the stream ended mid-line), oldest first."""
-        lines = [_Line(ts, b"".join(parts)) for ts, parts in self._open.values()]
-        self._open.clear()
-        lines.sort(key=lambda line: parse_timestamp(line.timestamp) or 0)
+        lines = [(ts, b"".join(parts)) for ts, parts in self.open.values()]
+        self.open.clear()
+        lines.sort(key=lambda line: parse_timestamp(line[0]) or 0)
         return lines
 
 
@@ -349,6 +354,7 @@ class _Renderer:
 
     def __init__(self, opts: LogOptions, since_ns: int | None) -> None:
         self._since = since_ns
+        self._since_text = None if since_ns is None else format_timestamp(since_ns)
         self._timestamps = opts.timestamps
         limit = opts.limit_bytes
         self.remaining: int | None = None if limit is None or limit < 0 else limit
@@ -358,31 +364,45 @@ class _Renderer:
         return self.remaining is not None and self.remaining <= 0
 
     def render(self, lines: list[_Line]) -> bytes:
+        if self._since is None and not self._timestamps and self.remaining is None:
+            return b"".join([content for _, content in lines])
         out: list[bytes] = []
-        for line in lines:
+        for ts, content in lines:
             if self.exhausted:
                 break
-            if self._since is not None:
-                ns = parse_timestamp(line.timestamp)
-                if ns is not None and ns < self._since:
-                    continue
-            text = line.content
+            if self._since is not None and self._is_before_since(ts):
+                continue
+            text = content
             if self._timestamps:
-                ts = _canonical_timestamp(line.timestamp) or line.timestamp
-                text = ts + b" " + text
+                text = (_canonical_timestamp(ts) or ts) + b" " + text
             if self.remaining is not None:
                 text = text[: self.remaining]
                 self.remaining -= len(text)
             out.append(text)
         return b"".join(out)
 
+    def _is_before_since(self, ts: bytes) -> bool:
+        if self._since_text is not None and _is_canonical(ts):
+            return ts < self._since_text
+        ns = parse_timestamp(ts)
+        return ns is not None and self._since is not None and ns < self._since
+
 
 def _assemble(assembler: _LineAssembler, records: list[bytes]) -> list[_Line]:
+    """Parse records into finished lines; malformed records are skipped, as the kubelet does."""
     lines: list[_Line] = []
+    append = lines.append
     for raw in records:
-        rec = parse_cri_record(raw)
-        if rec is not None and (line := assembler.add(rec)) is not None:
-            lines.append(line)
+        parts = raw.split(b" ", 3)
+        if len(parts) < 3 or not parts[0] or (parts[1] != STDOUT and parts[1] != STDERR):
+            continue
+        content = parts[3] if len(parts) == 4 else b""
+        tag = parts[2]
+        partial = tag == TAG_PARTIAL or tag.startswith(b"P:")
+        if not partial and not assembler.open:
+            append((parts[0], content + b"\n"))  # the common case: a whole line in one record
+        elif (line := assembler.add(parts[0], parts[1], partial, content)) is not None:
+            append(line)
     return lines
 
 

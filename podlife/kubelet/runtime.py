@@ -25,7 +25,9 @@ the kubelet and users can see:
   the kubelet's ``/var/log/pods`` layout. :mod:`podlife.kubelet.logs` encodes
   and reads it. The runtime owns the pipes and does not use asyncio's
   ``PIPE``, so waiting for the process depends only on the process exiting. A
-  grandchild that keeps stdout open cannot delay the exit status.
+  grandchild that keeps stdout open cannot delay the exit status. The log is
+  appended with one ``os.write`` per pipe read, on the loop thread. These are
+  small appends to a local file.
 * **No blocking, no zombies.** Processes are started with
   ``asyncio.create_subprocess_exec`` and awaited with ``Process.wait()``, on the
   plain asyncio loop and on uvloop alike. The event loop's child watcher reaps
@@ -56,8 +58,10 @@ Decisions
 * ``oom_killed`` is always False: there are no memory cgroups here.
 
 Limits: a process that leaves its group (``setsid``, ``setpgid``) is out of
-reach, as it would be of any tool that lacks cgroups. Its output pipe is closed
-when the runtime forgets the container (:meth:`ProcessRuntime.remove_pod` or
+reach, as it would be of any tool that lacks cgroups. If it holds the output
+pipe, :meth:`ContainerHandle.wait` stops waiting for the log after
+:data:`LOG_DRAIN_TIMEOUT_SECONDS`. The pipe is closed when the runtime forgets
+the container (:meth:`ProcessRuntime.remove_pod` or
 :meth:`ProcessRuntime.shutdown`).
 """
 
@@ -472,6 +476,21 @@ class ProcessRuntime:
         await self._cancel_pumps(list(self._pumps))
         if self._watchers:
             await asyncio.gather(*list(self._watchers), return_exceptions=True)
+
+    def kill_all_now(self) -> None:
+        """SIGKILL every container group and exec process at once, without awaiting anything.
+
+        For last-resort paths where the event loop can no longer run (``atexit``,
+        a second Ctrl-C). The processes are reaped by the loop's child watcher if
+        it runs again, else by init once this process exits.
+        """
+        self._closed = True
+        for handle in list(self._live.values()):
+            if not handle._process_exited.is_set():
+                _signal_group(handle.pid, signal.SIGKILL)
+            for process in list(handle._execs):
+                if process.returncode is None:
+                    _signal_group(process.pid, signal.SIGKILL)
 
     # ------------------------------------------------------------------ internals
 

@@ -22,7 +22,8 @@ from .core import (
 )
 from .network import PortStrategy, SubnetStrategy
 from .pods import PodStrategy
-from .types import ResourceType
+from .types import ResourceType, Strategy
+from .workloads import CronJobStrategy, JobStrategy, ReplicatedStrategy
 
 NETWORK_GROUP = "network.podlife.io"
 
@@ -53,6 +54,65 @@ def builtin_types() -> list[ResourceType]:
         ResourceType(NETWORK_GROUP, "v1", "Port", "ports", True, PortStrategy(), categories=("network",),
                      extra_field_selectors=("spec.nodeName", "spec.podName")),
         ResourceType(NETWORK_GROUP, "v1", "Subnet", "subnets", True, SubnetStrategy(), categories=("network",)),
+        *served_types(),
+    ]
+
+
+def _plain(group: str, version: str, kind: str, plural: str, namespaced: bool = True, **kw) -> ResourceType:
+    return ResourceType(group, version, kind, plural, namespaced, Strategy(), **kw)
+
+
+def _with_status(group: str, version: str, kind: str, plural: str, namespaced: bool = True, **kw) -> ResourceType:
+    strategy = Strategy()
+    strategy.has_status = True
+    return ResourceType(group, version, kind, plural, namespaced, strategy, subresources=("status",), **kw)
+
+
+def served_types() -> list[ResourceType]:
+    """Kinds podlife stores and serves with Kubernetes' defaults (no controllers yet)."""
+    scaled = ("status", "scale")
+    return [
+        ResourceType("apps", "v1", "Deployment", "deployments", True, ReplicatedStrategy("Deployment"),
+                     short_names=("deploy",), categories=("all",), subresources=scaled),
+        ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ReplicatedStrategy("ReplicaSet"),
+                     short_names=("rs",), categories=("all",), subresources=scaled),
+        ResourceType("apps", "v1", "StatefulSet", "statefulsets", True, ReplicatedStrategy("StatefulSet"),
+                     short_names=("sts",), categories=("all",), subresources=scaled),
+        ResourceType("apps", "v1", "DaemonSet", "daemonsets", True, ReplicatedStrategy("DaemonSet"),
+                     short_names=("ds",), categories=("all",), subresources=("status",)),
+        _plain("apps", "v1", "ControllerRevision", "controllerrevisions"),
+        ResourceType("", "v1", "ReplicationController", "replicationcontrollers", True,
+                     ReplicatedStrategy("ReplicationController"), short_names=("rc",), categories=("all",),
+                     subresources=scaled),
+        ResourceType("batch", "v1", "Job", "jobs", True, JobStrategy(), categories=("all",), subresources=("status",)),
+        ResourceType("batch", "v1", "CronJob", "cronjobs", True, CronJobStrategy(), short_names=("cj",),
+                     categories=("all",), subresources=("status",)),
+        _with_status("", "v1", "PersistentVolume", "persistentvolumes", False, short_names=("pv",)),
+        _with_status("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", short_names=("pvc",)),
+        _with_status("", "v1", "ResourceQuota", "resourcequotas", short_names=("quota",)),
+        _plain("", "v1", "LimitRange", "limitranges", short_names=("limits",)),
+        _plain("", "v1", "PodTemplate", "podtemplates"),
+        _plain("rbac.authorization.k8s.io", "v1", "Role", "roles"),
+        _plain("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
+        _plain("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
+        _plain("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
+        _with_status("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short_names=("pdb",)),
+        _plain("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, short_names=("pc",)),
+        _plain("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, short_names=("sc",)),
+        _plain("storage.k8s.io", "v1", "CSIDriver", "csidrivers", False),
+        _plain("storage.k8s.io", "v1", "CSINode", "csinodes", False),
+        _with_status("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", False),
+        _plain("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
+               "validatingwebhookconfigurations", False),
+        _plain("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration",
+               "mutatingwebhookconfigurations", False),
+        _plain("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
+        _plain("events.k8s.io", "v1", "Event", "events", short_names=("ev",)),
+        _with_status("networking.k8s.io", "v1", "Ingress", "ingresses", short_names=("ing",)),
+        _plain("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", short_names=("netpol",)),
+        _plain("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
+        _with_status("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short_names=("hpa",),
+                     categories=("all",)),
     ]
 
 

@@ -272,16 +272,14 @@ def register_custom_schema(group: str, version: str, kind: str,
     schema = _complete_custom_schema(dict(openapi_v3_schema), group, version, kind)
     with _lock:
         _custom[(group, version, kind)] = (name, schema)
-        compiled.cache_clear()
-        node_for_definition.cache_clear()
+        _reset_compiled()
     return name
 
 
 def unregister_custom_schema(group: str, version: str, kind: str) -> None:
     with _lock:
         if _custom.pop((group, version, kind), None) is not None:
-            compiled.cache_clear()
-            node_for_definition.cache_clear()
+            _reset_compiled()
 
 
 def _complete_custom_schema(schema: dict[str, Any], group: str, version: str,
@@ -360,6 +358,9 @@ def referenced_definitions(roots: Iterable[str]) -> list[str]:
     return sorted(seen)
 
 
+_REFS_CACHE: dict[str, tuple[str, ...]] = {}
+
+
 def _refs_in(name: str) -> tuple[str, ...]:
     cached = _REFS_CACHE.get(name)
     if cached is None:
@@ -369,9 +370,6 @@ def _refs_in(name: str) -> tuple[str, ...]:
         if name in definitions():
             _REFS_CACHE[name] = cached
     return cached
-
-
-_REFS_CACHE: dict[str, tuple[str, ...]] = {}
 
 
 def _collect_refs(value: Any, out: list[str]) -> None:
@@ -538,8 +536,11 @@ class _Compiler:
             return
         node.code = OBJECT
         node.go_type = node.go_type or ("map[string]interface {}" if crd else node.name)
+        # Built-in structs without properties (FieldsV1, RawExtension) hold free-form
+        # JSON; a custom (CRD) object without properties prunes everything, as in
+        # Kubernetes, unless it preserves unknown fields.
         node.open = bool(
-            not props
+            (not props and not crd)
             or schema.get("x-kubernetes-preserve-unknown-fields")
             or addl is True or isinstance(addl, dict))
         node.required = tuple(schema.get("required") or ())
@@ -583,10 +584,26 @@ def _patch_meta_of(schema: Mapping[str, Any]) -> PatchMeta:
     )
 
 
+_compiler = _Compiler()
+
+
+def _reset_compiled() -> None:
+    """Forget compiled trees (a custom schema changed); callers hold ``_lock``."""
+    global _compiler
+    _compiler = _Compiler()
+    compiled.cache_clear()
+    node_for_definition.cache_clear()
+
+
 @lru_cache(maxsize=None)
 def node_for_definition(name: str) -> SchemaNode:
-    """The compiled node of a definition (built-in or custom), cached."""
-    return _Compiler().definition(name)
+    """The compiled node of a definition (built-in or custom), cached.
+
+    All definitions share one compiler, so a type used by many kinds (``PodSpec``
+    in Pod, Deployment, Job, ...) is compiled once.
+    """
+    with _lock:
+        return _compiler.definition(name)
 
 
 @lru_cache(maxsize=None)

@@ -1,0 +1,178 @@
+"""What every benchmark shares: start a fresh ``podlife up``, load it, measure, report.
+
+The server runs as its own process (as a user runs it), the load comes from this
+process over HTTPS with the real client, and a watch records when each pod reaches a
+phase. Latency is measured from the moment the create request was sent to the moment
+the watch saw the pod Running (creationTimestamp has one-second resolution, too coarse
+for a percentile). Server CPU seconds and peak RSS are read from /proc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from podlife.client.base import PODS, Client  # noqa: E402
+from podlife.client.http import HTTPClient  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, int(round(p / 100 * (len(ordered) - 1)))))
+    return ordered[k]
+
+
+class Server:
+    """A ``podlife up`` subprocess with its own data directory."""
+
+    def __init__(self, *args: str) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="podlife-bench-")
+        self.data_dir = Path(self.tmp.name) / "data"
+        self.args = args
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120) -> None:
+        log = open(Path(self.tmp.name) / "server.log", "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "podlife.cli", "up", "--data-dir", str(self.data_dir),
+                                      "--port", "0", *self.args], stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not (self.data_dir / "kubeconfig").exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("podlife up did not start:\n" + (Path(self.tmp.name) / "server.log").read_text()[-3000:])
+            time.sleep(0.05)
+
+    def client(self, connections: int = 64) -> HTTPClient:
+        return HTTPClient.from_kubeconfig(self.data_dir / "kubeconfig", max_connections=connections)
+
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def peak_rss_mb(self) -> float:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.tmp.cleanup()
+
+
+async def wait_ready(client: Client, nodes: int, timeout: float = 120) -> float:
+    """Seconds until ``nodes`` nodes report Ready=True."""
+    from podlife.client.base import NODES
+
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            listed = await client.list(NODES)
+            ready = sum(1 for n in listed["items"] if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                                          for c in (n.get("status") or {}).get("conditions") or []))
+            if ready >= nodes:
+                return time.monotonic() - start
+        except Exception:
+            pass
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{nodes} nodes not Ready within {timeout}s")
+
+
+def pod_manifest(name: str, command: list[str] | None = None, annotations: dict | None = None) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "app", "image": "busybox:1.36",
+                                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}
+    if command:
+        container["command"] = command
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"bench": "yes"}, **({"annotations": annotations} if annotations else {})},
+            "spec": {"containers": [container], "terminationGracePeriodSeconds": 1}}
+
+
+@dataclass
+class PodTimes:
+    sent: dict[str, float] = field(default_factory=dict)
+    running: dict[str, float] = field(default_factory=dict)
+    gone: dict[str, float] = field(default_factory=dict)
+
+
+async def watch_pods(client: Client, times: PodTimes, namespace: str, expected: int, done: asyncio.Event,
+                     deleted: asyncio.Event) -> None:
+    async for ev in client.watch(PODS, namespace, label_selector="bench=yes"):
+        name = ev.object["metadata"]["name"]
+        now = time.monotonic()
+        if ev.type == "DELETED":
+            times.gone.setdefault(name, now)
+            if len(times.gone) >= expected:
+                deleted.set()
+                return
+        elif (ev.object.get("status") or {}).get("phase") == "Running" and name not in times.running:
+            times.running[name] = now
+            if len(times.running) >= expected:
+                done.set()
+
+
+async def create_pods(client: Client, names: list[str], namespace: str, times: PodTimes, concurrency: int,
+                      manifest=pod_manifest) -> None:
+    queue = list(reversed(names))
+
+    async def worker() -> None:
+        while queue:
+            name = queue.pop()
+            times.sent[name] = time.monotonic()
+            for attempt in range(5):
+                try:
+                    await client.create(PODS, manifest(name), namespace)
+                    break
+                except Exception:
+                    if attempt == 4:
+                        raise
+                    await asyncio.sleep(0.1 * (attempt + 1))
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def delete_pods(client: Client, names: list[str], namespace: str, concurrency: int) -> None:
+    queue = list(names)
+
+    async def worker() -> None:
+        while queue:
+            await client.delete(PODS, queue.pop(), namespace, grace_period_seconds=0)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=2))
+    return path
+
+
+def print_result(title: str, result: dict[str, Any]) -> None:
+    print(f"\n== {title} ==")
+    for k, v in result.items():
+        print(f"  {k:32s} {v:.3f}" if isinstance(v, float) else f"  {k:32s} {v}")

@@ -1,0 +1,192 @@
+"""The Node object a kubelet registers and keeps current: capacity, info, conditions.
+
+What the scheduler and ``kubectl describe node`` read comes from this machine,
+measured once at start (:func:`probe_machine`): CPUs, memory from
+``/proc/meminfo``, the disk under the kubelet's root directory, the OS image
+from ``/etc/os-release``, the kernel. Allocatable follows Kubernetes' default
+hard eviction thresholds (``memory.available<100Mi``, ``nodefs.available<10%``)
+and no system/kube reservations, so ``allocatable = capacity - threshold``.
+
+The status is rebuilt from scratch each time (:func:`node_status`) with the
+times supplied by the caller; :func:`status_differs` compares two statuses
+ignoring heartbeats so the kubelet can skip writes that would only move a
+timestamp (Kubernetes writes those every 5 minutes at most; the Lease is the
+liveness signal in between).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Obj = dict[str, Any]
+
+KUBELET_VERSION = "v1.32.0-podlife"
+CONTAINER_RUNTIME_VERSION = "podlife://0.1"
+DEFAULT_MAX_PODS = 110
+#: Kubernetes' default hard eviction thresholds.
+EVICTION_MEMORY_KI = 100 * 1024
+EVICTION_NODEFS_FRACTION = 0.10
+_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm",
+         "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "i686": "386", "i386": "386"}
+
+
+@dataclass(frozen=True)
+class MachineInfo:
+    """This machine, as the Node object describes it."""
+
+    cpus: int
+    memory_ki: int
+    storage_bytes: int
+    architecture: str
+    kernel_version: str
+    os_image: str
+    machine_id: str
+    boot_id: str
+    system_uuid: str
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def meminfo_total_ki(text: str) -> int:
+    """``MemTotal`` in KiB from the text of ``/proc/meminfo`` (0 if absent)."""
+    for line in text.splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1])
+    return 0
+
+
+def os_image(text: str) -> str:
+    """``PRETTY_NAME`` from the text of ``/etc/os-release``, as the kubelet reports it."""
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key == "PRETTY_NAME":
+            return value.strip().strip('"')
+    return "Linux"
+
+
+def probe_machine(root_dir: Path) -> MachineInfo:
+    """Measure this machine (blocking file reads: call once, off the hot path)."""
+    try:
+        storage = shutil.disk_usage(root_dir).total
+    except OSError:
+        storage = 0
+    machine_id = _read("/etc/machine-id")
+    return MachineInfo(
+        cpus=os.cpu_count() or 1,
+        memory_ki=meminfo_total_ki(_read("/proc/meminfo")),
+        storage_bytes=storage,
+        architecture=_ARCH.get(platform.machine().lower(), platform.machine().lower()),
+        kernel_version=platform.release(),
+        os_image=os_image(_read("/etc/os-release")),
+        machine_id=machine_id,
+        boot_id=_read("/proc/sys/kernel/random/boot_id"),
+        system_uuid=_read("/sys/class/dmi/id/product_uuid") or machine_id,
+    )
+
+
+def capacity(machine: MachineInfo, max_pods: int = DEFAULT_MAX_PODS) -> Obj:
+    cap = {"cpu": str(machine.cpus), "memory": f"{machine.memory_ki}Ki", "pods": str(max_pods),
+           "hugepages-1Gi": "0", "hugepages-2Mi": "0"}
+    if machine.storage_bytes:
+        cap["ephemeral-storage"] = f"{machine.storage_bytes // 1024}Ki"
+    return cap
+
+
+def allocatable(machine: MachineInfo, max_pods: int = DEFAULT_MAX_PODS) -> Obj:
+    alloc = capacity(machine, max_pods)
+    alloc["memory"] = f"{max(machine.memory_ki - EVICTION_MEMORY_KI, 0)}Ki"
+    if machine.storage_bytes:
+        alloc["ephemeral-storage"] = str(int(machine.storage_bytes * (1 - EVICTION_NODEFS_FRACTION)))
+    return alloc
+
+
+def node_labels(node_name: str, machine: MachineInfo, extra: dict[str, str] | None = None) -> dict[str, str]:
+    labels = {
+        "beta.kubernetes.io/arch": machine.architecture,
+        "beta.kubernetes.io/os": "linux",
+        "kubernetes.io/arch": machine.architecture,
+        "kubernetes.io/hostname": node_name,
+        "kubernetes.io/os": "linux",
+        "type": "local",
+    }
+    labels.update(extra or {})
+    return labels
+
+
+def node_conditions(now: str, previous: list[Obj] | None = None) -> list[Obj]:
+    """The four conditions a healthy kubelet reports, keeping unchanged transition times."""
+    before = {c.get("type"): c for c in previous or []}
+    wanted = [
+        ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+        ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+        ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+    ]
+    out = []
+    for type_, status, reason, message in wanted:
+        old = before.get(type_)
+        same = old is not None and old.get("status") == status and old.get("lastTransitionTime")
+        out.append({"type": type_, "status": status, "lastHeartbeatTime": now,
+                    "lastTransitionTime": old["lastTransitionTime"] if same else now,
+                    "reason": reason, "message": message})
+    return out
+
+
+def node_status(machine: MachineInfo, *, node_name: str, address: str, port: int, now: str,
+                previous: Obj | None = None, max_pods: int = DEFAULT_MAX_PODS) -> Obj:
+    previous = previous or {}
+    return {
+        "capacity": capacity(machine, max_pods),
+        "allocatable": allocatable(machine, max_pods),
+        "conditions": node_conditions(now, previous.get("conditions")),
+        "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": node_name}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
+        "nodeInfo": {
+            "machineID": machine.machine_id,
+            "systemUUID": machine.system_uuid,
+            "bootID": machine.boot_id,
+            "kernelVersion": machine.kernel_version,
+            "osImage": machine.os_image,
+            "containerRuntimeVersion": CONTAINER_RUNTIME_VERSION,
+            "kubeletVersion": KUBELET_VERSION,
+            "operatingSystem": "linux",
+            "architecture": machine.architecture,
+        },
+    }
+
+
+def node_object(machine: MachineInfo, *, node_name: str, address: str, port: int, now: str,
+                labels: dict[str, str] | None = None, max_pods: int = DEFAULT_MAX_PODS) -> Obj:
+    """The Node a kubelet registers (status included, as the real kubelet does)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": node_name,
+            "labels": node_labels(node_name, machine, labels),
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0",
+                            "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+        },
+        "spec": {},
+        "status": node_status(machine, node_name=node_name, address=address, port=port, now=now, max_pods=max_pods),
+    }
+
+
+def _without_heartbeats(status: Obj) -> Obj:
+    conditions = [{k: v for k, v in c.items() if k != "lastHeartbeatTime"} for c in status.get("conditions") or []]
+    return {**status, "conditions": conditions}
+
+
+def status_differs(a: Obj, b: Obj) -> bool:
+    """True when the statuses differ in anything but heartbeat times."""
+    return _without_heartbeats(a) != _without_heartbeats(b)

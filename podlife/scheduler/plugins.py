@@ -1,0 +1,550 @@
+"""The scheduler's plugins, and the small records they read.
+
+Design
+------
+As in the Kubernetes scheduling framework, each rule is a small plugin at a named
+extension point:
+
+- **QueueSort** orders the active queue (:class:`PrioritySort`: higher
+  ``spec.priority`` first, then first come, first served);
+- **Filter** plugins say whether a pod may go to a node, and if not, why (the
+  reason strings are Kubernetes', so ``kubectl describe`` reads the same):
+  :class:`NodeReady`, :class:`NodeUnschedulable`, :class:`NodeName`,
+  :class:`TaintToleration`, :class:`NodeAffinity` (``nodeSelector`` and required
+  node affinity) and :class:`NodeResourcesFit`;
+- **Score** plugins rank the nodes that passed (:class:`NodeResourcesFit` with
+  the LeastAllocated strategy: emptier nodes first, which spreads pods);
+- **Bind** writes the decision (:class:`DefaultBinder`: ``POST pods/binding``).
+
+Plugins never see API objects in the hot path. The scheduler turns each pod into a
+:class:`PodInfo` once (requests already summed and parsed, tolerations and
+selectors as tuples) and keeps one :class:`NodeInfo` per node (allocatable parsed
+once, running totals of what bound and assumed pods request). A filter is then a
+few integer comparisons, which is what lets one Python process schedule hundreds
+of pods per second across a thousand nodes.
+
+Filters are *static* or *dynamic*. A static filter reads only what a node
+declares (labels, taints, conditions, ``spec.unschedulable``) and the pod fields
+named by its :meth:`FilterPlugin.pod_key`. Its verdicts are cached per distinct
+pod key until a node changes, so pods stamped from one template are matched
+against the node list once, not once each. A dynamic filter (resources) reads
+the running totals and runs for every pod.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..client.base import PODS, Client, Obj
+from .quantity import QuantityError, resource_value
+
+#: the taints Kubernetes' node lifecycle controller puts on such nodes; tolerating
+#: them (as DaemonSet pods do) lets a pod through :class:`NodeReady` and
+#: :class:`NodeUnschedulable`
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+#: what LeastAllocated counts for containers that request nothing (as Kubernetes)
+DEFAULT_MILLI_CPU_REQUEST = 100
+DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
+MAX_NODE_SCORE = 100
+
+UNSCHEDULABLE = "Unschedulable"
+#: no change to the node's usage (such as preemption) would help
+UNRESOLVABLE = "UnschedulableAndUnresolvable"
+
+
+# ---- records ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Why a filter rejected a node."""
+
+    code: str
+    reasons: tuple[str, ...]
+    plugin: str = ""
+
+    @property
+    def unresolvable(self) -> bool:
+        return self.code == UNRESOLVABLE
+
+
+@dataclass(frozen=True, slots=True)
+class Taint:
+    key: str
+    value: str
+    effect: str
+
+    @classmethod
+    def from_obj(cls, t: Any) -> Taint | None:
+        if not isinstance(t, dict) or not t.get("key"):
+            return None
+        return cls(str(t["key"]), str(t.get("value") or ""), str(t.get("effect") or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Toleration:
+    key: str
+    operator: str
+    value: str
+    effect: str
+
+    @classmethod
+    def from_obj(cls, t: Any) -> Toleration | None:
+        if not isinstance(t, dict):
+            return None
+        return cls(str(t.get("key") or ""), str(t.get("operator") or "Equal"), str(t.get("value") or ""),
+                   str(t.get("effect") or ""))
+
+    def tolerates(self, taint: Taint) -> bool:
+        """Kubernetes' rule: same effect (or any), same key (or any with Exists), value per operator."""
+        if self.effect and self.effect != taint.effect:
+            return False
+        if self.key and self.key != taint.key:
+            return False
+        if self.operator == "Exists":
+            return True
+        return self.operator == "Equal" and self.value == taint.value
+
+
+def tolerated(tolerations: tuple[Toleration, ...], taint: Taint) -> bool:
+    return any(t.tolerates(taint) for t in tolerations)
+
+
+#: one node-affinity requirement: (on_field, key, operator, values)
+Requirement = tuple[bool, str, str, tuple[str, ...]]
+
+
+class PodInfo:
+    """What scheduling needs from a pod, computed once per pod version."""
+
+    __slots__ = ("key", "namespace", "name", "uid", "obj", "priority", "node_name", "deleting",
+                 "cpu", "memory", "scalar", "nz_cpu", "nz_memory", "tolerations", "node_selector",
+                 "affinity", "error")
+
+    def __init__(self, obj: Obj) -> None:
+        meta = obj.get("metadata") or {}
+        spec = obj.get("spec") or {}
+        self.obj = obj
+        self.namespace: str = meta.get("namespace") or ""
+        self.name: str = meta.get("name") or ""
+        self.key = f"{self.namespace}/{self.name}"
+        self.uid: str = meta.get("uid") or ""
+        self.deleting = bool(meta.get("deletionTimestamp"))
+        self.node_name: str = spec.get("nodeName") or ""
+        priority = spec.get("priority")
+        self.priority: int = priority if isinstance(priority, int) else 0
+        self.error = ""
+        try:
+            requests, nonzero = pod_requests(spec)
+        except QuantityError as exc:  # unschedulable until fixed, never a crash
+            requests, nonzero, self.error = {}, {}, f"invalid resource request: {exc}"
+        self.cpu: int = requests.pop("cpu", 0)
+        self.memory: int = requests.pop("memory", 0)
+        requests.pop("pods", None)
+        self.scalar: dict[str, int] = {k: v for k, v in requests.items() if v > 0}
+        self.nz_cpu: int = nonzero.get("cpu", 0)
+        self.nz_memory: int = nonzero.get("memory", 0)
+        self.tolerations: tuple[Toleration, ...] = tuple(
+            t for t in (Toleration.from_obj(x) for x in spec.get("tolerations") or []) if t is not None)
+        selector = spec.get("nodeSelector")
+        self.node_selector: tuple[tuple[str, str], ...] = (
+            tuple(sorted((str(k), str(v)) for k, v in selector.items())) if isinstance(selector, dict) else ())
+        self.affinity = _required_node_affinity(spec)
+
+    def resources_key(self) -> tuple:
+        return self.cpu, self.memory, tuple(sorted(self.scalar.items())), self.nz_cpu, self.nz_memory
+
+
+class NodeInfo:
+    """One node as the scheduler sees it: declared attributes plus running totals.
+
+    ``node`` is None for a node the scheduler only knows from pods bound to it.
+    """
+
+    __slots__ = ("name", "node", "labels", "taints", "unschedulable", "ready",
+                 "alloc_cpu", "alloc_memory", "alloc_pods", "alloc_scalar",
+                 "req_cpu", "req_memory", "req_pods", "req_scalar", "nz_cpu", "nz_memory")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.node: Obj | None = None
+        self.labels: dict[str, str] = {}
+        self.taints: tuple[Taint, ...] = ()
+        self.unschedulable = False
+        self.ready = False
+        self.alloc_cpu = self.alloc_memory = self.alloc_pods = 0
+        self.alloc_scalar: dict[str, int] = {}
+        self.req_cpu = self.req_memory = self.req_pods = 0
+        self.req_scalar: dict[str, int] = {}
+        self.nz_cpu = self.nz_memory = 0
+
+    def static_view(self) -> tuple:
+        return (self.labels, self.taints, self.unschedulable, self.ready)
+
+    def allocatable_view(self) -> tuple:
+        return (self.alloc_cpu, self.alloc_memory, self.alloc_pods, self.alloc_scalar)
+
+    def set_node(self, node: Obj | None) -> tuple[bool, bool]:
+        """Take a new version of the Node; returns (declared attributes changed, allocatable changed)."""
+        before_static, before_alloc = self.static_view(), self.allocatable_view()
+        self.node = node
+        if node is None:
+            self.labels, self.taints, self.unschedulable, self.ready = {}, (), False, False
+            self.alloc_cpu = self.alloc_memory = self.alloc_pods = 0
+            self.alloc_scalar = {}
+        else:
+            self._read(node)
+        return before_static != self.static_view(), before_alloc != self.allocatable_view()
+
+    def _read(self, node: Obj) -> None:
+        meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
+        self.labels = dict(meta.get("labels") or {})
+        self.taints = tuple(t for t in (Taint.from_obj(x) for x in spec.get("taints") or []) if t is not None)
+        self.unschedulable = bool(spec.get("unschedulable"))
+        self.ready = any(isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True"
+                         for c in status.get("conditions") or [])
+        alloc = status.get("allocatable") or status.get("capacity") or {}
+        values: dict[str, int] = {}
+        for name, q in alloc.items() if isinstance(alloc, dict) else ():
+            try:
+                values[name] = resource_value(name, q)
+            except QuantityError:
+                continue
+        self.alloc_cpu = values.pop("cpu", 0)
+        self.alloc_memory = values.pop("memory", 0)
+        self.alloc_pods = values.pop("pods", 0)
+        self.alloc_scalar = values
+
+    def add_pod(self, pod: PodInfo, sign: int = 1) -> None:
+        """Count (``sign`` 1) or uncount (-1) a pod bound or assumed to this node."""
+        self.req_cpu += sign * pod.cpu
+        self.req_memory += sign * pod.memory
+        self.req_pods += sign
+        self.nz_cpu += sign * pod.nz_cpu
+        self.nz_memory += sign * pod.nz_memory
+        for name, value in pod.scalar.items():
+            self.req_scalar[name] = self.req_scalar.get(name, 0) + sign * value
+
+    def remove_pod(self, pod: PodInfo) -> None:
+        self.add_pod(pod, -1)
+
+
+# ---- pod requests ---------------------------------------------------------------------
+
+
+def _container_requests(c: Any) -> dict[str, int]:
+    if not isinstance(c, dict):
+        return {}
+    requests = (c.get("resources") or {}).get("requests") or {}
+    return {name: resource_value(name, q) for name, q in requests.items()} if isinstance(requests, dict) else {}
+
+
+def _add(into: dict[str, int], more: dict[str, int]) -> None:
+    for k, v in more.items():
+        into[k] = into.get(k, 0) + v
+
+
+def _max(into: dict[str, int], other: dict[str, int]) -> None:
+    for k, v in other.items():
+        if v > into.get(k, 0):
+            into[k] = v
+
+
+def _nonzero(req: dict[str, int]) -> dict[str, int]:
+    out = dict(req)
+    out["cpu"] = req.get("cpu") or DEFAULT_MILLI_CPU_REQUEST
+    out["memory"] = req.get("memory") or DEFAULT_MEMORY_REQUEST
+    return out
+
+
+def pod_requests(spec: Obj) -> tuple[dict[str, int], dict[str, int]]:
+    """A pod's effective requests, and the same with LeastAllocated's defaults for unset cpu/memory.
+
+    As Kubernetes computes them: the app containers and restartable (sidecar) init
+    containers run together and add up; each ordinary init container runs alone
+    next to the sidecars started before it; the pod needs the larger of the two
+    phases, plus ``spec.overhead``.
+    """
+    total: dict[str, int] = {}
+    total_nz: dict[str, int] = {}
+    for c in spec.get("containers") or []:
+        req = _container_requests(c)
+        _add(total, req)
+        _add(total_nz, _nonzero(req))
+    sidecars: dict[str, int] = {}
+    sidecars_nz: dict[str, int] = {}
+    init_peak: dict[str, int] = {}
+    init_peak_nz: dict[str, int] = {}
+    for c in spec.get("initContainers") or []:
+        req = _container_requests(c)
+        if isinstance(c, dict) and c.get("restartPolicy") == "Always":
+            _add(sidecars, req)
+            _add(sidecars_nz, _nonzero(req))
+            _max(init_peak, sidecars)
+            _max(init_peak_nz, sidecars_nz)
+        else:
+            phase, phase_nz = dict(sidecars), dict(sidecars_nz)
+            _add(phase, req)
+            _add(phase_nz, _nonzero(req))
+            _max(init_peak, phase)
+            _max(init_peak_nz, phase_nz)
+    _add(total, sidecars)
+    _add(total_nz, sidecars_nz)
+    _max(total, init_peak)
+    _max(total_nz, init_peak_nz)
+    overhead = spec.get("overhead")
+    if isinstance(overhead, dict):
+        extra = {name: resource_value(name, q) for name, q in overhead.items()}
+        _add(total, extra)
+        _add(total_nz, extra)
+    return total, total_nz
+
+
+def _required_node_affinity(spec: Obj) -> tuple[tuple[Requirement, ...], ...] | None:
+    """``requiredDuringSchedulingIgnoredDuringExecution`` terms, or None when there are none."""
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution"))
+    if not isinstance(required, dict):
+        return None
+    terms: list[tuple[Requirement, ...]] = []
+    for term in required.get("nodeSelectorTerms") or []:
+        if not isinstance(term, dict):
+            continue
+        reqs: list[Requirement] = []
+        for on_field, group in ((False, "matchExpressions"), (True, "matchFields")):
+            for r in term.get(group) or []:
+                if isinstance(r, dict):
+                    reqs.append((on_field, str(r.get("key") or ""), str(r.get("operator") or ""),
+                                 tuple(str(v) for v in r.get("values") or [])))
+        terms.append(tuple(reqs))
+    return tuple(terms)
+
+
+def _requirement_matches(req: Requirement, labels: dict[str, str], node_name: str) -> bool:
+    on_field, key, op, values = req
+    if on_field:
+        present, value = key == "metadata.name", node_name
+    else:
+        present, value = key in labels, labels.get(key, "")
+    if op == "In":
+        return present and value in values
+    if op == "NotIn":
+        return not present or value not in values
+    if op == "Exists":
+        return present
+    if op == "DoesNotExist":
+        return not present
+    if op in ("Gt", "Lt") and present and len(values) == 1:
+        try:
+            have, bound = int(value), int(values[0])
+        except ValueError:
+            return False
+        return have > bound if op == "Gt" else have < bound
+    return False
+
+
+# ---- extension points --------------------------------------------------------------------
+
+
+class Plugin:
+    name: ClassVar[str] = ""
+
+
+class FilterPlugin(Plugin):
+    #: True when the verdict depends only on the node's declared attributes and on
+    #: :meth:`pod_key`; such verdicts are cached (see the module docstring)
+    static: ClassVar[bool] = False
+
+    def pod_key(self, pod: PodInfo) -> Hashable:
+        """The pod fields this filter reads (static filters only)."""
+        return None
+
+    def filter(self, pod: PodInfo, node: NodeInfo) -> Status | None:
+        """None when ``pod`` may go to ``node``, else why not."""
+        raise NotImplementedError
+
+
+class ScorePlugin(Plugin):
+    weight: int = 1
+
+    def score(self, pod: PodInfo, node: NodeInfo) -> int:
+        """0..100, higher is better."""
+        raise NotImplementedError
+
+
+class PrioritySort(Plugin):
+    """QueueSort: higher ``spec.priority`` first, then in arrival order."""
+
+    name = "PrioritySort"
+
+    def sort_key(self, pod: PodInfo, arrival: int) -> tuple[int, int]:
+        return -pod.priority, arrival
+
+
+class DefaultBinder(Plugin):
+    """Bind: ``POST pods/<name>/binding``; the API server sets ``spec.nodeName``."""
+
+    name = "DefaultBinder"
+
+    async def bind(self, client: Client, pod: PodInfo, node_name: str) -> None:
+        body = {"apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}}
+        await client.create_subresource(PODS, pod.name, "binding", body, pod.namespace)
+
+
+# ---- filters ---------------------------------------------------------------------------------
+
+
+def _unresolvable(plugin: str, reason: str) -> Status:
+    return Status(UNRESOLVABLE, (reason,), plugin)
+
+
+class NodeReady(FilterPlugin):
+    """Nodes whose ``Ready`` condition is not ``True`` take no new pods.
+
+    Kubernetes expresses this as the ``node.kubernetes.io/not-ready`` NoSchedule
+    taint; podlife checks the condition itself (no controller needs to taint the
+    node first) and honours a toleration of that taint the same way.
+    """
+
+    name = "NodeReady"
+    static = True
+    _not_ready = _unresolvable("NodeReady", "node(s) were not ready")
+    _taint = Taint(NOT_READY_TAINT, "", "NoSchedule")
+
+    def pod_key(self, pod: PodInfo) -> Hashable:
+        return tolerated(pod.tolerations, self._taint)
+
+    def filter(self, pod: PodInfo, node: NodeInfo) -> Status | None:
+        if node.ready or tolerated(pod.tolerations, self._taint):
+            return None
+        return self._not_ready
+
+
+class NodeUnschedulable(FilterPlugin):
+    """Cordoned nodes (``spec.unschedulable``) take no new pods, unless tolerated."""
+
+    name = "NodeUnschedulable"
+    static = True
+    _cordoned = _unresolvable("NodeUnschedulable", "node(s) were unschedulable")
+    _taint = Taint(UNSCHEDULABLE_TAINT, "", "NoSchedule")
+
+    def pod_key(self, pod: PodInfo) -> Hashable:
+        return tolerated(pod.tolerations, self._taint)
+
+    def filter(self, pod: PodInfo, node: NodeInfo) -> Status | None:
+        if not node.unschedulable or tolerated(pod.tolerations, self._taint):
+            return None
+        return self._cordoned
+
+
+class NodeName(FilterPlugin):
+    """A pod that names its node fits only there (the queue never admits such pods:
+    they are bound already)."""
+
+    name = "NodeName"
+    static = True
+    _other = _unresolvable("NodeName", "node(s) didn't match the requested node name")
+
+    def pod_key(self, pod: PodInfo) -> Hashable:
+        return pod.node_name
+
+    def filter(self, pod: PodInfo, node: NodeInfo) -> Status | None:
+        if not pod.node_name or pod.node_name == node.name:
+            return None
+        return self._other
+
+
+class TaintToleration(FilterPlugin):
+    """A node's NoSchedule and NoExecute taints must all be tolerated."""
+
+    name = "TaintToleration"
+    static = True
+
+    def pod_key(self, pod: PodInfo) -> Hashable:
+        return pod.tolerations
+
+    def filter(self, pod: PodInfo, node: NodeInfo) -> Status | None:
+        for taint in node.taints:
+            if taint.effect in ("NoSchedule", "NoExecute") and not tolerated(pod.tolerations, taint):
+                return _unresolvable(self.name, f"node(s) had untolerated taint {{{taint.key}: {taint.value}}}")
+        return None
+
+
+class NodeAffinity(FilterPlugin):
+    """``spec.nodeSelector`` labels, and required node affinity terms (any term, all its requirements)."""
+
+    name = "NodeAffinity"
+    static = True
+    _mismatch = _unresolvable("NodeAffinity", "node(s) didn't match Pod's node affinity/selector")
+
+    def pod_key(self, pod: PodInfo) -> Hashable:
+        return pod.node_selector, pod.affinity
+
+    def filter(self, pod: PodInfo, node: NodeInfo) -> Status | None:
+        labels = node.labels
+        for key, value in pod.node_selector:
+            if labels.get(key) != value:
+                return self._mismatch
+        terms = pod.affinity
+        if terms is not None and not any(
+                term and all(_requirement_matches(r, labels, node.name) for r in term) for term in terms):
+            return self._mismatch
+        return None
+
+
+class NodeResourcesFit(FilterPlugin, ScorePlugin):
+    """Filter: the pod's requests fit in what the node has left (cpu, memory, pod
+    count, any other requested resource). Score: LeastAllocated -- the share of
+    cpu and memory left after placing the pod, averaged, so emptier nodes win and
+    pods spread."""
+
+    name = "NodeResourcesFit"
+    _too_many = Status(UNSCHEDULABLE, ("Too many pods",), "NodeResourcesFit")
+
+    def filter(self, pod: PodInfo, node: NodeInfo) -> Status | None:
+        if (node.req_pods < node.alloc_pods
+                and (not pod.cpu or pod.cpu <= node.alloc_cpu - node.req_cpu)
+                and (not pod.memory or pod.memory <= node.alloc_memory - node.req_memory)
+                and not pod.scalar and not pod.error):
+            return None
+        return self._insufficient(pod, node)
+
+    def _insufficient(self, pod: PodInfo, node: NodeInfo) -> Status | None:
+        if pod.error:
+            return Status(UNRESOLVABLE, (pod.error,), self.name)
+        reasons: list[str] = []
+        if node.req_pods >= node.alloc_pods:
+            reasons.append("Too many pods")
+        if pod.cpu and pod.cpu > node.alloc_cpu - node.req_cpu:
+            reasons.append("Insufficient cpu")
+        if pod.memory and pod.memory > node.alloc_memory - node.req_memory:
+            reasons.append("Insufficient memory")
+        for name, value in pod.scalar.items():
+            if value > node.alloc_scalar.get(name, 0) - node.req_scalar.get(name, 0):
+                reasons.append(f"Insufficient {name}")
+        return Status(UNSCHEDULABLE, tuple(reasons), self.name) if reasons else None
+
+    def score(self, pod: PodInfo, node: NodeInfo) -> int:
+        cpu_cap, mem_cap = node.alloc_cpu, node.alloc_memory
+        cpu_req, mem_req = node.nz_cpu + pod.nz_cpu, node.nz_memory + pod.nz_memory
+        cpu = (cpu_cap - cpu_req) * MAX_NODE_SCORE // cpu_cap if 0 < cpu_cap and cpu_req <= cpu_cap else 0
+        mem = (mem_cap - mem_req) * MAX_NODE_SCORE // mem_cap if 0 < mem_cap and mem_req <= mem_cap else 0
+        return (cpu + mem) // 2
+
+
+def default_filters() -> list[FilterPlugin]:
+    """The filter chain in Kubernetes' order (cheap declarative checks before resources)."""
+    return [NodeReady(), NodeUnschedulable(), NodeName(), TaintToleration(), NodeAffinity(), NodeResourcesFit()]
+
+
+def default_scores(filters: list[FilterPlugin]) -> list[ScorePlugin]:
+    """LeastAllocated, sharing the NodeResourcesFit instance when there is one."""
+    for f in filters:
+        if isinstance(f, NodeResourcesFit):
+            return [f]
+    return [NodeResourcesFit()]

@@ -1,0 +1,147 @@
+"""Start a real ``podlife up`` in a subprocess and drive it like a user.
+
+Each cluster gets a free loopback port (``--port 0``), its own data directory, its own
+kubeconfig and its own kubectl cache directory, so tests run in parallel safely. The
+process is stopped by its pid with SIGTERM (then SIGKILL if it does not exit), even
+when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+START_TIMEOUT = 60.0
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = "condition") -> T:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # keep polling; report the last error on timeout
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+
+
+class PodlifeProcess:
+    def __init__(self, data_dir: Path, *args: str) -> None:
+        self.data_dir = data_dir
+        self.args = list(args)
+        self.proc: subprocess.Popen | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "kubeconfig"
+
+    def start(self) -> PodlifeProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.kubeconfig.exists():
+            self.kubeconfig.unlink()  # a restart writes a new one (the port may change)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "podlife.cli", "up", "--data-dir", str(self.data_dir), "--port", "0", *self.args],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        wait_for(self._ready, START_TIMEOUT, what=f"podlife up to be ready (log: {self.log_path})")
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"podlife up exited with {self.proc.returncode}: {self.log_path.read_text()[-3000:]}")
+        if not self.kubeconfig.exists():
+            return False
+        status, _ = self.http("GET", "/readyz", auth=False)
+        return status == 200
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return proc.returncode if proc else None
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return proc.wait(10)
+
+    # ---- talking to it ----------------------------------------------------------------
+
+    def _config(self) -> tuple[str, str, ssl.SSLContext]:
+        cfg = yaml.safe_load(self.kubeconfig.read_text())
+        import base64
+
+        server = cfg["clusters"][0]["cluster"]["server"]
+        ca = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
+        token = cfg["users"][0]["user"]["token"]
+        return server, token, ssl.create_default_context(cadata=ca)
+
+    @property
+    def server(self) -> str:
+        return self._config()[0]
+
+    @property
+    def token(self) -> str:
+        return self._config()[1]
+
+    def http(self, method: str, path: str, body: Any = None, *, auth: bool = True, content_type: str = "application/json",
+             headers: dict[str, str] | None = None, raw: bytes | None = None, timeout: float = 30) -> tuple[int, Any]:
+        server, token, ctx = self._config()
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(server + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        if auth:
+            req.add_header("Authorization", f"Bearer {token}")
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=timeout) as resp:
+                payload = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as err:
+            payload, status = err.read(), err.code
+        try:
+            return status, json.loads(payload) if payload else None
+        except ValueError:
+            return status, payload.decode(errors="replace")
+
+    def kubectl_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        env["KUBECACHEDIR"] = str(self.data_dir / "kubectl-cache")
+        return env
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        result = subprocess.run(["kubectl", *args], capture_output=True, text=True, env=self.kubectl_env(),
+                                input=input, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def kubectl_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def kubectl_popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(["kubectl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=self.kubectl_env(), start_new_session=True)
