@@ -344,6 +344,19 @@ async def test_since_seconds_and_the_later_of_both_wins(tmp_path: Path) -> None:
     assert await collect(path, since_seconds=5, since_time=now - timedelta(hours=1)) == b"new\n"
 
 
+async def test_since_with_timestamps_in_other_forms(tmp_path: Path) -> None:
+    path = tmp_path / "0.log"
+    write_records(
+        path,
+        [
+            ("2024-05-01T11:59:59+02:00", "stdout", "F", "before"),  # 09:59:59Z
+            ("2024-05-01T10:00:00.5Z", "stdout", "F", "after"),
+            ("2024-05-01T12:00:01.000000001+02:00", "stdout", "F", "later"),  # 10:00:01Z
+        ],
+    )
+    assert await collect(path, since_time=T0) == b"after\nlater\n"
+
+
 async def test_tail_is_applied_before_since(simple_log: Path) -> None:
     # The last 3 lines, then the ones from t=3s on: 2 lines, not 3.
     assert await collect(simple_log, tail_lines=3, since_time=T0 + timedelta(seconds=3)) == b"\nline 5\n"

@@ -318,6 +318,24 @@ async def test_leftover_children_die_when_the_main_process_exits(runtime: Proces
     await wait_until(lambda: not pid_alive(child), what="the orphaned child to die")
 
 
+async def test_a_process_that_left_the_group_cannot_hold_wait_up(runtime: ProcessRuntime, tmp_path: Path) -> None:
+    # setsid puts the child in a session of its own: out of the runtime's reach,
+    # but it holds the log pipe. wait() returns anyway, after the drain timeout.
+    # The main process exits only once the child has left the group.
+    pid_file = tmp_path / "escaped.pid"
+    script = f"setsid sh -c 'echo $$ > {pid_file}; exec sleep 100' & while [ ! -s {pid_file} ]; do sleep 0.01; done"
+    runtime.log_drain_timeout = 0.2
+    handle = await runtime.start_container(POD, sh(script), 0)
+    try:
+        info = await asyncio.wait_for(handle.wait(), 10)
+        assert info.exit_code == 0
+        assert not log_lines(handle.log_path)  # nothing written, and the pipe still open
+        assert pid_alive(int(pid_file.read_text()))  # the documented limit
+    finally:
+        await wait_until(lambda: pid_file.exists() and pid_file.read_text().endswith("\n"), what="the pid file")
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)  # a pid this test started, through the container
+
+
 # --------------------------------------------------------------------------- exec
 
 

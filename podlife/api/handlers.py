@@ -191,6 +191,8 @@ async def handle(request: web.Request, target: Target) -> web.StreamResponse:
         if method == "DELETE":
             return await _delete_collection(request, target)
         raise errors.method_not_allowed()
+    if target.subresource == "finalize" and method == "PUT":
+        return await _update(request, target)
     if target.subresource not in (None, "status"):
         return await _subresource(request, target)
     if method == "GET":

@@ -212,7 +212,7 @@ class ResourceREST:
         if errs:
             raise errors.invalid(self.rt, (obj.get("metadata") or {}).get("name") or "", errs)
 
-    def _check_namespace_admission(self, namespace: str) -> None:
+    def _check_namespace_admission(self, namespace: str, name: str) -> None:
         ns_rest = self.ctx.rest_by("", "v1", "namespaces")
         if ns_rest is None:
             return
@@ -220,8 +220,8 @@ class ResourceREST:
         if ns is None:
             raise errors.ApiError(404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"})
         if ns.metadata.get("deletionTimestamp") and self.rt.kind != "Event":
-            raise errors.ApiError(403, "Forbidden", f"{self.rt.group_resource} \"{(namespace)}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
-                                  {"name": namespace, "kind": self.rt.plural, "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {namespace} is being terminated", "field": "metadata.namespace"}]})
+            raise errors.ApiError(403, "Forbidden", f"{self.rt.group_resource} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                                  {"name": name, "kind": self.rt.plural, "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {namespace} is being terminated", "field": "metadata.namespace"}]})
 
     def run_checkers(self, obj: Obj, mode: str) -> list[str]:
         """Schema checks (unknown fields etc.); raises for Strict, returns warnings for Warn."""
@@ -250,7 +250,7 @@ class ResourceREST:
         errs += self.strategy.validate(obj)
         self._validate(obj, errs)
         if self.rt.namespaced:
-            self._check_namespace_admission(meta["namespace"])
+            self._check_namespace_admission(meta["namespace"], meta["name"])
         key = self.rt.key(meta.get("namespace"), meta["name"])
         if dry_run:
             if self.cache.get(key) is not None:
@@ -390,6 +390,9 @@ class ResourceREST:
             errs += self.strategy.validate_update(new, old)
             if self.strategy.tracks_generation and self.strategy.spec_changed(new, old):
                 new["metadata"]["generation"] = int(old_meta.get("generation") or 0) + 1
+        elif subresource == "finalize":
+            new = self._finalize_update(new, old)
+            errs = []
         elif subresource == INTERNAL:
             errs = []  # a change the server makes itself (binding, finalization)
         else:
@@ -397,6 +400,16 @@ class ResourceREST:
         self._validate(new, errs)
         new["metadata"].pop("resourceVersion", None)
         return new
+
+    @staticmethod
+    def _finalize_update(new: Obj, old: Obj) -> Obj:
+        """``namespaces/finalize``: only ``spec.finalizers`` changes."""
+        finalizers = (new.get("spec") or {}).get("finalizers") or []
+        if not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers):
+            raise errors.bad_request("spec.finalizers must be a list of strings")
+        merged = dict(old)
+        merged["spec"] = {**(old.get("spec") or {}), "finalizers": finalizers}
+        return merged
 
     def _finalized(self, obj: Obj) -> bool:
         """A deleted object whose last finalizer just went, and whose grace has run out."""

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..registry.catalog import Catalog
-from . import discovery, errors, openapi
+from . import discovery, errors, openapi, protobuf
 from .handlers import handle, json_response, resolve
 from .rest import ApiContext
 from .scale import serve_scale
@@ -50,6 +50,16 @@ def version_info() -> dict[str, str]:
         "compiler": "cpython",
         "platform": "linux/amd64",
     }
+
+
+def decode_protobuf_body(raw: bytes) -> Any:
+    """kubectl 1.32's typed writes arrive as Kubernetes protobuf; decode them to JSON form."""
+    try:
+        return protobuf.decode_k8s_protobuf(raw)
+    except protobuf.UnsupportedKindError as exc:
+        raise errors.ApiError(415, "UnsupportedMediaType", str(exc)) from None
+    except protobuf.ProtobufError as exc:
+        raise errors.bad_request(f"the protobuf body could not be decoded: {exc}") from None
 
 
 def _status_response(exc: errors.ApiError) -> web.Response:
@@ -97,6 +107,7 @@ class APIServer:
         self.app = web.Application(middlewares=[error_middleware, auth_middleware(token)], client_max_size=3 * 1024 * 1024)
         self.app["kubelet_token"] = kubelet_token or token or ""
         self.app["subresource_handlers"] = {"scale": serve_scale}
+        self.app["protobuf_decoder"] = decode_protobuf_body
         self.app.router.add_route("*", "/{path:.*}", self.dispatch)
         self.app.on_startup.append(self._on_startup)
         self.app.on_cleanup.append(self._on_cleanup)

@@ -1,0 +1,23 @@
+"""Controllers: the control loops that act on objects after the API has stored them.
+
+Each controller is a client of the API like any other component (it works the same
+over :class:`~podlife.client.local.LocalClient` or HTTP): informers feed a
+:class:`~podlife.client.workqueue.WorkQueue` of keys, and workers reconcile one key at
+a time from live reads, so every step is idempotent and safe to retry.
+
+- :class:`NamespaceController` (:mod:`.namespace`) -- empties a namespace being
+  deleted (every namespaced kind), reports progress in its status conditions, waits
+  for graceful pod shutdown, then removes the ``kubernetes`` finalizer so the API
+  server can remove the namespace.
+- :class:`GarbageCollector` (:mod:`.garbage_collector`) -- keeps the owner -> dependents
+  graph of ``metadata.ownerReferences``; deletes dependents whose owners are gone
+  (Background), runs the ``foregroundDeletion`` finalizer (dependents first) and the
+  ``orphan`` finalizer (dependents kept, references removed).
+
+:func:`catalog_resources` turns a registry catalog into the resource list both take.
+"""
+
+from .garbage_collector import GarbageCollector
+from .namespace import NamespaceController, catalog_resources
+
+__all__ = ["GarbageCollector", "NamespaceController", "catalog_resources"]

@@ -60,7 +60,7 @@ Decisions
 Limits: a process that leaves its group (``setsid``, ``setpgid``) is out of
 reach, as it would be of any tool that lacks cgroups. If it holds the output
 pipe, :meth:`ContainerHandle.wait` stops waiting for the log after
-:data:`LOG_DRAIN_TIMEOUT_SECONDS`. The pipe is closed when the runtime forgets
+``log_drain_timeout`` (default :data:`LOG_DRAIN_TIMEOUT_SECONDS`). The pipe is closed when the runtime forgets
 the container (:meth:`ProcessRuntime.remove_pod` or
 :meth:`ProcessRuntime.shutdown`).
 """
@@ -335,9 +335,16 @@ class ContainerHandle:
 class ProcessRuntime:
     """Starts, stops and forgets the containers of one node as local processes."""
 
-    def __init__(self, root_dir: Path, *, default_working_dir: str = "/") -> None:
+    def __init__(
+        self,
+        root_dir: Path,
+        *,
+        default_working_dir: str = "/",
+        log_drain_timeout: float = LOG_DRAIN_TIMEOUT_SECONDS,
+    ) -> None:
         self.root_dir = Path(root_dir)
         self.default_working_dir = default_working_dir
+        self.log_drain_timeout = log_drain_timeout
         self._live: dict[str, ContainerHandle] = {}
         self._watchers: set[asyncio.Task[None]] = set()
         self._pumps: set[asyncio.Task[None]] = set()
@@ -541,7 +548,7 @@ class ProcessRuntime:
             if process.returncode is None:
                 _signal_group(process.pid, signal.SIGKILL)
         if handle._pumps:
-            await asyncio.wait(handle._pumps, timeout=LOG_DRAIN_TIMEOUT_SECONDS)
+            await asyncio.wait(handle._pumps, timeout=self.log_drain_timeout)
         info = ExitInfo.from_returncode(returncode, finished_at)
         handle._exit = info
         handle._done.set_result(info)

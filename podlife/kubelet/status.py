@@ -202,7 +202,7 @@ def next_phase(previous: str | None, computed: str) -> str:
 # --------------------------------------------------------------------------- conditions
 
 
-def _names(names: Iterable[str]) -> str:
+def go_list(names: Iterable[str]) -> str:
     """Go's ``%s`` of a string slice: ``[a b]``."""
     return "[" + " ".join(names) + "]"
 
@@ -224,7 +224,7 @@ def containers_ready_condition(views: Sequence[ContainerView], phase: str) -> Ob
     unready = [v.name for v in views if not v.ready]
     if unready:
         return _condition(CONTAINERS_READY, False, CONTAINERS_NOT_READY,
-                          f"containers with unready status: {_names(unready)}")
+                          f"containers with unready status: {go_list(unready)}")
     return _condition(CONTAINERS_READY, True)
 
 

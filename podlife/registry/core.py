@@ -13,6 +13,13 @@ class NamespaceStrategy(Strategy):
     has_status = True
     name_rule = "label"
 
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        # only the finalize subresource changes spec.finalizers
+        spec = new.get("spec")
+        if isinstance(spec, dict):
+            spec["finalizers"] = (old.get("spec") or {}).get("finalizers", [])
+
     def prepare_for_create(self, obj: Obj) -> None:
         obj["status"] = {"phase": "Active"}
 

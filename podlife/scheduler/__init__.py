@@ -1,0 +1,52 @@
+"""The scheduler: binds pending pods to nodes (filter, score, bind).
+
+:class:`Scheduler` watches non-terminal pods and nodes through the :class:`~podlife.client.base.Client`
+interface, decides one pod at a time against its own accounting of each node's
+requested resources, and writes ``pods/binding`` (plus events and the
+``PodScheduled`` condition). The rules are plugins at Kubernetes' extension points
+(:mod:`podlife.scheduler.plugins`); quantities are parsed by
+:mod:`podlife.scheduler.quantity`. See :mod:`podlife.scheduler.scheduler` for the design.
+"""
+
+from .plugins import (
+    DefaultBinder,
+    FilterPlugin,
+    NodeAffinity,
+    NodeInfo,
+    NodeName,
+    NodeReady,
+    NodeResourcesFit,
+    NodeUnschedulable,
+    PodInfo,
+    PrioritySort,
+    ScorePlugin,
+    Status,
+    TaintToleration,
+)
+from .quantity import QuantityError, int_value, milli_value, parse_quantity
+from .scheduler import FitError, Scheduler, SchedulerCache, SchedulingQueue, num_feasible_nodes_to_find
+
+__all__ = [
+    "DefaultBinder",
+    "FilterPlugin",
+    "FitError",
+    "NodeAffinity",
+    "NodeInfo",
+    "NodeName",
+    "NodeReady",
+    "NodeResourcesFit",
+    "NodeUnschedulable",
+    "PodInfo",
+    "PrioritySort",
+    "QuantityError",
+    "Scheduler",
+    "SchedulerCache",
+    "SchedulingQueue",
+    "ScorePlugin",
+    "Status",
+    "TaintToleration",
+    "int_value",
+    "milli_value",
+    "num_feasible_nodes_to_find",
+    "parse_quantity",
+]

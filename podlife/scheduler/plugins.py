@@ -33,7 +33,7 @@ the running totals and runs for every pod.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -162,11 +162,15 @@ class NodeInfo:
     """One node as the scheduler sees it: declared attributes plus running totals.
 
     ``node`` is None for a node the scheduler only knows from pods bound to it.
+    ``free_*`` (allocatable minus requested) and ``left_*`` (allocatable minus the
+    requests LeastAllocated counts) are kept up to date so that filters and scores
+    read one attribute per resource.
     """
 
     __slots__ = ("name", "node", "labels", "taints", "unschedulable", "ready",
                  "alloc_cpu", "alloc_memory", "alloc_pods", "alloc_scalar",
-                 "req_cpu", "req_memory", "req_pods", "req_scalar", "nz_cpu", "nz_memory")
+                 "req_cpu", "req_memory", "req_pods", "req_scalar", "nz_cpu", "nz_memory",
+                 "free_cpu", "free_memory", "free_pods", "left_cpu", "left_memory")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -180,6 +184,14 @@ class NodeInfo:
         self.req_cpu = self.req_memory = self.req_pods = 0
         self.req_scalar: dict[str, int] = {}
         self.nz_cpu = self.nz_memory = 0
+        self._derive()
+
+    def _derive(self) -> None:
+        self.free_cpu = self.alloc_cpu - self.req_cpu
+        self.free_memory = self.alloc_memory - self.req_memory
+        self.free_pods = self.alloc_pods - self.req_pods
+        self.left_cpu = self.alloc_cpu - self.nz_cpu
+        self.left_memory = self.alloc_memory - self.nz_memory
 
     def static_view(self) -> tuple:
         return (self.labels, self.taints, self.unschedulable, self.ready)
@@ -197,6 +209,7 @@ class NodeInfo:
             self.alloc_scalar = {}
         else:
             self._read(node)
+        self._derive()
         return before_static != self.static_view(), before_alloc != self.allocatable_view()
 
     def _read(self, node: Obj) -> None:
@@ -227,6 +240,7 @@ class NodeInfo:
         self.nz_memory += sign * pod.nz_memory
         for name, value in pod.scalar.items():
             self.req_scalar[name] = self.req_scalar.get(name, 0) + sign * value
+        self._derive()
 
     def remove_pod(self, pod: PodInfo) -> None:
         self.add_pod(pod, -1)
@@ -366,6 +380,14 @@ class FilterPlugin(Plugin):
         """None when ``pod`` may go to ``node``, else why not."""
         raise NotImplementedError
 
+    def filter_many(self, pod: PodInfo, nodes: Iterable[NodeInfo]) -> Iterator[NodeInfo]:
+        """The nodes that pass, lazily (the scheduler stops once it has enough).
+
+        The same verdicts as :meth:`filter`; a plugin overrides it with a tighter loop.
+        """
+        check = self.filter
+        return (node for node in nodes if check(pod, node) is None)
+
 
 class ScorePlugin(Plugin):
     weight: int = 1
@@ -373,6 +395,11 @@ class ScorePlugin(Plugin):
     def score(self, pod: PodInfo, node: NodeInfo) -> int:
         """0..100, higher is better."""
         raise NotImplementedError
+
+    def score_many(self, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        """:meth:`score` for each node, in order (overridden with a tighter loop)."""
+        score = self.score
+        return [score(pod, node) for node in nodes]
 
 
 class PrioritySort(Plugin):
@@ -507,9 +534,9 @@ class NodeResourcesFit(FilterPlugin, ScorePlugin):
     _too_many = Status(UNSCHEDULABLE, ("Too many pods",), "NodeResourcesFit")
 
     def filter(self, pod: PodInfo, node: NodeInfo) -> Status | None:
-        if (node.req_pods < node.alloc_pods
-                and (not pod.cpu or pod.cpu <= node.alloc_cpu - node.req_cpu)
-                and (not pod.memory or pod.memory <= node.alloc_memory - node.req_memory)
+        if (node.free_pods > 0
+                and (not pod.cpu or pod.cpu <= node.free_cpu)
+                and (not pod.memory or pod.memory <= node.free_memory)
                 and not pod.scalar and not pod.error):
             return None
         return self._insufficient(pod, node)
@@ -518,23 +545,44 @@ class NodeResourcesFit(FilterPlugin, ScorePlugin):
         if pod.error:
             return Status(UNRESOLVABLE, (pod.error,), self.name)
         reasons: list[str] = []
-        if node.req_pods >= node.alloc_pods:
+        if node.free_pods <= 0:
             reasons.append("Too many pods")
-        if pod.cpu and pod.cpu > node.alloc_cpu - node.req_cpu:
+        if pod.cpu and pod.cpu > node.free_cpu:
             reasons.append("Insufficient cpu")
-        if pod.memory and pod.memory > node.alloc_memory - node.req_memory:
+        if pod.memory and pod.memory > node.free_memory:
             reasons.append("Insufficient memory")
         for name, value in pod.scalar.items():
             if value > node.alloc_scalar.get(name, 0) - node.req_scalar.get(name, 0):
                 reasons.append(f"Insufficient {name}")
         return Status(UNSCHEDULABLE, tuple(reasons), self.name) if reasons else None
 
+    def filter_many(self, pod: PodInfo, nodes: Iterable[NodeInfo]) -> Iterator[NodeInfo]:
+        if pod.scalar or pod.error:
+            yield from super().filter_many(pod, nodes)
+            return
+        # a resource the pod does not request never rejects a node, even an overcommitted one
+        cpu = pod.cpu or -(1 << 62)
+        memory = pod.memory or -(1 << 62)
+        for node in nodes:
+            if node.free_pods > 0 and cpu <= node.free_cpu and memory <= node.free_memory:
+                yield node
+
+    # LeastAllocated: (allocatable - requested) * 100 / allocatable per resource, with
+    # requested including this pod and defaults for unset requests; cpu and memory
+    # weigh the same. ``left_*`` is allocatable minus the node's counted requests;
+    # the pod's counted requests are never 0, so left >= pod implies allocatable > 0.
+
     def score(self, pod: PodInfo, node: NodeInfo) -> int:
-        cpu_cap, mem_cap = node.alloc_cpu, node.alloc_memory
-        cpu_req, mem_req = node.nz_cpu + pod.nz_cpu, node.nz_memory + pod.nz_memory
-        cpu = (cpu_cap - cpu_req) * MAX_NODE_SCORE // cpu_cap if 0 < cpu_cap and cpu_req <= cpu_cap else 0
-        mem = (mem_cap - mem_req) * MAX_NODE_SCORE // mem_cap if 0 < mem_cap and mem_req <= mem_cap else 0
-        return (cpu + mem) // 2
+        return self.score_many(pod, [node])[0]
+
+    def score_many(self, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        pc, pm = pod.nz_cpu, pod.nz_memory
+        top = MAX_NODE_SCORE
+        return [
+            (((n.left_cpu - pc) * top // n.alloc_cpu if n.left_cpu >= pc > 0 else 0)
+             + ((n.left_memory - pm) * top // n.alloc_memory if n.left_memory >= pm > 0 else 0)) // 2
+            for n in nodes
+        ]
 
 
 def default_filters() -> list[FilterPlugin]:

@@ -1,0 +1,310 @@
+"""The node agent: registers the Node, keeps its Lease, and runs the pods bound to it.
+
+:class:`Kubelet` does what a kubelet does for the control plane to see a node:
+
+* **Registration.** The Node object, with this machine's capacity and info
+  (:mod:`podlife.kubelet.node_status`) and the port of its log server. An
+  existing Node of the same name (a restarted kubelet) is taken over: labels
+  and status are brought up to date.
+* **Heartbeats, the Kubernetes way.** The Lease ``kube-node-lease/<node>`` is
+  renewed every 10 s (duration 40 s): that is the cheap liveness signal. The
+  Node status is recomputed every 10 s but written only when something other
+  than a heartbeat time changed, or every 5 minutes.
+* **Pods.** An informer watches the pods with ``spec.nodeName=<node>``; its
+  handlers only queue keys, and the queue's handler routes each key to the
+  pod's :class:`~podlife.kubelet.pod_worker.PodWorker` (one asyncio task per
+  pod uid), which does the slow work. A worker that has deleted its pod is
+  remembered until the informer sees the deletion, so a late event cannot
+  start the pod again.
+* **Logs.** A :class:`~podlife.kubelet.server.KubeletServer` on ``address:0``
+  answers ``/containerLogs/...`` for the API server, using the workers to find
+  the right log file.
+
+Everything goes through :class:`~podlife.client.base.Client`, so the kubelet
+runs the same in the API server's process (LocalClient) or on another host
+(HTTPClient).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..api.errors import ApiError
+from ..api.patch import create_merge_patch
+from ..client.base import LEASES, NODES, PODS, Client, Obj
+from ..client.events import EventRecorder
+from ..client.informer import Informer, object_key
+from ..client.workqueue import WorkQueue
+from .node_status import DEFAULT_MAX_PODS, MachineInfo, node_labels, node_object, node_status, probe_machine, status_differs
+from .pod_worker import CNI, PodWorker, WorkerConfig
+from .runtime import ProcessRuntime
+from .server import KubeletServer, LogNotAvailable, LogTarget
+from .status import rfc3339
+
+log = logging.getLogger(__name__)
+
+LEASE_NAMESPACE = "kube-node-lease"
+
+
+@dataclass
+class KubeletConfig:
+    """Intervals and limits; the defaults are Kubernetes' (tests shrink them)."""
+
+    lease_duration_seconds: int = 40
+    lease_renew_interval: float = 10.0
+    node_status_update_frequency: float = 10.0
+    node_status_report_frequency: float = 300.0
+    max_pods: int = DEFAULT_MAX_PODS
+    labels: dict[str, str] = field(default_factory=dict)
+    pods: WorkerConfig = field(default_factory=WorkerConfig)
+
+
+def micro_time(moment: datetime | None = None) -> str:
+    """``metav1.MicroTime`` text, as Lease times are written."""
+    return (moment or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Kubelet:
+    """The agent of one node. ``await start()``, later ``await stop()``.
+
+    ``runtime`` defaults to a :class:`ProcessRuntime` under ``root_dir``;
+    ``server_token`` (default: a random one) is the bearer token the log server
+    wants, so the API server must be given the same one.
+    """
+
+    def __init__(self, client: Client, node_name: str, *, root_dir: Path | str, cni: CNI,
+                 runtime: ProcessRuntime | None = None, address: str = "127.0.0.1",
+                 config: KubeletConfig | None = None, server_token: str | None = None) -> None:
+        self.client = client
+        self.node_name = node_name
+        self.root_dir = Path(root_dir)
+        self.runtime = runtime or ProcessRuntime(self.root_dir)
+        self.cni = cni
+        self.address = address
+        self.config = config or KubeletConfig()
+        self.server_token = server_token or secrets.token_urlsafe(32)
+        self.server = KubeletServer(self._log_target, token=self.server_token, address=address)
+        self.recorder = EventRecorder(client, "kubelet", node_name)
+        self.informer = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
+        self.queue = WorkQueue()
+        self.machine: MachineInfo | None = None
+        self._workers: dict[str, PodWorker] = {}  # key -> the worker of the pod with that name now
+        self._retiring: set[PodWorker] = set()  # workers of replaced pods, still stopping
+        self._finished: dict[str, str] = {}  # key -> uid of a pod we deleted, until the informer agrees
+        self._node_uid = ""
+        self._last_report = 0.0
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def server_url(self) -> str:
+        return self.server.url
+
+    @property
+    def workers(self) -> dict[str, PodWorker]:
+        """The pod workers by ``namespace/name`` (read-only view for tests and tools)."""
+        return dict(self._workers)
+
+    async def start(self) -> None:
+        """Register, start heartbeats and the log server, and begin running this node's pods.
+
+        Returns once the informer has listed this node's pods; if anything fails
+        on the way, what was started is stopped again.
+        """
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        self.root_dir.mkdir(parents=True, exist_ok=True)
+        self.machine = await asyncio.to_thread(probe_machine, self.root_dir)
+        await self.server.start()
+        await self._register()
+        await self._renew_lease()
+        self.informer.add_handlers(on_add=self._enqueue, on_update=lambda _old, new: self._enqueue(new),
+                                   on_delete=self._enqueue)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self.informer.run(), name=f"kubelet {self.node_name} informer"),
+            loop.create_task(self.queue.run_workers(self._dispatch, workers=1), name=f"kubelet {self.node_name} queue"),
+            loop.create_task(self._lease_loop(), name=f"kubelet {self.node_name} lease"),
+            loop.create_task(self._node_status_loop(), name=f"kubelet {self.node_name} node status"),
+        ]
+        await self.informer.wait_synced()
+
+    async def stop(self) -> None:
+        """Stop everything this kubelet started: loops, pod workers, every process, the server.
+
+        The API is left as it is (as when a kubelet stops): a new kubelet for the
+        same node picks the pods up again.
+        """
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        workers = list(self._workers.values()) + list(self._retiring)
+        await asyncio.gather(*(w.cancel() for w in workers), return_exceptions=True)
+        self._workers.clear()
+        self._retiring.clear()
+        await self.runtime.shutdown()
+        await self.server.stop()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.recorder.flush(), 5)
+
+    # ------------------------------------------------------------------ node and lease
+
+    def _build_node_status(self, previous: Obj | None = None) -> Obj:
+        assert self.machine is not None
+        return node_status(self.machine, node_name=self.node_name, address=self.address, port=self.server.port,
+                           now=rfc3339(), previous=previous, max_pods=self.config.max_pods)
+
+    async def _register(self) -> None:
+        """Create the Node, or take over the one left by an earlier kubelet of this name."""
+        assert self.machine is not None
+        node = node_object(self.machine, node_name=self.node_name, address=self.address, port=self.server.port,
+                           now=rfc3339(), labels=self.config.labels, max_pods=self.config.max_pods)
+        try:
+            created = await self.client.create(NODES, node)
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
+            existing = await self.client.get(NODES, self.node_name)
+            labels = node_labels(self.node_name, self.machine, self.config.labels)
+            if any((existing["metadata"].get("labels") or {}).get(k) != v for k, v in labels.items()):
+                existing = await self.client.patch(NODES, self.node_name, {"metadata": {"labels": labels}})
+            self._node_uid = existing["metadata"]["uid"]
+            await self._sync_node_status(existing, force=True)
+            return
+        self._node_uid = created["metadata"]["uid"]
+        self._last_report = asyncio.get_running_loop().time()
+
+    async def _sync_node_status(self, node: Obj | None = None, *, force: bool = False) -> None:
+        """Write the Node status if it changed (anyone's change counts) or the report is due.
+
+        The Node is read first, as the kubelet does: a read from the watch cache
+        is cheap, and it lets the kubelet correct what others wrote (a node
+        controller's ``Ready=Unknown``) at the next interval.
+        """
+        node = node or await self.client.get(NODES, self.node_name)
+        stored = node.get("status") or {}
+        wanted = self._build_node_status(stored)
+        due = asyncio.get_running_loop().time() - self._last_report >= self.config.node_status_report_frequency
+        if force or due or status_differs(stored, wanted):
+            patch = create_merge_patch(stored, wanted)
+            if patch:
+                await self.client.patch(NODES, self.node_name, {"status": patch}, subresource="status")
+            self._last_report = asyncio.get_running_loop().time()
+
+    async def _node_status_loop(self) -> None:
+        """Every ``node_status_update_frequency``: write the status if it changed or is due."""
+        interval = self.config.node_status_update_frequency
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._sync_node_status()
+            except asyncio.CancelledError:
+                raise
+            except ApiError as exc:
+                if exc.code == 404:  # somebody deleted our Node: register again
+                    with contextlib.suppress(ApiError):
+                        await self._register()
+                else:
+                    log.warning("kubelet %s: node status update failed: %s", self.node_name, exc)
+            except Exception:
+                log.exception("kubelet %s: node status update failed", self.node_name)
+
+    def _lease(self) -> Obj:
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": self.node_name,
+                "namespace": LEASE_NAMESPACE,
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": self.node_name,
+                                     "uid": self._node_uid}],
+            },
+            "spec": {"holderIdentity": self.node_name,
+                     "leaseDurationSeconds": self.config.lease_duration_seconds,
+                     "renewTime": micro_time()},
+        }
+
+    async def _renew_lease(self) -> None:
+        """Move ``renewTime`` forward, creating the Lease when it is missing."""
+        spec = {"holderIdentity": self.node_name, "leaseDurationSeconds": self.config.lease_duration_seconds,
+                "renewTime": micro_time()}
+        try:
+            await self.client.patch(LEASES, self.node_name, {"spec": spec}, LEASE_NAMESPACE)
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+            with contextlib.suppress(ApiError):  # 409: created meanwhile; the next renewal patches it
+                await self.client.create(LEASES, self._lease(), LEASE_NAMESPACE)
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease_renew_interval)
+            try:
+                await self._renew_lease()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("kubelet %s: lease renewal failed: %s", self.node_name, exc)
+
+    # ------------------------------------------------------------------ pods
+
+    def _enqueue(self, pod: Obj) -> None:
+        self.queue.add(object_key(pod))
+
+    async def _dispatch(self, key: str) -> None:
+        """Route the newest state of ``key`` to its worker, creating or retiring workers."""
+        namespace, _, name = key.partition("/")
+        pod = self.informer.get(namespace, name)
+        uid = (pod or {}).get("metadata", {}).get("uid")
+        if pod is None:
+            self._finished.pop(key, None)
+        elif self._finished.get(key) == uid:
+            return  # we deleted it; the informer has not caught up yet
+        worker = self._workers.get(key)
+        if worker is not None and (pod is None or worker.uid != uid):
+            del self._workers[key]
+            self._retiring.add(worker)
+            worker.update(None)
+            worker = None
+        if pod is None:
+            return
+        if worker is None:
+            worker = self._new_worker(pod)
+        worker.update(pod)
+
+    def _new_worker(self, pod: Obj) -> PodWorker:
+        worker = PodWorker(pod, client=self.client, runtime=self.runtime, cni=self.cni, recorder=self.recorder,
+                           host_ip=self.address, config=self.config.pods)
+        self._workers[worker.key] = worker
+        worker.start(on_done=self._worker_done)
+        return worker
+
+    def _worker_done(self, worker: PodWorker) -> None:
+        self._retiring.discard(worker)
+        if self._workers.get(worker.key) is worker:
+            del self._workers[worker.key]
+            current = self.informer.get(worker.namespace, worker.name)
+            if current is not None and current["metadata"].get("uid") == worker.uid:
+                self._finished[worker.key] = worker.uid
+
+    # ------------------------------------------------------------------ logs
+
+    def _log_target(self, namespace: str, pod: str, container: str, previous: bool) -> LogTarget:
+        worker = self._workers.get(f"{namespace}/{pod}")
+        if worker is None:
+            raise LogNotAvailable.not_found(f'pods "{pod}" not found')
+        return worker.log_target(container, previous)

@@ -1,0 +1,199 @@
+"""The kubelet's own HTTP endpoint: container logs for the API server to proxy.
+
+``kubectl logs`` asks the API server for ``pods/{name}/log``; the API server
+finds the pod's node, reads the kubelet's address from ``node.status.addresses``
+and its port from ``node.status.daemonEndpoints.kubeletEndpoint.Port``, and
+forwards the request here, as Kubernetes does:
+
+``GET /containerLogs/{namespace}/{pod}/{container}``
+    query: ``follow``, ``previous``, ``timestamps``, ``tailLines``,
+    ``sinceSeconds``, ``sinceTime`` (RFC 3339), ``limitBytes``. The answer is
+    ``text/plain``, streamed in chunks as :func:`~podlife.kubelet.logs.read_log`
+    yields them, so ``follow`` goes on until the container exits or the client
+    hangs up.
+``GET /healthz``
+    ``ok``; no authentication (it reveals nothing).
+
+Every other request needs ``Authorization: Bearer <token>`` with the token the
+server was built with (the API server is given the same token). Errors are
+``Status`` objects worded like the kubelet's: 404 for a pod or container this
+kubelet does not have, 400 for a container with no log yet.
+
+The server does not know about pods: a *resolver* (the kubelet) turns
+``(namespace, pod, container, previous)`` into a :class:`LogTarget` -- a file
+and a way to tell whether its container still runs -- or raises
+:class:`LogNotAvailable`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+from aiohttp import web
+
+from .logs import LogOptions, read_log
+
+log = logging.getLogger(__name__)
+
+#: How long ``stop()`` lets running requests (followers) finish.
+SHUTDOWN_TIMEOUT_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class LogTarget:
+    """The log file of one container instance, and whether that instance still runs."""
+
+    path: Path
+    is_running: Callable[[], bool]
+
+
+class LogNotAvailable(Exception):
+    """Why there is no log to show; becomes a ``Status`` answer."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+    @classmethod
+    def not_found(cls, message: str) -> LogNotAvailable:
+        return cls(404, "NotFound", message)
+
+    @classmethod
+    def bad_request(cls, message: str) -> LogNotAvailable:
+        return cls(400, "BadRequest", message)
+
+
+Resolver = Callable[[str, str, str, bool], LogTarget]
+
+
+def status_response(code: int, reason: str, message: str) -> web.Response:
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}
+    return web.Response(status=code, body=orjson.dumps(body), content_type="application/json")
+
+
+def _flag(query: dict[str, str], name: str) -> bool:
+    value = query.get(name)
+    if value is None:
+        return False
+    if value.lower() in ("", "true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise LogNotAvailable.bad_request(f'invalid value for {name}: "{value}"')
+
+
+def _integer(query: dict[str, str], name: str) -> int | None:
+    value = query.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise LogNotAvailable.bad_request(f'invalid value for {name}: "{value}"') from None
+
+
+def parse_log_options(query: dict[str, str]) -> LogOptions:
+    """``PodLogOptions`` from a query string; :class:`LogNotAvailable` (400) when malformed."""
+    since_time = None
+    if raw := query.get("sinceTime"):
+        try:
+            since_time = datetime.fromisoformat(raw)
+        except ValueError:
+            raise LogNotAvailable.bad_request(f'invalid value for sinceTime: "{raw}"') from None
+    opts = LogOptions(
+        follow=_flag(query, "follow"),
+        previous=_flag(query, "previous"),
+        timestamps=_flag(query, "timestamps"),
+        tail_lines=_integer(query, "tailLines"),
+        since_seconds=_integer(query, "sinceSeconds"),
+        since_time=since_time,
+        limit_bytes=_integer(query, "limitBytes"),
+    )
+    if opts.since_seconds is not None and opts.since_time is not None:
+        raise LogNotAvailable.bad_request("at most one of `sinceTime` or `sinceSeconds` may be specified")
+    return opts
+
+
+class KubeletServer:
+    """An aiohttp server on ``address`` and a free port, serving logs and health."""
+
+    def __init__(self, resolve: Resolver, *, token: str, address: str = "127.0.0.1", port: int = 0) -> None:
+        self._resolve = resolve
+        self._token = token
+        self.address = address
+        self._wanted_port = port
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"http://{host}:{self.port}"
+
+    def _app(self) -> web.Application:
+        app = web.Application(middlewares=[self._authenticate])
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._container_logs)
+        return app
+
+    async def start(self) -> int:
+        """Listen; returns the port (chosen by the kernel when 0 was asked for)."""
+        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.address, self._wanted_port))
+        self.port = sock.getsockname()[1]
+        runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        self._runner = runner
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+        if request.path == "/healthz":
+            return await handler(request)
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self._token.encode()):
+            return status_response(401, "Unauthorized", "Unauthorized")
+        return await handler(request)
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _container_logs(self, request: web.Request) -> web.StreamResponse:
+        info = request.match_info
+        try:
+            opts = parse_log_options(dict(request.query))
+            target = self._resolve(info["namespace"], info["pod"], info["container"], opts.previous)
+        except LogNotAvailable as exc:
+            return status_response(exc.code, exc.reason, exc.message)
+        if not target.path.exists():
+            return status_response(404, "NotFound", f'log of container "{info["container"]}" in pod "{info["pod"]}" not found')
+        response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            async for chunk in read_log(target.path, opts, target.is_running if opts.follow else None):
+                await response.write(chunk)
+        except FileNotFoundError:
+            pass  # removed with its pod while we read: the log simply ends
+        except (ConnectionResetError, ConnectionError):
+            return response  # the client went away
+        await response.write_eof()
+        return response

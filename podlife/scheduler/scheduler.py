@@ -1,0 +1,796 @@
+"""The scheduler: binds pending pods to nodes, in the Kubernetes scheduler's shape.
+
+What it watches
+---------------
+- **Pods** that are not terminal (field selector ``status.phase!=Succeeded,
+  status.phase!=Failed``, as kube-scheduler's pod informer). Pods with a
+  ``spec.nodeName`` feed the :class:`SchedulerCache` -- the requested resources of
+  each node; pods without one, whose ``spec.schedulerName`` is this scheduler's
+  name and that are not being deleted, go to the :class:`SchedulingQueue`. A pod
+  that reaches Succeeded or Failed leaves the watch (DELETED), which frees its
+  requests.
+- **Nodes**: every node becomes a :class:`~podlife.scheduler.plugins.NodeInfo`
+  (declared attributes and allocatable parsed once).
+
+What it writes
+--------------
+- ``POST pods/<name>/binding`` for each decision (the API server sets
+  ``spec.nodeName`` and ``PodScheduled=True``), and a ``Scheduled`` event;
+- for a pod that fits nowhere: ``PodScheduled=False`` / ``Unschedulable`` with
+  Kubernetes' message (``0/3 nodes are available: 3 Insufficient cpu.
+  preemption: ...``) through the status subresource, and a ``FailedScheduling``
+  warning event.
+
+How (and why this way)
+----------------------
+*One decision at a time, many writes in flight.* The loop takes a batch of pods
+from the active queue and decides each one synchronously -- filter, score, pick
+-- against the cache. The chosen node is charged at once (the pod is *assumed*
+there), so the next pod already sees the new usage, and the binding is handed to a
+pool of binder tasks (64 by default). The loop never waits for the API server;
+group commit in the store turns the concurrent bindings into few transactions.
+When the pod informer later sees the pod bound, the assumption is confirmed; a
+failed binding un-charges the node and puts the pod back with backoff.
+
+*Cheap per-node work.* Static filters (readiness, cordon, node name, taints,
+affinity) depend only on what nodes declare, so their verdicts are cached per
+distinct pod constraint set until a node changes; a pod then costs one resource
+check and one score per node examined (see :mod:`podlife.scheduler.plugins`).
+
+*Not every node.* As kube-scheduler's ``percentageOfNodesToScore``: the search
+stops after ``max(100, nodes * (50 - nodes/125)%)`` feasible nodes (at least 5 %),
+starting where the previous pod stopped, so successive pods look at different
+nodes and spread.
+
+*Retries.* A pod that fits nowhere waits in the unschedulable set until a node is
+added or changes, or an assigned pod goes away; it then comes back through a
+backoff queue (1 s, doubling to 10 s per attempt), and at the latest after five
+minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import random
+from collections import Counter
+from collections.abc import Coroutine, Hashable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ..api.errors import ApiError
+from ..client.base import NODES, PODS, Client, Obj
+from ..client.events import EventRecorder
+from ..client.informer import Informer
+from .plugins import (
+    DefaultBinder,
+    FilterPlugin,
+    NodeInfo,
+    PodInfo,
+    PrioritySort,
+    ScorePlugin,
+    default_filters,
+    default_scores,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SCHEDULER_NAME = "default-scheduler"
+INITIAL_BACKOFF_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 10.0
+#: an unschedulable pod is retried after this long even if nothing changed
+MAX_UNSCHEDULABLE_SECONDS = 300.0
+LEFTOVER_FLUSH_SECONDS = 30.0
+MIN_FEASIBLE_NODES_TO_FIND = 100
+MIN_FEASIBLE_NODES_PERCENTAGE = 5
+NO_NODES_MESSAGE = "no nodes available to schedule pods"
+
+
+def num_feasible_nodes_to_find(num_nodes: int, percentage: int = 0) -> int:
+    """How many feasible nodes to look for before scoring (kube's percentageOfNodesToScore).
+
+    ``percentage`` 0 is adaptive: 50 % for small clusters, 5 % less per 625 nodes,
+    never below 5 %; never fewer than 100 nodes.
+    """
+    if num_nodes < MIN_FEASIBLE_NODES_TO_FIND or percentage >= 100:
+        return num_nodes
+    if percentage <= 0:
+        percentage = max(50 - num_nodes // 125, MIN_FEASIBLE_NODES_PERCENTAGE)
+    return max(num_nodes * percentage // 100, MIN_FEASIBLE_NODES_TO_FIND)
+
+
+def _now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---- the fit error ------------------------------------------------------------------------
+
+
+@dataclass
+class FitError:
+    """Why a pod fits on no node, rendered as Kubernetes renders it."""
+
+    num_nodes: int
+    reasons: Counter[str] = field(default_factory=Counter)
+    #: nodes where nothing would help, and nodes where evicting pods might
+    unresolvable: int = 0
+    resolvable: int = 0
+
+    @property
+    def message(self) -> str:
+        if self.num_nodes == 0:
+            return NO_NODES_MESSAGE
+        n = self.num_nodes
+        histogram = ", ".join(sorted(f"{count} {reason}" for reason, count in self.reasons.items()))
+        preemption = []
+        if self.unresolvable:
+            preemption.append(f"{self.unresolvable} Preemption is not helpful for scheduling")
+        if self.resolvable:
+            preemption.append(f"{self.resolvable} No preemption victims found for incoming pod")
+        return (f"0/{n} nodes are available: {histogram}. "
+                f"preemption: 0/{n} nodes are available: {', '.join(sorted(preemption))}..")
+
+
+# ---- the queue ------------------------------------------------------------------------------
+
+ACTIVE, BACKOFF, UNSCHEDULABLE, IN_FLIGHT = "active", "backoff", "unschedulable", "in-flight"
+
+
+class QueuedPod:
+    __slots__ = ("info", "where", "attempts", "token", "backoff_until", "failed_at")
+
+    def __init__(self, info: PodInfo) -> None:
+        self.info = info
+        self.where = ""
+        self.attempts = 0
+        self.token = 0
+        self.backoff_until = 0.0
+        self.failed_at = 0.0
+
+
+class SchedulingQueue:
+    """kube-scheduler's three queues: active (a heap in QueueSort order), backoff
+    (a heap by the time the backoff ends) and unschedulable (waiting for a cluster
+    change). A pod the loop has popped stays known as *in flight* until it is bound
+    or comes back, so informer updates for it do not queue it twice.
+    """
+
+    def __init__(self, sort: PrioritySort | None = None, *, initial_backoff: float = INITIAL_BACKOFF_SECONDS,
+                 max_backoff: float = MAX_BACKOFF_SECONDS,
+                 max_unschedulable: float = MAX_UNSCHEDULABLE_SECONDS) -> None:
+        self.sort = sort or PrioritySort()
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self.max_unschedulable = max_unschedulable
+        self._pods: dict[str, QueuedPod] = {}
+        self._active: list[tuple[Any, int, str]] = []
+        self._backoff: list[tuple[float, int, str]] = []
+        self._unschedulable: dict[str, QueuedPod] = {}
+        self._tokens = itertools.count(1)
+        self._ready = asyncio.Event()
+        self._backoff_timer: asyncio.TimerHandle | None = None
+        self._backoff_timer_at = 0.0
+        self._leftover_timer: asyncio.TimerHandle | None = None
+
+    # -- lifecycle --
+
+    def start(self) -> None:
+        self._schedule_leftover_flush()
+
+    def stop(self) -> None:
+        for timer in (self._backoff_timer, self._leftover_timer):
+            if timer is not None:
+                timer.cancel()
+        self._backoff_timer = self._leftover_timer = None
+
+    # -- introspection --
+
+    def __len__(self) -> int:
+        return len(self._pods)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._pods
+
+    def where(self, key: str) -> str:
+        qp = self._pods.get(key)
+        return qp.where if qp is not None else ""
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(qp.where for qp in self._pods.values()))
+
+    # -- informer side --
+
+    def add(self, info: PodInfo) -> None:
+        """A pending pod was added or changed."""
+        qp = self._pods.get(info.key)
+        if qp is None:
+            qp = self._pods[info.key] = QueuedPod(info)
+            self._push_active(qp)
+            return
+        changed = qp.info.uid != info.uid or _constraints(qp.info) != _constraints(info)
+        qp.info = info
+        if changed and qp.where == UNSCHEDULABLE:
+            del self._unschedulable[info.key]
+            self._requeue(qp, asyncio.get_running_loop().time())
+
+    def delete(self, key: str) -> None:
+        """The pod was bound, deleted, or is no longer this scheduler's."""
+        qp = self._pods.pop(key, None)
+        if qp is not None and qp.where == UNSCHEDULABLE:
+            self._unschedulable.pop(key, None)
+        # heap entries of removed pods are skipped when popped
+
+    def move_all(self) -> None:
+        """A cluster change may have made unschedulable pods schedulable."""
+        if not self._unschedulable:
+            return
+        now = asyncio.get_running_loop().time()
+        waiting, self._unschedulable = self._unschedulable, {}
+        for qp in waiting.values():
+            self._requeue(qp, now)
+
+    # -- scheduler side --
+
+    async def pop_batch(self, limit: int) -> list[QueuedPod]:
+        """Up to ``limit`` pods in QueueSort order; waits while none is active."""
+        while True:
+            batch: list[QueuedPod] = []
+            while self._active and len(batch) < limit:
+                _, token, key = heapq.heappop(self._active)
+                qp = self._pods.get(key)
+                if qp is None or qp.where != ACTIVE or qp.token != token:
+                    continue
+                qp.where = IN_FLIGHT
+                qp.attempts += 1
+                batch.append(qp)
+            if batch:
+                return batch
+            self._ready.clear()
+            await self._ready.wait()
+
+    def done(self, key: str) -> None:
+        """The pod is bound (or gone): forget it."""
+        self._pods.pop(key, None)
+
+    def unschedulable(self, qp: QueuedPod) -> None:
+        """The pod fits nowhere now: wait for a cluster change (or five minutes)."""
+        if self._pods.get(qp.info.key) is not qp:
+            return
+        now = asyncio.get_running_loop().time()
+        qp.failed_at = now
+        qp.backoff_until = now + self.backoff_duration(qp.attempts)
+        qp.where = UNSCHEDULABLE
+        self._unschedulable[qp.info.key] = qp
+
+    def backoff(self, key: str) -> None:
+        """Scheduling or binding failed for another reason: retry after the backoff."""
+        qp = self._pods.get(key)
+        if qp is None or qp.where not in (IN_FLIGHT, ""):
+            return
+        now = asyncio.get_running_loop().time()
+        qp.failed_at = now
+        qp.backoff_until = now + self.backoff_duration(qp.attempts)
+        self._requeue(qp, now)
+
+    def backoff_duration(self, attempts: int) -> float:
+        if attempts <= 1:
+            return self.initial_backoff
+        return min(self.initial_backoff * (2 ** min(attempts - 1, 30)), self.max_backoff)
+
+    # -- internals --
+
+    def _push_active(self, qp: QueuedPod) -> None:
+        qp.where = ACTIVE
+        qp.token = next(self._tokens)
+        heapq.heappush(self._active, (self.sort.sort_key(qp.info, qp.token), qp.token, qp.info.key))
+        self._ready.set()
+
+    def _requeue(self, qp: QueuedPod, now: float) -> None:
+        if qp.backoff_until <= now:
+            self._push_active(qp)
+            return
+        qp.where = BACKOFF
+        qp.token = next(self._tokens)
+        heapq.heappush(self._backoff, (qp.backoff_until, qp.token, qp.info.key))
+        self._arm_backoff_timer()
+
+    def _arm_backoff_timer(self) -> None:
+        if not self._backoff:
+            return
+        at = self._backoff[0][0]
+        if self._backoff_timer is not None and self._backoff_timer_at <= at:
+            return
+        if self._backoff_timer is not None:
+            self._backoff_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._backoff_timer_at = at
+        self._backoff_timer = loop.call_at(at, self._flush_backoff)
+
+    def _flush_backoff(self) -> None:
+        self._backoff_timer = None
+        now = asyncio.get_running_loop().time()
+        while self._backoff and self._backoff[0][0] <= now:
+            _, token, key = heapq.heappop(self._backoff)
+            qp = self._pods.get(key)
+            if qp is not None and qp.where == BACKOFF and qp.token == token:
+                self._push_active(qp)
+        self._arm_backoff_timer()
+
+    def _schedule_leftover_flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._leftover_timer = loop.call_later(LEFTOVER_FLUSH_SECONDS, self._flush_leftover)
+
+    def _flush_leftover(self) -> None:
+        now = asyncio.get_running_loop().time()
+        stale = [qp for qp in self._unschedulable.values() if now - qp.failed_at >= self.max_unschedulable]
+        for qp in stale:
+            del self._unschedulable[qp.info.key]
+            self._requeue(qp, now)
+        self._schedule_leftover_flush()
+
+
+def _constraints(info: PodInfo) -> tuple:
+    """What an update must change for an unschedulable pod to deserve a new try."""
+    return (info.resources_key(), info.tolerations, info.node_selector, info.affinity, info.priority, info.deleting)
+
+
+# ---- the cache -------------------------------------------------------------------------------
+
+
+class SchedulerCache:
+    """Nodes and what is charged to them: bound pods (from the informer) and assumed ones."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, NodeInfo] = {}
+        #: nodes that exist as Node objects, in a stable order
+        self.node_list: list[NodeInfo] = []
+        self._position: dict[str, int] = {}
+        self.pods: dict[str, tuple[PodInfo, str]] = {}
+        self.assumed: set[str] = set()
+        #: bumped whenever the node list or a node's declared attributes change
+        self.generation = 0
+
+    def _node(self, name: str) -> NodeInfo:
+        ni = self.nodes.get(name)
+        if ni is None:
+            ni = self.nodes[name] = NodeInfo(name)
+        return ni
+
+    def set_node(self, node: Obj) -> bool:
+        """Add or update a node; True when that may let pending pods fit."""
+        name = (node.get("metadata") or {}).get("name") or ""
+        ni = self._node(name)
+        is_new = ni.node is None
+        static_changed, alloc_changed = ni.set_node(node)
+        if is_new:
+            self._position[name] = len(self.node_list)
+            self.node_list.append(ni)
+        if is_new or static_changed:
+            self.generation += 1
+        return is_new or static_changed or alloc_changed
+
+    def remove_node(self, name: str) -> None:
+        ni = self.nodes.get(name)
+        pos = self._position.pop(name, None)
+        if ni is None or pos is None:
+            return
+        last = self.node_list.pop()
+        if last is not ni:
+            self.node_list[pos] = last
+            self._position[last.name] = pos
+        ni.set_node(None)
+        if not ni.req_pods:
+            del self.nodes[name]
+        self.generation += 1
+
+    def add_pod(self, info: PodInfo) -> None:
+        """A pod bound to ``info.node_name`` (confirms an assumption for the same node)."""
+        current = self.pods.get(info.key)
+        if current is not None:
+            old, node_name = current
+            if old.uid == info.uid and node_name == info.node_name:
+                self.assumed.discard(info.key)
+                return
+            self.remove_pod(info.key)
+        self._node(info.node_name).add_pod(info)
+        self.pods[info.key] = (info, info.node_name)
+
+    def remove_pod(self, key: str) -> bool:
+        """Uncharge a pod; True when it was charged somewhere."""
+        current = self.pods.pop(key, None)
+        self.assumed.discard(key)
+        if current is None:
+            return False
+        info, node_name = current
+        ni = self.nodes.get(node_name)
+        if ni is not None:
+            ni.remove_pod(info)
+            if ni.node is None and not ni.req_pods:
+                del self.nodes[node_name]
+        return True
+
+    def assume(self, info: PodInfo, node_name: str) -> None:
+        self.remove_pod(info.key)
+        self._node(node_name).add_pod(info)
+        self.pods[info.key] = (info, node_name)
+        self.assumed.add(info.key)
+
+    def confirm(self, key: str) -> bool:
+        """The informer saw an assumed pod bound where it was assumed; True if it was assumed."""
+        if key not in self.assumed:
+            return False
+        self.assumed.discard(key)
+        return True
+
+    def forget(self, key: str, uid: str) -> bool:
+        """Drop an assumption whose binding failed; True if it was still assumed."""
+        current = self.pods.get(key)
+        if key not in self.assumed or current is None or current[0].uid != uid:
+            return False
+        return self.remove_pod(key)
+
+    def is_assumed(self, key: str) -> bool:
+        return key in self.assumed
+
+    def holds(self, key: str, uid: str) -> bool:
+        current = self.pods.get(key)
+        return current is not None and current[0].uid == uid
+
+
+# ---- the scheduler ---------------------------------------------------------------------------
+
+
+@dataclass
+class _StaticResult:
+    """The static filters' verdict over every node, for one pod constraint set."""
+
+    candidates: list[NodeInfo]
+    reasons: Counter[str]
+    unresolvable: int
+    resolvable: int
+
+
+@dataclass
+class SchedulerStats:
+    scheduled: int = 0
+    unschedulable: int = 0
+    bind_errors: int = 0
+
+
+class Scheduler:
+    """Run with ``await scheduler.run()`` (until cancelled); see the module docstring."""
+
+    def __init__(self, client: Client, *, name: str = DEFAULT_SCHEDULER_NAME,
+                 filters: list[FilterPlugin] | None = None, scores: list[ScorePlugin] | None = None,
+                 binder: DefaultBinder | None = None, queue_sort: PrioritySort | None = None,
+                 percentage_of_nodes_to_score: int = 0, batch_size: int = 128, max_binds_in_flight: int = 64,
+                 initial_backoff: float = INITIAL_BACKOFF_SECONDS, max_backoff: float = MAX_BACKOFF_SECONDS,
+                 rng: random.Random | None = None) -> None:
+        self.client = client
+        self.name = name
+        self.filters = filters if filters is not None else default_filters()
+        self.scores = scores if scores is not None else default_scores(self.filters)
+        self.binder = binder or DefaultBinder()
+        self.percentage_of_nodes_to_score = percentage_of_nodes_to_score
+        self.batch_size = batch_size
+        self.max_binds_in_flight = max_binds_in_flight
+        self.queue = SchedulingQueue(queue_sort, initial_backoff=initial_backoff, max_backoff=max_backoff)
+        self.cache = SchedulerCache()
+        self.stats = SchedulerStats()
+        self.recorder = EventRecorder(client, name)
+        self.pod_informer = Informer(client, PODS, field_selector="status.phase!=Succeeded,status.phase!=Failed")
+        self.node_informer = Informer(client, NODES)
+        self.pod_informer.add_handlers(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
+        self.node_informer.add_handlers(self._on_node_add, self._on_node_update, self._on_node_delete)
+        self._static_filters = [f for f in self.filters if f.static]
+        self._dynamic_filters = [f for f in self.filters if not f.static]
+        self._static_cache: dict[Hashable, _StaticResult] = {}
+        self._static_generation = -1
+        self._next_start = 0
+        self._rng = rng or random.Random()
+        self._binds: asyncio.Queue[tuple[PodInfo, str]] = asyncio.Queue()
+        self._status_writes: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ---- running ----
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        workers = [loop.create_task(self.pod_informer.run(), name="scheduler-pods"),
+                   loop.create_task(self.node_informer.run(), name="scheduler-nodes")]
+        self.queue.start()
+        try:
+            await self.wait_synced()
+            workers += [loop.create_task(self._bind_worker(), name=f"scheduler-bind-{i}")
+                        for i in range(self.max_binds_in_flight)]
+            await self._schedule_loop()
+        finally:
+            self.queue.stop()
+            pending = workers + list(self._tasks)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def wait_synced(self) -> None:
+        await self.pod_informer.wait_synced()
+        await self.node_informer.wait_synced()
+
+    async def _schedule_loop(self) -> None:
+        while True:
+            batch = await self.queue.pop_batch(self.batch_size)
+            for qp in batch:
+                try:
+                    self._schedule_one(qp)
+                except Exception:
+                    log.exception("scheduler: scheduling %s failed", qp.info.key)
+                    self.queue.backoff(qp.info.key)
+            await asyncio.sleep(0)  # let bindings, informers and the API server run
+
+    # ---- one pod ----
+
+    def _schedule_one(self, qp: QueuedPod) -> None:
+        info = qp.info
+        if info.deleting or self.cache.is_assumed(info.key):
+            self.queue.done(info.key)
+            return
+        chosen = self._find_node(info)
+        if isinstance(chosen, FitError):
+            self._unschedulable(qp, chosen)
+            return
+        self.cache.assume(info, chosen.name)
+        self._binds.put_nowait((info, chosen.name))
+
+    def _find_node(self, info: PodInfo) -> NodeInfo | FitError:
+        num_nodes = len(self.cache.node_list)
+        if not num_nodes:
+            return FitError(0)
+        static = self._static_for(info)
+        feasible = self._feasible(info, static.candidates, num_feasible_nodes_to_find(
+            num_nodes, self.percentage_of_nodes_to_score))
+        if not feasible:
+            return self._diagnose(info, static, num_nodes)
+        if len(feasible) == 1:
+            return feasible[0]
+        return self._select(info, feasible)
+
+    def _static_for(self, info: PodInfo) -> _StaticResult:
+        if self._static_generation != self.cache.generation:
+            self._static_cache.clear()
+            self._static_generation = self.cache.generation
+        key = tuple(f.pod_key(info) for f in self._static_filters)
+        result = self._static_cache.get(key)
+        if result is None:
+            result = self._static_cache[key] = self._run_static(info)
+        return result
+
+    def _run_static(self, info: PodInfo) -> _StaticResult:
+        candidates: list[NodeInfo] = []
+        reasons: Counter[str] = Counter()
+        unresolvable = resolvable = 0
+        for node in self.cache.node_list:
+            for f in self._static_filters:
+                status = f.filter(info, node)
+                if status is not None:
+                    reasons.update(status.reasons)
+                    if status.unresolvable:
+                        unresolvable += 1
+                    else:
+                        resolvable += 1
+                    break
+            else:
+                candidates.append(node)
+        return _StaticResult(candidates, reasons, unresolvable, resolvable)
+
+    def _feasible(self, info: PodInfo, candidates: list[NodeInfo], wanted: int) -> list[NodeInfo]:
+        """Up to ``wanted`` nodes passing the dynamic filters, from a rotating start."""
+        n = len(candidates)
+        if not n:
+            return []
+        start = self._next_start % n
+        passing: Iterable[NodeInfo] = itertools.chain(itertools.islice(candidates, start, None),
+                                                      itertools.islice(candidates, start))
+        for f in self._dynamic_filters:
+            passing = f.filter_many(info, passing)
+        feasible = list(itertools.islice(passing, wanted))
+        if len(feasible) < wanted:
+            processed = n
+        else:  # the search stopped at the last feasible node
+            processed = (candidates.index(feasible[-1]) - start) % n + 1
+        self._next_start = (start + processed) % n
+        return feasible
+
+    def _select(self, info: PodInfo, feasible: list[NodeInfo]) -> NodeInfo:
+        """The best-scoring node; ties broken at random (as kube's selectHost)."""
+        plugins = self.scores
+        totals = plugins[0].score_many(info, feasible)
+        if plugins[0].weight != 1:
+            totals = [plugins[0].weight * s for s in totals]
+        for plugin in plugins[1:]:
+            totals = [t + plugin.weight * s for t, s in zip(totals, plugin.score_many(info, feasible))]
+        best = max(totals)
+        ties = [node for node, score in zip(feasible, totals) if score == best]
+        return ties[0] if len(ties) == 1 else ties[self._rng.randrange(len(ties))]
+
+    def _diagnose(self, info: PodInfo, static: _StaticResult, num_nodes: int) -> FitError:
+        error = FitError(num_nodes, Counter(static.reasons), static.unresolvable, static.resolvable)
+        for node in static.candidates:
+            for f in self._dynamic_filters:
+                status = f.filter(info, node)
+                if status is not None:
+                    error.reasons.update(status.reasons)
+                    if status.unresolvable:
+                        error.unresolvable += 1
+                    else:
+                        error.resolvable += 1
+                    break
+        return error
+
+    # ---- failures ----
+
+    def _unschedulable(self, qp: QueuedPod, error: FitError) -> None:
+        info = qp.info
+        self.stats.unschedulable += 1
+        self.queue.unschedulable(qp)
+        message = error.message
+        log.debug("scheduler: %s is unschedulable: %s", info.key, message)
+        self.recorder.event(info.obj, "Warning", "FailedScheduling", message)
+        self._write_status(info, "Unschedulable", message)
+
+    def _write_status(self, info: PodInfo, reason: str, message: str) -> None:
+        previous = self._status_writes.get(info.key)
+        task = self._spawn(self._set_condition(info, reason, message, previous))
+        self._status_writes[info.key] = task
+        task.add_done_callback(lambda t, key=info.key: self._status_writes.pop(key, None)
+                               if self._status_writes.get(key) is t else None)
+
+    async def _set_condition(self, info: PodInfo, reason: str, message: str,
+                             previous: asyncio.Task[None] | None) -> None:
+        """``PodScheduled=False`` on a still-pending pod (the full conditions list: merge
+        patch replaces lists), pinned to the pod's resourceVersion so it can never land
+        after a binding."""
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        pod: Obj | None = self.pod_informer.get(info.namespace, info.name)
+        for _ in range(3):
+            if pod is None or (pod.get("metadata") or {}).get("uid") != info.uid or (pod.get("spec") or {}).get("nodeName"):
+                return
+            patch = _condition_patch(pod, reason, message)
+            if patch is None:
+                return
+            try:
+                await self.client.patch(PODS, info.name, patch, info.namespace, subresource="status")
+                return
+            except ApiError as exc:
+                if exc.code != 409:
+                    log.debug("scheduler: condition for %s not written: %s", info.key, exc)
+                    return
+            try:
+                pod = await self.client.get(PODS, info.name, info.namespace)
+            except ApiError:
+                return
+
+    # ---- binding ----
+
+    async def _bind_worker(self) -> None:
+        while True:
+            info, node_name = await self._binds.get()
+            try:
+                await self._bind(info, node_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler: binding %s failed unexpectedly", info.key)
+
+    async def _bind(self, info: PodInfo, node_name: str) -> None:
+        pending = self._status_writes.get(info.key)
+        if pending is not None:
+            await asyncio.gather(pending, return_exceptions=True)
+        if not self.cache.holds(info.key, info.uid):
+            self.queue.done(info.key)  # deleted while waiting to bind
+            return
+        try:
+            await self.binder.bind(self.client, info, node_name)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._bind_failed(info, node_name, exc)
+            return
+        self.stats.scheduled += 1
+        if self.queue.where(info.key) == IN_FLIGHT:
+            self.queue.done(info.key)
+        self.recorder.event(info.obj, "Normal", "Scheduled",
+                            f"Successfully assigned {info.namespace}/{info.name} to {node_name}")
+
+    def _bind_failed(self, info: PodInfo, node_name: str, exc: Exception) -> None:
+        self.stats.bind_errors += 1
+        if self.cache.forget(info.key, info.uid):
+            self.queue.move_all()  # the node has room again
+        pod = self.pod_informer.get(info.namespace, info.name)
+        gone = isinstance(exc, ApiError) and exc.code == 404
+        if gone or pod is None or (pod.get("metadata") or {}).get("uid") != info.uid or (pod.get("spec") or {}).get("nodeName"):
+            self.queue.done(info.key)
+            return
+        log.info("scheduler: binding %s to %s failed: %s", info.key, node_name, exc)
+        self.recorder.event(info.obj, "Warning", "FailedScheduling", f"Binding rejected: {exc}")
+        self.queue.backoff(info.key)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ---- informer handlers (they only update the cache and the queue) ----
+
+    def _responsible(self, pod: Obj) -> bool:
+        return (pod.get("spec") or {}).get("schedulerName", DEFAULT_SCHEDULER_NAME) == self.name
+
+    def _on_pod_add(self, pod: Obj) -> None:
+        spec = pod.get("spec") or {}
+        if spec.get("nodeName"):
+            self.cache.add_pod(PodInfo(pod))
+        elif self._responsible(pod):
+            info = PodInfo(pod)
+            if not info.deleting:
+                self.queue.add(info)
+
+    def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        spec = new.get("spec") or {}
+        node_name = spec.get("nodeName")
+        if node_name:
+            meta = new.get("metadata") or {}
+            key = f"{meta.get('namespace')}/{meta.get('name')}"
+            current = self.cache.pods.get(key)
+            if current is not None and current[1] == node_name and current[0].uid == meta.get("uid"):
+                if self.cache.confirm(key):  # our binding arrived
+                    self.queue.delete(key)
+                return
+            self.queue.delete(key)
+            info = PodInfo(new)
+            self.cache.add_pod(info)
+            return
+        info = PodInfo(new)
+        if info.deleting or not self._responsible(new):
+            self.queue.delete(info.key)
+        elif not self.cache.is_assumed(info.key):
+            self.queue.add(info)
+        elif info.key in self.queue:
+            self.queue.add(info)  # in flight: only refresh what the binder will send
+
+    def _on_pod_delete(self, pod: Obj) -> None:
+        meta = pod.get("metadata") or {}
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        self.queue.delete(key)
+        if self.cache.remove_pod(key):
+            self.queue.move_all()
+
+    def _on_node_add(self, node: Obj) -> None:
+        if self.cache.set_node(node):
+            self.queue.move_all()
+
+    def _on_node_update(self, old: Obj, new: Obj) -> None:
+        if self.cache.set_node(new):
+            self.queue.move_all()
+
+    def _on_node_delete(self, node: Obj) -> None:
+        self.cache.remove_node((node.get("metadata") or {}).get("name") or "")
+
+
+def _condition_patch(pod: Obj, reason: str, message: str) -> Obj | None:
+    """A status merge patch setting PodScheduled=False, or None when it already says so."""
+    conditions = [c for c in ((pod.get("status") or {}).get("conditions") or []) if isinstance(c, dict)]
+    old = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
+    if old is not None and old.get("status") == "False" and old.get("reason") == reason and old.get("message") == message:
+        return None
+    transition = old.get("lastTransitionTime") if old is not None and old.get("status") == "False" else None
+    condition = {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
+                 "lastTransitionTime": transition or _now_rfc3339(), "reason": reason, "message": message}
+    kept = [c for c in conditions if c.get("type") != "PodScheduled"]
+    rv = (pod.get("metadata") or {}).get("resourceVersion")
+    patch: Obj = {"status": {"conditions": kept + [condition]}}
+    if rv:
+        patch["metadata"] = {"resourceVersion": rv}
+    return patch

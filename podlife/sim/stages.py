@@ -1,0 +1,594 @@
+"""Stages: what simulated pods and nodes do, and when -- as data, not code.
+
+Design
+------
+A stage file (YAML, one or more documents) lists *stages* in the spirit of KWOK's
+Stage objects. Each stage says which objects it applies to (``selector``), how long
+to wait (``delay``) and what happens then (``next.action``)::
+
+    apiVersion: sim.podlife.io/v1alpha1
+    kind: Stage
+    metadata: {name: crash-loop}
+    spec:
+      resourceRef: {kind: Pod}
+      selector:
+        matchLabels: {app: crashy}
+        matchExpressions:
+        - {key: .spec.restartPolicy, operator: In, values: [Always]}
+      delay: {duration: 5s, jitter: 2s}
+      next: {action: crash, exitCode: 1, backoff: 10s, maxBackoff: 300s}
+
+Unlike KWOK, ``next`` names one of a fixed set of *actions* instead of carrying a
+status template: the simulator builds every status with the kubelet's own pure
+functions (:mod:`podlife.kubelet.status`), so a simulated pod can never show a
+status a real node would not write, and 10,000 pods cost no template rendering.
+The actions and the moment their stages are looked at:
+
+============================  ====================================================
+moment                        actions (the first matching stage of each applies)
+============================  ====================================================
+pod bound to a sim node       ``create`` -- write ContainerCreating after the delay
+sandbox has its IP            ``image-pull-error`` (never runs) or else ``run``
+each time containers start    ``crash``, ``oom``, ``complete`` (first to fire wins),
+                              ``unready``
+pod being deleted             ``delete`` -- containers stop, the pod is removed
+node registered               ``heartbeat-stop`` -- Lease and status stop
+============================  ====================================================
+
+A lifecycle action (``create``, ``run``, ``delete``) with no matching stage happens
+at once; a fault action with no matching stage does not happen.
+
+Selection (:class:`Selector`) is matchLabels, matchAnnotations and matchExpressions.
+An expression key that starts with ``.`` is a path into the object
+(``.spec.restartPolicy``, ``.metadata.annotations["podlife.io/sim-duration"]``,
+``.spec.containers[0].image``); any other key is a label key, as in Kubernetes.
+
+Delays (:class:`Delay`) are ``duration`` plus a uniform random ``jitter`` (KWOK's
+jitter is an upper bound instead; here it is an addition), or read from an
+annotation with ``durationFrom: {annotation: KEY}``. Durations are Go-style
+(``500ms``, ``2s``, ``1m30s``) or plain numbers of seconds.
+
+Delayed actions are kept in one :class:`Timers` heap with a single event-loop timer
+armed for the earliest deadline, so 10,000 pods waiting for something cost 10,000
+heap entries, not 10,000 sleeping tasks.
+
+Errors in a stage file raise :class:`StageError` naming the file, the document, the
+stage and the field, e.g. ``crash.yaml: document 1 (stage "crash-loop"):
+spec.delay.duration: invalid duration "5 seconds" (examples: 500ms, 2s, 1m30s)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import random
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "sim.podlife.io/v1alpha1"
+DEFAULT_STAGES_RESOURCE = "default-stages.yaml"
+
+# Pod actions.
+CREATE, RUN, COMPLETE, DELETE = "create", "run", "complete", "delete"
+CRASH, OOM, IMAGE_PULL_ERROR, UNREADY = "crash", "oom", "image-pull-error", "unready"
+# Node actions.
+HEARTBEAT_STOP = "heartbeat-stop"
+
+POD, NODE = "Pod", "Node"
+ACTIONS: dict[str, str] = {
+    CREATE: POD, RUN: POD, COMPLETE: POD, DELETE: POD,
+    CRASH: POD, OOM: POD, IMAGE_PULL_ERROR: POD, UNREADY: POD,
+    HEARTBEAT_STOP: NODE,
+}
+_BACKOFF = ("backoff", "maxBackoff")
+#: The ``next`` fields each action accepts besides ``action``.
+ACTION_PARAMS: dict[str, tuple[str, ...]] = {
+    CREATE: (), RUN: (),
+    COMPLETE: _BACKOFF,
+    CRASH: ("exitCode", "reason", "message", "container", *_BACKOFF),
+    OOM: ("container", *_BACKOFF),
+    IMAGE_PULL_ERROR: ("container", "message", "pullDuration", *_BACKOFF),
+    UNREADY: ("container",),
+    DELETE: ("exitCode",),
+    HEARTBEAT_STOP: (),
+}
+OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+class StageError(ValueError):
+    """A stage file that cannot be used; the message says where and why."""
+
+
+# --------------------------------------------------------------------------- durations
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``500ms``, ``2s``, ``1m30s``, ``1.5h`` or a plain number of seconds.
+
+    Raises ValueError for anything else, including negative durations.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"invalid duration {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"invalid duration {value!r}: must not be negative")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"invalid duration {value!r}")
+    text = value.strip()
+    if re.fullmatch(r"\d+(\.\d*)?", text):
+        return float(text)
+    pos, total = 0, 0.0
+    for m in _DURATION_RE.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"invalid duration {value!r} (examples: 500ms, 2s, 1m30s)")
+    return total
+
+
+# --------------------------------------------------------------------------- field paths
+
+_PATH_TOKEN = re.compile(r"""\.([A-Za-z0-9_$-]+)|\[\s*"((?:[^"\\]|\\.)*)"\s*\]|\[\s*'([^']*)'\s*\]|\[\s*(\d+)\s*\]""")
+
+
+def parse_path(path: str) -> tuple[str | int, ...]:
+    """``.metadata.annotations["a/b"]`` -> ``("metadata", "annotations", "a/b")``."""
+    parts: list[str | int] = []
+    pos = 0
+    while pos < len(path):
+        m = _PATH_TOKEN.match(path, pos)
+        if m is None:
+            raise ValueError(f'invalid path {path!r} at {path[pos:]!r} (examples: .spec.restartPolicy, '
+                             f'.metadata.annotations["example.com/key"], .spec.containers[0].image)')
+        name, dq, sq, index = m.groups()
+        if index is not None:
+            parts.append(int(index))
+        else:
+            parts.append(name if name is not None else (dq.replace('\\"', '"') if dq is not None else sq))
+        pos = m.end()
+    if not parts:
+        raise ValueError(f"invalid path {path!r}")
+    return tuple(parts)
+
+
+def lookup(obj: Any, path: tuple[str | int, ...]) -> Any:
+    """The value at ``path``, or None when any step is missing."""
+    cur = obj
+    for part in path:
+        if isinstance(part, int):
+            if not isinstance(cur, list) or part >= len(cur):
+                return None
+            cur = cur[part]
+        else:
+            if not isinstance(cur, Mapping):
+                return None
+            cur = cur.get(part)
+        if cur is None:
+            return None
+    return cur
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# --------------------------------------------------------------------------- selectors
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One matchExpressions entry: a label key or a ``.path``, an operator and values."""
+
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
+    path: tuple[str | int, ...] = ()
+
+    def value_of(self, obj: Mapping[str, Any]) -> Any:
+        if self.path:
+            return lookup(obj, self.path)
+        return ((obj.get("metadata") or {}).get("labels") or {}).get(self.key)
+
+    def matches(self, obj: Mapping[str, Any]) -> bool:
+        value = self.value_of(obj)
+        if self.operator == "Exists":
+            return value is not None
+        if self.operator == "DoesNotExist":
+            return value is None
+        found = value is not None and _as_text(value) in self.values
+        return found if self.operator == "In" else not found
+
+
+@dataclass(frozen=True)
+class Selector:
+    match_labels: Mapping[str, str] = field(default_factory=dict)
+    match_annotations: Mapping[str, str] = field(default_factory=dict)
+    expressions: tuple[Requirement, ...] = ()
+
+    def matches(self, obj: Mapping[str, Any]) -> bool:
+        meta = obj.get("metadata") or {}
+        if self.match_labels:
+            labels = meta.get("labels") or {}
+            if any(labels.get(k) != v for k, v in self.match_labels.items()):
+                return False
+        if self.match_annotations:
+            annotations = meta.get("annotations") or {}
+            if any(annotations.get(k) != v for k, v in self.match_annotations.items()):
+                return False
+        return all(req.matches(obj) for req in self.expressions)
+
+
+# --------------------------------------------------------------------------- delays
+
+
+@dataclass(frozen=True)
+class Delay:
+    duration: float = 0.0
+    jitter: float = 0.0
+    duration_from: str | None = None  # an annotation key
+
+    @property
+    def zero(self) -> bool:
+        return self.duration == 0 and self.jitter == 0 and self.duration_from is None
+
+    def seconds(self, obj: Mapping[str, Any], rng: random.Random) -> float | None:
+        """The delay for ``obj``; None when ``durationFrom`` names an unusable value."""
+        base = self.duration
+        if self.duration_from is not None:
+            raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(self.duration_from)
+            if raw is not None:
+                try:
+                    base = parse_duration(raw)
+                except ValueError:
+                    return None
+        if self.jitter:
+            base += rng.uniform(0.0, self.jitter)
+        return base
+
+
+# --------------------------------------------------------------------------- stages
+
+
+@dataclass(frozen=True)
+class Next:
+    """What a stage does: an action and its parameters (see :data:`ACTION_PARAMS`)."""
+
+    action: str
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    container: str | None = None
+    backoff: float | None = None
+    max_backoff: float | None = None
+    pull_duration: float | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    resource: str
+    selector: Selector
+    delay: Delay
+    next: Next
+
+    @property
+    def action(self) -> str:
+        return self.next.action
+
+
+@dataclass(frozen=True)
+class Match:
+    """A stage chosen for one object, with the delay drawn for it."""
+
+    stage: Stage
+    delay: float
+
+
+class StageSet:
+    """Stages indexed by action, in file order."""
+
+    def __init__(self, stages: Iterable[Stage] = (), *, source: str = "", seed: int | None = None) -> None:
+        self.stages = list(stages)
+        self.source = source
+        self.rng = random.Random(seed)
+        self._by_action: dict[str, list[Stage]] = {}
+        for stage in self.stages:
+            self._by_action.setdefault(stage.action, []).append(stage)
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    def has(self, action: str) -> bool:
+        return action in self._by_action
+
+    def first(self, action: str, obj: Mapping[str, Any]) -> Match | None:
+        """The first stage of ``action`` selecting ``obj`` (with its delay), if any."""
+        for stage in self._by_action.get(action, ()):
+            if not stage.selector.matches(obj):
+                continue
+            delay = stage.delay.seconds(obj, self.rng)
+            if delay is None:
+                meta = obj.get("metadata") or {}
+                log.warning("stage %s: %s/%s has an invalid %s annotation; stage skipped", stage.name,
+                            meta.get("namespace", ""), meta.get("name"), stage.delay.duration_from)
+                continue
+            return Match(stage, delay)
+        return None
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class _Where:
+    """Error context: file, document, stage name."""
+
+    def __init__(self, source: str, doc: int, item: int | None = None) -> None:
+        self.source = source
+        self.doc = doc
+        self.item = item
+        self.stage = ""
+
+    def error(self, path: str, problem: str) -> StageError:
+        what = f"document {self.doc}" + (f", items[{self.item}]" if self.item is not None else "")
+        what += f' (stage "{self.stage}")' if self.stage else ""
+        return StageError(f"{self.source}: {what}: {path}: {problem}" if path else f"{self.source}: {what}: {problem}")
+
+
+def _mapping(value: Any, where: _Where, path: str, known: Iterable[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise where.error(path, f"must be a mapping, not {type(value).__name__}")
+    allowed = list(known)
+    for key in value:
+        if key not in allowed:
+            raise where.error(path, f'unknown field "{key}" (known: {", ".join(allowed) or "none"})')
+    return value
+
+
+def _string_map(value: Any, where: _Where, path: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise where.error(path, "must be a mapping of strings to strings")
+    out = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or isinstance(v, (dict, list)) or v is None:
+            raise where.error(f"{path}.{k}", "keys and values must be strings")
+        out[k] = _as_text(v)
+    return out
+
+
+def _duration(value: Any, where: _Where, path: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise where.error(path, str(exc)) from None
+
+
+def _requirement(raw: Any, where: _Where, path: str) -> Requirement:
+    raw = _mapping(raw, where, path, ("key", "operator", "values"))
+    key, op = raw.get("key"), raw.get("operator")
+    if not isinstance(key, str) or not key:
+        raise where.error(f"{path}.key", "required (a label key or a .path such as .spec.restartPolicy)")
+    if op not in OPERATORS:
+        raise where.error(f"{path}.operator", f"must be one of {', '.join(OPERATORS)}, not {op!r}")
+    values = raw.get("values") or []
+    if not isinstance(values, list):
+        raise where.error(f"{path}.values", "must be a list")
+    if op in ("In", "NotIn") and not values:
+        raise where.error(f"{path}.values", f"required for operator {op}")
+    if op in ("Exists", "DoesNotExist") and values:
+        raise where.error(f"{path}.values", f"must be empty for operator {op}")
+    parsed: tuple[str | int, ...] = ()
+    if key.startswith("."):
+        try:
+            parsed = parse_path(key)
+        except ValueError as exc:
+            raise where.error(f"{path}.key", str(exc)) from None
+    return Requirement(key, op, tuple(_as_text(v) for v in values), parsed)
+
+
+def _selector(raw: Any, where: _Where) -> Selector:
+    raw = _mapping(raw, where, "spec.selector", ("matchLabels", "matchAnnotations", "matchExpressions"))
+    exprs = raw.get("matchExpressions") or []
+    if not isinstance(exprs, list):
+        raise where.error("spec.selector.matchExpressions", "must be a list")
+    return Selector(
+        _string_map(raw.get("matchLabels"), where, "spec.selector.matchLabels"),
+        _string_map(raw.get("matchAnnotations"), where, "spec.selector.matchAnnotations"),
+        tuple(_requirement(e, where, f"spec.selector.matchExpressions[{i}]") for i, e in enumerate(exprs)),
+    )
+
+
+def _delay(raw: Any, where: _Where) -> Delay:
+    raw = _mapping(raw, where, "spec.delay", ("duration", "jitter", "durationFrom"))
+    duration = _duration(raw.get("duration", 0), where, "spec.delay.duration")
+    jitter = _duration(raw.get("jitter", 0), where, "spec.delay.jitter")
+    source = None
+    if "durationFrom" in raw:
+        frm = _mapping(raw["durationFrom"], where, "spec.delay.durationFrom", ("annotation",))
+        source = frm.get("annotation")
+        if not isinstance(source, str) or not source:
+            raise where.error("spec.delay.durationFrom.annotation", "required: the annotation holding the duration")
+    return Delay(duration, jitter, source)
+
+
+def _next(raw: Any, where: _Where, resource: str) -> Next:
+    if not isinstance(raw, dict) or "action" not in raw:
+        raise where.error("spec.next.action", f"required; one of {', '.join(ACTIONS)}")
+    action = raw["action"]
+    if action not in ACTIONS:
+        raise where.error("spec.next.action", f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+    if ACTIONS[action] != resource:
+        raise where.error("spec.next.action", f"action {action!r} applies to {ACTIONS[action]}s, "
+                                              f"but spec.resourceRef.kind is {resource}")
+    raw = _mapping(raw, where, "spec.next", ("action", *ACTION_PARAMS[action]))
+    exit_code = raw.get("exitCode")
+    if exit_code is not None and (not isinstance(exit_code, int) or isinstance(exit_code, bool)
+                                  or not 0 <= exit_code <= 255):
+        raise where.error("spec.next.exitCode", f"must be an integer from 0 to 255, not {exit_code!r}")
+    if action == CRASH and exit_code == 0:
+        raise where.error("spec.next.exitCode", "a crash exits non-zero (use action: complete for exit code 0)")
+    for text_field in ("reason", "message", "container"):
+        if text_field in raw and not isinstance(raw[text_field], str):
+            raise where.error(f"spec.next.{text_field}", "must be a string")
+
+    def opt_duration(name: str) -> float | None:
+        return _duration(raw[name], where, f"spec.next.{name}") if name in raw else None
+
+    nxt = Next(action, exit_code, raw.get("reason"), raw.get("message"), raw.get("container"),
+               opt_duration("backoff"), opt_duration("maxBackoff"), opt_duration("pullDuration"))
+    if nxt.backoff is not None and nxt.max_backoff is not None and nxt.max_backoff < nxt.backoff:
+        raise where.error("spec.next.maxBackoff", "must not be less than spec.next.backoff")
+    return nxt
+
+
+def _stage(doc: dict[str, Any], where: _Where) -> Stage:
+    doc = _mapping(doc, where, "", ("apiVersion", "kind", "metadata", "spec"))
+    api_version = doc.get("apiVersion", API_VERSION)
+    if isinstance(api_version, str) and api_version.startswith("kwok.x-k8s.io"):
+        raise where.error("apiVersion", f"KWOK stages ({api_version}) are not supported: podlife stages name "
+                                        f"an action in spec.next.action instead of a status template")
+    if api_version != API_VERSION:
+        raise where.error("apiVersion", f"must be {API_VERSION}, not {api_version!r}")
+    meta = _mapping(doc.get("metadata"), where, "metadata", ("name", "labels", "annotations"))
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        raise where.error("metadata.name", "required")
+    where.stage = name
+    spec = _mapping(doc.get("spec"), where, "spec", ("resourceRef", "selector", "delay", "next"))
+    ref = _mapping(spec.get("resourceRef"), where, "spec.resourceRef", ("apiGroup", "kind"))
+    resource = ref.get("kind", POD)
+    if resource not in (POD, NODE):
+        raise where.error("spec.resourceRef.kind", f"must be Pod or Node, not {resource!r}")
+    return Stage(name, resource, _selector(spec.get("selector"), where), _delay(spec.get("delay"), where),
+                 _next(spec.get("next"), where, resource))
+
+
+def parse_stages(text: str, source: str = "<stages>", *, seed: int | None = None) -> StageSet:
+    """Stages from YAML text: Stage documents, or ``kind: StageList`` with ``items``."""
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        raise StageError(f"{source}: not valid YAML: {exc}") from None
+    stages: list[Stage] = []
+    names: set[str] = set()
+    for n, doc in enumerate(docs, start=1):
+        if doc is None:
+            continue
+        where = _Where(source, n)
+        if not isinstance(doc, dict):
+            raise where.error("", f"a stage must be a mapping, not {type(doc).__name__}")
+        kind = doc.get("kind")
+        if kind == "StageList":
+            items = doc.get("items")
+            if not isinstance(items, list):
+                raise where.error("items", "must be a list of Stage objects")
+            found = [_item(item, where, i) for i, item in enumerate(items)]
+        elif kind == "Stage":
+            found = [_stage(doc, where)]
+        else:
+            raise where.error("kind", f"must be Stage or StageList, not {kind!r}")
+        for stage in found:
+            if stage.name in names:
+                raise StageError(f'{source}: document {n}: duplicate stage name "{stage.name}"')
+            names.add(stage.name)
+        stages += found
+    return StageSet(stages, source=source, seed=seed)
+
+
+def _item(item: Any, parent: _Where, index: int) -> Stage:
+    where = _Where(parent.source, parent.doc, index)
+    if not isinstance(item, dict) or item.get("kind", "Stage") != "Stage":
+        raise where.error("", "must be a Stage")
+    return _stage({"apiVersion": API_VERSION, "kind": "Stage", **item}, where)
+
+
+def load_stages(path: Path | str | None = None, *, seed: int | None = None) -> StageSet:
+    """The stages of ``path``, or the built-in defaults (``default-stages.yaml``) when None."""
+    if path is None:
+        text = resources.files(__package__).joinpath(DEFAULT_STAGES_RESOURCE).read_text()
+        return parse_stages(text, DEFAULT_STAGES_RESOURCE, seed=seed)
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise StageError(f"{p}: cannot read the stage file: {exc.strerror or exc}") from None
+    return parse_stages(text, str(p), seed=seed)
+
+
+# --------------------------------------------------------------------------- timers
+
+
+class Timers:
+    """Delayed callbacks in one heap, with one event-loop timer armed for the earliest.
+
+    Callbacks run on the loop and must be cheap (enqueue work). There is no
+    cancellation: callers pass a token (a generation number) and ignore stale calls.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._seq = 0
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed_at: float | None = None
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def call_later(self, delay: float, fn: Callable[..., None], *args: Any) -> None:
+        loop = asyncio.get_running_loop()
+        when = loop.time() + max(delay, 0.0)
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, fn, args))
+        if self._armed_at is None or when < self._armed_at:
+            self._arm(loop)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+            self._armed_at = None
+        if self._heap and not self._closed:
+            self._armed_at = self._heap[0][0]
+            self._handle = loop.call_at(self._armed_at, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._armed_at = None
+        loop = asyncio.get_running_loop()
+        now = loop.time() + 1e-3  # what is due within a millisecond runs now
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, fn, args = heapq.heappop(heap)
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("timer callback failed")
+        self._arm(loop)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = None
+        self._heap.clear()
