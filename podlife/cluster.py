@@ -143,22 +143,30 @@ class Cluster:
         self.tasks.append(task)
 
     async def stop(self) -> None:
-        if self.server is not None:
-            self.server.ready = False
-        for kubelet in reversed(self.kubelets):
-            try:
-                await kubelet.stop()
-            except Exception:
-                log.exception("stopping %s failed", kubelet)
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.server is not None:
-            await self.server.stop()
-        if self.store is not None:
-            await self.store.close()
-        if self.route_guard is not None:
-            self.route_guard.remove()
+        """Stop everything started, newest first; every step runs even if one fails."""
+        try:
+            if self.server is not None:
+                self.server.ready = False
+            for kubelet in reversed(self.kubelets):
+                await _quietly(kubelet.stop(), f"stopping {kubelet!r}")
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            if self.server is not None:
+                await _quietly(self.server.stop(), "stopping the API server")
+            if self.store is not None:
+                await _quietly(self.store.close(), "closing the store")
+        finally:
+            if self.route_guard is not None:
+                self.route_guard.remove()
+                self.route_guard = None
+
+
+async def _quietly(coro: Any, what: str) -> None:
+    try:
+        await coro
+    except Exception:
+        log.exception("%s failed", what)
 
 
 def install_api_extensions(server: APIServer) -> None:

@@ -126,6 +126,14 @@ class PodlifeProcess:
         except ValueError:
             return status, payload.decode(errors="replace")
 
+    def watch_events(self, path: str) -> list[dict]:
+        """The events of a watch request that ends by itself (use timeoutSeconds)."""
+        status, body = self.http("GET", path)
+        assert status == 200, body
+        if isinstance(body, dict):
+            return [body]
+        return [json.loads(line) for line in (body or "").strip().splitlines()]
+
     def kubectl_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["KUBECONFIG"] = str(self.kubeconfig)

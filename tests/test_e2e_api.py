@@ -123,8 +123,7 @@ def test_watch_from_resource_version_and_too_old(cluster: PodlifeProcess) -> Non
     listed = cluster.http("GET", "/api/v1/namespaces/default/configmaps")[1]
     rv = listed["metadata"]["resourceVersion"]
     cluster.http("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "watched"}})
-    status, body = cluster.http("GET", f"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=1")
-    events = [json.loads(line) for line in body.strip().splitlines()] if isinstance(body, str) else [body]
+    events = cluster.watch_events(f"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=1")
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "watched")]
     status, body = cluster.http("GET", "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=-1&timeoutSeconds=1")
     assert status == 400 and body["reason"] == "BadRequest"
@@ -141,7 +140,6 @@ def test_restart_keeps_objects(fresh_cluster: PodlifeProcess) -> None:
     assert int(after["metadata"]["resourceVersion"]) == int(before["metadata"]["resourceVersion"])
     wait_for(lambda: " Ready " in fresh_cluster.kubectl("get", "nodes").stdout, 30, what="node Ready after restart")
     # the new server's watch window starts at its start: an older version is 410 Expired
-    status, body = fresh_cluster.http(
-        "GET", f"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={int(before['metadata']['resourceVersion']) - 1}")
-    event = json.loads(body.strip().splitlines()[0])
+    old_rv = int(before["metadata"]["resourceVersion"]) - 1
+    event = fresh_cluster.watch_events(f"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={old_rv}")[0]
     assert event["type"] == "ERROR" and event["object"]["code"] == 410 and event["object"]["reason"] == "Expired"

@@ -93,10 +93,8 @@ def test_status_fields_follow_the_seed_order(cluster: PodlifeProcess) -> None:
     rv = listed["metadata"]["resourceVersion"]
     cluster.kubectl("create", "-f", "-", input=pod_yaml("seq", TRAP_TERM, grace=2))
     wait_for(lambda: phase(cluster, "seq") == "Running", 60, what="seq Running")
-    status, events = cluster.http("GET", f"/api/v1/namespaces/default/pods?watch=1&resourceVersion={rv}&timeoutSeconds=1"
-                                  "&fieldSelector=metadata.name%3Dseq")
-    assert status == 200
-    lines = [json.loads(line) for line in events.strip().splitlines()] if isinstance(events, str) else [events]
+    lines = cluster.watch_events(f"/api/v1/namespaces/default/pods?watch=1&resourceVersion={rv}&timeoutSeconds=1"
+                                 "&fieldSelector=metadata.name%3Dseq")
     seen: list[str] = []
     for ev in lines:
         st = ev["object"].get("status", {})

@@ -17,7 +17,7 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,15 @@ async def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: 
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+async def wait_until_api(check: Callable[[], Awaitable[bool]], timeout: float = 15.0, what: str = "") -> None:
+    """Like :func:`wait_until`, for a condition that needs an API read."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 class PodWatch:
@@ -340,18 +349,26 @@ async def test_node_registration_and_lease(client: LocalClient, kubelet: Kubelet
     assert lease["spec"]["holderIdentity"] == NODE and lease["spec"]["leaseDurationSeconds"] == 40
     assert lease["metadata"]["ownerReferences"][0]["uid"] == node["metadata"]["uid"]
     first = lease["spec"]["renewTime"]
-    renewed: list[str] = []
 
-    async def renewed_since() -> None:
-        renewed.append((await client.get(LEASES, NODE, "kube-node-lease"))["spec"]["renewTime"])
+    async def renewed() -> bool:
+        return (await client.get(LEASES, NODE, "kube-node-lease"))["spec"]["renewTime"] > first
 
-    deadline = time.monotonic() + 10
-    while not renewed or renewed[-1] == first:
-        assert time.monotonic() < deadline, "lease not renewed"
-        await renewed_since()
-        await asyncio.sleep(0.05)
+    await wait_until_api(renewed, what="the lease to be renewed")
     # Only heartbeats changed: the node status is not rewritten (every 5 minutes by default).
     assert (await client.get(NODES, NODE))["metadata"]["resourceVersion"] == node["metadata"]["resourceVersion"]
+
+    # A node controller that saw the lease lapse marks the node Unknown; the kubelet corrects it.
+    unknown = [{**c, "status": "Unknown", "reason": "NodeStatusUnknown"} if c["type"] == "Ready" else c
+               for c in status["conditions"]]
+    await client.patch(NODES, NODE, {"status": {"conditions": unknown}}, subresource="status")
+    ready: list[Obj] = []
+
+    async def ready_again() -> bool:
+        ready[:] = [c for c in (await client.get(NODES, NODE))["status"]["conditions"] if c["type"] == "Ready"]
+        return ready[0]["status"] == "True"
+
+    await wait_until_api(ready_again, what="the node to be Ready again")
+    assert ready[0]["reason"] == "KubeletReady" and ready[0]["lastTransitionTime"] >= conditions["Ready"]["lastTransitionTime"]
 
 
 # --------------------------------------------------------------------------- the status sequence

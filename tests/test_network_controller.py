@@ -243,7 +243,8 @@ async def test_restart_keeps_addresses_and_collects_orphans(client: LocalClient,
     for i in range(2, 5):
         port = await client.get(PORTS, f"p-{i}", "default")
         assert port["metadata"]["uid"] == before[f"p-{i}"]["metadata"]["uid"]
-        assert second.ipam.get(port["spec"]["podUID"]).ip == port_ip(port)
+        alloc = second.ipam.get(port["spec"]["podUID"])
+        assert alloc is not None and alloc.ip == port_ip(port)
     replaced = await wait_port(client, "p-1")
     new = await wait_port(client, "new")
     kept = {port_ip(before[f"p-{i}"]) for i in range(2, 5)}

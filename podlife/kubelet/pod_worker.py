@@ -47,6 +47,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import os
 import re
@@ -222,6 +223,22 @@ def _subscript(path: str, prefix: str) -> str | None:
     if path.startswith(prefix + "[") and path.endswith("]"):
         return path[len(prefix) + 1 : -1].strip("'\"")
     return None
+
+
+#: Until the CNI plugs a real network namespace, a container shares this machine's
+#: network, so its servers are reached on loopback -- never on its pod IP, and never
+#: on any other address (podlife sends traffic only where it is safe to).
+CONTAINER_HOST = "127.0.0.1"
+
+
+def hook_host(requested: str | None) -> str | None:
+    """Where an httpGet handler connects: loopback by default; None for any other address."""
+    if not requested or requested == "localhost":
+        return CONTAINER_HOST
+    try:
+        return requested if ipaddress.ip_address(requested).is_loopback else None
+    except ValueError:
+        return None
 
 
 def field_ref_value(pod: Obj, path: str, *, host_ip: str, pod_ips: tuple[str, ...]) -> str:
@@ -777,7 +794,9 @@ class PodWorker:
             if not named:
                 return f"port {port!r} not found"
             port = named[0].get("containerPort")
-        host = action.get("host") or (self._pod_ips[0] if self._pod_ips else self.host_ip)
+        host = hook_host(action.get("host"))
+        if host is None:
+            return f"refusing to connect to {action.get('host')}: pod and service addresses are only reachable inside their network namespace"
         url = f"{str(action.get('scheme') or 'HTTP').lower()}://{host}:{port}{action.get('path') or '/'}"
         headers = {str(h.get("name")): str(h.get("value")) for h in action.get("httpHeaders") or []}
         try:

@@ -81,7 +81,9 @@ def read_port_annotation(pod: Obj) -> PortInfo:
 
 def _port_info(doc: dict[str, Any]) -> PortInfo:
     fixed = doc.get("fixed_ips")
-    subnet = doc.get("subnet") if isinstance(doc.get("subnet"), dict) else {}
+    subnet = doc.get("subnet")
+    if not isinstance(subnet, dict):
+        subnet = {}
     if not isinstance(fixed, list) or not fixed or not isinstance(fixed[0], dict):
         raise CNIError("port annotation has no fixed_ips")
     ip, mac = fixed[0].get("ip_address"), doc.get("mac_address")

@@ -240,8 +240,9 @@ class NetworkController:
         key = object_key(port)
         state = PortState.from_obj(port)
         current = self.ports.get(key)
-        if current is None or current.rv <= state.rv:
-            self.ports[key] = state
+        if current is not None and current.rv >= state.rv:
+            return  # known already: our own write coming back
+        self.ports[key] = state
         pod = self.pods.cache.get(key)
         if pod is None or self._needs_work(pod):
             self.queue.add(key)

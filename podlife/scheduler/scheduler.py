@@ -533,7 +533,7 @@ class Scheduler:
 
     def _schedule_one(self, qp: QueuedPod) -> None:
         info = qp.info
-        if info.deleting or self.cache.is_assumed(info.key):
+        if info.deleting:  # kube skips pods being deleted; the informer drops them soon
             self.queue.done(info.key)
             return
         chosen = self._find_node(info)
@@ -643,8 +643,11 @@ class Scheduler:
         previous = self._status_writes.get(info.key)
         task = self._spawn(self._set_condition(info, reason, message, previous))
         self._status_writes[info.key] = task
-        task.add_done_callback(lambda t, key=info.key: self._status_writes.pop(key, None)
-                               if self._status_writes.get(key) is t else None)
+
+        def forget(done: asyncio.Task[None], key: str = info.key) -> None:
+            if self._status_writes.get(key) is done:
+                del self._status_writes[key]
+        task.add_done_callback(forget)
 
     async def _set_condition(self, info: PodInfo, reason: str, message: str,
                              previous: asyncio.Task[None] | None) -> None:
@@ -731,7 +734,9 @@ class Scheduler:
     def _on_pod_add(self, pod: Obj) -> None:
         spec = pod.get("spec") or {}
         if spec.get("nodeName"):
-            self.cache.add_pod(PodInfo(pod))
+            info = PodInfo(pod)
+            self.queue.delete(info.key)
+            self.cache.add_pod(info)
         elif self._responsible(pod):
             info = PodInfo(pod)
             if not info.deleting:
