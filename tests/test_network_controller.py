@@ -269,6 +269,48 @@ async def test_port_of_an_unknown_pod_uid_is_replaced(client: LocalClient, runni
     assert port_ip(port) != "10.244.0.77"
 
 
+async def test_subnet_deleted_while_in_use_is_recreated(client: LocalClient, running: Running) -> None:
+    await running.start()
+    await client.create(PODS, make_pod("a"), "default")
+    await wait_port(client, "a")
+    first = await client.get(SUBNETS, "default-0", "default")
+    await client.delete(SUBNETS, "default-0", "default")
+
+    async def recreated() -> Obj | None:
+        subnet = await get_or_none(client, SUBNETS, "default-0")
+        return subnet if subnet is not None and subnet["metadata"]["uid"] != first["metadata"]["uid"] else None
+    again = await wait_for(recreated, what="subnet to be recreated")
+    assert again["spec"] == first["spec"]
+
+
+async def test_deleted_namespace_gives_its_block_back(client: LocalClient, running: Running) -> None:
+    controller = await running.start()
+    for ns in ("team-b", "team-c"):
+        await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    await client.create(PODS, make_pod("b", "team-b"), "team-b")
+    cidr = (await client.get(SUBNETS, (await wait_port(client, "b", "team-b"))["spec"]["subnet"], "team-b"))["spec"]["cidr"]
+    # what the namespace controller does: delete the content, pods and subnets alike
+    await client.delete(PODS, "b", "team-b", grace_period_seconds=0)
+    await client.delete(SUBNETS, "team-b-0", "team-b")
+    await wait_port_gone(client, "b", "team-b")
+
+    async def released() -> bool:
+        return controller.ipam.subnets("team-b") == []
+    await wait_for(released, what="the namespace's subnets to be released")
+    await client.create(PODS, make_pod("c", "team-c"), "team-c")
+    port = await wait_port(client, "c", "team-c")
+    assert (await client.get(SUBNETS, port["spec"]["subnet"], "team-c"))["spec"]["cidr"] == cidr
+
+
+async def test_unusable_subnet_objects_are_ignored(client: LocalClient, running: Running) -> None:
+    bogus = {"apiVersion": "network.podlife.io/v1", "kind": "Subnet", "metadata": {"name": "x-0", "namespace": "default"},
+             "spec": {"cidr": "192.168.7.0/24", "gateway": "192.168.7.1"}}
+    await client.create(SUBNETS, bogus, "default")
+    await running.start()
+    await client.create(PODS, make_pod("fine"), "default")
+    assert port_ip(await wait_port(client, "fine")).startswith("10.244.")
+
+
 async def test_subnet_status_counts_allocations(client: LocalClient, running: Running) -> None:
     controller = await running.start()
     for i in range(3):

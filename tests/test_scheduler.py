@@ -14,7 +14,9 @@ import pytest
 from podlife.api.context import build_api
 from podlife.client.base import EVENTS, NODES, PODS, Client, Obj
 from podlife.client.local import LocalClient
+from podlife.api.errors import ApiError
 from podlife.scheduler import (
+    DefaultBinder,
     FitError,
     NodeAffinity,
     NodeInfo,
@@ -437,6 +439,34 @@ async def test_ignores_pods_for_other_schedulers(client: LocalClient, run_schedu
     await wait_bound(client, "ours")
     assert await bound_node(client, "theirs") == ""
     assert scheduled_condition(await client.get(PODS, "theirs", "default")) is None
+
+
+class FlakyBinder(DefaultBinder):
+    """Fails the first binding, as an API server under pressure might."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+
+    async def bind(self, client: Client, pod: PodInfo, node_name: str) -> None:
+        if not self.failures:
+            self.failures += 1
+            raise ApiError(500, "InternalError", "etcdserver: request timed out")
+        await super().bind(client, pod, node_name)
+
+
+async def test_failed_binding_is_retried_with_backoff(client: LocalClient, run_scheduler) -> None:
+    await client.create(NODES, make_node("node-1", cpu="1"))
+    scheduler = await run_scheduler(binder=FlakyBinder())
+    await client.create(PODS, make_pod("retry", cpu="800m"), "default")
+    assert await wait_bound(client, "retry") == "node-1"
+    assert scheduler.stats.bind_errors == 1 and scheduler.stats.scheduled == 1
+
+    async def failed_events() -> list[Obj]:
+        return await events_for(client, "retry", "FailedScheduling")
+    (event,) = await wait_for(failed_events, what="FailedScheduling event")
+    assert event["message"] == "Binding rejected: etcdserver: request timed out"
+    node = scheduler.cache.nodes["node-1"]
+    assert (node.req_cpu, node.req_pods) == (800, 1)  # charged once, not twice
 
 
 async def test_no_nodes_message(client: LocalClient, run_scheduler) -> None:

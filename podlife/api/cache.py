@@ -16,8 +16,9 @@ routed by key prefix to the :class:`ResourceCache` of its resource, which
 - updates its sorted map of :class:`CachedObject` (the object with its
   ``resourceVersion``, plus its JSON encoding, made once on first use and shared by
   every response and watcher);
-- appends to its event window (at most ``window_max`` events, and at least the last
-  ``window_seconds`` -- a watch resuming from before the window gets 410 Expired);
+- appends to its event window (the last ``window_seconds``, at least ``WINDOW_MIN``
+  and at most ``window_max`` events -- a watch resuming from before the window gets
+  410 Expired and lists again, as with Kubernetes);
 - hands the event to every matching :class:`Watcher`, translating it for watchers
   with selectors the way Kubernetes does: an object that stops matching is DELETED
   for that watcher, one that starts matching is ADDED.
@@ -44,7 +45,9 @@ from ..store.base import Event, Store
 
 WINDOW_SECONDS = 75.0
 WINDOW_MIN = 1000
-WINDOW_MAX = 200_000
+#: At most this many events per resource are kept for resuming watches (Kubernetes
+#: keeps up to 102,400); every kept event holds an old version of an object alive.
+WINDOW_MAX = 20_000
 
 
 class CachedObject:

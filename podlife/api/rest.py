@@ -223,15 +223,17 @@ class ResourceREST:
             raise errors.ApiError(403, "Forbidden", f"{self.rt.group_resource} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
                                   {"name": name, "kind": self.rt.plural, "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {namespace} is being terminated", "field": "metadata.namespace"}]})
 
-    def run_checkers(self, obj: Obj, mode: str) -> list[str]:
+    def run_checkers(self, obj: Obj, mode: str | None) -> list[str]:
         """Schema checks (unknown fields etc.); raises for Strict, returns warnings for Warn."""
         warnings: list[str] = []
+        if mode is None:  # an in-process write: nothing was decoded, so nothing to check
+            return warnings
         for check in self.ctx.object_checkers:
             warnings += check(self.rt, obj, mode)
         return warnings
 
     async def create(self, obj: Any, namespace: str | None = None, *, dry_run: bool = False,
-                     field_validation: str = "Ignore", now: datetime | None = None) -> tuple[CachedObject | Obj, list[str]]:
+                     field_validation: str | None = "Ignore", now: datetime | None = None) -> tuple[CachedObject | Obj, list[str]]:
         meta = self._check_kind(obj)
         self._set_namespace(meta, namespace)
         warnings = self.run_checkers(obj, field_validation)
@@ -270,20 +272,35 @@ class ResourceREST:
 
     # ---- update and patch -----------------------------------------------------------
 
-    async def _read_latest(self, key: str, name: str, copies: int = 1) -> tuple[list[Obj], int]:
-        """``copies`` fresh decodings of the newest stored object, and its mod_revision."""
+    async def _read_for_update(self, key: str, name: str) -> tuple[Obj, Obj, int]:
+        """A private copy of the newest object to change, the unchanged one, and its revision.
+
+        The unchanged one is the watch cache's shared object when the cache is at the
+        store's revision of the key (the usual case): it is only read, never changed.
+        """
         kv = await self.store.get(key)
         if kv is None:
             raise errors.not_found(self.rt, name)
-        out = []
-        for _ in range(copies):
-            obj = orjson.loads(kv.value)
-            obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
-            out.append(obj)
-        return out, kv.mod_revision
+        current = orjson.loads(kv.value)
+        current.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+        cached = self.cache.get(key)
+        if cached is not None and cached.rv == kv.mod_revision:
+            return current, cached.obj, kv.mod_revision
+        old = orjson.loads(kv.value)
+        old.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+        return current, old, kv.mod_revision
+
+    async def _read_latest(self, key: str, name: str) -> tuple[Obj, int]:
+        """A private copy of the newest stored object, and its mod_revision."""
+        kv = await self.store.get(key)
+        if kv is None:
+            raise errors.not_found(self.rt, name)
+        obj = orjson.loads(kv.value)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+        return obj, kv.mod_revision
 
     async def update(self, namespace: str | None, name: str, obj: Any, *, subresource: str | None = None,
-                     dry_run: bool = False, field_validation: str = "Ignore") -> tuple[CachedObject | Obj, list[str]]:
+                     dry_run: bool = False, field_validation: str | None = "Ignore") -> tuple[CachedObject | Obj, list[str]]:
         meta = self._check_kind(obj)
         self._set_namespace(meta, namespace)
         if meta.get("name") and meta["name"] != name:
@@ -304,7 +321,7 @@ class ResourceREST:
         return result, warnings
 
     async def patch(self, namespace: str | None, name: str, patch_type: str, body: Any, *,
-                    subresource: str | None = None, dry_run: bool = False, field_validation: str = "Ignore",
+                    subresource: str | None = None, dry_run: bool = False, field_validation: str | None = "Ignore",
                     strategic: Callable[[Obj, Any], Obj] | None = None) -> tuple[CachedObject | Obj, list[str]]:
         warnings: list[str] = []
 
@@ -340,7 +357,7 @@ class ResourceREST:
         """Read the newest object, ``mutate`` a copy, validate and commit; retry on races."""
         key = self.rt.key(namespace, name)
         for _ in range(MAX_RETRIES):
-            (current, old), mod_rev = await self._read_latest(key, name, copies=2)
+            current, old, mod_rev = await self._read_for_update(key, name)
             new = mutate(current)
             new = self._prepare_update(new, old, subresource)
             if _same(new, old):
@@ -398,7 +415,8 @@ class ResourceREST:
         else:
             raise errors.path_not_found(subresource)
         self._validate(new, errs)
-        new["metadata"].pop("resourceVersion", None)
+        # a fresh metadata dict: strategies may have shared old's, which must stay untouched
+        new["metadata"] = {k: v for k, v in new["metadata"].items() if k != "resourceVersion"}
         return new
 
     @staticmethod
@@ -431,7 +449,7 @@ class ResourceREST:
         options = options or DeleteOptions()
         key = self.rt.key(namespace, name)
         for _ in range(MAX_RETRIES):
-            (current,), mod_rev = await self._read_latest(key, name)
+            current, mod_rev = await self._read_latest(key, name)
             self._check_preconditions(current, options, name)
             updated = self._mark_deleted(current, options, now)
             if options.dry_run:

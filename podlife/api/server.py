@@ -82,6 +82,26 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
         return _status_response(errors.internal(type(exc).__name__))
 
 
+class RequestCounter:
+    """Requests served, by verb, for ``/metrics`` (``apiserver_request_total``)."""
+
+    def __init__(self) -> None:
+        self.by_verb: dict[str, int] = {}
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        verb = request.method
+        if verb == "GET" and request.query.get("watch") in ("true", "1"):
+            verb = "WATCH"
+        self.by_verb[verb] = self.by_verb.get(verb, 0) + 1
+        return await handler(request)
+
+    def exposition(self) -> str:
+        lines = ["# HELP apiserver_request_total Requests served, by verb.", "# TYPE apiserver_request_total counter"]
+        lines += [f'apiserver_request_total{{verb="{v}"}} {n}' for v, n in sorted(self.by_verb.items())]
+        return "\n".join(lines) + "\n"
+
+
 def auth_middleware(token: str | None) -> Any:
     expected = f"Bearer {token}".encode() if token else None
 
@@ -104,7 +124,9 @@ class APIServer:
         self.ctx = ctx
         self.catalog: Catalog = ctx.catalog
         self.ready = False
-        self.app = web.Application(middlewares=[error_middleware, auth_middleware(token)], client_max_size=3 * 1024 * 1024)
+        self.requests = RequestCounter()
+        self.app = web.Application(middlewares=[self.requests.middleware, error_middleware, auth_middleware(token)],
+                                   client_max_size=3 * 1024 * 1024)
         self.app["kubelet_token"] = kubelet_token or token or ""
         self.app["subresource_handlers"] = {"scale": serve_scale}
         self.app["protobuf_decoder"] = decode_protobuf_body
@@ -155,6 +177,8 @@ class APIServer:
             return self._health(head)
         if head == "openapi":
             return self._openapi(request, segs[1:])
+        if head == "metrics":
+            return web.Response(text=self.requests.exposition(), content_type="text/plain")
         raise errors.path_not_found(path)
 
     def _root(self) -> web.Response:

@@ -77,7 +77,8 @@ class LocalClient(Client):
             watcher.stop()
 
     async def create(self, res: Resource, obj: Obj, namespace: str | None = None) -> Obj:
-        created, _ = await self._rest(res).create(_own(obj), namespace or (obj.get("metadata") or {}).get("namespace"))
+        created, _ = await self._rest(res).create(_own(obj), namespace or (obj.get("metadata") or {}).get("namespace"),
+                                                  field_validation=None)
         return _own(created)
 
     async def create_subresource(self, res: Resource, name: str, subresource: str, obj: Obj,
@@ -88,7 +89,8 @@ class LocalClient(Client):
 
     async def update(self, res: Resource, obj: Obj, *, subresource: str | None = None) -> Obj:
         meta = obj.get("metadata") or {}
-        updated, _ = await self._rest(res).update(meta.get("namespace"), meta.get("name", ""), _own(obj), subresource=subresource)
+        updated, _ = await self._rest(res).update(meta.get("namespace"), meta.get("name", ""), _own(obj),
+                                                  subresource=subresource, field_validation=None)
         return _own(updated)
 
     async def patch(self, res: Resource, name: str, patch: Any, namespace: str | None = None, *,
@@ -97,7 +99,8 @@ class LocalClient(Client):
         strategic = None
         if patch_type == "strategic" and self._strategic is not None:
             strategic = lambda cur, body: self._strategic(rest.rt, cur, body)  # noqa: E731
-        patched, _ = await rest.patch(namespace, name, patch_type, patch, subresource=subresource, strategic=strategic)
+        patched, _ = await rest.patch(namespace, name, patch_type, patch, subresource=subresource, strategic=strategic,
+                                      field_validation=None)
         return _own(patched)
 
     async def delete(self, res: Resource, name: str, namespace: str | None = None, *,

@@ -171,8 +171,10 @@ class NetworkController:
         self.stats = ControllerStats()
         self.pods = Informer(client, PODS, field_selector="spec.nodeName!=")
         self.port_informer = Informer(client, PORTS)
+        self.subnet_informer = Informer(client, SUBNETS)
         self.pods.add_handlers(self._on_pod, lambda old, new: self._on_pod(new), self._on_pod_deleted)
         self.port_informer.add_handlers(self._on_port, lambda old, new: self._on_port(new), self._on_port_deleted)
+        self.subnet_informer.add_handlers(on_delete=self._on_subnet_deleted)
         #: what the API holds, from the informer and from our own writes (whichever is newer)
         self.ports: dict[str, PortState] = {}
         #: pod key -> pod UID holding an IPAM allocation
@@ -182,6 +184,8 @@ class NetworkController:
         self._subnets: dict[str, asyncio.Future[None]] = {}
         self._subnet_records: dict[str, SubnetRecord] = {}
         self._subnet_usage: Counter[str] = Counter()
+        self._namespace_usage: Counter[str] = Counter()
+        self._background: set[asyncio.Task[None]] = set()
         self._dirty_subnets: set[str] = set()
         self._dirty = asyncio.Event()
         self._synced = asyncio.Event()
@@ -191,10 +195,11 @@ class NetworkController:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(self.pods.run(), name="network-pods"),
-                 loop.create_task(self.port_informer.run(), name="network-ports")]
+                 loop.create_task(self.port_informer.run(), name="network-ports"),
+                 loop.create_task(self.subnet_informer.run(), name="network-subnets")]
         try:
-            await self.pods.wait_synced()
-            await self.port_informer.wait_synced()
+            for informer in (self.subnet_informer, self.port_informer, self.pods):
+                await informer.wait_synced()
             await self._restore()
             self._synced.set()
             for key in set(self.pods.cache) | set(self.ports) | set(self.leases):
@@ -202,20 +207,21 @@ class NetworkController:
             tasks.append(loop.create_task(self._status_loop(), name="network-subnet-status"))
             await self.queue.run_workers(self._reconcile, self.workers)
         finally:
-            for task in tasks + list(self._subnets.values()):
+            pending = [*tasks, *self._subnets.values(), *self._background]
+            for task in pending:
                 task.cancel()
-            await asyncio.gather(*tasks, *self._subnets.values(), return_exceptions=True)
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def wait_synced(self) -> None:
         """Until the IPAM is rebuilt from the API and the work queue is filled."""
         await self._synced.wait()
 
     async def _restore(self) -> None:
-        listed = await self.client.list(SUBNETS)
-        subnets = [_subnet_record(s) for s in listed["items"]]
+        subnets = [_subnet_record(s) for s in self.subnet_informer.cache.values()]
         ports = {key: PortState.from_obj(p) for key, p in self.port_informer.cache.items()}
         self.ports.update({k: v for k, v in ports.items() if k not in self.ports or self.ports[k].rv < v.rv})
         candidates = {key: p for key, p in self.ports.items() if p.pod_uid and p.ip and p.mac and p.subnet}
+        subnets = self._usable_subnets(subnets)
         rejected = {r.port.owner for r in self.ipam.restore(subnets, [p.record() for p in candidates.values()])}
         loop = asyncio.get_running_loop()
         for record in subnets:
@@ -225,7 +231,25 @@ class NetworkController:
             self._subnet_records[record.name] = record
         self.leases = {key: p.pod_uid for key, p in candidates.items() if p.pod_uid not in rejected}
         self._subnet_usage = Counter(candidates[key].subnet for key in self.leases)
+        self._namespace_usage = Counter(key.split("/", 1)[0] for key in self.leases)
         log.info("network: restored %d subnets and %d ports (%d rejected)", len(subnets), len(self.leases), len(rejected))
+
+    def _usable_subnets(self, subnets: list[SubnetRecord]) -> list[SubnetRecord]:
+        """The subnets the IPAM accepts; a bad Subnet object (outside the pod range,
+        overlapping another) is logged and left alone instead of stopping the controller."""
+        try:
+            self.ipam.restore(subnets, [])
+            return subnets
+        except ValueError:
+            pass
+        usable: list[SubnetRecord] = []
+        for record in sorted(subnets, key=lambda r: (r.namespace, r.name)):
+            try:
+                self.ipam.restore([*usable, record], [])
+                usable.append(record)
+            except ValueError as exc:
+                log.error("network: ignoring subnet %s/%s: %s", record.namespace, record.name, exc)
+        return usable
 
     # ---- informer handlers: enqueue only ----
 
@@ -312,7 +336,7 @@ class NetworkController:
         alloc = self.ipam.allocate(namespace, uid)
         if self.leases.get(key) != uid:
             self.leases[key] = uid
-            self._count(alloc.subnet.name, 1)
+            self._count(alloc.subnet, 1)
         return alloc
 
     def _release_lease(self, key: str, keep: str | None = None) -> None:
@@ -323,12 +347,57 @@ class NetworkController:
         self.ipam.release(owner)
         del self.leases[key]
         if alloc is not None:
-            self._count(alloc.subnet.name, -1)
+            self._count(alloc.subnet, -1)
+            self._maybe_release_namespace(alloc.subnet.namespace)
 
-    def _count(self, subnet: str, delta: int) -> None:
-        self._subnet_usage[subnet] += delta
-        self._dirty_subnets.add(subnet)
+    def _count(self, subnet: SubnetRecord, delta: int) -> None:
+        self._subnet_usage[subnet.name] += delta
+        self._namespace_usage[subnet.namespace] += delta
+        self._dirty_subnets.add(subnet.name)
         self._dirty.set()
+
+    # ---- subnets deleted from the API (namespace deletion) ----
+
+    def _on_subnet_deleted(self, obj: Obj) -> None:
+        meta = obj.get("metadata") or {}
+        name, namespace = meta.get("name") or "", meta.get("namespace") or ""
+        record = self._subnet_records.get(name)
+        future = self._subnets.get(name)
+        if record is None or record.namespace != namespace or (future is not None and not future.done()):
+            return
+        self._subnets.pop(name, None)  # the next allocation in it creates it again
+        if self._subnet_usage[name] > 0:  # ports still point at it: put it back
+            task = asyncio.get_running_loop().create_task(self._restore_subnet(record))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        else:
+            self._maybe_release_namespace(namespace)
+
+    async def _restore_subnet(self, record: SubnetRecord) -> None:
+        try:
+            await self._subnet_ready(record)
+        except ApiError as exc:  # 403: the namespace is terminating; its pods' deletion follows
+            log.debug("network: subnet %s not recreated: %s", record.name, exc)
+
+    def _maybe_release_namespace(self, namespace: str) -> None:
+        """Give a namespace's blocks back once it has no address in use and no Subnet object left.
+
+        Until then the blocks stay taken: a Subnet object that still exists must never
+        overlap one created later.
+        """
+        if self._namespace_usage[namespace] > 0:
+            return
+        prefix = f"{namespace}/"
+        if any(key.startswith(prefix) for key in self.subnet_informer.cache):
+            return
+        if any(not self._subnets[s.name].done() for s in self.ipam.subnets(namespace) if s.name in self._subnets):
+            return  # being created right now
+        for record in self.ipam.release_namespace(namespace):
+            self._subnets.pop(record.name, None)
+            self._subnet_records.pop(record.name, None)
+            self._subnet_usage.pop(record.name, None)
+            self._dirty_subnets.discard(record.name)
+        self._namespace_usage.pop(namespace, None)
 
     async def _subnet_ready(self, record: SubnetRecord) -> None:
         """Wait until the Subnet object exists (created once, by whoever needs it first)."""

@@ -586,8 +586,9 @@ class NodeResourcesFit(FilterPlugin, ScorePlugin):
 
 
 def default_filters() -> list[FilterPlugin]:
-    """The filter chain in Kubernetes' order (cheap declarative checks before resources)."""
-    return [NodeReady(), NodeUnschedulable(), NodeName(), TaintToleration(), NodeAffinity(), NodeResourcesFit()]
+    """The filter chain in Kubernetes' order (NodeReady where kube's not-ready taint would be
+    checked); a node's reported reason is its first failing filter's."""
+    return [NodeUnschedulable(), NodeName(), NodeReady(), TaintToleration(), NodeAffinity(), NodeResourcesFit()]
 
 
 def default_scores(filters: list[FilterPlugin]) -> list[ScorePlugin]:

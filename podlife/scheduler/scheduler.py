@@ -251,9 +251,11 @@ class SchedulingQueue:
             self._ready.clear()
             await self._ready.wait()
 
-    def done(self, key: str) -> None:
-        """The pod is bound (or gone): forget it."""
-        self._pods.pop(key, None)
+    def done(self, key: str, uid: str | None = None) -> None:
+        """The pod is bound (or gone): forget it (only if it still has ``uid``, when given)."""
+        qp = self._pods.get(key)
+        if qp is not None and (uid is None or qp.info.uid == uid):
+            self.delete(key)
 
     def unschedulable(self, qp: QueuedPod) -> None:
         """The pod fits nowhere now: wait for a cluster change (or five minutes)."""
@@ -692,7 +694,7 @@ class Scheduler:
         if pending is not None:
             await asyncio.gather(pending, return_exceptions=True)
         if not self.cache.holds(info.key, info.uid):
-            self.queue.done(info.key)  # deleted while waiting to bind
+            self.queue.done(info.key, info.uid)  # deleted while waiting to bind
             return
         try:
             await self.binder.bind(self.client, info, node_name)
@@ -703,7 +705,7 @@ class Scheduler:
             return
         self.stats.scheduled += 1
         if self.queue.where(info.key) == IN_FLIGHT:
-            self.queue.done(info.key)
+            self.queue.done(info.key, info.uid)
         self.recorder.event(info.obj, "Normal", "Scheduled",
                             f"Successfully assigned {info.namespace}/{info.name} to {node_name}")
 
@@ -714,7 +716,7 @@ class Scheduler:
         pod = self.pod_informer.get(info.namespace, info.name)
         gone = isinstance(exc, ApiError) and exc.code == 404
         if gone or pod is None or (pod.get("metadata") or {}).get("uid") != info.uid or (pod.get("spec") or {}).get("nodeName"):
-            self.queue.done(info.key)
+            self.queue.done(info.key, info.uid)
             return
         log.info("scheduler: binding %s to %s failed: %s", info.key, node_name, exc)
         self.recorder.event(info.obj, "Warning", "FailedScheduling", f"Binding rejected: {exc}")

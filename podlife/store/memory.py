@@ -16,8 +16,8 @@ trimmed by :meth:`compact`; :class:`MemoryStore` compacts itself to keep at most
 ``history_limit`` events, which bounds memory the way etcd's compaction and the API
 server's 5-minute window do.
 
-Subclasses persist by overriding :meth:`_persist` and :meth:`_load`; this class alone
-is a fully working (volatile) store, used in tests and benchmarks.
+Subclasses persist the current state by overriding :meth:`_persist`, :meth:`_load` and
+:meth:`_loaded_revision`; this class alone is a fully working (volatile) store.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from .base import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HISTORY_LIMIT = 50_000
+DEFAULT_HISTORY_LIMIT = 20_000
 
 
 class _Watcher:
@@ -79,13 +79,9 @@ class MemoryStore(Store):
     async def start(self) -> None:
         for kv in await self._load():
             self._index[kv.key] = kv
-        history = await self._load_history()
-        self._history.extend(history)
         self._committed_revision = self._latest_revision = max(self._latest_revision, self._loaded_revision())
-        if self._history:
-            self._compact_revision = max(self._compact_revision, self._history[0].revision - 1)
-        else:
-            self._compact_revision = max(self._compact_revision, self._committed_revision)
+        # history is not persisted: nothing before the loaded revision can be replayed
+        self._compact_revision = max(self._compact_revision, self._committed_revision)
         self._wakeup = asyncio.Event()
         self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="store-flush")
 
@@ -106,17 +102,11 @@ class MemoryStore(Store):
     async def _load(self) -> Iterable[KeyValue]:
         return ()
 
-    async def _load_history(self) -> list[Event]:
-        return []
-
     def _loaded_revision(self) -> int:
         return 0
 
     async def _persist(self, events: list[Event], revision: int) -> None:
         """Make ``events`` durable; the store's revision is now ``revision``."""
-
-    async def _persist_compaction(self, revision: int) -> None:
-        """Forget durable history at or below ``revision``."""
 
     # ---- reads ----------------------------------------------------------------------
 
@@ -336,4 +326,3 @@ class MemoryStore(Store):
         while self._history and self._history[0].revision <= revision:
             self._history.popleft()
         self._compact_revision = revision
-        await self._persist_compaction(revision)

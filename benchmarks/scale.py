@@ -1,0 +1,155 @@
+"""The scale benchmark: N pods on M simulated nodes, scheduler included.
+
+    .venv/bin/python benchmarks/scale.py --nodes 1000 --pods 10000 [--concurrency 32]
+
+Starts a fresh ``podlife up --nodes 0 --sim-nodes M`` (a separate process), waits for
+all nodes Ready, then creates the pods over HTTPS from this process with
+``--concurrency`` requests in flight (as a user or controller would), watches them,
+deletes them all (grace 0) and prints and writes (``benchmarks/results/``):
+
+- time to all nodes Ready; time from first create to all pods Running; pods/s;
+- create->Running latency p50/p90/p99 (from sending the create to the watch seeing
+  Running; creationTimestamp has one-second resolution);
+- scheduler throughput (pods bound per second, first bind to last);
+- API requests/s (from the server's /metrics); server peak RSS and CPU seconds;
+- the same for deleting every pod.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from harness import Server, percentile, pod_manifest, print_result, write_result
+
+from podlife.client.base import NODES, PODS
+from podlife.client.http import HTTPClient
+
+
+async def wait_nodes_ready(client: HTTPClient, nodes: int, timeout: float) -> float:
+    start = time.monotonic()
+    while True:
+        listed = await client.list(NODES)
+        ready = sum(1 for n in listed["items"]
+                    if any(c.get("type") == "Ready" and c.get("status") == "True" for c in n["status"].get("conditions", [])))
+        if ready >= nodes:
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"only {ready}/{nodes} nodes Ready after {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+async def requests_served(client: HTTPClient) -> int:
+    async with client.session.get(client.server + "/metrics") as resp:
+        text = await resp.text()
+    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("apiserver_request_total{"))
+
+
+class Observer:
+    """One watch on the benchmark's pods: when each was bound, Running, gone."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.bound: dict[str, float] = {}
+        self.running: dict[str, float] = {}
+        self.gone: dict[str, float] = {}
+        self.all_running = asyncio.Event()
+        self.all_gone = asyncio.Event()
+
+    async def run(self, client: HTTPClient, rv: str) -> None:
+        async for ev in client.watch(PODS, "default", label_selector="bench=yes", resource_version=rv):
+            now = time.monotonic()
+            obj = ev.object
+            name = obj["metadata"]["name"]
+            if ev.type == "DELETED":
+                self.gone.setdefault(name, now)
+                if len(self.gone) >= self.expected:
+                    self.all_gone.set()
+                continue
+            if obj["spec"].get("nodeName"):
+                self.bound.setdefault(name, now)
+            if obj.get("status", {}).get("phase") == "Running" and name not in self.running:
+                self.running[name] = now
+                if len(self.running) >= self.expected:
+                    self.all_running.set()
+
+
+async def run(nodes: int, pods: int, concurrency: int, timeout: float) -> dict:
+    server = Server("--nodes", "0", "--sim-nodes", str(nodes))
+    t_start = time.monotonic()
+    server.start()
+    client = server.client(connections=concurrency + 4)
+    try:
+        nodes_ready = await wait_nodes_ready(client, nodes, timeout)
+        startup_to_ready = time.monotonic() - t_start
+        listed = await client.list(PODS, "default")
+        observer = Observer(pods)
+        watch = asyncio.create_task(observer.run(client, listed["metadata"]["resourceVersion"]))
+        names = [f"bench-{i}" for i in range(pods)]
+        sent: dict[str, float] = {}
+        cpu0, req0 = server.cpu_seconds(), await requests_served(client)
+
+        async def creator(queue: list[str]) -> None:
+            while queue:
+                name = queue.pop()
+                sent[name] = time.monotonic()
+                await client.create(PODS, pod_manifest(name), "default")
+
+        queue = list(reversed(names))
+        t0 = time.monotonic()
+        await asyncio.gather(*(creator(queue) for _ in range(concurrency)))
+        created = time.monotonic() - t0
+        await asyncio.wait_for(observer.all_running.wait(), timeout)
+        all_running = time.monotonic() - t0
+        cpu1, req1 = server.cpu_seconds(), await requests_served(client)
+        latencies = [observer.running[n] - sent[n] for n in names]
+        binds = sorted(observer.bound.values())
+        sched_span = (binds[-1] - binds[0]) if len(binds) > 1 else float("nan")
+
+        t1 = time.monotonic()
+        delete_queue = list(names)
+
+        async def deleter() -> None:
+            while delete_queue:
+                await client.delete(PODS, delete_queue.pop(), "default", grace_period_seconds=0)
+
+        await asyncio.gather(*(deleter() for _ in range(concurrency)))
+        await asyncio.wait_for(observer.all_gone.wait(), timeout)
+        all_gone = time.monotonic() - t1
+        cpu2, req2 = server.cpu_seconds(), await requests_served(client)
+        watch.cancel()
+        return {
+            "nodes": nodes, "pods": pods, "concurrency": concurrency,
+            "nodes_ready_seconds": nodes_ready, "startup_to_nodes_ready_seconds": startup_to_ready,
+            "create_requests_seconds": created,
+            "all_running_seconds": all_running, "pods_per_second": pods / all_running,
+            "latency_p50_s": percentile(latencies, 50), "latency_p90_s": percentile(latencies, 90),
+            "latency_p99_s": percentile(latencies, 99),
+            "scheduler_pods_per_second": len(binds) / sched_span if sched_span == sched_span and sched_span > 0 else None,
+            "api_requests_per_second_during_create": (req1 - req0) / all_running,
+            "server_cpu_seconds_create": cpu1 - cpu0,
+            "delete_all_gone_seconds": all_gone, "delete_pods_per_second": pods / all_gone,
+            "api_requests_per_second_during_delete": (req2 - req1) / all_gone,
+            "server_cpu_seconds_delete": cpu2 - cpu1,
+            "server_peak_rss_mb": server.peak_rss_mb(),
+        }
+    finally:
+        await client.close()
+        server.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--nodes", type=int, default=1000)
+    p.add_argument("--pods", type=int, default=10000)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--timeout", type=float, default=300)
+    args = p.parse_args()
+    result = asyncio.run(run(args.nodes, args.pods, args.concurrency, args.timeout))
+    print_result(f"{args.pods} pods on {args.nodes} simulated nodes", result)
+    print(f"  written to {write_result('scale', result)}")
+
+
+if __name__ == "__main__":
+    main()
