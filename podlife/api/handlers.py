@@ -89,7 +89,8 @@ def object_response(request: web.Request, rt: ResourceType, value: CachedObject 
     headers = _warning_headers(warnings)
     if wants_table(request):
         obj = value.obj if isinstance(value, CachedObject) else value
-        table = tables.to_table([obj], rt.kind, rt.group, include_object=_include_object(request))
+        table = tables.to_table([obj], rt.kind, rt.group, include_object=_include_object(request),
+                                printer_columns=rt.printer_columns)
         return json_response(orjson.dumps(table), status, headers)
     raw = value.raw if isinstance(value, CachedObject) else orjson.dumps(value)
     return json_response(raw, status, headers)
@@ -112,7 +113,7 @@ def _include_object(request: web.Request) -> str:
 def list_response(request: web.Request, rt: ResourceType, items: list[CachedObject], rv: int, token: str) -> web.Response:
     if wants_table(request):
         table = tables.to_table([co.obj for co in items], rt.kind, rt.group, include_object=_include_object(request),
-                                resource_version=str(rv), continue_token=token)
+                                resource_version=str(rv), continue_token=token, printer_columns=rt.printer_columns)
         return json_response(orjson.dumps(table))
     meta: dict[str, Any] = {"resourceVersion": str(rv)}
     if token:

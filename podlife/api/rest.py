@@ -28,6 +28,8 @@ from typing import Any
 import orjson
 
 from ..registry.types import FieldError, Obj, ResourceType
+from ..timeutil import format_rfc3339
+from ..timeutil import now_rfc3339 as current_rfc3339
 from ..registry.validation import validate_metadata
 from ..store.base import Compare, Delete, Put, Store, TxnResult
 from . import errors
@@ -42,7 +44,7 @@ _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def now_rfc3339(now: datetime | None = None) -> str:
-    return (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_rfc3339(now) if now is not None else current_rfc3339()
 
 
 def generate_name(base: str) -> str:

@@ -107,7 +107,8 @@ async def serve_watch(request: web.Request, target: Target) -> web.StreamRespons
 
 def _table_line(target: Target, ev: WatchEvent, include: str, with_columns: bool) -> bytes:
     table = tables.to_table([ev.object.obj], target.rt.kind, target.rt.group, include_object=include,
-                            resource_version=str(ev.object.rv), no_headers=not with_columns)
+                            resource_version=str(ev.object.rv), no_headers=not with_columns,
+                            printer_columns=target.rt.printer_columns)
     return orjson.dumps({"type": ev.type, "object": table}) + b"\n"
 
 

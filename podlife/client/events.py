@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
 
+from ..timeutil import now_rfc3339
 from .base import EVENTS, Client, Obj
 
 log = logging.getLogger(__name__)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+_now = now_rfc3339
 
 
 class EventRecorder:

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ..timeutil import format_rfc3339
 from ..api.errors import ApiError
 from ..client.base import NAMESPACES, Client, Obj, Resource
 from ..client.informer import Informer
@@ -115,8 +116,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _stamp(now: datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+_stamp = format_rfc3339
 
 
 # ---- status conditions -------------------------------------------------------------------

@@ -173,6 +173,10 @@ class ResourceType:
     verbs: tuple[str, ...] = DEFAULT_VERBS
     extra_field_selectors: tuple[str, ...] = ()
     storage_name: str = ""  # defaults to plural; lets two group-versions share storage
+    #: a custom resource's additionalPrinterColumns (None: the kind's built-in table)
+    printer_columns: tuple[dict, ...] | None = None
+    #: a custom resource's OpenAPI v3 schema (for OpenAPI documents); None for built-ins
+    schema: dict | None = field(default=None, compare=False, hash=False)
 
     @property
     def api_version(self) -> str:

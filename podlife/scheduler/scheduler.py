@@ -58,10 +58,10 @@ import random
 from collections import Counter
 from collections.abc import Coroutine, Hashable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from ..api.errors import ApiError
+from ..timeutil import now_rfc3339
 from ..client.base import NODES, PODS, Client, Obj
 from ..client.events import EventRecorder
 from ..client.informer import Informer
@@ -100,10 +100,6 @@ def num_feasible_nodes_to_find(num_nodes: int, percentage: int = 0) -> int:
     if percentage <= 0:
         percentage = max(50 - num_nodes // 125, MIN_FEASIBLE_NODES_PERCENTAGE)
     return max(num_nodes * percentage // 100, MIN_FEASIBLE_NODES_TO_FIND)
-
-
-def _now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---- the fit error ------------------------------------------------------------------------
@@ -794,7 +790,7 @@ def _condition_patch(pod: Obj, reason: str, message: str) -> Obj | None:
         return None
     transition = old.get("lastTransitionTime") if old is not None and old.get("status") == "False" else None
     condition = {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
-                 "lastTransitionTime": transition or _now_rfc3339(), "reason": reason, "message": message}
+                 "lastTransitionTime": transition or now_rfc3339(), "reason": reason, "message": message}
     kept = [c for c in conditions if c.get("type") != "PodScheduled"]
     rv = (pod.get("metadata") or {}).get("resourceVersion")
     patch: Obj = {"status": {"conditions": kept + [condition]}}
