@@ -91,7 +91,7 @@ class Cluster:
         self.store = MemoryStore() if cfg.in_memory else SQLiteStore(self.data_dir / "store.sqlite")
         await self.store.start()
         self.ctx = await build_api(self.store)
-        self.server = APIServer(self.ctx, token=token)
+        self.server = APIServer(self.ctx, token=token, token_key=self.pki.service_account_key())
         install_api_extensions(self.server)
         self._guard_routes()
         self.url = await self.server.start(cfg.host, cfg.port, self.pki.server_ssl_context())
@@ -117,12 +117,13 @@ class Cluster:
         from .network.controller import NetworkController
         from .scheduler.scheduler import Scheduler
 
-        from .controllers import GarbageCollector, NamespaceController, catalog_resources
+        from .controllers import GarbageCollector, NamespaceController, ServiceAccountController, catalog_resources
 
         assert self.client is not None and self.ctx is not None
         resources = catalog_resources(self.ctx.catalog)
         self._spawn(NamespaceController(self.client, resources).run(), "namespace-controller")
         self._spawn(GarbageCollector(self.client, resources).run(), "garbage-collector")
+        self._spawn(ServiceAccountController(self.client).run(), "serviceaccount-controller")
         self._spawn(Scheduler(self.client).run(), "scheduler")
         self._spawn(NetworkController(self.client, pod_cidr=self.config.pod_cidr).run(), "network-controller")
         for name in self.node_names():

@@ -178,8 +178,19 @@ def _int_param(request: web.Request, name: str) -> int | None:
 # ---- verbs --------------------------------------------------------------------------
 
 
+def _verb(request: web.Request, target: Target) -> str:
+    method = request.method
+    if target.name is None:
+        if method == "GET":
+            return "watch" if request.query.get("watch") in ("true", "1") else "list"
+        return {"POST": "create", "DELETE": "deletecollection"}.get(method, "")
+    return {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete", "POST": "create"}.get(method, "")
+
+
 async def handle(request: web.Request, target: Target) -> web.StreamResponse:
     method = request.method
+    if target.subresource is None and _verb(request, target) not in target.rt.verbs:
+        raise errors.method_not_allowed()
     if target.name is None:
         if method == "GET":
             if request.query.get("watch") in ("true", "1"):
@@ -227,6 +238,10 @@ async def _body_and_duplicates(request: web.Request, target: Target, mode: str) 
 async def _create(request: web.Request, target: Target) -> web.Response:
     mode = _field_validation(request)
     body, warnings = await _body_and_duplicates(request, target, mode)
+    if not target.rt.strategy.stored:
+        from .reviews import answer_review
+
+        return answer_review(request, target, body)
     created, more = await target.rest.create(body, target.namespace, dry_run=_dry_run(request), field_validation=mode)
     return object_response(request, target.rt, created, 201, warnings + more)
 

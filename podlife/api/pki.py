@@ -56,6 +56,15 @@ class PKI:
             _write_server_cert(self.dir, hosts)
         if not self.token_file.exists():
             _write_private(self.token_file, secrets.token_urlsafe(32).encode())
+        if not self.service_account_key_file.exists():
+            _write_private(self.service_account_key_file, secrets.token_bytes(32))
+
+    @property
+    def service_account_key_file(self) -> Path:
+        return self.dir / "sa.key"
+
+    def service_account_key(self) -> bytes:
+        return self.service_account_key_file.read_bytes()
 
     def token(self) -> str:
         return self.token_file.read_text().strip()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import secrets
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -29,7 +30,9 @@ from .. import __version__
 from ..registry.catalog import Catalog
 from . import discovery, errors, openapi, protobuf
 from .handlers import handle, json_response, resolve
+from .identity import ADMIN_USER, TokenIssuer
 from .rest import ApiContext
+from .reviews import serve_token
 from .scale import serve_scale
 
 log = logging.getLogger(__name__)
@@ -102,16 +105,21 @@ class RequestCounter:
         return "\n".join(lines) + "\n"
 
 
-def auth_middleware(token: str | None) -> Any:
+def auth_middleware(token: str | None, issuer: TokenIssuer) -> Any:
     expected = f"Bearer {token}".encode() if token else None
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         if expected is None or request.path.rstrip("/") in PUBLIC_PATHS or request.path.startswith(("/healthz/", "/livez/", "/readyz/")):
             return await handler(request)
-        got = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(got, expected):
-            return _status_response(errors.unauthorized())
+        got = request.headers.get("Authorization", "")
+        if hmac.compare_digest(got.encode(), expected):
+            request["user"] = ADMIN_USER
+        else:
+            user = issuer.verify(got[7:]) if got.startswith("Bearer ") else None
+            if user is None:
+                return _status_response(errors.unauthorized())
+            request["user"] = user
         return await handler(request)
 
     return authenticate
@@ -120,15 +128,18 @@ def auth_middleware(token: str | None) -> Any:
 class APIServer:
     """The API over HTTP(S) for an :class:`ApiContext`."""
 
-    def __init__(self, ctx: ApiContext, *, token: str | None = None, kubelet_token: str | None = None) -> None:
+    def __init__(self, ctx: ApiContext, *, token: str | None = None, kubelet_token: str | None = None,
+                 token_key: bytes | None = None) -> None:
         self.ctx = ctx
         self.catalog: Catalog = ctx.catalog
         self.ready = False
         self.requests = RequestCounter()
-        self.app = web.Application(middlewares=[self.requests.middleware, error_middleware, auth_middleware(token)],
+        issuer = TokenIssuer(token_key or secrets.token_bytes(32))
+        self.app = web.Application(middlewares=[self.requests.middleware, error_middleware, auth_middleware(token, issuer)],
                                    client_max_size=3 * 1024 * 1024)
+        self.app["token_issuer"] = issuer
         self.app["kubelet_token"] = kubelet_token or token or ""
-        self.app["subresource_handlers"] = {"scale": serve_scale}
+        self.app["subresource_handlers"] = {"scale": serve_scale, "token": serve_token}
         self.app["protobuf_decoder"] = decode_protobuf_body
         self.app.router.add_route("*", "/{path:.*}", self.dispatch)
         self.app.on_startup.append(self._on_startup)

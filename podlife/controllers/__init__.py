@@ -13,11 +13,14 @@ a time from live reads, so every step is idempotent and safe to retry.
   graph of ``metadata.ownerReferences``; deletes dependents whose owners are gone
   (Background), runs the ``foregroundDeletion`` finalizer (dependents first) and the
   ``orphan`` finalizer (dependents kept, references removed).
+- :class:`ServiceAccountController` (:mod:`.serviceaccounts`) -- creates the
+  ``default`` ServiceAccount of every namespace.
 
 :func:`catalog_resources` turns a registry catalog into the resource list both take.
 """
 
 from .garbage_collector import GarbageCollector
 from .namespace import NamespaceController, catalog_resources
+from .serviceaccounts import ServiceAccountController
 
-__all__ = ["GarbageCollector", "NamespaceController", "catalog_resources"]
+__all__ = ["GarbageCollector", "NamespaceController", "ServiceAccountController", "catalog_resources"]

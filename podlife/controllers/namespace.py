@@ -68,12 +68,13 @@ OK_CONDITIONS: dict[str, tuple[str, str]] = {
 
 
 def catalog_resources(catalog: Any = None) -> list[Resource]:
-    """Every kind a :class:`~podlife.registry.catalog.Catalog` serves, as client Resources."""
+    """Every listable kind a :class:`~podlife.registry.catalog.Catalog` serves, as client Resources."""
     if catalog is None:
         from ..registry.catalog import Catalog
 
         catalog = Catalog()
-    return [Resource(t.group, t.version, t.plural, t.kind, t.namespaced) for t in catalog.types]
+    return [Resource(t.group, t.version, t.plural, t.kind, t.namespaced) for t in catalog.types
+            if "list" in t.verbs and "watch" in t.verbs]
 
 
 # ---- what is left in a namespace ---------------------------------------------------------

@@ -49,12 +49,14 @@ def builtin_types() -> list[ResourceType]:
         ResourceType("", "v1", "Service", "services", True, ServiceStrategy(), short_names=("svc",),
                      categories=("all",), subresources=("status",)),
         ResourceType("", "v1", "Endpoints", "endpoints", True, EndpointsStrategy(), short_names=("ep",)),
-        ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ServiceAccountStrategy(), short_names=("sa",)),
+        ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ServiceAccountStrategy(), short_names=("sa",),
+                     subresources=("token",)),
         ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True, LeaseStrategy()),
         ResourceType(NETWORK_GROUP, "v1", "Port", "ports", True, PortStrategy(), categories=("network",),
                      extra_field_selectors=("spec.nodeName", "spec.podName")),
         ResourceType(NETWORK_GROUP, "v1", "Subnet", "subnets", True, SubnetStrategy(), categories=("network",)),
         *served_types(),
+        *review_types(),
     ]
 
 
@@ -66,6 +68,25 @@ def _with_status(group: str, version: str, kind: str, plural: str, namespaced: b
     strategy = Strategy()
     strategy.has_status = True
     return ResourceType(group, version, kind, plural, namespaced, strategy, subresources=("status",), **kw)
+
+
+class ReviewStrategy(Strategy):
+    stored = False
+
+
+def review_types() -> list[ResourceType]:
+    """Kinds whose create is a question answered at once (nothing is stored)."""
+    def review(group: str, kind: str, plural: str, namespaced: bool = False) -> ResourceType:
+        return ResourceType(group, "v1", kind, plural, namespaced, ReviewStrategy(), verbs=("create",))
+
+    return [
+        review("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews"),
+        review("authorization.k8s.io", "SelfSubjectRulesReview", "selfsubjectrulesreviews"),
+        review("authorization.k8s.io", "SubjectAccessReview", "subjectaccessreviews"),
+        review("authorization.k8s.io", "LocalSubjectAccessReview", "localsubjectaccessreviews", True),
+        review("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews"),
+        review("authentication.k8s.io", "TokenReview", "tokenreviews"),
+    ]
 
 
 def served_types() -> list[ResourceType]:

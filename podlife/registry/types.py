@@ -88,6 +88,8 @@ class Strategy:
     name_rule: str = "subdomain"
     #: whether metadata.generation tracks spec changes
     tracks_generation: bool = False
+    #: False for review kinds (SelfSubjectAccessReview...): a create is answered, not stored
+    stored: bool = True
 
     def prepare_for_create(self, obj: Obj) -> None:
         if self.has_status:
