@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_up(args) if args.command == "up" else _sim(args))
     except KeyboardInterrupt:
         pass
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # bad files, ports in use, invalid stage files
         print(f"podlife: {exc}", file=sys.stderr)
         return 1
     return 0
