@@ -28,6 +28,7 @@ from . import errors
 from .cache import CachedObject
 from .rest import ApiContext, DeleteOptions, ResourceREST
 from .fieldvalidation import duplicate_checker
+from .managed_fields import request_options
 from .subresources import create_subresource
 
 JSON = "application/json"
@@ -126,8 +127,15 @@ def list_response(request: web.Request, rt: ResourceType, items: list[CachedObje
 # ---- decoding -----------------------------------------------------------------------
 
 
+def request_content_type(request: web.Request) -> str:
+    """The media type the client sent; none at all means JSON, as for Kubernetes."""
+    if "Content-Type" not in request.headers:
+        return JSON
+    return (request.content_type or JSON).lower()
+
+
 async def read_body(request: web.Request) -> Any:
-    ctype = (request.content_type or JSON).lower()
+    ctype = request_content_type(request)
     raw = await request.read()
     if not raw.strip():
         raise errors.bad_request("the request body is empty; expected a JSON or YAML object")
@@ -163,6 +171,11 @@ def _dry_run(request: web.Request) -> bool:
         if v != "All":
             raise errors.bad_request(f'dryRun: Unsupported value: "{v}": supported values: "All"')
     return bool(values)
+
+
+def _manager(request: web.Request, options_kind: str) -> str:
+    """The field manager of a write: ``?fieldManager=`` or the User-Agent (see managed_fields)."""
+    return request_options(request.query, request.headers.get("User-Agent", ""), options_kind).manager
 
 
 def _int_param(request: web.Request, name: str) -> int | None:
@@ -230,7 +243,7 @@ def _list(request: web.Request, target: Target) -> web.Response:
 async def _body_and_duplicates(request: web.Request, target: Target, mode: str) -> tuple[Any, list[str]]:
     body = await read_body(request)
     warnings: list[str] = []
-    if mode != "Ignore" and (request.content_type or JSON) == JSON:
+    if mode != "Ignore" and request_content_type(request) == JSON:
         warnings = duplicate_checker(target.rt, await request.read(), mode)
     return body, warnings
 
@@ -242,7 +255,9 @@ async def _create(request: web.Request, target: Target) -> web.Response:
         from .reviews import answer_review
 
         return answer_review(request, target, body)
-    created, more = await target.rest.create(body, target.namespace, dry_run=_dry_run(request), field_validation=mode)
+    manager = _manager(request, "CreateOptions")
+    created, more = await target.rest.create(body, target.namespace, dry_run=_dry_run(request), field_validation=mode,
+                                             manager=manager)
     return object_response(request, target.rt, created, 201, warnings + more)
 
 
@@ -251,7 +266,8 @@ async def _update(request: web.Request, target: Target) -> web.Response:
     body, warnings = await _body_and_duplicates(request, target, mode)
     assert target.name is not None
     updated, more = await target.rest.update(target.namespace, target.name, body, subresource=target.subresource,
-                                             dry_run=_dry_run(request), field_validation=mode)
+                                             dry_run=_dry_run(request), field_validation=mode,
+                                             manager=_manager(request, "UpdateOptions"))
     return object_response(request, target.rt, updated, 200, warnings + more)
 
 
@@ -276,7 +292,8 @@ async def _patch(request: web.Request, target: Target) -> web.Response:
         strategic_fn = lambda cur, p: strategic.apply(target.rt, cur, p)  # noqa: E731
     patched, warnings = await target.rest.patch(target.namespace, target.name, patch_type, body,
                                                 subresource=target.subresource, dry_run=_dry_run(request),
-                                                field_validation=_field_validation(request), strategic=strategic_fn)
+                                                field_validation=_field_validation(request), strategic=strategic_fn,
+                                                manager=_manager(request, "PatchOptions"))
     return object_response(request, target.rt, patched, 200, warnings)
 
 
@@ -285,7 +302,7 @@ async def _delete_options(request: web.Request) -> DeleteOptions:
     if request.can_read_body:
         raw = await request.read()
         if raw.strip():
-            if request.content_type == "application/vnd.kubernetes.protobuf" and request.app.get("protobuf_decoder"):
+            if request_content_type(request) == "application/vnd.kubernetes.protobuf" and request.app.get("protobuf_decoder"):
                 body = request.app["protobuf_decoder"](raw)
             else:
                 try:
