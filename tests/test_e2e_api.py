@@ -143,3 +143,35 @@ def test_restart_keeps_objects(fresh_cluster: PodlifeProcess) -> None:
     old_rv = int(before["metadata"]["resourceVersion"]) - 1
     event = fresh_cluster.watch_events(f"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={old_rv}")[0]
     assert event["type"] == "ERROR" and event["object"]["code"] == 410 and event["object"]["reason"] == "Expired"
+
+
+def test_paged_list_is_one_consistent_snapshot(cluster: PodlifeProcess) -> None:
+    for i in range(5):
+        cluster.http("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": f"page-{i}", "labels": {"page": "y"}}})
+    status, first = cluster.http("GET", "/api/v1/namespaces/default/configmaps?labelSelector=page%3Dy&limit=2")
+    assert status == 200 and [i["metadata"]["name"] for i in first["items"]] == ["page-0", "page-1"]
+    # changes after the first page do not show in the next pages
+    cluster.http("DELETE", "/api/v1/namespaces/default/configmaps/page-3")
+    cluster.http("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "page-9", "labels": {"page": "y"}}})
+    names, page = [], first
+    while page["metadata"].get("continue"):
+        status, page = cluster.http("GET", f"/api/v1/namespaces/default/configmaps?labelSelector=page%3Dy&limit=2&continue={page['metadata']['continue']}")
+        assert status == 200 and page["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+        names += [i["metadata"]["name"] for i in page["items"]]
+    assert names == ["page-2", "page-3", "page-4"]
+    status, body = cluster.http("GET", "/api/v1/namespaces/default/configmaps?continue=bm90LWEtdG9rZW4")
+    assert status == 400
+
+
+def test_resource_version_match(cluster: PodlifeProcess) -> None:
+    status, created = cluster.http("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "rvm"}, "data": {"v": "1"}})
+    rv = created["metadata"]["resourceVersion"]
+    cluster.http("PATCH", "/api/v1/namespaces/default/configmaps/rvm", {"data": {"v": "2"}}, content_type="application/merge-patch+json")
+    status, exact = cluster.http("GET", f"/api/v1/namespaces/default/configmaps?resourceVersion={rv}&resourceVersionMatch=Exact")
+    assert status == 200 and exact["metadata"]["resourceVersion"] == rv
+    assert next(i for i in exact["items"] if i["metadata"]["name"] == "rvm")["data"] == {"v": "1"}
+    status, newer = cluster.http("GET", f"/api/v1/namespaces/default/configmaps?resourceVersion={rv}&resourceVersionMatch=NotOlderThan")
+    assert next(i for i in newer["items"] if i["metadata"]["name"] == "rvm")["data"] == {"v": "2"}
+    assert cluster.http("GET", "/api/v1/namespaces/default/configmaps?resourceVersionMatch=Exact")[0] == 400
+    status, body = cluster.http("GET", "/api/v1/namespaces/default/configmaps?resourceVersion=999999999&resourceVersionMatch=Exact")
+    assert status == 504 and body["reason"] == "Timeout"

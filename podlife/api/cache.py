@@ -248,6 +248,46 @@ class ResourceCache:
                 out.append(co)
         return out, None
 
+    def list_at(self, revision: int, flt: Filter, start_after: str = "", limit: int = 0) -> tuple[list[CachedObject], str | None]:
+        """Like :meth:`list`, for the state at ``revision``, rebuilt by undoing newer events.
+
+        Raises :class:`TooOld` when the window no longer reaches ``revision``.
+        """
+        if revision < self.floor:
+            raise TooOld(revision, self.floor)
+        prefix = self.rt.key_prefix(flt.namespace)
+        state: dict[str, CachedObject | None] = {}
+        for rv, _, wev, prev in reversed(self.window):
+            if rv <= revision:
+                break
+            key = wev.object.key
+            if key.startswith(prefix):
+                # oldest-last: what remains is the version before the first newer event
+                state[key] = prev
+        snapshot = SortedDict((k, self.objects[k]) for k in self._keys_with(prefix))
+        for key, co in state.items():
+            if co is None:
+                snapshot.pop(key, None)
+            else:
+                snapshot[key] = co
+        out: list[CachedObject] = []
+        lo = start_after + "\x00" if start_after else ""
+        for key in snapshot.irange(minimum=lo or None):
+            co = snapshot[key]
+            if flt.matches(co):
+                if limit and len(out) == limit:
+                    return out, out[-1].key
+                out.append(co)
+        return out, None
+
+    def _keys_with(self, prefix: str) -> list[str]:
+        keys = []
+        for key in self.objects.irange(minimum=prefix):
+            if not key.startswith(prefix):
+                break
+            keys.append(key)
+        return keys
+
     def watch(self, flt: Filter, since: int | None) -> Watcher:
         """A watcher replaying events after ``since``, or (``None``) the current state as ADDED.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..registry.catalog import Catalog
 from ..store.base import Store
 from .cache import WatchCache
+from .crds import install as install_crds
 from .fieldvalidation import schema_checker
 from .rest import ApiContext, ResourceREST
 
@@ -24,6 +25,7 @@ async def build_api(store: Store, catalog: Catalog | None = None) -> ApiContext:
     ctx.object_checkers.append(schema_checker)
     for rt in catalog.types:
         await add_resource(ctx, rt)
+    await install_crds(ctx)  # serves the custom resources of stored CRDs, then follows CRDs
     await ensure_namespaces(ctx)
     return ctx
 

@@ -10,6 +10,7 @@ categories and subresources.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from ..registry.catalog import Catalog
@@ -132,3 +133,13 @@ def aggregated(catalog: Catalog, legacy: bool, api_version: str = "apidiscovery.
                          for v, rts in versions.items()],
         })
     return {"kind": "APIGroupDiscoveryList", "apiVersion": api_version, "metadata": {}, "items": items}
+
+
+def cache_headers(body: bytes) -> dict[str, str]:
+    """``ETag``/``Vary``/``Cache-Control`` of an aggregated discovery answer, as Kubernetes sends.
+
+    The ETag is a hash of the body, so it changes exactly when the served resources do
+    (a CRD established or removed): kubectl's HTTP cache revalidates with
+    ``If-None-Match`` and gets the new document, or a 304 when nothing changed.
+    """
+    return {"ETag": f'"{hashlib.sha512(body).hexdigest().upper()}"', "Vary": "Accept", "Cache-Control": "public"}

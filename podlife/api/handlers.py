@@ -236,7 +236,8 @@ def _list(request: web.Request, target: Target) -> web.Response:
     limit = _int_param(request, "limit") or 0
     result = target.rest.list(target.namespace, label_selector=q.get("labelSelector"),
                               field_selector=q.get("fieldSelector"), limit=max(limit, 0),
-                              continue_token=q.get("continue"))
+                              continue_token=q.get("continue"), resource_version=q.get("resourceVersion"),
+                              resource_version_match=q.get("resourceVersionMatch"))
     return list_response(request, target.rt, result.items, result.resource_version, result.continue_token)
 
 

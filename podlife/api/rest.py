@@ -32,7 +32,7 @@ from ..timeutil import format_rfc3339
 from ..timeutil import now_rfc3339 as current_rfc3339
 from ..registry.validation import validate_metadata
 from ..store.base import Compare, Delete, Put, Store, TxnResult
-from . import errors
+from . import errors, managed_fields
 from .cache import CachedObject, Filter, ResourceCache, TooOld, Watcher
 from .patch import PatchError, apply_json_patch, apply_merge_patch
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
@@ -87,6 +87,22 @@ class ListResult:
     remaining: int | None = None
 
 
+CONTINUE_EXPIRED = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a new list "
+    "without the continue parameter, or use the continue token in this response to retrieve the remainder of the "
+    "results. Continuing with the provided token results in an inconsistent list - objects that were created, "
+    "modified, or deleted between the time the first chunk was returned and now may show up in the list."
+)
+
+
+def too_large_rv(rv: int) -> errors.ApiError:
+    exc = errors.ApiError(504, "Timeout", f"Too large resource version: {rv}, current: (newer than the server has seen)",
+                          {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                           "retryAfterSeconds": 1})
+    exc.retry_after = 1
+    return exc
+
+
 class ApiContext:
     """What every ResourceREST shares: the store, the caches, the catalog, admission."""
 
@@ -138,28 +154,66 @@ class ResourceREST:
         return Filter(self.rt, namespace if self.rt.namespaced else None, labels, fields)
 
     def list(self, namespace: str | None, *, label_selector: str | None = None, field_selector: str | None = None,
-             limit: int = 0, continue_token: str | None = None) -> ListResult:
+             limit: int = 0, continue_token: str | None = None, resource_version: str | None = None,
+             resource_version_match: str | None = None) -> ListResult:
+        """A list, paged by ``limit``/``continue``; every page is of one snapshot.
+
+        ``resourceVersion`` semantics follow Kubernetes: unset is the newest state,
+        "0" any state (the newest here), N with ``NotOlderThan`` (the default) a state
+        at least as new as N, N with ``Exact`` the state at exactly N (rebuilt from
+        the watch window; 410 when the window no longer reaches it). A continue token
+        carries the revision of its first page, so later pages come from the same
+        snapshot.
+        """
         flt = self.make_filter(namespace, label_selector, field_selector)
-        start_after = ""
+        start_after, at = "", self._list_revision(resource_version, resource_version_match)
         if continue_token:
-            start_after = self._decode_continue(continue_token)
-        items, last_key = self.cache.list(flt, start_after, limit)
+            if resource_version not in (None, "", "0"):
+                raise errors.bad_request("specifying resource version is not allowed when using continue")
+            start_after, at = self._decode_continue(continue_token)
+        if at is None or at >= self.cache.revision:
+            items, last_key = self.cache.list(flt, start_after, limit)
+            at = self.cache.revision
+        else:
+            try:
+                items, last_key = self.cache.list_at(at, flt, start_after, limit)
+            except TooOld as exc:
+                raise errors.gone(str(exc) if not continue_token else CONTINUE_EXPIRED) from None
         token = ""
         if last_key is not None:
-            token = base64.urlsafe_b64encode(orjson.dumps({"v": "meta.k8s.io/v1", "rv": self.cache.revision, "start": last_key})).decode()
-        return ListResult(items, self.cache.revision, token)
+            token = base64.urlsafe_b64encode(orjson.dumps({"v": "meta.k8s.io/v1", "rv": at, "start": last_key})).decode()
+        return ListResult(items, at, token)
 
-    def _decode_continue(self, token: str) -> str:
+    def _list_revision(self, rv: str | None, match: str | None) -> int | None:
+        """The exact revision a list must show, or None for "the newest"."""
+        if match not in (None, "", "Exact", "NotOlderThan"):
+            raise errors.bad_request(f'resourceVersionMatch: Unsupported value: "{match}": supported values: "Exact", "NotOlderThan", ""')
+        if rv in (None, ""):
+            if match:
+                raise errors.bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
+            return None
+        wanted = self.parse_rv(rv)
+        if match == "Exact":
+            if wanted == 0:
+                raise errors.bad_request("resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")
+            if wanted > self.cache.revision:
+                raise too_large_rv(wanted)
+            return wanted
+        if wanted > self.cache.revision:
+            raise too_large_rv(wanted)
+        return None
+
+    def _decode_continue(self, token: str) -> tuple[str, int]:
         try:
             data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
             rv, start = int(data["rv"]), str(data["start"])
         except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
             raise errors.bad_request("invalid continue token") from None
         if rv < self.cache.floor:
-            raise errors.ApiError(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+            raise errors.gone(CONTINUE_EXPIRED)
         if not start.startswith(self.rt.key_prefix()):
             raise errors.bad_request("invalid continue token")
-        return start
+        return start, rv
 
     def watch(self, namespace: str | None, *, label_selector: str | None = None, field_selector: str | None = None,
               resource_version: str | None = None) -> Watcher:
@@ -235,7 +289,8 @@ class ResourceREST:
         return warnings
 
     async def create(self, obj: Any, namespace: str | None = None, *, dry_run: bool = False,
-                     field_validation: str | None = "Ignore", now: datetime | None = None) -> tuple[CachedObject | Obj, list[str]]:
+                     field_validation: str | None = "Ignore", now: datetime | None = None,
+                     manager: str | None = None) -> tuple[CachedObject | Obj, list[str]]:
         meta = self._check_kind(obj)
         self._set_namespace(meta, namespace)
         warnings = self.run_checkers(obj, field_validation)
@@ -255,6 +310,8 @@ class ResourceREST:
         self._validate(obj, errs)
         if self.rt.namespaced:
             self._check_namespace_admission(meta["namespace"], meta["name"])
+        if manager is not None:  # an HTTP write: in-process writes pass no manager and are not tracked
+            managed_fields.track_create(self.rt, obj, manager)
         key = self.rt.key(meta.get("namespace"), meta["name"])
         if dry_run:
             if self.cache.get(key) is not None:
@@ -302,7 +359,8 @@ class ResourceREST:
         return obj, kv.mod_revision
 
     async def update(self, namespace: str | None, name: str, obj: Any, *, subresource: str | None = None,
-                     dry_run: bool = False, field_validation: str | None = "Ignore") -> tuple[CachedObject | Obj, list[str]]:
+                     dry_run: bool = False, field_validation: str | None = "Ignore",
+                     manager: str | None = None) -> tuple[CachedObject | Obj, list[str]]:
         meta = self._check_kind(obj)
         self._set_namespace(meta, namespace)
         if meta.get("name") and meta["name"] != name:
@@ -319,12 +377,13 @@ class ResourceREST:
             return obj
 
         result = await self.guaranteed_update(namespace, name, replace, subresource=subresource, dry_run=dry_run,
-                                              retry=wanted_rv is None)
+                                              retry=wanted_rv is None, manager=manager)
         return result, warnings
 
     async def patch(self, namespace: str | None, name: str, patch_type: str, body: Any, *,
                     subresource: str | None = None, dry_run: bool = False, field_validation: str | None = "Ignore",
-                    strategic: Callable[[Obj, Any], Obj] | None = None) -> tuple[CachedObject | Obj, list[str]]:
+                    strategic: Callable[[Obj, Any], Obj] | None = None,
+                    manager: str | None = None) -> tuple[CachedObject | Obj, list[str]]:
         warnings: list[str] = []
 
         def apply(current: Obj) -> Obj:
@@ -351,17 +410,21 @@ class ResourceREST:
             warnings.extend(self.run_checkers(patched, field_validation))
             return patched
 
-        result = await self.guaranteed_update(namespace, name, apply, subresource=subresource, dry_run=dry_run)
+        result = await self.guaranteed_update(namespace, name, apply, subresource=subresource, dry_run=dry_run,
+                                              manager=manager)
         return result, warnings
 
     async def guaranteed_update(self, namespace: str | None, name: str, mutate: Callable[[Obj], Obj], *,
-                                subresource: str | None = None, dry_run: bool = False, retry: bool = True) -> CachedObject | Obj:
+                                subresource: str | None = None, dry_run: bool = False, retry: bool = True,
+                                manager: str | None = None) -> CachedObject | Obj:
         """Read the newest object, ``mutate`` a copy, validate and commit; retry on races."""
         key = self.rt.key(namespace, name)
         for _ in range(MAX_RETRIES):
             current, old, mod_rev = await self._read_for_update(key, name)
             new = mutate(current)
             new = self._prepare_update(new, old, subresource)
+            if manager is not None:  # an HTTP write (see create)
+                managed_fields.track_update(self.rt, old, new, manager, subresource)
             if _same(new, old):
                 return self.cache.get(key) or self._cached(key, mod_rev, old)
             if dry_run:

@@ -22,6 +22,10 @@ from .rest import INTERNAL
 
 async def serve_scale(request: web.Request, target: Target) -> web.Response:
     assert target.name is not None
+    from .crds import is_custom, serve_custom_scale  # custom resources scale through their CRD's paths
+
+    if is_custom(target.rt):
+        return await serve_custom_scale(request, target)
     if request.method == "GET":
         return json_response(orjson.dumps(scale_of(target.rest.get(target.namespace, target.name).obj)))
     if request.method not in ("PUT", "PATCH"):

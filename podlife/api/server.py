@@ -29,11 +29,13 @@ from aiohttp import web
 from .. import __version__
 from ..registry.catalog import Catalog
 from . import discovery, errors, openapi, protobuf
+from .apply import serve_apply
 from .handlers import handle, json_response, resolve
 from .identity import ADMIN_USER, TokenIssuer
 from .rest import ApiContext
 from .reviews import serve_token
 from .scale import serve_scale
+from .streaming import serve_stream
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +141,10 @@ class APIServer:
                                    client_max_size=3 * 1024 * 1024)
         self.app["token_issuer"] = issuer
         self.app["kubelet_token"] = kubelet_token or token or ""
-        self.app["subresource_handlers"] = {"scale": serve_scale, "token": serve_token}
+        self.app["subresource_handlers"] = {"scale": serve_scale, "token": serve_token,
+                                            "exec": serve_stream, "attach": serve_stream, "portforward": serve_stream}
         self.app["protobuf_decoder"] = decode_protobuf_body
+        self.app["server_side_apply"] = serve_apply
         self.app.router.add_route("*", "/{path:.*}", self.dispatch)
         self.app.on_startup.append(self._on_startup)
         self.app.on_cleanup.append(self._on_cleanup)
@@ -238,7 +242,10 @@ class APIServer:
             ctype = discovery.AGGREGATED_CONTENT_TYPE if v2 or "v2beta1" not in accept else discovery.AGGREGATED_V2BETA1_CONTENT_TYPE
             api_version = "apidiscovery.k8s.io/v2" if ctype == discovery.AGGREGATED_CONTENT_TYPE else "apidiscovery.k8s.io/v2beta1"
             body = orjson.dumps(discovery.aggregated(self.catalog, legacy, api_version))
-            return web.Response(body=body, headers={"Content-Type": ctype})
+            cache = discovery.cache_headers(body)
+            if request.headers.get("If-None-Match") == cache["ETag"]:
+                return web.Response(status=304, headers=cache)
+            return web.Response(body=body, headers={"Content-Type": ctype, **cache})
         doc = discovery.api_versions() if legacy else discovery.api_group_list(self.catalog)
         return json_response(orjson.dumps(doc))
 

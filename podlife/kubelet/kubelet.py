@@ -44,8 +44,9 @@ from ..client.informer import Informer, object_key
 from ..client.workqueue import WorkQueue
 from .node_status import DEFAULT_MAX_PODS, MachineInfo, node_labels, node_object, node_status, probe_machine, status_differs
 from .pod_worker import CNI, PodWorker, WorkerConfig
-from .runtime import ProcessRuntime
+from .runtime import ContainerHandle, ProcessRuntime
 from .server import KubeletServer, LogNotAvailable, LogTarget
+from .streams import StreamRequestError
 from .status import rfc3339
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class Kubelet:
         self.address = address
         self.config = config or KubeletConfig()
         self.server_token = server_token or secrets.token_urlsafe(32)
-        self.server = KubeletServer(self._log_target, token=self.server_token, address=address)
+        self.server = KubeletServer(self._log_target, token=self.server_token, address=address, streams=self)
         self.recorder = EventRecorder(client, "kubelet", node_name)
         self.informer = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
         self.queue = WorkQueue()
@@ -308,3 +309,22 @@ class Kubelet:
         if worker is None:
             raise LogNotAvailable.not_found(f'pods "{pod}" not found')
         return worker.log_target(container, previous)
+
+    # ------------------------------------------------------------------ streams (exec, attach, port-forward)
+
+    def pod_uid(self, namespace: str, pod: str) -> str:
+        """The uid of a pod this kubelet runs; 404 otherwise."""
+        worker = self._workers.get(f"{namespace}/{pod}")
+        if worker is None:
+            raise StreamRequestError.not_found(f'pods "{pod}" not found')
+        return worker.uid
+
+    def running_container(self, namespace: str, pod: str, container: str) -> ContainerHandle:
+        """The running instance of ``container``, as the kubelet finds it for exec and attach."""
+        worker = self._workers.get(f"{namespace}/{pod}")
+        if worker is None:
+            raise StreamRequestError.not_found(f'pods "{pod}" not found')
+        for handle in self.runtime.running_containers(worker.pod_key):
+            if handle.name == container and handle.running:
+                return handle
+        raise StreamRequestError.bad_request(f'container not found ("{container}")')

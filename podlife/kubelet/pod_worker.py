@@ -46,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import ipaddress
 import logging
 import os
@@ -64,6 +63,7 @@ from ..api.errors import ApiError
 from ..client.base import CONFIGMAPS, PODS, SECRETS, Client, Obj, Resource
 from ..client.events import EventRecorder
 from ..network.cni import CNIError
+from .lifecycle import CrashBackoff, format_pod, go_duration, image_id, should_restart, terminated_from_api
 from .runtime import ContainerHandle, ContainerNotRunningError, ContainerSpec, ContainerStartError, PodKey, ProcessRuntime
 from .server import LogNotAvailable, LogTarget
 from .status import (
@@ -126,75 +126,6 @@ class WorkerConfig:
     #: Containers always get at least this long between SIGTERM and SIGKILL
     #: (Kubernetes' minimumGracePeriodInSeconds).
     min_kill_grace: float = 2.0
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def go_duration(seconds: float) -> str:
-    """Seconds as Go prints a ``time.Duration``: ``200ms``, ``10s``, ``2m40s``, ``5m0s``."""
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(int(minutes), 60)
-    text = f"{secs:.9g}s"
-    if hours:
-        return f"{hours}h{minutes}m{text}"
-    if minutes:
-        return f"{minutes}m{text}"
-    return text
-
-
-def image_id(image: str) -> str:
-    """A stable digest reference for an image name (there are no real images)."""
-    repo = image.split("@", 1)[0]
-    last = repo.rsplit("/", 1)[-1]
-    if ":" in last:
-        repo = repo[: len(repo) - len(last)] + last.split(":", 1)[0]
-    return f"{repo}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
-
-
-def should_restart(restart_policy: str, exit_code: int) -> bool:
-    return restart_policy == "Always" or (restart_policy == "OnFailure" and exit_code != 0)
-
-
-def format_pod(pod: Obj) -> str:
-    """``name_namespace(uid)``, the kubelet's way of naming a pod in messages."""
-    meta = pod.get("metadata") or {}
-    return f"{meta.get('name')}_{meta.get('namespace')}({meta.get('uid')})"
-
-
-@dataclass
-class CrashBackoff:
-    """Kubernetes' per-container restart backoff (client-go ``flowcontrol.Backoff``).
-
-    Times are event-loop seconds. ``delay`` 0 means "no entry": the next
-    restart is immediate. An entry older than twice the maximum is forgotten,
-    which is how a container that ran 10 minutes starts again from 10 s.
-    """
-
-    initial: float
-    maximum: float
-    delay: float = 0.0
-    last_update: float = 0.0
-
-    def _expired(self, finished: float) -> bool:
-        return not self.delay or finished - self.last_update > 2 * self.maximum
-
-    def applies(self, finished: float) -> bool:
-        """Whether restarting a container that exited at ``finished`` waits (a crash loop)."""
-        return not self._expired(finished)
-
-    def remaining(self, finished: float, now: float) -> float:
-        """Seconds to wait before restarting a container that exited at ``finished``."""
-        if self._expired(finished):
-            return 0.0
-        return max(0.0, finished + self.delay - now)
-
-    def restarted(self, finished: float) -> None:
-        """A restart happens now: the next crash waits longer."""
-        self.delay = self.initial if self._expired(finished) else min(self.delay * 2, self.maximum)
-        self.last_update = finished
 
 
 # --------------------------------------------------------------------------- environment
@@ -367,17 +298,6 @@ class _Container:
     @property
     def image(self) -> str:
         return str(self.spec.get("image", ""))
-
-
-def _terminated_from_api(state: Obj) -> Terminated:
-    return Terminated(
-        exit_code=int(state.get("exitCode", 0)),
-        reason=str(state.get("reason", "")),
-        started_at=str(state.get("startedAt") or ""),
-        finished_at=str(state.get("finishedAt") or ""),
-        container_id=str(state.get("containerID") or ""),
-        message=str(state.get("message") or ""),
-    )
 
 
 # --------------------------------------------------------------------------- the worker
@@ -914,9 +834,9 @@ class PodWorker:
             rec.restart_count = int(old.get("restartCount") or 0)
             rec.image_id = str(old.get("imageID") or "")
             state, last = old.get("state") or {}, (old.get("lastState") or {}).get("terminated")
-            rec.previous = _terminated_from_api(last) if last else None
+            rec.previous = terminated_from_api(last) if last else None
             if "terminated" in state:
-                rec.current = _terminated_from_api(state["terminated"])
+                rec.current = terminated_from_api(state["terminated"])
             elif "running" in state:
                 started = str(state["running"].get("startedAt") or "")
                 rec.current = Terminated(VANISHED_EXIT_CODE, STATUS_UNKNOWN, started, now,

@@ -75,6 +75,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -434,6 +435,7 @@ class ProcessRuntime:
         *,
         stdin: bool = False,
         env: Mapping[str, str] | None = None,
+        terminal: int | None = None,
     ) -> asyncio.subprocess.Process:
         """Run ``command`` next to a running container, with its env and working directory.
 
@@ -443,6 +445,10 @@ class ProcessRuntime:
         container's environment. The caller awaits ``wait()`` or
         ``communicate()``. Raises :class:`ContainerNotRunningError` or
         :class:`ContainerStartError`.
+
+        ``terminal`` (``kubectl exec -t``) is the follower fd of a pseudo-terminal:
+        it becomes the process's stdin, stdout, stderr and controlling terminal
+        (``stdin`` is then ignored). See :func:`_terminal_argv`.
         """
         if handle.exited is not None or handle._process_exited.is_set():
             raise ContainerNotRunningError(f"container {handle.name} is not running")
@@ -451,14 +457,18 @@ class ProcessRuntime:
         proc_env = handle.spec.process_env()
         proc_env.update(env or {})
         cwd = handle.spec.working_dir or self.default_working_dir
-        process = await _spawn(
-            list(command),
-            proc_env,
-            cwd,
-            subprocess.PIPE,
-            subprocess.PIPE,
-            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        )
+        if terminal is not None:
+            argv = _terminal_argv(command, proc_env, cwd)
+            process = await _spawn(argv, proc_env, cwd, terminal, terminal, stdin=terminal)
+        else:
+            process = await _spawn(
+                list(command),
+                proc_env,
+                cwd,
+                subprocess.PIPE,
+                subprocess.PIPE,
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            )
         handle._execs.add(process)
         self._track(self._watchers, asyncio.create_task(_forget_exec(handle, process), name="exec watch"))
         return process
@@ -601,6 +611,30 @@ async def _spawn(
     except (OSError, ValueError) as exc:
         message = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
         raise ContainerStartError(f'exec: "{argv[0]}": {message}') from exc
+
+
+#: Makes stdin the controlling terminal, then becomes the command (same pid, new session).
+_CONTROLLING_TERMINAL = (
+    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execvp(sys.argv[1], sys.argv[1:])"
+)
+
+
+def _terminal_argv(command: Sequence[str], env: Mapping[str, str], cwd: str) -> list[str]:
+    """``command`` behind a tiny ``python -c`` that takes its terminal as controlling terminal.
+
+    Only the child may call ``TIOCSCTTY``, after ``setsid``; ``preexec_fn`` would do
+    it, but uvloop runs that before ``setsid``. Since the wrapper always starts,
+    the command is looked up first, so a missing one fails as :func:`_spawn` would.
+    """
+    name = command[0]
+    if "/" in name:
+        path = os.path.join(cwd, name)
+        found = os.path.isfile(path) and os.access(path, os.X_OK)
+    else:
+        found = shutil.which(name, path=env.get("PATH", DEFAULT_PATH)) is not None
+    if not found:
+        raise ContainerStartError(f'exec: "{name}": executable file not found in $PATH')
+    return [sys.executable, "-I", "-S", "-c", _CONTROLLING_TERMINAL, *command]
 
 
 async def _forget_exec(handle: ContainerHandle, process: asyncio.subprocess.Process) -> None:

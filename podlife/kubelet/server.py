@@ -1,4 +1,4 @@
-"""The kubelet's own HTTP endpoint: container logs for the API server to proxy.
+"""The kubelet's own HTTP endpoint: logs and streams for the API server to proxy.
 
 ``kubectl logs`` asks the API server for ``pods/{name}/log``; the API server
 finds the pod's node, reads the kubelet's address from ``node.status.addresses``
@@ -11,8 +11,21 @@ forwards the request here, as Kubernetes does:
     ``text/plain``, streamed in chunks as :func:`~podlife.kubelet.logs.read_log`
     yields them, so ``follow`` goes on until the container exits or the client
     hangs up.
+``GET|POST /exec/{namespace}/{pod}/{container}``
+    ``?command=..&stdin=&stdout=&stderr=&tty=``: runs a command in the
+    container's environment over a channel WebSocket (:mod:`.streams`).
+``GET|POST /attach/{namespace}/{pod}/{container}``
+    the container's output from now on, over the same protocol.
+``GET|POST /portForward/{namespace}/{pod}``
+    ``?ports=..``: loopback connections over a channel WebSocket.
 ``GET /healthz``
     ``ok``; no authentication (it reveals nothing).
+
+A stream request is checked completely (pod, container, options, subprotocol)
+before anything else, and only then must it be a WebSocket upgrade: a plain
+request that would have been valid gets 400 "Upgrade request required". So
+the API server can learn why the kubelet refused an upgrade by asking again
+without one.
 
 Every other request needs ``Authorization: Bearer <token>`` with the token the
 server was built with (the API server is given the same token). Errors are
@@ -22,7 +35,8 @@ kubelet does not have, 400 for a container with no log yet.
 The server does not know about pods: a *resolver* (the kubelet) turns
 ``(namespace, pod, container, previous)`` into a :class:`LogTarget` -- a file
 and a way to tell whether its container still runs -- or raises
-:class:`LogNotAvailable`.
+:class:`LogNotAvailable`; a :class:`StreamHost` (the kubelet again) finds
+running containers and pods for the streams.
 """
 
 from __future__ import annotations
@@ -30,15 +44,19 @@ from __future__ import annotations
 import hmac
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import orjson
 from aiohttp import web
 
+from . import streams
 from .logs import LogOptions, read_log
+from .runtime import ContainerHandle, ProcessRuntime
+from .streams import StreamRequestError
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +91,19 @@ class LogNotAvailable(Exception):
 
 
 Resolver = Callable[[str, str, str, bool], LogTarget]
+#: A stream's work once the WebSocket is open.
+Session = Callable[[streams.ChannelConnection], Awaitable[None]]
+
+
+class StreamHost(Protocol):
+    """What the stream endpoints need from the kubelet; lookups raise :class:`StreamRequestError`."""
+
+    @property
+    def runtime(self) -> ProcessRuntime: ...
+
+    def running_container(self, namespace: str, pod: str, container: str) -> ContainerHandle: ...
+
+    def pod_uid(self, namespace: str, pod: str) -> str: ...
 
 
 def status_response(code: int, reason: str, message: str) -> web.Response:
@@ -127,8 +158,10 @@ def parse_log_options(query: dict[str, str]) -> LogOptions:
 class KubeletServer:
     """An aiohttp server on ``address`` and a free port, serving logs and health."""
 
-    def __init__(self, resolve: Resolver, *, token: str, address: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, resolve: Resolver, *, token: str, address: str = "127.0.0.1", port: int = 0,
+                 streams: StreamHost | None = None) -> None:
         self._resolve = resolve
+        self._streams = streams
         self._token = token
         self.address = address
         self._wanted_port = port
@@ -144,6 +177,10 @@ class KubeletServer:
         app = web.Application(middlewares=[self._authenticate])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._container_logs)
+        for method in ("GET", "POST"):
+            app.router.add_route(method, "/exec/{namespace}/{pod}/{container}", self._exec)
+            app.router.add_route(method, "/attach/{namespace}/{pod}/{container}", self._attach)
+            app.router.add_route(method, "/portForward/{namespace}/{pod}", self._port_forward)
         return app
 
     async def start(self) -> int:
@@ -197,3 +234,62 @@ class KubeletServer:
             return response  # the client went away
         await response.write_eof()
         return response
+
+    # ------------------------------------------------------------------ streams
+
+    def _host(self) -> StreamHost:
+        if self._streams is None:
+            raise StreamRequestError(404, "NotFound", "this kubelet serves no streams")
+        return self._streams
+
+    async def _exec(self, request: web.Request) -> web.StreamResponse:
+        return await self._stream(request, self._start_exec)
+
+    async def _attach(self, request: web.Request) -> web.StreamResponse:
+        return await self._stream(request, self._start_attach)
+
+    async def _port_forward(self, request: web.Request) -> web.StreamResponse:
+        return await self._stream(request, self._start_port_forward)
+
+    async def _stream(self, request: web.Request,
+                      prepare: Callable[[web.Request], tuple[streams.ChannelProtocol, Session]]) -> web.StreamResponse:
+        """Check the request, answer a refusal as a ``Status``, else upgrade and run the session."""
+        try:
+            protocol, session = prepare(request)
+            if not streams.is_websocket_request(request):
+                raise StreamRequestError.bad_request("Upgrade request required")
+        except StreamRequestError as exc:
+            return status_response(exc.code, exc.reason, exc.message)
+        conn = await streams.ChannelConnection.accept(request, protocol)
+        try:
+            await session(conn)
+        except Exception:
+            log.exception("stream %s failed", request.path)
+        finally:
+            await conn.close()
+        return conn.ws
+
+    def _start_exec(self, request: web.Request) -> tuple[streams.ChannelProtocol, Session]:
+        return self._start_container_stream(request, needs_command=True)
+
+    def _start_attach(self, request: web.Request) -> tuple[streams.ChannelProtocol, Session]:
+        return self._start_container_stream(request, needs_command=False)
+
+    def _start_container_stream(self, request: web.Request, *, needs_command: bool) -> tuple[streams.ChannelProtocol, Session]:
+        host, info = self._host(), request.match_info
+        handle = host.running_container(info["namespace"], info["pod"], info["container"])
+        protocol = streams.negotiate(streams.offered_protocols(request.headers), streams.EXEC_PROTOCOLS)
+        opts = streams.stream_options(request.query, needs_command=needs_command)
+        if needs_command:
+            return protocol, lambda conn: streams.run_exec(conn, host.runtime, handle, opts)
+        return protocol, lambda conn: streams.run_attach(conn, handle, opts)
+
+    def _start_port_forward(self, request: web.Request) -> tuple[streams.ChannelProtocol, Session]:
+        host, info = self._host(), request.match_info
+        uid = host.pod_uid(info["namespace"], info["pod"])
+        protocol = streams.negotiate(streams.offered_protocols(request.headers), streams.PORT_FORWARD_PROTOCOLS)
+        # As in Kubernetes, the ports are in the query only for WebSockets (SPDY sends them per
+        # stream); a plain request offering subprotocols is the API server asking why we refused one.
+        websocket = streams.is_websocket_request(request) or "Sec-WebSocket-Protocol" in request.headers
+        ports = streams.port_list(request.query) if websocket else []
+        return protocol, lambda conn: streams.run_port_forward(conn, ports, info["pod"], uid)

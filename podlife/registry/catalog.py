@@ -20,6 +20,7 @@ from .core import (
     ServiceAccountStrategy,
     ServiceStrategy,
 )
+from .crds import crd_resource_type
 from .network import PortStrategy, SubnetStrategy
 from .pods import PodStrategy
 from .types import ResourceType, Strategy
@@ -56,6 +57,7 @@ def builtin_types() -> list[ResourceType]:
                      extra_field_selectors=("spec.nodeName", "spec.podName")),
         ResourceType(NETWORK_GROUP, "v1", "Subnet", "subnets", True, SubnetStrategy(), categories=("network",)),
         *served_types(),
+        crd_resource_type(),
         *review_types(),
     ]
 
@@ -152,6 +154,14 @@ class Catalog:
         self.types = [t for t in self.types if (t.group, t.version, t.plural) != (rt.group, rt.version, rt.plural)]
         self.types.append(rt)
         self._reindex()
+
+    def remove(self, group: str, version: str, plural: str) -> ResourceType | None:
+        """Stop serving a kind (a CRD version that went away); returns what was removed."""
+        gone = self._by_gvr.get((group, version, plural))
+        if gone is not None:
+            self.types = [t for t in self.types if t is not gone]
+            self._reindex()
+        return gone
 
     def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._by_gvr.get((group, version, plural))

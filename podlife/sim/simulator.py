@@ -51,9 +51,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import hashlib
 import logging
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -68,10 +68,12 @@ from ..client.base import PODS, Client, Obj
 from ..client.events import EventRecorder
 from ..client.informer import Informer, object_key
 from ..client.workqueue import WorkQueue
+from ..kubelet.lifecycle import CrashBackoff, format_pod, go_duration, image_id, should_restart, terminated_from_api
 from ..kubelet.status import (
     CONTAINER_CREATING,
     CRASH_LOOP_BACK_OFF,
     KUBELET_CONDITIONS,
+    SCHEDULED,
     TERMINAL_PHASES,
     ContainerView,
     PodFacts,
@@ -79,7 +81,6 @@ from ..kubelet.status import (
     Terminated,
     Waiting,
     build_pod_status,
-    rfc3339,
 )
 from .nodes import NodePool, SimNode
 from .stages import (
@@ -126,37 +127,34 @@ class Step(enum.Enum):
 
 
 # --------------------------------------------------------------------------- helpers
-# (the same rules as podlife.kubelet.pod_worker; kept here as that module needs the CNI)
+# (restart rules, backoff, Go durations, image IDs: podlife.kubelet.lifecycle, shared with the kubelet)
+
+_KUBELET_CONDITIONS = frozenset(KUBELET_CONDITIONS)
 
 
-def go_duration(seconds: float) -> str:
-    """Seconds as Go prints a ``time.Duration``: ``200ms``, ``10s``, ``2m40s``, ``5m0s``."""
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(int(minutes), 60)
-    text = f"{secs:.9g}s"
-    if hours:
-        return f"{hours}h{minutes}m{text}"
-    return f"{minutes}m{text}" if minutes else text
+class _SecondClock:
+    """Now as ``metav1.Time`` text (UTC, whole seconds), formatted once per second.
+
+    Every status write needs "now" (condition transitions, container starts); at
+    30,000 writes strftime-ing a fresh datetime each time is a visible share of the
+    simulator's CPU, and the text only changes once a second.
+    """
+
+    __slots__ = ("_second", "_text")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def __call__(self) -> str:
+        second = int(time.time())
+        if second != self._second:
+            self._text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+            self._second = second
+        return self._text
 
 
-def image_id(image: str) -> str:
-    """A stable digest reference for an image name (there are no real images)."""
-    repo = image.split("@", 1)[0]
-    last = repo.rsplit("/", 1)[-1]
-    if ":" in last:
-        repo = repo[: len(repo) - len(last)] + last.split(":", 1)[0]
-    return f"{repo}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
-
-
-def should_restart(restart_policy: str, exit_code: int) -> bool:
-    return restart_policy == "Always" or (restart_policy == "OnFailure" and exit_code != 0)
-
-
-def format_pod(pod: Obj) -> str:
-    meta = pod.get("metadata") or {}
-    return f"{meta.get('name')}_{meta.get('namespace')}({meta.get('uid')})"
+_now = _SecondClock()
 
 
 def new_container_id() -> str:
@@ -176,44 +174,27 @@ def port_ip(pod: Obj) -> str | None:
         return None
 
 
-@dataclass
-class CrashBackoff:
-    """Kubernetes' restart backoff: first restart at once, then ``initial`` doubling to ``maximum``;
-    forgotten after ``2 * maximum`` without a crash. Times are event-loop seconds."""
-
-    initial: float
-    maximum: float
-    delay: float = 0.0
-    last_update: float = 0.0
-
-    def _expired(self, finished: float) -> bool:
-        return not self.delay or finished - self.last_update > 2 * self.maximum
-
-    def remaining(self, finished: float, now: float) -> float:
-        return 0.0 if self._expired(finished) else max(0.0, finished + self.delay - now)
-
-    def restarted(self, finished: float) -> None:
-        self.delay = self.initial if self._expired(finished) else min(self.delay * 2, self.maximum)
-        self.last_update = finished
-
-
 def _state_from_api(state: Obj) -> Waiting | Running | Terminated:
     if "running" in state:
         return Running(str(state["running"].get("startedAt") or ""), "")
     if "terminated" in state:
-        return _terminated_from_api(state["terminated"])
+        return terminated_from_api(state["terminated"])
     waiting = state.get("waiting") or {}
     return Waiting(str(waiting.get("reason") or CONTAINER_CREATING), str(waiting.get("message") or ""))
 
 
-def _terminated_from_api(t: Obj) -> Terminated:
-    return Terminated(int(t.get("exitCode", 0)), str(t.get("reason", "")), str(t.get("startedAt") or ""),
-                      str(t.get("finishedAt") or ""), str(t.get("containerID") or ""), str(t.get("message") or ""))
+def fresh_views(pod: Obj) -> list[ContainerView]:
+    """The spec's containers, none created yet (all ContainerCreating)."""
+    return [ContainerView(str(c.get("name", "")), str(c.get("image", "")))
+            for c in (pod.get("spec") or {}).get("containers") or []]
 
 
 def views_from_pod(pod: Obj) -> list[ContainerView]:
     """The containers as the pod's status shows them (a fresh pod: all ContainerCreating)."""
-    statuses = {s.get("name"): s for s in (pod.get("status") or {}).get("containerStatuses") or []}
+    container_statuses = (pod.get("status") or {}).get("containerStatuses")
+    if not container_statuses:
+        return fresh_views(pod)
+    statuses = {s.get("name"): s for s in container_statuses}
     views = []
     for c in (pod.get("spec") or {}).get("containers") or []:
         name, image = str(c.get("name", "")), str(c.get("image", ""))
@@ -226,7 +207,7 @@ def views_from_pod(pod: Obj) -> list[ContainerView]:
         if isinstance(state, Running):
             state = Running(state.started_at, cid)
         last = (s.get("lastState") or {}).get("terminated")
-        views.append(ContainerView(name, image, state, _terminated_from_api(last) if last else None,
+        views.append(ContainerView(name, image, state, terminated_from_api(last) if last else None,
                                    int(s.get("restartCount") or 0), bool(s.get("ready")), cid,
                                    str(s.get("imageID") or "")))
     return views
@@ -242,13 +223,52 @@ def status_patch(stored: Obj, wanted: Obj) -> Obj | None:
     patch: Obj = {}
     for key, value in wanted.items():
         old = stored.get(key)
-        if old != value:
+        if old is not value and old != value:  # build_pod_status passes unchanged members on as they are
             both = isinstance(old, dict) and isinstance(value, dict)
             patch[key] = create_merge_patch(old, value) if both else value
     for key in stored:
         if key not in wanted:
             patch[key] = None
     return patch or None
+
+
+def _kubelet_only(conditions: Iterable[Obj]) -> bool:
+    """Whether every condition is one the kubelet owns (none of somebody else's to carry over)."""
+    for c in conditions:
+        if c.get("type") not in _KUBELET_CONDITIONS:
+            return False
+    return True
+
+
+def _has_scheduled(conditions: Iterable[Obj]) -> bool:
+    for c in conditions:
+        if c.get("type") == SCHEDULED:
+            return True
+    return False
+
+
+def _is_echo(sim: PodSim, old: Obj, new: Obj) -> bool:
+    """Whether the update ``old`` -> ``new`` only echoes one of ``sim``'s own writes.
+
+    Every write comes back as a watch event, and a sync for it would find nothing
+    to do. An event is an echo when its resourceVersion is one our write returned
+    (the sync that wrote it carried on with that very object) and nothing we act on
+    changed from the version before: labels, annotations (port, chaos, stage
+    inputs), deletionTimestamp, generation. A change somebody else made before our
+    write has its own event and resourceVersion and wakes the pod as usual; if that
+    event was lost (a relist), the metadata comparison still sees the change.
+    """
+    if not sim.echoes:
+        return False
+    meta = new.get("metadata") or {}
+    rv = meta.get("resourceVersion")
+    if rv not in sim.echoes:
+        return False
+    sim.echoes.discard(rv)
+    before = old.get("metadata") or {}
+    return (meta.get("annotations") == before.get("annotations") and meta.get("labels") == before.get("labels")
+            and meta.get("deletionTimestamp") == before.get("deletionTimestamp")
+            and meta.get("generation") == before.get("generation"))
 
 
 def _targets(views: Iterable[ContainerView], container: str | None) -> set[str]:
@@ -267,7 +287,12 @@ class _Gone(Exception):
 # --------------------------------------------------------------------------- per-pod state
 
 
-@dataclass
+#: How many resourceVersions of its own writes a pod remembers (see PodSim.echoes); a
+#: pod writes at most three in a row, more only when watch events were lost.
+MAX_ECHOES = 8
+
+
+@dataclass(slots=True)
 class PodSim:
     key: str
     uid: str
@@ -289,6 +314,31 @@ class PodSim:
     pull: Next | None = None
     pull_attempts: int = 0
     chaos_acked: str | None = None
+    #: resourceVersions our own writes returned whose watch events are still to come:
+    #: those events only echo what we wrote, so they wake no sync (see Simulator._is_echo).
+    echoes: set[str] = field(default_factory=set)
+    syncing: bool = False  # a sync of this pod is running
+    pending: list[tuple[Obj, Obj]] = field(default_factory=list)  # updates that arrived meanwhile
+    _facts: PodFacts | None = None
+    _facts_of: tuple[str, str] = ("", "")
+
+    def facts(self) -> PodFacts:
+        """The pod-level facts of the status; rebuilt only when start time or pod IP change."""
+        of = (self.start_time, self.pod_ip)
+        if self._facts is None or self._facts_of != of:
+            ip = self.pod_ip
+            self._facts = PodFacts(host_ip=self.node.ip, start_time=self.start_time, pod_ips=(ip,) if ip else (),
+                                   sandbox_ready=bool(ip))
+            self._facts_of = of
+        return self._facts
+
+    def wrote(self, pod: Obj) -> None:
+        """Remember the resourceVersion of ``pod``, just returned by our own write."""
+        rv = (pod.get("metadata") or {}).get("resourceVersion")
+        if rv:
+            if len(self.echoes) >= MAX_ECHOES:  # events were lost (a relist): start over
+                self.echoes.clear()
+            self.echoes.add(rv)
 
 
 # --------------------------------------------------------------------------- the simulator
@@ -318,8 +368,7 @@ class Simulator:
                              status_period=node_status_period, register_concurrency=register_concurrency,
                              stages=self.stages, timers=self.timers)
         self.pods = Informer(client, PODS, field_selector="spec.nodeName!=")
-        self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _old, new: self._on_pod(new),
-                               on_delete=self._on_pod_gone)
+        self.pods.add_handlers(on_add=self._on_pod, on_update=self._on_pod_update, on_delete=self._on_pod_gone)
         self.queue = WorkQueue()
         self.recorder = EventRecorder(client, "kubelet") if record_events else None
         self.sims: dict[str, PodSim] = {}
@@ -361,6 +410,13 @@ class Simulator:
     def _on_pod(self, pod: Obj) -> None:
         if (pod.get("spec") or {}).get("nodeName") in self.pool.nodes:
             self.queue.add(object_key(pod))
+
+    def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        sim = self.sims.get(object_key(new))
+        if sim is not None and sim.syncing:
+            sim.pending.append((old, new))  # judged when the sync ends (_settle)
+        elif sim is None or not _is_echo(sim, old, new):
+            self._on_pod(new)
 
     def _on_pod_gone(self, pod: Obj) -> None:
         self.sims.pop(object_key(pod), None)
@@ -406,15 +462,37 @@ class Simulator:
             self.sims.pop(key, None)
             return
         sim = self._sim_for(key, pod, node)
+        sim.syncing = True
         try:
             if (pod.get("metadata") or {}).get("deletionTimestamp"):
                 await self._terminate(sim, pod)
                 return
             pod = await self._chaos(sim, pod)
-            await self._advance(sim, pod)
+            pod = await self._advance(sim, pod)
+            # Chaos that waited for the containers to start acts now: the echo of the
+            # Running write wakes no second sync.
+            await self._chaos(sim, pod)
         except _Gone:
             if self.sims.get(key) is sim:
                 del self.sims[key]
+        finally:
+            sim.syncing = False
+            self._settle(sim)
+
+    def _settle(self, sim: PodSim) -> None:
+        """Judge the events that arrived during a sync: wake the pod again unless all were echoes.
+
+        A write's watch event can arrive before the write returns its resourceVersion,
+        so events seen while a sync runs wait until it is over; queueing them at once
+        would cost a second, idle sync per pod.
+        """
+        if not sim.pending:
+            return
+        pending, sim.pending = sim.pending, []
+        for old, new in pending:
+            if not _is_echo(sim, old, new):
+                self._on_pod(pending[-1][1])
+                return
 
     def _sim_for(self, key: str, pod: Obj, node: SimNode) -> PodSim:
         meta = pod["metadata"]
@@ -447,51 +525,66 @@ class Simulator:
         else:
             sim.step = Step.NETWORKED  # pulling or crash-looping: start the containers again
 
-    async def _advance(self, sim: PodSim, pod: Obj) -> None:
-        if sim.step is Step.NEW:
-            if not self._ready_for(sim, CREATE, self.stages.first(CREATE, pod)):
-                return
-            pod = await self._container_creating(sim, pod)
-        if sim.step is Step.CREATING:
-            ip = sim.node.ip if (pod.get("spec") or {}).get("hostNetwork") else port_ip(pod)
-            if ip is None:
-                return  # the informer wakes us when the network controller writes the port
-            pod = await self._networked(sim, pod, ip)
-        if sim.step is Step.NETWORKED:
-            pull = self.stages.first(IMAGE_PULL_ERROR, pod)
-            if pull is not None:
-                if self._ready_for(sim, IMAGE_PULL_ERROR, pull):
-                    await self._pull_failed(sim, pod, pull.stage.next)
-                return
-            if not self._ready_for(sim, RUN, self.stages.first(RUN, pod)):
-                return
-            pod = await self._start_containers(sim, pod)
+    async def _advance(self, sim: PodSim, pod: Obj) -> Obj:
+        """Take every step that is due now, back to back; returns the newest pod seen."""
+        pod = await self._first_writes(sim, pod)
         if sim.step is Step.PULLING:
             await self._pulling(sim, pod)
         elif sim.step is Step.RUNNING:
             await self._running(sim, pod)
         elif sim.step is Step.BACKOFF and self._take_due(sim, _RESTART):
             await self._restart(sim, pod)
+        return pod
+
+    async def _first_writes(self, sim: PodSim, pod: Obj) -> Obj:
+        """ContainerCreating, pod IP, Running (or a failing pull): as many as can happen now."""
+        if sim.step is Step.NEW:
+            if not self._ready_for(sim, CREATE, self.stages.first(CREATE, pod)):
+                return pod
+            pod = await self._container_creating(sim, pod)
+        if sim.step is Step.CREATING:
+            ip = sim.node.ip if (pod.get("spec") or {}).get("hostNetwork") else port_ip(pod)
+            if ip is None:
+                return pod  # the informer wakes us when the network controller writes the port
+            pod = await self._networked(sim, pod, ip)
+        if sim.step is Step.NETWORKED:
+            pull = self.stages.first(IMAGE_PULL_ERROR, pod)
+            if pull is not None:
+                if self._ready_for(sim, IMAGE_PULL_ERROR, pull):
+                    await self._pull_failed(sim, pod, pull.stage.next)
+                return pod
+            if not self._ready_for(sim, RUN, self.stages.first(RUN, pod)):
+                return pod
+            pod = await self._start_containers(sim, pod)
+        return pod
 
     # ------------------------------------------------------------------ status writes
 
-    def _base_status(self, sim: PodSim, pod: Obj) -> Obj:
-        """Our last status, with the conditions others own taken from the newest pod."""
+    @staticmethod
+    def _base_status(sim: PodSim, pod: Obj) -> Obj:
+        """Our last status, with the conditions others own taken from the newest pod.
+
+        Usually nobody else has a condition on the pod and ours include PodScheduled:
+        then that is our last status itself, used without a copy (build_pod_status
+        copies what it changes and never changes ``previous``).
+        """
+        api_conditions = (pod.get("status") or {}).get("conditions") or ()
+        our_conditions = sim.status.get("conditions") or ()
+        if (_kubelet_only(api_conditions) and _kubelet_only(our_conditions)
+                and (_has_scheduled(our_conditions) or not _has_scheduled(api_conditions))):
+            return sim.status
         base = dict(sim.status)
-        api = pod.get("status") or {}
-        foreign = [c for c in api.get("conditions") or [] if c.get("type") not in KUBELET_CONDITIONS]
-        ours = [c for c in base.get("conditions") or [] if c.get("type") in KUBELET_CONDITIONS]
-        scheduled = [c for c in api.get("conditions") or [] if c.get("type") == "PodScheduled"]
-        if scheduled and not any(c.get("type") == "PodScheduled" for c in ours):
+        foreign = [c for c in api_conditions if c.get("type") not in _KUBELET_CONDITIONS]
+        ours = [c for c in our_conditions if c.get("type") in _KUBELET_CONDITIONS]
+        scheduled = [c for c in api_conditions if c.get("type") == SCHEDULED]
+        if scheduled and not _has_scheduled(ours):
             ours += scheduled
         base["conditions"] = foreign + ours
         return base
 
     async def _write(self, sim: PodSim, pod: Obj, views: list[ContainerView]) -> Obj:
         """Patch the status to show ``views``; returns the newest pod. Raises _Gone."""
-        facts = PodFacts(host_ip=sim.node.ip, start_time=sim.start_time,
-                         pod_ips=(sim.pod_ip,) if sim.pod_ip else (), sandbox_ready=bool(sim.pod_ip))
-        wanted = build_pod_status(pod, views, facts, previous=self._base_status(sim, pod), now=rfc3339())
+        wanted = build_pod_status(pod, views, sim.facts(), previous=self._base_status(sim, pod), now=_now())
         patch = status_patch(sim.status, wanted)
         if patch is None:
             sim.views = views
@@ -505,6 +598,7 @@ class Simulator:
             raise
         sim.status = wanted
         sim.views = views
+        sim.wrote(new)
         return new
 
     def _event(self, pod: Obj, type_: str, reason: str, message: str, container: str = "") -> None:
@@ -514,8 +608,8 @@ class Simulator:
     # ------------------------------------------------------------------ the three first writes
 
     async def _container_creating(self, sim: PodSim, pod: Obj) -> Obj:
-        sim.start_time = sim.start_time or rfc3339()
-        pod = await self._write(sim, pod, views_from_pod({"spec": pod.get("spec")}))
+        sim.start_time = sim.start_time or _now()
+        pod = await self._write(sim, pod, fresh_views(pod))
         self._enter(sim, Step.CREATING)
         return pod
 
@@ -529,16 +623,19 @@ class Simulator:
         self._enter(sim, Step.NETWORKED)
         return pod
 
-    def _run_view(self, view: ContainerView, now: str, *, restarted: bool = False) -> ContainerView:
+    @staticmethod
+    def _run_view(view: ContainerView, now: str, *, restarted: bool = False) -> ContainerView:
+        """``view`` with a new container instance running (built directly: dataclasses.replace is slow)."""
         running = Running(now, new_container_id())
         last = view.last_state
         if restarted:
             last = view.state if isinstance(view.state, Terminated) else view.last_state
-        return replace(view, state=running, last_state=last, ready=True, container_id=running.container_id,
-                       image_id=image_id(view.image), restart_count=view.restart_count + (1 if restarted else 0))
+        return ContainerView(name=view.name, image=view.image, state=running, last_state=last,
+                             restart_count=view.restart_count + (1 if restarted else 0), ready=True,
+                             container_id=running.container_id, image_id=image_id(view.image))
 
     async def _start_containers(self, sim: PodSim, pod: Obj) -> Obj:
-        now = rfc3339()
+        now = _now()
         pod = await self._write(sim, pod, [self._run_view(v, now) for v in sim.views])
         self._enter(sim, Step.RUNNING)
         self._arm_run(sim, pod)
@@ -585,7 +682,7 @@ class Simulator:
         targets = {v.name for v in sim.views if v.name in targets and isinstance(v.state, Running)}
         if not targets:
             return
-        now = rfc3339()
+        now = _now()
         views = [replace(v, state=Terminated(exit_code, reason, v.state.started_at, now, v.state.container_id, message),
                          ready=False)
                  if v.name in targets and isinstance(v.state, Running) else v for v in sim.views]
@@ -615,7 +712,7 @@ class Simulator:
         self._schedule(sim, _RESTART, wait)
 
     async def _restart(self, sim: PodSim, pod: Obj) -> None:
-        now = rfc3339()
+        now = _now()
         views = [self._run_view(v, now, restarted=True) if v.name in sim.crashed and not isinstance(v.state, Running)
                  else v for v in sim.views]
         pod = await self._write(sim, pod, views)
@@ -637,7 +734,7 @@ class Simulator:
 
     async def _pull_failed(self, sim: PodSim, pod: Obj, nxt: Next) -> None:
         """Targets wait in ErrImagePull (the others run); then ImagePullBackOff, retry, ... forever."""
-        now = rfc3339()
+        now = _now()
         targets = _targets(sim.views, nxt.container)
         views = [self._pull_view(v, nxt, ERR_IMAGE_PULL) if v.name in targets else self._run_view(v, now)
                  for v in sim.views]
@@ -658,7 +755,7 @@ class Simulator:
         return replace(view, state=Waiting(reason, message), ready=False)
 
     def _pull_events(self, pod: Obj, targets: set[str], nxt: Next, reason: str) -> None:
-        images = {v.name: v.image for v in views_from_pod({"spec": pod.get("spec")})}
+        images = {v.name: v.image for v in fresh_views(pod)}
         for name in sorted(targets):
             if reason == ERR_IMAGE_PULL:
                 self._event(pod, "Warning", "Failed", f'Failed to pull image "{images.get(name)}": simulated pull '
@@ -700,7 +797,7 @@ class Simulator:
             return
         if any(isinstance(v.state, Running) for v in sim.views):
             code = match.stage.next.exit_code if match is not None and match.stage.next.exit_code is not None else 0
-            now = rfc3339()
+            now = _now()
             views = [replace(v, state=Terminated(code, "Completed" if code == 0 else "Error", v.state.started_at, now,
                                                  v.state.container_id), ready=False)
                      if isinstance(v.state, Running) else replace(v, ready=False) for v in sim.views]
