@@ -153,3 +153,18 @@ class PodlifeProcess:
     def kubectl_popen(self, *args: str) -> subprocess.Popen:
         return subprocess.Popen(["kubectl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=self.kubectl_env(), start_new_session=True)
+
+    def watches_served(self) -> int:
+        """How many watch requests the server has received (from its /metrics)."""
+        status, text = self.http("GET", "/metrics")
+        for line in str(text).splitlines():
+            if line.startswith('apiserver_request_total{verb="WATCH"}'):
+                return int(line.rsplit(" ", 1)[1])
+        return 0
+
+    def kubectl_watch(self, *args: str) -> subprocess.Popen:
+        """``kubectl get -w ...``, returned once its watch request has reached the server."""
+        before = self.watches_served()
+        proc = self.kubectl_popen("get", "-w", *args)
+        wait_for(lambda: self.watches_served() > before, 30, what="kubectl's watch to start")
+        return proc

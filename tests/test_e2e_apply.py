@@ -91,12 +91,19 @@ def test_conflict_status_over_http(cluster: PodlifeProcess) -> None:
     status, answer = cluster.http("PATCH", path + "?fieldManager=tool&force=true&dryRun=All", body, content_type=APPLY)
     assert status == 200 and answer["data"] == {"a": "2"}
     assert cluster.http("GET", path)[1]["data"] == {"a": "1"}
+    stale = {**body, "metadata": {"name": "ssa-status", "resourceVersion": "1"}}
+    status, answer = cluster.http("PATCH", path + "?fieldManager=tool&force=true", stale, content_type=APPLY)
+    assert status == 409 and "the object has been modified" in answer["message"]
 
 
 def test_client_side_apply_then_server_side_migrates(cluster: PodlifeProcess) -> None:
     cluster.kubectl("apply", "-f", "-", input=configmap("ssa-migrate", {"a": "1", "b": "2"}))
     cm = get(cluster, "configmap", "ssa-migrate")
     assert ("kubectl-client-side-apply", "Update") in managers(cm)
+    other = cluster.kubectl("apply", "--server-side", "--field-manager=other", "-f", "-",
+                            input=configmap("ssa-migrate", {"a": "9"}), check=False)
+    assert other.returncode != 0
+    assert 'Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using v1: .data.a' in other.stderr
 
     cluster.kubectl("apply", "--server-side", "-f", "-", input=configmap("ssa-migrate", {"a": "3", "b": "2"}))
     cm = get(cluster, "configmap", "ssa-migrate")

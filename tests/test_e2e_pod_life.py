@@ -48,7 +48,7 @@ def test_one_ready_node(cluster: PodlifeProcess) -> None:
 
 
 def test_pod_flow_watch_status_port_logs_delete(cluster: PodlifeProcess) -> None:
-    watch = cluster.kubectl_popen("get", "pods", "-w", "--output-watch-events")
+    watch = cluster.kubectl_watch("pods", "--output-watch-events")
     try:
         cluster.kubectl("create", "-f", "-", input=pod_yaml("ruby-ex", TRAP_TERM))
         wait_for(lambda: phase(cluster, "ruby-ex") == "Running", 60, what="ruby-ex Running")

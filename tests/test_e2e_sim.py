@@ -63,7 +63,7 @@ def test_simulated_nodes_are_ready_with_leases(sim_cluster: PodlifeProcess) -> N
 
 
 def test_pod_on_simulated_node_runs_and_is_deleted(sim_cluster: PodlifeProcess) -> None:
-    watch = sim_cluster.kubectl_popen("get", "pods", "-w", "--output-watch-events", "--field-selector", "metadata.name=sim-web")
+    watch = sim_cluster.kubectl_watch("pods", "--output-watch-events", "--field-selector", "metadata.name=sim-web")
     try:
         make_pod(sim_cluster, "sim-web")
         wait_for(lambda: status(sim_cluster, "sim-web").get("phase") == "Running", 30, what="sim-web Running")

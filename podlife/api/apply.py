@@ -57,6 +57,7 @@ from .managed_fields import (
     Shape,
     decode_entries,
     diff,
+    effective_kind,
     encode_entries,
     ensure_named_fields,
     fieldset,
@@ -69,7 +70,6 @@ from .managed_fields import (
     root_shape,
     value_element,
 )
-from .managed_fields import _effective_kind  # the deduction rule is shared on purpose
 
 Obj = dict[str, Any]
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -326,13 +326,13 @@ def merge(live: Any, config: Any, shape: Shape) -> Any:
     the key); keyed lists merge item by item and sets value by value, in the order
     structured-merge-diff produces; anything else is replaced.
     """
-    kind = _effective_kind(shape, config)
+    kind = effective_kind(shape, config)
     if live is None:
         if kind in (STRUCT, MAP):
             live = {}
         elif kind in (KEYED, SET):
             live = []
-    if kind != _effective_kind(shape, live) or kind in (SCALAR, ATOMIC):
+    if kind != effective_kind(shape, live) or kind in (SCALAR, ATOMIC):
         return _deep_copy(config)
     if kind in (STRUCT, MAP):
         for k, v in config.items():
@@ -424,7 +424,7 @@ def remove_path(obj: Any, path: Path, root: Shape) -> None:
     trail: list[tuple[Any, Any]] = []
     node, shape = obj, root
     for el in path:
-        kind = _effective_kind(shape, node)
+        kind = effective_kind(shape, node)
         if kind in (STRUCT, MAP) and el[:2] == "f:":
             name = el[2:]
             if name not in node:
@@ -481,9 +481,16 @@ async def serve_apply(request: web.Request, target: Target, body: Any) -> tuple[
     config = check_config(target, body)
     target.rest.run_checkers(config, mode)
     req = ApplyRequest(target.rt, config, opts.manager, opts.force, target.subresource or "")
+    wanted_rv = config["metadata"].get("resourceVersion")
+
+    def mutate(current: Obj) -> Obj:
+        if wanted_rv and wanted_rv != current["metadata"].get("resourceVersion"):  # a precondition, as on update
+            raise errors.conflict(target.rt, target.name or "", errors.STALE_OBJECT)
+        return apply_to(current, req)
+
     for _ in range(2):
         try:
-            result = await target.rest.guaranteed_update(target.namespace, target.name, lambda cur: apply_to(cur, req),
+            result = await target.rest.guaranteed_update(target.namespace, target.name, mutate,
                                                          subresource=target.subresource, dry_run=dry_run)
             return result, 200
         except errors.ApiError as exc:
