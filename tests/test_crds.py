@@ -282,6 +282,15 @@ async def test_names_in_use_are_not_accepted(api: Api) -> None:
     assert conditions["Established"]["status"] == "False" and conditions["Established"]["reason"] == "NotAccepted"
     assert api.ctx.catalog.lookup(group, "v1", "crontabz") is None
 
+    # once the holder of the name is gone, the waiting CRD is accepted and served
+    await api.client.delete(CRDS, f"crontabs.{group}")
+    for _ in range(50):
+        await api.controller.settle()
+        if rules.is_condition_true(await api.client.get(CRDS, clash["metadata"]["name"]), "Established"):
+            break
+        await asyncio.sleep(0.02)
+    assert api.ctx.catalog.lookup(group, "v1", "crontabz") is not None
+
     builtin = await api.install(crd("network.podlife.io", plural="ports", kind="Portal", short=()))
     reasons = {c["type"]: c["reason"] for c in builtin["status"]["conditions"]}
     assert reasons["NamesAccepted"] == "PluralConflict"
@@ -523,6 +532,9 @@ async def test_restart_serves_stored_crds_at_once() -> None:
         await first.settle()
         crontabs = Resource("restart.example.com", "v1", "crontabs", "CronTab")
         await client.create(crontabs, cron("restart.example.com", "r"))
+        held = cron("restart.example.com", "held")
+        held["metadata"]["finalizers"] = ["example.com/hold"]
+        await client.create(crontabs, held)
         await first.close()
 
         again = await build_api(store)
@@ -530,7 +542,24 @@ async def test_restart_serves_stored_crds_at_once() -> None:
         assert second is not None
         got = await LocalClient(again).get(crontabs, "r", "default")
         assert got["spec"]["cronSpec"] == "* * * * */5"
+        # a CRD deleted before a restart still cleans up its resources after it
+        await LocalClient(again).delete(CRDS, "crontabs.restart.example.com")
         await second.close()
+
+        third = await build_api(store)
+        controller = controller_of(third)
+        assert controller is not None
+        await controller.settle()
+        remaining = (await LocalClient(third).list(crontabs))["items"]
+        assert [o["metadata"]["name"] for o in remaining] == ["held"]
+        await LocalClient(third).patch(crontabs, "held", {"metadata": {"finalizers": None}}, "default")
+        for _ in range(50):
+            await controller.settle()
+            if third.rest_by("restart.example.com", "v1", "crontabs") is None:
+                break
+            await asyncio.sleep(0.02)
+        assert third.rest_by("restart.example.com", "v1", "crontabs") is None
+        await controller.close()
     finally:
         await store.close()
 

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -282,7 +281,6 @@ def test_kopf_operator_handles_create_update_delete(cluster: PodlifeProcess, kop
         assert proc.poll() is None, log_path.read_text()[-3000:]
         return cluster.kubectl_json("get", f"crontabs.{group}", name).get("status") or {}
 
-    time.sleep(1.0)  # let kopf list and start watching
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(cron(group, "op")))
     wait_for(lambda: status_of("op").get("phase") == "Created", timeout=60,
              what=f"kopf create handler (log: {log_path})")

@@ -352,6 +352,7 @@ class CRDController:
             co = self.crd_rest.cache.get(self.crd_rest.rt.key(None, name))
             if co is None:
                 self._unserve(name)
+                self._kick_rejected(name)  # names it held may now be free
                 return
             crd = co.obj
             if crd["metadata"].get("deletionTimestamp"):
@@ -363,6 +364,11 @@ class CRDController:
                 return
             await self._serve(crd)
             await self._accept(crd)
+
+    def _kick_rejected(self, freed_by: str) -> None:
+        for co in self.crd_rest.cache.objects.values():
+            if co.name != freed_by and not rules.is_condition_true(co.obj, "NamesAccepted"):
+                self.kick(co.name)
 
     def _name_conflict(self, crd: Obj) -> tuple[str, str] | None:
         """(reason, message) when another kind of the CRD's group already uses one of its names."""
@@ -481,6 +487,9 @@ class CRDController:
     async def _terminate(self, crd: Obj) -> None:
         name = crd["metadata"]["name"]
         served = self.served.get(name)
+        if served is None and rules.is_condition_true(crd, "Established"):
+            await self._serve(crd)  # after a restart: serve again, to delete what is stored
+            served = self.served.get(name)
         if served is not None:
             served.terminating = True
         if CLEANUP_FINALIZER not in (crd["metadata"].get("finalizers") or []):

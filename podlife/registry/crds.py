@@ -216,7 +216,8 @@ def storage_version(crd: Mapping[str, Any]) -> str | None:
 
 
 def version_schema(version: Mapping[str, Any]) -> dict[str, Any] | None:
-    schema = (version.get("schema") or {}).get("openAPIV3Schema") if isinstance(version.get("schema"), dict) else None
+    holder = version.get("schema")
+    schema = holder.get("openAPIV3Schema") if isinstance(holder, dict) else None
     return schema if isinstance(schema, dict) else None
 
 
