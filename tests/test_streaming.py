@@ -21,6 +21,8 @@ import orjson
 import pytest
 from multidict import CIMultiDict, MultiDict
 
+from podlife.api.errors import ApiError
+from podlife.api.streaming import pick_container
 from podlife.kubelet import streams
 from podlife.kubelet.runtime import ContainerHandle, ContainerSpec, PodKey, ProcessRuntime
 from podlife.kubelet.server import KubeletServer, LogNotAvailable, LogTarget
@@ -158,6 +160,30 @@ def test_parse_resize() -> None:
     assert parse_resize(b"{}") is None
     assert parse_resize(b"not json") is None
     assert parse_resize(b'{"Width":-1,"Height":4}') is None
+
+
+# --------------------------------------------------------------------------- the API server's checks
+
+
+def _pod(*names: str, init: tuple[str, ...] = ()) -> dict:
+    return {"metadata": {"name": "p"}, "spec": {"containers": [{"name": n} for n in names],
+                                                "initContainers": [{"name": n} for n in init]}}
+
+
+def test_pick_container_defaults_to_the_only_one() -> None:
+    assert pick_container(_pod("a"), None) == "a"
+    assert pick_container(_pod("a", "b", init=("i",)), "i") == "i"
+
+
+@pytest.mark.parametrize(("pod", "requested", "message"), [
+    (_pod("a"), "z", "container z is not valid for pod p"),
+    (_pod("a", "b", init=("i",)), None,
+     "a container name must be specified for pod p, choose one of: [a b] or one of the init containers: [i]"),
+])
+def test_pick_container_refusals(pod: dict, requested: str | None, message: str) -> None:
+    with pytest.raises(ApiError) as err:
+        pick_container(pod, requested)
+    assert err.value.code == 400 and err.value.message == message
 
 
 # --------------------------------------------------------------------------- a real kubelet endpoint

@@ -156,7 +156,7 @@ def parse_log_options(query: dict[str, str]) -> LogOptions:
 
 
 class KubeletServer:
-    """An aiohttp server on ``address`` and a free port, serving logs and health."""
+    """An aiohttp server on ``address`` and a free port, serving logs, streams and health."""
 
     def __init__(self, resolve: Resolver, *, token: str, address: str = "127.0.0.1", port: int = 0,
                  streams: StreamHost | None = None) -> None:

@@ -596,26 +596,34 @@ async def run_exec(conn: ChannelConnection, runtime: ProcessRuntime, handle: Con
         await conn.send_status(internal_error_status(f"error executing command in container: {exc}"))
         await conn.close()
         return
+    try:
+        await conn.send(opts.first_output, b"")
+        code = await _run_to_exit(conn, process, io)
+        if code is not None:
+            await conn.send_status(success_status() if code == 0 else exit_code_status(opts.command, code))
+            await conn.close()
+    finally:
+        _kill_group(process)
+        io.close()
+
+
+async def _run_to_exit(conn: ChannelConnection, process: asyncio.subprocess.Process, io: CommandIO) -> int | None:
+    """The exit code once the command has exited and its output is sent; None if the client left first."""
     activity = _Activity()
-    await conn.send(opts.first_output, b"")
     pumps = [asyncio.create_task(_pump_output(conn, ch, read, activity)) for ch, read in io.outputs()]
     feeder = asyncio.create_task(_feed_input(conn, io))
     exited = asyncio.create_task(process.wait())
     try:
         await asyncio.wait({exited, feeder}, return_when=asyncio.FIRST_COMPLETED)
         if not exited.done():  # the client went away: nobody wants the command any more
-            return
+            return None
         await _drain(pumps, activity)
         code = exited.result()
-        code = 128 - code if code < 0 else code
-        await conn.send_status(success_status() if code == 0 else exit_code_status(opts.command, code))
-        await conn.close()
+        return 128 - code if code < 0 else code  # -N: killed by signal N
     finally:
-        _kill_group(process)
         for task in (*pumps, feeder, exited):
             task.cancel()
         await asyncio.gather(*pumps, feeder, exited, return_exceptions=True)
-        io.close()
 
 
 # --------------------------------------------------------------------------- attach
