@@ -92,11 +92,10 @@ class Cluster:
         await self.store.start()
         self.ctx = await build_api(self.store)
         self.server = APIServer(self.ctx, token=token, token_key=self.pki.service_account_key())
-        install_api_extensions(self.server)
         self._guard_routes()
         self.url = await self.server.start(cfg.host, cfg.port, self.pki.server_ssl_context())
         write_kubeconfig(self.kubeconfig, self.url, self.pki.ca_cert, token)
-        self.client = LocalClient(self.ctx, strategic_merge=self.server.app.get("strategic_merge_fn"))
+        self.client = LocalClient(self.ctx)
         await self._start_components(token)
         self.server.ready = True
         return self.url
@@ -168,23 +167,6 @@ async def _quietly(coro: Any, what: str) -> None:
         await coro
     except Exception:
         log.exception("%s failed", what)
-
-
-def install_api_extensions(server: APIServer) -> None:
-    """Strategic merge and other schema-driven features, from the 1.32 schemas."""
-    from .api import strategic_merge
-
-    class _Strategic:
-        @staticmethod
-        def supports(rt: Any) -> bool:
-            return strategic_merge.supports_strategic_merge(rt.group, rt.version, rt.kind)
-
-        @staticmethod
-        def apply(rt: Any, current: dict, patch: Any) -> dict:
-            return strategic_merge.apply_strategic_merge_patch_for(rt.group, rt.version, rt.kind, current, patch)
-
-    server.app["strategic_merge"] = _Strategic()
-    server.app["strategic_merge_fn"] = _Strategic.apply
 
 
 def _log_crash(task: asyncio.Task) -> None:

@@ -92,7 +92,7 @@ def test_official_dynamic_client_and_server_side_apply(cluster: PodlifeProcess, 
 
 
 def test_lightkube(cluster: PodlifeProcess) -> None:
-    lightkube = pytest.importorskip("lightkube")
+    pytest.importorskip("lightkube")
     from lightkube import Client, KubeConfig
     from lightkube.models.meta_v1 import ObjectMeta
     from lightkube.resources.core_v1 import ConfigMap, Namespace

@@ -24,7 +24,8 @@ from aiohttp import web
 
 from ..registry import tables
 from ..registry.types import ResourceType
-from . import errors
+from . import errors, protobuf
+from .keys import SUBRESOURCE_HANDLERS
 from .cache import CachedObject
 from .rest import ApiContext, DeleteOptions, ResourceREST
 from .fieldvalidation import duplicate_checker
@@ -127,6 +128,16 @@ def list_response(request: web.Request, rt: ResourceType, items: list[CachedObje
 # ---- decoding -----------------------------------------------------------------------
 
 
+def decode_protobuf_body(raw: bytes) -> Any:
+    """kubectl 1.32's typed writes arrive as Kubernetes protobuf; decode them to JSON form."""
+    try:
+        return protobuf.decode_k8s_protobuf(raw)
+    except protobuf.UnsupportedKindError as exc:
+        raise errors.ApiError(415, "UnsupportedMediaType", str(exc)) from None
+    except protobuf.ProtobufError as exc:
+        raise errors.bad_request(f"the protobuf body could not be decoded: {exc}") from None
+
+
 def request_content_type(request: web.Request) -> str:
     """The media type the client sent; none at all means JSON, as for Kubernetes."""
     if "Content-Type" not in request.headers:
@@ -140,10 +151,7 @@ async def read_body(request: web.Request) -> Any:
     if not raw.strip():
         raise errors.bad_request("the request body is empty; expected a JSON or YAML object")
     if ctype == "application/vnd.kubernetes.protobuf":
-        decode = request.app.get("protobuf_decoder")
-        if decode is None:
-            raise errors.unsupported_media_type(ctype)
-        return decode(raw)
+        return decode_protobuf_body(raw)
     if ctype in (JSON, "application/merge-patch+json", "application/json-patch+json",
                  "application/strategic-merge-patch+json", "*/*", "text/plain"):
         try:
@@ -279,21 +287,14 @@ async def _patch(request: web.Request, target: Target) -> web.Response:
         raise errors.unsupported_media_type(ctype)
     body = await read_body(request)
     assert target.name is not None
-    strategic = request.app.get("strategic_merge")
     if patch_type == "apply":
-        apply = request.app.get("server_side_apply")
-        if apply is None:
-            raise errors.unsupported_media_type(ctype)
-        result, status = await apply(request, target, body)
+        from .apply import serve_apply  # apply builds on this module
+
+        result, status = await serve_apply(request, target, body)
         return object_response(request, target.rt, result, status)
-    strategic_fn = None
-    if patch_type == "strategic":
-        if strategic is None or not strategic.supports(target.rt):
-            raise errors.unsupported_media_type(ctype)
-        strategic_fn = lambda cur, p: strategic.apply(target.rt, cur, p)  # noqa: E731
     patched, warnings = await target.rest.patch(target.namespace, target.name, patch_type, body,
                                                 subresource=target.subresource, dry_run=_dry_run(request),
-                                                field_validation=_field_validation(request), strategic=strategic_fn,
+                                                field_validation=_field_validation(request),
                                                 manager=_manager(request, "PatchOptions"))
     return object_response(request, target.rt, patched, 200, warnings)
 
@@ -303,8 +304,8 @@ async def _delete_options(request: web.Request) -> DeleteOptions:
     if request.can_read_body:
         raw = await request.read()
         if raw.strip():
-            if request_content_type(request) == "application/vnd.kubernetes.protobuf" and request.app.get("protobuf_decoder"):
-                body = request.app["protobuf_decoder"](raw)
+            if request_content_type(request) == "application/vnd.kubernetes.protobuf":
+                body = decode_protobuf_body(raw)
             else:
                 try:
                     body = orjson.loads(raw)
@@ -352,7 +353,7 @@ async def _subresource(request: web.Request, target: Target) -> web.StreamRespon
         body = await read_body(request)
         result = await create_subresource(target.rest.ctx, target.rest, target.namespace, target.name, sub, body)
         return json_response(orjson.dumps(result), 201)
-    handler = request.app.get("subresource_handlers", {}).get(sub)
+    handler = request.app[SUBRESOURCE_HANDLERS].get(sub)
     if handler is not None:
         return await handler(request, target)
     raise errors.method_not_allowed()

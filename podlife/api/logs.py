@@ -14,6 +14,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from .keys import KUBELET_SESSION, KUBELET_TOKEN
 from . import errors
 from .handlers import Target
 
@@ -61,8 +62,8 @@ async def serve_log(request: web.Request, target: Target) -> web.StreamResponse:
     base = _kubelet_url(target.rest.ctx, node)
     params = {k: request.query[k] for k in _PASSED if k in request.query}
     url = f"{base}/containerLogs/{target.namespace}/{target.name}/{container}"
-    session: aiohttp.ClientSession = request.app["kubelet_session"]
-    headers = {"Authorization": f"Bearer {request.app['kubelet_token']}"}
+    session: aiohttp.ClientSession = request.app[KUBELET_SESSION]
+    headers = {"Authorization": f"Bearer {request.app[KUBELET_TOKEN]}"}
     try:
         upstream = await session.get(url, params=params, headers=headers, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
     except aiohttp.ClientError as exc:

@@ -34,6 +34,7 @@ from ..registry.validation import validate_metadata
 from ..store.base import Compare, Delete, Put, Store, TxnResult
 from . import errors, managed_fields
 from .cache import CachedObject, Filter, ResourceCache, TooOld, Watcher
+from . import strategic_merge
 from .patch import PatchError, apply_json_patch, apply_merge_patch
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
 
@@ -382,9 +383,12 @@ class ResourceREST:
 
     async def patch(self, namespace: str | None, name: str, patch_type: str, body: Any, *,
                     subresource: str | None = None, dry_run: bool = False, field_validation: str | None = "Ignore",
-                    strategic: Callable[[Obj, Any], Obj] | None = None,
                     manager: str | None = None) -> tuple[CachedObject | Obj, list[str]]:
+        """``patch_type``: json (RFC 6902), merge (RFC 7386) or strategic (built-in kinds only: 415 otherwise)."""
         warnings: list[str] = []
+        rt = self.rt
+        if patch_type == "strategic" and not strategic_merge.supports_strategic_merge(rt.group, rt.version, rt.kind):
+            raise errors.unsupported_media_type("application/strategic-merge-patch+json")
 
         def apply(current: Obj) -> Obj:
             try:
@@ -394,8 +398,8 @@ class ResourceREST:
                     patched = apply_json_patch(current, body)
                 elif patch_type == "merge":
                     patched = apply_merge_patch(current, body)
-                elif patch_type == "strategic" and strategic is not None:
-                    patched = strategic(current, body)
+                elif patch_type == "strategic":
+                    patched = strategic_merge.apply_strategic_merge_patch_for(rt.group, rt.version, rt.kind, current, body)
                 else:
                     raise errors.unsupported_media_type(patch_type)
             except PatchError as exc:

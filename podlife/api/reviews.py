@@ -3,7 +3,7 @@
 ``kubectl auth can-i`` POSTs a SelfSubjectAccessReview, ``kubectl auth whoami`` a
 SelfSubjectReview, ``kubectl create token`` a TokenRequest; Kubernetes answers each
 at once and stores nothing. The caller's identity was set on the request by the
-authentication middleware (``request["user"]``).
+authentication middleware (``request[USER]``).
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from .keys import TOKEN_ISSUER, USER
 from . import errors
 from .handlers import Target, json_response, read_body
 from .identity import ADMIN_USER, DEFAULT_TOKEN_SECONDS, TokenIssuer, UserInfo, self_subject_access_review, self_subject_review
 
 
 def _user(request: web.Request) -> UserInfo:
-    return request.get("user") or ADMIN_USER
+    return request.get(USER) or ADMIN_USER
 
 
 def answer_review(request: web.Request, target: Target, body: Any) -> web.Response:
@@ -33,7 +34,7 @@ def answer_review(request: web.Request, target: Target, body: Any) -> web.Respon
         answer = self_subject_review(body, _user(request))
     elif kind == "TokenReview":
         token = ((body.get("spec") or {}).get("token")) or ""
-        issuer: TokenIssuer = request.app["token_issuer"]
+        issuer: TokenIssuer = request.app[TOKEN_ISSUER]
         user = issuer.verify(token)
         body["status"] = {"authenticated": user is not None, **({"user": user.as_dict()} if user else {})}
         answer = body
@@ -57,7 +58,7 @@ async def serve_token(request: web.Request, target: Target) -> web.Response:
                               {"kind": "TokenRequest", "group": "authentication.k8s.io",
                                "causes": [{"reason": "FieldValueInvalid", "message": "may not specify a duration less than 10 minutes", "field": "spec.expirationSeconds"}]})
     audiences = spec.get("audiences") or ["https://kubernetes.default.svc.cluster.local"]
-    issuer: TokenIssuer = request.app["token_issuer"]
+    issuer: TokenIssuer = request.app[TOKEN_ISSUER]
     token, expires = issuer.issue(target.namespace or "default", target.name, sa["metadata"].get("uid", ""), audiences, seconds)
     answer = {
         "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",

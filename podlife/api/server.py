@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import secrets
 import logging
+import secrets
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -28,10 +28,10 @@ from aiohttp import web
 
 from .. import __version__
 from ..registry.catalog import Catalog
-from . import discovery, errors, openapi, protobuf
-from .apply import serve_apply
+from . import discovery, errors, openapi
 from .handlers import handle, json_response, resolve
 from .identity import ADMIN_USER, TokenIssuer
+from .keys import KUBELET_SESSION, KUBELET_TOKEN, SUBRESOURCE_HANDLERS, TOKEN_ISSUER, USER
 from .rest import ApiContext
 from .reviews import serve_token
 from .scale import serve_scale
@@ -55,16 +55,6 @@ def version_info() -> dict[str, str]:
         "compiler": "cpython",
         "platform": "linux/amd64",
     }
-
-
-def decode_protobuf_body(raw: bytes) -> Any:
-    """kubectl 1.32's typed writes arrive as Kubernetes protobuf; decode them to JSON form."""
-    try:
-        return protobuf.decode_k8s_protobuf(raw)
-    except protobuf.UnsupportedKindError as exc:
-        raise errors.ApiError(415, "UnsupportedMediaType", str(exc)) from None
-    except protobuf.ProtobufError as exc:
-        raise errors.bad_request(f"the protobuf body could not be decoded: {exc}") from None
 
 
 def _status_response(exc: errors.ApiError) -> web.Response:
@@ -116,12 +106,12 @@ def auth_middleware(token: str | None, issuer: TokenIssuer) -> Any:
             return await handler(request)
         got = request.headers.get("Authorization", "")
         if hmac.compare_digest(got.encode(), expected):
-            request["user"] = ADMIN_USER
+            request[USER] = ADMIN_USER
         else:
             user = issuer.verify(got[7:]) if got.startswith("Bearer ") else None
             if user is None:
                 return _status_response(errors.unauthorized())
-            request["user"] = user
+            request[USER] = user
         return await handler(request)
 
     return authenticate
@@ -139,12 +129,10 @@ class APIServer:
         issuer = TokenIssuer(token_key or secrets.token_bytes(32))
         self.app = web.Application(middlewares=[self.requests.middleware, error_middleware, auth_middleware(token, issuer)],
                                    client_max_size=3 * 1024 * 1024)
-        self.app["token_issuer"] = issuer
-        self.app["kubelet_token"] = kubelet_token or token or ""
-        self.app["subresource_handlers"] = {"scale": serve_scale, "token": serve_token,
+        self.app[TOKEN_ISSUER] = issuer
+        self.app[KUBELET_TOKEN] = kubelet_token or token or ""
+        self.app[SUBRESOURCE_HANDLERS] = {"scale": serve_scale, "token": serve_token,
                                             "exec": serve_stream, "attach": serve_stream, "portforward": serve_stream}
-        self.app["protobuf_decoder"] = decode_protobuf_body
-        self.app["server_side_apply"] = serve_apply
         self.app.router.add_route("*", "/{path:.*}", self.dispatch)
         self.app.on_startup.append(self._on_startup)
         self.app.on_cleanup.append(self._on_cleanup)
@@ -152,10 +140,10 @@ class APIServer:
         self.url = ""
 
     async def _on_startup(self, app: web.Application) -> None:
-        app["kubelet_session"] = aiohttp.ClientSession()
+        app[KUBELET_SESSION] = aiohttp.ClientSession()
 
     async def _on_cleanup(self, app: web.Application) -> None:
-        await app["kubelet_session"].close()
+        await app[KUBELET_SESSION].close()
 
     # ---- lifecycle ------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import MultiDict
 
+from .keys import KUBELET_SESSION, KUBELET_TOKEN
 from ..kubelet.streams import is_websocket_request, offered_protocols
 from . import errors
 from .handlers import Target
@@ -128,7 +129,7 @@ def _kubelet_url(ctx: Any, pod: dict[str, Any], subresource: str, container: str
 
 
 def _headers(request: web.Request) -> dict[str, str]:
-    headers = {"Authorization": f"Bearer {request.app['kubelet_token']}"}
+    headers = {"Authorization": f"Bearer {request.app[KUBELET_TOKEN]}"}
     if offered := offered_protocols(request.headers):
         headers["Sec-WebSocket-Protocol"] = ", ".join(offered)
     return headers
@@ -143,7 +144,7 @@ def _dial_error(exc: Exception) -> errors.ApiError:
 
 async def _ask_plainly(request: web.Request, url: str, params: MultiDict[str]) -> web.Response:
     """Forward the request without an upgrade and pass the kubelet's answer on."""
-    session: aiohttp.ClientSession = request.app["kubelet_session"]
+    session: aiohttp.ClientSession = request.app[KUBELET_SESSION]
     timeout = aiohttp.ClientTimeout(total=PLAIN_REQUEST_TIMEOUT_SECONDS, sock_connect=CONNECT_TIMEOUT_SECONDS)
     try:
         async with session.get(url, params=params, headers=_headers(request), timeout=timeout) as upstream:
@@ -157,7 +158,7 @@ async def _ask_plainly(request: web.Request, url: str, params: MultiDict[str]) -
 
 
 async def _proxy_websocket(request: web.Request, url: str, params: MultiDict[str]) -> web.StreamResponse:
-    session: aiohttp.ClientSession = request.app["kubelet_session"]
+    session: aiohttp.ClientSession = request.app[KUBELET_SESSION]
     headers = _headers(request)
     protocols = offered_protocols(request.headers)
     headers.pop("Sec-WebSocket-Protocol", None)  # ws_connect sends the offer itself

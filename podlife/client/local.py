@@ -25,9 +25,8 @@ def _own(value: CachedObject | Obj) -> Obj:
 
 
 class LocalClient(Client):
-    def __init__(self, ctx: ApiContext, strategic_merge: Any = None) -> None:
+    def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
-        self._strategic = strategic_merge
 
     def _rest(self, res: Resource) -> ResourceREST:
         rest = self.ctx.rest_by(res.group, res.version, res.plural)
@@ -95,12 +94,8 @@ class LocalClient(Client):
 
     async def patch(self, res: Resource, name: str, patch: Any, namespace: str | None = None, *,
                     patch_type: str = "merge", subresource: str | None = None) -> Obj:
-        rest = self._rest(res)
-        strategic = None
-        if patch_type == "strategic" and self._strategic is not None:
-            strategic = lambda cur, body: self._strategic(rest.rt, cur, body)  # noqa: E731
-        patched, _ = await rest.patch(namespace, name, patch_type, patch, subresource=subresource, strategic=strategic,
-                                      field_validation=None)
+        patched, _ = await self._rest(res).patch(namespace, name, patch_type, patch, subresource=subresource,
+                                                 field_validation=None)
         return _own(patched)
 
     async def delete(self, res: Resource, name: str, namespace: str | None = None, *,

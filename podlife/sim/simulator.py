@@ -57,6 +57,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -185,8 +186,14 @@ def _state_from_api(state: Obj) -> Waiting | Running | Terminated:
 
 def fresh_views(pod: Obj) -> list[ContainerView]:
     """The spec's containers, none created yet (all ContainerCreating)."""
-    return [ContainerView(str(c.get("name", "")), str(c.get("image", "")))
-            for c in (pod.get("spec") or {}).get("containers") or []]
+    containers = (pod.get("spec") or {}).get("containers") or ()
+    return list(_fresh_views(tuple((str(c.get("name", "")), str(c.get("image", ""))) for c in containers)))
+
+
+@lru_cache(maxsize=1024)
+def _fresh_views(containers: tuple[tuple[str, str], ...]) -> tuple[ContainerView, ...]:
+    """Fresh views per (name, image) list: they are immutable, and pods of one workload share them."""
+    return tuple(ContainerView(name, image) for name, image in containers)
 
 
 def views_from_pod(pod: Obj) -> list[ContainerView]:
