@@ -12,7 +12,7 @@ establishing and finalizer controllers follow their CRD informer:
   version, the schema for strict field validation and ``kubectl explain``; then write
   ``status`` (``NamesAccepted``, ``Established``, ``acceptedNames``);
 * deletion follows the ``customresourcecleanup.apiextensions.k8s.io`` finalizer:
-  :class:`CRDREST` adds it and a ``Terminating`` condition on the first DELETE; the
+  :class:`~podlife.registry.crds.CRDStrategy` adds it and a ``Terminating`` condition on the first DELETE; the
   worker then refuses new custom resources (405), deletes the existing ones, waits
   until they are gone (their own finalizers, kopf's for instance, may hold them),
   and removes the finalizer. The CRD's DELETE event stops serving: 404 afterwards,
@@ -39,7 +39,6 @@ import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -48,7 +47,7 @@ from aiohttp import web
 from ..registry import crds as rules
 from ..registry import schemas
 from ..registry.crds import CLEANUP_FINALIZER, CustomResourceType
-from ..registry.types import FieldError, Obj, ResourceType
+from ..registry.types import Obj, ResourceType
 from ..store.base import Event, KeyValue
 from . import errors
 from .cache import CachedObject, ResourceCache
@@ -165,24 +164,6 @@ class SharedStorage(ResourceCache):
 # ---------------------------------------------------------------------------
 
 
-def invalid(rt: ResourceType, name: str, errs: list[FieldError]) -> errors.ApiError:
-    """422 Invalid naming the group-qualified kind, as apiextensions-apiserver does
-    (``CronTab.stable.example.com "x" is invalid: ...``)."""
-    exc = errors.invalid(rt, name, errs)
-    shown = str(errs[0]) if len(errs) == 1 else "[" + ", ".join(str(e) for e in errs) + "]"
-    exc.message = f'{rt.kind}.{rt.group} "{name}" is invalid: {shown}'
-    exc.args = (exc.message,)
-    return exc
-
-
-class QualifiedErrors(ResourceREST):
-    """Validation errors name ``<Kind>.<group>``, like Kubernetes' CRD and custom resource registries."""
-
-    def _validate(self, obj: Obj, errs: list[FieldError]) -> None:
-        if errs:
-            raise invalid(self.rt, (obj.get("metadata") or {}).get("name") or "", errs)
-
-
 @dataclass
 class ServedCRD:
     """What one CRD currently serves."""
@@ -194,8 +175,8 @@ class ServedCRD:
     terminating: bool = False
 
 
-class CustomResourceREST(QualifiedErrors):
-    """A served version's REST: reads convert to this version; no creates while terminating."""
+class CustomResourceREST(ResourceREST):
+    """A served version's REST: objects are served in this version; no creates while terminating."""
 
     def __init__(self, rt: CustomResourceType, ctx: ApiContext, cache: ResourceCache, served: ServedCRD) -> None:
         super().__init__(rt, ctx, cache)
@@ -209,30 +190,10 @@ class CustomResourceREST(QualifiedErrors):
                                   {"group": self.rt.group, "kind": self.rt.plural})
         return await super().create(obj, namespace, **options)
 
-    async def _read_for_update(self, key: str, name: str) -> tuple[Obj, Obj, int]:
-        current, old, rev = await super()._read_for_update(key, name)
-        current["apiVersion"] = self.rt.api_version
-        return current, _as_version(old, self.rt.api_version), rev
-
-    async def _read_latest(self, key: str, name: str) -> tuple[Obj, int]:
-        obj, rev = await super()._read_latest(key, name)
-        obj["apiVersion"] = self.rt.api_version
-        return obj, rev
-
-
-class CRDREST(QualifiedErrors):
-    """CRDs: the first DELETE adds the cleanup finalizer and a ``Terminating`` condition."""
-
-    def _mark_deleted(self, current: Obj, options: DeleteOptions, now: datetime | None) -> Obj | None:
-        meta = current["metadata"]
-        if not meta.get("deletionTimestamp"):
-            finalizers = list(meta.get("finalizers") or [])
-            if CLEANUP_FINALIZER not in finalizers:
-                meta["finalizers"] = [*finalizers, CLEANUP_FINALIZER]
-            rules.set_condition(rules.status_dict(current), "Terminating", "True", "InstanceDeletionPending",
-                                "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
-                                now_rfc3339(now))
-        return super()._mark_deleted(current, options, now)
+    def from_storage(self, obj: Obj, mod_revision: int) -> Obj:
+        obj = super().from_storage(obj, mod_revision)
+        obj["apiVersion"] = self.rt.api_version  # all versions share storage ("None" conversion)
+        return obj
 
 
 # ---------------------------------------------------------------------------
@@ -275,7 +236,7 @@ class CRDController:
     def __init__(self, ctx: ApiContext, crd_rt: ResourceType) -> None:
         self.ctx = ctx
         base = ctx.rest_for(crd_rt)
-        self.crd_rest = CRDREST(crd_rt, ctx, base.cache)
+        self.crd_rest = ResourceREST(crd_rt, ctx, base.cache)
         self.served: dict[str, ServedCRD] = {}
         self._prefix = crd_rt.key_prefix()
         self._dirty: set[str] = set()

@@ -75,7 +75,8 @@ def invalid(rt: ResourceType, name: str, errors: list[FieldError]) -> ApiError:
     details = _details(rt, name)
     details["kind"] = rt.kind
     details["causes"] = [e.cause() for e in errors]
-    return ApiError(422, "Invalid", f'{rt.kind} "{name}" is invalid: {shown}', details)
+    qualified = f"{rt.kind}.{rt.group}" if rt.group else rt.kind  # e.g. Deployment.apps, as Kubernetes names it
+    return ApiError(422, "Invalid", f'{qualified} "{name}" is invalid: {shown}', details)
 
 
 def bad_request(message: str, causes: list[dict[str, str]] | None = None) -> ApiError:

@@ -341,23 +341,23 @@ class ResourceREST:
         kv = await self.store.get(key)
         if kv is None:
             raise errors.not_found(self.rt, name)
-        current = orjson.loads(kv.value)
-        current.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+        current = self.from_storage(orjson.loads(kv.value), kv.mod_revision)
         cached = self.cache.get(key)
         if cached is not None and cached.rv == kv.mod_revision:
             return current, cached.obj, kv.mod_revision
-        old = orjson.loads(kv.value)
-        old.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
-        return current, old, kv.mod_revision
+        return current, self.from_storage(orjson.loads(kv.value), kv.mod_revision), kv.mod_revision
+
+    def from_storage(self, obj: Obj, mod_revision: int) -> Obj:
+        """A decoded stored object as this resource serves it (versioned kinds convert here)."""
+        obj.setdefault("metadata", {})["resourceVersion"] = str(mod_revision)
+        return obj
 
     async def _read_latest(self, key: str, name: str) -> tuple[Obj, int]:
         """A private copy of the newest stored object, and its mod_revision."""
         kv = await self.store.get(key)
         if kv is None:
             raise errors.not_found(self.rt, name)
-        obj = orjson.loads(kv.value)
-        obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
-        return obj, kv.mod_revision
+        return self.from_storage(orjson.loads(kv.value), kv.mod_revision), kv.mod_revision
 
     async def update(self, namespace: str | None, name: str, obj: Any, *, subresource: str | None = None,
                      dry_run: bool = False, field_validation: str | None = "Ignore",
@@ -546,6 +546,8 @@ class ResourceREST:
 
     def _mark_deleted(self, current: Obj, options: DeleteOptions, now: datetime | None) -> Obj | None:
         """The object as it stays after the delete request, or None to remove it now."""
+        if not current["metadata"].get("deletionTimestamp"):
+            self.strategy.prepare_for_delete(current, now_rfc3339(now))
         meta = current["metadata"]
         grace = self.strategy.grace_period(current, options.grace_period_seconds)
         finalizers = list(meta.get("finalizers") or [])

@@ -297,6 +297,15 @@ class CRDStrategy(Strategy):
     def validate(self, obj: Obj) -> list[FieldError]:
         return validate_crd(obj)
 
+    def prepare_for_delete(self, obj: Obj, now: str) -> None:
+        """The first DELETE: the cleanup finalizer holds the CRD until its custom resources are gone."""
+        meta = obj["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if CLEANUP_FINALIZER not in finalizers:
+            meta["finalizers"] = [*finalizers, CLEANUP_FINALIZER]
+        set_condition(status_dict(obj), "Terminating", "True", "InstanceDeletionPending",
+                      "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon", now)
+
     def prepare_for_update(self, new: Obj, old: Obj) -> None:
         new["status"] = _copy(old.get("status") or {})  # never share the cached status
         _record_storage_version(new)

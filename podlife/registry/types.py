@@ -129,6 +129,9 @@ class Strategy:
 
     # -- deletion ------------------------------------------------------------------
 
+    def prepare_for_delete(self, obj: Obj, now: str) -> None:
+        """Change ``obj`` on the first delete request, e.g. add a cleanup finalizer."""
+
     def grace_period(self, obj: Obj, requested: int | None) -> int:
         """Seconds of graceful deletion; 0 deletes at once (the default for most kinds)."""
         return 0
