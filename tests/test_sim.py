@@ -24,14 +24,17 @@ from podlife.api.errors import ApiError
 from podlife.client.base import LEASES, NODES, PODS, Client, Obj
 from podlife.client.local import LocalClient
 from podlife.sim.nodes import KUBELET_VERSION, LEASE_NAMESPACE, NODE_RANGE, node_ip
+from podlife.kubelet import lifecycle
+from podlife.sim import simulator as simulator_module
 from podlife.sim.simulator import (
     CHAOS_ACK_ANNOTATION,
     CHAOS_ANNOTATION,
     PORT_ANNOTATION,
     SIM_DURATION_ANNOTATION,
+    PodSim,
     Simulator,
     Step,
-    go_duration,
+    _is_echo,
     port_ip,
     status_patch,
 )
@@ -529,8 +532,74 @@ def test_status_patch_is_an_exact_merge_patch() -> None:
     assert status_patch(wanted, dict(wanted)) is None
 
 
-def test_go_duration() -> None:
-    assert [go_duration(s) for s in (0.1, 10, 80, 300)] == ["100ms", "10s", "1m20s", "5m0s"]
+def test_restart_rules_are_the_kubelets() -> None:
+    """Backoff, restart policy and message formats are shared with the kubelet, not copied (tested there)."""
+    for name in ("CrashBackoff", "format_pod", "go_duration", "image_id", "should_restart", "terminated_from_api"):
+        assert getattr(simulator_module, name) is getattr(lifecycle, name)
+
+
+# --------------------------------------------------------------------------- echoes of our own writes
+
+
+def _version(rv: str, **annotations: str) -> Obj:
+    return {"metadata": {"name": "p", "namespace": NS, "uid": "u", "resourceVersion": rv, "annotations": annotations},
+            "spec": {"nodeName": "sim-node-0"}}
+
+
+def _pod_sim(sim: Simulator) -> PodSim:
+    state = PodSim(f"{NS}/p", "u", "p", NS, sim.pool.nodes["sim-node-0"], lifecycle.CrashBackoff(10, 300))
+    sim.sims[state.key] = state
+    return state
+
+
+async def test_only_echoes_of_our_own_writes_are_dropped() -> None:
+    state = _pod_sim(Simulator(None, 1, stages=StageSet(), record_events=False))  # type: ignore[arg-type]
+    state.wrote(_version("7"))
+    assert _is_echo(state, _version("6"), _version("7"))
+    assert not _is_echo(state, _version("6"), _version("7"))  # each echo once
+    assert not _is_echo(state, _version("7"), _version("8"))  # somebody else's write
+    state.wrote(_version("10"))
+    # a change made just before our write whose own event was lost (a relist): not an echo
+    assert not _is_echo(state, _version("8"), _version("10", **{CHAOS_ANNOTATION: "crash"}))
+
+
+async def test_events_during_a_sync_wake_the_pod_unless_all_are_echoes() -> None:
+    sim = Simulator(None, 1, stages=StageSet(), record_events=False)  # type: ignore[arg-type]
+    state = _pod_sim(sim)
+    state.syncing = True
+    sim._on_pod_update(_version("6"), _version("7"))  # its write has not returned yet
+    state.wrote(_version("7"))
+    state.syncing = False
+    sim._settle(state)
+    assert len(sim.queue) == 0
+    state.syncing = True
+    sim._on_pod_update(_version("7"), _version("8", **{PORT_ANNOTATION: port_annotation("10.244.0.9")}))
+    state.syncing = False
+    sim._settle(state)
+    assert len(sim.queue) == 1
+
+
+async def test_a_pod_with_its_port_costs_one_sync_for_its_three_writes() -> None:
+    async with api() as client:
+        sim = Simulator(client, 1, **FAST)
+        syncs: list[str] = []
+        sync = sim._sync
+
+        async def counted(key: str) -> None:
+            syncs.append(key)
+            await sync(key)
+
+        sim._sync = counted  # type: ignore[method-assign]
+        await sim.start()
+        try:
+            async with Recorder(client, "one") as rec:
+                await run_pod(client, "one")
+                await rec.until(lambda s: s and s[-1]["phase"] == "Running", what="Running")
+            state = sim.sims[f"{NS}/one"]
+            await wait_for(lambda: _true(not state.echoes and not state.syncing), what="the echoes")
+            assert len(rec.written()) == 3 and syncs == [f"{NS}/one"] and len(sim.queue) == 0
+        finally:
+            await sim.stop()
 
 
 def test_negative_node_count_is_refused() -> None:

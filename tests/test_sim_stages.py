@@ -25,8 +25,10 @@ from podlife.client.base import NODES, PODS, Obj
 from podlife.sim.stages import (
     CRASH,
     Delay,
+    Next,
     Requirement,
     Selector,
+    Stage,
     StageError,
     StageSet,
     Timers,
@@ -245,6 +247,38 @@ def test_duration_from_an_annotation() -> None:
     assert stages.first("complete", {"metadata": {"annotations": {"d": "later"}}}) is None  # invalid: stage skipped
     jittered = Delay(1.0, 2.0).seconds({}, random.Random(1))
     assert jittered is not None and 1.0 <= jittered <= 3.0
+
+
+def test_first_answers_as_the_selectors_do() -> None:
+    """first() skips stages whose required labels/annotations are absent and reuses fixed matches: a shortcut,
+    so its answers must be exactly those of trying every selector in file order."""
+    def req(key: str, op: str, *values: str) -> Requirement:
+        return Requirement(key, op, values, parse_path(key) if key.startswith(".") else ())
+
+    ann = '.metadata.annotations["k"]'
+    selectors = [
+        Selector({"app": "web"}), Selector(match_annotations={"k": "1"}),
+        Selector(expressions=(req(ann, "In", "1", "2"),)), Selector(expressions=(req(ann, "Exists"),)),
+        Selector(expressions=(req(ann, "NotIn", "1"),)), Selector(expressions=(req(ann, "DoesNotExist"),)),
+        Selector(expressions=(req("app", "In", "web"), req(".spec.restartPolicy", "In", "Never"))),
+        Selector(expressions=(req(".metadata.labels['app']", "Exists"), req(ann, "NotIn", "2"))), Selector(),
+    ]
+    objects: list[Obj] = [{}, {"metadata": None}, {"metadata": {"labels": None, "annotations": {"k": None}}}]
+    for app in (None, "web", "db"):
+        for k in (None, "1", "2"):
+            for policy in (None, "Never"):
+                objects.append({"metadata": {"labels": {"app": app} if app else {}, "annotations": {"k": k} if k else {}},
+                                "spec": {"restartPolicy": policy} if policy else {}})
+    for start in range(len(selectors)):
+        chosen = selectors[start:] + selectors[:start]
+        stages = StageSet([Stage(f"s{i}", "Pod", sel, Delay(float(i)), Next(CRASH)) for i, sel in enumerate(chosen)])
+        for obj in objects:
+            want = next((s for s in stages.stages if s.selector.matches(obj)), None)
+            got = stages.first(CRASH, obj)
+            assert (got.stage if got else None) == want, (chosen, obj)
+            assert got is None or got.delay == want.delay.duration  # type: ignore[union-attr]
+    fixed = StageSet([Stage("a", "Pod", Selector(), Delay(2.0), Next(CRASH))])
+    assert fixed.first(CRASH, {}) is fixed.first(CRASH, {"metadata": {}})  # one Match for every object
 
 
 async def test_timers_fire_in_order_and_once() -> None:

@@ -25,10 +25,10 @@ from podlife.api.errors import ApiError
 from podlife.api.streaming import pick_container
 from podlife.kubelet import streams
 from podlife.kubelet.runtime import ContainerHandle, ContainerSpec, PodKey, ProcessRuntime
-from podlife.kubelet.server import KubeletServer, LogNotAvailable, LogTarget
+from podlife.kubelet.server import KubeletServer, LogTarget
 from podlife.kubelet.streams import (
     ChannelProtocol,
-    StreamRequestError,
+    RequestRefused,
     encode_status,
     exit_code_status,
     negotiate,
@@ -93,7 +93,7 @@ def test_negotiate_picks_the_first_supported_offer(offered: list[str], chosen: s
 
 
 def test_negotiate_refuses_unknown_protocols() -> None:
-    with pytest.raises(StreamRequestError) as err:
+    with pytest.raises(RequestRefused) as err:
         negotiate(["v9.channel.k8s.io"], streams.EXEC_PROTOCOLS)
     assert err.value.code == 400 and "not supported" in err.value.message
 
@@ -143,7 +143,7 @@ def test_a_terminal_has_no_stderr_channel() -> None:
     ({"command": "ls", "stdout": "maybe"}, 'invalid value for stdout: "maybe"'),
 ])
 def test_stream_options_refusals(query: dict[str, str], message: str) -> None:
-    with pytest.raises(StreamRequestError) as err:
+    with pytest.raises(RequestRefused) as err:
         stream_options(MultiDict(query), needs_command=True)
     assert message in err.value.message
 
@@ -151,7 +151,7 @@ def test_stream_options_refusals(query: dict[str, str], message: str) -> None:
 def test_port_list() -> None:
     assert port_list(MultiDict([("ports", "8080,9090"), ("ports", "1")])) == [8080, 9090, 1]
     for bad in ({}, {"ports": "0"}, {"ports": "70000"}, {"ports": "http"}):
-        with pytest.raises(StreamRequestError):
+        with pytest.raises(RequestRefused):
             port_list(MultiDict(bad))
 
 
@@ -198,19 +198,19 @@ class FakeHost:
 
     def pod_uid(self, namespace: str, pod: str) -> str:
         if (namespace, pod) != (POD.namespace, POD.name):
-            raise StreamRequestError.not_found(f'pods "{pod}" not found')
+            raise RequestRefused.not_found(f'pods "{pod}" not found')
         return POD.uid
 
     def running_container(self, namespace: str, pod: str, container: str) -> ContainerHandle:
         self.pod_uid(namespace, pod)
         handle = self.containers.get(container)
         if handle is None or not handle.running:
-            raise StreamRequestError.bad_request(f'container not found ("{container}")')
+            raise RequestRefused.bad_request(f'container not found ("{container}")')
         return handle
 
 
 def _no_logs(namespace: str, pod: str, container: str, previous: bool) -> LogTarget:
-    raise LogNotAvailable.not_found("no logs here")
+    raise RequestRefused.not_found("no logs here")
 
 
 @dataclass

@@ -45,8 +45,8 @@ from ..client.workqueue import WorkQueue
 from .node_status import DEFAULT_MAX_PODS, MachineInfo, node_labels, node_object, node_status, probe_machine, status_differs
 from .pod_worker import CNI, PodWorker, WorkerConfig
 from .runtime import ContainerHandle, ProcessRuntime
-from .server import KubeletServer, LogNotAvailable, LogTarget
-from .streams import StreamRequestError
+from .server import KubeletServer, LogTarget
+from .streams import RequestRefused
 from .status import rfc3339
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,7 @@ class Kubelet:
     def _log_target(self, namespace: str, pod: str, container: str, previous: bool) -> LogTarget:
         worker = self._workers.get(f"{namespace}/{pod}")
         if worker is None:
-            raise LogNotAvailable.not_found(f'pods "{pod}" not found')
+            raise RequestRefused.not_found(f'pods "{pod}" not found')
         return worker.log_target(container, previous)
 
     # ------------------------------------------------------------------ streams (exec, attach, port-forward)
@@ -316,15 +316,15 @@ class Kubelet:
         """The uid of a pod this kubelet runs; 404 otherwise."""
         worker = self._workers.get(f"{namespace}/{pod}")
         if worker is None:
-            raise StreamRequestError.not_found(f'pods "{pod}" not found')
+            raise RequestRefused.not_found(f'pods "{pod}" not found')
         return worker.uid
 
     def running_container(self, namespace: str, pod: str, container: str) -> ContainerHandle:
         """The running instance of ``container``, as the kubelet finds it for exec and attach."""
         worker = self._workers.get(f"{namespace}/{pod}")
         if worker is None:
-            raise StreamRequestError.not_found(f'pods "{pod}" not found')
+            raise RequestRefused.not_found(f'pods "{pod}" not found')
         for handle in self.runtime.running_containers(worker.pod_key):
             if handle.name == container and handle.running:
                 return handle
-        raise StreamRequestError.bad_request(f'container not found ("{container}")')
+        raise RequestRefused.bad_request(f'container not found ("{container}")')

@@ -65,7 +65,8 @@ from ..client.events import EventRecorder
 from ..network.cni import CNIError
 from .lifecycle import CrashBackoff, format_pod, go_duration, image_id, should_restart, terminated_from_api
 from .runtime import ContainerHandle, ContainerNotRunningError, ContainerSpec, ContainerStartError, PodKey, ProcessRuntime
-from .server import LogNotAvailable, LogTarget
+from .server import LogTarget
+from .streams import RequestRefused
 from .status import (
     CONTAINER_CREATING,
     CRASH_LOOP_BACK_OFF,
@@ -852,7 +853,7 @@ class PodWorker:
         """The log file ``kubectl logs [--previous]`` should read, or why there is none."""
         rec = next((r for r in self._containers if r.name == container), None)
         if rec is None:
-            raise LogNotAvailable.not_found(f'container "{container}" in pod "{self.name}" not found')
+            raise RequestRefused.not_found(f'container "{container}" in pod "{self.name}" not found')
         view = self._view(rec)
 
         def instance_path(state: Terminated | Running | None) -> Path:
@@ -862,7 +863,7 @@ class PodWorker:
         last = view.last_state
         if previous:
             if last is None or not last.container_id:
-                raise LogNotAvailable.bad_request(
+                raise RequestRefused.bad_request(
                     f'previous terminated container "{container}" in pod "{self.name}" not found')
             return LogTarget(instance_path(last), lambda: False)
         state = view.state
@@ -874,8 +875,8 @@ class PodWorker:
         if last is not None and last.container_id:
             return LogTarget(instance_path(last), lambda: False)
         if isinstance(state, Terminated):
-            raise LogNotAvailable.bad_request(f'container "{container}" in pod "{self.name}" is terminated')
-        raise LogNotAvailable.bad_request(
+            raise RequestRefused.bad_request(f'container "{container}" in pod "{self.name}" is terminated')
+        raise RequestRefused.bad_request(
             f'container "{container}" in pod "{self.name}" is waiting to start: {state.reason}')
 
     # ------------------------------------------------------------------ plumbing

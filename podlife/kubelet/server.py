@@ -35,7 +35,7 @@ kubelet does not have, 400 for a container with no log yet.
 The server does not know about pods: a *resolver* (the kubelet) turns
 ``(namespace, pod, container, previous)`` into a :class:`LogTarget` -- a file
 and a way to tell whether its container still runs -- or raises
-:class:`LogNotAvailable`; a :class:`StreamHost` (the kubelet again) finds
+:class:`RequestRefused`; a :class:`StreamHost` (the kubelet again) finds
 running containers and pods for the streams.
 """
 
@@ -56,7 +56,7 @@ from aiohttp import web
 from . import streams
 from .logs import LogOptions, read_log
 from .runtime import ContainerHandle, ProcessRuntime
-from .streams import StreamRequestError
+from .streams import RequestRefused
 
 log = logging.getLogger(__name__)
 
@@ -72,31 +72,13 @@ class LogTarget:
     is_running: Callable[[], bool]
 
 
-class LogNotAvailable(Exception):
-    """Why there is no log to show; becomes a ``Status`` answer."""
-
-    def __init__(self, code: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason
-        self.message = message
-
-    @classmethod
-    def not_found(cls, message: str) -> LogNotAvailable:
-        return cls(404, "NotFound", message)
-
-    @classmethod
-    def bad_request(cls, message: str) -> LogNotAvailable:
-        return cls(400, "BadRequest", message)
-
-
 Resolver = Callable[[str, str, str, bool], LogTarget]
 #: A stream's work once the WebSocket is open.
 Session = Callable[[streams.ChannelConnection], Awaitable[None]]
 
 
 class StreamHost(Protocol):
-    """What the stream endpoints need from the kubelet; lookups raise :class:`StreamRequestError`."""
+    """What the stream endpoints need from the kubelet; lookups raise :class:`RequestRefused`."""
 
     @property
     def runtime(self) -> ProcessRuntime: ...
@@ -120,7 +102,7 @@ def _flag(query: dict[str, str], name: str) -> bool:
         return True
     if value.lower() in ("false", "0"):
         return False
-    raise LogNotAvailable.bad_request(f'invalid value for {name}: "{value}"')
+    raise RequestRefused.bad_request(f'invalid value for {name}: "{value}"')
 
 
 def _integer(query: dict[str, str], name: str) -> int | None:
@@ -130,17 +112,17 @@ def _integer(query: dict[str, str], name: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise LogNotAvailable.bad_request(f'invalid value for {name}: "{value}"') from None
+        raise RequestRefused.bad_request(f'invalid value for {name}: "{value}"') from None
 
 
 def parse_log_options(query: dict[str, str]) -> LogOptions:
-    """``PodLogOptions`` from a query string; :class:`LogNotAvailable` (400) when malformed."""
+    """``PodLogOptions`` from a query string; :class:`RequestRefused` (400) when malformed."""
     since_time = None
     if raw := query.get("sinceTime"):
         try:
             since_time = datetime.fromisoformat(raw)
         except ValueError:
-            raise LogNotAvailable.bad_request(f'invalid value for sinceTime: "{raw}"') from None
+            raise RequestRefused.bad_request(f'invalid value for sinceTime: "{raw}"') from None
     opts = LogOptions(
         follow=_flag(query, "follow"),
         previous=_flag(query, "previous"),
@@ -151,7 +133,7 @@ def parse_log_options(query: dict[str, str]) -> LogOptions:
         limit_bytes=_integer(query, "limitBytes"),
     )
     if opts.since_seconds is not None and opts.since_time is not None:
-        raise LogNotAvailable.bad_request("at most one of `sinceTime` or `sinceSeconds` may be specified")
+        raise RequestRefused.bad_request("at most one of `sinceTime` or `sinceSeconds` may be specified")
     return opts
 
 
@@ -218,7 +200,7 @@ class KubeletServer:
         try:
             opts = parse_log_options(dict(request.query))
             target = self._resolve(info["namespace"], info["pod"], info["container"], opts.previous)
-        except LogNotAvailable as exc:
+        except RequestRefused as exc:
             return status_response(exc.code, exc.reason, exc.message)
         if not target.path.exists():
             return status_response(404, "NotFound", f'log of container "{info["container"]}" in pod "{info["pod"]}" not found')
@@ -239,7 +221,7 @@ class KubeletServer:
 
     def _host(self) -> StreamHost:
         if self._streams is None:
-            raise StreamRequestError(404, "NotFound", "this kubelet serves no streams")
+            raise RequestRefused(404, "NotFound", "this kubelet serves no streams")
         return self._streams
 
     async def _exec(self, request: web.Request) -> web.StreamResponse:
@@ -257,8 +239,8 @@ class KubeletServer:
         try:
             protocol, session = prepare(request)
             if not streams.is_websocket_request(request):
-                raise StreamRequestError.bad_request("Upgrade request required")
-        except StreamRequestError as exc:
+                raise RequestRefused.bad_request("Upgrade request required")
+        except RequestRefused as exc:
             return status_response(exc.code, exc.reason, exc.message)
         conn = await streams.ChannelConnection.accept(request, protocol)
         try:

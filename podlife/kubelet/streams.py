@@ -106,8 +106,11 @@ ATTACH_MAX_POLL_SECONDS = 0.2
 LOOPBACK = "127.0.0.1"
 
 
-class StreamRequestError(Exception):
-    """A request that cannot become a stream; answered with a ``Status`` before any upgrade."""
+class RequestRefused(Exception):
+    """A kubelet request that cannot be served (no such pod, container, option...).
+
+    The kubelet's server answers it with a ``Status`` (before any upgrade, for streams).
+    """
 
     def __init__(self, code: int, reason: str, message: str) -> None:
         super().__init__(message)
@@ -116,11 +119,11 @@ class StreamRequestError(Exception):
         self.message = message
 
     @classmethod
-    def bad_request(cls, message: str) -> StreamRequestError:
+    def bad_request(cls, message: str) -> RequestRefused:
         return cls(400, "BadRequest", message)
 
     @classmethod
-    def not_found(cls, message: str) -> StreamRequestError:
+    def not_found(cls, message: str) -> RequestRefused:
         return cls(404, "NotFound", message)
 
 
@@ -189,7 +192,7 @@ def negotiate(offered: Sequence[str], supported: Mapping[str, ChannelProtocol]) 
         if name and name in supported:
             return supported[name]
     known = sorted(n for n in supported if n)
-    raise StreamRequestError.bad_request(f"requested protocol(s) are not supported: {list(offered)}; supports {known}")
+    raise RequestRefused.bad_request(f"requested protocol(s) are not supported: {list(offered)}; supports {known}")
 
 
 def is_websocket_request(request: web.BaseRequest) -> bool:
@@ -317,7 +320,7 @@ def _flag(query: MultiMapping[str], name: str) -> bool:
         return True
     if value.lower() in _FALSE:
         return False
-    raise StreamRequestError.bad_request(f'invalid value for {name}: "{value}"')
+    raise RequestRefused.bad_request(f'invalid value for {name}: "{value}"')
 
 
 @dataclass(frozen=True)
@@ -339,7 +342,7 @@ class StreamOptions:
 
 
 def stream_options(query: MultiMapping[str], *, needs_command: bool) -> StreamOptions:
-    """Options from the query; :class:`StreamRequestError` (400) when unusable."""
+    """Options from the query; :class:`RequestRefused` (400) when unusable."""
     tty = _flag(query, "tty")
     opts = StreamOptions(
         command=tuple(query.getall("command", [])),
@@ -349,9 +352,9 @@ def stream_options(query: MultiMapping[str], *, needs_command: bool) -> StreamOp
         tty=tty,
     )
     if not (opts.stdin or opts.stdout or _flag(query, "stderr")):
-        raise StreamRequestError.bad_request("you must specify at least 1 of stdin, stdout, stderr")
+        raise RequestRefused.bad_request("you must specify at least 1 of stdin, stdout, stderr")
     if needs_command and not opts.command:
-        raise StreamRequestError.bad_request("you must specify at least one command for the container")
+        raise RequestRefused.bad_request("you must specify at least one command for the container")
     return opts
 
 
@@ -359,12 +362,12 @@ def port_list(query: MultiMapping[str]) -> list[int]:
     """The ``ports`` query values (repeated or comma-separated); 400 when missing or malformed."""
     values = query.getall("ports", [])
     if not values:
-        raise StreamRequestError.bad_request('query parameter "ports" is required')
+        raise RequestRefused.bad_request('query parameter "ports" is required')
     ports: list[int] = []
     for value in values:
         for part in value.split(","):
             if not part.strip().isdigit() or not 0 < int(part) <= 0xFFFF:
-                raise StreamRequestError.bad_request(f'unable to parse "{value}" as a port')
+                raise RequestRefused.bad_request(f'unable to parse "{value}" as a port')
             ports.append(int(part))
     return ports
 

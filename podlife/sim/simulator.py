@@ -44,6 +44,16 @@ value again acts again. (Node chaos lives in :mod:`podlife.sim.nodes`.)
 State: per pod only what the API cannot tell quickly (the container views as last
 written, the step, timers' generation, backoff). A restarted simulator rebuilds it
 from the pods' statuses.
+
+Echoes: each of our writes comes back as a watch event that holds nothing new for
+us. Such events wake no sync: a pod remembers the resourceVersions its writes
+returned (:attr:`PodSim.echoes`), and an update with one of them whose labels,
+annotations, deletionTimestamp and generation are unchanged is dropped
+(:func:`_is_echo`). A write's event can arrive before the write returns, so events
+seen while the pod's sync runs are judged when it ends (:meth:`Simulator._settle`).
+A pod whose port is already there when it is bound thus costs one sync for its
+three writes; chaos that waits for the containers is looked at again at the end of
+every sync, not in a sync of its own.
 """
 
 from __future__ import annotations
@@ -496,10 +506,9 @@ class Simulator:
         if not sim.pending:
             return
         pending, sim.pending = sim.pending, []
-        for old, new in pending:
-            if not _is_echo(sim, old, new):
-                self._on_pod(pending[-1][1])
-                return
+        news = [new for old, new in pending if not _is_echo(sim, old, new)]  # every echo is used up
+        if news:
+            self._on_pod(news[-1])
 
     def _sim_for(self, key: str, pod: Obj, node: SimNode) -> PodSim:
         meta = pod["metadata"]
