@@ -474,8 +474,6 @@ class ResourceREST:
             self.strategy.default(new)
             errs = validate_metadata(new["metadata"], namespaced=self.rt.namespaced, name_rule=self.strategy.name_rule)
             errs += self.strategy.validate_update(new, old)
-            if self.strategy.tracks_generation and self.strategy.spec_changed(new, old):
-                new["metadata"]["generation"] = int(old_meta.get("generation") or 0) + 1
         elif subresource == "finalize":
             new = self._finalize_update(new, old)
             errs = []
@@ -484,6 +482,8 @@ class ResourceREST:
         else:
             raise errors.path_not_found(subresource)
         self._validate(new, errs)
+        if subresource != "status" and self.strategy.tracks_generation and self.strategy.spec_changed(new, old):
+            new["metadata"]["generation"] = int(old_meta.get("generation") or 0) + 1
         # a fresh metadata dict: strategies may have shared old's, which must stay untouched
         new["metadata"] = {k: v for k, v in new["metadata"].items() if k != "resourceVersion"}
         return new

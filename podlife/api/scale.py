@@ -53,9 +53,7 @@ async def serve_scale(request: web.Request, target: Target) -> web.Response:
             raise errors.ApiError(422, "Invalid", f'Scale.autoscaling "{target.name}" is invalid: spec.replicas: Invalid value: {replicas!r}: must be greater than or equal to 0',
                                   {"name": target.name, "group": "autoscaling", "kind": "Scale",
                                    "causes": [{"reason": "FieldValueInvalid", "message": "must be greater than or equal to 0", "field": "spec.replicas"}]})
-        if replicas != scale["spec"]["replicas"]:
-            current.setdefault("spec", {})["replicas"] = replicas
-            current["metadata"]["generation"] = int(current["metadata"].get("generation") or 0) + 1
+        current.setdefault("spec", {})["replicas"] = replicas  # the REST layer bumps generation
         return current
 
     updated = await target.rest.guaranteed_update(target.namespace, target.name, mutate, subresource=INTERNAL)

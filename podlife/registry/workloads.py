@@ -46,6 +46,24 @@ def validate_template(spec: Obj) -> list[FieldError]:
     return [FieldError(e.type, "spec.template." + e.field, e.detail, e.value) for e in errs]
 
 
+def _default_fields(parent: Obj, key: str, defaults: Obj) -> Obj | None:
+    """Fill missing fields of ``parent[key]`` (created when absent; clients often send ``{}``)."""
+    value = parent.setdefault(key, {})
+    if not isinstance(value, dict):
+        return None
+    for k, v in defaults.items():
+        if value.get(k) in (None, ""):
+            value[k] = v
+    return value
+
+
+def _default_rolling(spec: Obj, key: str, rolling: Obj) -> None:
+    """An update strategy: type RollingUpdate unless set, and the rolling parameters' defaults."""
+    strategy = _default_fields(spec, key, {"type": "RollingUpdate"})
+    if strategy is not None and strategy["type"] == "RollingUpdate":
+        _default_fields(strategy, "rollingUpdate", rolling)
+
+
 class ReplicatedStrategy(Strategy):
     """Deployments, ReplicaSets, StatefulSets, DaemonSets, ReplicationControllers."""
 
@@ -63,14 +81,14 @@ class ReplicatedStrategy(Strategy):
             spec.setdefault("replicas", 1)
         spec.setdefault("revisionHistoryLimit", 10)
         if self.kind == "Deployment":
-            spec.setdefault("strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+            _default_rolling(spec, "strategy", {"maxUnavailable": "25%", "maxSurge": "25%"})
             spec.setdefault("progressDeadlineSeconds", 600)
         elif self.kind == "StatefulSet":
             spec.setdefault("podManagementPolicy", "OrderedReady")
-            spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
-            spec.setdefault("persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
+            _default_rolling(spec, "updateStrategy", {"partition": 0})
+            _default_fields(spec, "persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
         elif self.kind == "DaemonSet":
-            spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+            _default_rolling(spec, "updateStrategy", {"maxUnavailable": 1, "maxSurge": 0})
         default_pod_template(spec.get("template"))
 
     def prepare_for_create(self, obj: Obj) -> None:

@@ -1,0 +1,105 @@
+"""Everyday kubectl 1.32 commands against podlife, as issue 4 lists them."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+
+from .cluster_harness import PodlifeProcess, wait_for
+
+pytestmark = pytest.mark.e2e
+
+TICKER = "i=0; trap 'exit 0' TERM; while :; do echo tick $i; i=$((i+1)); sleep 0.2; done"
+
+
+def test_create_namespace_and_deployment_send_protobuf(cluster: PodlifeProcess) -> None:
+    cluster.kubectl("create", "namespace", "proto-ns")
+    ns = cluster.kubectl_json("get", "namespace", "proto-ns")
+    assert ns["status"]["phase"] == "Active" and ns["spec"]["finalizers"] == ["kubernetes"]
+    cluster.kubectl("create", "deployment", "web", "--image=nginx:1.27", "--replicas=2", "-n", "proto-ns")
+    dep = cluster.kubectl_json("get", "deployment", "web", "-n", "proto-ns")
+    assert dep["spec"]["replicas"] == 2 and dep["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+    assert dep["spec"]["strategy"]["type"] == "RollingUpdate"  # server-side defaulting
+    cluster.kubectl("create", "configmap", "proto-cm", "--from-literal=a=b", "-n", "proto-ns")
+    cluster.kubectl("create", "secret", "generic", "proto-secret", "--from-literal=k=v", "-n", "proto-ns")
+    assert cluster.kubectl_json("get", "secret", "proto-secret", "-n", "proto-ns")["data"] == {"k": "dg=="}
+
+
+def test_scale_label_annotate_and_output_formats(cluster: PodlifeProcess) -> None:
+    cluster.kubectl("create", "deployment", "scaled", "--image=nginx")
+    cluster.kubectl("scale", "deployment", "scaled", "--replicas=4")
+    dep = cluster.kubectl_json("get", "deployment", "scaled")
+    assert dep["spec"]["replicas"] == 4 and dep["metadata"]["generation"] == 2
+    cluster.kubectl("label", "deployment", "scaled", "tier=web")
+    cluster.kubectl("annotate", "deployment", "scaled", "owner=team-a")
+    meta = cluster.kubectl_json("get", "deployment", "scaled")["metadata"]
+    assert meta["labels"]["tier"] == "web" and meta["annotations"]["owner"] == "team-a"
+    header = cluster.kubectl("get", "deployments", "-o", "wide").stdout.splitlines()[0].split()
+    assert header == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
+    assert "kind: Deployment" in cluster.kubectl("get", "deployment", "scaled", "-o", "yaml").stdout
+    assert cluster.kubectl("get", "deployment", "scaled", "-o", "name").stdout.strip() == "deployment.apps/scaled"
+    names = cluster.kubectl("get", "all", "-o", "name").stdout.split()
+    assert "deployment.apps/scaled" in names
+
+
+def test_wait_and_logs_follow(cluster: PodlifeProcess) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ticker"},
+           "spec": {"terminationGracePeriodSeconds": 2,
+                    "containers": [{"name": "t", "image": "busybox", "command": ["/bin/sh", "-c", TICKER]}]}}
+    cluster.kubectl("create", "-f", "-", input=json.dumps(pod))
+    cluster.kubectl("wait", "--for=condition=Ready", "pod/ticker", "--timeout=60s", timeout=90)
+    follow = cluster.kubectl_popen("logs", "-f", "ticker")
+    try:
+        lines: list[str] = []
+        assert follow.stdout is not None
+        while len(lines) < 5:
+            line = follow.stdout.readline()
+            assert line, "logs -f ended early"
+            lines.append(line.strip())
+        assert lines[0] == "tick 0" and lines[4] == "tick 4"
+    finally:
+        follow.send_signal(signal.SIGTERM)
+        follow.wait(10)
+    tail = cluster.kubectl("logs", "ticker", "--tail=1", "--timestamps").stdout.strip()
+    assert tail.split(" ", 1)[1].startswith("tick ") and tail[4] == "-"
+    cluster.kubectl("delete", "pod", "ticker", "--wait=true")
+    cluster.kubectl("wait", "--for=delete", "pod/ticker", "--timeout=10s")
+
+
+def test_delete_waits_for_finalizers(cluster: PodlifeProcess) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "held", "finalizers": ["example.com/hold"]}}
+    cluster.kubectl("create", "-f", "-", input=json.dumps(cm))
+    cluster.kubectl("delete", "configmap", "held", "--wait=false")
+    held = cluster.kubectl_json("get", "configmap", "held")
+    assert held["metadata"]["deletionTimestamp"] and held["metadata"]["finalizers"] == ["example.com/hold"]
+    cluster.kubectl("patch", "configmap", "held", "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
+    wait_for(lambda: cluster.kubectl("get", "configmap", "held", check=False).returncode != 0, 30, what="held removed")
+
+
+@pytest.mark.parametrize(("cascade", "dependent_survives"), [("background", False), ("orphan", True), ("foreground", False)])
+def test_cascading_deletion(cluster: PodlifeProcess, cascade: str, dependent_survives: bool) -> None:
+    owner_name, dep_name = f"owner-{cascade}", f"dependent-{cascade}"
+    cluster.kubectl("create", "configmap", owner_name)
+    uid = cluster.kubectl_json("get", "configmap", owner_name)["metadata"]["uid"]
+    dependent = {"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": dep_name, "ownerReferences": [
+                     {"apiVersion": "v1", "kind": "ConfigMap", "name": owner_name, "uid": uid, "blockOwnerDeletion": True}]}}
+    cluster.kubectl("create", "-f", "-", input=json.dumps(dependent))
+    cluster.kubectl("delete", "configmap", owner_name, f"--cascade={cascade}", "--wait=true", timeout=60)
+    if dependent_survives:
+        wait_for(lambda: not cluster.kubectl_json("get", "configmap", dep_name)["metadata"].get("ownerReferences"), 30,
+                 what="the owner reference removed")
+    else:
+        wait_for(lambda: cluster.kubectl("get", "configmap", dep_name, check=False).returncode != 0, 30,
+                 what=f"{dep_name} collected")
+
+
+def test_describe_explain_api_versions(cluster: PodlifeProcess) -> None:
+    out = cluster.kubectl("explain", "pod.spec.containers.livenessProbe").stdout
+    assert "FIELD: livenessProbe <Probe>" in out
+    versions = cluster.kubectl("api-versions").stdout.split()
+    for gv in ("v1", "apps/v1", "batch/v1", "coordination.k8s.io/v1", "network.podlife.io/v1", "apiextensions.k8s.io/v1"):
+        assert gv in versions
+    assert "Name:" in cluster.kubectl("describe", "namespace", "default").stdout
