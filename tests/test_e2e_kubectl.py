@@ -103,3 +103,20 @@ def test_describe_explain_api_versions(cluster: PodlifeProcess) -> None:
     for gv in ("v1", "apps/v1", "batch/v1", "coordination.k8s.io/v1", "network.podlife.io/v1", "apiextensions.k8s.io/v1"):
         assert gv in versions
     assert "Name:" in cluster.kubectl("describe", "namespace", "default").stdout
+
+
+def test_services_get_cluster_ips(cluster: PodlifeProcess) -> None:
+    kubernetes = cluster.kubectl_json("get", "service", "kubernetes")
+    assert kubernetes["spec"]["clusterIP"] == "10.96.0.1"
+    cluster.kubectl("create", "service", "clusterip", "svc-a", "--tcp=80:8080")
+    cluster.kubectl("create", "service", "clusterip", "svc-b", "--tcp=80:8080")
+    a = cluster.kubectl_json("get", "service", "svc-a")["spec"]["clusterIP"]
+    b = cluster.kubectl_json("get", "service", "svc-b")["spec"]["clusterIP"]
+    assert a != b and a.startswith("10.9") and b.startswith("10.9")
+    assert a in cluster.kubectl("get", "service", "svc-a").stdout
+    taken = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc-c"},
+             "spec": {"clusterIP": a, "ports": [{"port": 80}]}}
+    result = cluster.kubectl("create", "-f", "-", input=json.dumps(taken), check=False)
+    assert result.returncode != 0 and "already allocated" in result.stderr
+    cluster.kubectl("create", "service", "clusterip", "headless", "--clusterip=None")
+    assert cluster.kubectl_json("get", "service", "headless")["spec"]["clusterIP"] == "None"

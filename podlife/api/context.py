@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..registry.catalog import Catalog
 from ..store.base import Store
+from .admission import KUBERNETES_SERVICE_IP
 from .cache import WatchCache
 from .crds import install as install_crds
 from .fieldvalidation import schema_checker
@@ -27,6 +28,7 @@ async def build_api(store: Store, catalog: Catalog | None = None) -> ApiContext:
         await add_resource(ctx, rt)
     await install_crds(ctx)  # serves the custom resources of stored CRDs, then follows CRDs
     await ensure_namespaces(ctx)
+    await ensure_kubernetes_service(ctx)
     return ctx
 
 
@@ -35,6 +37,18 @@ async def add_resource(ctx: ApiContext, rt) -> ResourceREST:
     rest = ResourceREST(rt, ctx, cache)
     ctx.rest[(rt.group, rt.version, rt.plural)] = rest
     return rest
+
+
+async def ensure_kubernetes_service(ctx: ApiContext) -> None:
+    """The ``kubernetes`` Service every cluster has, on the first address of the range."""
+    rest = ctx.rest_by("", "v1", "services")
+    if rest is None or rest.cache.get(rest.rt.key("default", "kubernetes")) is not None:
+        return
+    await rest.create({"apiVersion": "v1", "kind": "Service",
+                       "metadata": {"name": "kubernetes", "namespace": "default",
+                                    "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                       "spec": {"clusterIP": KUBERNETES_SERVICE_IP, "type": "ClusterIP",
+                                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}})
 
 
 async def ensure_namespaces(ctx: ApiContext) -> None:

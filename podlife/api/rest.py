@@ -35,6 +35,7 @@ from ..store.base import Compare, Delete, Put, Store, TxnResult
 from . import errors, managed_fields
 from .cache import CachedObject, Filter, ResourceCache, TooOld, Watcher
 from . import strategic_merge
+from .admission import ADMISSION
 from .patch import PatchError, apply_json_patch, apply_merge_patch
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
 
@@ -311,6 +312,8 @@ class ResourceREST:
         self._validate(obj, errs)
         if self.rt.namespaced:
             self._check_namespace_admission(meta["namespace"], meta["name"])
+        for admit in ADMISSION.get((self.rt.group, self.rt.plural), ()):
+            self._validate(obj, admit(self, obj))
         if manager is not None:  # an HTTP write: in-process writes pass no manager and are not tracked
             managed_fields.track_create(self.rt, obj, manager)
         key = self.rt.key(meta.get("namespace"), meta["name"])

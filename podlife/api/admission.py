@@ -1,0 +1,65 @@
+"""Admission steps that need the cluster's state, run on create after validation.
+
+Kubernetes allocates a Service's ClusterIP in its service registry: the lowest free
+address of the service range (the first one is reserved for the ``kubernetes``
+Service), a requested ``spec.clusterIP`` if it is free and in range, none for headless
+(``None``) and ExternalName services. The used addresses are read from the watch cache
+of services, so there is no second record of them to keep in sync.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..registry.types import FieldError, Obj, invalid
+
+if TYPE_CHECKING:
+    from .rest import ResourceREST
+
+SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
+KUBERNETES_SERVICE_IP = str(SERVICE_CIDR.network_address + 1)
+
+Admit = Callable[["ResourceREST", Obj], list[FieldError]]
+
+
+def allocate_cluster_ip(rest: ResourceREST, obj: Obj) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
+        return []
+    wanted = spec.get("clusterIP") or None
+    if wanted == "None":
+        spec["clusterIPs"] = ["None"]
+        return []
+    used = {str((co.obj.get("spec") or {}).get("clusterIP")) for co in rest.cache.objects.values()}
+    if wanted is not None:
+        try:
+            addr = ipaddress.ip_address(wanted)
+        except ValueError:
+            return [invalid("spec.clusterIPs[0]", wanted, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")]
+        if addr not in SERVICE_CIDR:
+            return [invalid("spec.clusterIPs[0]", wanted, f"failed to allocate IP {wanted}: the provided IP ({wanted}) is not in the valid range. The range of valid IPs is {SERVICE_CIDR}")]
+        if wanted in used:
+            return [invalid("spec.clusterIPs[0]", wanted, f"failed to allocate IP {wanted}: provided IP is already allocated")]
+        chosen = wanted
+    else:
+        chosen = _lowest_free(used)
+        if chosen is None:
+            return [FieldError("FieldValueForbidden", "spec.clusterIPs", "failed to allocate IP: range is full")]
+    spec["clusterIP"] = chosen
+    spec["clusterIPs"] = [chosen]
+    return []
+
+
+def _lowest_free(used: set[str]) -> str | None:
+    base = int(SERVICE_CIDR.network_address)
+    for offset in range(2, SERVICE_CIDR.num_addresses - 1):  # .1 is the kubernetes Service's
+        candidate = str(ipaddress.ip_address(base + offset))
+        if candidate not in used:
+            return candidate
+    return None
+
+
+#: admission steps by (group, plural)
+ADMISSION: dict[tuple[str, str], list[Admit]] = {("", "services"): [allocate_cluster_ip]}
