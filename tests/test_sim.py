@@ -331,6 +331,23 @@ async def test_three_separate_writes_even_when_the_port_is_already_there() -> No
             ("Pending", False), ("Pending", True), ("Running", True)]
 
 
+async def test_conditions_of_others_are_kept() -> None:
+    """A condition the kubelet does not own (here a readiness gate's) survives the simulator's writes."""
+    gate = {"type": "example.com/Gate", "status": "True", "lastProbeTime": None,
+            "lastTransitionTime": "2024-01-01T00:00:00Z"}
+    async with api() as client, simulator(client):
+        await run_pod(client, "gated", ip=None)
+        pod = await pod_where(client, "gated", lambda p: container(p).get("state", {}).get("waiting"),
+                              what="creating")
+        await client.patch(PODS, "gated", {"status": {"conditions": [gate, *pod["status"]["conditions"]]}}, NS,
+                           subresource="status")
+        await give_port(client, "gated")
+        pod = await pod_where(client, "gated", running, what="Running")
+        assert pod["status"]["conditions"][0] == gate
+        assert [c["type"] for c in pod["status"]["conditions"][1:]] == [
+            "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]
+
+
 async def test_pods_of_other_nodes_are_left_alone() -> None:
     async with api() as client, simulator(client, 1) as sim:
         await client.create(NODES, {"metadata": {"name": "real-node"}})

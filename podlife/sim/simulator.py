@@ -2,9 +2,11 @@
 
 Design
 ------
-What it watches: **one** pod informer for all its nodes (``spec.nodeName!=``, then a
-set lookup of the node name), as KWOK does -- not one watch per node, so 5,000 nodes
-cost one watch. Its handlers only queue keys; a :class:`~podlife.client.workqueue.WorkQueue`
+What it watches: **one** pod informer for all its nodes, as KWOK does -- not one
+watch per node, so 5,000 nodes cost one watch. It has no field selector: its handler
+looks the node name up in a set anyway, and a ``spec.nodeName!=`` selector would
+cost the API server two evaluations per pod event (new and previous object) to
+spare us only the events of pods not yet bound. Its handlers only queue keys; a :class:`~podlife.client.workqueue.WorkQueue`
 with a bounded number of workers runs :meth:`Simulator._sync` per key (one worker per
 key at a time). Node registration, Leases and node chaos are
 :class:`~podlife.sim.nodes.NodePool`'s.
@@ -151,17 +153,18 @@ class _SecondClock:
     simulator's CPU, and the text only changes once a second.
     """
 
-    __slots__ = ("_second", "_text")
+    __slots__ = ("_start", "_end", "_text")
 
     def __init__(self) -> None:
-        self._second = -1
+        self._start = self._end = 0.0
         self._text = ""
 
     def __call__(self) -> str:
-        second = int(time.time())
-        if second != self._second:
+        now = time.time()
+        if not self._start <= now < self._end:
+            second = int(now)
             self._text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
-            self._second = second
+            self._start, self._end = float(second), float(second + 1)
         return self._text
 
 
@@ -288,6 +291,11 @@ def _is_echo(sim: PodSim, old: Obj, new: Obj) -> bool:
             and meta.get("generation") == before.get("generation"))
 
 
+def _chaos_pending(sim: PodSim, pod: Obj) -> bool:
+    """Whether ``podlife.io/chaos`` differs from what was acknowledged (checked before awaiting _chaos)."""
+    return ((pod.get("metadata") or {}).get("annotations") or {}).get(CHAOS_ANNOTATION) != sim.chaos_acked
+
+
 def _targets(views: Iterable[ContainerView], container: str | None) -> set[str]:
     names = {v.name for v in views}
     if container is None:
@@ -319,7 +327,10 @@ class PodSim:
     backoff: CrashBackoff
     step: Step = Step.NEW
     status: Obj = field(default_factory=dict)  # the status as last written (or read)
-    views: list[ContainerView] = field(default_factory=list)
+    #: ``status`` has only conditions the kubelet owns, PodScheduled among them: the
+    #: next write can build on it as it is (see Simulator._base_status).
+    plain: bool = False
+    views: list[ContainerView] = field(default_factory=list)  # as last written (or read); none before
     pod_ip: str = ""
     start_time: str = ""
     gen: int = 0  # bumped on every step change; older timers are ignored
@@ -384,7 +395,7 @@ class Simulator:
                              lease_period=lease_period, lease_duration=lease_duration,
                              status_period=node_status_period, register_concurrency=register_concurrency,
                              stages=self.stages, timers=self.timers)
-        self.pods = Informer(client, PODS, field_selector="spec.nodeName!=")
+        self.pods = Informer(client, PODS)  # no field selector: see the module docstring
         self.pods.add_handlers(on_add=self._on_pod, on_update=self._on_pod_update, on_delete=self._on_pod_gone)
         self.queue = WorkQueue()
         self.recorder = EventRecorder(client, "kubelet") if record_events else None
@@ -424,16 +435,17 @@ class Simulator:
 
     # ------------------------------------------------------------------ informer and timers
 
-    def _on_pod(self, pod: Obj) -> None:
+    def _on_pod(self, pod: Obj, key: str | None = None) -> None:
         if (pod.get("spec") or {}).get("nodeName") in self.pool.nodes:
-            self.queue.add(object_key(pod))
+            self.queue.add(key or object_key(pod))
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
-        sim = self.sims.get(object_key(new))
+        key = object_key(new)
+        sim = self.sims.get(key)
         if sim is not None and sim.syncing:
             sim.pending.append((old, new))  # judged when the sync ends (_settle)
         elif sim is None or not _is_echo(sim, old, new):
-            self._on_pod(new)
+            self._on_pod(new, key)
 
     def _on_pod_gone(self, pod: Obj) -> None:
         self.sims.pop(object_key(pod), None)
@@ -484,11 +496,13 @@ class Simulator:
             if (pod.get("metadata") or {}).get("deletionTimestamp"):
                 await self._terminate(sim, pod)
                 return
-            pod = await self._chaos(sim, pod)
+            if _chaos_pending(sim, pod):
+                pod = await self._chaos(sim, pod)
             pod = await self._advance(sim, pod)
             # Chaos that waited for the containers to start acts now: the echo of the
             # Running write wakes no second sync.
-            await self._chaos(sim, pod)
+            if _chaos_pending(sim, pod):
+                await self._chaos(sim, pod)
         except _Gone:
             if self.sims.get(key) is sim:
                 del self.sims[key]
@@ -508,7 +522,7 @@ class Simulator:
         pending, sim.pending = sim.pending, []
         news = [new for old, new in pending if not _is_echo(sim, old, new)]  # every echo is used up
         if news:
-            self._on_pod(news[-1])
+            self._on_pod(news[-1], sim.key)
 
     def _sim_for(self, key: str, pod: Obj, node: SimNode) -> PodSim:
         meta = pod["metadata"]
@@ -525,7 +539,9 @@ class Simulator:
         """Start from the pod's status: new, or left by an earlier simulator."""
         status = pod.get("status") or {}
         sim.status = dict(status)
-        sim.views = views_from_pod(pod)
+        conditions = status.get("conditions") or ()
+        sim.plain = _kubelet_only(conditions) and _has_scheduled(conditions)
+        sim.views = views_from_pod(pod) if status.get("containerStatuses") else []  # new: nothing written yet
         sim.chaos_acked = ((pod["metadata"].get("annotations") or {}).get(CHAOS_ACK_ANNOTATION))
         sim.start_time = str(status.get("startTime") or "")
         sim.pod_ip = str(status.get("podIP") or "")
@@ -577,30 +593,30 @@ class Simulator:
     # ------------------------------------------------------------------ status writes
 
     @staticmethod
-    def _base_status(sim: PodSim, pod: Obj) -> Obj:
-        """Our last status, with the conditions others own taken from the newest pod.
+    def _base_status(sim: PodSim, pod: Obj) -> tuple[Obj, bool]:
+        """Our last status, with the conditions others own taken from the newest pod; and
+        whether it has only kubelet conditions (so will the status built on it).
 
-        Usually nobody else has a condition on the pod and ours include PodScheduled:
-        then that is our last status itself, used without a copy (build_pod_status
-        copies what it changes and never changes ``previous``).
+        Usually nobody else has a condition on the pod and ours are plain (see
+        :attr:`PodSim.plain`): then that is our last status itself, used without a
+        copy (build_pod_status copies what it changes and never changes ``previous``).
         """
         api_conditions = (pod.get("status") or {}).get("conditions") or ()
-        our_conditions = sim.status.get("conditions") or ()
-        if (_kubelet_only(api_conditions) and _kubelet_only(our_conditions)
-                and (_has_scheduled(our_conditions) or not _has_scheduled(api_conditions))):
-            return sim.status
+        if sim.plain and _kubelet_only(api_conditions):
+            return sim.status, True
         base = dict(sim.status)
         foreign = [c for c in api_conditions if c.get("type") not in _KUBELET_CONDITIONS]
-        ours = [c for c in our_conditions if c.get("type") in _KUBELET_CONDITIONS]
+        ours = [c for c in base.get("conditions") or () if c.get("type") in _KUBELET_CONDITIONS]
         scheduled = [c for c in api_conditions if c.get("type") == SCHEDULED]
         if scheduled and not _has_scheduled(ours):
             ours += scheduled
         base["conditions"] = foreign + ours
-        return base
+        return base, not foreign
 
     async def _write(self, sim: PodSim, pod: Obj, views: list[ContainerView]) -> Obj:
         """Patch the status to show ``views``; returns the newest pod. Raises _Gone."""
-        wanted = build_pod_status(pod, views, sim.facts(), previous=self._base_status(sim, pod), now=_now())
+        base, plain = self._base_status(sim, pod)
+        wanted = build_pod_status(pod, views, sim.facts(), previous=base, now=_now())
         patch = status_patch(sim.status, wanted)
         if patch is None:
             sim.views = views
@@ -613,6 +629,7 @@ class Simulator:
                 raise _Gone from None
             raise
         sim.status = wanted
+        sim.plain = plain  # build_pod_status keeps the base's foreign conditions and adds PodScheduled
         sim.views = views
         sim.wrote(new)
         return new
@@ -831,7 +848,7 @@ class Simulator:
     async def _chaos(self, sim: PodSim, pod: Obj) -> Obj:
         """Act on ``podlife.io/chaos`` once per value (see the module docstring)."""
         value = ((pod.get("metadata") or {}).get("annotations") or {}).get(CHAOS_ANNOTATION)
-        if value == sim.chaos_acked:
+        if value == sim.chaos_acked:  # nothing to do (callers check _chaos_pending first)
             return pod
         if value is None:
             return await self._ack(sim, None)
