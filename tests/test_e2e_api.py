@@ -175,3 +175,17 @@ def test_resource_version_match(cluster: PodlifeProcess) -> None:
     assert cluster.http("GET", "/api/v1/namespaces/default/configmaps?resourceVersionMatch=Exact")[0] == 400
     status, body = cluster.http("GET", "/api/v1/namespaces/default/configmaps?resourceVersion=999999999&resourceVersionMatch=Exact")
     assert status == 504 and body["reason"] == "Timeout"
+
+
+def test_kubelets_are_only_dialled_on_loopback(cluster: PodlifeProcess) -> None:
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "far-away"},
+            "status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.10"}],
+                       "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}}
+    assert cluster.http("POST", "/api/v1/nodes", node)[0] == 201
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "far-pod"},
+           "spec": {"nodeName": "far-away", "containers": [{"name": "c", "image": "x"}]}}
+    assert cluster.http("POST", "/api/v1/namespaces/default/pods", pod)[0] == 201
+    status, body = cluster.http("GET", "/api/v1/namespaces/default/pods/far-pod/log")
+    assert status == 400 and "only connects to kubelets on this machine" in body["message"]
+    cluster.http("DELETE", "/api/v1/namespaces/default/pods/far-pod", {"gracePeriodSeconds": 0})
+    cluster.http("DELETE", "/api/v1/nodes/far-away")

@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from .keys import KUBELET_SESSION, KUBELET_TOKEN
+from .kubelets import kubelet_base_url
 from . import errors
 from .handlers import Target
 
@@ -39,19 +40,6 @@ def _container(pod: dict, requested: str | None) -> str:
                              + (f" or one of the init containers: [{' '.join(init)}]" if init else ""))
 
 
-def _kubelet_url(ctx, node_name: str) -> str:
-    nodes = ctx.rest_by("", "v1", "nodes")
-    node = nodes.cache.get(nodes.rt.key(None, node_name)) if nodes is not None else None
-    if node is None:
-        raise errors.ApiError(404, "NotFound", f'nodes "{node_name}" not found', {"name": node_name, "kind": "nodes"})
-    status = node.obj.get("status") or {}
-    port = (((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port"))
-    address = next((a.get("address") for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None)
-    if not port or not address:
-        raise errors.bad_request(f"the kubelet of node {node_name} serves no logs (a simulated node?)")
-    return f"http://{address}:{port}"
-
-
 async def serve_log(request: web.Request, target: Target) -> web.StreamResponse:
     assert target.name is not None
     pod = target.rest.get(target.namespace, target.name).obj
@@ -59,7 +47,7 @@ async def serve_log(request: web.Request, target: Target) -> web.StreamResponse:
     node = (pod.get("spec") or {}).get("nodeName")
     if not node:
         raise errors.bad_request(f"pod {target.name} does not have a host assigned")
-    base = _kubelet_url(target.rest.ctx, node)
+    base = kubelet_base_url(target.rest.ctx, node, "logs")
     params = {k: request.query[k] for k in _PASSED if k in request.query}
     url = f"{base}/containerLogs/{target.namespace}/{target.name}/{container}"
     session: aiohttp.ClientSession = request.app[KUBELET_SESSION]

@@ -44,6 +44,7 @@ from aiohttp import WSMsgType, web
 from multidict import MultiDict
 
 from .keys import KUBELET_SESSION, KUBELET_TOKEN
+from .kubelets import kubelet_base_url
 from ..kubelet.streams import is_websocket_request, offered_protocols
 from . import errors
 from .handlers import Target
@@ -100,21 +101,6 @@ def _check_phase(pod: dict[str, Any], subresource: str) -> None:
         raise errors.bad_request(f"cannot {verb} a container in a completed pod; current phase is {phase}")
 
 
-def _kubelet_base(ctx: Any, node_name: str, subresource: str) -> str:
-    nodes = ctx.rest_by("", "v1", "nodes")
-    node = nodes.cache.get(nodes.rt.key(None, node_name)) if nodes is not None else None
-    if node is None:
-        raise errors.ApiError(404, "NotFound", f'nodes "{node_name}" not found', {"name": node_name, "kind": "nodes"})
-    status = node.obj.get("status") or {}
-    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-    address = next((a.get("address") for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None)
-    if not port or not address:
-        raise errors.bad_request(f"node {node_name} has no kubelet endpoint (a simulated node?): "
-                                 f"{subresource} needs a real kubelet")
-    host = f"[{address}]" if ":" in address else address
-    return f"http://{host}:{port}"
-
-
 def _kubelet_url(ctx: Any, pod: dict[str, Any], subresource: str, container: str | None) -> str:
     """The kubelet URL for this stream, after every check the API server makes."""
     meta = pod["metadata"]
@@ -125,7 +111,7 @@ def _kubelet_url(ctx: Any, pod: dict[str, Any], subresource: str, container: str
     if not node:
         raise errors.bad_request(f"pod {meta['name']} does not have a host assigned")
     _check_phase(pod, subresource)
-    return _kubelet_base(ctx, node, subresource) + "/" + "/".join(parts)
+    return kubelet_base_url(ctx, node, subresource) + "/" + "/".join(parts)
 
 
 def _headers(request: web.Request) -> dict[str, str]:
