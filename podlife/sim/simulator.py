@@ -558,18 +558,11 @@ class Simulator:
             sim.step = Step.NETWORKED  # pulling or crash-looping: start the containers again
 
     async def _advance(self, sim: PodSim, pod: Obj) -> Obj:
-        """Take every step that is due now, back to back; returns the newest pod seen."""
-        pod = await self._first_writes(sim, pod)
-        if sim.step is Step.PULLING:
-            await self._pulling(sim, pod)
-        elif sim.step is Step.RUNNING:
-            await self._running(sim, pod)
-        elif sim.step is Step.BACKOFF and self._take_due(sim, _RESTART):
-            await self._restart(sim, pod)
-        return pod
+        """Take every step that is due now, back to back; returns the newest pod seen.
 
-    async def _first_writes(self, sim: PodSim, pod: Obj) -> Obj:
-        """ContainerCreating, pod IP, Running (or a failing pull): as many as can happen now."""
+        ContainerCreating, pod IP and Running (or a failing pull) go in one sync when
+        nothing holds them; then whatever a timer made due (``sim.due``).
+        """
         if sim.step is Step.NEW:
             if not self._ready_for(sim, CREATE, self.stages.first(CREATE, pod)):
                 return pod
@@ -588,6 +581,14 @@ class Simulator:
             if not self._ready_for(sim, RUN, self.stages.first(RUN, pod)):
                 return pod
             pod = await self._start_containers(sim, pod)
+        if not sim.due:
+            return pod  # what follows only acts on timers that fired
+        if sim.step is Step.PULLING:
+            await self._pulling(sim, pod)
+        elif sim.step is Step.RUNNING:
+            await self._running(sim, pod)
+        elif sim.step is Step.BACKOFF and self._take_due(sim, _RESTART):
+            await self._restart(sim, pod)
         return pod
 
     # ------------------------------------------------------------------ status writes
