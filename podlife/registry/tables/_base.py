@@ -70,6 +70,20 @@ def selector_column(description: str = "Label selector of the pods managed by th
     return wide("Selector", description=description)
 
 
+def replica_columns(selector_description: str = "Label selector of the pods managed by this object.") -> tuple[JSON, ...]:
+    """The columns of ReplicaSets and ReplicationControllers (the same in Kubernetes)."""
+    return (
+        name_column(),
+        column("Desired", "integer", "Desired number of replicas."),
+        column("Current", "integer", "Number of replicas that exist."),
+        column("Ready", "integer", "Number of ready replicas."),
+        age_column(),
+        containers_column(),
+        images_column(),
+        selector_column(selector_description),
+    )
+
+
 @dataclass(frozen=True)
 class TablePrinter:
     """How one kind is rendered: its columns and a function producing the cells.

@@ -11,7 +11,6 @@ from ._base import (
     NONE,
     UNKNOWN,
     UNSET,
-    TablePrinter,
     age,
     age_column,
     as_int,
@@ -26,9 +25,11 @@ from ._base import (
     meta,
     name_column,
     name_of,
+    replica_columns,
     since,
     spec,
     status,
+    TablePrinter,
     wide,
 )
 
@@ -483,16 +484,7 @@ COMPONENT_STATUS_PRINTER = TablePrinter(
 )
 
 REPLICATION_CONTROLLER_PRINTER = TablePrinter(
-    columns=(
-        name_column(),
-        column("Desired", "integer", "Desired number of replicas."),
-        column("Current", "integer", "Number of replicas that exist."),
-        column("Ready", "integer", "Number of ready replicas."),
-        age_column(),
-        containers_column(),
-        images_column(),
-        wide("Selector", description="Labels of the pods managed by the controller."),
-    ),
+    columns=replica_columns("Labels of the pods managed by the controller."),
     cells=_replication_controller_cells,
 )
 

@@ -10,7 +10,6 @@ from ._base import (
     JSON,
     NONE,
     UNKNOWN,
-    TablePrinter,
     age,
     age_column,
     as_int,
@@ -28,11 +27,13 @@ from ._base import (
     meta,
     name_column,
     name_of,
+    replica_columns,
     selector_column,
     selector_string,
     since,
     spec,
     status,
+    TablePrinter,
     template_spec,
 )
 
@@ -131,19 +132,7 @@ DEPLOYMENT_PRINTER = TablePrinter(
     cells=_deployment_cells,
 )
 
-REPLICA_SET_PRINTER = TablePrinter(
-    columns=(
-        name_column(),
-        column("Desired", "integer", "Desired number of replicas."),
-        column("Current", "integer", "Number of replicas that exist."),
-        column("Ready", "integer", "Number of ready replicas."),
-        age_column(),
-        containers_column(),
-        images_column(),
-        selector_column(),
-    ),
-    cells=_replica_set_cells,
-)
+REPLICA_SET_PRINTER = TablePrinter(columns=replica_columns(), cells=_replica_set_cells)
 
 DAEMON_SET_PRINTER = TablePrinter(
     columns=(
