@@ -267,8 +267,8 @@ def test_first_answers_as_the_selectors_do() -> None:
     for app in (None, "web", "db"):
         for k in (None, "1", "2"):
             for policy in (None, "Never"):
-                objects.append({"metadata": {"labels": {"app": app} if app else {}, "annotations": {"k": k} if k else {}},
-                                "spec": {"restartPolicy": policy} if policy else {}})
+                meta = {"labels": {"app": app} if app else {}, "annotations": {"k": k} if k else {}}
+                objects.append({"metadata": meta, "spec": {"restartPolicy": policy} if policy else {}})
     for start in range(len(selectors)):
         chosen = selectors[start:] + selectors[:start]
         stages = StageSet([Stage(f"s{i}", "Pod", sel, Delay(float(i)), Next(CRASH)) for i, sel in enumerate(chosen)])

@@ -11,6 +11,8 @@ the API server's process or on another machine unchanged.
   Node status only when it changes or every 5 minutes (Kubernetes' defaults),
   watches ``pods?fieldSelector=spec.nodeName=<node>`` with an informer and
   routes each change, through a work queue, to the pod's worker.
+* :mod:`.lifecycle` -- restart policy, crash-loop back-off and image/duration helpers,
+  shared with the simulated nodes.
 * :mod:`.pod_worker` -- one asyncio task per pod. It owns everything about its
   pod, reacts to new pod versions, container exits and timers, and writes the
   status in the order Kubernetes does (``ContainerCreating``, then the pod IP

@@ -6,10 +6,10 @@ What it watches: **one** pod informer for all its nodes, as KWOK does -- not one
 watch per node, so 5,000 nodes cost one watch. It has no field selector: its handler
 looks the node name up in a set anyway, and a ``spec.nodeName!=`` selector would
 cost the API server two evaluations per pod event (new and previous object) to
-spare us only the events of pods not yet bound. Its handlers only queue keys; a :class:`~podlife.client.workqueue.WorkQueue`
-with a bounded number of workers runs :meth:`Simulator._sync` per key (one worker per
-key at a time). Node registration, Leases and node chaos are
-:class:`~podlife.sim.nodes.NodePool`'s.
+spare us only the events of pods not yet bound. Its handlers only queue keys; a
+:class:`~podlife.client.workqueue.WorkQueue` with a bounded number of workers runs
+:meth:`Simulator._sync` per key (one worker per key at a time). Node registration,
+Leases and node chaos are :class:`~podlife.sim.nodes.NodePool`'s.
 
 What it writes, per pod, in the order a real node writes it (the seeds):
 
@@ -65,6 +65,7 @@ import contextlib
 import enum
 import logging
 import os
+import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -171,8 +172,13 @@ class _SecondClock:
 _now = _SecondClock()
 
 
+#: Container IDs only have to be unique, not secret: a PRNG seeded once spares a
+#: getrandom() system call per container start.
+_container_ids = random.Random(os.urandom(32))
+
+
 def new_container_id() -> str:
-    return CONTAINER_ID_SCHEME + os.urandom(32).hex()
+    return f"{CONTAINER_ID_SCHEME}{_container_ids.getrandbits(256):064x}"
 
 
 def port_ip(pod: Obj) -> str | None:
@@ -319,6 +325,8 @@ MAX_ECHOES = 8
 
 @dataclass(slots=True)
 class PodSim:
+    """What the simulator keeps about one pod: what the API cannot tell it cheaply (slots: 10,000 of them)."""
+
     key: str
     uid: str
     name: str
@@ -343,12 +351,12 @@ class PodSim:
     pull_attempts: int = 0
     chaos_acked: str | None = None
     #: resourceVersions our own writes returned whose watch events are still to come:
-    #: those events only echo what we wrote, so they wake no sync (see Simulator._is_echo).
+    #: those events only echo what we wrote, so they wake no sync (see _is_echo).
     echoes: set[str] = field(default_factory=set)
     syncing: bool = False  # a sync of this pod is running
     pending: list[tuple[Obj, Obj]] = field(default_factory=list)  # updates that arrived meanwhile
-    _facts: PodFacts | None = None
-    _facts_of: tuple[str, str] = ("", "")
+    _facts: PodFacts | None = field(default=None, init=False, repr=False)
+    _facts_of: tuple[str, str] = field(default=("", ""), init=False, repr=False)
 
     def facts(self) -> PodFacts:
         """The pod-level facts of the status; rebuilt only when start time or pod IP change."""
