@@ -310,9 +310,9 @@ next: {action: crash, exitCode: 3, backoff: 50ms, maxBackoff: 200ms}
                             what="three restarts")
         written = rec.written()
         kinds = [state_of(s) for s in written]
-        assert kinds[:6] == [("waiting", "ContainerCreating"), ("waiting", "ContainerCreating"), ("running", ""),
+        assert kinds[:5] == [("waiting", "ContainerCreating"), ("running", ""),
                              ("terminated", "Error"), ("running", ""), ("terminated", "Error")]
-        assert ("waiting", "CrashLoopBackOff") in kinds[6:]
+        assert ("waiting", "CrashLoopBackOff") in kinds[5:]
         backoff = next(s for s in written if state_of(s) == ("waiting", "CrashLoopBackOff"))
         cs = backoff["containerStatuses"][0]
         assert cs["state"]["waiting"]["message"].startswith("back-off 50ms restarting failed container=c pod=crashy_default(")

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,25 +88,6 @@ class CachedObject:
         return orjson.loads(self.raw)
 
 
-class _LazyFields(Mapping[str, str]):
-    """Field-selector values of one object, computed only when asked for."""
-
-    __slots__ = ("_getters", "_obj")
-
-    def __init__(self, getters: dict[str, Callable[[dict], str]], obj: dict) -> None:
-        self._getters = getters
-        self._obj = obj
-
-    def __getitem__(self, key: str) -> str:
-        return self._getters[key](self._obj)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._getters)
-
-    def __len__(self) -> int:
-        return len(self._getters)
-
-
 @dataclass(slots=True)
 class WatchEvent:
     type: str  # ADDED | MODIFIED | DELETED
@@ -124,23 +105,35 @@ class WatchEvent:
 class Filter:
     """What one reader asked for: a namespace and label/field selectors."""
 
-    __slots__ = ("namespace", "labels", "fields", "getters", "name")
+    __slots__ = ("namespace", "labels", "fields", "checks", "name")
 
     def __init__(self, rt: ResourceType, namespace: str | None = None, labels: Any = None, fields: Any = None) -> None:
         self.namespace = namespace or None
         self.labels = labels if labels is not None and not labels.empty else None
         self.fields = fields if fields is not None and fields.requirements else None
-        self.getters = rt.field_getters
         self.name = fields.exact("metadata.name") if self.fields is not None else None
+        # Field terms compiled once: every event of a watched resource is matched
+        # against every watcher, so this is a hot path. A field the resource cannot
+        # select on reads as "" (the request was validated before a Filter is made).
+        getters = rt.field_getters
+        self.checks: tuple[tuple[Callable[[dict], str], bool, str], ...] = tuple(
+            (getters.get(field, _empty_field), operator == "=", value)
+            for field, operator, value in (self.fields.requirements if self.fields is not None else ()))
 
     def matches(self, co: CachedObject) -> bool:
         if self.namespace is not None and co.namespace != self.namespace:
             return False
         if self.labels is not None and not self.labels.matches(co.labels):
             return False
-        if self.fields is not None and not self.fields.matches(_LazyFields(self.getters, co.obj)):
-            return False
+        obj = co.obj
+        for get, equal, value in self.checks:
+            if (get(obj) == value) is not equal:
+                return False
         return True
+
+
+def _empty_field(obj: dict) -> str:
+    return ""
 
 
 class Watcher:

@@ -393,14 +393,24 @@ class ResourceREST:
         if patch_type == "strategic" and not strategic_merge.supports_strategic_merge(rt.group, rt.version, rt.kind):
             raise errors.unsupported_media_type("application/strategic-merge-patch+json")
 
+        # The body is the request's own (decoded for this request, or handed over by the
+        # in-process client), so a merge patch may use its values without copying them.
+        # A retry after a conflict starts again from a pristine copy: the first attempt's
+        # object, which shares those values, may have been changed by the strategy.
+        pristine = orjson.dumps(body) if patch_type == "merge" else b""
+        attempts = 0
+
         def apply(current: Obj) -> Obj:
+            nonlocal attempts
+            attempts += 1
             try:
                 if patch_type == "json":
                     if not isinstance(body, list):
                         raise errors.bad_request("json patch must be a list of operations")
                     patched = apply_json_patch(current, body)
                 elif patch_type == "merge":
-                    patched = apply_merge_patch(current, body)
+                    patched = apply_merge_patch(current, body if attempts == 1 else orjson.loads(pristine),
+                                                take_patch=True)
                 elif patch_type == "strategic":
                     patched = strategic_merge.apply_strategic_merge_patch_for(rt.group, rt.version, rt.kind, current, body)
                 else:

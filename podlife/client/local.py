@@ -94,7 +94,7 @@ class LocalClient(Client):
 
     async def patch(self, res: Resource, name: str, patch: Any, namespace: str | None = None, *,
                     patch_type: str = "merge", subresource: str | None = None) -> Obj:
-        patched, _ = await self._rest(res).patch(namespace, name, patch_type, patch, subresource=subresource,
+        patched, _ = await self._rest(res).patch(namespace, name, patch_type, _own(patch), subresource=subresource,
                                                  field_validation=None)
         return _own(patched)
 

@@ -12,8 +12,10 @@ all the collector reads, so the informer caches stay small however big the objec
 its owner references and the uids of its dependents. To stay cheap on a cluster of
 10,000 pods it holds only objects that matter: objects with ``ownerReferences``,
 objects being deleted with a collector finalizer, and owners that some dependent
-points at. An owner not observed yet is a *virtual* node until it is verified with a
-live GET (after the informers' full sync): found, it becomes a real node; absent (not
+points at. An owner not in the graph yet is read from its informer's cache when it
+is there (the usual case: a pod becomes a node when its Port appears, with no API
+call); otherwise it is a *virtual* node until it is verified with a live GET (after
+the informers' full sync): found, it becomes a real node; absent (not
 found, or another object under that name), it is dropped and its dependents are
 examined. Events for any other object cost one dict lookup.
 
@@ -199,10 +201,12 @@ class DependencyGraph:
     """
 
     def __init__(self, kinds: Mapping[tuple[str, str], Resource], enqueue_delete: Callable[[str], None],
-                 enqueue_orphan: Callable[[str], None]) -> None:
+                 enqueue_orphan: Callable[[str], None],
+                 find_observed: Callable[[Identity], Mapping[str, Any] | None] | None = None) -> None:
         self._kinds = kinds
         self._enqueue_delete = enqueue_delete
         self._enqueue_orphan = enqueue_orphan
+        self._find_observed = find_observed or (lambda identity: None)
         self._nodes: dict[str, Node] = {}
 
     def __len__(self) -> int:
@@ -272,11 +276,29 @@ class DependencyGraph:
     def _link(self, dependent: Node, ref: OwnerRef) -> None:
         owner = self._nodes.get(ref.uid)
         if owner is None:
-            owner = self._nodes[ref.uid] = Node(self._virtual_identity(dependent, ref))
-            self._enqueue_delete(ref.uid)  # verify that the owner exists
+            identity = self._virtual_identity(dependent, ref)
+            owner = self._nodes[ref.uid] = Node(identity)
+            seen = self._find_observed(identity) if identity.resource is not None else None
+            if seen is not None:
+                self._adopt(owner, seen)  # an informer has it: no live GET needed
+            else:
+                self._enqueue_delete(ref.uid)  # verify that the owner exists
         owner.dependents.add(dependent.uid)
         if owner.deleting_dependents:
             self._enqueue_delete(dependent.uid)
+
+    def _adopt(self, node: Node, meta: Mapping[str, Any]) -> None:
+        """Make a just-linked owner a real node from the metadata an informer holds for it.
+
+        The graph keeps only objects that matter (see the module docstring), so the
+        owner of a new dependent -- a pod, when its Port appears -- is usually in an
+        informer's cache but not in the graph; reading it there is what Kubernetes'
+        graph builder, which holds every object, gets for free.
+        """
+        node.observed = True
+        self._set_owners(node, owner_refs(meta))
+        finalizers = meta.get("finalizers") or ()
+        self._set_deletion_state(node, bool(meta.get("deletionTimestamp")), finalizers)
 
     def _unlink(self, dependent: Node, owner_uid: str) -> None:
         owner = self._nodes.get(owner_uid)
@@ -385,10 +407,11 @@ class GarbageCollector:
         self.workers = workers
         self.delete_queue = WorkQueue()
         self.orphan_queue = WorkQueue()
-        self.graph = DependencyGraph(self._kinds, self.delete_queue.add, self.orphan_queue.add)
+        self.graph = DependencyGraph(self._kinds, self.delete_queue.add, self.orphan_queue.add, self._find_observed)
         self.absent = AbsentOwners()
         view = MetadataClient(client)
         self.informers = [self._informer(view, r) for r in self.resources]
+        self._informer_of = {(inf.res.group, inf.res.plural): inf for inf in self.informers}
         self._synced = asyncio.Event()
 
     async def run(self) -> None:
@@ -416,6 +439,14 @@ class GarbageCollector:
                               on_update=lambda old, new: self._on_update(res, old, new),
                               on_delete=self._on_delete)
         return informer
+
+    def _find_observed(self, identity: Identity) -> Mapping[str, Any] | None:
+        """The metadata an informer holds for ``identity`` (same uid), if any."""
+        res = identity.resource
+        informer = self._informer_of.get((res.group, res.plural)) if res is not None else None
+        obj = informer.get(identity.namespace or None, identity.name) if informer is not None else None
+        meta = _meta(obj) if obj is not None else None
+        return meta if meta is not None and meta.get("uid") == identity.uid else None
 
     def _on_update(self, res: Resource, old: Obj, new: Obj) -> None:
         old_uid = _meta(old).get("uid")

@@ -11,7 +11,7 @@ and registering a ResourceType in :mod:`podlife.registry.catalog`; nothing else 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -151,7 +151,7 @@ def path_getter(path: str) -> FieldGetter:
     def get(obj: Obj) -> str:
         cur: Any = obj
         for p in parts:
-            if not isinstance(cur, Mapping):
+            if not isinstance(cur, dict):  # decoded JSON: dicts only (an ABC check costs more)
                 return ""
             cur = cur.get(p)
         if cur is None:

@@ -5,7 +5,7 @@ Design
 :class:`~podlife.sim.simulator.Simulator` (``podlife up --sim-nodes N``,
 ``podlife sim``) registers N Node objects and keeps their Leases, and plays the life
 of every pod bound to them by writing the statuses a real kubelet would write -- the
-same three first writes (ContainerCreating, pod IP, Running), built with the real
+same first statuses (ContainerCreating, pod IP, Running), built with the real
 kubelet's pure status functions, waiting for the network controller's port like the
 real CNI step. It talks to the API only through :class:`~podlife.client.base.Client`,
 so it runs inside ``podlife up`` or as its own process against any server.

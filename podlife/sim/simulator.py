@@ -22,11 +22,15 @@ What it writes, per pod, in the order a real node writes it (the seeds):
 3. ``Running``: containers running with a ``podlife-sim://`` containerID, ready,
    started; Ready True.
 
-Each is its own merge patch of ``status`` (only what changed, uid precondition),
+Each write is a merge patch of ``status`` (only what changed, uid precondition),
 built by the real kubelet's pure functions (:mod:`podlife.kubelet.status`), so
-simulated and real pods look alike. A sync does as many steps as it can at once:
-with no delays, a pod whose port already exists gets its three writes back to back,
-with no sleeps and no timers.
+simulated and real pods look alike. A sync does as many steps as it can at once,
+with no sleeps and no timers. When nothing holds step 3 (no run delay, no image
+pull failure), steps 2 and 3 are one write: the pod IP arrives with Running, which
+is what a real cluster shows (``shared/reference/real-kubectl-watch.txt``: the IP
+column fills in on the Running line) and saves one write per pod at scale. A stage
+that delays the run makes the pod IP a write of its own, while the pod is still
+ContainerCreating.
 
 Everything else is a stage (:mod:`podlife.sim.stages`): delays of these steps,
 completion after ``podlife.io/sim-duration``, crashes with Kubernetes' crash-loop
@@ -54,7 +58,7 @@ annotations, deletionTimestamp and generation are unchanged is dropped
 (:func:`_is_echo`). A write's event can arrive before the write returns, so events
 seen while the pod's sync runs are judged when it ends (:meth:`Simulator._settle`).
 A pod whose port is already there when it is bound thus costs one sync for its
-three writes; chaos that waits for the containers is looked at again at the end of
+first writes; chaos that waits for the containers is looked at again at the end of
 every sync, not in a sync of its own.
 """
 
@@ -131,7 +135,7 @@ _RESTART, _PULL_BACKOFF, _PULL_RETRY = "restart", "pull-backoff", "pull-retry"
 class Step(enum.Enum):
     NEW = "new"  # bound, nothing written yet
     CREATING = "creating"  # ContainerCreating written; waiting for the port
-    NETWORKED = "networked"  # pod IP written
+    NETWORKED = "networked"  # pod IP known (written, or to be written with Running)
     PULLING = "pulling"  # image pull failing (never runs)
     RUNNING = "running"
     BACKOFF = "backoff"  # crashed containers wait to be restarted
@@ -575,19 +579,26 @@ class Simulator:
             if not self._ready_for(sim, CREATE, self.stages.first(CREATE, pod)):
                 return pod
             pod = await self._container_creating(sim, pod)
+        at_once = False
         if sim.step is Step.CREATING:
             ip = sim.node.ip if (pod.get("spec") or {}).get("hostNetwork") else port_ip(pod)
             if ip is None:
                 return pod  # the informer wakes us when the network controller writes the port
-            pod = await self._networked(sim, pod, ip)
+            at_once = self._runs_at_once(pod)
+            if at_once:
+                sim.pod_ip = ip  # written with Running, just below
+                self._enter(sim, Step.NETWORKED)
+            else:
+                pod = await self._networked(sim, pod, ip)
         if sim.step is Step.NETWORKED:
-            pull = self.stages.first(IMAGE_PULL_ERROR, pod)
-            if pull is not None:
-                if self._ready_for(sim, IMAGE_PULL_ERROR, pull):
-                    await self._pull_failed(sim, pod, pull.stage.next)
-                return pod
-            if not self._ready_for(sim, RUN, self.stages.first(RUN, pod)):
-                return pod
+            if not at_once:
+                pull = self.stages.first(IMAGE_PULL_ERROR, pod)
+                if pull is not None:
+                    if self._ready_for(sim, IMAGE_PULL_ERROR, pull):
+                        await self._pull_failed(sim, pod, pull.stage.next)
+                    return pod
+                if not self._ready_for(sim, RUN, self.stages.first(RUN, pod)):
+                    return pod
             pod = await self._start_containers(sim, pod)
         if not sim.due:
             return pod  # what follows only acts on timers that fired
@@ -647,13 +658,20 @@ class Simulator:
         if self.recorder is not None:
             self.recorder.event(pod, type_, reason, message, f"spec.containers{{{container}}}" if container else "")
 
-    # ------------------------------------------------------------------ the three first writes
+    # ------------------------------------------------------------------ the first writes
 
     async def _container_creating(self, sim: PodSim, pod: Obj) -> Obj:
         sim.start_time = sim.start_time or _now()
         pod = await self._write(sim, pod, fresh_views(pod))
         self._enter(sim, Step.CREATING)
         return pod
+
+    def _runs_at_once(self, pod: Obj) -> bool:
+        """Whether the containers start as soon as the pod has its IP (no stage holds them)."""
+        if self.stages.first(IMAGE_PULL_ERROR, pod) is not None:
+            return False
+        run = self.stages.first(RUN, pod)
+        return run is None or run.delay <= 0
 
     async def _networked(self, sim: PodSim, pod: Obj, ip: str) -> Obj:
         sim.pod_ip = ip
