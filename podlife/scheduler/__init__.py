@@ -5,7 +5,9 @@ interface, decides one pod at a time against its own accounting of each node's
 requested resources, and writes ``pods/binding`` (plus events and the
 ``PodScheduled`` condition). The rules are plugins at Kubernetes' extension points
 (:mod:`podlife.scheduler.plugins`); quantities are parsed by
-:mod:`podlife.scheduler.quantity`. See :mod:`podlife.scheduler.scheduler` for the design.
+:mod:`podlife.scheduler.quantity`; :mod:`podlife.scheduler.columns` mirrors each
+node's running totals in numpy arrays, so the resource filter and score judge
+all nodes at once. See :mod:`podlife.scheduler.scheduler` for the design.
 """
 
 from .plugins import (

@@ -34,13 +34,28 @@ failed binding un-charges the node and puts the pod back with backoff.
 
 *Cheap per-node work.* Static filters (readiness, cordon, node name, taints,
 affinity) depend only on what nodes declare, so their verdicts are cached per
-distinct pod constraint set until a node changes; a pod then costs one resource
-check and one score per node examined (see :mod:`podlife.scheduler.plugins`).
+distinct pod constraint set until a node changes (with the candidates' positions
+in the node list). What remains per pod -- the resource check and the
+LeastAllocated score -- runs on every candidate at once: the cache keeps each
+node's running totals in numpy int64 columns too (:mod:`podlife.scheduler.columns`,
+a row per node, written whenever a node's totals change), and the plugins
+compute a boolean mask and an array of scores from them. In a Python loop the
+interpreter's per-node overhead was most of the scheduler's CPU; as arrays, a
+pod costs a few dozen numpy calls at nanoseconds per node (about 5x less at
+1,000 nodes). The result is
+exactly the per-node path's -- the same first feasible nodes from the same
+rotating start, the same integer scores, the same tie set for the same random
+pick -- and that path remains, used whenever a configured dynamic filter or
+score plugin has no array version, a pod requests other (extended) resources
+or has an invalid request, or some value is too large for int64 arithmetic to
+be exact (see :mod:`podlife.scheduler.plugins`). A pod that fits nowhere is
+diagnosed node by node, for Kubernetes' per-reason message.
 
 *Not every node.* As kube-scheduler's ``percentageOfNodesToScore``: the search
 stops after ``max(100, nodes * (50 - nodes/125)%)`` feasible nodes (at least 5 %),
 starting where the previous pod stopped, so successive pods look at different
-nodes and spread.
+nodes and spread. (The array path checks every candidate, which costs less than
+stopping early would save, then keeps the nodes the search would have found.)
 
 *Retries.* A pod that fits nowhere waits in the unschedulable set until a node is
 added or changes, or an assigned pod goes away; it then comes back through a
@@ -60,11 +75,14 @@ from collections.abc import Coroutine, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..api.errors import ApiError
 from ..timeutil import now_rfc3339
 from ..client.base import NODES, PODS, Client, Obj
 from ..client.events import EventRecorder
 from ..client.informer import Informer
+from .columns import NodeColumns, Rows
 from .plugins import (
     DefaultBinder,
     FilterPlugin,
@@ -346,9 +364,12 @@ class SchedulerCache:
         #: nodes that exist as Node objects, in a stable order
         self.node_list: list[NodeInfo] = []
         self._position: dict[str, int] = {}
+        #: the running totals of ``node_list[i]`` in row ``i``, for the array plugins
+        self.columns = NodeColumns()
         self.pods: dict[str, tuple[PodInfo, str]] = {}
         self.assumed: set[str] = set()
-        #: bumped whenever the node list or a node's declared attributes change
+        #: bumped whenever the node list (so any node's position) or a node's
+        #: declared attributes change
         self.generation = 0
 
     def _node(self, name: str) -> NodeInfo:
@@ -366,6 +387,7 @@ class SchedulerCache:
         if is_new:
             self._position[name] = len(self.node_list)
             self.node_list.append(ni)
+            self.columns.attach(ni, self._position[name])
         if is_new or static_changed:
             self.generation += 1
         return is_new or static_changed or alloc_changed
@@ -379,6 +401,9 @@ class SchedulerCache:
         if last is not ni:
             self.node_list[pos] = last
             self._position[last.name] = pos
+            self.columns.attach(last, pos)
+        self.columns.detach(ni)
+        self.columns.truncate(len(self.node_list))
         ni.set_node(None)
         if not ni.req_pods:
             del self.nodes[name]
@@ -443,12 +468,24 @@ class SchedulerCache:
 
 @dataclass
 class _StaticResult:
-    """The static filters' verdict over every node, for one pod constraint set."""
+    """The static filters' verdict over every node, for one pod constraint set.
+
+    ``positions`` are the candidates' rows in the cache's columns (their places in
+    ``node_list``); the result is dropped whenever the cache's generation changes,
+    which any change of position bumps, so they stay valid while it is used.
+    """
 
     candidates: list[NodeInfo]
     reasons: Counter[str]
     unresolvable: int
     resolvable: int
+    positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    #: every node is a candidate: ``rows`` is then a slice, which numpy reads without copying
+    everywhere: bool = False
+
+    @property
+    def rows(self) -> Rows:
+        return slice(0, len(self.candidates)) if self.everywhere else self.positions
 
 
 @dataclass
@@ -546,8 +583,15 @@ class Scheduler:
         if not num_nodes:
             return FitError(0)
         static = self._static_for(info)
-        feasible = self._feasible(info, static.candidates, num_feasible_nodes_to_find(
-            num_nodes, self.percentage_of_nodes_to_score))
+        wanted = num_feasible_nodes_to_find(num_nodes, self.percentage_of_nodes_to_score)
+        rows = self._feasible_rows(info, static, wanted)
+        if rows is not None:  # the array path
+            if not len(rows):
+                return self._diagnose(info, static, num_nodes)
+            if len(rows) == 1:
+                return self.cache.node_list[int(rows[0])]
+            return self._select_row(info, rows)
+        feasible = self._feasible(info, static.candidates, wanted)
         if not feasible:
             return self._diagnose(info, static, num_nodes)
         if len(feasible) == 1:
@@ -566,9 +610,10 @@ class Scheduler:
 
     def _run_static(self, info: PodInfo) -> _StaticResult:
         candidates: list[NodeInfo] = []
+        positions: list[int] = []
         reasons: Counter[str] = Counter()
         unresolvable = resolvable = 0
-        for node in self.cache.node_list:
+        for position, node in enumerate(self.cache.node_list):
             for f in self._static_filters:
                 status = f.filter(info, node)
                 if status is not None:
@@ -580,7 +625,11 @@ class Scheduler:
                     break
             else:
                 candidates.append(node)
-        return _StaticResult(candidates, reasons, unresolvable, resolvable)
+                positions.append(position)
+        return _StaticResult(candidates, reasons, unresolvable, resolvable, np.array(positions, dtype=np.intp),
+                             everywhere=len(candidates) == len(self.cache.node_list))
+
+    # -- the per-node path: any plugin, any pod --
 
     def _feasible(self, info: PodInfo, candidates: list[NodeInfo], wanted: int) -> list[NodeInfo]:
         """Up to ``wanted`` nodes passing the dynamic filters, from a rotating start."""
@@ -611,6 +660,60 @@ class Scheduler:
         best = max(totals)
         ties = [node for node, score in zip(feasible, totals) if score == best]
         return ties[0] if len(ties) == 1 else ties[self._rng.randrange(len(ties))]
+
+    # -- the array path: every candidate judged at once on the cache's columns --
+
+    def _feasible_rows(self, info: PodInfo, static: _StaticResult, wanted: int) -> np.ndarray | None:
+        """:meth:`_feasible` on the columns: the same nodes, as rows of ``node_list``, in the
+        same order, with the same ``_next_start`` update; None (and nothing changed) when
+        a dynamic filter has no array version for this pod."""
+        n = len(static.candidates)
+        if not n:
+            return static.positions
+        mask = self._dynamic_mask(info, static.rows, n)
+        if mask is None:
+            return None
+        start = self._next_start % n
+        chosen = _rotated_first(mask.nonzero()[0], start, wanted)
+        if len(chosen) < wanted:
+            processed = n
+        else:  # the search stopped at the last feasible node
+            processed = (int(chosen[-1]) - start) % n + 1
+        self._next_start = (start + processed) % n
+        return chosen if static.everywhere else static.positions[chosen]
+
+    def _dynamic_mask(self, info: PodInfo, rows: Rows, n: int) -> np.ndarray | None:
+        """Which candidates pass every dynamic filter, or None when one cannot say with arrays."""
+        mask: np.ndarray | None = None
+        for f in self._dynamic_filters:
+            verdicts = f.filter_mask(info, self.cache.columns, rows)
+            if verdicts is None:
+                return None
+            mask = verdicts if mask is None else mask & verdicts
+        return mask if mask is not None else np.ones(n, dtype=bool)
+
+    def _select_row(self, info: PodInfo, rows: np.ndarray) -> NodeInfo:
+        """:meth:`_select` on the columns: the same totals, tie set and random pick."""
+        totals = self._total_scores(info, rows)
+        if totals is None:  # a plugin without arrays: score these nodes one by one
+            return self._select(info, [self.cache.node_list[r] for r in rows.tolist()])
+        ties = (totals == totals.max()).nonzero()[0]
+        pick = ties[0] if len(ties) == 1 else ties[self._rng.randrange(len(ties))]
+        return self.cache.node_list[int(rows[pick])]
+
+    def _total_scores(self, info: PodInfo, rows: np.ndarray) -> np.ndarray | None:
+        """The weighted sum of the score plugins' arrays, or None when one has no array version."""
+        totals: np.ndarray | None = None
+        for plugin in self.scores:
+            scores = plugin.score_array(info, self.cache.columns, rows)
+            if scores is None:
+                return None
+            if plugin.weight != 1:
+                scores = plugin.weight * scores
+            totals = scores if totals is None else totals + scores
+        return totals
+
+    # -- fits nowhere --
 
     def _diagnose(self, info: PodInfo, static: _StaticResult, num_nodes: int) -> FitError:
         error = FitError(num_nodes, Counter(static.reasons), static.unresolvable, static.resolvable)
@@ -780,6 +883,16 @@ class Scheduler:
 
     def _on_node_delete(self, node: Obj) -> None:
         self.cache.remove_node((node.get("metadata") or {}).get("name") or "")
+
+
+def _rotated_first(passing: np.ndarray, start: int, wanted: int) -> np.ndarray:
+    """The first ``wanted`` of the ascending indices ``passing`` in the order the
+    per-node search meets them: from ``start`` to the end, then from the beginning."""
+    split = int(passing.searchsorted(start))
+    head = passing[split:split + wanted]
+    if len(head) == wanted or not split:
+        return head
+    return np.concatenate((head, passing[:min(split, wanted - len(head))]))
 
 
 def _condition_patch(pod: Obj, reason: str, message: str) -> Obj | None:
