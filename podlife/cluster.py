@@ -95,7 +95,7 @@ class Cluster:
         self._guard_routes()
         self.url = await self.server.start(cfg.host, cfg.port, self.pki.server_ssl_context())
         write_kubeconfig(self.kubeconfig, self.url, self.pki.ca_cert, token)
-        self.client = LocalClient(self.ctx)
+        self.client = LocalClient(self.ctx, shared_results=True)  # components only read what writes return
         await self._start_components(token)
         self.server.ready = True
         return self.url

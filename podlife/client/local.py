@@ -1,8 +1,16 @@
 """The in-process client: the API server's REST layer, called without HTTP.
 
 Same rules as over HTTP (it calls :class:`podlife.api.rest.ResourceREST`), so a
-component cannot tell which transport it runs on. Returned objects are fresh copies;
-watch events carry the watch cache's shared objects (read-only).
+component cannot tell which transport it runs on. ``get`` and ``list`` return fresh
+copies; watch events carry the watch cache's shared objects (read-only).
+
+What a write returns is a fresh copy too, unless the client is made with
+``shared_results=True``: then it is the watch cache's object itself, which the caller
+must only read. The cluster's own components use that (they read what their writes
+return -- a resourceVersion, a port's address -- and never change it, just as they never
+change the objects their informers hand them), which spares a decode of the whole
+object for every write; code that edits what it gets back keeps the default.
+Request bodies are always copied, so callers may keep and reuse theirs.
 """
 
 from __future__ import annotations
@@ -25,8 +33,15 @@ def _own(value: CachedObject | Obj) -> Obj:
 
 
 class LocalClient(Client):
-    def __init__(self, ctx: ApiContext) -> None:
+    def __init__(self, ctx: ApiContext, *, shared_results: bool = False) -> None:
         self.ctx = ctx
+        self.shared_results = shared_results
+
+    def _result(self, value: CachedObject | Obj) -> Obj:
+        """What a write returns: the cache's object when results are shared, else a copy."""
+        if self.shared_results:
+            return value.obj if isinstance(value, CachedObject) else value
+        return _own(value)
 
     def _rest(self, res: Resource) -> ResourceREST:
         rest = self.ctx.rest_by(res.group, res.version, res.plural)
@@ -78,7 +93,7 @@ class LocalClient(Client):
     async def create(self, res: Resource, obj: Obj, namespace: str | None = None) -> Obj:
         created, _ = await self._rest(res).create(_own(obj), namespace or (obj.get("metadata") or {}).get("namespace"),
                                                   field_validation=None)
-        return _own(created)
+        return self._result(created)
 
     async def create_subresource(self, res: Resource, name: str, subresource: str, obj: Obj,
                                  namespace: str | None = None) -> Obj:
@@ -90,17 +105,17 @@ class LocalClient(Client):
         meta = obj.get("metadata") or {}
         updated, _ = await self._rest(res).update(meta.get("namespace"), meta.get("name", ""), _own(obj),
                                                   subresource=subresource, field_validation=None)
-        return _own(updated)
+        return self._result(updated)
 
     async def patch(self, res: Resource, name: str, patch: Any, namespace: str | None = None, *,
                     patch_type: str = "merge", subresource: str | None = None) -> Obj:
         patched, _ = await self._rest(res).patch(namespace, name, patch_type, _own(patch), subresource=subresource,
                                                  field_validation=None)
-        return _own(patched)
+        return self._result(patched)
 
     async def delete(self, res: Resource, name: str, namespace: str | None = None, *,
                      grace_period_seconds: int | None = None, propagation_policy: str | None = None,
                      preconditions: dict | None = None) -> Obj:
         pre = preconditions or {}
         opts = DeleteOptions(grace_period_seconds, propagation_policy, pre.get("uid"), pre.get("resourceVersion"))
-        return _own(await self._rest(res).delete(namespace, name, opts))
+        return self._result(await self._rest(res).delete(namespace, name, opts))
