@@ -9,7 +9,8 @@ deletes them all (grace 0) and prints and writes (``benchmarks/results/``):
 
 - time to all nodes Ready; time from first create to all pods Running; pods/s;
 - create->Running latency p50/p90/p99 (from sending the create to the watch seeing
-  Running; creationTimestamp has one-second resolution);
+  Running; creationTimestamp has one-second resolution), and p50/p99 of the steps
+  before it (the watch seeing the pod created, bound, and with its port annotation);
 - scheduler throughput (pods bound per second, first bind to last);
 - API requests/s (from the server's /metrics); server peak RSS and CPU seconds;
 - the same for deleting every pod.
@@ -46,12 +47,17 @@ async def requests_served(client: HTTPClient) -> int:
     return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("apiserver_request_total{"))
 
 
+PORT_ANNOTATION = "network.podlife.io/port"
+
+
 class Observer:
-    """One watch on the benchmark's pods: when each was bound, Running, gone."""
+    """One watch on the benchmark's pods: when each was created, bound, networked, Running, gone."""
 
     def __init__(self, expected: int) -> None:
         self.expected = expected
+        self.created: dict[str, float] = {}
         self.bound: dict[str, float] = {}
+        self.networked: dict[str, float] = {}
         self.running: dict[str, float] = {}
         self.gone: dict[str, float] = {}
         self.all_running = asyncio.Event()
@@ -67,8 +73,11 @@ class Observer:
                 if len(self.gone) >= self.expected:
                     self.all_gone.set()
                 continue
+            self.created.setdefault(name, now)
             if obj["spec"].get("nodeName"):
                 self.bound.setdefault(name, now)
+            if PORT_ANNOTATION in (obj["metadata"].get("annotations") or {}):
+                self.networked.setdefault(name, now)
             if obj.get("status", {}).get("phase") == "Running" and name not in self.running:
                 self.running[name] = now
                 if len(self.running) >= self.expected:
@@ -104,6 +113,9 @@ async def run(nodes: int, pods: int, concurrency: int, timeout: float) -> dict:
         all_running = time.monotonic() - t0
         cpu1, req1 = server.cpu_seconds(), await requests_served(client)
         latencies = [observer.running[n] - sent[n] for n in names]
+        stages = {stage: [seen[n] - sent[n] for n in names if n in seen]
+                  for stage, seen in (("created", observer.created), ("bound", observer.bound),
+                                      ("networked", observer.networked))}
         binds = sorted(observer.bound.values())
         sched_span = (binds[-1] - binds[0]) if len(binds) > 1 else float("nan")
 
@@ -126,6 +138,9 @@ async def run(nodes: int, pods: int, concurrency: int, timeout: float) -> dict:
             "all_running_seconds": all_running, "pods_per_second": pods / all_running,
             "latency_p50_s": percentile(latencies, 50), "latency_p90_s": percentile(latencies, 90),
             "latency_p99_s": percentile(latencies, 99),
+            # where the time goes: from sending the create to the watch seeing each step
+            **{f"{stage}_p50_s": percentile(values, 50) for stage, values in stages.items()},
+            **{f"{stage}_p99_s": percentile(values, 99) for stage, values in stages.items()},
             "scheduler_pods_per_second": len(binds) / sched_span if sched_span == sched_span and sched_span > 0 else None,
             "api_requests_per_second_during_create": (req1 - req0) / all_running,
             "server_cpu_seconds_create": cpu1 - cpu0,
