@@ -137,14 +137,20 @@ def _empty_field(obj: dict) -> str:
 
 
 class Watcher:
-    """One open watch: a queue of events (``None`` ends it)."""
+    """One open watch: a queue of events (``None`` ends it), or a ``sink`` called with each.
 
-    __slots__ = ("filter", "queue", "closed", "cache")
+    A sink receives the events synchronously, while the store publishes a commit: that
+    is how in-process informers subscribe (see :meth:`podlife.client.local.LocalClient.subscribe`),
+    without a queue, a task switch and an async generator per event and watcher.
+    """
 
-    def __init__(self, cache: ResourceCache, flt: Filter) -> None:
+    __slots__ = ("filter", "queue", "closed", "cache", "put")
+
+    def __init__(self, cache: ResourceCache, flt: Filter, sink: Callable[[WatchEvent], None] | None = None) -> None:
         self.cache = cache
         self.filter = flt
         self.queue: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
+        self.put: Callable[[WatchEvent], None] = sink if sink is not None else self.queue.put_nowait
         self.closed = False
 
     def offer(self, ev: WatchEvent, prev: CachedObject | None) -> None:
@@ -152,15 +158,15 @@ class Watcher:
         now = f.matches(ev.object)
         if ev.type == "DELETED":
             if now:
-                self.queue.put_nowait(ev)
+                self.put(ev)
             return
         before = prev is not None and f.matches(prev)
         if now and before:
-            self.queue.put_nowait(ev)
+            self.put(ev)
         elif now:
-            self.queue.put_nowait(ev if ev.type == "ADDED" else WatchEvent("ADDED", ev.object))
+            self.put(ev if ev.type == "ADDED" else WatchEvent("ADDED", ev.object))
         elif before:
-            self.queue.put_nowait(WatchEvent("DELETED", ev.object))
+            self.put(WatchEvent("DELETED", ev.object))
 
     def stop(self) -> None:
         if not self.closed:
@@ -281,15 +287,16 @@ class ResourceCache:
             keys.append(key)
         return keys
 
-    def watch(self, flt: Filter, since: int | None) -> Watcher:
+    def watch(self, flt: Filter, since: int | None, sink: Callable[[WatchEvent], None] | None = None) -> Watcher:
         """A watcher replaying events after ``since``, or (``None``) the current state as ADDED.
 
+        With a ``sink``, the replay is delivered to it before this returns.
         Raises :class:`TooOld` when the window no longer reaches ``since``.
         """
-        w = Watcher(self, flt)
+        w = Watcher(self, flt, sink)
         if since is None:
             for co in self.list(flt)[0]:
-                w.queue.put_nowait(WatchEvent("ADDED", co))
+                w.put(WatchEvent("ADDED", co))
         elif since < self.floor:
             raise TooOld(since, self.floor)
         else:

@@ -33,7 +33,7 @@ from ..timeutil import now_rfc3339 as current_rfc3339
 from ..registry.validation import validate_metadata
 from ..store.base import Compare, Delete, Put, Store, TxnResult
 from . import errors, managed_fields
-from .cache import CachedObject, Filter, ResourceCache, TooOld, Watcher
+from .cache import CachedObject, Filter, ResourceCache, TooOld, Watcher, WatchEvent
 from . import strategic_merge
 from .admission import ADMISSION
 from .patch import PatchError, apply_json_patch, apply_merge_patch
@@ -218,13 +218,13 @@ class ResourceREST:
         return start, rv
 
     def watch(self, namespace: str | None, *, label_selector: str | None = None, field_selector: str | None = None,
-              resource_version: str | None = None) -> Watcher:
+              resource_version: str | None = None, sink: Callable[[WatchEvent], None] | None = None) -> Watcher:
         flt = self.make_filter(namespace, label_selector, field_selector)
         since: int | None = None
         if resource_version not in (None, "", "0"):
             since = self.parse_rv(resource_version)
         try:
-            return self.cache.watch(flt, since)
+            return self.cache.watch(flt, since, sink)
         except TooOld as exc:
             raise errors.gone(str(exc)) from None
 

@@ -18,7 +18,7 @@ them as read-only (as with informer caches in client-go).
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,19 @@ class Client(abc.ABC):
 
         Raises :class:`~podlife.api.errors.ApiError` 410 when the version is too old.
         """
+
+    def subscribe(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None,
+                  field_selector: str | None = None,
+                  on_event: Callable[[str, Obj], None]) -> Callable[[], None] | None:
+        """Deliver the current state as ADDED, then every change, by calling ``on_event(type, obj)``.
+
+        Only a client in the API server's own process can do this: it calls
+        ``on_event`` synchronously as changes commit, and returns the function that
+        ends the subscription. Other clients return None, and callers list and watch
+        instead (what :class:`~podlife.client.informer.Informer` does). The objects are
+        shared and read-only, as a watch's.
+        """
+        return None
 
     @abc.abstractmethod
     async def create(self, res: Resource, obj: Obj, namespace: str | None = None) -> Obj: ...

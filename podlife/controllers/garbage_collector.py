@@ -113,6 +113,12 @@ class MetadataClient(Client):
                                          bookmarks=bookmarks):
             yield WatchEvent(ev.type, metadata_only(ev.object))
 
+    def subscribe(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None,
+                  field_selector: str | None = None,
+                  on_event: Callable[[str, Obj], None]) -> Callable[[], None] | None:
+        return self.inner.subscribe(res, namespace, label_selector=label_selector, field_selector=field_selector,
+                                    on_event=lambda type_, obj: on_event(type_, metadata_only(obj)))
+
     async def create(self, res: Resource, obj: Obj, namespace: str | None = None) -> Obj:
         return await self.inner.create(res, obj, namespace)
 

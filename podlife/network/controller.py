@@ -186,6 +186,7 @@ class NetworkController:
         self._subnet_usage: Counter[str] = Counter()
         self._namespace_usage: Counter[str] = Counter()
         self._background: set[asyncio.Task[None]] = set()
+        self._releasing: set[str] = set()  # pods whose port deletion is in flight
         self._dirty_subnets: set[str] = set()
         self._dirty = asyncio.Event()
         self._synced = asyncio.Event()
@@ -326,7 +327,11 @@ class NetworkController:
         """The pod is gone (or finished): delete its port and free the address (idempotent)."""
         port = self.ports.get(key)
         if port is not None:
-            await self._delete_port(key, port)
+            self._releasing.add(key)  # the address is on its way out (see _on_subnet_deleted)
+            try:
+                await self._delete_port(key, port)
+            finally:
+                self._releasing.discard(key)
         self._release_lease(key)
         self._annotations.pop(key, None)
 
@@ -366,12 +371,27 @@ class NetworkController:
         if record is None or record.namespace != namespace or (future is not None and not future.done()):
             return
         self._subnets.pop(name, None)  # the next allocation in it creates it again
-        if self._subnet_usage[name] > 0:  # ports still point at it: put it back
+        if self._in_use(name):  # ports of live pods still point at it: put it back
             task = asyncio.get_running_loop().create_task(self._restore_subnet(record))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         else:
             self._maybe_release_namespace(namespace)
+
+    def _in_use(self, subnet: str) -> bool:
+        """Whether an address of ``subnet`` belongs to a pod whose port is not being deleted.
+
+        The namespace controller deletes pods and Subnets together, so a Subnet's
+        deletion can arrive while the ports of its deleted pods are still going away;
+        those addresses are about to be freed and must not bring the Subnet back.
+        """
+        for key, owner in self.leases.items():
+            if key in self._releasing:
+                continue
+            alloc = self.ipam.get(owner)
+            if alloc is not None and alloc.subnet.name == subnet:
+                return True
+        return False
 
     async def _restore_subnet(self, record: SubnetRecord) -> None:
         try:
