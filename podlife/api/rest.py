@@ -335,20 +335,34 @@ class ResourceREST:
 
     # ---- update and patch -----------------------------------------------------------
 
-    async def _read_for_update(self, key: str, name: str) -> tuple[Obj, Obj, int]:
-        """A private copy of the newest object to change, the unchanged one, and its revision.
+    async def _read_for_update(self, key: str, name: str, *, shallow: bool = False) -> tuple[Obj, Obj, int]:
+        """A copy of the newest object to change, the unchanged one, and its revision.
 
         The unchanged one is the watch cache's shared object when the cache is at the
         store's revision of the key (the usual case): it is only read, never changed.
+        The copy is a private decode of the stored object, or with ``shallow`` (for
+        changes that rebuild what they touch, as a merge patch does) a copy of the cached
+        object's top level and metadata only, whose deeper parts stay shared and must not
+        be changed in place -- which spares decoding the whole object on every write.
         """
         kv = await self.store.get(key)
         if kv is None:
             raise errors.not_found(self.rt, name)
-        current = self.from_storage(orjson.loads(kv.value), kv.mod_revision)
         cached = self.cache.get(key)
         if cached is not None and cached.rv == kv.mod_revision:
-            return current, cached.obj, kv.mod_revision
+            if shallow and self._serves_stored_form:
+                obj = cached.obj
+                current = dict(obj)
+                current["metadata"] = dict(obj.get("metadata") or {})
+                return current, obj, kv.mod_revision
+            return self.from_storage(orjson.loads(kv.value), kv.mod_revision), cached.obj, kv.mod_revision
+        current = self.from_storage(orjson.loads(kv.value), kv.mod_revision)
         return current, self.from_storage(orjson.loads(kv.value), kv.mod_revision), kv.mod_revision
+
+    @property
+    def _serves_stored_form(self) -> bool:
+        """Whether objects are served as stored (no per-version conversion in from_storage)."""
+        return type(self).from_storage is ResourceREST.from_storage
 
     def from_storage(self, obj: Obj, mod_revision: int) -> Obj:
         """A decoded stored object as this resource serves it (versioned kinds convert here)."""
@@ -427,17 +441,23 @@ class ResourceREST:
             warnings.extend(self.run_checkers(patched, field_validation))
             return patched
 
+        # A merge patch rebuilds every dict on its paths and never changes the object it
+        # patches, so it can start from a shallow copy (see _read_for_update).
         result = await self.guaranteed_update(namespace, name, apply, subresource=subresource, dry_run=dry_run,
-                                              manager=manager)
+                                              manager=manager, shallow_read=patch_type == "merge")
         return result, warnings
 
     async def guaranteed_update(self, namespace: str | None, name: str, mutate: Callable[[Obj], Obj], *,
                                 subresource: str | None = None, dry_run: bool = False, retry: bool = True,
-                                manager: str | None = None) -> CachedObject | Obj:
-        """Read the newest object, ``mutate`` a copy, validate and commit; retry on races."""
+                                manager: str | None = None, shallow_read: bool = False) -> CachedObject | Obj:
+        """Read the newest object, ``mutate`` a copy, validate and commit; retry on races.
+
+        ``shallow_read``: ``mutate`` changes nothing below the top level and metadata of
+        the object it is given in place (see :meth:`_read_for_update`).
+        """
         key = self.rt.key(namespace, name)
         for _ in range(MAX_RETRIES):
-            current, old, mod_rev = await self._read_for_update(key, name)
+            current, old, mod_rev = await self._read_for_update(key, name, shallow=shallow_read)
             new = mutate(current)
             new = self._prepare_update(new, old, subresource)
             if manager is not None:  # an HTTP write (see create)

@@ -188,6 +188,9 @@ class Node:
     being_deleted: bool = False
     orphaning: bool = False  # being deleted with the orphan finalizer
     deleting_dependents: bool = False  # being deleted with the foregroundDeletion finalizer
+    #: what the collector read from the object's metadata when an informer last showed it
+    #: (owner references, finalizers, deletion timestamp), to skip events that change none
+    seen: tuple[Any, Any, Any] | None = None
 
     @property
     def uid(self) -> str:
@@ -235,6 +238,10 @@ class DependencyGraph:
         uid = meta.get("uid")
         if not uid:
             return
+        seen = (meta.get("ownerReferences"), meta.get("finalizers"), meta.get("deletionTimestamp"))
+        node = self._nodes.get(uid)
+        if node is not None and node.seen is not None and node.seen == seen:
+            return  # a status write, say: nothing the collector reads has changed
         owners = owner_refs(meta)
         finalizers = meta.get("finalizers") or ()
         being_deleted = bool(meta.get("deletionTimestamp"))
@@ -249,6 +256,7 @@ class DependencyGraph:
             self._recheck_mismatched_dependents(node, identity)
         node.identity = identity
         node.observed = True
+        node.seen = seen
         self._set_owners(node, owners)
         self._set_deletion_state(node, being_deleted, finalizers)
         self._prune(node)
