@@ -51,10 +51,16 @@ def _tune_garbage_collector() -> None:
     with the cluster. podlife makes few reference cycles; reference counting frees
     almost everything, and the rarer collections below catch the rest. Objects alive
     at start-up are frozen out of collection entirely.
+
+    The youngest generation is collected every 500,000 net allocations: at scale,
+    most objects that live a little (old versions of objects, replaced informer
+    entries) are gone by then and are never examined. Measured with
+    ``benchmarks/scale.py`` (10,000 pods): 0.42-0.46 s of collection instead of
+    0.74-0.75 s at 50,000, with pauses of a few tens of milliseconds.
     """
     import gc
 
-    gc.set_threshold(50_000, 50, 100)
+    gc.set_threshold(500_000, 50, 100)
     gc.freeze()
 
 
