@@ -4,6 +4,10 @@ As in client-go: a key is queued once however often it is added while waiting; a
 being processed is not handed to a second worker, and is queued again afterwards if it
 was added meanwhile. Failed keys come back after an exponential backoff. This lets a
 controller react to a burst of events for one object with one reconcile.
+
+Each key added wakes one idle worker, not all of them: a component that keeps
+hundreds of workers (so that it gets its share of a busy event loop) must not pay
+hundreds of task wake-ups per key.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ class WorkQueue:
         self._processing: set[str] = set()
         self._dirty: set[str] = set()
         self._failures: dict[str, int] = {}
-        self._ready = asyncio.Event()
+        self._idle: deque[asyncio.Future[None]] = deque()  # workers waiting for a key
         self.base_delay = base_delay
         self.max_delay = max_delay
 
@@ -38,7 +42,14 @@ class WorkQueue:
             return
         self._queued.add(key)
         self._queue.append(key)
-        self._ready.set()
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def add_after(self, key: str, delay: float) -> None:
         asyncio.get_running_loop().call_later(delay, self.add, key)
@@ -53,8 +64,14 @@ class WorkQueue:
 
     async def get(self) -> str:
         while not self._queue:
-            self._ready.clear()
-            await self._ready.wait()
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._idle.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken, then cancelled: hand the wake-up on
+                raise
         key = self._queue.popleft()
         self._queued.discard(key)
         self._processing.add(key)

@@ -38,7 +38,10 @@ Informer handlers only enqueue ``namespace/name`` keys into a
 :meth:`on_deleted` (Kuryr's handler names). Both compare what should exist with
 what does and fix the difference, so running them twice, after a crash, or
 after a lost event is harmless. The per-pod cost in steady state is one Port
-create and one pod patch, run by many workers at once.
+create and one pod patch, run by many workers at once (256 by default: each
+spends most of its time waiting for a commit, so the pool's size is the
+controller's share of a busy event loop, and it must not fall behind a flood of
+pod creates; an idle worker costs nothing).
 
 *Restart.* The IPAM has no state of its own: on start the controller lists the
 Subnets, waits for its Port informer, and rebuilds the IPAM from them
@@ -162,7 +165,7 @@ class NetworkController:
     """Run with ``await controller.run()`` (until cancelled); see the module docstring."""
 
     def __init__(self, client: Client, *, pod_cidr: str = DEFAULT_POD_CIDR, block_prefix: int = DEFAULT_BLOCK_PREFIX,
-                 ipam: IPAM | None = None, workers: int = 64, status_interval: float = 1.0) -> None:
+                 ipam: IPAM | None = None, workers: int = 256, status_interval: float = 1.0) -> None:
         self.client = client
         self.ipam = ipam or IPAM(pod_cidr, block_prefix)
         self.workers = workers

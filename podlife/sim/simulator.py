@@ -391,7 +391,7 @@ class Simulator:
                  name_prefix: str = "sim-node", capacity: dict[str, Any] | None = None,
                  labels: dict[str, str] | None = None, stages: StageSet | None = None,
                  lease_period: float = 10.0, lease_duration: int = 40, node_status_period: float = 300.0,
-                 workers: int = 128, register_concurrency: int = 64, restart_backoff: float = 10.0,
+                 workers: int = 256, register_concurrency: int = 64, restart_backoff: float = 10.0,
                  max_restart_backoff: float = 300.0, pull_duration: float = 1.0, record_events: bool = True,
                  seed: int | None = None) -> None:
         if nodes < 0:
