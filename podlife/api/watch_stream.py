@@ -73,16 +73,17 @@ async def serve_watch(request: web.Request, target: Target) -> web.StreamRespons
     await resp.prepare(request)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = watcher.queue  # events, None (watch closed) and the markers above
-    timers = [loop.call_later(watch_timeout(request), queue.put_nowait, _DEADLINE)]
+    timers = [loop.call_later(watch_timeout(request), queue.put_nowait, _DEADLINE)]  # [deadline, next bookmark]
     if bookmarks:
         def bookmark_due() -> None:
             queue.put_nowait(_BOOKMARK_DUE)
-            timers.append(loop.call_later(BOOKMARK_EVERY, bookmark_due))
+            timers[1] = loop.call_later(BOOKMARK_EVERY, bookmark_due)
         timers.append(loop.call_later(BOOKMARK_EVERY, bookmark_due))
     first_table = True
     try:
         if initial_pending == 0:
             await resp.write(_bookmark(target, target.rest.cache.revision, initial_end=True))
+            initial_pending = -1
         while True:
             ev = await queue.get()
             if ev is None or ev is _DEADLINE:

@@ -98,11 +98,8 @@ class Informer:
         unsubscribe = self.client.subscribe(self.res, self.namespace, label_selector=self.label_selector,
                                             field_selector=self.field_selector, on_event=self._on_event)
         if unsubscribe is not None:
-            self._synced.set()  # the current state was delivered during subscribe()
-            try:
-                await asyncio.Future()  # events arrive through the subscription until cancelled
-            finally:
-                unsubscribe()
+            await self._follow(unsubscribe)
+            return
         backoff = 0.1
         while True:
             try:
@@ -124,6 +121,14 @@ class Informer:
                 log.warning("informer %s: watch failed (%s); retrying", self.res.plural, exc)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    async def _follow(self, unsubscribe: Callable[[], None]) -> None:
+        """Wait while a subscription delivers the events, until cancelled."""
+        self._synced.set()  # the current state was delivered during subscribe()
+        try:
+            await asyncio.get_running_loop().create_future()  # never set: only cancellation ends it
+        finally:
+            unsubscribe()
 
     def _on_event(self, type_: str, obj: Obj) -> None:
         rv = (obj.get("metadata") or {}).get("resourceVersion")
