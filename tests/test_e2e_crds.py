@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .cluster_harness import PodlifeProcess, wait_for
+from .cluster_harness import PodlifeProcess, require_module, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -251,7 +251,7 @@ OPERATOR = textwrap.dedent('''
 
 @pytest.fixture
 def kopf_operator(cluster: PodlifeProcess, tmp_path: Path) -> Any:
-    pytest.importorskip("kopf")
+    require_module("kopf")
     install_crd(cluster, crd_manifest("kopf.example.com", short="kct", open_status=True))
     deleted_log = tmp_path / "deleted.log"
     script = tmp_path / "operator.py"

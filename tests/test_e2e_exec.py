@@ -2,8 +2,9 @@
 
 kubectl speaks only ``v5.channel.k8s.io``; an aiohttp client stands in for kr8s
 (``v4.channel.k8s.io`` only) and for the Python client's port-forward, which uses
-the WebSocket protocol (kubectl's own port-forward needs SPDY). ``kubectl exec -t``
-wants a terminal, so those tests give kubectl a pseudo-terminal of a known size.
+the WebSocket protocol (kubectl's own port-forward, over SPDY, and exec with older
+kubectls are in ``test_e2e_portforward``). ``kubectl exec -t`` wants a terminal,
+so those tests give kubectl a pseudo-terminal of a known size.
 Every pod is deleted at the end; waits poll with deadlines, never fixed sleeps.
 """
 
@@ -74,7 +75,7 @@ def run_in_terminal(cluster: PodlifeProcess, *args: str, keys: bytes = b"", rows
     """Run kubectl on a pseudo-terminal of ``rows`` x ``cols``; type ``keys`` once it has printed something."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    proc = subprocess.Popen(["kubectl", *args], stdin=follower, stdout=follower, stderr=follower,
+    proc = subprocess.Popen([cluster.kubectl_bin, *args], stdin=follower, stdout=follower, stderr=follower,
                             env=cluster.kubectl_env(), start_new_session=True)
     os.close(follower)
     output, deadline = b"", time.monotonic() + timeout

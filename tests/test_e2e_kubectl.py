@@ -1,15 +1,49 @@
-"""Everyday kubectl 1.32 commands against podlife, as issue 4 lists them."""
+"""Everyday kubectl commands against podlife (issue 4), with each kubectl of the matrix.
+
+The module runs once per kubectl release (``kubectl_matrix_cluster`` in ``conftest.py``):
+the pinned 1.37 from the virtualenv, and 1.33 and 1.30 where the machine has them.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .cluster_harness import PodlifeProcess, wait_for
+from podlife.registry.schemas import KUBERNETES_MINOR
+
+from .cluster_harness import PodlifeProcess, venv_kubectl, wait_for
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def cluster(kubectl_matrix_cluster: PodlifeProcess) -> Iterator[PodlifeProcess]:
+    yield kubectl_matrix_cluster
+
+def expected_client_minor(binary: str) -> str | None:
+    """The minor release a kubectl binary of the matrix must report (None: a PATH kubectl of any release)."""
+    older = re.search(r"kubectl\.1\.(\d+)$", binary)
+    if older:
+        return older.group(1)
+    pinned = venv_kubectl()
+    return KUBERNETES_MINOR if pinned is not None and Path(binary) == pinned else None
+
+
+def test_kubectl_and_server_versions(cluster: PodlifeProcess) -> None:
+    versions = json.loads(cluster.kubectl("version", "-o", "json").stdout)
+    server = versions["serverVersion"]
+    assert (server["major"], server["minor"]) == ("1", KUBERNETES_MINOR) == ("1", "37")
+    assert server["gitVersion"].startswith("v1.37.")
+    expected = expected_client_minor(cluster.kubectl_bin)
+    if expected is not None:
+        assert versions["clientVersion"]["minor"] == expected
+
 
 TICKER = "i=0; trap 'exit 0' TERM; while :; do echo tick $i; i=$((i+1)); sleep 0.2; done"
 
@@ -120,3 +154,30 @@ def test_services_get_cluster_ips(cluster: PodlifeProcess) -> None:
     assert result.returncode != 0 and "already allocated" in result.stderr
     cluster.kubectl("create", "service", "clusterip", "headless", "--clusterip=None")
     assert cluster.kubectl_json("get", "service", "headless")["spec"]["clusterIP"] == "None"
+
+
+def current_pod(name: str) -> dict[str, Any]:
+    """A pod using fields of recent releases: pod-level resources, stopSignal, resizePolicy."""
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"os": {"name": "linux"},
+                     "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}},
+                     "containers": [{"name": "app", "image": "nginx:1.27",
+                                     "lifecycle": {"stopSignal": "SIGUSR1"},
+                                     "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}]}]}}
+
+
+def test_current_manifests_pass_strict_validation_and_server_side_apply(cluster: PodlifeProcess) -> None:
+    cluster.kubectl("create", "--validate=strict", "-f", "-", input=json.dumps(current_pod("current-create")))
+    created = cluster.kubectl_json("get", "pod", "current-create")
+    assert created["spec"]["resources"] == {"limits": {"cpu": "500m", "memory": "128Mi"}}
+    assert created["spec"]["containers"][0]["lifecycle"] == {"stopSignal": "SIGUSR1"}
+    cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(current_pod("current-apply")))
+    applied = cluster.kubectl_json("get", "pod", "current-apply")
+    assert applied["spec"]["containers"][0]["resizePolicy"] == [{"resourceName": "cpu", "restartPolicy": "NotRequired"}]
+    typo = current_pod("current-typo")
+    typo["spec"]["containers"][0]["lifecycle"] = {"stopSignall": "SIGUSR1"}
+    refused = cluster.kubectl("create", "--validate=strict", "-f", "-", input=json.dumps(typo), check=False)
+    assert refused.returncode != 0 and 'unknown field "spec.containers[0].lifecycle.stopSignall"' in refused.stderr
+    explained = cluster.kubectl("explain", "pod.spec.containers.lifecycle.stopSignal").stdout
+    assert "FIELD: stopSignal <string>" in explained
+    cluster.kubectl("delete", "pod", "current-create", "current-apply", "--wait=false")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .cluster_harness import PodlifeProcess, wait_for
+from .cluster_harness import PodlifeProcess, require_tool, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -21,9 +20,8 @@ SIM_NODES = 4
 
 @pytest.fixture(scope="module")
 def sim_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess]:
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not on PATH")
-    proc = PodlifeProcess(tmp_path_factory.mktemp("sim") / "data", "--nodes", "0", "--sim-nodes", str(SIM_NODES)).start()
+    proc = PodlifeProcess(tmp_path_factory.mktemp("sim") / "data", "--nodes", "0", "--sim-nodes", str(SIM_NODES),
+                          kubectl=require_tool("kubectl")).start()
     try:
         yield proc
     finally:

@@ -335,7 +335,7 @@ async def test_node_registration_and_lease(client: LocalClient, kubelet: Kubelet
     assert node["metadata"]["labels"]["kubernetes.io/os"] == "linux"
     info = status["nodeInfo"]
     assert (info["kubeletVersion"], info["containerRuntimeVersion"], info["operatingSystem"]) == (
-        "v1.32.0-podlife", "podlife://0.1", "linux")
+        "v1.37.0-podlife", "podlife://0.1", "linux")
     assert info["kernelVersion"] == os.uname().release
     assert status["daemonEndpoints"]["kubeletEndpoint"]["Port"] == kubelet.server.port
     assert {"type": "InternalIP", "address": "127.0.0.1"} in status["addresses"]

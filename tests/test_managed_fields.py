@@ -1,4 +1,4 @@
-"""managedFields: FieldsV1 encoding, shapes from the 1.32 schemas, compare, and Update tracking."""
+"""managedFields: FieldsV1 encoding, shapes from the 1.37 schemas, compare, and Update tracking."""
 
 from __future__ import annotations
 

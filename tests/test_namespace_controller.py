@@ -149,7 +149,9 @@ async def test_namespace_waits_for_pods_terminating_gracefully(api: Api) -> None
 
 async def test_namespace_without_the_kubernetes_finalizer_is_left_to_the_api(api: Api) -> None:
     c = api.client
-    await c.create(NAMESPACES, {"metadata": {"name": "other"}, "spec": {"finalizers": ["example.com/ns"]}})
+    created = await c.create(NAMESPACES, {"metadata": {"name": "other"}, "spec": {"finalizers": ["example.com/ns"]}})
+    assert created["spec"]["finalizers"] == ["example.com/ns", "kubernetes"]  # a create always adds it
+    await c.update(NAMESPACES, {**created, "spec": {"finalizers": ["example.com/ns"]}}, subresource="finalize")
     await c.create(CONFIGMAPS, {"metadata": {"name": "cm"}}, "other")
     await c.delete(NAMESPACES, "other")
     await api.controller.sync("other")  # a reconcile, run directly: it must not touch the namespace

@@ -5,7 +5,7 @@ Two kinds of evidence:
 * hand-built bodies from a tiny test-only encoder, each compared with the JSON that
   ``kubectl create ... --dry-run=client -o json`` prints for the same object, plus the
   wire-format edge cases and every error path;
-* REAL bodies: kubectl 1.32 is run against a plain-HTTP stand-in server on 127.0.0.1
+* REAL bodies: the tests' kubectl (the pinned 1.37) is run against a plain-HTTP stand-in server on 127.0.0.1
   that records what it is sent, and the recorded protobuf is decoded.  These are the
   most valuable tests: they pin the decoder to what the client actually emits.
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +39,14 @@ from podlife.api.protobuf import (
 )
 from podlife.api.protobuf.messages import KINDS, MESSAGES, SCALARS, SPECIALS, MapOf
 from podlife.api.protobuf.wire import iter_fields, read_varint, to_int32, to_int64
+from podlife.registry import schemas
+from podlife.registry.schemas import KUBERNETES_MINOR
+
+from .cluster_harness import require_tool
+
+REPO = Path(__file__).resolve().parent.parent
+GENERATOR = REPO / "scripts" / "gen_protobuf_tables.py"
+GENERATED = REPO / "podlife" / "api" / "protobuf" / "generated_tables.py"
 
 # ----------------------------------------------------------------- test-only encoder
 
@@ -645,11 +653,97 @@ def test_json_names_are_unique_per_message() -> None:
         assert len(names) == len(set(names)), name
 
 
+# ----------------------------------------------------------------- generated tables
+
+
+def test_generated_tables_are_in_step_with_the_proto_inputs(tmp_path: Path) -> None:
+    """Regenerate from the .proto inputs into a temp dir: the committed module must be identical."""
+    fresh = tmp_path / "generated_tables.py"
+    result = subprocess.run([sys.executable, str(GENERATOR), "--output", str(fresh)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert fresh.read_text() == GENERATED.read_text(), "run scripts/gen_protobuf_tables.py"
+    check = subprocess.run([sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert check.returncode == 0, check.stderr
+
+
+#: Properties of the served (1.37) definitions that no table field carries yet: fields new
+#: in 1.37 whose generated.proto declarations are not among the inputs, and the deprecated
+#: in-tree volume plugins left out on purpose.  A body that sets one is refused, not dropped.
+NOT_YET_DECODED: dict[str, list[str]] = {
+    "authn.TokenRequestSpec": ["attestations"],
+    "batch.JobSpec": ["scheduling"],
+    "core.ClusterTrustBundleProjection": ["user"],
+    "core.ConfigMapVolumeSource": ["defaultUser"],
+    "core.DownwardAPIVolumeFile": ["user"],
+    "core.DownwardAPIVolumeSource": ["defaultUser"],
+    "core.EmptyDirVolumeSource": ["mode"],
+    "core.GRPCAction": ["mode"],
+    "core.HTTPGetAction": ["protocol"],
+    "core.KeyToPath": ["user"],
+    "core.PodCertificateProjection": ["user"],
+    "core.PodSpec": ["evictionResponders", "schedulingGroup"],
+    "core.PodStatus": ["nodeAllocatableResourceClaimStatuses", "volumeHealth"],
+    "core.ProjectedVolumeSource": ["defaultUser"],
+    "core.SecretVolumeSource": ["defaultUser"],
+    "core.ServiceAccountTokenProjection": ["user"],
+    "core.Volume": ["azureDisk", "azureFile", "cephfs", "cinder", "flexVolume", "flocker", "glusterfs",
+                    "photonPersistentDisk", "portworxVolume", "quobyte", "rbd", "scaleIO", "storageos",
+                    "vsphereVolume"],
+    "core.VolumeMount": ["bindMountOptions"],
+}
+
+
+def _json_fields(message: str) -> set[str]:
+    out: set[str] = set()
+    for spec in MESSAGES[message].values():
+        out |= _json_fields(spec.type) if spec.inline else {spec.json_name}  # type: ignore[arg-type]
+    return out
+
+
+def _definition_of(message: str) -> dict[str, Any] | None:
+    alias, name = message.split(".", 1)
+    package = {"core": "api.core.v1", "apps": "api.apps.v1", "batch": "api.batch.v1", "rbac": "api.rbac.v1",
+               "policy": "api.policy.v1", "scheduling": "api.scheduling.v1", "authn": "api.authentication.v1",
+               "authz": "api.authorization.v1", "autoscaling": "api.autoscaling.v1",
+               "meta": "apimachinery.pkg.apis.meta.v1"}[alias]
+    return schemas.definitions().get(f"io.k8s.{package}.{name}")
+
+
+def test_tables_cover_the_served_schemas() -> None:
+    """Every property of the 1.37 definitions is decodable, except the listed, known gaps."""
+    missing: dict[str, list[str]] = {}
+    for message in MESSAGES:
+        definition = _definition_of(message)
+        if definition is None:
+            continue
+        absent = set(definition.get("properties") or ()) - _json_fields(message) - {"apiVersion", "kind"}
+        if absent:
+            missing[message] = sorted(absent)
+    assert missing == NOT_YET_DECODED
+
+
+def test_recent_pod_fields_decode() -> None:
+    """Pod-level resources, lifecycle.stopSignal and resizePolicy, built with the wire encoder."""
+    container = b(1, "app") + b(2, "nginx") + m(12, b(3, "SIGUSR1")) + m(23, b(1, "cpu"), b(2, "NotRequired"))
+    spec = m(2, m(2, container), m(36, b(1, "linux")), m(40, qty(1, "cpu", "500m")))
+    body = envelope("v1", "Pod", m(1, b(1, "recent"), GOGO_EMPTY_META), spec)
+    pod = decode_k8s_protobuf(body)
+    assert pod["spec"]["resources"] == {"limits": {"cpu": "500m"}}
+    assert pod["spec"]["os"] == {"name": "linux"}
+    assert pod["spec"]["containers"] == [{"name": "app", "image": "nginx", "lifecycle": {"stopSignal": "SIGUSR1"},
+                                          "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}]}]
+
+
+def test_a_field_without_declaration_is_refused_not_dropped() -> None:
+    """PodSpec field 43 is not among the inputs: a body that sets it gets an error naming it."""
+    body = envelope("v1", "Pod", m(1, b(1, "p"), GOGO_EMPTY_META), m(2, b(43, "x")))
+    with pytest.raises(ProtobufError, match="field number 43 of core.PodSpec"):
+        decode_k8s_protobuf(body)
+
+
 # ----------------------------------------------------------------- real kubectl bodies
-
-KUBECTL = shutil.which("kubectl")
-needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on PATH")
-
 
 def _resource(name: str, kind: str, namespaced: bool, verbs: list[str], **extra: Any) -> dict[str, Any]:
     singular = name.split("/")[0].rstrip("s") if "/" not in name else ""
@@ -732,9 +826,9 @@ class Recorded:
 
 
 class StandIn:
-    """A minimal plain-HTTP API server that kubectl 1.32 is happy to talk to.
+    """A minimal plain-HTTP API server that kubectl is happy to talk to.
 
-    It serves /version (minor "32", so the gcloud dispatcher picks kubectl 1.32), legacy
+    It serves /version (the minor podlife serves, so a version dispatcher picks that kubectl), legacy
     discovery, one node with one pod for ``drain``, records every request, and answers
     writes with 201 and the decoded object echoed back (so kubectl exits 0).
     """
@@ -773,7 +867,8 @@ class StandIn:
 
     def get(self, path: str) -> tuple[int, dict[str, Any]]:
         if path == "/version":
-            return 200, {"major": "1", "minor": "32", "gitVersion": "v1.32.0", "platform": "linux/amd64"}
+            return 200, {"major": "1", "minor": KUBERNETES_MINOR, "gitVersion": f"v1.{KUBERNETES_MINOR}.0",
+                         "platform": "linux/amd64"}
         if path in _DISCOVERY:
             return 200, _DISCOVERY[path]
         if path == "/api/v1/nodes/n1":
@@ -856,11 +951,11 @@ def stand_in() -> Iterator[StandIn]:
 
 
 def _run_kubectl(stand_in: StandIn, home: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
-    assert KUBECTL is not None
+    kubectl = require_tool("kubectl")
     env = {key: value for key, value in os.environ.items() if not key.startswith("KUBE")}
     env.update(HOME=str(home), KUBECONFIG=str(home / "no-kubeconfig"))
     return subprocess.run(
-        [KUBECTL, "--server", stand_in.url, *args],
+        [kubectl, "--server", stand_in.url, *args],
         env=env,
         capture_output=True,
         text=True,
@@ -1172,7 +1267,6 @@ REAL_CAPTURES: list[tuple[list[str], str, str, dict[str, Any]]] = [
 ]
 
 
-@needs_kubectl
 @pytest.mark.parametrize(
     ("args", "method", "path", "expected"),
     REAL_CAPTURES,
@@ -1186,7 +1280,6 @@ def test_real_kubectl_body_decodes_to_kubectl_json(
     assert decode_k8s_protobuf(recorded.body) == expected
 
 
-@needs_kubectl
 def test_real_kubectl_sends_protobuf_only_for_typed_writes(stand_in: StandIn, tmp_path: Path) -> None:
     """drain's eviction goes through the REST client as JSON; only DELETE is protobuf."""
     result = _run_kubectl(stand_in, tmp_path, ["drain", "n1", "--force", "--grace-period=7", "--timeout=30s"])

@@ -30,6 +30,8 @@ from podlife.kubelet.runtime import (
     ProcessRuntime,
 )
 
+from .cluster_harness import require_module
+
 POD = PodKey("default", "web", "0b8f-uid")
 OTHER_POD = PodKey("kube-system", "dns", "77aa-uid")
 
@@ -439,7 +441,7 @@ async def test_follow_the_log_of_a_running_container(runtime: ProcessRuntime, tm
 
 
 def test_same_behaviour_on_uvloop(tmp_path: Path) -> None:
-    uvloop = pytest.importorskip("uvloop")
+    uvloop = require_module("uvloop")
 
     async def scenario() -> None:
         rt = ProcessRuntime(tmp_path / "node")

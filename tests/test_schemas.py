@@ -545,3 +545,21 @@ def test_custom_object_without_properties_prunes_like_kubernetes() -> None:
             ("unknown", "spec.x")]
     finally:
         S.unregister_custom_schema("example.com", "v1", "Blob")
+
+
+def test_the_served_release_is_1_37() -> None:
+    assert (S.KUBERNETES_VERSION, S.KUBERNETES_MINOR) == ("1.37", "37")
+
+
+def test_fields_of_current_releases_are_known() -> None:
+    """lifecycle.stopSignal, pod-level resources and resizePolicy validate; a typo next to them does not."""
+    pod = real_pod()
+    pod["spec"]["os"] = {"name": "linux"}
+    pod["spec"]["resources"] = {"limits": {"cpu": "1", "memory": "256Mi"}}
+    container = pod["spec"]["containers"][0]
+    container["lifecycle"] = {"stopSignal": "SIGUSR1"}
+    container["resizePolicy"] = [{"resourceName": "memory", "restartPolicy": "RestartContainer"}]
+    assert S.validate_object(pod, "", "v1", "Pod") == []
+    container["lifecycle"]["stopSignall"] = "SIGTERM"
+    assert [i.field for i in S.validate_object(pod, "", "v1", "Pod")] == ["spec.containers[0].lifecycle.stopSignall"]
+    assert S.patch_meta(POD, ("spec", "containers")).merge_key == "name"

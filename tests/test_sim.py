@@ -208,7 +208,7 @@ async def test_nodes_register_ready_with_capacity_labels_and_leases() -> None:
         status = node["status"]
         assert status["capacity"]["cpu"] == "32" and status["capacity"]["memory"] == "256Gi"
         assert status["capacity"]["pods"] == "110" and status["allocatable"]["pods"] == "110"
-        assert status["nodeInfo"]["kubeletVersion"] == KUBELET_VERSION == "v1.32.0-podlife-sim"
+        assert status["nodeInfo"]["kubeletVersion"] == KUBELET_VERSION == "v1.37.0-podlife-sim"
         ready = next(c for c in status["conditions"] if c["type"] == "Ready")
         assert ready["status"] == "True" and ready["reason"] == "KubeletReady"
         internal = next(a["address"] for a in status["addresses"] if a["type"] == "InternalIP")

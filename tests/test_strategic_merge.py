@@ -1,4 +1,4 @@
-"""Tests for podlife.api.strategic_merge against the Kubernetes 1.32 patch semantics."""
+"""Tests for podlife.api.strategic_merge against the Kubernetes patch semantics (1.37 schemas)."""
 
 from __future__ import annotations
 

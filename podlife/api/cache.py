@@ -309,7 +309,7 @@ class ResourceCache:
 
 class TooOld(Exception):
     def __init__(self, requested: int, oldest: int) -> None:
-        super().__init__(f"too old resource version: {requested} ({oldest + 1})")
+        super().__init__(f"too old resource version: {requested} ({oldest})")
         self.requested = requested
         self.oldest = oldest
 

@@ -23,6 +23,7 @@ class ApiError(Exception):
         self.retry_after: int | None = None
 
     def status(self) -> dict[str, Any]:
+        """The ``Status`` object, its fields in the order of Kubernetes' Go struct."""
         out: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
@@ -30,10 +31,10 @@ class ApiError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         }
         if self.details is not None:
             out["details"] = self.details
+        out["code"] = self.code
         return out
 
     @classmethod
@@ -117,3 +118,13 @@ def internal(message: str) -> ApiError:
 
 def timeout(message: str) -> ApiError:
     return ApiError(504, "Timeout", message)
+
+
+def unsupported_patch_type(accepted: list[str]) -> ApiError:
+    """415 for a PATCH whose Content-Type is not one of the resource's patch types."""
+    return ApiError(415, "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format - accepted media types include: {', '.join(accepted)}")
+
+
+def request_entity_too_large(message: str) -> ApiError:
+    return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: {message}")

@@ -5,7 +5,7 @@ parameter in OpenAPI), so a typo such as ``imagee`` fails on the server with the
 message Kubernetes' strict decoder gives, and nothing is stored. ``Warn`` answers with
 ``Warning`` headers instead; ``Ignore`` drops the fields silently. A value of the
 wrong type is an error in every mode, because Kubernetes could not decode it at all.
-The checks come from the 1.32 schemas (:mod:`podlife.registry.schemas`).
+The checks come from the 1.37 schemas (:mod:`podlife.registry.schemas`).
 """
 
 from __future__ import annotations

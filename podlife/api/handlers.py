@@ -10,24 +10,35 @@ Path shapes (``/api/v1`` or ``/apis/<group>/<version>`` prefixes)::
 
 Answers are JSON objects, or ``meta.k8s.io/v1`` Tables when the Accept header asks
 for them (what ``kubectl get`` does). Errors are always ``Status`` objects.
+
+Query parameters are read as Kubernetes decodes its option structs: booleans as Go's
+``strconv.ParseBool`` (:mod:`podlife.machinery.query`; ``watch=True`` from the official
+Python client is a watch), integers as ``strconv.ParseInt(s, 10, 64)``; a malformed
+value is a 400 that names the parameter, checked before the request does anything.
+Invalid options (``fieldValidation``, ``dryRun``) are a 422 on ``<Kind>Options``.
+Bodies are decoded by :mod:`podlife.api.decode` (size, nesting, aliases, UTF-8).
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import yaml
 from aiohttp import web
 
+from ..machinery.query import TRUE_WORDS, InvalidBool, query_bool
 from ..registry import tables
+from ..registry.validation import path_segment_errors
 from ..registry.types import ResourceType
-from . import errors, protobuf
+from . import errors, protobuf, strategic_merge
 from .keys import SUBRESOURCE_HANDLERS
 from .cache import CachedObject
+from .decode import decode_json, decode_yaml, go_utf8
 from .rest import ApiContext, DeleteOptions, ResourceREST
+from .selectors import go_quote
 from .fieldvalidation import duplicate_checker
 from .managed_fields import request_options
 from .subresources import create_subresource
@@ -40,6 +51,16 @@ PATCH_TYPES = {
     "application/apply-patch+yaml": "apply",
 }
 WATCH_MIN_SECONDS = 1800
+_GO_DECIMAL = re.compile(r"[+-]?[0-9]+")
+#: Boolean query parameters of Kubernetes' option structs (ListOptions, PatchOptions,
+#: DeleteOptions, PodLogOptions, PodExecOptions, ...): each is checked before a request
+#: does anything, so ``watch=maybe`` is a 400 whatever path it is sent to.
+BOOLEAN_PARAMETERS = (
+    "watch", "allowWatchBookmarks", "sendInitialEvents", "force", "orphanDependents",
+    "ignoreStoreReadErrorWithClusterBreakingPotential", "follow", "previous", "timestamps",
+    "insecureSkipTLSVerifyBackend", "stdin", "stdout", "stderr", "tty",
+)
+_BOOLEAN_PARAMETER_SET = frozenset(BOOLEAN_PARAMETERS)
 
 
 @dataclass(slots=True)
@@ -78,11 +99,28 @@ def resolve(ctx: ApiContext, group: str, version: str, segs: list[str]) -> Targe
 # ---- encoding -----------------------------------------------------------------------
 
 
+def wants_pretty(request: web.Request) -> bool:
+    """Kubernetes indents JSON for ``pretty=<ParseBool true>`` (a malformed value means no) or for curl, Wget and browsers."""
+    if "pretty" in request.query_string:
+        value = request.query.get("pretty")
+        if value:
+            return value in TRUE_WORDS
+    return request.headers.get("User-Agent", "").startswith(("curl", "Wget", "Mozilla/5.0"))
+
+
+def pretty_json(body: bytes) -> bytes:
+    """A JSON body indented as Go's ``json.MarshalIndent(v, "", "  ")`` writes it."""
+    return orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2) + b"\n"
+
+
 def wants_table(request: web.Request) -> bool:
     return "as=Table" in request.headers.get("Accept", "")
 
 
 def json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON answer; like Kubernetes' encoder, the body ends with a newline."""
+    if not body.endswith(b"\n"):
+        body += b"\n"
     return web.Response(body=body, status=status, content_type=JSON, headers=headers)
 
 
@@ -121,7 +159,7 @@ def list_response(request: web.Request, rt: ResourceType, items: list[CachedObje
     if token:
         meta["continue"] = token
     head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta})
-    body = head[:-1] + b',"items":[' + b",".join(co.raw for co in items) + b"]}"
+    body = head[:-1] + b',"items":[' + b",".join(co.raw for co in items) + b"]}\n"
     return json_response(body)
 
 
@@ -146,6 +184,7 @@ def request_content_type(request: web.Request) -> str:
 
 
 async def read_body(request: web.Request) -> Any:
+    """The request's body, decoded by its media type (rules in :mod:`podlife.api.decode`)."""
     ctype = request_content_type(request)
     raw = await request.read()
     if not raw.strip():
@@ -154,30 +193,32 @@ async def read_body(request: web.Request) -> Any:
         return decode_protobuf_body(raw)
     if ctype in (JSON, "application/merge-patch+json", "application/json-patch+json",
                  "application/strategic-merge-patch+json", "*/*", "text/plain"):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise errors.bad_request(f"the body of the request could not be decoded as JSON: {exc}") from None
+        return decode_json(raw)
     if ctype in ("application/yaml", "application/apply-patch+yaml", "application/x-yaml"):
-        try:
-            return yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except yaml.YAMLError as exc:
-            raise errors.bad_request(f"the body of the request could not be decoded as YAML: {exc}") from None
+        return decode_yaml(raw)
     raise errors.unsupported_media_type(ctype)
 
 
-def _field_validation(request: web.Request) -> str:
-    value = request.query.get("fieldValidation") or "Ignore"
-    if value not in ("Ignore", "Warn", "Strict"):
-        raise errors.bad_request(f'fieldValidation parameter unsupported: {value}, must be one of "Ignore", "Warn", "Strict"' )
-    return value
+def _invalid_options(options_kind: str, field: str, message: str) -> errors.ApiError:
+    """422 for a bad query option, as Kubernetes' ``Validate<Kind>Options`` reports it."""
+    cause = {"reason": "FieldValueNotSupported", "message": message, "field": field}
+    return errors.ApiError(422, "Invalid", f'{options_kind}.meta.k8s.io "" is invalid: {field}: {message}',
+                           {"group": "meta.k8s.io", "kind": options_kind, "causes": [cause]})
 
 
-def _dry_run(request: web.Request) -> bool:
+def _field_validation(request: web.Request, options_kind: str = "PatchOptions") -> str:
+    value = request.query.get("fieldValidation", "")
+    if value not in ("", "Ignore", "Warn", "Strict"):
+        raise _invalid_options(options_kind, "fieldValidation",
+                               f'Unsupported value: "{value}": supported values: "", "Ignore", "Strict", "Warn"')
+    return value or "Ignore"
+
+
+def _dry_run(request: web.Request, options_kind: str = "PatchOptions") -> bool:
     values = request.query.getall("dryRun", [])
-    for v in values:
-        if v != "All":
-            raise errors.bad_request(f'dryRun: Unsupported value: "{v}": supported values: "All"')
+    if any(v != "All" for v in values):
+        shown = "[]string{" + ", ".join(orjson.dumps(v).decode() for v in values) + "}"
+        raise _invalid_options(options_kind, "dryRun", f'Unsupported value: {shown}: supported values: "All"')
     return bool(values)
 
 
@@ -186,14 +227,45 @@ def _manager(request: web.Request, options_kind: str) -> str:
     return request_options(request.query, request.headers.get("User-Agent", ""), options_kind).manager
 
 
+def flag(request: web.Request, name: str, default: bool = False) -> bool:
+    """A boolean query parameter, read as Go's ``strconv.ParseBool`` (400 when malformed)."""
+    try:
+        return query_bool(request.query, name, default)
+    except InvalidBool as exc:
+        raise errors.bad_request(str(exc)) from None
+
+
+def check_boolean_parameters(request: web.Request) -> None:
+    """Refuse a malformed boolean parameter before the request has any effect."""
+    if request.query_string:
+        for name in _BOOLEAN_PARAMETER_SET.intersection(request.query.keys()):
+            flag(request, name)
+
+
+def check_url_name(name: str) -> None:
+    """A name from the URL must be usable as one path segment (as Kubernetes' key functions demand)."""
+    problems = path_segment_errors(name)
+    if problems:
+        raise errors.bad_request(f"Name parameter invalid: {go_quote(name)}: {';'.join(problems)}")
+
+
+def is_watch(request: web.Request) -> bool:
+    """Whether a collection GET is a watch (``watch=true``, ``watch=True``, ``watch=1``, ...)."""
+    return request.method == "GET" and flag(request, "watch")
+
+
 def _int_param(request: web.Request, name: str) -> int | None:
+    """An integer query parameter, read as Go's ``strconv.ParseInt(value, 10, 64)``; absent or empty is None."""
     value = request.query.get(name)
     if value in (None, ""):
         return None
-    try:
-        return int(value)
-    except ValueError:
-        raise errors.bad_request(f"{name}: invalid value {value!r}") from None
+    problem = "invalid syntax"
+    if _GO_DECIMAL.fullmatch(value):
+        number = int(value)
+        if -(2**63) <= number < 2**63:
+            return number
+        problem = "value out of range"
+    raise errors.bad_request(f'invalid value for {name}: "{value}": strconv.ParseInt: parsing "{value}": {problem}')
 
 
 # ---- verbs --------------------------------------------------------------------------
@@ -203,18 +275,22 @@ def _verb(request: web.Request, target: Target) -> str:
     method = request.method
     if target.name is None:
         if method == "GET":
-            return "watch" if request.query.get("watch") in ("true", "1") else "list"
+            return "watch" if is_watch(request) else "list"
         return {"POST": "create", "DELETE": "deletecollection"}.get(method, "")
     return {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete", "POST": "create"}.get(method, "")
 
 
 async def handle(request: web.Request, target: Target) -> web.StreamResponse:
     method = request.method
+    check_boolean_parameters(request)
     if target.subresource is None and _verb(request, target) not in target.rt.verbs:
         raise errors.method_not_allowed()
+    if target.name is not None:
+        check_url_name(target.name)
     if target.name is None:
         if method == "GET":
-            if request.query.get("watch") in ("true", "1"):
+            _int_param(request, "timeoutSeconds")  # a ListOptions field: malformed is a 400 before any answer
+            if is_watch(request):
                 from .watch_stream import serve_watch
 
                 return await serve_watch(request, target)
@@ -253,29 +329,31 @@ async def _body_and_duplicates(request: web.Request, target: Target, mode: str) 
     body = await read_body(request)
     warnings: list[str] = []
     if mode != "Ignore" and request_content_type(request) == JSON:
-        warnings = duplicate_checker(target.rt, await request.read(), mode)
+        warnings = duplicate_checker(target.rt, go_utf8(await request.read()), mode)
     return body, warnings
 
 
 async def _create(request: web.Request, target: Target) -> web.Response:
-    mode = _field_validation(request)
+    mode = _field_validation(request, "CreateOptions")
+    dry_run = _dry_run(request, "CreateOptions")
     body, warnings = await _body_and_duplicates(request, target, mode)
     if not target.rt.strategy.stored:
         from .reviews import answer_review
 
         return answer_review(request, target, body)
     manager = _manager(request, "CreateOptions")
-    created, more = await target.rest.create(body, target.namespace, dry_run=_dry_run(request), field_validation=mode,
+    created, more = await target.rest.create(body, target.namespace, dry_run=dry_run, field_validation=mode,
                                              manager=manager)
     return object_response(request, target.rt, created, 201, warnings + more)
 
 
 async def _update(request: web.Request, target: Target) -> web.Response:
-    mode = _field_validation(request)
+    mode = _field_validation(request, "UpdateOptions")
+    dry_run = _dry_run(request, "UpdateOptions")
     body, warnings = await _body_and_duplicates(request, target, mode)
     assert target.name is not None
     updated, more = await target.rest.update(target.namespace, target.name, body, subresource=target.subresource,
-                                             dry_run=_dry_run(request), field_validation=mode,
+                                             dry_run=dry_run, field_validation=mode,
                                              manager=_manager(request, "UpdateOptions"))
     return object_response(request, target.rt, updated, 200, warnings + more)
 
@@ -284,7 +362,9 @@ async def _patch(request: web.Request, target: Target) -> web.Response:
     ctype = (request.content_type or "").lower()
     patch_type = PATCH_TYPES.get(ctype)
     if patch_type is None:
-        raise errors.unsupported_media_type(ctype)
+        raise errors.unsupported_patch_type(_patch_types(target))
+    _field_validation(request)
+    _dry_run(request)
     body = await read_body(request)
     assert target.name is not None
     if patch_type == "apply":
@@ -299,6 +379,13 @@ async def _patch(request: web.Request, target: Target) -> web.Response:
     return object_response(request, target.rt, patched, 200, warnings)
 
 
+def _patch_types(target: Target) -> list[str]:
+    """The patch media types a resource accepts, in Kubernetes' order (no strategic merge for CRs)."""
+    rt = target.rt
+    strategic = strategic_merge.supports_strategic_merge(rt.group, rt.version, rt.kind)
+    return [ctype for ctype, kind in PATCH_TYPES.items() if kind != "strategic" or strategic]
+
+
 async def _delete_options(request: web.Request) -> DeleteOptions:
     body = None
     if request.can_read_body:
@@ -307,16 +394,14 @@ async def _delete_options(request: web.Request) -> DeleteOptions:
             if request_content_type(request) == "application/vnd.kubernetes.protobuf":
                 body = decode_protobuf_body(raw)
             else:
-                try:
-                    body = orjson.loads(raw)
-                except orjson.JSONDecodeError as exc:
-                    raise errors.bad_request(f"invalid DeleteOptions: {exc}") from None
+                body = decode_json(raw)
     if body is not None and not isinstance(body, dict):
         raise errors.bad_request("DeleteOptions must be an object")
-    opts = DeleteOptions.from_body(body, request.query.get("gracePeriodSeconds"), _dry_run(request))
+    _int_param(request, "gracePeriodSeconds")  # an int64, or a 400
+    opts = DeleteOptions.from_body(body, request.query.get("gracePeriodSeconds"), _dry_run(request, "DeleteOptions"))
     if opts.propagation_policy is None and request.query.get("propagationPolicy"):
         opts = DeleteOptions.from_body({**(body or {}), "propagationPolicy": request.query["propagationPolicy"]},
-                                       request.query.get("gracePeriodSeconds"), _dry_run(request))
+                                       request.query.get("gracePeriodSeconds"), _dry_run(request, "DeleteOptions"))
     return opts
 
 
@@ -360,8 +445,9 @@ async def _subresource(request: web.Request, target: Target) -> web.StreamRespon
 
 
 def watch_timeout(request: web.Request) -> float:
+    """``timeoutSeconds``; unset or 0 is a random 30-60 minutes, negative ends the watch at once."""
     value = _int_param(request, "timeoutSeconds")
-    if value is not None and value > 0:
-        return float(value)
+    if value is not None and value != 0:
+        return float(max(value, 0))
     return WATCH_MIN_SECONDS * (1 + random.random())
 

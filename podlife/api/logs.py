@@ -17,9 +17,10 @@ from aiohttp import web
 from .keys import KUBELET_SESSION, KUBELET_TOKEN
 from .kubelets import kubelet_base_url
 from . import errors
-from .handlers import Target
+from .handlers import Target, flag
 
-_PASSED = ("follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime", "limitBytes")
+_PASSED_FLAGS = ("follow", "previous", "timestamps")
+_PASSED = ("tailLines", "sinceSeconds", "sinceTime", "limitBytes")
 
 
 def _container(pod: dict, requested: str | None) -> str:
@@ -49,6 +50,8 @@ async def serve_log(request: web.Request, target: Target) -> web.StreamResponse:
         raise errors.bad_request(f"pod {target.name} does not have a host assigned")
     base = kubelet_base_url(target.rest.ctx, node, "logs")
     params = {k: request.query[k] for k in _PASSED if k in request.query}
+    # booleans reach the kubelet in one spelling, whichever ParseBool form the client sent
+    params |= {k: "true" for k in _PASSED_FLAGS if flag(request, k)}
     url = f"{base}/containerLogs/{target.namespace}/{target.name}/{container}"
     session: aiohttp.ClientSession = request.app[KUBELET_SESSION]
     headers = {"Authorization": f"Bearer {request.app[KUBELET_TOKEN]}"}

@@ -11,7 +11,7 @@ update, patch) must keep them current.  This module is everything both need:
 
 * :class:`Shape` -- what the schema says about a place in an object, reduced to what
   field management needs: a struct, a granular map, a list merged by keys, a set, or
-  something atomic.  It is derived from the same compiled 1.32 schemas as validation
+  something atomic.  It is derived from the same compiled 1.37 schemas as validation
   and strategic merge (:mod:`podlife.registry.schemas`): ``x-kubernetes-list-type`` /
   ``list-map-keys`` / ``map-type`` first, then -- as Kubernetes' OpenAPI-to-SMD
   conversion does -- the patch strategy ``merge`` and its merge key; other lists are
@@ -62,6 +62,7 @@ from typing import Any, Callable
 
 import orjson
 
+from ..machinery.query import InvalidBool, query_bool
 from ..registry import schemas
 from ..registry.schemas import PatchMeta, SchemaNode
 from ..registry.types import ResourceType
@@ -90,7 +91,7 @@ SCALAR, STRUCT, MAP, ATOMIC, KEYED, SET, UNTYPED = range(7)
 _CONTAINERS = frozenset({STRUCT, MAP, KEYED, SET})
 #: Go value structs (never nil in a typed object) are named like this in Kubernetes.
 _VALUE_STRUCT_SUFFIXES = ("Spec", "Status", "Meta", "Strategy", "Requirements", "State")
-#: Defaults of list-map key fields that the 1.32 OpenAPI declares (``+default``) but
+#: Defaults of list-map key fields that the OpenAPI declares (``+default``) but
 #: the JSON-schema copy podlife ships lost.
 _KEY_DEFAULTS: dict[str, Any] = {"protocol": "TCP"}
 
@@ -1224,7 +1225,10 @@ def request_options(query: Mapping[str, str], user_agent: str, options_kind: str
         text = shown[0] if len(shown) == 1 else "[" + ", ".join(shown) + "]"
         raise errors.ApiError(422, "Invalid", f'{options_kind}.meta.k8s.io "" is invalid: {text}',
                               {"group": "meta.k8s.io", "kind": options_kind, "causes": causes})
-    force = (query.get("force") or "").lower() in ("true", "1")
+    try:
+        force = query_bool(query, "force")
+    except InvalidBool as exc:
+        raise errors.bad_request(str(exc)) from None
     return RequestOptions(manager or manager_from_user_agent(user_agent), force)
 
 

@@ -1,6 +1,6 @@
 """OpenAPI v3 documents (``/openapi/v3`` and ``/openapi/v3/<api|apis/group>/<version>``).
 
-Design.  kubectl 1.32 refuses ``create -f``/``apply -f`` until it has downloaded
+Design.  kubectl (1.30 to 1.37) refuses ``create -f``/``apply -f`` until it has downloaded
 OpenAPI, and ``explain`` is built entirely on it, so the server publishes the same
 per-group-version v3 documents as the real API server:
 
@@ -86,7 +86,7 @@ class ResourceLike(Protocol):
 @dataclass(frozen=True)
 class ResourceInfo:
     """A served resource.  ``schema`` is the OpenAPI v3 schema of a kind Kubernetes
-    does not define (otherwise the 1.32 definition is used)."""
+    does not define (otherwise the served release's definition is used)."""
 
     plural: str
     kind: str

@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from ..machinery.field_order import put_in_kubernetes_order
 from ..registry.types import FieldError, Obj, ResourceType
 from ..timeutil import format_rfc3339
 from ..timeutil import now_rfc3339 as current_rfc3339
@@ -40,6 +41,11 @@ from .patch import PatchError, apply_json_patch, apply_merge_patch
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
 
 MAX_RETRIES = 16
+#: Kubernetes refuses JSON patches of more operations (413)
+MAX_JSON_PATCH_OPERATIONS = 10_000
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: a deletionTimestamp is at most this far ahead (a larger grace period cannot be a date)
+MAX_GRACE_SECONDS = 10**10
 #: ``subresource`` value for writes the server makes itself (binding): no update rules
 INTERNAL = "internal"
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -71,8 +77,12 @@ class DeleteOptions:
                 grace = int(query_grace)
             except ValueError:
                 raise errors.bad_request(f"invalid gracePeriodSeconds: {query_grace!r}") from None
-        if grace is not None and not isinstance(grace, int):
-            raise errors.bad_request("gracePeriodSeconds must be an integer")
+        if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool) or not _INT64_MIN <= grace <= _INT64_MAX):
+            raise errors.bad_request("gracePeriodSeconds must be an integer (int64)")
+        if not isinstance(pre, dict) or not all(isinstance(pre.get(k), (str, type(None))) for k in ("uid", "resourceVersion")):
+            raise errors.bad_request("DeleteOptions: preconditions must be an object of strings")
+        if grace is not None and grace < 0:
+            grace = 1  # Kubernetes' delete path treats a negative grace period as 1 second
         policy = body.get("propagationPolicy")
         if body.get("orphanDependents") is True and policy is None:
             policy = "Orphan"
@@ -411,6 +421,9 @@ class ResourceREST:
         # in-process client), so a merge patch may use its values without copying them.
         # A retry after a conflict starts again from a pristine copy: the first attempt's
         # object, which shares those values, may have been changed by the strategy.
+        if patch_type == "json" and isinstance(body, list) and len(body) > MAX_JSON_PATCH_OPERATIONS:
+            raise errors.request_entity_too_large(f"The allowed maximum operations in a JSON patch is "
+                                                  f"{MAX_JSON_PATCH_OPERATIONS}, got {len(body)}")
         pristine = orjson.dumps(body) if patch_type == "merge" else b""
         attempts = 0
 
@@ -436,6 +449,8 @@ class ResourceREST:
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patched object must be a JSON object")
             pmeta = patched.get("metadata") or {}
+            if not isinstance(pmeta, dict):
+                raise undecodable_patch_result(self.rt, patched, "metadata", pmeta, "v1.ObjectMeta")
             if pmeta.get("resourceVersion") not in (None, current["metadata"].get("resourceVersion")):
                 raise errors.conflict(self.rt, name, errors.STALE_OBJECT)
             warnings.extend(self.run_checkers(patched, field_validation))
@@ -601,13 +616,23 @@ class ResourceREST:
         updated = orjson.loads(orjson.dumps(current))
         umeta = updated["metadata"]
         moment = now or datetime.now(timezone.utc)
-        umeta["deletionTimestamp"] = now_rfc3339(moment + timedelta(seconds=grace))
+        umeta["deletionTimestamp"] = now_rfc3339(moment + timedelta(seconds=min(grace, MAX_GRACE_SECONDS)))
         umeta["deletionGracePeriodSeconds"] = grace
         if finalizers:
             umeta["finalizers"] = finalizers
         if self.rt.kind == "Namespace" and not self.rt.group:
             updated.setdefault("status", {})["phase"] = "Terminating"
         return updated
+
+
+def undecodable_patch_result(rt: ResourceType, patched: Obj, field: str, value: Any, go_type: str) -> errors.ApiError:
+    """422 for a patch whose result Kubernetes could not decode into the kind's Go type."""
+    shown = {str: "string", bool: "bool", int: "number", float: "number", list: "array"}.get(type(value), "value")
+    reason = f"json: cannot unmarshal {shown} into Go struct field {rt.kind}.{field} of type {go_type}"
+    rendered = orjson.dumps(orjson.dumps(patched).decode()).decode()
+    return errors.ApiError(422, "Invalid", f' "" is invalid: patch: Invalid value: {rendered}: {reason}',
+                           {"causes": [{"reason": "FieldValueInvalid", "message": f"Invalid value: {rendered}: {reason}",
+                                        "field": "patch"}]})
 
 
 def _same(a: Obj, b: Obj) -> bool:
@@ -660,8 +685,14 @@ def _share_value(parent: dict[str, Any], key: str, value: Any, old: Any, depth: 
 
 
 def encode_for_storage(obj: Obj) -> bytes:
-    """The stored form: the object without resourceVersion (the store's revision is it)."""
+    """The stored form: Kubernetes' field order, resourceVersion empty (the store's revision is it).
+
+    The empty resourceVersion keeps the field's place in metadata (Kubernetes' etcd
+    storage likewise clears it), so the revision set after the write lands where
+    Kubernetes puts it rather than after managedFields.
+    """
     meta = obj.get("metadata")
     if isinstance(meta, dict):
-        meta.pop("resourceVersion", None)
+        meta["resourceVersion"] = ""
+    put_in_kubernetes_order(obj)
     return orjson.dumps(obj)

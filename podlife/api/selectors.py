@@ -191,6 +191,9 @@ def _go_quote(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+go_quote = _go_quote  # Go's %q, for messages elsewhere that quote a value as Kubernetes does
+
+
 def _go_strings(values: Sequence[str]) -> str:
     """Render a ``[]string`` the way Go's ``%#v`` does."""
     if not values:

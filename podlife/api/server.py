@@ -3,13 +3,17 @@
 One aiohttp application serves everything. Non-resource paths (``/version``,
 ``/healthz``, ``/livez``, ``/readyz``, discovery, OpenAPI) are answered here; every
 resource path is resolved against the catalog and handed to
-:mod:`podlife.api.handlers`. Two middlewares wrap every request:
+:mod:`podlife.api.handlers`. Middlewares wrap every request, outermost first:
 
+- the request counter behind ``/metrics``;
+- pretty printing: a whole JSON answer is indented when ``pretty`` is true (or the
+  client is curl, Wget or a browser), as Kubernetes does;
+- errors: an :class:`~podlife.api.errors.ApiError` becomes its ``Status`` (so does a
+  body over the 3 MiB limit: 413); anything else is logged and answered with a 500
+  ``Status`` -- never a traceback;
 - authentication: a bearer token must match the admin token, except for the paths
   Kubernetes lets anyone read (version and health), which the kubectl dispatcher
-  calls before it has picked a kubectl;
-- errors: an :class:`~podlife.api.errors.ApiError` becomes its ``Status``; anything
-  else is logged and answered with a 500 ``Status`` -- never a traceback.
+  calls before it has picked a kubectl.
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ import orjson
 from aiohttp import web
 
 from .. import __version__
+from ..machinery.query import TRUE_WORDS
 from ..registry.catalog import Catalog
+from ..registry.schemas import KUBERNETES_MINOR
 from . import discovery, errors, openapi
-from .handlers import handle, json_response, resolve
+from .decode import MAX_REQUEST_BODY_BYTES
+from .handlers import handle, json_response, pretty_json, resolve, wants_pretty
 from .identity import ADMIN_USER, TokenIssuer
 from .keys import KUBELET_SESSION, KUBELET_TOKEN, SUBRESOURCE_HANDLERS, TOKEN_ISSUER, USER
 from .rest import ApiContext
@@ -40,7 +47,8 @@ from .streaming import serve_stream
 log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
-KUBERNETES_MINOR = "32"
+#: Go's http.Server reads up to 1 MiB of request line and headers (a long labelSelector fits)
+MAX_HEADER_BYTES = 1 << 20
 
 
 def version_info() -> dict[str, str]:
@@ -68,6 +76,8 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
         return await handler(request)
     except errors.ApiError as exc:
         return _status_response(exc)
+    except web.HTTPRequestEntityTooLarge:  # aiohttp stopped reading at the body limit
+        return _status_response(errors.request_entity_too_large(f"limit is {MAX_REQUEST_BODY_BYTES}"))
     except web.HTTPException:
         raise
     except (asyncio.CancelledError, ConnectionResetError):
@@ -75,6 +85,17 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
     except Exception as exc:  # a bug: log it, never show a traceback to the client
         log.exception("internal error serving %s %s", request.method, request.path)
         return _status_response(errors.internal(type(exc).__name__))
+
+
+@web.middleware
+async def pretty_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Indent whole JSON answers (objects, lists, Status errors) when the client asks as Kubernetes allows."""
+    response = await handler(request)
+    if type(response) is web.Response and response.content_type == "application/json" and wants_pretty(request):
+        body = response.body
+        if isinstance(body, bytes) and body:
+            response.body = pretty_json(body)
+    return response
 
 
 class RequestCounter:
@@ -86,7 +107,7 @@ class RequestCounter:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         verb = request.method
-        if verb == "GET" and request.query.get("watch") in ("true", "1"):
+        if verb == "GET" and request.query.get("watch") in TRUE_WORDS:  # a malformed value is a 400, not a watch
             verb = "WATCH"
         self.by_verb[verb] = self.by_verb.get(verb, 0) + 1
         return await handler(request)
@@ -127,8 +148,9 @@ class APIServer:
         self.ready = False
         self.requests = RequestCounter()
         issuer = TokenIssuer(token_key or secrets.token_bytes(32))
-        self.app = web.Application(middlewares=[self.requests.middleware, error_middleware, auth_middleware(token, issuer)],
-                                   client_max_size=3 * 1024 * 1024)
+        self.app = web.Application(middlewares=[self.requests.middleware, pretty_middleware, error_middleware,
+                                                auth_middleware(token, issuer)],
+                                   client_max_size=MAX_REQUEST_BODY_BYTES)
         self.app[TOKEN_ISSUER] = issuer
         self.app[KUBELET_TOKEN] = kubelet_token or token or ""
         self.app[SUBRESOURCE_HANDLERS] = {"scale": serve_scale, "token": serve_token,
@@ -148,7 +170,8 @@ class APIServer:
     # ---- lifecycle ------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 6443, ssl_context: ssl.SSLContext | None = None) -> str:
-        self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0,
+                                     max_line_size=MAX_HEADER_BYTES, max_field_size=MAX_HEADER_BYTES)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, backlog=1024, reuse_address=True)
         await site.start()

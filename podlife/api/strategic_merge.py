@@ -8,7 +8,7 @@ merge`` is merged element by element (maps matched by the field's
 replaced.  kubectl's client-side ``apply``, ``patch`` (its default type),
 ``set image``, ``rollout restart`` and the Python clients' dict patches all send
 it, so the server must apply it exactly as Kubernetes does.  The schema comes from
-:mod:`podlife.registry.schemas` (the same 1.32 definitions that serve OpenAPI and
+:mod:`podlife.registry.schemas` (the same 1.37 definitions that serve OpenAPI and
 validation), through the small :class:`PatchSchema` protocol, so any source of
 patch metadata can be plugged in (tests use a path → :class:`PatchMeta` callable).
 

@@ -29,6 +29,15 @@ passed on. A request that is not an upgrade at all (kubectl's SPDY fallback,
 a curl) is forwarded the same way, and the kubelet answers it with 400
 "Upgrade request required" once everything else is right.
 
+SPDY (``Upgrade: SPDY/3.1``, from kubectl 1.30's port-forward and from
+kubectl 1.29 and older's exec and attach) is relayed as bytes, as Kubernetes'
+upgrade-aware proxy does: the same upgrade is asked of the kubelet over a
+plain connection (our token, the client's ``X-Stream-Protocol-Version``
+offer), its 101 and chosen version are passed to the client, and from then
+on the socket's bytes are copied both ways; a refusal is passed on with its
+status and body. SPDY tunnelled in a WebSocket (kubectl 1.31+ port-forward)
+needs nothing of its own: it is a WebSocket with one more subprotocol.
+
 A simulated node has no kubelet endpoint: such requests get a 400 that says
 so. Port-forwarding never reaches a pod IP: the kubelet dials loopback only.
 """
@@ -38,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -46,6 +56,7 @@ from multidict import MultiDict
 from .keys import KUBELET_SESSION, KUBELET_TOKEN
 from .kubelets import kubelet_base_url
 from ..kubelet.streams import is_websocket_request, offered_protocols
+from ..kubelet.upgrade import SPDY_UPGRADE, UpgradedConnection, is_spdy_request
 from . import errors
 from .handlers import Target
 
@@ -67,6 +78,8 @@ async def serve_stream(request: web.Request, target: Target) -> web.StreamRespon
     pod = target.rest.get(target.namespace, target.name).obj
     url = _kubelet_url(target.rest.ctx, pod, target.subresource, request.query.get("container"))
     params = MultiDict((k, v) for k, v in request.query.items() if k != "container")
+    if is_spdy_request(request):
+        return await _proxy_spdy(request, url, params)
     if not is_websocket_request(request):
         return await _ask_plainly(request, url, params)
     return await _proxy_websocket(request, url, params)
@@ -194,3 +207,93 @@ async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocke
 def _close_code(ws: aiohttp.ClientWebSocketResponse) -> int:
     code = ws.close_code
     return code if code is not None and 1000 <= code < 5000 and code not in (1005, 1006) else 1000
+
+
+# --------------------------------------------------------------------------- SPDY
+
+
+#: Largest kubelet answer head (status line and headers) read before giving up.
+MAX_RESPONSE_HEAD = 64 * 1024
+#: Bytes copied per read of the relay.
+RELAY_READ_BYTES = 64 * 1024
+
+
+async def _proxy_spdy(request: web.Request, url: str, params: MultiDict[str]) -> web.StreamResponse:
+    """Ask the kubelet for the same SPDY upgrade; on its 101 answer 101 and relay bytes both ways."""
+    target = urlsplit(url)
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(target.hostname, target.port), CONNECT_TIMEOUT_SECONDS)
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise _dial_error(exc) from None
+    try:
+        writer.write(_spdy_request(request, target.netloc, target.path, params))
+        status, headers = await asyncio.wait_for(_read_head(reader), PLAIN_REQUEST_TIMEOUT_SECONDS)
+        if status != 101:
+            body = await asyncio.wait_for(_read_body(reader, headers), PLAIN_REQUEST_TIMEOUT_SECONDS)
+            content_type = headers.get("content-type", "application/json").split(";")[0]
+            return web.Response(status=status, body=body, content_type=content_type)
+        answer = {"Upgrade": SPDY_UPGRADE}
+        if version := headers.get("x-stream-protocol-version"):
+            answer["X-Stream-Protocol-Version"] = version
+        client = await UpgradedConnection.accept(request, answer)
+        try:
+            await _relay_bytes(client, reader, writer)
+        finally:
+            await client.close()
+        return client.response
+    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+        raise _dial_error(exc) from None
+    finally:
+        writer.close()
+
+
+def _spdy_request(request: web.Request, host: str, path: str, params: MultiDict[str]) -> bytes:
+    """The upgrade request for the kubelet: the client's protocol offer, our kubelet token."""
+    lines = [f"POST {path}?{urlencode(list(params.items()))} HTTP/1.1", f"Host: {host}",
+             f"Authorization: Bearer {request.app[KUBELET_TOKEN]}", "Connection: Upgrade",
+             f"Upgrade: {SPDY_UPGRADE}", "Content-Length: 0"]
+    lines += [f"X-Stream-Protocol-Version: {v}" for v in request.headers.getall("X-Stream-Protocol-Version", [])]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    """Status code and (lower-cased) headers of the kubelet's answer."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    if len(head) > MAX_RESPONSE_HEAD:
+        raise ValueError("kubelet answer head too large")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    status = int(status_line.split(" ", 2)[1])
+    headers = {}
+    for line in header_lines:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return status, headers
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+    if "content-length" in headers:
+        return await reader.readexactly(int(headers["content-length"]))
+    return await reader.read()  # the kubelet closes the connection after a refusal
+
+
+async def _relay_bytes(client: UpgradedConnection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy bytes both ways until one side ends; then both are closed."""
+
+    async def up() -> None:
+        while data := await client.read():
+            writer.write(data)
+            await writer.drain()
+
+    async def down() -> None:
+        while data := await reader.read(RELAY_READ_BYTES):
+            await client.write(data)
+
+    tasks = [asyncio.create_task(up()), asyncio.create_task(down())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -15,12 +15,15 @@ a time from live reads, so every step is idempotent and safe to retry.
   ``orphan`` finalizer (dependents kept, references removed).
 - :class:`ServiceAccountController` (:mod:`.serviceaccounts`) -- creates the
   ``default`` ServiceAccount of every namespace.
+- :class:`RootCAPublisher` (:mod:`.root_ca`) -- keeps the ``kube-root-ca.crt``
+  ConfigMap (the cluster CA bundle) in every namespace.
 
 :func:`catalog_resources` turns a registry catalog into the resource list both take.
 """
 
 from .garbage_collector import GarbageCollector
 from .namespace import NamespaceController, catalog_resources
+from .root_ca import RootCAPublisher
 from .serviceaccounts import ServiceAccountController
 
-__all__ = ["GarbageCollector", "NamespaceController", "ServiceAccountController", "catalog_resources"]
+__all__ = ["GarbageCollector", "NamespaceController", "RootCAPublisher", "ServiceAccountController", "catalog_resources"]

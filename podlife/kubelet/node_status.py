@@ -8,7 +8,8 @@ hard eviction thresholds (``memory.available<100Mi``, ``nodefs.available<10%``)
 and no system/kube reservations, so ``allocatable = capacity - threshold``.
 
 The status is rebuilt from scratch each time (:func:`node_status`) with the
-times supplied by the caller; :func:`status_differs` compares two statuses
+times supplied by the caller (``nodeInfo`` holds every field of Kubernetes'
+``NodeSystemInfo``: clients declare them all required); :func:`status_differs` compares two statuses
 ignoring heartbeats so the kubelet can skip writes that would only move a
 timestamp (Kubernetes writes those every 5 minutes at most; the Lease is the
 liveness signal in between).
@@ -23,9 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..registry.schemas import KUBERNETES_VERSION
+
 Obj = dict[str, Any]
 
-KUBELET_VERSION = "v1.32.0-podlife"
+#: The release the API server serves; kube-proxy is reported at the kubelet's version,
+#: as kubelets of that release do (``kubeProxyVersion`` is deprecated but still written).
+KUBELET_VERSION = f"v{KUBERNETES_VERSION}.0-podlife"
 CONTAINER_RUNTIME_VERSION = "podlife://0.1"
 DEFAULT_MAX_PODS = 110
 #: Kubernetes' default hard eviction thresholds.
@@ -159,6 +164,7 @@ def node_status(machine: MachineInfo, *, node_name: str, address: str, port: int
             "osImage": machine.os_image,
             "containerRuntimeVersion": CONTAINER_RUNTIME_VERSION,
             "kubeletVersion": KUBELET_VERSION,
+            "kubeProxyVersion": KUBELET_VERSION,
             "operatingSystem": "linux",
             "architecture": machine.architecture,
         },

@@ -13,19 +13,22 @@ forwards the request here, as Kubernetes does:
     hangs up.
 ``GET|POST /exec/{namespace}/{pod}/{container}``
     ``?command=..&stdin=&stdout=&stderr=&tty=``: runs a command in the
-    container's environment over a channel WebSocket (:mod:`.streams`).
+    container's environment over a channel WebSocket, or over SPDY/3.1 for an
+    ``Upgrade: SPDY/3.1`` request (:mod:`.streams`, :mod:`.spdy`).
 ``GET|POST /attach/{namespace}/{pod}/{container}``
-    the container's output from now on, over the same protocol.
+    the container's output from now on, over the same protocols.
 ``GET|POST /portForward/{namespace}/{pod}``
-    ``?ports=..``: loopback connections over a channel WebSocket.
+    loopback connections: over a channel WebSocket (``?ports=..``), or over
+    SPDY streams (ports per stream), plain or tunnelled in a WebSocket.
 ``GET /healthz``
     ``ok``; no authentication (it reveals nothing).
 
 A stream request is checked completely (pod, container, options, subprotocol)
-before anything else, and only then must it be a WebSocket upgrade: a plain
-request that would have been valid gets 400 "Upgrade request required". So
-the API server can learn why the kubelet refused an upgrade by asking again
-without one.
+before anything else, and only then must it be an upgrade (WebSocket or SPDY):
+a plain request that would have been valid gets 400 "Upgrade request
+required". So the API server can learn why the kubelet refused a WebSocket
+upgrade by asking again without one (a refused SPDY upgrade carries its
+``Status`` itself, 403 for a protocol version we do not speak).
 
 Every other request needs ``Authorization: Bearer <token>`` with the token the
 server was built with (the API server is given the same token). Errors are
@@ -44,7 +47,7 @@ from __future__ import annotations
 import hmac
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -53,10 +56,13 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
+from ..machinery.query import InvalidBool, query_bool
 from . import streams
 from .logs import LogOptions, read_log
 from .runtime import ContainerHandle, ProcessRuntime
+from .spdy import WebSocketTransport
 from .streams import RequestRefused
+from .upgrade import SPDY_UPGRADE, UpgradedConnection, is_spdy_request
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +81,10 @@ class LogTarget:
 Resolver = Callable[[str, str, str, bool], LogTarget]
 #: A stream's work once the WebSocket is open.
 Session = Callable[[streams.ChannelConnection], Awaitable[None]]
+#: A stream's work on the raw connection of a SPDY upgrade.
+SpdySession = Callable[[UpgradedConnection], Awaitable[None]]
+#: Answers a checked stream request (the upgrade, then the session).
+Serve = Callable[[], Awaitable[web.StreamResponse]]
 
 
 class StreamHost(Protocol):
@@ -94,15 +104,12 @@ def status_response(code: int, reason: str, message: str) -> web.Response:
     return web.Response(status=code, body=orjson.dumps(body), content_type="application/json")
 
 
-def _flag(query: dict[str, str], name: str) -> bool:
-    value = query.get(name)
-    if value is None:
-        return False
-    if value.lower() in ("", "true", "1"):
-        return True
-    if value.lower() in ("false", "0"):
-        return False
-    raise RequestRefused.bad_request(f'invalid value for {name}: "{value}"')
+def _flag(query: Mapping[str, str], name: str) -> bool:
+    """A boolean parameter, read as Go's ``strconv.ParseBool`` (absent is false)."""
+    try:
+        return query_bool(query, name)
+    except InvalidBool as exc:
+        raise RequestRefused.bad_request(str(exc)) from None
 
 
 def _integer(query: dict[str, str], name: str) -> int | None:
@@ -233,45 +240,84 @@ class KubeletServer:
     async def _port_forward(self, request: web.Request) -> web.StreamResponse:
         return await self._stream(request, self._start_port_forward)
 
-    async def _stream(self, request: web.Request,
-                      prepare: Callable[[web.Request], tuple[streams.ChannelProtocol, Session]]) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, prepare: Callable[[web.Request], Serve]) -> web.StreamResponse:
         """Check the request, answer a refusal as a ``Status``, else upgrade and run the session."""
         try:
-            protocol, session = prepare(request)
-            if not streams.is_websocket_request(request):
-                raise RequestRefused.bad_request("Upgrade request required")
+            serve = prepare(request)
         except RequestRefused as exc:
             return status_response(exc.code, exc.reason, exc.message)
-        conn = await streams.ChannelConnection.accept(request, protocol)
-        try:
-            await session(conn)
-        except Exception:
-            log.exception("stream %s failed", request.path)
-        finally:
-            await conn.close()
-        return conn.ws
+        return await serve()
 
-    def _start_exec(self, request: web.Request) -> tuple[streams.ChannelProtocol, Session]:
+    def _websocket(self, request: web.Request, protocol: streams.ChannelProtocol, session: Session) -> Serve:
+        """Serve ``session`` over a channel WebSocket, once the request is one (else 400)."""
+        if not streams.is_websocket_request(request):
+            raise RequestRefused.bad_request("Upgrade request required")
+
+        async def serve() -> web.StreamResponse:
+            conn = await streams.ChannelConnection.accept(request, protocol)
+            try:
+                await session(conn)
+            except Exception:
+                log.exception("stream %s failed", request.path)
+            finally:
+                await conn.close()
+            return conn.ws
+
+        return serve
+
+    def _spdy(self, request: web.Request, protocol: streams.ChannelProtocol, session: SpdySession) -> Serve:
+        """Serve ``session`` on the raw connection of an ``Upgrade: SPDY/3.1`` request."""
+        headers = {"Upgrade": SPDY_UPGRADE}
+        if protocol.name:
+            headers["X-Stream-Protocol-Version"] = protocol.name
+
+        async def serve() -> web.StreamResponse:
+            conn = await UpgradedConnection.accept(request, headers)
+            try:
+                await session(conn)
+            except Exception:
+                log.exception("SPDY stream %s failed", request.path)
+            finally:
+                await conn.close()
+            return conn.response
+
+        return serve
+
+    def _start_exec(self, request: web.Request) -> Serve:
         return self._start_container_stream(request, needs_command=True)
 
-    def _start_attach(self, request: web.Request) -> tuple[streams.ChannelProtocol, Session]:
+    def _start_attach(self, request: web.Request) -> Serve:
         return self._start_container_stream(request, needs_command=False)
 
-    def _start_container_stream(self, request: web.Request, *, needs_command: bool) -> tuple[streams.ChannelProtocol, Session]:
+    def _start_container_stream(self, request: web.Request, *, needs_command: bool) -> Serve:
         host, info = self._host(), request.match_info
         handle = host.running_container(info["namespace"], info["pod"], info["container"])
-        protocol = streams.negotiate(streams.offered_protocols(request.headers), streams.EXEC_PROTOCOLS)
+        spdy = is_spdy_request(request)
+        protocol = (streams.negotiate_spdy(request.headers, streams.SPDY_EXEC_PROTOCOLS) if spdy else
+                    streams.negotiate(streams.offered_protocols(request.headers), streams.EXEC_PROTOCOLS))
         opts = streams.stream_options(request.query, needs_command=needs_command)
-        if needs_command:
-            return protocol, lambda conn: streams.run_exec(conn, host.runtime, handle, opts)
-        return protocol, lambda conn: streams.run_attach(conn, handle, opts)
 
-    def _start_port_forward(self, request: web.Request) -> tuple[streams.ChannelProtocol, Session]:
+        def run(conn: streams.StreamConnection) -> Awaitable[None]:
+            if needs_command:
+                return streams.run_exec(conn, host.runtime, handle, opts)
+            return streams.run_attach(conn, handle, opts)
+
+        if spdy:
+            return self._spdy(request, protocol, lambda conn: streams.run_spdy_container_stream(conn, protocol, opts, run))
+        return self._websocket(request, protocol, run)
+
+    def _start_port_forward(self, request: web.Request) -> Serve:
         host, info = self._host(), request.match_info
-        uid = host.pod_uid(info["namespace"], info["pod"])
+        pod, uid = info["pod"], host.pod_uid(info["namespace"], info["pod"])
+        if is_spdy_request(request):
+            protocol = streams.negotiate_spdy(request.headers, streams.SPDY_PORT_FORWARD_PROTOCOLS)
+            return self._spdy(request, protocol, lambda conn: streams.run_spdy_port_forward(conn, pod, uid))
         protocol = streams.negotiate(streams.offered_protocols(request.headers), streams.PORT_FORWARD_PROTOCOLS)
+        if protocol.tunnels_spdy:  # SPDY inside the WebSocket: the ports come per stream
+            return self._websocket(request, protocol, lambda conn: streams.run_spdy_port_forward(
+                WebSocketTransport(conn.ws), pod, uid))
         # As in Kubernetes, the ports are in the query only for WebSockets (SPDY sends them per
         # stream); a plain request offering subprotocols is the API server asking why we refused one.
         websocket = streams.is_websocket_request(request) or "Sec-WebSocket-Protocol" in request.headers
         ports = streams.port_list(request.query) if websocket else []
-        return protocol, lambda conn: streams.run_port_forward(conn, ports, info["pod"], uid)
+        return self._websocket(request, protocol, lambda conn: streams.run_port_forward(conn, ports, pod, uid))

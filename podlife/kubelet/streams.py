@@ -1,4 +1,4 @@
-"""Streaming sessions on the kubelet: ``exec``, ``attach`` and ``port-forward`` over WebSockets.
+"""Streaming sessions on the kubelet: ``exec``, ``attach`` and ``port-forward`` over WebSockets and SPDY.
 
 Design
 ------
@@ -58,6 +58,27 @@ containers are not supported yet).
 share the host's network until a CNI gives them a namespace, so loopback is
 where their servers listen. Only loopback is ever dialled, never a pod IP.
 The WebSocket closes once every port's connection has ended.
+
+**SPDY** (:mod:`.spdy`) is what kubectl speaks where it does not speak these
+WebSocket protocols: ``exec``/``attach`` before kubectl 1.30 (and as its
+fallback), ``port-forward`` always -- over a plain ``Upgrade: SPDY/3.1``
+before 1.31, tunnelled in a WebSocket (subprotocol
+``SPDY/3.1+portforward.k8s.io``) from 1.31 on. The protocol version is
+negotiated from ``X-Stream-Protocol-Version`` (:func:`negotiate_spdy`), and
+the client opens one stream per channel, named by its ``streamType`` header:
+
+* exec/attach: ``error``, and ``stdin``/``stdout``/``stderr`` as requested, and
+  ``resize`` for a terminal (v3+). Once all have arrived (within
+  :data:`STREAM_CREATION_TIMEOUT_SECONDS`), :class:`SpdyChannels` presents them
+  to the very same :func:`run_exec`/:func:`run_attach` as channels do: stdout and
+  stderr are written to their streams, the status to the error stream (v4: the
+  ``Status`` JSON; before: the error text only), the stdin stream's FIN is the
+  end of stdin, and the resize stream carries one JSON size after another.
+* port-forward (:class:`SpdyPortForwarder`): per forwarded connection a pair of
+  streams with the same ``requestID`` and ``port``, one ``error`` and one
+  ``data``; the data stream is copied to and from a loopback connection, a
+  failure is written to the error stream, and both are closed (FIN) when the
+  pod's side ends. Many connections share one session.
 """
 
 from __future__ import annotations
@@ -68,6 +89,7 @@ import binascii
 import contextlib
 import errno
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -83,6 +105,8 @@ import orjson
 from aiohttp import WSMsgType, web
 from multidict import MultiMapping
 
+from ..machinery.query import InvalidBool, query_bool
+from . import spdy
 from .logs import STDERR, parse_cri_record
 from .runtime import ContainerHandle, ContainerNotRunningError, ContainerStartError, ProcessRuntime
 
@@ -137,6 +161,7 @@ class ChannelProtocol:
     name: str
     base64: bool = False
     version: int = 1  # 1: before v4 (plain-text errors); 4: Status JSON; 5: adds the close channel
+    tunnels_spdy: bool = False  # binary messages carry a SPDY/3.1 session (port-forward of kubectl 1.31+)
 
     def encode(self, channel: int, data: bytes) -> bytes | str:
         """The WebSocket message carrying ``data`` on ``channel``."""
@@ -153,7 +178,9 @@ class ChannelProtocol:
                 return ord(message[0]) - ord("0"), base64.b64decode(message[1:], validate=True)
             except (binascii.Error, ValueError):
                 return None
-        if not isinstance(message, bytes | bytearray) or not message:
+        if isinstance(message, str):  # Kubernetes reads a text message's bytes like a binary one's
+            message = message.encode()
+        if not message:
             return None
         return message[0], bytes(message[1:])
 
@@ -171,11 +198,21 @@ EXEC_PROTOCOLS = _protocols(
     ChannelProtocol(""),
 )
 PORT_FORWARD_PROTOCOLS = _protocols(
+    ChannelProtocol("SPDY/3.1+portforward.k8s.io", tunnels_spdy=True),
     ChannelProtocol("v4.channel.k8s.io", version=4),
     ChannelProtocol("v4.base64.channel.k8s.io", base64=True, version=4),
     ChannelProtocol("portforward.k8s.io", version=4),
     ChannelProtocol(""),
 )
+#: ``X-Stream-Protocol-Version`` values of SPDY streams ("": a client that names none, the oldest protocol).
+SPDY_EXEC_PROTOCOLS = _protocols(
+    ChannelProtocol("v4.channel.k8s.io", version=4),
+    ChannelProtocol("v3.channel.k8s.io", version=3),  # adds the resize stream
+    ChannelProtocol("v2.channel.k8s.io", version=2),
+    ChannelProtocol("channel.k8s.io"),
+    ChannelProtocol(""),
+)
+SPDY_PORT_FORWARD_PROTOCOLS = _protocols(ChannelProtocol("portforward.k8s.io"), ChannelProtocol(""))
 
 
 def offered_protocols(headers: MultiMapping[str]) -> list[str]:
@@ -193,6 +230,22 @@ def negotiate(offered: Sequence[str], supported: Mapping[str, ChannelProtocol]) 
             return supported[name]
     known = sorted(n for n in supported if n)
     raise RequestRefused.bad_request(f"requested protocol(s) are not supported: {list(offered)}; supports {known}")
+
+
+def negotiate_spdy(headers: MultiMapping[str], supported: Mapping[str, ChannelProtocol]) -> ChannelProtocol:
+    """The client's first supported ``X-Stream-Protocol-Version``, as Kubernetes' ``httpstream.Handshake``.
+
+    A client that names none gets the oldest protocol; one that names only unknown ones a 403.
+    """
+    offered = [p.strip() for value in headers.getall("X-Stream-Protocol-Version", []) for p in value.split(",") if p.strip()]
+    if not offered:
+        return supported[""]
+    for name in offered:
+        if name in supported:
+            return supported[name]
+    known = [n for n in supported if n]
+    raise RequestRefused(403, "Forbidden", f"unable to upgrade: unable to negotiate protocol: client supports {offered}, "
+                                           f"server accepts {known}")
 
 
 def is_websocket_request(request: web.BaseRequest) -> bool:
@@ -260,6 +313,11 @@ class ChannelConnection:
     def closed(self) -> bool:
         return self.ws.closed
 
+    @property
+    def accepts_close_signal(self) -> bool:
+        """Whether a channel-255 message ends stdin (v5 only)."""
+        return self.protocol.version >= 5
+
     async def send(self, channel: int, data: bytes) -> bool:
         """Send ``data`` on ``channel``; False once the client has gone."""
         if self.ws.closed:
@@ -293,6 +351,24 @@ class ChannelConnection:
             await self.ws.close()
 
 
+class StreamConnection(Protocol):
+    """What ``exec`` and ``attach`` talk through: a channel WebSocket or SPDY streams (:class:`SpdyChannels`)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def accepts_close_signal(self) -> bool: ...
+
+    async def send(self, channel: int, data: bytes) -> bool: ...
+
+    async def send_status(self, status: Mapping[str, Any]) -> None: ...
+
+    def receive(self) -> AsyncIterator[tuple[int, bytes]]: ...
+
+    async def close(self) -> None: ...
+
+
 def parse_resize(payload: bytes) -> tuple[int, int] | None:
     """``(width, height)`` from a resize message; None when malformed."""
     try:
@@ -308,19 +384,12 @@ def parse_resize(payload: bytes) -> tuple[int, int] | None:
 # --------------------------------------------------------------------------- options
 
 
-_TRUE = {"1", "t", "true"}
-_FALSE = {"0", "f", "false"}
-
-
 def _flag(query: MultiMapping[str], name: str) -> bool:
-    value = query.get(name)
-    if value is None:
-        return False
-    if value.lower() in _TRUE or value == "":
-        return True
-    if value.lower() in _FALSE:
-        return False
-    raise RequestRefused.bad_request(f'invalid value for {name}: "{value}"')
+    """A boolean option, read as Go's ``strconv.ParseBool`` (absent is false)."""
+    try:
+        return query_bool(query, name)
+    except InvalidBool as exc:
+        raise RequestRefused.bad_request(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -531,7 +600,7 @@ class _Activity:
         return 0.0 if self.sending else time.monotonic() - self.last
 
 
-async def _pump_output(conn: ChannelConnection, channel: int, read: Callable[[], Awaitable[bytes]],
+async def _pump_output(conn: StreamConnection, channel: int, read: Callable[[], Awaitable[bytes]],
                        activity: _Activity) -> None:
     """Copy one output to its channel (or drop it, for channel -1) until its end."""
     while data := await read():
@@ -541,7 +610,7 @@ async def _pump_output(conn: ChannelConnection, channel: int, read: Callable[[],
                 await conn.send(channel, data)
 
 
-async def _feed_input(conn: ChannelConnection, io: CommandIO) -> None:
+async def _feed_input(conn: StreamConnection, io: CommandIO) -> None:
     """Route the client's messages: stdin, end of stdin (v5), resize. Ends when the client closes."""
     async for channel, payload in conn.receive():
         if channel == STDIN:
@@ -549,7 +618,7 @@ async def _feed_input(conn: ChannelConnection, io: CommandIO) -> None:
         elif channel == RESIZE and (size := parse_resize(payload)) is not None:
             with contextlib.suppress(OSError):
                 io.resize(*size)
-        elif channel == CLOSE and conn.protocol.version >= 5 and payload[:1] == bytes((STDIN,)):
+        elif channel == CLOSE and conn.accepts_close_signal and payload[:1] == bytes((STDIN,)):
             await io.close_input()
 
 
@@ -590,7 +659,7 @@ async def _start_command(runtime: ProcessRuntime, handle: ContainerHandle,
     return process, io
 
 
-async def run_exec(conn: ChannelConnection, runtime: ProcessRuntime, handle: ContainerHandle,
+async def run_exec(conn: StreamConnection, runtime: ProcessRuntime, handle: ContainerHandle,
                    opts: StreamOptions) -> None:
     """Run one ``exec`` session to its end: command output, then the status, then close."""
     try:
@@ -610,7 +679,7 @@ async def run_exec(conn: ChannelConnection, runtime: ProcessRuntime, handle: Con
         io.close()
 
 
-async def _run_to_exit(conn: ChannelConnection, process: asyncio.subprocess.Process, io: CommandIO) -> int | None:
+async def _run_to_exit(conn: StreamConnection, process: asyncio.subprocess.Process, io: CommandIO) -> int | None:
     """The exit code once the command has exited and its output is sent; None if the client left first."""
     activity = _Activity()
     pumps = [asyncio.create_task(_pump_output(conn, ch, read, activity)) for ch, read in io.outputs()]
@@ -658,7 +727,7 @@ class _LogTail:
         return out
 
 
-async def _follow_log(conn: ChannelConnection, handle: ContainerHandle, opts: StreamOptions) -> None:
+async def _follow_log(conn: StreamConnection, handle: ContainerHandle, opts: StreamOptions) -> None:
     """Send the container's new output until it has exited and its log has been read."""
     tail = _LogTail(handle.log_path)
     delay = ATTACH_MIN_POLL_SECONDS
@@ -678,13 +747,13 @@ async def _follow_log(conn: ChannelConnection, handle: ContainerHandle, opts: St
         delay = min(delay * 2, ATTACH_MAX_POLL_SECONDS)
 
 
-async def _ignore_input(conn: ChannelConnection) -> None:
+async def _ignore_input(conn: StreamConnection) -> None:
     """Read the client's messages (a container's stdin is not connected) until it closes."""
     async for _ in conn.receive():
         pass
 
 
-async def run_attach(conn: ChannelConnection, handle: ContainerHandle, opts: StreamOptions) -> None:
+async def run_attach(conn: StreamConnection, handle: ContainerHandle, opts: StreamOptions) -> None:
     """Stream a running container's output until it exits (then ``Success``) or the client leaves."""
     await conn.send(opts.first_output, b"")
     follow = asyncio.create_task(_follow_log(conn, handle, opts))
@@ -757,8 +826,7 @@ class _ForwardedPort:
             writer.write_eof()
 
     async def _error(self, message: str) -> None:
-        text = f"error forwarding port {self.port} to pod {self._pod}, uid {self._uid}: {message}"
-        await self.conn.send(self.error_channel, text.encode())
+        await self.conn.send(self.error_channel, forward_error(self.port, self._pod, self._uid, message).encode())
 
 
 async def _route_port_data(conn: ChannelConnection, ports: list[_ForwardedPort]) -> None:
@@ -789,3 +857,237 @@ async def run_port_forward(conn: ChannelConnection, ports: Sequence[int], pod: s
         router.cancel()
         copies.cancel()
         await asyncio.gather(router, copies, return_exceptions=True)
+
+
+def forward_error(port: int, pod: str, uid: str, message: str) -> str:
+    """The text of a failed port-forward, worded as the kubelet words it."""
+    return f"error forwarding port {port} to pod {pod}, uid {uid}: {message}"
+
+
+# --------------------------------------------------------------------------- SPDY
+
+
+#: How long a SPDY client may take to open every stream its request announced (the kubelet's default).
+STREAM_CREATION_TIMEOUT_SECONDS = 30.0
+#: ``streamType`` of each exec/attach channel's SPDY stream.
+SPDY_STREAM_TYPES = {"stdin": STDIN, "stdout": STDOUT, "stderr": STDERR_CHANNEL, "error": ERROR, "resize": RESIZE}
+
+
+def expected_spdy_streams(opts: StreamOptions, protocol: ChannelProtocol) -> set[str]:
+    """The streams a SPDY client opens for ``opts``: the error one, each requested one, resize for a terminal (v3+)."""
+    wanted = {"error"} | {name for name, on in (("stdin", opts.stdin), ("stdout", opts.stdout), ("stderr", opts.stderr)) if on}
+    if opts.tty and protocol.version >= 3:
+        wanted.add("resize")
+    return wanted
+
+
+class _StreamCollector:
+    """Accepts the announced exec/attach streams, once each, and says when all have arrived."""
+
+    def __init__(self, wanted: set[str]) -> None:
+        self.wanted = wanted
+        self.streams: dict[int, spdy.SpdyStream] = {}
+        self.complete = asyncio.Event()
+
+    def accept(self, stream: spdy.SpdyStream) -> bool:
+        kind = stream.headers.get("streamtype", "")
+        channel = SPDY_STREAM_TYPES.get(kind)
+        if kind not in self.wanted or channel is None or channel in self.streams:
+            return False
+        self.streams[channel] = stream
+        if len(self.streams) == len(self.wanted):
+            self.complete.set()
+        return True
+
+
+class SpdyChannels:
+    """exec/attach over SPDY streams, behind the same interface as :class:`ChannelConnection`.
+
+    Output goes to the stdout/stderr streams, the final status to the error stream
+    (the v4 ``Status``, or before v4 the error text); the client's stdin stream
+    becomes channel-0 messages, its FIN the close signal of stdin, and the resize
+    stream's JSON objects channel-4 messages. :meth:`receive` ends with the session.
+    """
+
+    accepts_close_signal = True
+
+    def __init__(self, session: spdy.SpdySession, protocol: ChannelProtocol, streams: Mapping[int, spdy.SpdyStream]) -> None:
+        self.session = session
+        self.protocol = protocol
+        self._streams = dict(streams)
+
+    @property
+    def closed(self) -> bool:
+        return self.session.closed
+
+    async def send(self, channel: int, data: bytes) -> bool:
+        if self.session.closed:
+            return False
+        stream = self._streams.get(channel)
+        if stream is not None and data:
+            await stream.write(data)
+        return not self.session.closed
+
+    async def send_status(self, status: Mapping[str, Any]) -> None:
+        payload = encode_status(self.protocol, status)
+        if payload is not None:
+            await self.send(ERROR, payload)
+
+    async def receive(self) -> AsyncIterator[tuple[int, bytes]]:
+        inbox: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+        pumps = [asyncio.create_task(self._pump_stdin(inbox)), asyncio.create_task(self._pump_resizes(inbox))]
+        ended = asyncio.create_task(self.session.finished.wait())
+        ended.add_done_callback(lambda _: inbox.put_nowait(None))
+        try:
+            while (item := await inbox.get()) is not None:
+                yield item
+        finally:
+            for task in (*pumps, ended):
+                task.cancel()
+            await asyncio.gather(*pumps, ended, return_exceptions=True)
+
+    async def _pump_stdin(self, inbox: asyncio.Queue[tuple[int, bytes] | None]) -> None:
+        if (stream := self._streams.get(STDIN)) is None:
+            return
+        while data := await stream.read():
+            inbox.put_nowait((STDIN, data))
+        inbox.put_nowait((CLOSE, bytes((STDIN,))))
+
+    async def _pump_resizes(self, inbox: asyncio.Queue[tuple[int, bytes] | None]) -> None:
+        if (stream := self._streams.get(RESIZE)) is None:
+            return
+        decoder, pending = json.JSONDecoder(), ""
+        while data := await stream.read():
+            pending += data.decode("utf-8", "replace")
+            while pending.strip():
+                try:
+                    size, end = decoder.raw_decode(pending.lstrip())
+                except ValueError:
+                    break  # the rest of this object is still on its way
+                pending = pending.lstrip()[end:]
+                inbox.put_nowait((RESIZE, orjson.dumps(size)))
+
+    async def close(self) -> None:
+        """FIN our streams (the client reads them to their end), then end the session."""
+        for channel in (STDOUT, STDERR_CHANNEL, ERROR):
+            if (stream := self._streams.get(channel)) is not None:
+                await stream.close()
+        await self.session.close()
+
+
+async def run_spdy_container_stream(transport: spdy.ByteTransport, protocol: ChannelProtocol, opts: StreamOptions,
+                                    run: Callable[[StreamConnection], Awaitable[None]]) -> None:
+    """An exec/attach session over SPDY: wait for the client's streams, then ``run`` it like a WebSocket one."""
+    collector = _StreamCollector(expected_spdy_streams(opts, protocol))
+    session = spdy.SpdySession(transport, collector.accept)
+    reader = asyncio.create_task(session.run())
+    complete = asyncio.create_task(collector.complete.wait())
+    try:
+        await asyncio.wait({reader, complete}, timeout=STREAM_CREATION_TIMEOUT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+        if complete.done() and not session.closed:
+            await run(SpdyChannels(session, protocol, collector.streams))
+        elif not session.closed:
+            log.info("SPDY client opened %s of the streams %s in time", sorted(collector.streams), sorted(collector.wanted))
+    finally:
+        await session.close()
+        for task in (reader, complete):
+            task.cancel()
+        await asyncio.gather(reader, complete, return_exceptions=True)
+
+
+class SpdyPortForwarder:
+    """Port-forward over SPDY: each ``requestID`` brings an error and a data stream; a complete pair is forwarded.
+
+    Streams need a ``port`` (1-65535) and a ``streamType`` of ``error`` or ``data``,
+    else they are refused (RST_STREAM), as the kubelet refuses them. Clients without
+    request ids (very old ones) are paired by stream id, as the kubelet pairs them.
+    """
+
+    def __init__(self, pod: str, uid: str, *, pair_timeout: float = STREAM_CREATION_TIMEOUT_SECONDS) -> None:
+        self._pod, self._uid = pod, uid
+        self._pair_timeout = pair_timeout
+        self._pairs: dict[str, dict[str, spdy.SpdyStream]] = {}
+        self._deadlines: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def accept(self, stream: spdy.SpdyStream) -> bool:
+        port, kind = stream.headers.get("port", ""), stream.headers.get("streamtype", "")
+        if not port.isdigit() or not 0 < int(port) <= 0xFFFF or kind not in ("error", "data"):
+            return False
+        request_id = stream.headers.get("requestid") or str(stream.id if kind == "error" else stream.id - 2)
+        pair = self._pairs.setdefault(request_id, {})
+        if kind in pair:
+            return False
+        pair[kind] = stream
+        if len(pair) == 1:  # the other half must follow in time, as the kubelet demands
+            self._deadlines[request_id] = asyncio.get_running_loop().call_later(
+                self._pair_timeout, self._expire, request_id)
+        else:
+            del self._pairs[request_id]
+            self._deadlines.pop(request_id).cancel()
+            self._spawn(self._forward(int(pair["data"].headers["port"]), pair["data"], pair["error"]))
+        return True
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _expire(self, request_id: str) -> None:
+        """Reset the half of a pair whose other half never came."""
+        self._deadlines.pop(request_id, None)
+        for stream in self._pairs.pop(request_id, {}).values():
+            self._spawn(stream.send_reset())
+
+    async def _forward(self, port: int, data: spdy.SpdyStream, error: spdy.SpdyStream) -> None:
+        """Copy between the data stream and a loopback connection; failures go to the error stream."""
+        try:
+            try:
+                reader, writer = await asyncio.open_connection(LOOPBACK, port)
+            except OSError as exc:
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                await error.write(forward_error(port, self._pod, self._uid,
+                                                f"failed to connect to {LOOPBACK}:{port}: {reason}").encode())
+                return
+            upload = asyncio.create_task(self._upload(data, writer))
+            try:
+                while not data.reset and (chunk := await reader.read(READ_BYTES)):
+                    await data.write(chunk)
+            except OSError as exc:
+                await error.write(forward_error(port, self._pod, self._uid, str(exc)).encode())
+            finally:
+                upload.cancel()
+                await asyncio.gather(upload, return_exceptions=True)
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+        finally:
+            await data.close()
+            await error.close()
+
+    @staticmethod
+    async def _upload(data: spdy.SpdyStream, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := await data.read():
+                writer.write(chunk)
+                await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+
+    async def stop(self) -> None:
+        for deadline in self._deadlines.values():
+            deadline.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def run_spdy_port_forward(transport: spdy.ByteTransport, pod: str, uid: str) -> None:
+    """Serve port-forward streams until the client closes the connection."""
+    forwarder = SpdyPortForwarder(pod, uid)
+    session = spdy.SpdySession(transport, forwarder.accept)
+    try:
+        await session.run()
+    finally:
+        await forwarder.stop()
+        await session.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .apiregistration import APIServiceStrategy
 from .core import (
     ConfigMapStrategy,
     EndpointsStrategy,
@@ -16,11 +17,13 @@ from .core import (
     LeaseStrategy,
     NamespaceStrategy,
     NodeStrategy,
+    PersistentVolumeStrategy,
     SecretStrategy,
     ServiceAccountStrategy,
     ServiceStrategy,
 )
 from .crds import crd_resource_type
+from .defaults import DefaultedStrategy
 from .network import PortStrategy, SubnetStrategy
 from .pods import PodStrategy
 from .types import ResourceType, Strategy
@@ -63,12 +66,11 @@ def builtin_types() -> list[ResourceType]:
 
 
 def _plain(group: str, version: str, kind: str, plural: str, namespaced: bool = True, **kw) -> ResourceType:
-    return ResourceType(group, version, kind, plural, namespaced, Strategy(), **kw)
+    return ResourceType(group, version, kind, plural, namespaced, DefaultedStrategy(group, kind), **kw)
 
 
 def _with_status(group: str, version: str, kind: str, plural: str, namespaced: bool = True, **kw) -> ResourceType:
-    strategy = Strategy()
-    strategy.has_status = True
+    strategy = DefaultedStrategy(group, kind, has_status=True)
     return ResourceType(group, version, kind, plural, namespaced, strategy, subresources=("status",), **kw)
 
 
@@ -110,7 +112,8 @@ def served_types() -> list[ResourceType]:
         ResourceType("batch", "v1", "Job", "jobs", True, JobStrategy(), categories=("all",), subresources=("status",)),
         ResourceType("batch", "v1", "CronJob", "cronjobs", True, CronJobStrategy(), short_names=("cj",),
                      categories=("all",), subresources=("status",)),
-        _with_status("", "v1", "PersistentVolume", "persistentvolumes", False, short_names=("pv",)),
+        ResourceType("", "v1", "PersistentVolume", "persistentvolumes", False, PersistentVolumeStrategy(),
+                     short_names=("pv",), subresources=("status",)),
         _with_status("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", short_names=("pvc",)),
         _with_status("", "v1", "ResourceQuota", "resourcequotas", short_names=("quota",)),
         _plain("", "v1", "LimitRange", "limitranges", short_names=("limits",)),
@@ -136,6 +139,8 @@ def served_types() -> list[ResourceType]:
         _plain("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
         _with_status("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short_names=("hpa",),
                      categories=("all",)),
+        ResourceType("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, APIServiceStrategy(),
+                     categories=("api-extensions",), subresources=("status",)),
     ]
 
 

@@ -1,12 +1,32 @@
-"""Strategies of the core/v1 kinds other than pods, and coordination.k8s.io leases."""
+"""Strategies of the core/v1 kinds other than pods, and coordination.k8s.io leases.
+
+Their defaults are Kubernetes' (:mod:`podlife.registry.defaults`); what is here is
+each kind's lifecycle and validation. A Node's status is completed the way Go's
+encoding writes a ``NodeStatus``: ``nodeInfo`` with every field (empty strings for
+what a registering client left out) and ``daemonEndpoints``, so clients that declare
+those fields required can read any Node.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 
+from ..timeutil import now_rfc3339
+from .defaults import (
+    STATUS_DEFAULTS,
+    DefaultedStrategy,
+    default_endpoints,
+    default_namespace,
+    default_secret,
+    default_service,
+    with_status_defaults,
+)
 from .types import FieldError, Obj, Strategy, invalid, not_supported, required
 from .validation import qualified_name_errors
+
+_NAMESPACE_STATUS = STATUS_DEFAULTS[("", "Namespace")]
+_SERVICE_STATUS = STATUS_DEFAULTS[("", "Service")]
 
 
 class NamespaceStrategy(Strategy):
@@ -21,15 +41,23 @@ class NamespaceStrategy(Strategy):
             spec["finalizers"] = (old.get("spec") or {}).get("finalizers", [])
 
     def prepare_for_create(self, obj: Obj) -> None:
-        obj["status"] = {"phase": "Active"}
-
-    def default(self, obj: Obj) -> None:
+        obj["status"] = with_status_defaults(None, _NAMESPACE_STATUS)
+        # a new namespace always carries the kubernetes finalizer (kept by updates)
         spec = obj.setdefault("spec", {})
         if isinstance(spec, dict):
-            spec.setdefault("finalizers", ["kubernetes"])
-        labels = obj["metadata"].setdefault("labels", {})
-        if isinstance(labels, dict) and obj["metadata"].get("name"):
-            labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+            finalizers = spec.get("finalizers")
+            finalizers = list(finalizers) if isinstance(finalizers, list) else []
+            if "kubernetes" not in finalizers:
+                finalizers.append("kubernetes")
+            spec["finalizers"] = finalizers
+
+    def default(self, obj: Obj) -> None:
+        default_namespace(obj)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        merged = super().prepare_for_status_update(new, old)
+        merged["status"] = with_status_defaults(merged.get("status"), _NAMESPACE_STATUS)
+        return merged
 
 
 class NodeStrategy(Strategy):
@@ -37,12 +65,45 @@ class NodeStrategy(Strategy):
 
     def prepare_for_create(self, obj: Obj) -> None:
         # Kubelets register with their status filled in; keep it (as Kubernetes does).
-        pass
+        obj["status"] = complete_node_status(obj.get("status"))
 
     def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
         merged = dict(old)
-        merged["status"] = new.get("status") or {}
+        merged["status"] = complete_node_status(new.get("status"))
         return merged
+
+
+#: ``NodeSystemInfo``'s fields that Go always writes (no omitempty), in struct order.
+NODE_INFO_FIELDS = ("machineID", "systemUUID", "bootID", "kernelVersion", "osImage", "containerRuntimeVersion",
+                    "kubeletVersion", "kubeProxyVersion", "operatingSystem", "architecture")
+_EMPTY_NODE_INFO = dict.fromkeys(NODE_INFO_FIELDS, "")
+
+
+def complete_node_status(status: object) -> Obj:
+    """``status`` with ``nodeInfo``'s every field, ``daemonEndpoints`` and allocatable.
+
+    Returns ``status`` itself when nothing is missing (the kubelet's writes), so the
+    common case costs a few lookups; never changes it in place.
+    """
+    status = status if isinstance(status, dict) else {}
+    info = status.get("nodeInfo")
+    endpoints = status.get("daemonEndpoints")
+    info_complete = isinstance(info, dict) and all(k in info for k in NODE_INFO_FIELDS)
+    endpoints_complete = isinstance(endpoints, dict) and isinstance(endpoints.get("kubeletEndpoint"), dict) \
+        and "Port" in endpoints["kubeletEndpoint"]
+    allocatable_complete = "allocatable" in status or "capacity" not in status
+    if info_complete and endpoints_complete and allocatable_complete:
+        return status
+    status = dict(status)
+    if not info_complete:
+        status["nodeInfo"] = {**_EMPTY_NODE_INFO, **(info if isinstance(info, dict) else {})}
+    if not endpoints_complete:
+        kubelet = (endpoints or {}).get("kubeletEndpoint") if isinstance(endpoints, dict) else None
+        status["daemonEndpoints"] = {**(endpoints if isinstance(endpoints, dict) else {}),
+                                     "kubeletEndpoint": {"Port": 0, **(kubelet if isinstance(kubelet, dict) else {})}}
+    if not allocatable_complete:
+        status["allocatable"] = status["capacity"]  # SetDefaults_NodeStatus
+    return status
 
 
 class EventStrategy(Strategy):
@@ -92,7 +153,7 @@ def _config_key_ok(key: str) -> bool:
 
 class SecretStrategy(Strategy):
     def default(self, obj: Obj) -> None:
-        obj.setdefault("type", "Opaque")
+        default_secret(obj)
         string_data = obj.pop("stringData", None)
         if isinstance(string_data, dict):
             data = obj.setdefault("data", {})
@@ -118,21 +179,15 @@ class ServiceStrategy(Strategy):
     has_status = True
 
     def prepare_for_create(self, obj: Obj) -> None:
-        obj["status"] = {"loadBalancer": {}}
+        obj["status"] = with_status_defaults(None, _SERVICE_STATUS)
 
     def default(self, obj: Obj) -> None:
-        spec = obj.setdefault("spec", {})
-        if not isinstance(spec, dict):
-            return
-        spec.setdefault("type", "ClusterIP")
-        spec.setdefault("sessionAffinity", "None")
-        spec.setdefault("ipFamilies", ["IPv4"])
-        spec.setdefault("ipFamilyPolicy", "SingleStack")
-        spec.setdefault("internalTrafficPolicy", "Cluster")
-        for p in spec.get("ports") or []:
-            if isinstance(p, dict):
-                p.setdefault("protocol", "TCP")
-                p.setdefault("targetPort", p.get("port"))
+        default_service(obj)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        merged = super().prepare_for_status_update(new, old)
+        merged["status"] = with_status_defaults(merged.get("status"), _SERVICE_STATUS)
+        return merged
 
     def validate(self, obj: Obj) -> list[FieldError]:
         spec = obj.get("spec")
@@ -152,6 +207,25 @@ class ServiceStrategy(Strategy):
         return errs
 
 
+class PersistentVolumeStrategy(DefaultedStrategy):
+    """PVs record when their phase last changed (``status.lastPhaseTransitionTime``)."""
+
+    def __init__(self) -> None:
+        super().__init__("", "PersistentVolume", has_status=True)
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        obj["status"]["lastPhaseTransitionTime"] = obj["metadata"].get("creationTimestamp") or now_rfc3339()
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        merged = super().prepare_for_status_update(new, old)
+        before, after = old.get("status") or {}, merged["status"]
+        moved = after.get("phase") != before.get("phase")
+        if moved and after.get("lastPhaseTransitionTime") in (None, before.get("lastPhaseTransitionTime")):
+            merged["status"] = {**after, "lastPhaseTransitionTime": now_rfc3339()}
+        return merged
+
+
 class LeaseStrategy(Strategy):
     pass
 
@@ -161,7 +235,8 @@ class ServiceAccountStrategy(Strategy):
 
 
 class EndpointsStrategy(Strategy):
-    pass
+    def default(self, obj: Obj) -> None:
+        default_endpoints(obj)
 
 
 def validate_finalizer_names(names: list[str], path: str) -> list[FieldError]:

@@ -2,9 +2,11 @@
 
 Follows Kubernetes' pod strategy:
 
-- on create the server fills the defaults a real API server fills (restartPolicy,
-  terminationGracePeriodSeconds, dnsPolicy, schedulerName, imagePullPolicy, the
-  not-ready/unreachable tolerations, ...) and sets ``status`` to ``Pending`` with the
+- on create the server fills Kubernetes' pod defaults
+  (:func:`podlife.registry.defaults.default_pod`: restartPolicy, dnsPolicy,
+  terminationGracePeriodSeconds, imagePullPolicy, volume modes, probe timings, ...)
+  and what its admission plugins add (priority, service account, the
+  not-ready/unreachable tolerations), and sets ``status`` to ``Pending`` with the
   pod's QoS class, so that the object a client reads back looks like Kubernetes';
 - a pod's spec is immutable after create except container images, tolerations
   (additions) and activeDeadlineSeconds, so updates that change anything else fail;
@@ -19,6 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .defaults import default_pod
 from .types import FieldError, Obj, Strategy, forbidden, invalid, not_supported, required
 from .validation import dns1123_label_errors
 
@@ -28,36 +31,6 @@ PULL_POLICIES = ["Always", "IfNotPresent", "Never"]
 DEFAULT_GRACE_SECONDS = 30
 DEFAULT_TOLERATION_SECONDS = 300
 _ENV_NAME_RE = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-
-
-def default_pull_policy(image: str) -> str:
-    """``Always`` for ``:latest`` or untagged images, otherwise ``IfNotPresent``."""
-    if "@" in image:
-        return "IfNotPresent"
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last or last.endswith(":latest"):
-        return "Always"
-    return "IfNotPresent"
-
-
-def _default_container(c: Obj) -> None:
-    if not isinstance(c, dict):
-        return
-    if isinstance(c.get("image"), str):
-        c.setdefault("imagePullPolicy", default_pull_policy(c["image"]))
-    c.setdefault("terminationMessagePath", "/dev/termination-log")
-    c.setdefault("terminationMessagePolicy", "File")
-    c.setdefault("resources", {})
-    for p in c.get("ports") or []:
-        if isinstance(p, dict):
-            p.setdefault("protocol", "TCP")
-    for probe_name in ("livenessProbe", "readinessProbe", "startupProbe"):
-        probe = c.get(probe_name)
-        if isinstance(probe, dict):
-            probe.setdefault("timeoutSeconds", 1)
-            probe.setdefault("periodSeconds", 10)
-            probe.setdefault("successThreshold", 1)
-            probe.setdefault("failureThreshold", 3)
 
 
 def qos_class(spec: Obj) -> str:
@@ -137,22 +110,17 @@ class PodStrategy(Strategy):
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(spec) if isinstance(spec, dict) else "BestEffort"}
 
     def default(self, obj: Obj) -> None:
+        """Kubernetes' pod defaults, then what its admission plugins add on create."""
+        default_pod(obj)
         spec = obj.get("spec")
         if not isinstance(spec, dict):
             return
-        spec.setdefault("restartPolicy", "Always")
-        spec.setdefault("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
-        spec.setdefault("dnsPolicy", "ClusterFirst")
-        spec.setdefault("schedulerName", "default-scheduler")
-        spec.setdefault("securityContext", {})
-        spec.setdefault("enableServiceLinks", True)
+        # admission: Priority, ServiceAccount, DefaultTolerationSeconds
         spec.setdefault("priority", 0)
         spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
         spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
         _default_tolerations(spec)
-        for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
-            _default_container(c)
 
     def validate(self, obj: Obj) -> list[FieldError]:
         spec = obj.get("spec")

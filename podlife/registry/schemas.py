@@ -1,4 +1,4 @@
-"""The Kubernetes 1.32 API schemas: one source for validation, OpenAPI and patch metadata.
+"""The Kubernetes 1.37 API schemas: one source for validation, OpenAPI and patch metadata.
 
 Design.  Every schema-driven feature of the API server — strict field validation
 on create/update, the ``/openapi/v3`` documents that ``kubectl create -f``,
@@ -6,8 +6,8 @@ on create/update, the ``/openapi/v3`` documents that ``kubectl create -f``,
 merge patch needs (``containers`` merge by ``name``, ``finalizers`` merge as a
 set, ...) — reads the definitions loaded here, so the three can never disagree.
 Nothing is written by hand: the definitions come from the ``kubernetes-validate``
-package, which ships the 1.32 OpenAPI definitions converted to JSON Schema
-(``kubernetes-json-schema/v1.32.0-local/_definitions.json``), complete with
+package, which ships the 1.37 OpenAPI definitions converted to JSON Schema
+(``kubernetes-json-schema/v1.37.0-local/_definitions.json``), complete with
 descriptions, ``x-kubernetes-group-version-kind``, ``x-kubernetes-patch-strategy``,
 ``x-kubernetes-patch-merge-key``, ``x-kubernetes-list-type`` and
 ``x-kubernetes-list-map-keys``.
@@ -53,6 +53,7 @@ from typing import Any, Iterable, Mapping
 import orjson
 
 __all__ = [
+    "KUBERNETES_MINOR",
     "KUBERNETES_VERSION",
     "REF_PREFIX",
     "FieldIssue",
@@ -76,8 +77,10 @@ __all__ = [
     "validate_object",
 ]
 
-KUBERNETES_VERSION = "1.32"
-_DATA_DIR = "v1.32.0-local"
+#: The Kubernetes release whose API podlife serves; ``/version`` reports its minor.
+KUBERNETES_VERSION = "1.37"
+KUBERNETES_MINOR = KUBERNETES_VERSION.split(".")[1]
+_DATA_DIR = f"v{KUBERNETES_VERSION}.0-local"
 REF_PREFIX = "#/components/schemas/"
 _SOURCE_REF_PREFIX = "#/$defs/"
 
@@ -218,7 +221,7 @@ def _build_definitions() -> dict[str, dict[str, Any]]:
 
 
 def definitions() -> dict[str, dict[str, Any]]:
-    """All 1.32 definitions keyed by OpenAPI name (``io.k8s.api.core.v1.Pod``).
+    """All 1.37 definitions keyed by OpenAPI name (``io.k8s.api.core.v1.Pod``).
 
     Loaded on first call and cached; treat the result as read-only.  Refs are in
     OpenAPI v3 form (``#/components/schemas/<name>``).
@@ -308,7 +311,7 @@ def custom_schema(group: str, version: str, kind: str) -> dict[str, Any] | None:
 
 
 def is_builtin(group: str, version: str, kind: str) -> bool:
-    """Whether Kubernetes 1.32 itself defines this kind."""
+    """Whether Kubernetes 1.37 itself defines this kind."""
     return (group, version, kind) in _index()
 
 

@@ -53,12 +53,10 @@ def dns1123_subdomain_errors(value: str) -> list[str]:
 
 
 def path_segment_errors(value: str) -> list[str]:
+    """Why ``value`` cannot be one segment of a URL path (Kubernetes' ``IsValidPathSegmentName``)."""
     if value in (".", ".."):
         return [f"may not be '{value}'"]
-    for bad in ("/", "%"):
-        if bad in value:
-            return [f"may not contain '{bad}'"]
-    return []
+    return [f"may not contain '{bad}'" for bad in ("/", "%") if bad in value]
 
 
 NAME_RULES = {

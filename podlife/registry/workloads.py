@@ -1,38 +1,44 @@
 """Workload kinds (apps/v1, batch/v1): defaults, validation, generation and scale.
 
-podlife stores and serves these kinds the way Kubernetes does -- the same defaults,
-the same required fields, ``metadata.generation`` bumped on spec changes, the
-``status`` and ``scale`` subresources -- so tools that create and read them (kubectl
-create deployment, rollout status, scale, client libraries) work. Controllers that act
-on them come in a later issue.
+podlife stores and serves these kinds the way Kubernetes does -- the same defaults
+(:mod:`podlife.registry.defaults`), the same required fields (apps/v1 needs a
+selector; a ReplicationController's comes from its template), status objects that
+carry their zero-valued counters from creation on, ``metadata.generation`` bumped on
+spec changes, the ``status`` and ``scale`` subresources -- so tools that create and
+read them (kubectl create deployment, rollout status, scale, client libraries) work.
+Controllers that act on them come in a later issue.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
+from .defaults import DEFAULTERS, STATUS_DEFAULTS, default_cronjob, default_job, with_status_defaults
 from .pods import PodStrategy
 from .types import FieldError, Obj, Strategy, invalid, required
 
-_POD_DEFAULTS = PodStrategy()
-
-
-def default_pod_template(template: Any) -> None:
-    if not isinstance(template, dict):
-        return
-    template.setdefault("metadata", {})
-    spec = template.get("spec")
-    if isinstance(spec, dict):
-        _POD_DEFAULTS.default({"spec": spec})
+_POD_RULES = PodStrategy()
 
 
 def validate_selector_matches_template(spec: Obj) -> list[FieldError]:
+    """apps/v1: a LabelSelector is required, and the template's labels must match it."""
     selector = spec.get("selector")
     if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
         return [required("spec.selector")]
+    return _template_labels_match(spec, selector.get("matchLabels") or {})
+
+
+def validate_map_selector(spec: Obj) -> list[FieldError]:
+    """core/v1 ReplicationController: a plain label map (defaulted from the template)."""
+    selector = spec.get("selector")
+    if not isinstance(selector, dict) or not selector:
+        return [required("spec.selector")]
+    return _template_labels_match(spec, selector)
+
+
+def _template_labels_match(spec: Obj, match_labels: Obj) -> list[FieldError]:
     labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-    for key, value in (selector.get("matchLabels") or {}).items():
+    for key, value in match_labels.items():
         if labels.get(key) != value:
             return [invalid("spec.template.metadata.labels", labels, "`selector` does not match template `labels`")]
     return []
@@ -42,75 +48,67 @@ def validate_template(spec: Obj) -> list[FieldError]:
     template = spec.get("template")
     if not isinstance(template, dict):
         return [required("spec.template")]
-    errs = _POD_DEFAULTS.validate({"spec": template.get("spec")})
+    errs = _POD_RULES.validate({"spec": template.get("spec")})
     return [FieldError(e.type, "spec.template." + e.field, e.detail, e.value) for e in errs]
 
 
-def _default_fields(parent: Obj, key: str, defaults: Obj) -> Obj | None:
-    """Fill missing fields of ``parent[key]`` (created when absent; clients often send ``{}``)."""
-    value = parent.setdefault(key, {})
-    if not isinstance(value, dict):
-        return None
-    for k, v in defaults.items():
-        if value.get(k) in (None, ""):
-            value[k] = v
-    return value
-
-
-def _default_rolling(spec: Obj, key: str, rolling: Obj) -> None:
-    """An update strategy: type RollingUpdate unless set, and the rolling parameters' defaults."""
-    strategy = _default_fields(spec, key, {"type": "RollingUpdate"})
-    if strategy is not None and strategy["type"] == "RollingUpdate":
-        _default_fields(strategy, "rollingUpdate", rolling)
-
-
-class ReplicatedStrategy(Strategy):
-    """Deployments, ReplicaSets, StatefulSets, DaemonSets, ReplicationControllers."""
+class WorkloadStrategy(Strategy):
+    """What every workload kind shares: status subresource, generation, status zero values."""
 
     has_status = True
     tracks_generation = True
+    #: the kind's entry of :data:`~podlife.registry.defaults.STATUS_DEFAULTS`
+    status_defaults: Obj = {}
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        obj["status"] = with_status_defaults(None, self.status_defaults)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)  # the stored status (older stores may lack the zeros)
+        new["status"] = with_status_defaults(new.get("status"), self.status_defaults)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        merged = super().prepare_for_status_update(new, old)
+        merged["status"] = with_status_defaults(merged.get("status"), self.status_defaults)
+        return merged
+
+
+_GROUP_OF = {"Deployment": "apps", "ReplicaSet": "apps", "StatefulSet": "apps", "DaemonSet": "apps",
+             "ReplicationController": ""}
+
+
+class ReplicatedStrategy(WorkloadStrategy):
+    """Deployments, ReplicaSets, StatefulSets, DaemonSets, ReplicationControllers."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
+        key = (_GROUP_OF[kind], kind)
+        self._defaulter = DEFAULTERS[key]
+        self.status_defaults = STATUS_DEFAULTS[key]
 
     def default(self, obj: Obj) -> None:
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            return
-        if self.kind != "DaemonSet":
-            spec.setdefault("replicas", 1)
-        spec.setdefault("revisionHistoryLimit", 10)
-        if self.kind == "Deployment":
-            _default_rolling(spec, "strategy", {"maxUnavailable": "25%", "maxSurge": "25%"})
-            spec.setdefault("progressDeadlineSeconds", 600)
-        elif self.kind == "StatefulSet":
-            spec.setdefault("podManagementPolicy", "OrderedReady")
-            _default_rolling(spec, "updateStrategy", {"partition": 0})
-            _default_fields(spec, "persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
-        elif self.kind == "DaemonSet":
-            _default_rolling(spec, "updateStrategy", {"maxUnavailable": 1, "maxSurge": 0})
-        default_pod_template(spec.get("template"))
-
-    def prepare_for_create(self, obj: Obj) -> None:
-        obj["status"] = {}
+        self._defaulter(obj)
 
     def validate(self, obj: Obj) -> list[FieldError]:
         spec = obj.get("spec")
         if not isinstance(spec, dict):
             return [required("spec")]
-        errs = validate_selector_matches_template(spec) + validate_template(spec)
+        if self.kind == "ReplicationController":
+            errs = validate_map_selector(spec)
+        else:
+            errs = validate_selector_matches_template(spec)
+        errs += validate_template(spec)
         replicas = spec.get("replicas")
         if replicas is not None and (not isinstance(replicas, int) or replicas < 0):
             errs.append(invalid("spec.replicas", replicas, "must be greater than or equal to 0"))
         return errs
 
 
-class JobStrategy(Strategy):
-    has_status = True
-    tracks_generation = True
+class JobStrategy(WorkloadStrategy):
+    status_defaults = STATUS_DEFAULTS[("batch", "Job")]
 
     def prepare_for_create(self, obj: Obj) -> None:
-        obj["status"] = {}
+        super().prepare_for_create(obj)
         spec = obj.get("spec")
         if not isinstance(spec, dict) or spec.get("manualSelector"):
             return
@@ -124,16 +122,7 @@ class JobStrategy(Strategy):
                        "controller-uid": uid, "job-name": name})
 
     def default(self, obj: Obj) -> None:
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            return
-        spec.setdefault("parallelism", 1)
-        spec.setdefault("completions", 1)
-        spec.setdefault("backoffLimit", 6)
-        spec.setdefault("completionMode", "NonIndexed")
-        spec.setdefault("suspend", False)
-        spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
-        default_pod_template(spec.get("template"))
+        default_job(obj)
 
     def validate(self, obj: Obj) -> list[FieldError]:
         spec = obj.get("spec")
@@ -147,24 +136,11 @@ class JobStrategy(Strategy):
         return errs
 
 
-class CronJobStrategy(Strategy):
-    has_status = True
-    tracks_generation = True
-
-    def prepare_for_create(self, obj: Obj) -> None:
-        obj["status"] = {}
+class CronJobStrategy(WorkloadStrategy):
+    status_defaults = STATUS_DEFAULTS[("batch", "CronJob")]
 
     def default(self, obj: Obj) -> None:
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            return
-        spec.setdefault("concurrencyPolicy", "Allow")
-        spec.setdefault("suspend", False)
-        spec.setdefault("successfulJobsHistoryLimit", 3)
-        spec.setdefault("failedJobsHistoryLimit", 1)
-        job_spec = (spec.get("jobTemplate") or {}).get("spec")
-        if isinstance(job_spec, dict):
-            default_pod_template(job_spec.get("template"))
+        default_cronjob(obj)
 
     def validate(self, obj: Obj) -> list[FieldError]:
         spec = obj.get("spec")

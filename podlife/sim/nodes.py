@@ -45,6 +45,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..api.errors import ApiError
+from ..registry.schemas import KUBERNETES_VERSION
 from ..client.base import LEASES, NODES, Client, Obj
 from ..client.informer import Informer
 from ..kubelet.node_status import node_conditions
@@ -53,7 +54,7 @@ from .stages import HEARTBEAT_STOP, StageSet, Timers
 
 log = logging.getLogger(__name__)
 
-KUBELET_VERSION = "v1.32.0-podlife-sim"
+KUBELET_VERSION = f"v{KUBERNETES_VERSION}.0-podlife-sim"
 RUNTIME_VERSION = "podlife-sim://0.1"
 LEASE_NAMESPACE = "kube-node-lease"
 NODE_RANGE = ipaddress.ip_network("198.18.0.0/15")

@@ -1,20 +1,21 @@
 """Decode Kubernetes protobuf request bodies into the JSON-shaped dicts the server uses.
 
-Design: a table-driven decoder with no code generation.  The wire reader
-(:mod:`.wire`) splits a message into ``(field number, wire type, value)`` triples; a
-hand-written declarative table per message (:mod:`.messages`) names each field's JSON
-key, its type and whether it is repeated, a map, inlined or "keep zero"; this module
+Design: a table-driven decoder.  The wire reader (:mod:`.wire`) splits a message into
+``(field number, wire type, value)`` triples; a declarative table per message
+(:mod:`.messages`, generated from Kubernetes' published ``generated.proto`` files by
+``scripts/gen_protobuf_tables.py``) names each field's JSON key, its type and whether it
+is repeated, a map, inlined or "keep zero"; this module
 walks the tables recursively and builds exactly the dict that Go's ``encoding/json``
 would have produced for the same object.  Everything downstream (validation, defaulting,
 storage, watch) therefore sees one representation, whichever encoding the client used.
 
-Why: kubectl 1.32's typed clientset sends ``Content-Type:
+Why: kubectl's typed clientset (1.30 to 1.37) sends ``Content-Type:
 application/vnd.kubernetes.protobuf`` for ``create namespace|configmap|secret|
 deployment|service|...``, ``create token``, ``auth can-i``, ``auth whoami`` and the
 DELETE that ``drain`` issues, and it does not retry with JSON after a 415.  We only ever
 *read* protobuf (responses stay JSON, which kubectl accepts), and only a few dozen
-messages, so a small interpreter over field tables is cheaper to own than generated
-code or a dependency on the ``protobuf`` runtime plus the Kubernetes ``.proto`` files.
+messages, so a small interpreter over generated field tables is cheaper to own than
+generated classes and a dependency on the ``protobuf`` runtime.
 
 The envelope is four magic bytes ``k8s\\x00`` followed by a ``runtime.Unknown``::
 
