@@ -172,7 +172,7 @@ def test_resource_version_match(cluster: PodlifeProcess) -> None:
     assert next(i for i in exact["items"] if i["metadata"]["name"] == "rvm")["data"] == {"v": "1"}
     status, newer = cluster.http("GET", f"/api/v1/namespaces/default/configmaps?resourceVersion={rv}&resourceVersionMatch=NotOlderThan")
     assert next(i for i in newer["items"] if i["metadata"]["name"] == "rvm")["data"] == {"v": "2"}
-    assert cluster.http("GET", "/api/v1/namespaces/default/configmaps?resourceVersionMatch=Exact")[0] == 400
+    assert cluster.http("GET", "/api/v1/namespaces/default/configmaps?resourceVersionMatch=Exact")[0] == 422
     status, body = cluster.http("GET", "/api/v1/namespaces/default/configmaps?resourceVersion=999999999&resourceVersionMatch=Exact")
     assert status == 504 and body["reason"] == "Timeout"
 

@@ -252,7 +252,8 @@ def test_unknown_field_in_container() -> None:
     pod = real_pod()
     pod["spec"]["containers"][0]["imagee"] = "nginx"
     assert issues_of(pod) == [S.FieldIssue("unknown", "spec.containers[0].imagee",
-                                           'unknown field "spec.containers[0].imagee"')]
+                                           'unknown field "spec.containers[0].imagee"',
+                                           ("spec", "containers", 0, "imagee"))]
 
 
 def test_unknown_fields_at_several_levels_in_document_order() -> None:

@@ -603,7 +603,7 @@ def _wanted_scale(scale: Obj, body: Any, method: str, patch_type: str | None, ct
         elif patch_type in ("merge", "strategic"):
             wanted = apply_merge_patch(scale, body)
         else:
-            raise errors.unsupported_media_type(ctype or "")
+            raise errors.unsupported_patch_type(errors.SCALE_PATCH_TYPES)
     except PatchError as exc:
         raise errors.ApiError(422, "Invalid", str(exc)) from None
     if not isinstance(wanted, dict):

@@ -120,6 +120,11 @@ def timeout(message: str) -> ApiError:
     return ApiError(504, "Timeout", message)
 
 
+#: the patch media types podlife applies to a ``scale`` subresource
+SCALE_PATCH_TYPES = ["application/json-patch+json", "application/merge-patch+json",
+                     "application/strategic-merge-patch+json"]
+
+
 def unsupported_patch_type(accepted: list[str]) -> ApiError:
     """415 for a PATCH whose Content-Type is not one of the resource's patch types."""
     return ApiError(415, "UnsupportedMediaType",
@@ -128,3 +133,10 @@ def unsupported_patch_type(accepted: list[str]) -> ApiError:
 
 def request_entity_too_large(message: str) -> ApiError:
     return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: {message}")
+
+
+def invalid_list_options(problems: list[FieldError]) -> ApiError:
+    """422 for list or watch options that break Kubernetes' ``ValidateListOptions`` rules."""
+    shown = str(problems[0]) if len(problems) == 1 else "[" + ", ".join(map(str, problems)) + "]"
+    return ApiError(422, "Invalid", f'ListOptions.meta.k8s.io "" is invalid: {shown}',
+                    {"group": "meta.k8s.io", "kind": "ListOptions", "causes": [p.cause() for p in problems]})

@@ -2,10 +2,17 @@
 
 kubectl sends ``fieldValidation=Strict`` on create and apply (after finding the
 parameter in OpenAPI), so a typo such as ``imagee`` fails on the server with the
-message Kubernetes' strict decoder gives, and nothing is stored. ``Warn`` answers with
-``Warning`` headers instead; ``Ignore`` drops the fields silently. A value of the
-wrong type is an error in every mode, because Kubernetes could not decode it at all.
-The checks come from the 1.37 schemas (:mod:`podlife.registry.schemas`).
+message Kubernetes' strict decoder gives, and nothing is stored. ``Warn`` (what a
+request without the parameter gets, as on Kubernetes) answers with ``Warning`` headers
+instead and ``Ignore`` says nothing; in both the unknown fields are dropped, because
+Kubernetes decodes into Go structs that have no place for them, so they are never
+stored. A value of the wrong type is an error in every mode, because Kubernetes could
+not decode it at all. The checks come from the 1.37 schemas
+(:mod:`podlife.registry.schemas`).
+
+Dropping copies each dict and list on the way to the unknown field before it deletes
+it: the object being checked may share its unchanged parts with the watch cache's
+version (a merge patch starts from a shallow copy), which must never change.
 """
 
 from __future__ import annotations
@@ -18,9 +25,26 @@ from . import errors
 
 
 def schema_checker(rt: ResourceType, obj: dict[str, Any], mode: str) -> list[str]:
-    """Raise for type errors (and unknown fields when Strict); return warnings for Warn."""
-    issues = schemas.validate_object(obj, rt.group, rt.version, rt.kind, unknown_fields=mode != "Ignore", required=False)
-    return report(rt, issues, mode)
+    """Raise for type errors (and unknown fields when Strict); drop unknown fields; return Warn's warnings."""
+    issues = schemas.validate_object(obj, rt.group, rt.version, rt.kind, unknown_fields=True, required=False)
+    warnings = report(rt, issues, mode)
+    for issue in issues:
+        if issue.kind == "unknown" and issue.location:
+            drop_field(obj, issue.location)
+    return warnings if mode == "Warn" else []
+
+
+def drop_field(obj: dict[str, Any], location: tuple[Any, ...]) -> None:
+    """Remove the field at ``location`` from ``obj``, copying every container on the way."""
+    parent: Any = obj
+    for segment in location[:-1]:
+        key = segment[0] if type(segment) is tuple else segment
+        child = parent[key]
+        child = dict(child) if type(child) is dict else list(child)
+        parent[key] = child
+        parent = child
+    last = location[-1]
+    parent.pop(last[0] if type(last) is tuple else last, None)
 
 
 def duplicate_checker(rt: ResourceType, raw: bytes, mode: str) -> list[str]:

@@ -22,17 +22,19 @@ Bodies are decoded by :mod:`podlife.api.decode` (size, nesting, aliases, UTF-8).
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from ..machinery.query import TRUE_WORDS, InvalidBool, query_bool
 from ..registry import tables
 from ..registry.validation import path_segment_errors
-from ..registry.types import ResourceType
+from ..registry.types import FieldError, ResourceType
 from . import errors, protobuf, strategic_merge
 from .keys import SUBRESOURCE_HANDLERS
 from .cache import CachedObject
@@ -117,7 +119,7 @@ def wants_table(request: web.Request) -> bool:
     return "as=Table" in request.headers.get("Accept", "")
 
 
-def json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_response(body: bytes, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
     """A JSON answer; like Kubernetes' encoder, the body ends with a newline."""
     if not body.endswith(b"\n"):
         body += b"\n"
@@ -136,11 +138,15 @@ def object_response(request: web.Request, rt: ResourceType, value: CachedObject 
     return json_response(raw, status, headers)
 
 
-def _warning_headers(warnings: list[str] | None) -> dict[str, str] | None:
+def _warning_headers(warnings: list[str] | None) -> CIMultiDict[str] | None:
+    """One ``Warning: 299 - "<text>"`` header per warning, the text an RFC 7230 quoted string."""
     if not warnings:
         return None
-    # aiohttp joins repeated keys poorly; one header with comma-separated entries is valid
-    return {"Warning": ", ".join(f'299 - "{w.replace(chr(34), chr(39))}"' for w in warnings)}
+    return CIMultiDict([("Warning", f'299 - "{_quoted(w)}"') for w in warnings])
+
+
+def _quoted(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _include_object(request: web.Request) -> str:
@@ -211,7 +217,7 @@ def _field_validation(request: web.Request, options_kind: str = "PatchOptions") 
     if value not in ("", "Ignore", "Warn", "Strict"):
         raise _invalid_options(options_kind, "fieldValidation",
                                f'Unsupported value: "{value}": supported values: "", "Ignore", "Strict", "Warn"')
-    return value or "Ignore"
+    return value or "Warn"  # Kubernetes' default since 1.27 (server-side field validation)
 
 
 def _dry_run(request: web.Request, options_kind: str = "PatchOptions") -> bool:
@@ -317,6 +323,9 @@ async def handle(request: web.Request, target: Target) -> web.StreamResponse:
 
 def _list(request: web.Request, target: Target) -> web.Response:
     q = request.query
+    if "sendInitialEvents" in q:  # a watch option (see watch_stream.py)
+        raise errors.invalid_list_options([FieldError("FieldValueForbidden", "sendInitialEvents",
+                                                      "sendInitialEvents is forbidden for list")])
     limit = _int_param(request, "limit") or 0
     result = target.rest.list(target.namespace, label_selector=q.get("labelSelector"),
                               field_selector=q.get("fieldSelector"), limit=max(limit, 0),

@@ -178,6 +178,9 @@ class ResourceREST:
         snapshot.
         """
         flt = self.make_filter(namespace, label_selector, field_selector)
+        if continue_token and resource_version_match:
+            raise errors.invalid_list_options([FieldError("FieldValueForbidden", "resourceVersionMatch",
+                                                          "resourceVersionMatch is forbidden when continue is provided")])
         start_after, at = "", self._list_revision(resource_version, resource_version_match)
         if continue_token:
             if resource_version not in (None, "", "0"):
@@ -199,15 +202,18 @@ class ResourceREST:
     def _list_revision(self, rv: str | None, match: str | None) -> int | None:
         """The exact revision a list must show, or None for "the newest"."""
         if match not in (None, "", "Exact", "NotOlderThan"):
-            raise errors.bad_request(f'resourceVersionMatch: Unsupported value: "{match}": supported values: "Exact", "NotOlderThan", ""')
+            raise errors.invalid_list_options([FieldError("FieldValueNotSupported", "resourceVersionMatch",
+                                                          'supported values: "Exact", "NotOlderThan", ""', match)])
         if rv in (None, ""):
             if match:
-                raise errors.bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
+                raise errors.invalid_list_options([FieldError("FieldValueForbidden", "resourceVersionMatch",
+                                                              "resourceVersionMatch is forbidden unless resourceVersion is provided")])
             return None
         wanted = self.parse_rv(rv)
         if match == "Exact":
             if wanted == 0:
-                raise errors.bad_request("resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")
+                raise errors.invalid_list_options([FieldError("FieldValueForbidden", "resourceVersionMatch",
+                                                              'resourceVersionMatch "exact" is forbidden for resourceVersion "0"')])
             if wanted > self.cache.revision:
                 raise too_large_rv(wanted)
             return wanted

@@ -30,8 +30,10 @@ async def serve_scale(request: web.Request, target: Target) -> web.Response:
         return json_response(orjson.dumps(scale_of(target.rest.get(target.namespace, target.name).obj)))
     if request.method not in ("PUT", "PATCH"):
         raise errors.method_not_allowed()
-    body = await read_body(request)
     patch_type = PATCH_TYPES.get((request.content_type or "").lower()) if request.method == "PATCH" else None
+    if request.method == "PATCH" and patch_type not in ("json", "merge", "strategic"):
+        raise errors.unsupported_patch_type(errors.SCALE_PATCH_TYPES)  # checked before anything is read, as Kubernetes does
+    body = await read_body(request)
 
     def mutate(current: dict) -> dict:
         scale = scale_of(current)
@@ -39,10 +41,8 @@ async def serve_scale(request: web.Request, target: Target) -> web.Response:
             wanted = body
         elif patch_type == "json":
             wanted = _apply(apply_json_patch, scale, body)
-        elif patch_type in ("merge", "strategic"):
+        else:  # merge or strategic: a Scale has no lists to merge by key
             wanted = _apply(apply_merge_patch, scale, body)
-        else:
-            raise errors.unsupported_media_type(request.content_type or "")
         if not isinstance(wanted, dict):
             raise errors.bad_request("the body must be a Scale object")
         rv = (wanted.get("metadata") or {}).get("resourceVersion")

@@ -116,9 +116,7 @@ def _validate(send_initial: bool | None, match: str, continue_token: str) -> Non
             problems.append(FieldError("FieldValueForbidden", "resourceVersionMatch",
                                        "resourceVersionMatch is forbidden when continue is provided"))
     if problems:
-        shown = str(problems[0]) if len(problems) == 1 else "[" + ", ".join(map(str, problems)) + "]"
-        raise errors.ApiError(422, "Invalid", f'ListOptions.meta.k8s.io "" is invalid: {shown}',
-                              {"group": "meta.k8s.io", "kind": "ListOptions", "causes": [p.cause() for p in problems]})
+        raise errors.invalid_list_options(problems)
 
 
 def next_bookmark_at(now: float, deadline: float) -> float | None:

@@ -118,12 +118,15 @@ class FieldIssue:
     :func:`duplicate_fields`), ``"type"`` (the Go decoder would fail: always an
     error) or ``"required"`` (a field the schema marks required is missing).
     ``field`` is the path as Kubernetes prints it (``spec.containers[0].image``) and
-    ``message`` the text Kubernetes uses for this issue.
+    ``message`` the text Kubernetes uses for this issue. ``location`` is, for an unknown
+    field, the path as keys and indices (a map key as a 1-tuple), so that the field can
+    be dropped as Kubernetes' decoder drops it.
     """
 
     kind: str
     field: str
     message: str
+    location: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -824,7 +827,7 @@ def _check_object(node: SchemaNode, obj: dict[str, Any], path: list[Any],
         if child is None:
             if unknown and not node.open:
                 field = _format_path(path, k)
-                out.append(FieldIssue("unknown", field, f'unknown field "{field}"'))
+                out.append(FieldIssue("unknown", field, f'unknown field "{field}"', (*path, k)))
             continue
         if v is None:
             continue

@@ -117,7 +117,13 @@ class JobStrategy(WorkloadStrategy):
         selector_labels = {"batch.kubernetes.io/controller-uid": uid}
         spec["selector"] = {"matchLabels": selector_labels}
         template = spec.setdefault("template", {})
-        labels = template.setdefault("metadata", {}).setdefault("labels", {})
+        if not isinstance(template, dict):
+            return  # validation names the field
+        if not isinstance(template.get("metadata"), dict):
+            template["metadata"] = {}
+        if not isinstance(template["metadata"].get("labels"), dict):
+            template["metadata"]["labels"] = {}
+        labels = template["metadata"]["labels"]
         labels.update({"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
                        "controller-uid": uid, "job-name": name})
 
