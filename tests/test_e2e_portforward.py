@@ -40,6 +40,7 @@ import pytest
 from podlife.kubelet.spdy import SpdySession
 
 from .cluster_harness import PodlifeProcess, missing, require_module, require_tool, wait_for
+from .test_spdy import SocketTransport
 
 pytestmark = pytest.mark.e2e
 
@@ -341,21 +342,6 @@ def test_python_client_port_forward(cluster: PodlifeProcess, web: WebPod) -> Non
 # --------------------------------------------------------------------------- SPDY through the API server
 
 
-class _TlsTransport:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    async def read(self) -> bytes:
-        return await self.reader.read(65536)
-
-    async def write(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def close(self) -> None:
-        self.writer.close()
-
-
 async def test_spdy_port_forward_through_the_api_server_honours_windows(cluster: PodlifeProcess, web: WebPod) -> None:
     """Our own SPDY client, announcing flow control, downloads the big file through the API server's relay."""
     server, token, context = cluster._config()
@@ -367,7 +353,7 @@ async def test_spdy_port_forward_through_the_api_server_honours_windows(cluster:
     writer.write(request.encode())
     head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)).decode()
     assert head.startswith("HTTP/1.1 101") and "X-Stream-Protocol-Version: portforward.k8s.io" in head
-    client = SpdySession(_TlsTransport(reader, writer), client=True)
+    client = SpdySession(SocketTransport(reader, writer), client=True)
     loop = asyncio.create_task(client.run())
     try:
         await client.announce_flow_control()

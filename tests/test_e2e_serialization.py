@@ -9,7 +9,6 @@ errors in theirs, and a newline after every JSON body.
 from __future__ import annotations
 
 import json
-import ssl
 import urllib.error
 import urllib.request
 

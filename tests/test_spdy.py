@@ -18,13 +18,10 @@ import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import orjson
 import pytest
 
 from podlife.kubelet import spdy, streams
-from podlife.kubelet.runtime import ProcessRuntime
-from podlife.kubelet.server import KubeletServer
 from podlife.kubelet.spdy import (
     DEFAULT_WINDOW,
     HEADER_DICTIONARY,
@@ -46,7 +43,7 @@ from podlife.kubelet.spdy import (
     encode_frame,
 )
 
-from .test_streaming import TOKEN, FakeHost, Kubelet, _echo_server, _no_logs
+from .test_streaming import TOKEN, Kubelet, _echo_server, running_kubelet
 
 # --------------------------------------------------------------------------- framing
 
@@ -317,20 +314,9 @@ async def test_a_reset_ends_the_stream_for_both_directions() -> None:
 
 @pytest.fixture
 async def kubelet(tmp_path: Path) -> AsyncIterator[Kubelet]:
-    """A real kubelet server with one running container ``main`` of pod ``default/box``."""
-    runtime = ProcessRuntime(tmp_path)
-    host = FakeHost(runtime)
-    server = KubeletServer(_no_logs, token=TOKEN, streams=host)
-    await server.start()
-    session = aiohttp.ClientSession()
-    try:
-        k = Kubelet(host, server.url, session)
-        await k.start("main", "exec sleep 600")
+    """The kubelet of ``test_streaming`` (a real server, one running container)."""
+    async with running_kubelet(tmp_path) as k:
         yield k
-    finally:
-        await session.close()
-        await server.stop()
-        await runtime.shutdown(grace_seconds=0)
 
 
 class SocketTransport:

@@ -11,6 +11,7 @@ time: tests wait for messages, for processes, or poll with a deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -233,8 +234,9 @@ class Kubelet:
                                        headers={"Authorization": f"Bearer {TOKEN}"})
 
 
-@pytest.fixture
-async def kubelet(tmp_path: Path) -> AsyncIterator[Kubelet]:
+@contextlib.asynccontextmanager
+async def running_kubelet(tmp_path: Path) -> AsyncIterator[Kubelet]:
+    """A real kubelet server with one running container ``main`` of pod ``default/box``."""
     runtime = ProcessRuntime(tmp_path)
     host = FakeHost(runtime)
     server = KubeletServer(_no_logs, token=TOKEN, streams=host)
@@ -248,6 +250,12 @@ async def kubelet(tmp_path: Path) -> AsyncIterator[Kubelet]:
         await session.close()
         await server.stop()
         await runtime.shutdown(grace_seconds=0)
+
+
+@pytest.fixture
+async def kubelet(tmp_path: Path) -> AsyncIterator[Kubelet]:
+    async with running_kubelet(tmp_path) as k:
+        yield k
 
 
 @dataclass

@@ -22,8 +22,8 @@ Bodies are decoded by :mod:`podlife.api.decode` (size, nesting, aliases, UTF-8).
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 

@@ -51,7 +51,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -255,12 +255,7 @@ class KubeletServer:
 
         async def serve() -> web.StreamResponse:
             conn = await streams.ChannelConnection.accept(request, protocol)
-            try:
-                await session(conn)
-            except Exception:
-                log.exception("stream %s failed", request.path)
-            finally:
-                await conn.close()
+            await _run_session(session, conn, f"stream {request.path}")
             return conn.ws
 
         return serve
@@ -273,12 +268,7 @@ class KubeletServer:
 
         async def serve() -> web.StreamResponse:
             conn = await UpgradedConnection.accept(request, headers)
-            try:
-                await session(conn)
-            except Exception:
-                log.exception("SPDY stream %s failed", request.path)
-            finally:
-                await conn.close()
+            await _run_session(session, conn, f"SPDY stream {request.path}")
             return conn.response
 
         return serve
@@ -321,3 +311,13 @@ class KubeletServer:
         websocket = streams.is_websocket_request(request) or "Sec-WebSocket-Protocol" in request.headers
         ports = streams.port_list(request.query) if websocket else []
         return self._websocket(request, protocol, lambda conn: streams.run_port_forward(conn, ports, pod, uid))
+
+
+async def _run_session(session: Any, conn: Any, what: str) -> None:
+    """Run one stream session to its end; its failure is logged, and the connection always closed."""
+    try:
+        await session(conn)
+    except Exception:
+        log.exception("%s failed", what)
+    finally:
+        await conn.close()
