@@ -116,14 +116,17 @@ class Cluster:
         from .network.controller import NetworkController
         from .scheduler.scheduler import Scheduler
 
-        from .controllers import (GarbageCollector, NamespaceController, RootCAPublisher, ServiceAccountController,
-                                  catalog_resources)
+        from .controllers import (APIServiceRegistration, GarbageCollector, NamespaceController, RootCAPublisher,
+                                  ServiceAccountController, catalog_resources)
+        from .registry.catalog import builtin_types
 
         assert self.client is not None and self.ctx is not None
         resources = catalog_resources(self.ctx.catalog)
         self._spawn(NamespaceController(self.client, resources).run(), "namespace-controller")
         self._spawn(GarbageCollector(self.client, resources).run(), "garbage-collector")
         self._spawn(ServiceAccountController(self.client).run(), "serviceaccount-controller")
+        builtin_group_versions = {(t.group, t.version) for t in builtin_types()}
+        self._spawn(APIServiceRegistration(self.client, builtin_group_versions).run(), "apiservice-registration")
         self._spawn(RootCAPublisher(self.client, self.pki.ca_cert.read_text()).run(), "root-ca-cert-publisher")
         self._spawn(Scheduler(self.client).run(), "scheduler")
         self._spawn(NetworkController(self.client, pod_cidr=self.config.pod_cidr).run(), "network-controller")

@@ -17,13 +17,16 @@ a time from live reads, so every step is idempotent and safe to retry.
   ``default`` ServiceAccount of every namespace.
 - :class:`RootCAPublisher` (:mod:`.root_ca`) -- keeps the ``kube-root-ca.crt``
   ConfigMap (the cluster CA bundle) in every namespace.
+- :class:`APIServiceRegistration` (:mod:`.apiservice_registration`) -- the local
+  APIService of every served group-version, built-in or from a CRD.
 
 :func:`catalog_resources` turns a registry catalog into the resource list both take.
 """
 
+from .apiservice_registration import APIServiceRegistration
 from .garbage_collector import GarbageCollector
 from .namespace import NamespaceController, catalog_resources
 from .root_ca import RootCAPublisher
 from .serviceaccounts import ServiceAccountController
 
-__all__ = ["GarbageCollector", "NamespaceController", "RootCAPublisher", "ServiceAccountController", "catalog_resources"]
+__all__ = ["APIServiceRegistration", "GarbageCollector", "NamespaceController", "RootCAPublisher", "ServiceAccountController", "catalog_resources"]

@@ -21,9 +21,8 @@ DEFAULT_SERVICE_PORT = 443
 
 
 def expected_name(spec: dict[str, Any]) -> str:
-    """``<version>.<group>``, the only name Kubernetes accepts (``v1`` alone for the core group)."""
-    version, group = spec.get("version") or "", spec.get("group") or ""
-    return f"{version}.{group}" if group else version
+    """``<version>.<group>``, the only name Kubernetes accepts (``v1.`` for the core group)."""
+    return f'{spec.get("version") or ""}.{spec.get("group") or ""}'
 
 
 def availability(spec: dict[str, Any]) -> dict[str, str]:
@@ -47,6 +46,7 @@ def _priority_errors(spec: dict[str, Any], field: str, maximum: int) -> list[Fie
 
 class APIServiceStrategy(Strategy):
     has_status = True
+    name_rule = "path"  # the core group's is "v1.", not a DNS subdomain
 
     def default(self, obj: Obj) -> None:
         service = (obj.get("spec") or {}).get("service")
