@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install up test bench clean
+.PHONY: install up check test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,14 @@ ARGS ?=
 up: install
 	$(BIN)/podlife up $(ARGS)
 
-## test: install with test extras and run the whole suite
-test: $(TEST_STAMP)
+## check: the build's own checks: lint (ruff), import layers (import-linter), types (mypy)
+check: $(TEST_STAMP)
+	$(BIN)/ruff check podlife tests benchmarks scripts
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+## test: install with test extras, run the checks and the whole suite
+test: check
 	$(BIN)/python -m pytest -n 2 -q tests
 
 ## bench: run the walking-skeleton benchmark (100 pods on one local node)

@@ -12,7 +12,10 @@ import argparse
 import asyncio
 import time
 
-from harness import PodTimes, Server, create_pods, delete_pods, percentile, print_result, wait_ready, watch_pods, write_result
+from harness import (
+    PodTimes, Server, create_pods, delete_pods, percentile, print_result, wait_ready, watch_pods,
+    write_result,
+)
 
 
 async def run(pods: int, concurrency: int) -> dict:

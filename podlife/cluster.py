@@ -18,7 +18,6 @@ routes are removed.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import socket
@@ -30,7 +29,8 @@ from .api.context import build_api
 from .api.pki import PKI, write_kubeconfig
 from .api.rest import ApiContext
 from .api.server import APIServer
-from .client.local import LocalClient
+from .api.local_client import LocalClient
+from .machinery.tasks import Supervisor
 from .store import SQLiteStore, Store
 from .store.memory import MemoryStore
 
@@ -71,7 +71,8 @@ class Cluster:
         self.server: APIServer | None = None
         self.client: LocalClient | None = None
         self.kubelets: list[Any] = []
-        self.tasks: list[asyncio.Task] = []
+        #: the control-plane components (controllers, scheduler, network controller)
+        self.components = Supervisor("cluster", logger=log)
         self.route_guard: Any = None
         self.url = ""
 
@@ -112,24 +113,23 @@ class Cluster:
 
     async def _start_components(self, token: str) -> None:
         from .kubelet.kubelet import Kubelet
-        from .network.cni import CNIPlugin
+        from .node.cni import CNIPlugin
         from .network.controller import NetworkController
         from .scheduler.scheduler import Scheduler
 
         from .controllers import (APIServiceRegistration, GarbageCollector, NamespaceController, RootCAPublisher,
-                                  ServiceAccountController, catalog_resources)
+                                  ServiceAccountController)
         from .registry.catalog import builtin_types
 
         assert self.client is not None and self.ctx is not None
-        resources = catalog_resources(self.ctx.catalog)
-        self._spawn(NamespaceController(self.client, resources).run(), "namespace-controller")
-        self._spawn(GarbageCollector(self.client, resources).run(), "garbage-collector")
-        self._spawn(ServiceAccountController(self.client).run(), "serviceaccount-controller")
+        self.components.start(NamespaceController(self.client).run(), "namespace-controller")
+        self.components.start(GarbageCollector(self.client).run(), "garbage-collector")
+        self.components.start(ServiceAccountController(self.client).run(), "serviceaccount-controller")
         builtin_group_versions = {(t.group, t.version) for t in builtin_types()}
-        self._spawn(APIServiceRegistration(self.client, builtin_group_versions).run(), "apiservice-registration")
-        self._spawn(RootCAPublisher(self.client, self.pki.ca_cert.read_text()).run(), "root-ca-cert-publisher")
-        self._spawn(Scheduler(self.client).run(), "scheduler")
-        self._spawn(NetworkController(self.client, pod_cidr=self.config.pod_cidr).run(), "network-controller")
+        self.components.start(APIServiceRegistration(self.client, builtin_group_versions).run(), "apiservice-registration")
+        self.components.start(RootCAPublisher(self.client, self.pki.ca_cert.read_text()).run(), "root-ca-cert-publisher")
+        self.components.start(Scheduler(self.client).run(), "scheduler")
+        self.components.start(NetworkController(self.client, pod_cidr=self.config.pod_cidr).run(), "network-controller")
         for name in self.node_names():
             kubelet = Kubelet(self.client, name, root_dir=self.data_dir / "nodes" / name, cni=CNIPlugin(),
                               address="127.0.0.1", server_token=token, **self.config.kubelet_options)
@@ -142,11 +142,6 @@ class Cluster:
             self.kubelets.append(sim)
             await sim.start()
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        task.add_done_callback(_log_crash)
-        self.tasks.append(task)
-
     async def stop(self) -> None:
         """Stop everything started, newest first; every step runs even if one fails."""
         try:
@@ -154,9 +149,7 @@ class Cluster:
                 self.server.ready = False
             for kubelet in reversed(self.kubelets):
                 await _quietly(kubelet.stop(), f"stopping {kubelet!r}")
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await self.components.stop()
             if self.server is not None:
                 await _quietly(self.server.stop(), "stopping the API server")
             if self.store is not None:
@@ -172,8 +165,3 @@ async def _quietly(coro: Any, what: str) -> None:
         await coro
     except Exception:
         log.exception("%s failed", what)
-
-
-def _log_crash(task: asyncio.Task) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("component %s crashed", task.get_name(), exc_info=task.exception())

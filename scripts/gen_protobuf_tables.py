@@ -19,7 +19,7 @@ Inputs (all in the repository, so the test suite can regenerate and compare):
   JSON omission rules: gogo-protobuf writes every non-pointer field, so a zero on the
   wire usually means "unset"; Go pointers (``*int32 replicas``) and tags without
   ``omitempty`` are the exceptions, and this list names them (taken from the Go types).
-* The Kubernetes OpenAPI definitions (:mod:`podlife.registry.schemas`), which give the
+* The Kubernetes OpenAPI definitions (:mod:`podlife.registry.schemas.loader`), which give the
   JSON names where they differ from the proto names (``uID`` is ``uid``) and tell
   embedded Go structs apart: a message-typed field whose name is not a property of its
   message's definition, while the embedded message's fields are, is inlined
@@ -290,7 +290,7 @@ def render(kinds: Mapping[tuple[str, str], str], tables: Mapping[str, Mapping[in
         "",
         *(f"* ``{s}``" for s in sources),
         "* ``podlife/api/protobuf/proto/zero_kept.txt`` and the OpenAPI definitions of",
-        "  :mod:`podlife.registry.schemas` (JSON names, inlined structs).",
+        "  :mod:`podlife.registry.schemas.loader` (JSON names, inlined structs).",
         "",
         "``TABLES[message][number]`` is ``(jsonName, type, *flags)``; see :mod:`podlife.api.protobuf.messages`.",
         '"""',
@@ -315,12 +315,12 @@ def render(kinds: Mapping[tuple[str, str], str], tables: Mapping[str, Mapping[in
 
 def generate(proto_dir: Path = PROTO_DIR, zero_kept: Path = ZERO_KEPT) -> str:
     sys.path.insert(0, str(REPO))
-    from podlife.registry import schemas  # the OpenAPI definitions podlife serves
+    from podlife.registry.schemas.loader import definitions  # the OpenAPI definitions podlife serves
 
     messages = load_messages(proto_dir)
     kinds = kinds_table(messages)
     roots = [*kinds.values(), *(name for _, name in ANY_VERSION_KINDS)]
-    tables = TableBuilder(messages, load_zero_kept(zero_kept), schemas.definitions()).build(roots)
+    tables = TableBuilder(messages, load_zero_kept(zero_kept), definitions()).build(roots)
     sources = [str(p.relative_to(REPO)) for p in sorted(proto_dir.rglob("*.proto"))]
     return render(kinds, tables, sources)
 

@@ -14,11 +14,17 @@ kubectl binary, which the kubectl version matrix (``tests/conftest.py``) uses.
 Missing tools: :func:`require_tool` and :func:`require_module` skip a test when a
 tool or client library is absent, except under CI (env ``CI`` set), where a suite that
 skips its end-to-end tests must not pass, so they fail instead.
+
+Waiting: every test polls with :func:`wait_for` (plain code) or :func:`async_wait_for`
+(inside an event loop): poll until the condition returns something truthy, fail with
+what was awaited after a timeout; never a fixed sleep.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import inspect
 import json
 import os
 import shutil
@@ -29,7 +35,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn, TypeVar
@@ -88,7 +94,11 @@ def require_module(name: str) -> ModuleType:
 
 
 def wait_for(condition: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = "condition") -> T:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
+    """Poll ``condition`` until it returns something truthy (and return that); fail after ``timeout``.
+
+    An exception from ``condition`` does not end the wait: polling goes on, and the
+    last error is part of the timeout's message.
+    """
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -99,7 +109,35 @@ def wait_for(condition: Callable[[], T], timeout: float = 30.0, interval: float 
         except Exception as exc:  # keep polling; report the last error on timeout
             last_error = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+    raise timed_out(timeout, what, last_error)
+
+
+async def async_wait_for(condition: Callable[[], T | Awaitable[T]], timeout: float = 30.0, interval: float = 0.02,
+                         what: str = "condition") -> T:
+    """:func:`wait_for` inside an event loop: ``condition`` may be a plain or an async callable.
+
+    The loop keeps running between polls (``asyncio.sleep``), so the in-process
+    components a test drives make progress while it waits.
+    """
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if inspect.isawaitable(value):
+                value = await value
+            if value:
+                return value
+        except Exception as exc:  # keep polling; report the last error on timeout
+            last_error = exc
+        await asyncio.sleep(interval)
+    raise timed_out(timeout, what, last_error)
+
+
+def timed_out(timeout: float, what: str, last_error: Exception | None) -> AssertionError:
+    """The failure of a wait that ran out of time (with the condition's last error, if it raised)."""
+    return AssertionError(f"timed out after {timeout}s waiting for {what}"
+                          + (f" (last error: {last_error!r})" if last_error else ""))
 
 
 class PodlifeProcess:

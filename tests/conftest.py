@@ -7,20 +7,24 @@ kubectl release: the pinned one, and the older releases this machine keeps besid
 ``readlink -f $(command -v kubectl)``), which exist only on some machines, so their
 absence is not a failure even under CI.  A module opts in by defining its ``cluster``
 fixture as this one.
+
+``local_api`` is the API inside the test's own process (:mod:`tests.in_process`), for
+the tests of the components that run on it.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from podlife.registry.schemas import KUBERNETES_VERSION
+from podlife.machinery.constants import KUBERNETES_VERSION
 
 from .cluster_harness import PodlifeProcess, require_tool
+from .in_process import InProcessApi, in_process_api
 
 collect_ignore_glob: list[str] = []
 
@@ -83,3 +87,10 @@ def fresh_cluster(tmp_path: Path) -> Iterator[PodlifeProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture
+async def local_api() -> AsyncIterator[InProcessApi]:
+    """An in-process API on a fresh memory store (``.ctx``, ``.client``, ``.store``), shut down after the test."""
+    async with in_process_api() as api:
+        yield api

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from podlife.api import errors
+from podlife.machinery import errors
 from podlife.api import managed_fields as mf
 from podlife.api.apply import LAST_APPLIED, ApplyRequest, apply_to, build_last_applied, check_config, merge
 from podlife.api.handlers import Target
-from podlife.registry import schemas
+from podlife.registry.schemas.custom import CustomSchemas
 from podlife.registry.catalog import Catalog
 from podlife.registry.types import ResourceType
 
@@ -29,9 +29,10 @@ def cm(data: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
 
 
 def apply(live: dict[str, Any] | None, config: dict[str, Any], manager: str = "kubectl", *, force: bool = False,
-          rt: ResourceType = CONFIGMAP, subresource: str = "", now: str = T0) -> dict[str, Any]:
+          rt: ResourceType = CONFIGMAP, subresource: str = "", now: str = T0,
+          schemas: CustomSchemas | None = None) -> dict[str, Any]:
     before = copy.deepcopy(live)
-    out = apply_to(live, ApplyRequest(rt, config, manager, force, subresource), now)
+    out = apply_to(live, ApplyRequest(rt, config, manager, force, subresource, schemas), now)
     assert live == before, "apply_to must not change the live object"
     return out
 
@@ -228,7 +229,8 @@ def test_status_apply_owns_only_status() -> None:
 
 def test_custom_resources_merge_by_their_own_list_types() -> None:
     group, kind = "example.podlife.io", "Widget"
-    schemas.register_custom_schema(group, "v1", kind, {
+    schemas = CustomSchemas()
+    schemas.register(group, "v1", kind, {
         "type": "object", "properties": {"spec": {"type": "object", "properties": {
             "items": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"],
                       "items": {"type": "object", "properties": {"id": {"type": "string"}, "v": {"type": "integer"}}}},
@@ -236,11 +238,12 @@ def test_custom_resources_merge_by_their_own_list_types() -> None:
     try:
         rt = ResourceType(group, "v1", kind, "widgets", True)
         base = {"apiVersion": f"{group}/v1", "kind": kind, "metadata": {"name": "w"}}
-        obj = apply(None, {**base, "spec": {"items": [{"id": "a", "v": 1}], "tags": ["x"]}}, rt=rt)
-        obj = apply(obj, {**base, "spec": {"items": [{"id": "b", "v": 2}], "tags": ["y"]}}, manager="two", rt=rt, force=True)
+        obj = apply(None, {**base, "spec": {"items": [{"id": "a", "v": 1}], "tags": ["x"]}}, rt=rt, schemas=schemas)
+        obj = apply(obj, {**base, "spec": {"items": [{"id": "b", "v": 2}], "tags": ["y"]}}, manager="two", rt=rt,
+                    force=True, schemas=schemas)
         assert obj["spec"] == {"items": [{"id": "a", "v": 1}, {"id": "b", "v": 2}], "tags": ["y"]}
     finally:
-        schemas.unregister_custom_schema(group, "v1", kind)
+        schemas.unregister(group, "v1", kind)
 
 
 # ---- refused configurations -----------------------------------------------------------------

@@ -443,7 +443,7 @@ def test_moderate_yaml_aliasing_is_accepted() -> None:
 
 
 def test_alias_bomb_is_judged_without_expanding() -> None:
-    from podlife.api import errors
+    from podlife.machinery import errors
     from podlife.api.decode import decode_yaml
 
     started = time.monotonic()
@@ -454,7 +454,7 @@ def test_alias_bomb_is_judged_without_expanding() -> None:
 
 
 def test_nesting_limit_is_exact() -> None:
-    from podlife.api import errors
+    from podlife.machinery import errors
     from podlife.api.decode import MAX_NESTING_DEPTH, decode_json, decode_yaml
 
     assert decode_json(_nested_json(MAX_NESTING_DEPTH)) is not None

@@ -9,29 +9,23 @@ these tests pin that down for the writes the cluster makes most.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
 
-from podlife.api.context import build_api
 from podlife.client.base import PODS, SERVICES, Resource
-from podlife.client.local import LocalClient
-from podlife.store.memory import MemoryStore
+from podlife.api.local_client import LocalClient
+
+from .in_process import InProcessApi
 
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
 NS = "default"
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[LocalClient]:
-    store = MemoryStore()
-    await store.start()
-    try:
-        yield LocalClient(await build_api(store), shared_results=True)
-    finally:
-        await store.close()
+def client(local_api: InProcessApi) -> LocalClient:
+    return LocalClient(local_api.ctx, shared_results=True)  # writes return the cache's own objects
 
 
 def cached(client: LocalClient, res: Resource, name: str) -> Any:

@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pytest
 
-from podlife.api import discovery, errors, openapi
-from podlife.api.context import build_api
+from podlife.api import discovery, openapi
+from podlife.machinery import errors
 from podlife.api.crds import CRDController, controller_of, scale_of
 from podlife.api.rest import ApiContext
 from podlife.client.base import Resource
-from podlife.client.local import LocalClient
-from podlife.registry import crds as rules
-from podlife.registry import schemas
+from podlife.api.local_client import LocalClient
+from podlife.registry.crds import strategy as rules
+from podlife.registry.crds.types import get_path, resource_types, set_path
+from podlife.registry.schemas.decoder import validate_object
 from podlife.store.memory import MemoryStore
+
+from .cluster_harness import async_wait_for
+from .in_process import InProcessApi, in_process_api
 
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False)
 
@@ -115,17 +118,10 @@ class Api:
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    store = MemoryStore()
-    await store.start()
-    ctx = await build_api(store)
-    controller = controller_of(ctx)
+async def api(local_api: InProcessApi) -> Api:
+    controller = controller_of(local_api.ctx)
     assert controller is not None
-    try:
-        yield Api(ctx, LocalClient(ctx), controller)
-    finally:
-        await controller.close()
-        await store.close()
+    return Api(local_api.ctx, local_api.client, controller)
 
 
 def causes(exc: errors.ApiError) -> list[tuple[str, str, str]]:
@@ -267,7 +263,7 @@ async def test_established_crd_is_discoverable_and_in_openapi(api: Api) -> None:
     item = doc["paths"][f"/apis/{group}/v1/namespaces/{{namespace}}/crontabs/{{name}}"]
     patch_types = item["patch"]["requestBody"]["content"]
     assert "application/strategic-merge-patch+json" not in patch_types
-    assert schemas.custom_schema(group, "v1", "CronTab") is not None
+    assert api.ctx.catalog.schemas.schema(group, "v1", "CronTab") is not None
 
 
 async def test_names_in_use_are_not_accepted(api: Api) -> None:
@@ -284,11 +280,12 @@ async def test_names_in_use_are_not_accepted(api: Api) -> None:
 
     # once the holder of the name is gone, the waiting CRD is accepted and served
     await api.client.delete(CRDS, f"crontabs.{group}")
-    for _ in range(50):
+
+    async def established() -> bool:
         await api.controller.settle()
-        if rules.is_condition_true(await api.client.get(CRDS, clash["metadata"]["name"]), "Established"):
-            break
-        await asyncio.sleep(0.02)
+        return rules.is_condition_true(await api.client.get(CRDS, clash["metadata"]["name"]), "Established")
+
+    await async_wait_for(established, what="the waiting CRD to be established")
     assert api.ctx.catalog.lookup(group, "v1", "crontabz") is not None
 
     builtin = await api.install(crd("network.podlife.io", plural="ports", kind="Portal", short=()))
@@ -452,7 +449,7 @@ async def test_without_status_subresource_status_is_plain_data(api: Api) -> None
 
 
 def test_scale_reads_the_crd_paths() -> None:
-    rt = rules.resource_types(crd("scale.example.com"))[0]
+    rt = resource_types(crd("scale.example.com"))[0]
     obj = {"metadata": {"name": "x", "namespace": "default", "uid": "u", "resourceVersion": "7"},
            "spec": {"replicas": 4}, "status": {"replicas": 2, "selector": "app=x"}}
     assert scale_of(obj, rt) == {
@@ -460,9 +457,9 @@ def test_scale_reads_the_crd_paths() -> None:
         "metadata": {"name": "x", "namespace": "default", "uid": "u", "resourceVersion": "7"},
         "spec": {"replicas": 4}, "status": {"replicas": 2, "selector": "app=x"}}
     target: dict[str, Any] = {}
-    rules.set_path(target, ".spec.nested.replicas", 3)
+    set_path(target, ".spec.nested.replicas", 3)
     assert target == {"spec": {"nested": {"replicas": 3}}}
-    assert rules.get_path(target, ".spec.nested.replicas") == 3
+    assert get_path(target, ".spec.nested.replicas") == 3
 
 
 # ---- several versions ---------------------------------------------------------------------------
@@ -514,52 +511,78 @@ async def test_served_versions_follow_crd_updates(api: Api) -> None:
     await api.client.update(CRDS, got)
     await api.controller.settle()
     assert api.ctx.rest_by(group, "v2", "crontabs") is None
-    assert schemas.custom_schema(group, "v2", "CronTab") is None
+    assert api.ctx.catalog.schemas.schema(group, "v2", "CronTab") is None
 
 
 # ---- restart and deletion ------------------------------------------------------------------------
 
 
+async def test_crd_schemas_belong_to_their_api_server(api: Api) -> None:
+    """Two API servers in one process: a CRD created in one is unknown to the other."""
+    group = "own.example.com"
+    await api.install(crd(group))
+    typo = cron(group, "t")
+    typo["spec"]["cronSpecc"] = "x"
+    mine = api.ctx.catalog.schemas
+    assert mine.schema(group, "v1", "CronTab") is not None
+    assert [i.field for i in validate_object(typo, group, "v1", "CronTab", schemas=mine)] == ["spec.cronSpecc"]
+    crontabs = [openapi.ResourceInfo("crontabs", "CronTab", True)]  # no schema of its own: the catalog's is used
+    served = openapi.build_document(group, "v1", crontabs, mine)["components"]["schemas"]
+    assert "cronSpec" in served["com.example.own.v1.CronTab"]["properties"]["spec"]["properties"]
+
+    async with in_process_api() as other:
+        theirs = other.ctx.catalog.schemas
+        assert theirs is not mine
+        assert theirs.schema(group, "v1", "CronTab") is None and theirs.compiled(group, "v1", "CronTab") is None
+        assert validate_object(typo, group, "v1", "CronTab", schemas=theirs) == []  # not validated there
+        assert other.ctx.rest_by(group, "v1", "crontabs") is None
+        assert not list(other.ctx.catalog.in_group_version(group, "v1"))
+        unknown = openapi.build_document(group, "v1", crontabs, theirs)["components"]["schemas"]
+        assert unknown["com.example.own.v1.CronTab"]["x-kubernetes-preserve-unknown-fields"] is True
+        with pytest.raises(errors.ApiError) as exc:
+            await other.client.create(api.resource(group), cron(group, "t"))
+        assert exc.value.code == 404
+
+    # and the first still knows it after the other one is gone
+    assert [i.field for i in validate_object(typo, group, "v1", "CronTab", schemas=mine)] == ["spec.cronSpecc"]
+
+
 async def test_restart_serves_stored_crds_at_once() -> None:
     store = MemoryStore()
     await store.start()
+    crontabs = Resource("restart.example.com", "v1", "crontabs", "CronTab")
     try:
-        ctx = await build_api(store)
-        client = LocalClient(ctx)
-        first = controller_of(ctx)
-        assert first is not None
-        await client.create(CRDS, crd("restart.example.com"))
-        await first.settle()
-        crontabs = Resource("restart.example.com", "v1", "crontabs", "CronTab")
-        await client.create(crontabs, cron("restart.example.com", "r"))
-        held = cron("restart.example.com", "held")
-        held["metadata"]["finalizers"] = ["example.com/hold"]
-        await client.create(crontabs, held)
-        await first.close()
+        async with in_process_api(store) as first:  # its CRD controller closes at the end of the block
+            first_controller = controller_of(first.ctx)
+            assert first_controller is not None
+            await first.client.create(CRDS, crd("restart.example.com"))
+            await first_controller.settle()
+            await first.client.create(crontabs, cron("restart.example.com", "r"))
+            held = cron("restart.example.com", "held")
+            held["metadata"]["finalizers"] = ["example.com/hold"]
+            await first.client.create(crontabs, held)
 
-        again = await build_api(store)
-        second = controller_of(again)
-        assert second is not None
-        got = await LocalClient(again).get(crontabs, "r", "default")
-        assert got["spec"]["cronSpec"] == "* * * * */5"
-        # a CRD deleted before a restart still cleans up its resources after it
-        await LocalClient(again).delete(CRDS, "crontabs.restart.example.com")
-        await second.close()
+        async with in_process_api(store) as again:
+            assert controller_of(again.ctx) is not None
+            got = await again.client.get(crontabs, "r", "default")
+            assert got["spec"]["cronSpec"] == "* * * * */5"
+            # a CRD deleted before a restart still cleans up its resources after it
+            await again.client.delete(CRDS, "crontabs.restart.example.com")
 
-        third = await build_api(store)
-        controller = controller_of(third)
-        assert controller is not None
-        await controller.settle()
-        remaining = (await LocalClient(third).list(crontabs))["items"]
-        assert [o["metadata"]["name"] for o in remaining] == ["held"]
-        await LocalClient(third).patch(crontabs, "held", {"metadata": {"finalizers": None}}, "default")
-        for _ in range(50):
+        async with in_process_api(store) as third:
+            controller = controller_of(third.ctx)
+            assert controller is not None
             await controller.settle()
-            if third.rest_by("restart.example.com", "v1", "crontabs") is None:
-                break
-            await asyncio.sleep(0.02)
-        assert third.rest_by("restart.example.com", "v1", "crontabs") is None
-        await controller.close()
+            remaining = (await third.client.list(crontabs))["items"]
+            assert [o["metadata"]["name"] for o in remaining] == ["held"]
+            await third.client.patch(crontabs, "held", {"metadata": {"finalizers": None}}, "default")
+
+            async def stopped_serving() -> bool:
+                await controller.settle()
+                return third.ctx.rest_by("restart.example.com", "v1", "crontabs") is None
+
+            await async_wait_for(stopped_serving, what="the deleted CRD's kind to stop being served")
+            assert third.ctx.rest_by("restart.example.com", "v1", "crontabs") is None
     finally:
         await store.close()
 
@@ -589,11 +612,12 @@ async def test_deleting_a_crd_deletes_its_resources_then_stops_serving(api: Api)
     assert exc.value.message == "create not allowed while custom resource definition is terminating"
 
     await api.client.patch(res, "b", {"metadata": {"finalizers": None}}, "default")
-    for _ in range(50):
+
+    async def stopped_serving() -> bool:
         await api.controller.settle()
-        if api.ctx.rest_by(group, "v1", "crontabs") is None:
-            break
-        await asyncio.sleep(0.02)
+        return api.ctx.rest_by(group, "v1", "crontabs") is None
+
+    await async_wait_for(stopped_serving, what="the deleted CRD's kind to stop being served")
     with pytest.raises(errors.ApiError) as exc:
         await api.client.get(CRDS, name)
     assert exc.value.code == 404
@@ -601,7 +625,7 @@ async def test_deleting_a_crd_deletes_its_resources_then_stops_serving(api: Api)
         await api.client.list(res)
     assert exc.value.code == 404
     assert api.ctx.catalog.lookup(group, "v1", "crontabs") is None
-    assert schemas.custom_schema(group, "v1", "CronTab") is None
+    assert api.ctx.catalog.schemas.schema(group, "v1", "CronTab") is None
     types = []
     async for event in watch:  # the open watch saw the deletions and then ended
         types.append(event.type)

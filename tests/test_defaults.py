@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from podlife.registry.schemas import validate_object
+from podlife.registry.schemas.decoder import validate_object
 
 from .cluster_harness import PodlifeProcess, require_module
 

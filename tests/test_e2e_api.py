@@ -155,7 +155,8 @@ def test_paged_list_is_one_consistent_snapshot(cluster: PodlifeProcess) -> None:
     cluster.http("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "page-9", "labels": {"page": "y"}}})
     names, page = [], first
     while page["metadata"].get("continue"):
-        status, page = cluster.http("GET", f"/api/v1/namespaces/default/configmaps?labelSelector=page%3Dy&limit=2&continue={page['metadata']['continue']}")
+        token = page["metadata"]["continue"]
+        status, page = cluster.http("GET", f"/api/v1/namespaces/default/configmaps?labelSelector=page%3Dy&limit=2&continue={token}")
         assert status == 200 and page["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
         names += [i["metadata"]["name"] for i in page["items"]]
     assert names == ["page-2", "page-3", "page-4"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from podlife.registry.schemas import KUBERNETES_MINOR
+from podlife.machinery.constants import KUBERNETES_MINOR
 
 from .cluster_harness import PodlifeProcess, venv_kubectl, wait_for
 

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from podlife.registry.schemas import KUBERNETES_MINOR
+from podlife.machinery.constants import KUBERNETES_MINOR
 
 from .client_workloads import (KOPF_FINALIZER, MULTI_DOC, KopfOperator, StreamingPod, assert_multi_doc_created,
                                delete_streaming_pod, http_get_over, multi_doc, start_streaming_pod)

@@ -3,49 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from podlife.api.context import build_api
-from podlife.api.errors import ApiError
+from podlife.machinery.errors import ApiError
 from podlife.client.base import CONFIGMAPS, NAMESPACES, PODS, Resource
-from podlife.client.local import LocalClient
-from podlife.controllers import GarbageCollector, catalog_resources
+from podlife.api.local_client import LocalClient
+from podlife.controllers import GarbageCollector
 from podlife.controllers.garbage_collector import DependencyGraph, OwnerRef, owner_refs
-from podlife.store.memory import MemoryStore
 
-T = TypeVar("T")
+from .cluster_harness import async_wait_for
+from .in_process import InProcessApi
+
 TIMEOUT = 10.0
 NS = "default"
-
-
-async def wait_for(condition: Callable[[], Awaitable[T | None]], what: str, timeout: float = TIMEOUT) -> T:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Cluster:
     """An in-process API, and a garbage collector that can be started on it."""
 
-    def __init__(self, client: LocalClient, resources: list[Resource]) -> None:
+    def __init__(self, client: LocalClient) -> None:
         self.client = client
-        self.resources = resources
         self.gc: GarbageCollector | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start_gc(self) -> GarbageCollector:
-        self.gc = GarbageCollector(self.client, self.resources)
+        self.gc = GarbageCollector(self.client)  # kinds from discovery, CRDs followed
         self._task = asyncio.create_task(self.gc.run())
         await asyncio.wait_for(self.gc.wait_synced(), TIMEOUT)
         return self.gc
@@ -89,18 +75,12 @@ def ref_uids(obj: dict[str, Any]) -> list[str]:
 
 
 @pytest.fixture
-async def cluster() -> AsyncIterator[Cluster]:
-    store = MemoryStore()
-    await store.start()
-    c: Cluster | None = None
+async def cluster(local_api: InProcessApi) -> AsyncIterator[Cluster]:
+    c = Cluster(local_api.client)
     try:
-        ctx = await build_api(store)
-        c = Cluster(LocalClient(ctx), catalog_resources(ctx.catalog))
         yield c
     finally:
-        if c is not None:
-            await c.stop_gc()
-        await store.close()
+        await c.stop_gc()
 
 
 @pytest.fixture
@@ -119,8 +99,8 @@ async def test_background_deletes_dependents_of_a_deleted_owner(gc_cluster: Clus
     await c.configmap("unrelated")
 
     await c.client.delete(CONFIGMAPS, "owner", NS, propagation_policy="Background")
-    await wait_for(lambda: c.gone(CONFIGMAPS, "child"), "the dependent configmap to go")
-    await wait_for(lambda: c.gone(PODS, "child-pod"), "the dependent pod to go")
+    await async_wait_for(lambda: c.gone(CONFIGMAPS, "child"), what="the dependent configmap to go")
+    await async_wait_for(lambda: c.gone(PODS, "child-pod"), what="the dependent pod to go")
     assert await c.get(CONFIGMAPS, "unrelated")
 
 
@@ -131,7 +111,7 @@ async def test_orphan_keeps_dependents_and_drops_their_reference(gc_cluster: Clu
     await c.configmap("child", owner, other)
 
     await c.client.delete(CONFIGMAPS, "owner", NS, propagation_policy="Orphan")
-    await wait_for(lambda: c.gone(CONFIGMAPS, "owner"), "the orphaning owner to go")
+    await async_wait_for(lambda: c.gone(CONFIGMAPS, "owner"), what="the orphaning owner to go")
     child = await c.get(CONFIGMAPS, "child")
     assert child is not None
     assert ref_uids(child) == [other["metadata"]["uid"]]
@@ -142,7 +122,7 @@ async def test_orphan_keeps_dependents_and_drops_their_reference(gc_cluster: Clu
     assert solo is not None
     await c.configmap("solo-child", solo)
     await c.client.delete(CONFIGMAPS, "solo-owner", NS, propagation_policy="Orphan")
-    await wait_for(lambda: c.gone(CONFIGMAPS, "solo-owner"), "the second orphaning owner to go")
+    await async_wait_for(lambda: c.gone(CONFIGMAPS, "solo-owner"), what="the second orphaning owner to go")
     kept = await c.get(CONFIGMAPS, "solo-child")
     assert kept is not None and "ownerReferences" not in kept["metadata"]
 
@@ -160,23 +140,23 @@ async def test_foreground_owner_stays_until_blocking_dependents_are_gone(gc_clus
         child = await c.get(CONFIGMAPS, "child")
         return bool(child and child["metadata"].get("deletionTimestamp"))
 
-    await wait_for(child_terminating, "the held dependent to be deleted")
-    await wait_for(lambda: c.gone(CONFIGMAPS, "quick"), "the plain dependent to go")
+    await async_wait_for(child_terminating, what="the held dependent to be deleted")
+    await async_wait_for(lambda: c.gone(CONFIGMAPS, "quick"), what="the plain dependent to go")
     held_owner = await c.get(CONFIGMAPS, "owner")
     assert held_owner is not None
     assert held_owner["metadata"]["deletionTimestamp"]
     assert "foregroundDeletion" in held_owner["metadata"]["finalizers"]
 
     await c.client.patch(CONFIGMAPS, "child", {"metadata": {"finalizers": None}}, NS)
-    await wait_for(lambda: c.gone(CONFIGMAPS, "child"), "the held dependent to go")
-    await wait_for(lambda: c.gone(CONFIGMAPS, "owner"), "the foreground owner to go")
+    await async_wait_for(lambda: c.gone(CONFIGMAPS, "child"), what="the held dependent to go")
+    await async_wait_for(lambda: c.gone(CONFIGMAPS, "owner"), what="the foreground owner to go")
 
 
 async def test_foreground_owner_without_dependents_goes_at_once(gc_cluster: Cluster) -> None:
     c = gc_cluster
     await c.configmap("lonely")
     await c.client.delete(CONFIGMAPS, "lonely", NS, propagation_policy="Foreground")
-    await wait_for(lambda: c.gone(CONFIGMAPS, "lonely"), "the owner to go")
+    await async_wait_for(lambda: c.gone(CONFIGMAPS, "lonely"), what="the owner to go")
 
 
 async def test_foreground_cascades_through_generations(gc_cluster: Cluster) -> None:
@@ -187,7 +167,7 @@ async def test_foreground_cascades_through_generations(gc_cluster: Cluster) -> N
 
     await c.client.delete(CONFIGMAPS, "grandparent", NS, propagation_policy="Foreground")
     for name in ("grandchild", "parent", "grandparent"):
-        await wait_for(partial(c.gone, CONFIGMAPS, name), f"{name} to go")
+        await async_wait_for(partial(c.gone, CONFIGMAPS, name), what=f"{name} to go")
 
 
 async def test_dependent_with_another_live_owner_survives(gc_cluster: Cluster) -> None:
@@ -202,11 +182,11 @@ async def test_dependent_with_another_live_owner_survives(gc_cluster: Cluster) -
         shared = await c.get(CONFIGMAPS, "shared")
         return shared if shared and len(ref_uids(shared)) == 1 else None
 
-    shared = await wait_for(reference_dropped, "the dangling reference to be removed")
+    shared = await async_wait_for(reference_dropped, what="the dangling reference to be removed")
     assert ref_uids(shared) == [second["metadata"]["uid"]]
 
     await c.client.delete(CONFIGMAPS, "second", NS)
-    await wait_for(lambda: c.gone(CONFIGMAPS, "shared"), "the dependent to go with its last owner")
+    await async_wait_for(lambda: c.gone(CONFIGMAPS, "shared"), what="the dependent to go with its last owner")
 
 
 async def test_dangling_owner_uid_gets_dependents_deleted(cluster: Cluster) -> None:
@@ -219,7 +199,7 @@ async def test_dangling_owner_uid_gets_dependents_deleted(cluster: Cluster) -> N
     await c.configmap("after-start", ghost)  # found by the watch
 
     for name in ("before-start", "wrong-uid", "after-start"):
-        await wait_for(partial(c.gone, CONFIGMAPS, name), f"{name} to be collected")
+        await async_wait_for(partial(c.gone, CONFIGMAPS, name), what=f"{name} to be collected")
     assert await c.get(CONFIGMAPS, "impostor")
 
 
@@ -233,7 +213,7 @@ async def test_cluster_scoped_owner_and_unknown_kinds(gc_cluster: Cluster) -> No
     await c.configmap("sentinel", sentinel_owner)
 
     await c.client.delete(CONFIGMAPS, "sentinel-owner", NS)
-    await wait_for(lambda: c.gone(CONFIGMAPS, "sentinel"), "the sentinel dependent to go")
+    await async_wait_for(lambda: c.gone(CONFIGMAPS, "sentinel"), what="the sentinel dependent to go")
     # by now the collector has examined everything queued before: both must still be here
     assert await c.get(CONFIGMAPS, "owned-by-namespace")
     assert await c.get(CONFIGMAPS, "owned-by-unknown-kind")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from podlife.registry.schemas import KUBERNETES_MINOR
+from podlife.machinery.constants import KUBERNETES_MINOR
 
 from .cluster_harness import kubectl_binary, missing, require_module, require_tool, venv_kubectl
 from .conftest import older_kubectls

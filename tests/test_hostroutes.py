@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 
-from podlife.network import hostroutes
-from podlife.network.hostroutes import HostRouteError, HostRouteGuard, can_manage_routes
+from podlife.network.hostroutes import HostRouteError, HostRouteGuard, RouteTools, can_manage_routes
 
 POD = "10.244.0.0/16"
 SVC = "10.96.0.0/12"
@@ -30,7 +29,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([hostroutes._ip_binary() or "ip", *args], capture_output=True, text=True, check=check)
+    return subprocess.run([RouteTools.detect().ip or "ip", *args], capture_output=True, text=True, check=check)
+
+
+def ip_tool(path: Path, script: str) -> str:
+    """An ``ip`` of the test's own: a shell script run with the arguments the guard gives ``ip``."""
+    path.write_text("#!/bin/sh\n" + textwrap.dedent(script))
+    path.chmod(0o755)
+    return str(path)
 
 
 def routes(netns: str, family: str = "-4") -> str:
@@ -150,9 +156,9 @@ def test_two_guards_share_the_route(netns: str, state_dir: Path, first_out: str)
 def test_parallel_processes_never_expose_a_held_route(netns: str, state_dir: Path) -> None:
     child = """
         import subprocess, sys
-        from podlife.network.hostroutes import HostRouteGuard, _ip_binary
+        from podlife.network.hostroutes import HostRouteGuard, RouteTools
         netns, state_dir = sys.argv[1], sys.argv[2]
-        show = [_ip_binary(), "-n", netns, "route", "show", "exact", "10.244.0.0/16"]
+        show = [RouteTools.detect().ip, "-n", netns, "route", "show", "exact", "10.244.0.0/16"]
         for _ in range(15):
             guard = HostRouteGuard(["10.244.0.0/16"], netns=netns, state_dir=state_dir)
             assert guard.install() == ["10.244.0.0/16"]
@@ -240,18 +246,13 @@ def test_route_deleted_behind_our_back_is_readded(netns: str, state_dir: Path) -
 # -- failures -------------------------------------------------------------------------------
 
 
-def test_failed_add_rolls_back_and_raises(
-    netns: str, state_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real_add = hostroutes._IpRoute.add_unreachable
-
-    def flaky_add(self: hostroutes._IpRoute, cidr: str) -> None:
-        if cidr == SVC:
-            raise HostRouteError("simulated failure")
-        real_add(self, cidr)
-
-    monkeypatch.setattr(hostroutes._IpRoute, "add_unreachable", flaky_add)
-    guard = HostRouteGuard([POD, SVC], netns=netns, state_dir=state_dir)
+def test_failed_add_rolls_back_and_raises(netns: str, state_dir: Path, tmp_path: Path) -> None:
+    # the real ip, except that adding the second route fails
+    flaky = ip_tool(tmp_path / "flaky-ip", f"""
+        case " $* " in *" route add unreachable {SVC} "*) echo "simulated failure" >&2; exit 2;; esac
+        exec {RouteTools.detect().ip} "$@"
+    """)
+    guard = HostRouteGuard([POD, SVC], netns=netns, state_dir=state_dir, tools=RouteTools(flaky, net_admin=True))
     with pytest.raises(HostRouteError, match="simulated"):
         guard.install()
     assert guard.held == []
@@ -280,33 +281,30 @@ def test_missing_namespace_raises(state_dir: Path) -> None:
 # -- without privileges (no namespace needed: install must return before any ip call) --
 
 
-@pytest.mark.parametrize(
-    "patch, reason",
-    [(("_has_net_admin", lambda: False), "CAP_NET_ADMIN"), (("_ip_binary", lambda: None), "ip tool is missing")],
-)
+@pytest.mark.parametrize("missing, reason", [("net_admin", "CAP_NET_ADMIN"), ("ip", "ip tool is missing")])
 def test_noop_without_privileges_or_ip(
-    patch: tuple[str, object],
+    missing: str,
     reason: str,
     state_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(hostroutes, patch[0], patch[1])
-
-    def no_ip(*args: object, **kwargs: object) -> None:
-        raise AssertionError("ip must not run without privileges")
-
-    monkeypatch.setattr(hostroutes._IpRoute, "_run", no_ip)
+    ran = tmp_path / "ip-ran"
+    # an ip that only records that it ran: it must not, without privileges
+    no_ip = ip_tool(tmp_path / "no-ip", f'echo "$*" >> {ran}\nexit 1\n')
+    tools = RouteTools(no_ip, net_admin=False) if missing == "net_admin" else RouteTools(None, net_admin=True)
     # A namespace name that does not exist, so a bug here cannot touch the host.
-    guard = HostRouteGuard([POD], netns="podlife-test-does-not-exist", state_dir=state_dir)
+    guard = HostRouteGuard([POD], netns="podlife-test-does-not-exist", state_dir=state_dir, tools=tools)
     with caplog.at_level(logging.WARNING, logger="podlife.network.hostroutes"):
         assert guard.install() == []
     assert reason in caplog.text
     guard.remove()
+    assert not ran.exists(), f"ip must not run without privileges: {ran.read_text()}"
     assert not state_dir.exists()
-    assert can_manage_routes() is False
+    assert can_manage_routes(tools) is False
 
 
 def test_can_manage_routes_matches_privileges() -> None:
-    expected = hostroutes._ip_binary() is not None and hostroutes._has_net_admin()
+    tools = RouteTools.detect()
+    expected = tools.ip is not None and tools.net_admin
     assert can_manage_routes() is expected

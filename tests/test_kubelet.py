@@ -17,34 +17,31 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from podlife.api.context import build_api
 from podlife.client.base import CONFIGMAPS, EVENTS, LEASES, NODES, PODS, Client, Obj
-from podlife.client.local import LocalClient
+from podlife.api.local_client import LocalClient
 from podlife.kubelet.kubelet import Kubelet, KubeletConfig
-from podlife.kubelet.node_status import meminfo_total_ki, os_image
-from podlife.kubelet.pod_worker import CrashBackoff, WorkerConfig, expand, go_duration, image_id
+from podlife.node.node_status import meminfo_total_ki, os_image
+from podlife.kubelet.environment import expand
+from podlife.kubelet.pod_worker import WorkerConfig
+from podlife.node.lifecycle import CrashBackoff, go_duration, image_id
 from podlife.kubelet.runtime import PodKey, ProcessRuntime
-from podlife.kubelet.status import (
-    ContainerView,
-    PodFacts,
-    Running,
-    Terminated,
-    Waiting,
-    build_pod_status,
-    pod_conditions,
-    pod_phase,
+from podlife.node.status import (
+    ContainerView, PodFacts, Running, Terminated, Waiting, build_pod_status, pod_conditions, pod_phase,
     status_patch,
 )
-from podlife.network.cni import PORT_ANNOTATION, CNIPlugin
+from podlife.machinery.constants import PORT_ANNOTATION
+from podlife.node.cni import CNIPlugin
 from podlife.registry.tables.pods import pod_status_reason
-from podlife.store.memory import MemoryStore
+
+from .cluster_harness import async_wait_for
+from .in_process import InProcessApi
 
 NODE = "node-1"
 NS = "default"
@@ -58,24 +55,6 @@ FAST = KubeletConfig(
 
 
 # --------------------------------------------------------------------------- harness
-
-
-async def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> None:
-    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-async def wait_until_api(check: Callable[[], Awaitable[bool]], timeout: float = 15.0, what: str = "") -> None:
-    """Like :func:`wait_until`, for a condition that needs an API read."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class PodWatch:
@@ -179,14 +158,8 @@ async def bind(client: Client, name: str, node: str = NODE) -> None:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[LocalClient]:
-    store = MemoryStore()
-    await store.start()
-    ctx = await build_api(store)
-    try:
-        yield LocalClient(ctx)
-    finally:
-        await store.close()
+def client(local_api: InProcessApi) -> LocalClient:
+    return local_api.client
 
 
 def new_kubelet(client: Client, root: Path, config: KubeletConfig = FAST) -> Kubelet:
@@ -353,7 +326,7 @@ async def test_node_registration_and_lease(client: LocalClient, kubelet: Kubelet
     async def renewed() -> bool:
         return (await client.get(LEASES, NODE, "kube-node-lease"))["spec"]["renewTime"] > first
 
-    await wait_until_api(renewed, what="the lease to be renewed")
+    await async_wait_for(renewed, what="the lease to be renewed")
     # Only heartbeats changed: the node status is not rewritten (every 5 minutes by default).
     assert (await client.get(NODES, NODE))["metadata"]["resourceVersion"] == node["metadata"]["resourceVersion"]
 
@@ -367,7 +340,7 @@ async def test_node_registration_and_lease(client: LocalClient, kubelet: Kubelet
         ready[:] = [c for c in (await client.get(NODES, NODE))["status"]["conditions"] if c["type"] == "Ready"]
         return ready[0]["status"] == "True"
 
-    await wait_until_api(ready_again, what="the node to be Ready again")
+    await async_wait_for(ready_again, what="the node to be Ready again")
     assert ready[0]["reason"] == "KubeletReady" and ready[0]["lastTransitionTime"] >= conditions["Ready"]["lastTransitionTime"]
 
 
@@ -464,7 +437,7 @@ async def wait_ready_line(kubelet: Kubelet, pod: Obj, container: str = "app") ->
     """Wait until the container printed ``ready`` (its TERM trap is in place)."""
     meta = pod["metadata"]
     path = kubelet.runtime.log_path(PodKey(meta["namespace"], meta["name"], meta["uid"]), container, 0)
-    await wait_until(lambda: path.exists() and b" ready\n" in path.read_bytes(), what="the container to be ready")
+    await async_wait_for(lambda: path.exists() and b" ready\n" in path.read_bytes(), what="the container to be ready")
 
 
 async def test_term_trapping_container_is_deleted_well_inside_its_grace(client: LocalClient, kubelet: Kubelet) -> None:
@@ -512,8 +485,8 @@ async def test_pod_removed_from_the_api_has_its_processes_stopped(client: LocalC
         pids = [h.pid for h in kubelet.runtime.running_containers()]
         assert len(pids) == 1
         await client.delete(PODS, "forced", NS, grace_period_seconds=0)  # force: gone from the API at once
-        await wait_until(lambda: not pid_alive(pids[0]), what="the process to stop")
-        await wait_until(lambda: "default/forced" not in kubelet.workers, what="the worker to end")
+        await async_wait_for(lambda: not pid_alive(pids[0]), what="the process to stop")
+        await async_wait_for(lambda: "default/forced" not in kubelet.workers, what="the worker to end")
     finally:
         await watch.close()
 

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from podlife.api import errors
+from podlife.machinery import errors
 from podlife.api import managed_fields as mf
 from podlife.registry.catalog import Catalog
 from podlife.registry.types import ResourceType
@@ -192,7 +192,8 @@ def test_the_one_pass_create_agrees_with_compare() -> None:
         assert mf.decode_fields(fields_of(tracked, "m")) == expected
 
 
-def updated(old: dict[str, Any], change: Any, manager: str, subresource: str | None = None, rt: ResourceType = DEPLOYMENT) -> dict[str, Any]:
+def updated(old: dict[str, Any], change: Any, manager: str, subresource: str | None = None,
+            rt: ResourceType = DEPLOYMENT) -> dict[str, Any]:
     new = copy.deepcopy(old)
     change(new)
     mf.track_update(rt, old, new, manager, subresource)

@@ -3,35 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from podlife.api.context import build_api
-from podlife.api.errors import ApiError
+from podlife.machinery.errors import ApiError
 from podlife.client.base import CONFIGMAPS, NAMESPACES, PODS, SECRETS
-from podlife.client.local import LocalClient
-from podlife.controllers import NamespaceController, catalog_resources
+from podlife.api.local_client import LocalClient
+from podlife.controllers import NamespaceController
 from podlife.controllers.namespace import Content, deletion_conditions, merge_conditions
-from podlife.store.memory import MemoryStore
 
-T = TypeVar("T")
+from .cluster_harness import async_wait_for
+from .in_process import InProcessApi
+
 TIMEOUT = 10.0
-
-
-async def wait_for(condition: Callable[[], Awaitable[T | None]], what: str, timeout: float = TIMEOUT) -> T:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def gone(client: LocalClient, res: Any, name: str, namespace: str | None = None) -> bool:
@@ -51,21 +38,14 @@ class Api:
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    store = MemoryStore()
-    await store.start()
-    task: asyncio.Task[None] | None = None
+async def api(local_api: InProcessApi) -> AsyncIterator[Api]:
+    controller = NamespaceController(local_api.client)
+    task = asyncio.create_task(controller.run())
     try:
-        ctx = await build_api(store)
-        client = LocalClient(ctx)
-        controller = NamespaceController(client, catalog_resources(ctx.catalog))
-        task = asyncio.create_task(controller.run())
-        yield Api(client, controller)
+        yield Api(local_api.client, controller)
     finally:
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        await store.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def pod(name: str, **spec: Any) -> dict[str, Any]:
@@ -90,7 +70,7 @@ async def test_deleting_a_namespace_deletes_its_content_then_itself(api: Api) ->
     assert ns["status"]["phase"] == "Terminating"
     assert ns["spec"]["finalizers"] == ["kubernetes"]
 
-    await wait_for(lambda: gone(c, NAMESPACES, "shop"), "namespace shop to go")
+    await async_wait_for(lambda: gone(c, NAMESPACES, "shop"), what="namespace shop to go")
     for res in (CONFIGMAPS, SECRETS, PODS):
         assert (await c.list(res, "shop"))["items"] == []
     assert await c.get(CONFIGMAPS, "bystander", "default")
@@ -108,7 +88,7 @@ async def test_namespace_waits_for_content_held_by_finalizers(api: Api) -> None:
         cond = condition(ns, "NamespaceFinalizersRemaining")
         return ns if cond.get("status") == "True" else None
 
-    ns = await wait_for(reports_finalizers, "NamespaceFinalizersRemaining=True")
+    ns = await async_wait_for(reports_finalizers, what="NamespaceFinalizersRemaining=True")
     assert ns["status"]["phase"] == "Terminating"
     assert condition(ns, "NamespaceFinalizersRemaining")["message"] == (
         "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances")
@@ -125,7 +105,7 @@ async def test_namespace_waits_for_content_held_by_finalizers(api: Api) -> None:
     assert err.value.code == 403
 
     await c.patch(CONFIGMAPS, "keep", {"metadata": {"finalizers": None}}, "held")
-    await wait_for(lambda: gone(c, NAMESPACES, "held"), "namespace held to go")
+    await async_wait_for(lambda: gone(c, NAMESPACES, "held"), what="namespace held to go")
 
 
 async def test_namespace_waits_for_pods_terminating_gracefully(api: Api) -> None:
@@ -138,13 +118,13 @@ async def test_namespace_waits_for_pods_terminating_gracefully(api: Api) -> None
         p = await c.get(PODS, "bound", "graceful")
         return p if p["metadata"].get("deletionTimestamp") else None
 
-    p = await wait_for(terminating, "the pod to be terminating")
+    p = await async_wait_for(terminating, what="the pod to be terminating")
     assert p["metadata"]["deletionGracePeriodSeconds"] == 1
     assert not await gone(c, NAMESPACES, "graceful")
 
     # what the kubelet does once the containers have stopped
     await c.delete(PODS, "bound", "graceful", grace_period_seconds=0)
-    await wait_for(lambda: gone(c, NAMESPACES, "graceful"), "namespace graceful to go")
+    await async_wait_for(lambda: gone(c, NAMESPACES, "graceful"), what="namespace graceful to go")
 
 
 async def test_namespace_without_the_kubernetes_finalizer_is_left_to_the_api(api: Api) -> None:

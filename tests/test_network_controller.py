@@ -6,19 +6,20 @@ import asyncio
 import ipaddress
 import json
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from podlife.api.context import build_api
-from podlife.api.errors import ApiError
+from podlife.machinery.errors import ApiError
 from podlife.client.base import NAMESPACES, PODS, PORTS, SUBNETS, Client, Obj
-from podlife.client.local import LocalClient
-from podlife.network.cni import CNIError, CNIPlugin, PortInfo, read_port_annotation
-from podlife.network.controller import PORT_ANNOTATION, NetworkController
-from podlife.store.memory import MemoryStore
+from podlife.api.local_client import LocalClient
+from podlife.node.cni import CNIError, CNIPlugin, PortInfo, read_port_annotation
+from podlife.machinery.constants import PORT_ANNOTATION
+from podlife.network.controller import NetworkController
+
+from .cluster_harness import async_wait_for
+from .in_process import InProcessApi
 
 MAC_RE = re.compile(r"^fa:16:3e(:[0-9a-f]{2}){3}$")
 
@@ -30,18 +31,6 @@ def make_pod(name: str, namespace: str = "default", node: str | None = "node-1",
     if node:
         body["nodeName"] = node
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace}, "spec": body}
-
-
-async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def get_or_none(client: Client, res: Any, name: str, namespace: str | None = "default") -> Obj | None:
@@ -56,21 +45,21 @@ async def get_or_none(client: Client, res: Any, name: str, namespace: str | None
 async def wait_port(client: Client, name: str, namespace: str = "default") -> Obj:
     async def check() -> Obj | None:
         return await get_or_none(client, PORTS, name, namespace)
-    return await wait_for(check, what=f"port {namespace}/{name}")
+    return await async_wait_for(check, what=f"port {namespace}/{name}")
 
 
 async def wait_port_gone(client: Client, name: str, namespace: str = "default", uid: str | None = None) -> None:
     async def check() -> bool:
         port = await get_or_none(client, PORTS, name, namespace)
         return port is None or (uid is not None and port["metadata"]["uid"] != uid)
-    await wait_for(check, what=f"port {namespace}/{name} to go")
+    await async_wait_for(check, what=f"port {namespace}/{name} to go")
 
 
 async def wait_annotated(client: Client, name: str, namespace: str = "default") -> Obj:
     async def check() -> Obj | None:
         pod = await client.get(PODS, name, namespace)
         return pod if PORT_ANNOTATION in (pod["metadata"].get("annotations") or {}) else None
-    return await wait_for(check, what=f"annotation on {namespace}/{name}")
+    return await async_wait_for(check, what=f"annotation on {namespace}/{name}")
 
 
 def port_ip(port: Obj) -> str:
@@ -78,14 +67,8 @@ def port_ip(port: Obj) -> str:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[LocalClient]:
-    store = MemoryStore()
-    await store.start()
-    try:
-        ctx = await build_api(store)
-        yield LocalClient(ctx)
-    finally:
-        await store.close()
+def client(local_api: InProcessApi) -> LocalClient:
+    return local_api.client
 
 
 class Running:
@@ -213,13 +196,13 @@ async def test_port_deleted_behind_its_back_comes_back_with_the_same_address(cli
     async def replaced() -> Obj | None:
         port = await get_or_none(client, PORTS, "db")
         return port if port is not None and port["metadata"]["uid"] != first["metadata"]["uid"] else None
-    second = await wait_for(replaced, what="port to be recreated")
+    second = await async_wait_for(replaced, what="port to be recreated")
     assert (port_ip(second), second["spec"]["macAddress"]) == (port_ip(first), first["spec"]["macAddress"])
 
     async def annotation_updated() -> bool:
         pod = await client.get(PODS, "db", "default")
         return json.loads(pod["metadata"]["annotations"][PORT_ANNOTATION])["id"] == second["metadata"]["uid"]
-    await wait_for(annotation_updated, what="annotation to name the new port")
+    await async_wait_for(annotation_updated, what="annotation to name the new port")
 
 
 async def test_restart_keeps_addresses_and_collects_orphans(client: LocalClient, running: Running) -> None:
@@ -265,7 +248,7 @@ async def test_port_of_an_unknown_pod_uid_is_replaced(client: LocalClient, runni
     async def owned_by_pod() -> Obj | None:
         port = await get_or_none(client, PORTS, "app")
         return port if port is not None and port["spec"]["podUID"] == pod["metadata"]["uid"] else None
-    port = await wait_for(owned_by_pod, what="port owned by the current pod")
+    port = await async_wait_for(owned_by_pod, what="port owned by the current pod")
     assert port_ip(port) != "10.244.0.77"
 
 
@@ -279,7 +262,7 @@ async def test_subnet_deleted_while_in_use_is_recreated(client: LocalClient, run
     async def recreated() -> Obj | None:
         subnet = await get_or_none(client, SUBNETS, "default-0")
         return subnet if subnet is not None and subnet["metadata"]["uid"] != first["metadata"]["uid"] else None
-    again = await wait_for(recreated, what="subnet to be recreated")
+    again = await async_wait_for(recreated, what="subnet to be recreated")
     assert again["spec"] == first["spec"]
 
 
@@ -296,7 +279,7 @@ async def test_deleted_namespace_gives_its_block_back(client: LocalClient, runni
 
     async def released() -> bool:
         return controller.ipam.subnets("team-b") == []
-    await wait_for(released, what="the namespace's subnets to be released")
+    await async_wait_for(released, what="the namespace's subnets to be released")
     await client.create(PODS, make_pod("c", "team-c"), "team-c")
     port = await wait_port(client, "c", "team-c")
     assert (await client.get(SUBNETS, port["spec"]["subnet"], "team-c"))["spec"]["cidr"] == cidr
@@ -323,7 +306,7 @@ async def test_subnet_status_counts_allocations(client: LocalClient, running: Ru
     async def allocated_two() -> bool:
         subnet = await client.get(SUBNETS, "default-0", "default")
         return subnet.get("status", {}).get("allocated") == 2
-    await wait_for(allocated_two, what="status.allocated == 2")
+    await async_wait_for(allocated_two, what="status.allocated == 2")
     assert controller.allocated() == {"default-0": 2}
 
 
@@ -334,7 +317,7 @@ async def test_thousand_pods_get_distinct_addresses(client: LocalClient, running
 
     async def all_annotated() -> bool:
         return controller.stats.annotations_written >= 1000
-    await wait_for(all_annotated, timeout=60, what="1000 annotations")
+    await async_wait_for(all_annotated, 60, what="1000 annotations")
     ports = (await client.list(PORTS, "default"))["items"]
     assert len(ports) == 1000
     assert len({port_ip(p) for p in ports}) == 1000 and len({p["spec"]["macAddress"] for p in ports}) == 1000

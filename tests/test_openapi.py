@@ -11,7 +11,7 @@ import pytest
 
 from podlife.api import openapi as O
 from podlife.api.openapi import ResourceInfo
-from podlife.registry import schemas as S
+from podlife.registry.schemas.custom import CustomSchemas
 
 CORE = [
     ResourceInfo("pods", "Pod", True,
@@ -35,8 +35,8 @@ NETWORK = [ResourceInfo("ports", "Port", True, ("status",), schema=PORT_SCHEMA),
            ResourceInfo("subnets", "Subnet", True)]
 
 
-def doc(group: str, version: str, resources: list[Any]) -> dict[str, Any]:
-    return orjson.loads(O.openapi_v3_document(group, version, resources))
+def doc(group: str, version: str, resources: list[Any], schemas: CustomSchemas | None = None) -> dict[str, Any]:
+    return orjson.loads(O.openapi_v3_document(group, version, resources, schemas))
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_hash_is_stable_across_processes() -> None:
 
 def test_import_builds_nothing() -> None:
     code = ("import podlife.api.openapi, podlife.api.strategic_merge;"
-            "from podlife.registry import schemas; print(schemas._definitions is None)")
+            "from podlife.registry.schemas import loader; print(loader._definitions is None)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
 
@@ -287,19 +287,20 @@ def test_custom_kind_with_provided_schema() -> None:
 
 
 def test_custom_kind_from_schema_registry() -> None:
-    S.register_custom_schema("example.com", "v1", "Widget", {
+    schemas = CustomSchemas()
+    schemas.register("example.com", "v1", "Widget", {
         "type": "object", "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}})
     try:
         widgets = [ResourceInfo("widgets", "Widget", False)]
-        before = O.document_hash("example.com", "v1", widgets)
-        d = doc("example.com", "v1", widgets)
+        before = O.document_hash("example.com", "v1", widgets, schemas)
+        d = doc("example.com", "v1", widgets, schemas)
         widget = d["components"]["schemas"]["com.example.v1.Widget"]
         assert widget["properties"]["spec"]["properties"]["size"] == {"type": "integer"}
         assert "/apis/example.com/v1/widgets/{name}" in d["paths"]
-        S.register_custom_schema("example.com", "v1", "Widget", {"type": "object"})
-        assert O.document_hash("example.com", "v1", widgets) != before
+        schemas.register("example.com", "v1", "Widget", {"type": "object"})
+        assert O.document_hash("example.com", "v1", widgets, schemas) != before
     finally:
-        S.unregister_custom_schema("example.com", "v1", "Widget")
+        schemas.unregister("example.com", "v1", "Widget")
 
 
 def test_accepts_registry_resource_types() -> None:

@@ -9,14 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from podlife.api.patch import (
-    PatchError,
-    apply_json_patch,
-    apply_merge_patch,
-    create_merge_patch,
-    escape_json_pointer_token,
-    json_equal,
-    parse_json_pointer,
+from podlife.machinery.patch import (
+    PatchError, apply_json_patch, apply_merge_patch, create_merge_patch, escape_json_pointer_token,
+    json_equal, parse_json_pointer,
 )
 
 # Property tests run in a shared, sometimes loaded CI box: never fail on timing.

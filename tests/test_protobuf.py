@@ -39,8 +39,8 @@ from podlife.api.protobuf import (
 )
 from podlife.api.protobuf.messages import KINDS, MESSAGES, SCALARS, SPECIALS, MapOf
 from podlife.api.protobuf.wire import iter_fields, read_varint, to_int32, to_int64
-from podlife.registry import schemas
-from podlife.registry.schemas import KUBERNETES_MINOR
+from podlife.registry.schemas import loader as schemas
+from podlife.machinery.constants import KUBERNETES_MINOR
 
 from .cluster_harness import require_tool
 

@@ -2,7 +2,7 @@
 
 Every test gets a runtime from the ``runtime`` fixture, which shuts it down
 (SIGKILL for whatever is left) even when the test fails. Tests wait on processes,
-or poll a condition with :func:`wait_until`. None of them sleeps for a fixed
+or poll a condition with :func:`~tests.cluster_harness.async_wait_for`. None of them sleeps for a fixed
 time.
 """
 
@@ -30,7 +30,7 @@ from podlife.kubelet.runtime import (
     ProcessRuntime,
 )
 
-from .cluster_harness import require_module
+from .cluster_harness import async_wait_for, require_module
 
 POD = PodKey("default", "web", "0b8f-uid")
 OTHER_POD = PodKey("kube-system", "dns", "77aa-uid")
@@ -40,15 +40,6 @@ TERM_IGNORING = "trap '' TERM; echo ready; while :; do sleep 0.1; done"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def pid_alive(pid: int) -> bool:
@@ -88,7 +79,7 @@ async def wait_for_log_line(handle: ContainerHandle, predicate: Callable[[str], 
         found[:] = [line for line in log_lines(handle.log_path) if predicate(line)]
         return bool(found)
 
-    await wait_until(check, what=what)
+    await async_wait_for(check, what=what)
     return found[0]
 
 
@@ -297,7 +288,7 @@ async def test_stop_signals_children_in_the_group(runtime: ProcessRuntime) -> No
     child = await started_child_pid(handle)
     assert pid_alive(child)
     await runtime.stop_container(handle, grace_seconds=5)
-    await wait_until(lambda: not pid_alive(child), what="the child to die")
+    await async_wait_for(lambda: not pid_alive(child), what="the child to die")
 
 
 async def test_children_that_ignore_term_die_with_the_container(runtime: ProcessRuntime) -> None:
@@ -308,7 +299,7 @@ async def test_children_that_ignore_term_die_with_the_container(runtime: Process
     child = await started_child_pid(handle)
     info = await runtime.stop_container(handle, grace_seconds=5)
     assert info.exit_code == 143
-    await wait_until(lambda: not pid_alive(child), what="the TERM-ignoring child to die")
+    await async_wait_for(lambda: not pid_alive(child), what="the TERM-ignoring child to die")
 
 
 async def test_leftover_children_die_when_the_main_process_exits(runtime: ProcessRuntime) -> None:
@@ -317,7 +308,7 @@ async def test_leftover_children_die_when_the_main_process_exits(runtime: Proces
     info = await asyncio.wait_for(handle.wait(), 10)
     assert info.exit_code == 0
     child = int(log_lines(handle.log_path)[0].removeprefix("child="))
-    await wait_until(lambda: not pid_alive(child), what="the orphaned child to die")
+    await async_wait_for(lambda: not pid_alive(child), what="the orphaned child to die")
 
 
 async def test_a_process_that_left_the_group_cannot_hold_wait_up(runtime: ProcessRuntime, tmp_path: Path) -> None:
@@ -334,7 +325,7 @@ async def test_a_process_that_left_the_group_cannot_hold_wait_up(runtime: Proces
         assert not log_lines(handle.log_path)  # nothing written, and the pipe still open
         assert pid_alive(int(pid_file.read_text()))  # the documented limit
     finally:
-        await wait_until(lambda: pid_file.exists() and pid_file.read_text().endswith("\n"), what="the pid file")
+        await async_wait_for(lambda: pid_file.exists() and pid_file.read_text().endswith("\n"), what="the pid file")
         os.kill(int(pid_file.read_text()), signal.SIGKILL)  # a pid this test started, through the container
 
 
@@ -405,7 +396,7 @@ async def test_shutdown_leaves_nothing_running(runtime: ProcessRuntime) -> None:
 
     assert [h.exited.exit_code if h.exited else None for h in handles] == [143, 0, 137, 143]
     assert runtime.running_containers() == []
-    await wait_until(lambda: not any(pid_alive(pid) for pid in pids), what="every process to be gone")
+    await async_wait_for(lambda: not any(pid_alive(pid) for pid in pids), what="every process to be gone")
     with pytest.raises(RuntimeError):
         await runtime.start_container(POD, ContainerSpec("late"), 0)
 
@@ -465,6 +456,6 @@ def test_same_behaviour_on_uvloop(tmp_path: Path) -> None:
         finally:
             await rt.shutdown(grace_seconds=0.5)
         assert idle.exited is not None
-        await wait_until(lambda: not pid_alive(child) and not pid_alive(idle.pid), what="processes to be gone")
+        await async_wait_for(lambda: not pid_alive(child) and not pid_alive(idle.pid), what="processes to be gone")
 
     uvloop.run(scenario())

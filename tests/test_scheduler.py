@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from fractions import Fraction
@@ -11,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from podlife.api.context import build_api
 from podlife.client.base import EVENTS, NODES, PODS, Client, Obj
-from podlife.client.local import LocalClient
-from podlife.api.errors import ApiError
+from podlife.api.local_client import LocalClient
+from podlife.machinery.errors import ApiError
 from podlife.scheduler import (
     DefaultBinder,
     FitError,
@@ -31,8 +29,10 @@ from podlife.scheduler import (
     parse_quantity,
 )
 from podlife.scheduler.plugins import pod_requests
-from podlife.scheduler.quantity import int_value
-from podlife.store.memory import MemoryStore
+from podlife.machinery.quantity import int_value
+
+from .cluster_harness import async_wait_for
+from .in_process import InProcessApi
 
 # ---- helpers -----------------------------------------------------------------------------
 
@@ -65,18 +65,6 @@ def make_pod(name: str, *, cpu: str | None = "100m", memory: str | None = "128Mi
             "spec": {"containers": [container], **spec}}
 
 
-async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def bound_node(client: Client, name: str, namespace: str = "default") -> str:
     pod = await client.get(PODS, name, namespace)
     return pod["spec"].get("nodeName") or ""
@@ -85,7 +73,7 @@ async def bound_node(client: Client, name: str, namespace: str = "default") -> s
 async def wait_bound(client: Client, name: str, timeout: float = 10.0) -> str:
     async def check() -> str:
         return await bound_node(client, name)
-    return await wait_for(check, timeout, f"pod {name} to be bound")
+    return await async_wait_for(check, timeout, what=f"pod {name} to be bound")
 
 
 def scheduled_condition(pod: Obj) -> Obj | None:
@@ -96,7 +84,7 @@ async def wait_unschedulable(client: Client, name: str) -> Obj:
     async def check() -> Obj | None:
         cond = scheduled_condition(await client.get(PODS, name, "default"))
         return cond if cond and cond["status"] == "False" else None
-    return await wait_for(check, what=f"pod {name} to be marked unschedulable")
+    return await async_wait_for(check, what=f"pod {name} to be marked unschedulable")
 
 
 async def events_for(client: Client, name: str, reason: str) -> list[Obj]:
@@ -105,14 +93,8 @@ async def events_for(client: Client, name: str, reason: str) -> list[Obj]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[LocalClient]:
-    store = MemoryStore()
-    await store.start()
-    try:
-        ctx = await build_api(store)
-        yield LocalClient(ctx)
-    finally:
-        await store.close()
+def client(local_api: InProcessApi) -> LocalClient:
+    return local_api.client
 
 
 @pytest.fixture
@@ -319,7 +301,7 @@ async def test_binds_pod_to_ready_node_and_records_event(client: LocalClient, ru
 
     async def scheduled_events() -> list[Obj]:
         return await events_for(client, "nginx", "Scheduled")
-    (event,) = await wait_for(scheduled_events, what="Scheduled event")
+    (event,) = await async_wait_for(scheduled_events, what="Scheduled event")
     assert event["message"] == "Successfully assigned default/nginx to node-1"
     assert event["type"] == "Normal"
     assert event["source"]["component"] == "default-scheduler"
@@ -363,7 +345,7 @@ async def test_pod_that_does_not_fit_waits_for_a_node(client: LocalClient, run_s
 
     async def failed_events() -> list[Obj]:
         return await events_for(client, "big", "FailedScheduling")
-    (event,) = await wait_for(failed_events, what="FailedScheduling event")
+    (event,) = await async_wait_for(failed_events, what="FailedScheduling event")
     assert event["type"] == "Warning" and event["message"] == cond["message"]
     assert (await client.get(PODS, "big", "default"))["status"]["phase"] == "Pending"
 
@@ -463,7 +445,7 @@ async def test_failed_binding_is_retried_with_backoff(client: LocalClient, run_s
 
     async def failed_events() -> list[Obj]:
         return await events_for(client, "retry", "FailedScheduling")
-    (event,) = await wait_for(failed_events, what="FailedScheduling event")
+    (event,) = await async_wait_for(failed_events, what="FailedScheduling event")
     assert event["message"] == "Binding rejected: etcdserver: request timed out"
     node = scheduler.cache.nodes["node-1"]
     assert (node.req_cpu, node.req_pods) == (800, 1)  # charged once, not twice
@@ -485,7 +467,7 @@ async def test_thousand_pods_on_hundred_nodes_spread_within_capacity(client: Loc
 
     async def all_bound() -> bool:
         return scheduler.stats.scheduled >= 1000
-    await wait_for(all_bound, timeout=60, what="1000 bindings")
+    await async_wait_for(all_bound, 60, what="1000 bindings")
     pods = (await client.list(PODS, "default"))["items"]
     per_node = Counter(p["spec"].get("nodeName") for p in pods)
     assert None not in per_node and len(per_node) == 100
@@ -503,7 +485,7 @@ async def test_no_node_is_overcommitted_when_pods_exceed_capacity(client: LocalC
 
     async def settled() -> bool:
         return scheduler.stats.scheduled == 30 and scheduler.queue.counts().get("unschedulable") == 10
-    await wait_for(settled, what="30 bound and 10 unschedulable")
+    await async_wait_for(settled, what="30 bound and 10 unschedulable")
     pods = (await client.list(PODS, "default"))["items"]
     per_node = Counter(p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName"))
     assert set(per_node.values()) == {3}  # 3 x 300m fit in 1 core, a 4th does not

@@ -100,18 +100,17 @@ def assert_columns_in_sync(sched: Scheduler) -> None:
             assert ni.columns is None
 
 
-class Spy:
-    """Counts which path ``Scheduler._find_node`` took."""
+class SearchPaths:
+    """Which path the node searches of ``sched`` took from now on (from its stats)."""
 
     def __init__(self, sched: Scheduler) -> None:
-        self.paths: Counter[str] = Counter()
-        original = sched._feasible_rows
+        self.stats = sched.stats
+        self.before = (sched.stats.array_searches, sched.stats.per_node_searches)
 
-        def spy(*args: Any) -> Any:
-            rows = original(*args)
-            self.paths["array" if rows is not None else "per-node"] += 1
-            return rows
-        sched._feasible_rows = spy  # type: ignore[method-assign]
+    @property
+    def paths(self) -> Counter[str]:
+        array, per_node = self.stats.array_searches - self.before[0], self.stats.per_node_searches - self.before[1]
+        return +Counter({"array": array, "per-node": per_node})  # the paths taken at least once
 
 
 # ---- random scenarios -----------------------------------------------------------------------
@@ -154,7 +153,7 @@ def apply_both(scheds: tuple[Scheduler, Scheduler], op: str, *args: Any) -> None
 def run_scenario(seed: int, steps: int = 150) -> Counter[str]:
     rng = random.Random(seed)
     fast, slow = twins(seed, percentage_of_nodes_to_score=rng.choice([0, 0, 10, 30, 100]))
-    spy = Spy(fast)
+    searches = SearchPaths(fast)
     num_nodes = rng.choice([1, 3, 40, 120, 260])
     names = [f"node-{i}" for i in range(num_nodes)]
     for name in names:
@@ -187,7 +186,7 @@ def run_scenario(seed: int, steps: int = 150) -> Counter[str]:
                 names.append(name)
             apply_both((fast, slow), "set_node", random_node(rng, name))
         assert_columns_in_sync(fast)
-    return spy.paths
+    return searches.paths
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -215,7 +214,7 @@ def fill(scheds: tuple[Scheduler, ...], nodes: list[Obj]) -> None:
 def test_ties_are_broken_by_the_same_random_pick() -> None:
     fast, slow = twins(7)
     fill((fast, slow), [node_obj(f"n-{i}") for i in range(1000)])  # all alike: every score ties
-    spy = Spy(fast)
+    searches = SearchPaths(fast)
     for i in range(300):
         pod = pod_obj(f"p-{i}", {"cpu": "100m", "memory": "128Mi"} if i % 2 else None)
         got, want = fast._find_node(pod), slow._find_node(pod)
@@ -223,16 +222,14 @@ def test_ties_are_broken_by_the_same_random_pick() -> None:
         assert fast._next_start == slow._next_start
         fast.cache.assume(pod, got.name)
         slow.cache.assume(pod, want.name)
-    assert spy.paths == {"array": 300}
+    assert searches.paths == {"array": 300}
     assert fast._rng.random() == slow._rng.random()  # the same number of draws
 
 
 def test_rotating_start_wraps_around_like_the_per_node_search() -> None:
-    fast, slow = twins(3)
+    fast, slow = twins(3, start_node_index=190)
     # 200 nodes, only every third one has room: the search wraps past the end
     fill((fast, slow), [node_obj(f"n-{i}", cpu="4" if i % 3 == 0 else "100m") for i in range(200)])
-    for sched in (fast, slow):
-        sched._next_start = 190
     for i in range(50):
         pod = pod_obj(f"p-{i}", {"cpu": "500m"})
         got, want = fast._find_node(pod), slow._find_node(pod)
@@ -311,17 +308,17 @@ def test_least_allocated_arrays_match_score_many() -> None:
 def test_huge_values_fall_back_to_the_per_node_path() -> None:
     fast, slow = twins(9)
     fill((fast, slow), [node_obj(f"n-{i}", memory="8Gi") for i in range(10)] + [node_obj("vast", memory="1Ei")])
-    spy = Spy(fast)
+    searches = SearchPaths(fast)
     assert not fast.cache.columns.exact
     pod = pod_obj("p", {"cpu": "100m", "memory": "128Mi"})
     got, want = fast._find_node(pod), slow._find_node(pod)
     assert outcome(got) == outcome(want) == "vast"  # emptiest by far
-    assert spy.paths == {"per-node": 1}
+    assert searches.paths == {"per-node": 1}
     for sched in (fast, slow):
         sched.cache.remove_node("vast")
     assert fast.cache.columns.exact
     assert outcome(fast._find_node(pod)) == outcome(slow._find_node(pod))
-    assert spy.paths == {"per-node": 1, "array": 1}
+    assert searches.paths == {"per-node": 1, "array": 1}
 
 
 def test_huge_bound_pod_makes_its_node_inexact_until_it_goes() -> None:
@@ -343,7 +340,7 @@ def test_negative_requests_make_a_node_inexact() -> None:
     arrays must not quietly differ."""
     fast, slow = twins(6)
     fill((fast, slow), [node_obj("a", cpu="1"), node_obj("b", cpu="0"), node_obj("c")])
-    spy = Spy(fast)
+    searches = SearchPaths(fast)
     for sched in (fast, slow):
         sched.cache.add_pod(pod_obj("neg-a", {"cpu": "-2"}, node_name="a"))
     assert not fast.cache.columns.exact
@@ -353,7 +350,7 @@ def test_negative_requests_make_a_node_inexact() -> None:
         sched.cache.add_pod(pod_obj("neg-b", {"cpu": "-2"}, node_name="b"))
         with pytest.raises(ZeroDivisionError):
             sched._find_node(pod)
-    assert spy.paths == {"per-node": 2}
+    assert searches.paths == {"per-node": 2}
 
 
 def test_extended_resources_and_invalid_requests_use_the_per_node_path() -> None:
@@ -361,7 +358,7 @@ def test_extended_resources_and_invalid_requests_use_the_per_node_path() -> None
     gpu = node_obj("gpu")
     gpu["status"]["allocatable"]["nvidia.com/gpu"] = "2"
     fill((fast, slow), [node_obj("plain"), gpu])
-    spy = Spy(fast)
+    searches = SearchPaths(fast)
     for i in range(3):
         pod = pod_obj(f"g-{i}", {"cpu": "1", "nvidia.com/gpu": "1"})
         got, want = fast._find_node(pod), slow._find_node(pod)
@@ -374,7 +371,7 @@ def test_extended_resources_and_invalid_requests_use_the_per_node_path() -> None
         "2 No preemption victims found for incoming pod..")
     bad = pod_obj("bad", {"cpu": "lots"})
     assert outcome(fast._find_node(bad)) == outcome(slow._find_node(bad))
-    assert spy.paths == {"per-node": 4}
+    assert searches.paths == {"per-node": 4}
 
 
 # ---- the columns themselves ------------------------------------------------------------------------

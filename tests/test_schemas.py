@@ -1,4 +1,4 @@
-"""Tests for podlife.registry.schemas: loading, patch metadata, validation, custom kinds."""
+"""Tests for podlife.registry.schemas: loading, compiled trees and patch metadata, validation, custom kinds."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from typing import Any
 
 import pytest
 
-from podlife.registry import schemas as S
+from podlife.machinery.constants import KUBERNETES_MINOR, KUBERNETES_VERSION
+
+from podlife.registry.schemas import loader, tree
+from podlife.registry.schemas.custom import CustomSchemas, custom_definition_name
+from podlife.registry.schemas.decoder import FieldIssue, duplicate_fields, format_issues, validate_object
 
 POD = "io.k8s.api.core.v1.Pod"
 
@@ -102,8 +106,8 @@ def real_pod() -> dict[str, Any]:
 
 
 def issues_of(obj: dict[str, Any], group: str = "", version: str = "v1", kind: str = "Pod",
-              **kw: Any) -> list[S.FieldIssue]:
-    return S.validate_object(obj, group, version, kind, **kw)
+              **kw: Any) -> list[FieldIssue]:
+    return validate_object(obj, group, version, kind, **kw)
 
 
 # ---------------------------------------------------------------------------
@@ -112,9 +116,9 @@ def issues_of(obj: dict[str, Any], group: str = "", version: str = "v1", kind: s
 
 
 def test_definitions_are_complete_and_normalized() -> None:
-    defs = S.definitions()
+    defs = loader.definitions()
     assert len(defs) > 600
-    assert S.definitions() is defs  # cached
+    assert loader.definitions() is defs  # cached
     pod = defs[POD]
     assert pod["description"].startswith("Pod is a collection of containers")
     assert pod["x-kubernetes-group-version-kind"] == [{"group": "", "kind": "Pod", "version": "v1"}]
@@ -137,7 +141,7 @@ def test_no_json_schema_leftovers() -> None:
             if isinstance(value.get("type"), list):
                 bad.append(where)
             ref = value.get("$ref")
-            if isinstance(ref, str) and not ref.startswith(S.REF_PREFIX):
+            if isinstance(ref, str) and not ref.startswith(loader.REF_PREFIX):
                 bad.append(where)
             for k, v in value.items():
                 walk(v, f"{where}/{k}")
@@ -145,13 +149,13 @@ def test_no_json_schema_leftovers() -> None:
             for v in value:
                 walk(v, where)
 
-    walk(S.definitions(), "")
+    walk(loader.definitions(), "")
     assert bad == []
 
 
 def test_quantity_and_int_or_string_keep_one_of_and_get_descriptions() -> None:
-    q = S.definitions()["io.k8s.apimachinery.pkg.api.resource.Quantity"]
-    ios = S.definitions()["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]
+    q = loader.definitions()["io.k8s.apimachinery.pkg.api.resource.Quantity"]
+    ios = loader.definitions()["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]
     assert "oneOf" in q and "type" not in q and q["description"]
     assert "oneOf" in ios and "type" not in ios and ios["description"]
 
@@ -169,18 +173,18 @@ def test_quantity_and_int_or_string_keep_one_of_and_get_descriptions() -> None:
     (("example.com", "v1", "Widget"), None),
 ])
 def test_definition_name(gvk: tuple[str, str, str], name: str | None) -> None:
-    assert S.definition_name(*gvk) == name
+    assert loader.definition_name(*gvk) == name
 
 
 def test_schema_for() -> None:
-    dep = S.schema_for("apps", "v1", "Deployment")
+    dep = loader.schema_for("apps", "v1", "Deployment")
     assert dep is not None
     assert dep["x-kubernetes-group-version-kind"][0]["kind"] == "Deployment"
-    assert S.schema_for("nope", "v1", "Nope") is None
+    assert loader.schema_for("nope", "v1", "Nope") is None
 
 
 def test_referenced_definitions_closure() -> None:
-    names = S.referenced_definitions([POD])
+    names = loader.referenced_definitions([POD])
     for n in (POD, "io.k8s.api.core.v1.PodSpec", "io.k8s.api.core.v1.Container",
               "io.k8s.api.core.v1.Probe", "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
               "io.k8s.apimachinery.pkg.api.resource.Quantity",
@@ -214,29 +218,29 @@ def test_referenced_definitions_closure() -> None:
 ])
 def test_patch_meta(root: str, path: tuple[str, ...], strategy: str, merge_key: str | None,
                     retain: bool) -> None:
-    meta = S.patch_meta(root, path)
+    meta = tree.patch_meta(root, path)
     assert meta.strategy == strategy
     assert meta.merge_key == merge_key
     assert meta.retain_keys is retain
 
 
 def test_patch_meta_list_type_and_keys() -> None:
-    ports = S.patch_meta(POD, ("spec", "containers", "ports"))
+    ports = tree.patch_meta(POD, ("spec", "containers", "ports"))
     assert ports.list_type == "map"
     assert ports.list_map_keys == ("containerPort", "protocol")
-    fin = S.patch_meta(POD, ("metadata", "finalizers"))
+    fin = tree.patch_meta(POD, ("metadata", "finalizers"))
     assert fin.list_type == "set"
-    assert S.patch_meta(POD, ("spec", "volumes")).strategies == ("merge", "retainKeys")
+    assert tree.patch_meta(POD, ("spec", "volumes")).strategies == ("merge", "retainKeys")
 
 
 def test_patch_meta_accepts_node_and_inline_schema() -> None:
-    node = S.compiled("", "v1", "Pod")
+    node = tree.compiled("", "v1", "Pod")
     assert node is not None
-    assert S.patch_meta(node, ("spec", "containers")).merge_key == "name"
+    assert tree.patch_meta(node, ("spec", "containers")).merge_key == "name"
     inline = {"type": "object", "properties": {"items": {
         "type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}}},
         "x-kubernetes-patch-strategy": "merge", "x-kubernetes-patch-merge-key": "id"}}}
-    assert S.patch_meta(inline, ("items",)).merge_key == "id"
+    assert tree.patch_meta(inline, ("items",)).merge_key == "id"
 
 
 # ---------------------------------------------------------------------------
@@ -251,7 +255,7 @@ def test_real_pod_is_valid() -> None:
 def test_unknown_field_in_container() -> None:
     pod = real_pod()
     pod["spec"]["containers"][0]["imagee"] = "nginx"
-    assert issues_of(pod) == [S.FieldIssue("unknown", "spec.containers[0].imagee",
+    assert issues_of(pod) == [FieldIssue("unknown", "spec.containers[0].imagee",
                                            'unknown field "spec.containers[0].imagee"',
                                            ("spec", "containers", 0, "imagee"))]
 
@@ -275,7 +279,7 @@ def test_format_issues_matches_kubernetes_wording() -> None:
     pod = real_pod()
     pod["spec"]["foo"] = 1
     pod["spec"]["containers"][0]["imagee"] = "x"
-    msg = S.format_issues(issues_of(pod), "Pod", "v1")
+    msg = format_issues(issues_of(pod), "Pod", "v1")
     assert msg == ('Pod in version "v1" cannot be handled as a Pod: strict decoding error: '
                    'unknown field "spec.containers[0].imagee", unknown field "spec.foo"')
 
@@ -310,7 +314,7 @@ def test_type_errors(mutate: Any, field: str, message: str) -> None:
     mutate(pod)
     issues = issues_of(pod)
     assert [(i.kind, i.field, i.message) for i in issues] == [("type", field, message)]
-    assert S.format_issues(issues, "Pod", "v1") == f'Pod in version "v1" cannot be handled as a Pod: {message}'
+    assert format_issues(issues, "Pod", "v1") == f'Pod in version "v1" cannot be handled as a Pod: {message}'
 
 
 def test_bool_is_not_an_integer_and_int32_range() -> None:
@@ -357,10 +361,10 @@ def test_time_format() -> None:
 def test_secret_data_must_be_base64() -> None:
     good = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
             "data": {"password": "c2VjcmV0"}, "stringData": {"plain": "text"}, "type": "Opaque"}
-    assert S.validate_object(good, "", "v1", "Secret") == []
+    assert validate_object(good, "", "v1", "Secret") == []
     bad = copy.deepcopy(good)
     bad["data"]["password"] = "not base64!"
-    issues = S.validate_object(bad, "", "v1", "Secret")
+    issues = validate_object(bad, "", "v1", "Secret")
     assert [(i.kind, i.field) for i in issues] == [("type", "data.password")]
     assert issues[0].message == "illegal base64 data at input byte 3"
 
@@ -404,35 +408,36 @@ def test_other_kinds() -> None:
                    "availableReplicas": 3, "conditions": [{"type": "Available", "status": "True",
                                                            "reason": "MinimumReplicasAvailable"}]},
     }
-    assert S.validate_object(deployment, "apps", "v1", "Deployment") == []
+    assert validate_object(deployment, "apps", "v1", "Deployment") == []
     deployment["spec"]["replicas"] = "3"
-    assert [i.field for i in S.validate_object(deployment, "apps", "v1", "Deployment")] == ["spec.replicas"]
+    assert [i.field for i in validate_object(deployment, "apps", "v1", "Deployment")] == ["spec.replicas"]
     pod_list = {"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "5", "continue": ""},
                 "items": [real_pod()]}
-    assert S.validate_object(pod_list, "", "v1", "PodList") == []
+    assert validate_object(pod_list, "", "v1", "PodList") == []
     status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "NotFound",
               "code": 404, "message": "x", "details": {"name": "x", "kind": "pods",
                                                         "causes": [{"reason": "FieldValueInvalid", "field": "a"}]}}
-    assert S.validate_object(status, "", "v1", "Status") == []
+    assert validate_object(status, "", "v1", "Status") == []
     event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e", "namespace": "default"},
              "involvedObject": {"kind": "Pod", "name": "x"}, "reason": "Started", "count": 1,
              "firstTimestamp": "2025-01-01T00:00:00Z", "eventTime": "2025-01-01T00:00:00.123456Z"}
-    assert S.validate_object(event, "", "v1", "Event") == []
+    assert validate_object(event, "", "v1", "Event") == []
 
 
 def test_unknown_kind_has_nothing_to_check() -> None:
-    assert S.validate_object({"anything": 1}, "example.com", "v1", "Widget") == []
+    assert validate_object({"anything": 1}, "example.com", "v1", "Widget") == []
 
 
 def test_duplicate_fields() -> None:
-    raw = b'{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","name":"b"},"spec":{"containers":[{"name":"x","image":"a","image":"b"}]}}'
-    issues = S.duplicate_fields(raw)
+    raw = (b'{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","name":"b"},'
+           b'"spec":{"containers":[{"name":"x","image":"a","image":"b"}]}}')
+    issues = duplicate_fields(raw)
     assert [(i.kind, i.field, i.message) for i in issues] == [
         ("duplicate", "metadata.name", 'duplicate field "metadata.name"'),
         ("duplicate", "spec.containers[0].image", 'duplicate field "spec.containers[0].image"'),
     ]
-    assert S.duplicate_fields(b'{"a": 1}') == []
-    assert S.duplicate_fields(b"not json") == []
+    assert duplicate_fields(b'{"a": 1}') == []
+    assert duplicate_fields(b"not json") == []
 
 
 def test_validation_is_fast() -> None:
@@ -440,20 +445,20 @@ def test_validation_is_fast() -> None:
            "spec": {"containers": [{"name": "web", "image": "nginx",
                                     "ports": [{"containerPort": 80}],
                                     "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}}
-    S.validate_object(pod, "", "v1", "Pod")  # compile
+    validate_object(pod, "", "v1", "Pod")  # compile
     n = 2000
     start = time.perf_counter()
     for _ in range(n):
-        S.validate_object(pod, "", "v1", "Pod")
+        validate_object(pod, "", "v1", "Pod")
     per_call = (time.perf_counter() - start) / n
     assert per_call < 100e-6, f"{per_call * 1e6:.1f} µs per small pod"
 
 
 def test_supports_strategic_merge() -> None:
-    assert S.supports_strategic_merge("", "v1", "Pod")
-    assert S.supports_strategic_merge("apps", "v1", "Deployment")
-    assert not S.supports_strategic_merge("network.podlife.io", "v1", "Port")
-    assert not S.supports_strategic_merge("example.com", "v1", "Widget")
+    assert loader.supports_strategic_merge("", "v1", "Pod")
+    assert loader.supports_strategic_merge("apps", "v1", "Deployment")
+    assert not loader.supports_strategic_merge("network.podlife.io", "v1", "Port")
+    assert not loader.supports_strategic_merge("example.com", "v1", "Widget")
 
 
 # ---------------------------------------------------------------------------
@@ -484,72 +489,78 @@ WIDGET_SCHEMA = {
 
 
 @pytest.fixture()
-def widget() -> Any:
-    name = S.register_custom_schema("example.com", "v1", "Widget", WIDGET_SCHEMA)
+def custom() -> CustomSchemas:
+    """The custom kinds of one API server (each catalog owns such a set)."""
+    return CustomSchemas()
+
+
+@pytest.fixture()
+def widget(custom: CustomSchemas) -> Any:
+    name = custom.register("example.com", "v1", "Widget", WIDGET_SCHEMA)
     yield name
-    S.unregister_custom_schema("example.com", "v1", "Widget")
+    custom.unregister("example.com", "v1", "Widget")
 
 
-def test_custom_schema_registration(widget: str) -> None:
+def test_custom_schema_registration(custom: CustomSchemas, widget: str) -> None:
     assert widget == "com.example.v1.Widget"
-    assert S.definition_name("example.com", "v1", "Widget") == widget
-    schema = S.schema_for("example.com", "v1", "Widget")
+    assert custom.definition_name("example.com", "v1", "Widget") == widget
+    schema = custom.schema_for("example.com", "v1", "Widget")
     assert schema is not None
     assert schema["x-kubernetes-group-version-kind"] == [
         {"group": "example.com", "version": "v1", "kind": "Widget"}]
     assert set(schema["properties"]) >= {"apiVersion", "kind", "metadata", "spec", "status"}
-    assert S.custom_definition_name("network.podlife.io", "v1", "Port") == "io.podlife.network.v1.Port"
-    assert not S.supports_strategic_merge("example.com", "v1", "Widget")
+    assert custom_definition_name("network.podlife.io", "v1", "Port") == "io.podlife.network.v1.Port"
+    assert not loader.supports_strategic_merge("example.com", "v1", "Widget")
 
 
-def test_custom_schema_validation(widget: str) -> None:
+def test_custom_schema_validation(custom: CustomSchemas, widget: str) -> None:
     ok = {"apiVersion": "example.com/v1", "kind": "Widget",
           "metadata": {"name": "w", "labels": {"a": "b"}},
           "spec": {"size": 3, "color": "red", "port": "http", "tags": ["a"], "labels": {"x": "y"},
                    "config": {"anything": {"goes": [1]}},
                    "template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}}},
           "status": {"ready": True}}
-    assert S.validate_object(ok, "example.com", "v1", "Widget") == []
+    assert validate_object(ok, "example.com", "v1", "Widget", schemas=custom) == []
     bad = copy.deepcopy(ok)
     bad["spec"]["size"] = "three"
     bad["spec"]["colour"] = "red"
     bad["metadata"]["labelz"] = 1
-    issues = S.validate_object(bad, "example.com", "v1", "Widget")
+    issues = validate_object(bad, "example.com", "v1", "Widget", schemas=custom)
     assert [(i.kind, i.field) for i in issues] == [
         ("unknown", "metadata.labelz"), ("type", "spec.size"), ("unknown", "spec.colour")]
     assert issues[1].message == ('spec.size: Invalid value: "string": spec.size in body must be of type '
                                  'integer: "string"')
     missing = copy.deepcopy(ok)
     del missing["spec"]["size"]
-    assert [(i.kind, i.field) for i in S.validate_object(missing, "example.com", "v1", "Widget")] == [
+    assert [(i.kind, i.field) for i in validate_object(missing, "example.com", "v1", "Widget", schemas=custom)] == [
         ("required", "spec.size")]
 
 
-def test_reregistering_replaces_the_schema(widget: str) -> None:
+def test_reregistering_replaces_the_schema(custom: CustomSchemas, widget: str) -> None:
     obj = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
            "spec": {"size": 1, "shape": "round"}}
-    assert [i.field for i in S.validate_object(obj, "example.com", "v1", "Widget")] == ["spec.shape"]
+    assert [i.field for i in validate_object(obj, "example.com", "v1", "Widget", schemas=custom)] == ["spec.shape"]
     updated = copy.deepcopy(WIDGET_SCHEMA)
     updated["properties"]["spec"]["properties"]["shape"] = {"type": "string"}
-    S.register_custom_schema("example.com", "v1", "Widget", updated)
-    assert S.validate_object(obj, "example.com", "v1", "Widget") == []
+    custom.register("example.com", "v1", "Widget", updated)
+    assert validate_object(obj, "example.com", "v1", "Widget", schemas=custom) == []
 
 
-def test_custom_object_without_properties_prunes_like_kubernetes() -> None:
-    S.register_custom_schema("example.com", "v1", "Blob", {
+def test_custom_object_without_properties_prunes_like_kubernetes(custom: CustomSchemas) -> None:
+    custom.register("example.com", "v1", "Blob", {
         "type": "object", "properties": {"spec": {"type": "object"},
                                          "data": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}})
     try:
         obj = {"apiVersion": "example.com/v1", "kind": "Blob", "metadata": {"name": "b"},
                "spec": {"x": 1}, "data": {"y": 2}}
-        assert [(i.kind, i.field) for i in S.validate_object(obj, "example.com", "v1", "Blob")] == [
+        assert [(i.kind, i.field) for i in validate_object(obj, "example.com", "v1", "Blob", schemas=custom)] == [
             ("unknown", "spec.x")]
     finally:
-        S.unregister_custom_schema("example.com", "v1", "Blob")
+        custom.unregister("example.com", "v1", "Blob")
 
 
 def test_the_served_release_is_1_37() -> None:
-    assert (S.KUBERNETES_VERSION, S.KUBERNETES_MINOR) == ("1.37", "37")
+    assert (KUBERNETES_VERSION, KUBERNETES_MINOR) == ("1.37", "37")
 
 
 def test_fields_of_current_releases_are_known() -> None:
@@ -560,7 +571,7 @@ def test_fields_of_current_releases_are_known() -> None:
     container = pod["spec"]["containers"][0]
     container["lifecycle"] = {"stopSignal": "SIGUSR1"}
     container["resizePolicy"] = [{"resourceName": "memory", "restartPolicy": "RestartContainer"}]
-    assert S.validate_object(pod, "", "v1", "Pod") == []
+    assert validate_object(pod, "", "v1", "Pod") == []
     container["lifecycle"]["stopSignall"] = "SIGTERM"
-    assert [i.field for i in S.validate_object(pod, "", "v1", "Pod")] == ["spec.containers[0].lifecycle.stopSignall"]
-    assert S.patch_meta(POD, ("spec", "containers")).merge_key == "name"
+    assert [i.field for i in validate_object(pod, "", "v1", "Pod")] == ["spec.containers[0].lifecycle.stopSignall"]
+    assert tree.patch_meta(POD, ("spec", "containers")).merge_key == "name"

@@ -8,35 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from podlife.api.selectors import (
-    DOES_NOT_EXIST,
-    DOUBLE_EQUALS,
-    EQUALS,
-    EVERYTHING,
-    EXISTS,
-    GREATER_THAN,
-    IN,
-    LESS_THAN,
-    NOT_EQUALS,
-    NOT_IN,
-    NOTHING,
-    FieldRequirement,
-    FieldSelector,
-    LabelSelector,
-    Requirement,
-    SelectorError,
-    escape_field_value,
-    field_selector_from_set,
-    format_label_selector,
-    is_dns1123_subdomain,
-    is_qualified_name,
-    is_valid_label_value,
-    label_selector_from_dict,
-    label_selector_from_set,
-    new_requirement,
-    parse_field_selector,
-    parse_label_selector,
-    unescape_field_value,
+from podlife.machinery.selectors import (
+    DOES_NOT_EXIST, DOUBLE_EQUALS, EQUALS, EVERYTHING, EXISTS, GREATER_THAN, IN, LESS_THAN, NOT_EQUALS,
+    NOT_IN, NOTHING, FieldRequirement, FieldSelector, LabelSelector, Requirement, SelectorError,
+    escape_field_value, field_selector_from_set, format_label_selector, is_dns1123_subdomain,
+    is_qualified_name, is_valid_label_value, label_selector_from_dict, label_selector_from_set,
+    new_requirement, parse_field_selector, parse_label_selector, unescape_field_value,
 )
 
 robust = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -620,7 +597,7 @@ def test_field_selector_matching_and_exact_agree(terms: list, fields: dict) -> N
     selector = FieldSelector(tuple(terms))
     expected = all((fields.get(f, "") == v) == (op == "=") for f, op, v in terms)
     assert selector.matches(fields) is expected
-    for field, op, value in terms:
+    for field, op, _value in terms:
         if op == "=":
             pinned = selector.exact(field)
             assert pinned is not None

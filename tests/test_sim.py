@@ -1,11 +1,11 @@
 """Tests for simulated nodes: registration, leases, the pod status sequence, deletion, chaos.
 
-Each test builds the API in-process (MemoryStore + LocalClient) and runs a
+Each test gets the in-process API (the ``local_api`` fixture) and runs a
 :class:`Simulator` with short intervals (lease period 0.2 s, crash backoff 0.1 s).
 No network controller runs: tests write the ``network.podlife.io/port`` annotation
 themselves -- after ContainerCreating when the test is about that race. Tests wait
 for conditions (watch events, API state) with a timeout, never for a fixed time,
-and stop the simulator and the store in ``finally``.
+and stop the simulator in ``finally``.
 """
 
 from __future__ import annotations
@@ -19,18 +19,20 @@ from typing import Any
 
 import pytest
 
-from podlife.api.context import build_api
-from podlife.api.errors import ApiError
+from podlife.machinery.errors import ApiError
 from podlife.client.base import LEASES, NODES, PODS, Client, Obj
-from podlife.client.local import LocalClient
+from podlife.client.workqueue import WorkQueue
+from podlife.api.local_client import LocalClient
 from podlife.sim.nodes import KUBELET_VERSION, LEASE_NAMESPACE, NODE_RANGE, node_ip
-from podlife.kubelet import lifecycle
+from podlife.node import lifecycle
 from podlife.sim import simulator as simulator_module
-from podlife.sim.simulator import (
+from podlife.machinery.constants import (
     CHAOS_ACK_ANNOTATION,
     CHAOS_ANNOTATION,
     PORT_ANNOTATION,
     SIM_DURATION_ANNOTATION,
+)
+from podlife.sim.simulator import (
     PodSim,
     Simulator,
     Step,
@@ -39,7 +41,9 @@ from podlife.sim.simulator import (
     status_patch,
 )
 from podlife.sim.stages import COMPLETE, StageSet, parse_stages
-from podlife.store.memory import MemoryStore
+
+from .cluster_harness import async_wait_for
+from .in_process import InProcessApi
 
 NS = "default"
 FAST: dict[str, Any] = {"lease_period": 0.2, "restart_backoff": 0.1, "max_restart_backoff": 0.4,
@@ -49,14 +53,9 @@ FAST: dict[str, Any] = {"lease_period": 0.2, "restart_backoff": 0.1, "max_restar
 # --------------------------------------------------------------------------- harness
 
 
-@asynccontextmanager
-async def api() -> AsyncIterator[LocalClient]:
-    store = MemoryStore()
-    await store.start()
-    try:
-        yield LocalClient(await build_api(store))
-    finally:
-        await store.close()
+@pytest.fixture
+def client(local_api: InProcessApi) -> LocalClient:
+    return local_api.client
 
 
 @asynccontextmanager
@@ -67,19 +66,6 @@ async def simulator(client: Client, nodes: int = 2, **kwargs: Any) -> AsyncItera
         yield sim
     finally:
         await sim.stop()
-
-
-async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float = 5.0, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy (and return it)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def port_annotation(ip: str) -> str:
@@ -135,7 +121,7 @@ async def pod_where(client: Client, name: str, check: Callable[[Obj], Any], time
         pod = await get_pod(client, name)
         return pod if pod is not None and check(pod) else None
 
-    return await wait_for(probe, timeout, f"{name}: {what}")
+    return await async_wait_for(probe, timeout, what=f"{name}: {what}")
 
 
 def running(pod: Obj) -> bool:
@@ -183,7 +169,7 @@ class Recorder:
         async def probe() -> Any:
             return check(self.written())
 
-        return await wait_for(probe, timeout, f"{self.name}: {what}")
+        return await async_wait_for(probe, timeout, what=f"{self.name}: {what}")
 
 
 def state_of(status: Obj, index: int = 0) -> tuple[str, str]:
@@ -196,8 +182,8 @@ def state_of(status: Obj, index: int = 0) -> tuple[str, str]:
 # --------------------------------------------------------------------------- nodes
 
 
-async def test_nodes_register_ready_with_capacity_labels_and_leases() -> None:
-    async with api() as client, simulator(client, 3) as sim:
+async def test_nodes_register_ready_with_capacity_labels_and_leases(client: LocalClient) -> None:
+    async with simulator(client, 3) as sim:
         nodes = {n["metadata"]["name"]: n for n in (await client.list(NODES))["items"]}
         assert sorted(nodes) == ["sim-node-0", "sim-node-1", "sim-node-2"] == sorted(sim.node_names)
         node = nodes["sim-node-1"]
@@ -226,11 +212,11 @@ async def test_nodes_register_ready_with_capacity_labels_and_leases() -> None:
         async def renewed() -> bool:
             return (await client.get(LEASES, "sim-node-1", LEASE_NAMESPACE))["spec"]["renewTime"] != first
 
-        await wait_for(renewed, what="lease renewal")
+        await async_wait_for(renewed, what="lease renewal")
 
 
-async def test_capacity_and_labels_are_configurable() -> None:
-    async with api() as client, simulator(client, 1, capacity={"cpu": 4, "memory": "8Gi"}, labels={"zone": "a"},
+async def test_capacity_and_labels_are_configurable(client: LocalClient) -> None:
+    async with simulator(client, 1, capacity={"cpu": 4, "memory": "8Gi"}, labels={"zone": "a"},
                                           name_prefix="big"):
         node = await client.get(NODES, "big-0")
         assert node["status"]["capacity"]["cpu"] == "4" and node["status"]["capacity"]["memory"] == "8Gi"
@@ -238,30 +224,25 @@ async def test_capacity_and_labels_are_configurable() -> None:
         assert node["metadata"]["labels"]["zone"] == "a" and node["metadata"]["labels"]["type"] == "simulated"
 
 
-async def test_a_restarted_simulator_takes_its_nodes_over() -> None:
-    async with api() as client:
-        async with simulator(client, 1):
-            uid = (await client.get(NODES, "sim-node-0"))["metadata"]["uid"]
-            await run_pod(client, "p")
-            await pod_where(client, "p", running, what="Running")
-        async with simulator(client, 1) as sim:
-            assert (await client.get(NODES, "sim-node-0"))["metadata"]["uid"] == uid
-            await wait_for(lambda: _true(sim.sims.get(f"{NS}/p")), what="adoption")
-            assert sim.sims[f"{NS}/p"].step is Step.RUNNING
-            await client.delete(PODS, "p", NS)
-            await wait_for(lambda: _none(get_pod(client, "p")), what="deletion")
-
-
-async def _true(value: Any) -> Any:
-    return value
+async def test_a_restarted_simulator_takes_its_nodes_over(client: LocalClient) -> None:
+    async with simulator(client, 1):
+        uid = (await client.get(NODES, "sim-node-0"))["metadata"]["uid"]
+        await run_pod(client, "p")
+        await pod_where(client, "p", running, what="Running")
+    async with simulator(client, 1) as sim:
+        assert (await client.get(NODES, "sim-node-0"))["metadata"]["uid"] == uid
+        await async_wait_for(lambda: sim.sims.get(f"{NS}/p"), what="adoption")
+        assert sim.sims[f"{NS}/p"].step is Step.RUNNING
+        await client.delete(PODS, "p", NS)
+        await async_wait_for(lambda: _none(get_pod(client, "p")), what="deletion")
 
 
 async def _none(aw: Awaitable[Any]) -> bool:
     return (await aw) is None
 
 
-async def test_node_status_is_rewritten_every_status_period() -> None:
-    async with api() as client, simulator(client, 1):
+async def test_node_status_is_rewritten_every_status_period(client: LocalClient) -> None:
+    async with simulator(client, 1):
         def heartbeat(node: Obj) -> str:
             return next(c for c in node["status"]["conditions"] if c["type"] == "Ready")["lastHeartbeatTime"]
 
@@ -273,7 +254,7 @@ async def test_node_status_is_rewritten_every_status_period() -> None:
             n = await client.get(NODES, "sim-node-0")
             return n if heartbeat(n) != first else None
 
-        node = await wait_for(moved, timeout=5, what="node status heartbeat")
+        node = await async_wait_for(moved, 5, what="node status heartbeat")
         ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
         assert ready["lastTransitionTime"] == transition  # only the heartbeat moves
 
@@ -281,8 +262,8 @@ async def test_node_status_is_rewritten_every_status_period() -> None:
 # --------------------------------------------------------------------------- the pod status sequence
 
 
-async def test_pod_goes_through_the_seed_sequence_waiting_for_the_port() -> None:
-    async with api() as client, simulator(client) as sim:
+async def test_pod_goes_through_the_seed_sequence_waiting_for_the_port(client: LocalClient) -> None:
+    async with simulator(client) as sim:
         async with Recorder(client, "web") as rec:
             await run_pod(client, "web", "sim-node-1", ip=None)
             creating = await rec.until(lambda s: s[-1] if s else None, what="ContainerCreating")
@@ -322,16 +303,16 @@ async def test_pod_goes_through_the_seed_sequence_waiting_for_the_port() -> None
         assert final["qosClass"] == "BestEffort"
 
 
-async def test_container_creating_then_running_with_the_ip_when_the_port_is_already_there() -> None:
+async def test_container_creating_then_running_with_the_ip_when_the_port_is_already_there(client: LocalClient) -> None:
     """The shape of shared/reference/real-kubectl-watch.txt: no IP while ContainerCreating."""
-    async with api() as client, simulator(client):
+    async with simulator(client):
         async with Recorder(client, "quick") as rec:
             await run_pod(client, "quick")
             await rec.until(lambda s: s and s[-1]["phase"] == "Running", what="Running")
         assert [(s["phase"], "podIP" in s) for s in rec.written()] == [("Pending", False), ("Running", True)]
 
 
-async def test_a_run_delay_makes_the_pod_ip_a_write_of_its_own() -> None:
+async def test_a_run_delay_makes_the_pod_ip_a_write_of_its_own(client: LocalClient) -> None:
     stages = parse_stages("""
 apiVersion: sim.podlife.io/v1alpha1
 kind: Stage
@@ -341,7 +322,7 @@ spec:
   delay: {duration: 50ms}
   next: {action: run}
 """)
-    async with api() as client, simulator(client, stages=stages):
+    async with simulator(client, stages=stages):
         async with Recorder(client, "slow") as rec:
             await run_pod(client, "slow")
             await rec.until(lambda s: s and s[-1]["phase"] == "Running", what="Running")
@@ -352,11 +333,11 @@ spec:
         ]
 
 
-async def test_conditions_of_others_are_kept() -> None:
+async def test_conditions_of_others_are_kept(client: LocalClient) -> None:
     """A condition the kubelet does not own (here a readiness gate's) survives the simulator's writes."""
     gate = {"type": "example.com/Gate", "status": "True", "lastProbeTime": None,
             "lastTransitionTime": "2024-01-01T00:00:00Z"}
-    async with api() as client, simulator(client):
+    async with simulator(client):
         await run_pod(client, "gated", ip=None)
         pod = await pod_where(client, "gated", lambda p: container(p).get("state", {}).get("waiting"),
                               what="creating")
@@ -369,8 +350,8 @@ async def test_conditions_of_others_are_kept() -> None:
             "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]
 
 
-async def test_pods_of_other_nodes_are_left_alone() -> None:
-    async with api() as client, simulator(client, 1) as sim:
+async def test_pods_of_other_nodes_are_left_alone(client: LocalClient) -> None:
+    async with simulator(client, 1) as sim:
         await client.create(NODES, {"metadata": {"name": "real-node"}})
         await run_pod(client, "elsewhere", "real-node")
         await run_pod(client, "mine")
@@ -379,8 +360,8 @@ async def test_pods_of_other_nodes_are_left_alone() -> None:
         assert f"{NS}/elsewhere" not in sim.sims
 
 
-async def test_host_network_pods_use_the_node_ip_without_a_port() -> None:
-    async with api() as client, simulator(client, 1):
+async def test_host_network_pods_use_the_node_ip_without_a_port(client: LocalClient) -> None:
+    async with simulator(client, 1):
         pod = pod_manifest("hostnet")
         pod["spec"]["hostNetwork"] = True
         await client.create(PODS, pod)
@@ -390,8 +371,8 @@ async def test_host_network_pods_use_the_node_ip_without_a_port() -> None:
 
 
 @pytest.mark.parametrize("policy", ["Never", "OnFailure"])
-async def test_sim_duration_completes_never_and_on_failure_pods(policy: str) -> None:
-    async with api() as client, simulator(client) as sim:
+async def test_sim_duration_completes_never_and_on_failure_pods(client: LocalClient, policy: str) -> None:
+    async with simulator(client) as sim:
         await run_pod(client, "always", restart_policy="Always", annotations={SIM_DURATION_ANNOTATION: "100ms"})
         async with Recorder(client, "job") as rec:
             await run_pod(client, "job", restart_policy=policy, annotations={SIM_DURATION_ANNOTATION: "100ms"})
@@ -406,13 +387,13 @@ async def test_sim_duration_completes_never_and_on_failure_pods(policy: str) -> 
         assert COMPLETE not in sim.sims[f"{NS}/always"].armed
 
 
-async def test_deletion_stops_the_containers_then_deletes_with_uid_precondition() -> None:
-    async with api() as client, simulator(client):
+async def test_deletion_stops_the_containers_then_deletes_with_uid_precondition(client: LocalClient) -> None:
+    async with simulator(client):
         await run_pod(client, "bye")
         await pod_where(client, "bye", running, what="Running")
         async with Recorder(client, "bye") as rec:
             await client.delete(PODS, "bye", NS)  # graceful: 30 s by default
-            await wait_for(lambda: _true(rec.deleted), what="DELETED")
+            await async_wait_for(lambda: rec.deleted, what="DELETED")
         last = rec.written()[-1]
         cs = last["containerStatuses"][0]
         assert cs["state"]["terminated"]["exitCode"] == 0 and cs["state"]["terminated"]["reason"] == "Completed"
@@ -420,17 +401,17 @@ async def test_deletion_stops_the_containers_then_deletes_with_uid_precondition(
         assert {c["type"]: c["status"] for c in last["conditions"]}["Ready"] == "False"
 
 
-async def test_deleting_a_pod_that_never_ran_deletes_it_without_a_status_write() -> None:
-    async with api() as client, simulator(client):
+async def test_deleting_a_pod_that_never_ran_deletes_it_without_a_status_write(client: LocalClient) -> None:
+    async with simulator(client):
         await run_pod(client, "early", ip=None)
         await pod_where(client, "early", lambda p: container(p).get("state", {}).get("waiting"), what="creating")
         async with Recorder(client, "early") as rec:
             await client.delete(PODS, "early", NS)
-            await wait_for(lambda: _true(rec.deleted), what="DELETED")
+            await async_wait_for(lambda: rec.deleted, what="DELETED")
         assert [state_of(s) for s in rec.written()] == [("waiting", "ContainerCreating")]
 
 
-async def test_delete_stage_delay_and_exit_code() -> None:
+async def test_delete_stage_delay_and_exit_code(client: LocalClient) -> None:
     stages = parse_stages("""
 apiVersion: sim.podlife.io/v1alpha1
 kind: Stage
@@ -440,14 +421,14 @@ spec:
   delay: {duration: 50ms}
   next: {action: delete, exitCode: 143}
 """)
-    async with api() as client, simulator(client, stages=stages) as sim:
+    async with simulator(client, stages=stages) as sim:
         await run_pod(client, "term")
         await pod_where(client, "term", running, what="Running")
         async with Recorder(client, "term") as rec:
             await client.delete(PODS, "term", NS)
-            await wait_for(lambda: _true(sim.sims.get(f"{NS}/term") and sim.sims[f"{NS}/term"].step is Step.TERMINATING),
+            await async_wait_for(lambda: sim.sims.get(f"{NS}/term") and sim.sims[f"{NS}/term"].step is Step.TERMINATING,
                            what="terminating")
-            await wait_for(lambda: _true(rec.deleted), what="DELETED")
+            await async_wait_for(lambda: rec.deleted, what="DELETED")
         term = rec.written()[-1]["containerStatuses"][0]["state"]["terminated"]
         assert term["exitCode"] == 143 and term["reason"] == "Error"
 
@@ -455,8 +436,8 @@ spec:
 # --------------------------------------------------------------------------- chaos on demand
 
 
-async def test_pod_chaos_crash_acts_once_per_value_and_is_acknowledged() -> None:
-    async with api() as client, simulator(client):
+async def test_pod_chaos_crash_acts_once_per_value_and_is_acknowledged(client: LocalClient) -> None:
+    async with simulator(client):
         await run_pod(client, "victim")
         await pod_where(client, "victim", running, what="Running")
         await client.patch(PODS, "victim", {"metadata": {"annotations": {CHAOS_ANNOTATION: "crash"}}}, NS)
@@ -474,8 +455,8 @@ async def test_pod_chaos_crash_acts_once_per_value_and_is_acknowledged() -> None
                         what="second crash (after a back-off)")
 
 
-async def test_pod_chaos_oom_and_readiness() -> None:
-    async with api() as client, simulator(client):
+async def test_pod_chaos_oom_and_readiness(client: LocalClient) -> None:
+    async with simulator(client):
         await run_pod(client, "flaky")
         await pod_where(client, "flaky", running, what="Running")
         await client.patch(PODS, "flaky", {"metadata": {"annotations": {CHAOS_ANNOTATION: "unready"}}}, NS)
@@ -491,8 +472,8 @@ async def test_pod_chaos_oom_and_readiness() -> None:
         assert container(pod)["lastState"]["terminated"]["exitCode"] == 137
 
 
-async def test_pod_chaos_waits_until_the_pod_runs() -> None:
-    async with api() as client, simulator(client):
+async def test_pod_chaos_waits_until_the_pod_runs(client: LocalClient) -> None:
+    async with simulator(client):
         await run_pod(client, "later", ip=None, restart_policy="Never",
                       annotations={CHAOS_ANNOTATION: "crash"})
         await pod_where(client, "later", lambda p: container(p).get("state", {}).get("waiting"), what="creating")
@@ -515,7 +496,7 @@ async def wait_renewals(client: Client, node: str, count: int) -> None:
         async def moved(before: str = before) -> bool:
             return await _renewals(client, node) != before
 
-        await wait_for(moved, what=f"{node} lease renewal")
+        await async_wait_for(moved, what=f"{node} lease renewal")
 
 
 async def assert_heartbeats_stopped(client: Client, stopped: str, alive: str) -> None:
@@ -528,23 +509,23 @@ async def assert_heartbeats_stopped(client: Client, stopped: str, alive: str) ->
     assert (await client.get(NODES, stopped))["status"] == status
 
 
-async def test_node_chaos_heartbeat_stop_and_start() -> None:
-    async with api() as client, simulator(client, 2) as sim:
+async def test_node_chaos_heartbeat_stop_and_start(client: LocalClient) -> None:
+    async with simulator(client, 2) as sim:
         await client.patch(NODES, "sim-node-1", {"metadata": {"annotations": {CHAOS_ANNOTATION: "heartbeat-stop"}}})
-        await wait_for(lambda: _true(not sim.pool.nodes["sim-node-1"].beating), what="heartbeats stopped")
+        await async_wait_for(lambda: not sim.pool.nodes["sim-node-1"].beating, what="heartbeats stopped")
         await assert_heartbeats_stopped(client, "sim-node-1", "sim-node-0")
         frozen = await _renewals(client, "sim-node-1")
         await client.patch(NODES, "sim-node-1", {"metadata": {"annotations": {CHAOS_ANNOTATION: "heartbeat-start"}}})
-        await wait_for(lambda: _not_equal(_renewals(client, "sim-node-1"), frozen), what="heartbeats resumed")
+        await async_wait_for(lambda: _not_equal(_renewals(client, "sim-node-1"), frozen), what="heartbeats resumed")
 
 
-async def test_node_chaos_removing_the_annotation_resumes() -> None:
-    async with api() as client, simulator(client, 2) as sim:
+async def test_node_chaos_removing_the_annotation_resumes(client: LocalClient) -> None:
+    async with simulator(client, 2) as sim:
         await client.patch(NODES, "sim-node-0", {"metadata": {"annotations": {CHAOS_ANNOTATION: "heartbeat-stop"}}})
-        await wait_for(lambda: _true(not sim.pool.nodes["sim-node-0"].beating), what="heartbeats stopped")
+        await async_wait_for(lambda: not sim.pool.nodes["sim-node-0"].beating, what="heartbeats stopped")
         await assert_heartbeats_stopped(client, "sim-node-0", "sim-node-1")
         await client.patch(NODES, "sim-node-0", {"metadata": {"annotations": {CHAOS_ANNOTATION: None}}})
-        await wait_for(lambda: _true(sim.pool.nodes["sim-node-0"].beating), what="heartbeats resumed")
+        await async_wait_for(lambda: sim.pool.nodes["sim-node-0"].beating, what="heartbeats resumed")
         await wait_renewals(client, "sim-node-0", 2)
 
 
@@ -617,27 +598,32 @@ async def test_events_during_a_sync_wake_the_pod_unless_all_are_echoes() -> None
     assert len(sim.queue) == 1
 
 
-async def test_a_pod_with_its_port_costs_one_sync_for_its_writes() -> None:
-    async with api() as client:
-        sim = Simulator(client, 1, **FAST)
-        syncs: list[str] = []
-        sync = sim._sync
+class RecordingQueue(WorkQueue):
+    """The simulator's work queue, recording each pod key it hands a worker: one sync each."""
 
-        async def counted(key: str) -> None:
-            syncs.append(key)
-            await sync(key)
+    def __init__(self) -> None:
+        super().__init__()
+        self.handed_out: list[str] = []
 
-        sim._sync = counted  # type: ignore[method-assign]
-        await sim.start()
-        try:
-            async with Recorder(client, "one") as rec:
-                await run_pod(client, "one")
-                await rec.until(lambda s: s and s[-1]["phase"] == "Running", what="Running")
-            state = sim.sims[f"{NS}/one"]
-            await wait_for(lambda: _true(not state.echoes and not state.syncing), what="the echoes")
-            assert len(rec.written()) == 2 and syncs == [f"{NS}/one"] and len(sim.queue) == 0
-        finally:
-            await sim.stop()
+    async def get(self) -> str:
+        key = await super().get()
+        self.handed_out.append(key)
+        return key
+
+
+async def test_a_pod_with_its_port_costs_one_sync_for_its_writes(client: LocalClient) -> None:
+    queue = RecordingQueue()
+    sim = Simulator(client, 1, queue=queue, **FAST)
+    await sim.start()
+    try:
+        async with Recorder(client, "one") as rec:
+            await run_pod(client, "one")
+            await rec.until(lambda s: s and s[-1]["phase"] == "Running", what="Running")
+        state = sim.sims[f"{NS}/one"]
+        await async_wait_for(lambda: not state.echoes and not state.syncing, what="the echoes")
+        assert len(rec.written()) == 2 and queue.handed_out == [f"{NS}/one"] and len(sim.queue) == 0
+    finally:
+        await sim.stop()
 
 
 def test_negative_node_count_is_refused() -> None:
@@ -645,14 +631,12 @@ def test_negative_node_count_is_refused() -> None:
         Simulator(None, -1, stages=StageSet())  # type: ignore[arg-type]
 
 
-async def test_works_over_http_as_podlife_sim_does() -> None:
+async def test_works_over_http_as_podlife_sim_does(local_api: InProcessApi) -> None:
     """The same simulator against the HTTP API (what ``podlife sim`` runs in its own process)."""
     from podlife.api.server import APIServer
     from podlife.client.http import HTTPClient
 
-    store = MemoryStore()
-    await store.start()
-    server = APIServer(await build_api(store), token="t")
+    server = APIServer(local_api.ctx, token="t")
     client = HTTPClient(await server.start("127.0.0.1", 0, None), token="t")
     try:
         async with simulator(client, 2) as sim:
@@ -661,8 +645,7 @@ async def test_works_over_http_as_podlife_sim_does() -> None:
             pod = await pod_where(client, "remote", running, what="Running")
             assert pod["status"]["podIP"] == "10.244.0.10"
             await client.delete(PODS, "remote", NS)
-            await wait_for(lambda: _none(get_pod(client, "remote")), what="deletion")
+            await async_wait_for(lambda: _none(get_pod(client, "remote")), what="deletion")
     finally:
         await client.close()
         await server.stop()
-        await store.close()

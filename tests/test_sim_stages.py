@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from podlife.api.local_client import LocalClient
 from podlife.client.base import NODES, PODS, Obj
 from podlife.sim.stages import (
     CRASH,
@@ -41,7 +42,6 @@ from podlife.sim.stages import (
 from .test_sim import (
     NS,
     Recorder,
-    api,
     assert_heartbeats_stopped,
     condition,
     container,
@@ -51,14 +51,19 @@ from .test_sim import (
     simulator,
     state_keys,
     state_of,
-    wait_for,
 )
+from .cluster_harness import async_wait_for
+from .in_process import InProcessApi
 
 STAGES_DIR = Path(__file__).resolve().parent.parent / "podlife" / "sim" / "stages"
 TESTDATA = STAGES_DIR / "testdata"
 SCALE = 0.01
-
 HEADER = "apiVersion: sim.podlife.io/v1alpha1\nkind: Stage\n"
+
+
+@pytest.fixture
+def client(local_api: InProcessApi) -> LocalClient:
+    return local_api.client
 
 
 def one_stage(spec: str, name: str = "s") -> str:
@@ -297,13 +302,13 @@ async def test_timers_fire_in_order_and_once() -> None:
 # --------------------------------------------------------------------------- each action, through the API
 
 
-async def test_crash_loop_back_off_with_growing_restart_count() -> None:
+async def test_crash_loop_back_off_with_growing_restart_count(client: LocalClient) -> None:
     stages = parse_stages(one_stage("""
 selector: {matchLabels: {app: crashy}}
 delay: {duration: 30ms}
 next: {action: crash, exitCode: 3, backoff: 50ms, maxBackoff: 200ms}
 """))
-    async with api() as client, simulator(client, stages=stages):
+    async with simulator(client, stages=stages):
         async with Recorder(client, "crashy") as rec:
             await run_pod(client, "crashy", labels={"app": "crashy"})
             await rec.until(lambda s: s and s[-1]["containerStatuses"][0]["restartCount"] >= 3, timeout=10,
@@ -325,18 +330,18 @@ next: {action: crash, exitCode: 3, backoff: 50ms, maxBackoff: 200ms}
         assert [m.split()[1] for m in messages[:2]] == ["50ms", "100ms"]  # the back-off doubles
 
 
-async def test_crash_with_restart_policy_never_fails_the_pod() -> None:
+async def test_crash_with_restart_policy_never_fails_the_pod(client: LocalClient) -> None:
     stages = parse_stages(one_stage("delay: {duration: 10ms}\nnext: {action: crash}"))
-    async with api() as client, simulator(client, stages=stages):
+    async with simulator(client, stages=stages):
         await run_pod(client, "once", restart_policy="Never")
         pod = await pod_where(client, "once", lambda p: p["status"]["phase"] == "Failed", what="Failed")
         assert container(pod)["state"]["terminated"]["exitCode"] == 1 and container(pod)["restartCount"] == 0
         assert condition(pod, "Ready")["reason"] == "PodFailed"
 
 
-async def test_oom_killed() -> None:
+async def test_oom_killed(client: LocalClient) -> None:
     stages = parse_stages(one_stage("selector: {matchLabels: {mem: hog}}\ndelay: {duration: 10ms}\nnext: {action: oom}"))
-    async with api() as client, simulator(client, stages=stages):
+    async with simulator(client, stages=stages):
         await run_pod(client, "hog", labels={"mem": "hog"}, restart_policy="Never")
         await run_pod(client, "hog2", labels={"mem": "hog"})
         pod = await pod_where(client, "hog", lambda p: p["status"]["phase"] == "Failed", what="Failed")
@@ -346,12 +351,12 @@ async def test_oom_killed() -> None:
         assert container(pod)["lastState"]["terminated"]["reason"] == "OOMKilled"
 
 
-async def test_image_pull_error_then_back_off_never_runs() -> None:
+async def test_image_pull_error_then_back_off_never_runs(client: LocalClient) -> None:
     stages = parse_stages(one_stage("""
 selector: {matchExpressions: [{key: '.spec.containers[0].image', operator: In, values: [nope:1]}]}
 next: {action: image-pull-error, pullDuration: 20ms, backoff: 30ms}
 """))
-    async with api() as client, simulator(client, stages=stages):
+    async with simulator(client, stages=stages):
         async with Recorder(client, "nopull") as rec:
             await run_pod(client, "nopull", image="nope:1")
             await rec.until(lambda s: [state_of(x)[1] for x in s].count("ErrImagePull") >= 3, what="three pulls")
@@ -366,9 +371,9 @@ next: {action: image-pull-error, pullDuration: 20ms, backoff: 30ms}
         assert written[3]["containerStatuses"][0]["state"]["waiting"]["message"] == 'Back-off pulling image "nope:1"'
 
 
-async def test_readiness_turns_false_and_the_pod_keeps_running() -> None:
+async def test_readiness_turns_false_and_the_pod_keeps_running(client: LocalClient) -> None:
     stages = parse_stages(one_stage("delay: {duration: 20ms}\nnext: {action: unready}"))
-    async with api() as client, simulator(client, stages=stages):
+    async with simulator(client, stages=stages):
         await run_pod(client, "sad")
         pod = await pod_where(client, "sad", lambda p: running(p) and container(p)["ready"] is False, what="unready")
         assert condition(pod, "Ready")["status"] == "False" and condition(pod, "Ready")["reason"] == "ContainersNotReady"
@@ -376,18 +381,18 @@ async def test_readiness_turns_false_and_the_pod_keeps_running() -> None:
         assert container(pod)["started"] is True and container(pod)["restartCount"] == 0
 
 
-async def test_only_the_named_container_crashes() -> None:
+async def test_only_the_named_container_crashes(client: LocalClient) -> None:
     stages = parse_stages(one_stage("delay: {duration: 10ms}\nnext: {action: crash, container: c1}"))
-    async with api() as client, simulator(client, stages=stages):
+    async with simulator(client, stages=stages):
         await run_pod(client, "two", containers=2, restart_policy="Never")
         pod = await pod_where(client, "two", lambda p: "terminated" in state_keys(p, 1), what="c1 crashed")
         assert pod["status"]["phase"] == "Running" and "running" in state_keys(pod, 0)
 
 
-async def test_create_and_run_delays_hold_the_steps() -> None:
+async def test_create_and_run_delays_hold_the_steps(client: LocalClient) -> None:
     stages = parse_stages(one_stage("delay: {duration: 50ms}\nnext: {action: create}", "c") + "---\n"
                           + one_stage("delay: {duration: 50ms}\nnext: {action: run}", "r"))
-    async with api() as client, simulator(client, stages=stages) as sim:
+    async with simulator(client, stages=stages) as sim:
         async with Recorder(client, "slow") as rec:
             await run_pod(client, "slow")
             await rec.until(lambda s: s and s[-1]["phase"] == "Running", what="Running")
@@ -395,24 +400,20 @@ async def test_create_and_run_delays_hold_the_steps() -> None:
         assert len(sim.timers) == 0
 
 
-async def test_heartbeat_stop_stage() -> None:
+async def test_heartbeat_stop_stage(client: LocalClient) -> None:
     stages = parse_stages(one_stage("""
 resourceRef: {kind: Node}
 selector: {matchExpressions: [{key: .metadata.name, operator: In, values: [sim-node-1]}]}
 delay: {duration: 50ms}
 next: {action: heartbeat-stop}
 """))
-    async with api() as client, simulator(client, 2, stages=stages) as sim:
-        await wait_for(lambda: _value(not sim.pool.nodes["sim-node-1"].beating), what="stage stopped the node")
+    async with simulator(client, 2, stages=stages) as sim:
+        await async_wait_for(lambda: not sim.pool.nodes["sim-node-1"].beating, what="stage stopped the node")
         assert sim.pool.nodes["sim-node-0"].beating
         await assert_heartbeats_stopped(client, "sim-node-1", "sim-node-0")
         # chaos brings it back
         await client.patch(NODES, "sim-node-1", {"metadata": {"annotations": {"podlife.io/chaos": "heartbeat-start"}}})
-        await wait_for(lambda: _value(sim.pool.nodes["sim-node-1"].beating), what="resumed")
-
-
-async def _value(v: Any) -> Any:
-    return v
+        await async_wait_for(lambda: sim.pool.nodes["sim-node-1"].beating, what="resumed")
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -432,7 +433,7 @@ FIXTURES = sorted(p.name.removesuffix(".input.yaml") for p in TESTDATA.glob("*.i
 
 
 @pytest.mark.parametrize("name", FIXTURES)
-async def test_fixture(name: str) -> None:
+async def test_fixture(client: LocalClient, name: str) -> None:
     """The example stage file ``name``.yaml turns ``name``.input.yaml into the statuses of ``name``.output.yaml."""
     case = yaml.safe_load((TESTDATA / f"{name}.input.yaml").read_text())
     pod: Obj = case["pod"]
@@ -440,7 +441,7 @@ async def test_fixture(name: str) -> None:
     expected = yaml.safe_load(out_path.read_text()) if out_path.exists() else None
     count = case["writes"]
     stages = scaled(load_stages(STAGES_DIR / case["stages"]))
-    async with api() as client, simulator(client, 1, stages=stages, restart_backoff=10 * SCALE,
+    async with simulator(client, 1, stages=stages, restart_backoff=10 * SCALE,
                                           max_restart_backoff=300 * SCALE) as sim:
         created = await client.create(PODS, pod)
         async with Recorder(client, pod["metadata"]["name"]) as rec:

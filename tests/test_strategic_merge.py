@@ -17,7 +17,7 @@ from podlife.api.strategic_merge import (
     create_two_way_merge_patch,
     supports_strategic_merge,
 )
-from podlife.registry.schemas import PatchMeta
+from podlife.registry.schemas.tree import PatchMeta
 
 POD = "io.k8s.api.core.v1.Pod"
 DEPLOYMENT = "io.k8s.api.apps.v1.Deployment"

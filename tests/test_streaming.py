@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,23 +21,25 @@ import orjson
 import pytest
 from multidict import CIMultiDict, MultiDict
 
-from podlife.api.errors import ApiError
+from podlife.machinery.errors import ApiError
 from podlife.api.streaming import pick_container
 from podlife.kubelet import streams
 from podlife.kubelet.runtime import ContainerHandle, ContainerSpec, PodKey, ProcessRuntime
 from podlife.kubelet.server import KubeletServer, LogTarget
+from podlife.machinery.upgrade import offered_protocols
 from podlife.kubelet.streams import (
     ChannelProtocol,
     RequestRefused,
     encode_status,
     exit_code_status,
     negotiate,
-    offered_protocols,
     parse_resize,
     port_list,
     port_prefix,
     stream_options,
 )
+
+from .cluster_harness import async_wait_for
 
 TOKEN = "kubelet-test-token"
 POD = PodKey("default", "box", "uid-1234")
@@ -369,13 +370,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-async def _wait_dead(pid: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        assert time.monotonic() < deadline, f"process {pid} still alive"
-        await asyncio.sleep(0.02)
-
-
 async def test_a_client_leaving_kills_the_command(kubelet: Kubelet) -> None:
     async with kubelet.connect("/exec/default/box/main", command("sh", "-c", "echo $$; exec sleep 600", stdout="1")) as ws:
         message = await ws.receive(timeout=10)
@@ -383,7 +377,7 @@ async def test_a_client_leaving_kills_the_command(kubelet: Kubelet) -> None:
             message = await ws.receive(timeout=10)
         pid = int(message.data[1:])
         assert _alive(pid)
-    await _wait_dead(pid)
+    await async_wait_for(lambda: not _alive(pid), 10, what=f"process {pid} to end")
 
 
 async def _refusal(kubelet: Kubelet, path: str, query: list[tuple[str, str]],

@@ -39,7 +39,8 @@ def allocate_cluster_ip(rest: ResourceREST, obj: Obj) -> list[FieldError]:
         except ValueError:
             return [invalid("spec.clusterIPs[0]", wanted, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")]
         if addr not in SERVICE_CIDR:
-            return [invalid("spec.clusterIPs[0]", wanted, f"failed to allocate IP {wanted}: the provided IP ({wanted}) is not in the valid range. The range of valid IPs is {SERVICE_CIDR}")]
+            return [invalid("spec.clusterIPs[0]", wanted, f"failed to allocate IP {wanted}: the provided IP ({wanted}) is not "
+                                                          f"in the valid range. The range of valid IPs is {SERVICE_CIDR}")]
         if wanted in used:
             return [invalid("spec.clusterIPs[0]", wanted, f"failed to allocate IP {wanted}: provided IP is already allocated")]
         chosen = wanted

@@ -35,9 +35,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..registry.schemas.custom import CustomSchemas
 from ..registry.types import ResourceType
-from ..timeutil import now_rfc3339
-from . import errors
+from ..machinery.timeutil import now_rfc3339
+from ..machinery import errors
 from .cache import CachedObject
 from .handlers import Target, _dry_run, _field_validation
 from .managed_fields import (
@@ -86,10 +87,12 @@ class ApplyRequest:
     manager: str
     force: bool = False
     subresource: str = ""
+    #: the API server's custom kinds (without them only built-in kinds are typed)
+    schemas: CustomSchemas | None = None
     root: Shape = field(init=False)
 
     def __post_init__(self) -> None:
-        self.root = root_shape(self.rt)
+        self.root = root_shape(self.rt, self.schemas)
 
 
 # ---------------------------------------------------------------------------
@@ -480,7 +483,8 @@ async def serve_apply(request: web.Request, target: Target, body: Any) -> tuple[
     assert target.name is not None
     config = check_config(target, body)
     target.rest.run_checkers(config, mode)
-    req = ApplyRequest(target.rt, config, opts.manager, opts.force, target.subresource or "")
+    req = ApplyRequest(target.rt, config, opts.manager, opts.force, target.subresource or "",
+                       schemas=target.rest.ctx.catalog.schemas)
     wanted_rv = config["metadata"].get("resourceVersion")
 
     def mutate(current: Obj) -> Obj:

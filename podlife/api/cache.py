@@ -30,6 +30,8 @@ shared and must never be mutated; writers work on fresh copies decoded from the 
 
 from __future__ import annotations
 
+import builtins
+
 import asyncio
 import time
 from collections import deque
@@ -247,7 +249,7 @@ class ResourceCache:
                 out.append(co)
         return out, None
 
-    def list_at(self, revision: int, flt: Filter, start_after: str = "", limit: int = 0) -> tuple[list[CachedObject], str | None]:
+    def list_at(self, revision: int, flt: Filter, start_after: str = "", limit: int = 0) -> tuple[builtins.list[CachedObject], str | None]:
         """Like :meth:`list`, for the state at ``revision``, rebuilt by undoing newer events.
 
         Raises :class:`TooOld` when the window no longer reaches ``revision``.
@@ -279,7 +281,7 @@ class ResourceCache:
                 out.append(co)
         return out, None
 
-    def _keys_with(self, prefix: str) -> list[str]:
+    def _keys_with(self, prefix: str) -> builtins.list[str]:
         keys = []
         for key in self.objects.irange(minimum=prefix):
             if not key.startswith(prefix):

@@ -13,7 +13,7 @@ from ..store.base import Store
 from .admission import KUBERNETES_SERVICE_IP
 from .cache import WatchCache
 from .crds import install as install_crds
-from .fieldvalidation import schema_checker
+from .fieldvalidation import SchemaChecker
 from .rest import ApiContext, ResourceREST
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -23,7 +23,7 @@ async def build_api(store: Store, catalog: Catalog | None = None) -> ApiContext:
     catalog = catalog or Catalog()
     watch_cache = WatchCache(store)
     ctx = ApiContext(store, catalog, watch_cache)
-    ctx.object_checkers.append(schema_checker)
+    ctx.object_checkers.append(SchemaChecker(catalog.schemas))
     for rt in catalog.types:
         await add_resource(ctx, rt)
     await install_crds(ctx)  # serves the custom resources of stored CRDs, then follows CRDs

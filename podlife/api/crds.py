@@ -7,12 +7,12 @@ establishing and finalizer controllers follow their CRD informer:
 
 * a synchronous store listener (it runs after the watch cache, inside the commit)
   notes which CRD changed and wakes one short-lived worker task, which reconciles it:
-  are its names free? -> register one :class:`~podlife.registry.crds.CustomResourceType`
+  are its names free? -> register one :class:`~podlife.registry.crds.types.CustomResourceType`
   per served version in the catalog (discovery and OpenAPI follow), one REST per
   version, the schema for strict field validation and ``kubectl explain``; then write
   ``status`` (``NamesAccepted``, ``Established``, ``acceptedNames``);
 * deletion follows the ``customresourcecleanup.apiextensions.k8s.io`` finalizer:
-  :class:`~podlife.registry.crds.CRDStrategy` adds it and a ``Terminating`` condition on the first DELETE; the
+  :class:`~podlife.registry.crds.strategy.CRDStrategy` adds it and a ``Terminating`` condition on the first DELETE; the
   worker then refuses new custom resources (405), deletes the existing ones, waits
   until they are gone (their own finalizers, kopf's for instance, may hold them),
   and removes the finalizer. The CRD's DELETE event stops serving: 404 afterwards,
@@ -44,16 +44,19 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ..registry import crds as rules
-from ..registry import schemas
-from ..registry.crds import CLEANUP_FINALIZER, CustomResourceType
+from ..registry.crds import strategy as rules
+from ..registry.crds.field_errors import go_value
+from ..registry.crds.strategy import CLEANUP_FINALIZER
+from ..registry.crds.types import CustomResourceType, get_path, resource_types, set_path
+from ..registry.schemas.custom import CustomSchemas
+from ..registry.schemas.decoder import validate_object
 from ..registry.types import Obj, ResourceType
 from ..store.base import Event, KeyValue
-from . import errors
+from ..machinery import errors
 from .cache import CachedObject, ResourceCache
-from .fieldvalidation import report, schema_checker
+from .fieldvalidation import SchemaChecker, report
 from .handlers import PATCH_TYPES, Target, json_response, read_body
-from .patch import PatchError, apply_json_patch, apply_merge_patch
+from ..machinery.patch import PatchError, apply_json_patch, apply_merge_patch
 from .rest import INTERNAL, ApiContext, DeleteOptions, ResourceREST, now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -203,7 +206,7 @@ class CustomResourceREST(ResourceREST):
 Checker = Callable[[ResourceType, Obj, str], list[str]]
 
 
-def custom_aware(checker: Checker) -> Checker:
+def custom_aware(checker: SchemaChecker) -> Checker:
     """Wrap the schema checker: custom resources only report unknown fields there.
 
     Their type errors are schema validation (422 ``Invalid``, from the strategy), as in
@@ -212,16 +215,16 @@ def custom_aware(checker: Checker) -> Checker:
 
     def check(rt: ResourceType, obj: Obj, mode: str) -> list[str]:
         if isinstance(rt, CustomResourceType):
-            return unknown_field_checker(rt, obj, mode)
+            return unknown_field_checker(rt, obj, mode, checker.schemas)
         return checker(rt, obj, mode)
 
     return check
 
 
-def unknown_field_checker(rt: ResourceType, obj: Obj, mode: str) -> list[str]:
+def unknown_field_checker(rt: ResourceType, obj: Obj, mode: str, schemas: CustomSchemas) -> list[str]:
     if mode == "Ignore":
         return []
-    issues = schemas.validate_object(obj, rt.group, rt.version, rt.kind, unknown_fields=True, required=False)
+    issues = validate_object(obj, rt.group, rt.version, rt.kind, schemas=schemas, unknown_fields=True, required=False)
     return report(rt, [i for i in issues if i.kind == "unknown"], mode)
 
 
@@ -249,7 +252,7 @@ class CRDController:
     async def start(self) -> None:
         ctx = self.ctx
         ctx.rest[(self.crd_rest.rt.group, self.crd_rest.rt.version, self.crd_rest.rt.plural)] = self.crd_rest
-        ctx.object_checkers[:] = [custom_aware(c) if c is schema_checker else c for c in ctx.object_checkers]
+        ctx.object_checkers[:] = [custom_aware(c) if isinstance(c, SchemaChecker) else c for c in ctx.object_checkers]
         ctx.store.add_listener(self._on_events)
         for co in list(self.crd_rest.cache.objects.values()):
             await self.reconcile(co.name)
@@ -296,7 +299,7 @@ class CRDController:
             await self._worker
 
     async def close(self) -> None:
-        """Stop following CRDs and serving their kinds (their schemas are process-wide)."""
+        """Stop following CRDs and serving their kinds (and forget their schemas in the catalog)."""
         await self.settle()
         self._closed = True  # the store listener cannot be removed: it ignores events from now on
         self._cleanup.clear()
@@ -351,7 +354,7 @@ class CRDController:
 
     async def _serve(self, crd: Obj) -> None:
         name = crd["metadata"]["name"]
-        types = rules.resource_types(crd)
+        types = resource_types(crd)
         served = self.served.get(name)
         generation = int(crd["metadata"].get("generation") or 0)
         if served is not None and served.generation == generation:
@@ -384,14 +387,14 @@ class CRDController:
             view = served.storage.view_for(rt)
             self.ctx.rest[(rt.group, rt.version, rt.plural)] = CustomResourceREST(rt, self.ctx, view, served)
             self.ctx.catalog.add(rt)
-            schemas.register_custom_schema(rt.group, rt.version, rt.kind, rt.schema or _OPEN_SCHEMA)
+            self.ctx.catalog.schemas.register(rt.group, rt.version, rt.kind, rt.schema or _OPEN_SCHEMA)
             served.types[rt.version] = rt
 
     def _drop_version(self, served: ServedCRD, version: str) -> None:
         rt = served.types.pop(version)
         self.ctx.catalog.remove(rt.group, rt.version, rt.plural)
         self.ctx.rest.pop((rt.group, rt.version, rt.plural), None)
-        schemas.unregister_custom_schema(rt.group, rt.version, rt.kind)
+        self.ctx.catalog.schemas.unregister(rt.group, rt.version, rt.kind)
         served.storage.drop(version)
 
     def _unserve(self, name: str) -> None:
@@ -541,11 +544,11 @@ def scale_of(obj: Obj, rt: CustomResourceType) -> Obj:
     """The ``autoscaling/v1`` Scale of a custom resource, read through the CRD's paths."""
     paths = rt.scale or {}
     meta = obj.get("metadata") or {}
-    spec_replicas = rules.get_path(obj, str(paths.get("specReplicasPath", ".spec.replicas")))
-    status_replicas = rules.get_path(obj, str(paths.get("statusReplicasPath", ".status.replicas")))
+    spec_replicas = get_path(obj, str(paths.get("specReplicasPath", ".spec.replicas")))
+    status_replicas = get_path(obj, str(paths.get("statusReplicasPath", ".status.replicas")))
     status: Obj = {"replicas": status_replicas if isinstance(status_replicas, int) else 0}
     if paths.get("labelSelectorPath"):
-        selector = rules.get_path(obj, str(paths["labelSelectorPath"]))
+        selector = get_path(obj, str(paths["labelSelectorPath"]))
         if isinstance(selector, str) and selector:
             status["selector"] = selector
     return {
@@ -576,7 +579,7 @@ async def serve_custom_scale(request: web.Request, target: Target) -> web.Respon
         replicas = (wanted.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise _invalid_replicas(name, replicas)
-        rules.set_path(current, str((rt.scale or {}).get("specReplicasPath", ".spec.replicas")), replicas)
+        set_path(current, str((rt.scale or {}).get("specReplicasPath", ".spec.replicas")), replicas)
         return current
 
     updated = await target.rest.guaranteed_update(target.namespace, name, mutate)
@@ -588,9 +591,9 @@ def _invalid_replicas(name: str, replicas: Any) -> errors.ApiError:
     detail = "must be greater than or equal to 0"
     return errors.ApiError(
         422, "Invalid", f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value: '
-                        f"{rules.go_value(replicas)}: {detail}",
+                        f"{go_value(replicas)}: {detail}",
         {"name": name, "group": "autoscaling", "kind": "Scale",
-         "causes": [{"reason": "FieldValueInvalid", "message": f"Invalid value: {rules.go_value(replicas)}: {detail}",
+         "causes": [{"reason": "FieldValueInvalid", "message": f"Invalid value: {go_value(replicas)}: {detail}",
                      "field": "spec.replicas"}]})
 
 

@@ -27,12 +27,13 @@ Every JSON or YAML body the API server reads passes through :func:`decode_json` 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 import yaml
 
-from . import errors
+from ..machinery import errors
 
 MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
 MAX_NESTING_DEPTH = 200
@@ -45,7 +46,7 @@ _ALIAS_RATIO_RANGE_HIGH = 4_000_000
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class BodyLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+class BodyLoader(_BaseLoader):
     """The safe YAML loader, with Go's reading of integers too large for 64 bits."""
 
 
@@ -98,6 +99,7 @@ def nesting_depth(value: Any) -> int:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        children: Iterable[Any]
         if type(item) is dict:
             children = item.values()
         elif type(item) is list:

@@ -7,8 +7,9 @@ request without the parameter gets, as on Kubernetes) answers with ``Warning`` h
 instead and ``Ignore`` says nothing; in both the unknown fields are dropped, because
 Kubernetes decodes into Go structs that have no place for them, so they are never
 stored. A value of the wrong type is an error in every mode, because Kubernetes could
-not decode it at all. The checks come from the 1.37 schemas
-(:mod:`podlife.registry.schemas`).
+not decode it at all. The checks come from the 1.37 schemas and, for custom kinds,
+from the schemas of this API server's catalog (:mod:`podlife.registry.schemas`): each
+API server's :class:`SchemaChecker` holds its own catalog's.
 
 Dropping copies each dict and list on the way to the unknown field before it deletes
 it: the object being checked may share its unchanged parts with the watch cache's
@@ -19,19 +20,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import schemas
+from ..registry.schemas.custom import CustomSchemas
+from ..registry.schemas.decoder import duplicate_fields, format_issues, validate_object
 from ..registry.types import ResourceType
-from . import errors
+from ..machinery import errors
 
 
-def schema_checker(rt: ResourceType, obj: dict[str, Any], mode: str) -> list[str]:
-    """Raise for type errors (and unknown fields when Strict); drop unknown fields; return Warn's warnings."""
-    issues = schemas.validate_object(obj, rt.group, rt.version, rt.kind, unknown_fields=True, required=False)
-    warnings = report(rt, issues, mode)
-    for issue in issues:
-        if issue.kind == "unknown" and issue.location:
-            drop_field(obj, issue.location)
-    return warnings if mode == "Warn" else []
+class SchemaChecker:
+    """The object checker of one API server: strict decoding against its catalog's schemas."""
+
+    def __init__(self, schemas: CustomSchemas) -> None:
+        self.schemas = schemas
+
+    def __call__(self, rt: ResourceType, obj: dict[str, Any], mode: str) -> list[str]:
+        """Raise for type errors (and unknown fields when Strict); drop unknown fields; return Warn's warnings."""
+        issues = validate_object(obj, rt.group, rt.version, rt.kind, schemas=self.schemas,
+                                 unknown_fields=True, required=False)
+        warnings = report(rt, issues, mode)
+        for issue in issues:
+            if issue.kind == "unknown" and issue.location:
+                drop_field(obj, issue.location)
+        return warnings if mode == "Warn" else []
 
 
 def drop_field(obj: dict[str, Any], location: tuple[Any, ...]) -> None:
@@ -50,7 +59,7 @@ def drop_field(obj: dict[str, Any], location: tuple[Any, ...]) -> None:
 def duplicate_checker(rt: ResourceType, raw: bytes, mode: str) -> list[str]:
     if mode == "Ignore":
         return []
-    return report(rt, schemas.duplicate_fields(raw), mode)
+    return report(rt, duplicate_fields(raw), mode)
 
 
 def report(rt: ResourceType, issues: list[Any], mode: str) -> list[str]:
@@ -58,5 +67,5 @@ def report(rt: ResourceType, issues: list[Any], mode: str) -> list[str]:
         return []
     fatal = [i for i in issues if i.kind == "type"]
     if fatal or mode == "Strict":
-        raise errors.bad_request(schemas.format_issues(issues, rt.kind, rt.version))
+        raise errors.bad_request(format_issues(issues, rt.kind, rt.version))
     return [i.message for i in issues]

@@ -35,12 +35,13 @@ from ..machinery.query import TRUE_WORDS, InvalidBool, query_bool
 from ..registry import tables
 from ..registry.validation import path_segment_errors
 from ..registry.types import FieldError, ResourceType
-from . import errors, protobuf, strategic_merge
+from . import protobuf, strategic_merge
+from ..machinery import errors
 from .keys import SUBRESOURCE_HANDLERS
 from .cache import CachedObject
 from .decode import decode_json, decode_yaml, go_utf8
 from .rest import ApiContext, DeleteOptions, ResourceREST
-from .selectors import go_quote
+from ..machinery.selectors import go_quote
 from .fieldvalidation import duplicate_checker
 from .managed_fields import request_options
 from .subresources import create_subresource

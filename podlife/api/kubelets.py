@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from . import errors
+from ..machinery import errors
 
 
 def kubelet_base_url(ctx: Any, node_name: str, what: str) -> str:

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from .keys import KUBELET_SESSION, KUBELET_TOKEN
 from .kubelets import kubelet_base_url
-from . import errors
+from ..machinery import errors
 from .handlers import Target, flag
 
 _PASSED_FLAGS = ("follow", "previous", "timestamps")
@@ -34,7 +34,7 @@ def _container(pod: dict, requested: str | None) -> str:
         return requested
     default = ((pod["metadata"].get("annotations") or {}).get("kubectl.kubernetes.io/default-container"))
     if default in names:
-        return default
+        return str(default)
     if len(names) == 1:
         return names[0]
     raise errors.bad_request(f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]"

@@ -63,11 +63,13 @@ from typing import Any, Callable
 import orjson
 
 from ..machinery.query import InvalidBool, query_bool
-from ..registry import schemas
-from ..registry.schemas import PatchMeta, SchemaNode
+from ..registry.schemas import tree
+from ..registry.schemas.custom import CustomSchemas
+from ..registry.schemas.loader import definitions
+from ..registry.schemas.tree import PatchMeta, SchemaNode
 from ..registry.types import ResourceType
-from ..timeutil import now_rfc3339
-from . import errors
+from ..machinery.timeutil import now_rfc3339
+from ..machinery import errors
 
 Obj = dict[str, Any]
 Path = tuple[str, ...]
@@ -154,9 +156,9 @@ def _atomic_structs() -> set[int]:
     """Identities of the compiled definitions marked ``x-kubernetes-map-type: atomic``."""
     global _atomic_struct_names
     if _atomic_struct_names is None:
-        _atomic_struct_names = tuple(name for name, d in schemas.definitions().items()
+        _atomic_struct_names = tuple(name for name, d in definitions().items()
                                      if d.get("x-kubernetes-map-type") == "atomic")
-    return {id(schemas.node_for_definition(name)) for name in _atomic_struct_names}
+    return {id(tree.node_for_definition(name)) for name in _atomic_struct_names}
 
 
 def shape_of(node: SchemaNode | None, meta: PatchMeta = _NO_META) -> Shape:
@@ -172,23 +174,23 @@ def shape_of(node: SchemaNode | None, meta: PatchMeta = _NO_META) -> Shape:
 
 def _make_shape(node: SchemaNode, meta: PatchMeta) -> Shape:
     code = node.code
-    if code == schemas.OBJECT:
+    if code == tree.OBJECT:
         if not node.props and node.open:
             return UNTYPED_SHAPE  # free-form JSON (RawExtension, FieldsV1)
         atomic = meta.map_type == "atomic" or (not node.crd and id(node) in _atomic_structs())
         return Shape(ATOMIC if atomic else STRUCT, node)
-    if code == schemas.MAP:
+    if code == tree.MAP:
         return Shape(ATOMIC if meta.map_type == "atomic" else MAP, node)
-    if code == schemas.ARRAY:
+    if code == tree.ARRAY:
         return _list_shape(node, meta)
-    if code == schemas.ANY:
+    if code == tree.ANY:
         return UNTYPED_SHAPE
     return Shape(SCALAR, node)
 
 
 def _list_shape(node: SchemaNode, meta: PatchMeta) -> Shape:
     item = node.item
-    item_is_object = item is not None and item.code == schemas.OBJECT
+    item_is_object = item is not None and item.code == tree.OBJECT
     list_type = meta.list_type
     if list_type is None and meta.strategy == "merge":
         list_type = "map" if meta.merge_key else "set"
@@ -205,9 +207,13 @@ def _list_shape(node: SchemaNode, meta: PatchMeta) -> Shape:
 _ROOTS: dict[int, tuple[ResourceType, SchemaNode | None, Shape]] = {}
 
 
-def root_shape(rt: ResourceType) -> Shape:
-    """The shape of a whole object of ``rt`` (untyped when the kind has no schema)."""
-    node = schemas.compiled(rt.group, rt.version, rt.kind)
+def root_shape(rt: ResourceType, schemas: CustomSchemas | None = None) -> Shape:
+    """The shape of a whole object of ``rt`` (untyped when the kind has no schema).
+
+    ``schemas`` are the custom kinds of the API server at hand; without them only
+    built-in kinds are typed.
+    """
+    node = (schemas.compiled if schemas is not None else tree.compiled)(rt.group, rt.version, rt.kind)
     cached = _ROOTS.get(id(rt))
     if cached is not None and cached[0] is rt and cached[1] is node:
         return cached[2]
@@ -841,17 +847,20 @@ def cap_update_managers(managers: Managers) -> None:
 # ---------------------------------------------------------------------------
 
 
-def track_create(rt: ResourceType, obj: Obj, manager: str, subresource: str | None = None) -> None:
+def track_create(rt: ResourceType, obj: Obj, manager: str, subresource: str | None = None, *,
+                 schemas: CustomSchemas | None = None) -> None:
     """Record a create by ``manager`` in ``obj["metadata"]["managedFields"]``."""
-    track_update(rt, None, obj, manager, subresource)
+    track_update(rt, None, obj, manager, subresource, schemas=schemas)
 
 
-def track_update(rt: ResourceType, old: Obj | None, new: Obj, manager: str, subresource: str | None = None) -> None:
+def track_update(rt: ResourceType, old: Obj | None, new: Obj, manager: str, subresource: str | None = None, *,
+                 schemas: CustomSchemas | None = None) -> None:
     """Record, in ``new``'s metadata, the write of ``new`` over ``old`` (None: a create).
 
     ``new`` is the object about to be stored (after the strategy ran); ``old`` is only
     read.  The fields the write added or changed become the manager's (``Update``
     operation) and leave every other manager; removed fields leave everyone.
+    ``schemas``: the API server's custom kinds (see :func:`root_shape`).
     """
     meta = new["metadata"]
     sub = subresource or ""
@@ -860,7 +869,7 @@ def track_update(rt: ResourceType, old: Obj | None, new: Obj, manager: str, subr
     if old is not None and not managers:
         meta.pop("managedFields", None)  # never tracked (or reset): Kubernetes waits for an apply
         return
-    root = root_shape(rt)
+    root = root_shape(rt, schemas)
     key = manager_key(manager, UPDATE, rt.api_version, sub)
     if old is None and not managers:  # a plain create: the whole object, in one pass
         fields = _create_trie(new, rt, sub, root)
@@ -1240,7 +1249,8 @@ def _manager_causes(manager: str) -> list[dict[str, str]]:
     for i, ch in enumerate(manager):
         if not ch.isprintable():
             causes.append({"reason": "FieldValueInvalid", "field": "fieldManager",
-                           "message": f"Invalid value: {orjson.dumps(manager).decode()}: invalid character U+{ord(ch):04X} (at position {i})"})
+                           "message": f"Invalid value: {orjson.dumps(manager).decode()}: invalid character U+{ord(ch):04X} "
+                                      f"(at position {i})"})
     return causes
 
 

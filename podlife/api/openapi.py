@@ -13,14 +13,14 @@ per-group-version v3 documents as the real API server:
   validation to the server, and for ``application/strategic-merge-patch+json`` in
   its request body to compute client-side apply patches from this document) —
   and ``components.schemas`` with every definition reachable from the served
-  kinds, taken from :mod:`podlife.registry.schemas` (descriptions, GVK and patch
+  kinds, taken from :mod:`podlife.registry.schemas.loader` (descriptions, GVK and patch
   extensions included), which is what ``kubectl explain pod.spec.containers``
   walks.
 
 Kinds Kubernetes does not define (our ``network.podlife.io`` kinds, CRDs) take
-their schema from the resource (``schema`` attribute) or from
-:func:`podlife.registry.schemas.register_custom_schema`, get a generated
-``<Kind>List``, and, like CRDs, do not offer strategic merge patch.
+their schema from the resource (``schema`` attribute) or from the API server's
+:class:`~podlife.registry.schemas.custom.CustomSchemas` (the ``schemas`` argument),
+get a generated ``<Kind>List``, and, like CRDs, do not offer strategic merge patch.
 
 Performance: nothing is built at import or start-up.  The hash is computed from
 the *inputs* of a document (group-version, resources, custom schemas, schema data
@@ -39,7 +39,9 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import orjson
 
-from podlife.registry import schemas
+from podlife.registry.schemas.custom import CustomSchemas, custom_definition_name
+from podlife.registry.schemas.loader import REF_PREFIX, definition_name, definitions, is_builtin, referenced_definitions
+from podlife.machinery.constants import KUBERNETES_VERSION
 
 __all__ = [
     "ResourceInfo",
@@ -111,30 +113,35 @@ def document_path(group: str, version: str) -> str:
     return f"api/{version}" if not group else f"apis/{group}/{version}"
 
 
-def _custom_schema_of(group: str, version: str, r: Any) -> Mapping[str, Any] | None:
+def _custom_schema_of(group: str, version: str, r: Any, schemas: CustomSchemas | None) -> Mapping[str, Any] | None:
     own = getattr(r, "schema", None)
     if isinstance(own, Mapping):
         return own
-    if schemas.is_builtin(group, version, r.kind):
+    if is_builtin(group, version, r.kind) or schemas is None:
         return None
-    return schemas.custom_schema(group, version, r.kind)
+    return schemas.schema(group, version, r.kind)
 
 
-def _resource_fingerprint(group: str, version: str, r: Any) -> list[Any]:
-    custom = _custom_schema_of(group, version, r)
+def _resource_fingerprint(group: str, version: str, r: Any, schemas: CustomSchemas | None) -> list[Any]:
+    custom = _custom_schema_of(group, version, r, schemas)
     return [r.plural, r.kind, bool(r.namespaced), sorted(r.subresources or ()),
             sorted(r.verbs or ()), custom]
 
 
-def document_hash(group: str, version: str, resources: Iterable[Any] | None) -> str:
-    """Stable hash of a document's inputs (uppercase hex SHA-512, as Kubernetes)."""
+def document_hash(group: str, version: str, resources: Iterable[Any] | None,
+                  schemas: CustomSchemas | None = None) -> str:
+    """Stable hash of a document's inputs (uppercase hex SHA-512, as Kubernetes).
+
+    ``schemas`` (here and below): the API server's custom kinds, for resources that
+    carry no schema of their own.
+    """
     res = list(resources) if resources is not None else None
     payload = {
         "format": _FORMAT_VERSION,
-        "kubernetes": schemas.KUBERNETES_VERSION,
+        "kubernetes": KUBERNETES_VERSION,
         "data": _data_version(),
         "gv": [group, version],
-        "resources": sorted((_resource_fingerprint(group, version, r) for r in res), key=_sort_key)
+        "resources": sorted((_resource_fingerprint(group, version, r, schemas) for r in res), key=_sort_key)
         if res is not None else None,
     }
     blob = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS, default=_json_default)
@@ -168,14 +175,16 @@ def _data_version() -> str:
     return _DATA_VERSION
 
 
-def document_etag(group: str, version: str, resources: Iterable[Any] | None) -> str:
+def document_etag(group: str, version: str, resources: Iterable[Any] | None,
+                  schemas: CustomSchemas | None = None) -> str:
     """The ``ETag`` header value (quoted hash) of a group-version document."""
-    return f'"{document_hash(group, version, resources)}"'
+    return f'"{document_hash(group, version, resources, schemas)}"'
 
 
 def openapi_v3_root(group_versions: Iterable[tuple[str, str]]
                     | Iterable[tuple[str, str, Sequence[Any]]]
-                    | Mapping[tuple[str, str], Sequence[Any]]) -> dict[str, Any]:
+                    | Mapping[tuple[str, str], Sequence[Any]],
+                    schemas: CustomSchemas | None = None) -> dict[str, Any]:
     """The ``/openapi/v3`` discovery document.
 
     Accepts ``(group, version)`` pairs, ``(group, version, resources)`` triples or a
@@ -188,7 +197,7 @@ def openapi_v3_root(group_versions: Iterable[tuple[str, str]]
     for group, version, res in _iter_group_versions(group_versions):
         if res is None:
             res = _last_resources.get((group, version))
-        h = document_hash(group, version, res)
+        h = document_hash(group, version, res, schemas)
         rel = document_path(group, version)
         paths[rel] = {"serverRelativeURL": f"/openapi/v3/{rel}?hash={h}"}
     return {"paths": paths}
@@ -206,18 +215,19 @@ def _iter_group_versions(arg: Any) -> Iterable[tuple[str, str, Sequence[Any] | N
             yield entry[0], entry[1], None
 
 
-def openapi_v3_document(group: str, version: str, resources: Iterable[Any]) -> bytes:
+def openapi_v3_document(group: str, version: str, resources: Iterable[Any],
+                        schemas: CustomSchemas | None = None) -> bytes:
     """The serialized OpenAPI v3 document of one group-version (built once, cached)."""
     res = list(resources)
     _last_resources[(group, version)] = tuple(res)
-    h = document_hash(group, version, res)
+    h = document_hash(group, version, res, schemas)
     cached = _documents.get(h)
     if cached is not None:
         return cached
     with _lock:
         cached = _documents.get(h)
         if cached is None:
-            doc = build_document(group, version, res)
+            doc = build_document(group, version, res, schemas)
             cached = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS, default=_json_default)
             while len(_documents) >= _MAX_CACHED_DOCUMENTS:   # stale versions (CRD edits)
                 _documents.pop(next(iter(_documents)))
@@ -242,7 +252,7 @@ def _group_camel(group: str) -> str:
 
 
 def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": schemas.REF_PREFIX + name}
+    return {"$ref": REF_PREFIX + name}
 
 
 def _gvk(group: str, version: str, kind: str) -> dict[str, str]:
@@ -311,9 +321,10 @@ _P_NAMESPACE = _path_param("namespace", "object name and auth scope, such as for
 
 
 class _DocBuilder:
-    def __init__(self, group: str, version: str) -> None:
+    def __init__(self, group: str, version: str, schemas: CustomSchemas | None) -> None:
         self.group = group
         self.version = version
+        self.schemas = schemas
         self.paths: dict[str, Any] = {}
         self.roots: set[str] = {_STATUS, _DELETE_OPTIONS, _PATCH, _WATCH_EVENT, _RESOURCE_LIST}
         self.extra: dict[str, dict[str, Any]] = {}
@@ -326,16 +337,16 @@ class _DocBuilder:
     def kind_schema(self, r: Any) -> tuple[str, str | None, bool]:
         """(definition name, list definition name, builtin?) of a resource's kind."""
         g, v, kind = self.group, self.version, r.kind
-        if schemas.is_builtin(g, v, kind):
-            name = schemas.definition_name(g, v, kind)
+        if is_builtin(g, v, kind):
+            name = definition_name(g, v, kind)
             assert name is not None
-            list_name = schemas.definition_name(g, v, kind + "List")
+            list_name = definition_name(g, v, kind + "List")
             self.roots.add(name)
             if list_name:
                 self.roots.add(list_name)
             return name, list_name, True
-        name = schemas.custom_definition_name(g, v, kind)
-        custom = _custom_schema_of(g, v, r)
+        name = custom_definition_name(g, v, kind)
+        custom = _custom_schema_of(g, v, r, self.schemas)
         if custom is None:
             custom = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
         body = _complete_custom(custom, g, v, kind)
@@ -347,8 +358,8 @@ class _DocBuilder:
         return name, list_name, False
 
     def components(self) -> dict[str, Any]:
-        defs = schemas.definitions()
-        out = {n: defs[n] for n in schemas.referenced_definitions(self.roots) if n in defs}
+        defs = definitions()
+        out = {n: defs[n] for n in referenced_definitions(self.roots) if n in defs}
         out.update(self.extra)
         return out
 
@@ -475,7 +486,7 @@ class _DocBuilder:
             }
         elif sub in _POST_SUBRESOURCES:
             group, version, kind = _POST_SUBRESOURCES[sub]
-            sub_name = schemas.definition_name(group, version, kind)
+            sub_name = definition_name(group, version, kind)
             if sub_name is None:
                 return
             self.roots.add(sub_name)
@@ -555,8 +566,8 @@ def _refs_of(schema: Mapping[str, Any]) -> set[str]:
     def walk(v: Any) -> None:
         if isinstance(v, Mapping):
             ref = v.get("$ref")
-            if isinstance(ref, str) and ref.startswith(schemas.REF_PREFIX):
-                found.add(ref[len(schemas.REF_PREFIX):])
+            if isinstance(ref, str) and ref.startswith(REF_PREFIX):
+                found.add(ref[len(REF_PREFIX):])
             for x in v.values():
                 walk(x)
         elif isinstance(v, list):
@@ -567,16 +578,17 @@ def _refs_of(schema: Mapping[str, Any]) -> set[str]:
     return found
 
 
-def build_document(group: str, version: str, resources: Iterable[Any]) -> dict[str, Any]:
+def build_document(group: str, version: str, resources: Iterable[Any],
+                   schemas: CustomSchemas | None = None) -> dict[str, Any]:
     """The OpenAPI v3 document of one group-version, as a dict (uncached)."""
-    b = _DocBuilder(group, version)
+    b = _DocBuilder(group, version, schemas)
     b.add_resource_list_path()
     for r in sorted(resources, key=lambda r: r.plural):
         b.add_resource(r)
     title = "Kubernetes"
     return {
         "openapi": "3.0.0",
-        "info": {"title": title, "version": f"v{schemas.KUBERNETES_VERSION}.0"},
+        "info": {"title": title, "version": f"v{KUBERNETES_VERSION}.0"},
         "paths": b.paths,
         "components": {
             "schemas": b.components(),

@@ -149,15 +149,3 @@ def write_kubeconfig(path: Path, server_url: str, ca_file: Path, token: str, nam
     tmp = path.with_suffix(".tmp")
     _write_private(tmp, yaml.safe_dump(config, sort_keys=False).encode())
     tmp.replace(path)
-
-
-def read_kubeconfig(path: Path) -> tuple[str, str, bytes]:
-    """(server URL, token, CA PEM) of the current context."""
-    import base64
-
-    cfg = yaml.safe_load(path.read_text())
-    ctx_name = cfg["current-context"]
-    ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == ctx_name)
-    cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
-    user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
-    return cluster["server"], user.get("token", ""), base64.b64decode(cluster["certificate-authority-data"])

@@ -17,6 +17,8 @@ read-modify-write loops (patch, binding, status merges) retry instead.
 
 from __future__ import annotations
 
+import builtins
+
 import base64
 import secrets
 import uuid
@@ -29,16 +31,17 @@ import orjson
 
 from ..machinery.field_order import put_in_kubernetes_order
 from ..registry.types import FieldError, Obj, ResourceType
-from ..timeutil import format_rfc3339
-from ..timeutil import now_rfc3339 as current_rfc3339
+from ..machinery.timeutil import format_rfc3339
+from ..machinery.timeutil import now_rfc3339 as current_rfc3339
 from ..registry.validation import validate_metadata
 from ..store.base import Compare, Delete, Put, Store, TxnResult
-from . import errors, managed_fields
+from . import managed_fields
+from ..machinery import errors
 from .cache import CachedObject, Filter, ResourceCache, TooOld, Watcher, WatchEvent
 from . import strategic_merge
 from .admission import ADMISSION
-from .patch import PatchError, apply_json_patch, apply_merge_patch
-from .selectors import SelectorError, parse_field_selector, parse_label_selector
+from ..machinery.patch import PatchError, apply_json_patch, apply_merge_patch
+from ..machinery.selectors import SelectorError, parse_field_selector, parse_label_selector
 
 MAX_RETRIES = 16
 #: Kubernetes refuses JSON patches of more operations (413)
@@ -87,7 +90,8 @@ class DeleteOptions:
         if body.get("orphanDependents") is True and policy is None:
             policy = "Orphan"
         if policy not in (None, "Orphan", "Background", "Foreground"):
-            raise errors.ApiError(422, "Invalid", f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan", "nil"')
+            raise errors.ApiError(422, "Invalid", 'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported '
+                                                  f'value: "{policy}": supported values: "Foreground", "Background", "Orphan", "nil"')
         return cls(grace, policy, pre.get("uid"), pre.get("resourceVersion"), dry_run or bool(body.get("dryRun")))
 
 
@@ -263,7 +267,8 @@ class ResourceREST:
         if kind and kind != self.rt.kind:
             raise errors.bad_request(f"the kind in the data ({kind}) does not match the expected kind ({self.rt.kind})")
         if api_version and api_version != self.rt.api_version:
-            raise errors.bad_request(f"the API version in the data ({api_version}) does not match the expected API version ({self.rt.api_version})")
+            raise errors.bad_request(f"the API version in the data ({api_version}) does not match the expected API version "
+                                     f"({self.rt.api_version})")
         obj["kind"] = self.rt.kind
         obj["apiVersion"] = self.rt.api_version
         meta = obj.get("metadata")
@@ -282,7 +287,7 @@ class ResourceREST:
         if namespace:
             meta["namespace"] = namespace
 
-    def _validate(self, obj: Obj, errs: list[FieldError]) -> None:
+    def _validate(self, obj: Obj, errs: builtins.list[FieldError]) -> None:
         if errs:
             raise errors.invalid(self.rt, (obj.get("metadata") or {}).get("name") or "", errs)
 
@@ -294,10 +299,13 @@ class ResourceREST:
         if ns is None:
             raise errors.ApiError(404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"})
         if ns.metadata.get("deletionTimestamp") and self.rt.kind != "Event":
-            raise errors.ApiError(403, "Forbidden", f"{self.rt.group_resource} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
-                                  {"name": name, "kind": self.rt.plural, "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {namespace} is being terminated", "field": "metadata.namespace"}]})
+            raise errors.ApiError(403, "Forbidden", f"{self.rt.group_resource} \"{name}\" is forbidden: unable to create new "
+                                                    f"content in namespace {namespace} because it is being terminated",
+                                  {"name": name, "kind": self.rt.plural,
+                                   "causes": [{"reason": "NamespaceTerminating", "field": "metadata.namespace",
+                                               "message": f"namespace {namespace} is being terminated"}]})
 
-    def run_checkers(self, obj: Obj, mode: str | None) -> list[str]:
+    def run_checkers(self, obj: Obj, mode: str | None) -> builtins.list[str]:
         """Schema checks (unknown fields etc.); raises for Strict, returns warnings for Warn."""
         warnings: list[str] = []
         if mode is None:  # an in-process write: nothing was decoded, so nothing to check
@@ -308,7 +316,7 @@ class ResourceREST:
 
     async def create(self, obj: Any, namespace: str | None = None, *, dry_run: bool = False,
                      field_validation: str | None = "Ignore", now: datetime | None = None,
-                     manager: str | None = None) -> tuple[CachedObject | Obj, list[str]]:
+                     manager: str | None = None) -> tuple[CachedObject | Obj, builtins.list[str]]:
         meta = self._check_kind(obj)
         self._set_namespace(meta, namespace)
         warnings = self.run_checkers(obj, field_validation)
@@ -331,7 +339,7 @@ class ResourceREST:
         for admit in ADMISSION.get((self.rt.group, self.rt.plural), ()):
             self._validate(obj, admit(self, obj))
         if manager is not None:  # an HTTP write: in-process writes pass no manager and are not tracked
-            managed_fields.track_create(self.rt, obj, manager)
+            managed_fields.track_create(self.rt, obj, manager, schemas=self.ctx.catalog.schemas)
         key = self.rt.key(meta.get("namespace"), meta["name"])
         if dry_run:
             if self.cache.get(key) is not None:
@@ -394,7 +402,7 @@ class ResourceREST:
 
     async def update(self, namespace: str | None, name: str, obj: Any, *, subresource: str | None = None,
                      dry_run: bool = False, field_validation: str | None = "Ignore",
-                     manager: str | None = None) -> tuple[CachedObject | Obj, list[str]]:
+                     manager: str | None = None) -> tuple[CachedObject | Obj, builtins.list[str]]:
         meta = self._check_kind(obj)
         self._set_namespace(meta, namespace)
         if meta.get("name") and meta["name"] != name:
@@ -416,7 +424,7 @@ class ResourceREST:
 
     async def patch(self, namespace: str | None, name: str, patch_type: str, body: Any, *,
                     subresource: str | None = None, dry_run: bool = False, field_validation: str | None = "Ignore",
-                    manager: str | None = None) -> tuple[CachedObject | Obj, list[str]]:
+                    manager: str | None = None) -> tuple[CachedObject | Obj, builtins.list[str]]:
         """``patch_type``: json (RFC 6902), merge (RFC 7386) or strategic (built-in kinds only: 415 otherwise)."""
         warnings: list[str] = []
         rt = self.rt
@@ -482,7 +490,7 @@ class ResourceREST:
             new = mutate(current)
             new = self._prepare_update(new, old, subresource)
             if manager is not None:  # an HTTP write (see create)
-                managed_fields.track_update(self.rt, old, new, manager, subresource)
+                managed_fields.track_update(self.rt, old, new, manager, subresource, schemas=self.ctx.catalog.schemas)
             if _same(new, old):
                 return self.cache.get(key) or self._cached(key, mod_rev, old)
             if dry_run:
@@ -514,7 +522,8 @@ class ResourceREST:
         new["kind"], new["apiVersion"] = self.rt.kind, self.rt.api_version
         old_meta = old["metadata"]
         if meta.get("uid") and meta["uid"] != old_meta.get("uid"):
-            raise errors.conflict(self.rt, old_meta["name"], f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {old_meta.get('uid')}")
+            raise errors.conflict(self.rt, old_meta["name"], f"Precondition failed: UID in precondition: {meta['uid']}, UID "
+                                                             f"in object meta: {old_meta.get('uid')}")
         for fixed in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
             if fixed in old_meta:
                 meta[fixed] = old_meta[fixed]
@@ -560,7 +569,7 @@ class ResourceREST:
             return False
         return not meta.get("deletionGracePeriodSeconds")
 
-    def strategy_pending_finalizers(self, obj: Obj) -> list[str]:
+    def strategy_pending_finalizers(self, obj: Obj) -> builtins.list[str]:
         pending = list(obj["metadata"].get("finalizers") or [])
         if self.rt.kind == "Namespace" and not self.rt.group:
             pending += (obj.get("spec") or {}).get("finalizers") or []
@@ -595,9 +604,12 @@ class ResourceREST:
     def _check_preconditions(self, current: Obj, options: DeleteOptions, name: str) -> None:
         meta = current["metadata"]
         if options.preconditions_uid and options.preconditions_uid != meta.get("uid"):
-            raise errors.conflict(self.rt, name, f"Precondition failed: UID in precondition: {options.preconditions_uid}, UID in object meta: {meta.get('uid')}")
+            raise errors.conflict(self.rt, name, f"Precondition failed: UID in precondition: {options.preconditions_uid}, UID "
+                                                 f"in object meta: {meta.get('uid')}")
         if options.preconditions_rv and options.preconditions_rv != meta.get("resourceVersion"):
-            raise errors.conflict(self.rt, name, f"Precondition failed: ResourceVersion in precondition: {options.preconditions_rv}, ResourceVersion in object meta: {meta.get('resourceVersion')}")
+            raise errors.conflict(self.rt, name, "Precondition failed: ResourceVersion in precondition: "
+                                                 f"{options.preconditions_rv}, ResourceVersion in object meta: "
+                                                 f"{meta.get('resourceVersion')}")
 
     def _mark_deleted(self, current: Obj, options: DeleteOptions, now: datetime | None) -> Obj | None:
         """The object as it stays after the delete request, or None to remove it now."""
@@ -682,7 +694,7 @@ def _share_value(parent: dict[str, Any], key: str, value: Any, old: Any, depth: 
     if value == old:
         parent[key] = old
     elif depth < 3:
-        if t is dict:
+        if isinstance(value, dict) and isinstance(old, dict):
             _share_into(value, old, depth + 1)
         elif len(value) == len(old):  # a list of records (conditions, container statuses)
             for i, (item, old_item) in enumerate(zip(value, old)):

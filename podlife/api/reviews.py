@@ -15,9 +15,12 @@ import orjson
 from aiohttp import web
 
 from .keys import TOKEN_ISSUER, USER
-from . import errors
+from ..machinery import errors
 from .handlers import Target, json_response, read_body
-from .identity import ADMIN_USER, DEFAULT_TOKEN_SECONDS, TokenIssuer, UserInfo, self_subject_access_review, self_subject_review
+from .identity import (
+    ADMIN_USER, DEFAULT_TOKEN_SECONDS, TokenIssuer, UserInfo, self_subject_access_review,
+    self_subject_review,
+)
 
 
 def _user(request: web.Request) -> UserInfo:
@@ -56,7 +59,8 @@ async def serve_token(request: web.Request, target: Target) -> web.Response:
         raise errors.ApiError(422, "Invalid", "TokenRequest.authentication.k8s.io \"\" is invalid: spec.expirationSeconds: Invalid value: "
                               f"{seconds}: may not specify a duration less than 10 minutes",
                               {"kind": "TokenRequest", "group": "authentication.k8s.io",
-                               "causes": [{"reason": "FieldValueInvalid", "message": "may not specify a duration less than 10 minutes", "field": "spec.expirationSeconds"}]})
+                               "causes": [{"reason": "FieldValueInvalid", "message": "may not specify a duration less than 10 "
+                                                                                     "minutes", "field": "spec.expirationSeconds"}]})
     audiences = spec.get("audiences") or ["https://kubernetes.default.svc.cluster.local"]
     issuer: TokenIssuer = request.app[TOKEN_ISSUER]
     token, expires = issuer.issue(target.namespace or "default", target.name, sa["metadata"].get("uid", ""), audiences, seconds)

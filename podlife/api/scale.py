@@ -14,9 +14,9 @@ import orjson
 from aiohttp import web
 
 from ..registry.workloads import scale_of
-from . import errors
+from ..machinery import errors
 from .handlers import PATCH_TYPES, Target, json_response, read_body
-from .patch import PatchError, apply_json_patch, apply_merge_patch
+from ..machinery.patch import PatchError, apply_json_patch, apply_merge_patch
 from .rest import INTERNAL
 
 
@@ -50,9 +50,11 @@ async def serve_scale(request: web.Request, target: Target) -> web.Response:
             raise errors.conflict(target.rt, target.name or "", errors.STALE_OBJECT)
         replicas = (wanted.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or replicas < 0:
-            raise errors.ApiError(422, "Invalid", f'Scale.autoscaling "{target.name}" is invalid: spec.replicas: Invalid value: {replicas!r}: must be greater than or equal to 0',
+            raise errors.ApiError(422, "Invalid", f'Scale.autoscaling "{target.name}" is invalid: spec.replicas: Invalid '
+                                                  f'value: {replicas!r}: must be greater than or equal to 0',
                                   {"name": target.name, "group": "autoscaling", "kind": "Scale",
-                                   "causes": [{"reason": "FieldValueInvalid", "message": "must be greater than or equal to 0", "field": "spec.replicas"}]})
+                                   "causes": [{"reason": "FieldValueInvalid", "message": "must be greater than or equal to "
+                                                                                         "0", "field": "spec.replicas"}]})
         current.setdefault("spec", {})["replicas"] = replicas  # the REST layer bumps generation
         return current
 

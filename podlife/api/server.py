@@ -33,8 +33,9 @@ from aiohttp import web
 from .. import __version__
 from ..machinery.query import TRUE_WORDS
 from ..registry.catalog import Catalog
-from ..registry.schemas import KUBERNETES_MINOR
-from . import discovery, errors, openapi
+from ..machinery.constants import KUBERNETES_MINOR
+from . import discovery, openapi
+from ..machinery import errors
 from .decode import MAX_REQUEST_BODY_BYTES
 from .handlers import handle, json_response, pretty_json, resolve, wants_pretty
 from .identity import ADMIN_USER, TokenIssuer
@@ -153,8 +154,10 @@ class APIServer:
                                    client_max_size=MAX_REQUEST_BODY_BYTES)
         self.app[TOKEN_ISSUER] = issuer
         self.app[KUBELET_TOKEN] = kubelet_token or token or ""
-        self.app[SUBRESOURCE_HANDLERS] = {"scale": serve_scale, "token": serve_token,
-                                            "exec": serve_stream, "attach": serve_stream, "portforward": serve_stream}
+        handlers: dict[str, Callable[..., Awaitable[Any]]] = {
+            "scale": serve_scale, "token": serve_token, "exec": serve_stream, "attach": serve_stream,
+            "portforward": serve_stream}
+        self.app[SUBRESOURCE_HANDLERS] = handlers
         self.app.router.add_route("*", "/{path:.*}", self.dispatch)
         self.app.on_startup.append(self._on_startup)
         self.app.on_cleanup.append(self._on_cleanup)
@@ -265,7 +268,7 @@ class APIServer:
             raise errors.path_not_found(request.path)  # v2 is only asked for as protobuf: 404 is right
         if len(segs) == 1:
             gvs = [(g, v, list(self.catalog.in_group_version(g, v))) for g, v in self.catalog.group_versions()]
-            return json_response(orjson.dumps(openapi.openapi_v3_root(gvs)))
+            return json_response(orjson.dumps(openapi.openapi_v3_root(gvs, self.catalog.schemas)))
         rel = segs[1:]
         if rel[0] == "api" and len(rel) == 2:
             group, version = "", rel[1]
@@ -276,9 +279,9 @@ class APIServer:
         resources = list(self.catalog.in_group_version(group, version))
         if not resources:
             raise errors.path_not_found(request.path)
-        etag = openapi.document_etag(group, version, resources)
+        etag = openapi.document_etag(group, version, resources, self.catalog.schemas)
         headers = {"ETag": etag, "Cache-Control": "public, immutable" if request.query.get("hash") else "no-cache, private"}
         if request.headers.get("If-None-Match") == etag:
             return web.Response(status=304, headers=headers)
-        body = openapi.openapi_v3_document(group, version, resources)
+        body = openapi.openapi_v3_document(group, version, resources, self.catalog.schemas)
         return json_response(body, headers=headers)

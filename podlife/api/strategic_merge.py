@@ -8,7 +8,7 @@ merge`` is merged element by element (maps matched by the field's
 replaced.  kubectl's client-side ``apply``, ``patch`` (its default type),
 ``set image``, ``rollout restart`` and the Python clients' dict patches all send
 it, so the server must apply it exactly as Kubernetes does.  The schema comes from
-:mod:`podlife.registry.schemas` (the same 1.37 definitions that serve OpenAPI and
+:mod:`podlife.registry.schemas.tree` (the same 1.37 definitions that serve OpenAPI and
 validation), through the small :class:`PatchSchema` protocol, so any source of
 patch metadata can be plugged in (tests use a path → :class:`PatchMeta` callable).
 
@@ -47,13 +47,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Protocol
 
-from podlife.registry.schemas import (
-    PatchMeta,
-    SchemaNode,
-    compiled,
-    node_for_definition,
-    supports_strategic_merge,
-)
+from podlife.registry.schemas.loader import supports_strategic_merge
+from podlife.registry.schemas.tree import PatchMeta, SchemaNode, compiled, node_for_definition
 
 __all__ = [
     "PatchSchema",
@@ -153,7 +148,7 @@ def apply_strategic_merge_patch(original: dict[str, Any], patch: dict[str, Any],
     """Apply ``patch`` to ``original`` and return the result (inputs untouched).
 
     ``schema_lookup`` is a definition name (``"io.k8s.api.core.v1.Pod"``), a
-    compiled :class:`~podlife.registry.schemas.SchemaNode`, any :class:`PatchSchema`,
+    compiled :class:`~podlife.registry.schemas.tree.SchemaNode`, any :class:`PatchSchema`,
     or a callable mapping a field path (``("spec", "containers")``) to its
     :class:`PatchMeta`.
     """
@@ -498,11 +493,12 @@ def _apply_element_orders(result: dict[str, Any], patch: dict[str, Any], schema:
             merged = result[field]
         else:
             continue
-        result[field] = _reorder(merged, order, result.get(field) if has_orig else [], merge_key)
+        result[field] = _reorder(merged, order, (result.get(field) or []) if has_orig else [], merge_key)
     return handled
 
 
 def _reorder(merged: list[Any], order: list[Any], server: list[Any], merge_key: str) -> list[Any]:
+    key_of: Callable[[Any], Any]
     if merge_key:
         def key_of(v: Any) -> Any:
             return _key(v.get(merge_key)) if isinstance(v, dict) else None

@@ -55,9 +55,10 @@ from multidict import MultiDict
 
 from .keys import KUBELET_SESSION, KUBELET_TOKEN
 from .kubelets import kubelet_base_url
-from ..kubelet.streams import is_websocket_request, offered_protocols
-from ..kubelet.upgrade import SPDY_UPGRADE, UpgradedConnection, is_spdy_request
-from . import errors
+from ..machinery.upgrade import (
+    SPDY_UPGRADE, UpgradedConnection, is_spdy_request, is_websocket_request, offered_protocols,
+)
+from ..machinery import errors
 from .handlers import Target
 
 #: The kubelet path of each subresource.

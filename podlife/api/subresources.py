@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..registry.pods import bind_pod
-from . import errors
+from ..machinery import errors
 from .rest import INTERNAL, ApiContext, DeleteOptions, ResourceREST, now_rfc3339
 
 SUCCESS = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
@@ -36,7 +36,8 @@ async def _bind(rest: ResourceREST, namespace: str | None, name: str, body: dict
     node = target.get("name")
     if not node:
         raise errors.ApiError(422, "Invalid", f'Binding "{name}" is invalid: target.name: Required value',
-                              {"name": name, "kind": "Binding", "causes": [{"reason": "FieldValueRequired", "message": "Required value", "field": "target.name"}]})
+                              {"name": name, "kind": "Binding",
+                               "causes": [{"reason": "FieldValueRequired", "message": "Required value", "field": "target.name"}]})
     stamp = now_rfc3339()
 
     def mutate(pod: dict) -> dict:

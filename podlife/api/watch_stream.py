@@ -45,7 +45,7 @@ from aiohttp import web
 from ..machinery.query import InvalidBool, query_bool
 from ..registry import tables
 from ..registry.types import FieldError
-from . import errors
+from ..machinery import errors
 from .cache import WatchEvent
 from .handlers import JSON, Target, _include_object, wants_table, watch_timeout
 

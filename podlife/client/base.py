@@ -17,8 +17,10 @@ them as read-only (as with informer caches in client-go).
 
 from __future__ import annotations
 
+import builtins
+
 import abc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +62,15 @@ SECRETS = Resource("", "v1", "secrets", "Secret")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 PORTS = Resource("network.podlife.io", "v1", "ports", "Port")
 SUBNETS = Resource("network.podlife.io", "v1", "subnets", "Subnet")
+CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False)
+
+
+def one_version_each(resources: Iterable[Resource]) -> list[Resource]:
+    """The first version of each group/resource: every version of a kind shares its objects."""
+    seen: dict[tuple[str, str], Resource] = {}
+    for r in resources:
+        seen.setdefault((r.group, r.plural), r)
+    return list(seen.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +109,15 @@ class Client(abc.ABC):
         shared and read-only, as a watch's.
         """
         return None
+
+    @abc.abstractmethod
+    async def discover(self) -> builtins.list[Resource]:
+        """Every kind the server serves now that can be listed and watched (one entry per version).
+
+        Kinds that CustomResourceDefinitions add appear as soon as they are served, so
+        controllers that act on "every kind" (namespace deletion, garbage collection)
+        ask again when the set may have changed.
+        """
 
     @abc.abstractmethod
     async def create(self, res: Resource, obj: Obj, namespace: str | None = None) -> Obj: ...

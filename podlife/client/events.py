@@ -9,10 +9,10 @@ Event whose ``count`` grows, as kubectl shows ``(x3 over 2m)``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from ..timeutil import now_rfc3339
+from ..machinery.tasks import Supervisor
+from ..machinery.timeutil import now_rfc3339
 from .base import EVENTS, Client, Obj
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ class EventRecorder:
         self.client = client
         self.component = component
         self.host = host
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = Supervisor(f"event recorder {component}", logger=log)
         self._seen: dict[tuple[str, str, str], tuple[str, int]] = {}
 
     def event(self, obj: Obj, type_: str, reason: str, message: str, field_path: str = "") -> None:
@@ -41,9 +41,7 @@ class EventRecorder:
         }
         if field_path:
             involved["fieldPath"] = field_path
-        task = asyncio.get_running_loop().create_task(self._record(involved, type_, reason, message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(self._record(involved, type_, reason, message))
 
     async def _record(self, involved: dict, type_: str, reason: str, message: str) -> None:
         namespace = involved["namespace"] or "default"
@@ -72,5 +70,4 @@ class EventRecorder:
             log.debug("event %s for %s not recorded: %s", reason, involved["name"], exc)
 
     async def flush(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.wait()

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from ..api.errors import ApiError
+from ..machinery.errors import ApiError
 from .base import Client, Obj, Resource, WatchEvent
 
 _PATCH_CONTENT_TYPES = {
@@ -47,7 +47,7 @@ class HTTPClient(Client):
 
     @classmethod
     def from_kubeconfig(cls, path: str | Path, **kwargs: Any) -> HTTPClient:
-        from ..api.pki import read_kubeconfig
+        from .kubeconfig import read_kubeconfig
 
         server, token, ca = read_kubeconfig(Path(path))
         return cls(server, token=token, ca_data=ca, **kwargs)
@@ -76,6 +76,20 @@ class HTTPClient(Client):
             return orjson.loads(raw) if raw else None
 
     # ---- Client ---------------------------------------------------------------------
+
+    async def discover(self) -> list[Resource]:
+        """From the legacy discovery documents, as client-go's discovery client reads them."""
+        versions = [("", "v1")]
+        for group in (await self.request("GET", "/apis")).get("groups") or []:
+            versions += [(group["name"], v["version"]) for v in group.get("versions") or []]
+        found: list[Resource] = []
+        for group, version in versions:
+            listing = await self.request("GET", f"/apis/{group}/{version}" if group else "/api/v1")
+            for r in listing.get("resources") or []:
+                verbs = r.get("verbs") or []
+                if "/" not in r["name"] and "list" in verbs and "watch" in verbs:
+                    found.append(Resource(group, version, r["name"], r["kind"], bool(r.get("namespaced"))))
+        return found
 
     async def get(self, res: Resource, name: str, namespace: str | None = None) -> Obj:
         return await self.request("GET", res.path(namespace, name))

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..api.errors import ApiError
+from ..machinery.errors import ApiError
 from .base import Client, Obj, Resource
 
 log = logging.getLogger(__name__)

@@ -20,13 +20,14 @@ a time from live reads, so every step is idempotent and safe to retry.
 - :class:`APIServiceRegistration` (:mod:`.apiservice_registration`) -- the local
   APIService of every served group-version, built-in or from a CRD.
 
-:func:`catalog_resources` turns a registry catalog into the resource list both take.
+The namespace controller and the garbage collector act on every served kind: they ask
+the server (``Client.discover``), so kinds added by CRDs after start are included.
 """
 
 from .apiservice_registration import APIServiceRegistration
 from .garbage_collector import GarbageCollector
-from .namespace import NamespaceController, catalog_resources
+from .namespace import NamespaceController
 from .root_ca import RootCAPublisher
 from .serviceaccounts import ServiceAccountController
 
-__all__ = ["APIServiceRegistration", "GarbageCollector", "NamespaceController", "RootCAPublisher", "ServiceAccountController", "catalog_resources"]
+__all__ = ["APIServiceRegistration", "GarbageCollector", "NamespaceController", "RootCAPublisher", "ServiceAccountController"]

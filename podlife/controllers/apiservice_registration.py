@@ -21,15 +21,14 @@ import logging
 from collections.abc import Awaitable, Iterable
 from typing import Any
 
-from ..api.errors import ApiError
-from ..client.base import Client, Obj, Resource
+from ..machinery.errors import ApiError
+from ..client.base import CRDS, Client, Obj, Resource
 from ..client.informer import Informer
 from ..client.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
 API_SERVICES = Resource("apiregistration.k8s.io", "v1", "apiservices", "APIService", namespaced=False)
-CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False)
 AUTOMANAGED = "kube-aggregator.kubernetes.io/automanaged"
 ON_START, CRD_MANAGED = "onstart", "true"
 #: CustomResourceDefinitions' group-versions sort after every built-in group
@@ -99,14 +98,17 @@ class APIServiceRegistration:
         self.api_services = Informer(client, API_SERVICES)
         self.queue = WorkQueue()
         self.workers = workers
-        self.crds.add_handlers(on_add=self._enqueue_crd, on_update=lambda old, new: (self._enqueue_crd(old), self._enqueue_crd(new)),
-                               on_delete=self._enqueue_crd)
+        self.crds.add_handlers(on_add=self._enqueue_crd, on_update=self._on_crd_update, on_delete=self._enqueue_crd)
         # somebody else's change to one of ours (or its deletion) is undone
         self.api_services.add_handlers(on_update=lambda _old, new: self._enqueue_api_service(new),
                                        on_delete=self._enqueue_api_service)
 
     def _enqueue_api_service(self, api_service: Obj) -> None:
         self.queue.add((api_service.get("metadata") or {}).get("name") or "")
+
+    def _on_crd_update(self, old: Obj, new: Obj) -> None:
+        self._enqueue_crd(old)  # versions it no longer serves
+        self._enqueue_crd(new)
 
     def _enqueue_crd(self, crd: Obj) -> None:
         group = (crd.get("spec") or {}).get("group") or ""

@@ -55,6 +55,8 @@ dependent naming a namespaced owner kind is invalid and left alone, as in Kubern
 
 from __future__ import annotations
 
+import builtins
+
 import asyncio
 import logging
 from collections import OrderedDict
@@ -62,9 +64,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..api.errors import ApiError
-from ..client.base import Client, Obj, Resource, WatchEvent
+from ..machinery.errors import ApiError
+from ..client.base import CRDS, Client, Obj, Resource, WatchEvent, one_version_each
 from ..client.informer import Informer
+from ..machinery.tasks import Supervisor
 from ..client.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -118,6 +121,9 @@ class MetadataClient(Client):
                   on_event: Callable[[str, Obj], None]) -> Callable[[], None] | None:
         return self.inner.subscribe(res, namespace, label_selector=label_selector, field_selector=field_selector,
                                     on_event=lambda type_, obj: on_event(type_, metadata_only(obj)))
+
+    async def discover(self) -> builtins.list[Resource]:
+        return await self.inner.discover()
 
     async def create(self, res: Resource, obj: Obj, namespace: str | None = None) -> Obj:
         return await self.inner.create(res, obj, namespace)
@@ -393,14 +399,6 @@ class Classified:
     unresolvable: list[OwnerRef] = field(default_factory=list)
 
 
-def _one_version_each(resources: Iterable[Resource]) -> list[Resource]:
-    """The first version of each group/resource: one informer per stored object, not per version."""
-    seen: dict[tuple[str, str], Resource] = {}
-    for r in resources:
-        seen.setdefault((r.group, r.plural), r)
-    return list(seen.values())
-
-
 def _meta(obj: Obj) -> dict[str, Any]:
     return obj.get("metadata") or {}
 
@@ -410,37 +408,79 @@ def _is_api_error(exc: BaseException, *codes: int) -> bool:
 
 
 class GarbageCollector:
-    """Kubernetes' garbage collector over ``resources`` (see the module docstring)."""
+    """Kubernetes' garbage collector over every served kind (see the module docstring).
 
-    def __init__(self, client: Client, resources: Iterable[Resource], *, workers: int = 4,
+    ``resources`` fixes the kinds watched; without it the collector asks the server
+    (:meth:`Client.discover`) at start and again whenever a CustomResourceDefinition
+    changes, so the custom resources of a CRD created later are collected too.
+    """
+
+    def __init__(self, client: Client, resources: Iterable[Resource] | None = None, *, workers: int = 4,
                  ignored: frozenset[tuple[str, str]] = IGNORED_RESOURCES) -> None:
         self.client = client
-        served = [r for r in resources if (r.group, r.plural) not in ignored]
-        self._kinds = {(r.api_version, r.kind): r for r in served}  # owner references may name any version
-        self.resources = _one_version_each(served)
+        self.ignored = ignored
+        self._fixed = list(resources) if resources is not None else None
+        self._kinds: dict[tuple[str, str], Resource] = {}  # owner references may name any version
         self.workers = workers
         self.delete_queue = WorkQueue()
         self.orphan_queue = WorkQueue()
         self.graph = DependencyGraph(self._kinds, self.delete_queue.add, self.orphan_queue.add, self._find_observed)
         self.absent = AbsentOwners()
-        view = MetadataClient(client)
-        self.informers = [self._informer(view, r) for r in self.resources]
-        self._informer_of = {(inf.res.group, inf.res.plural): inf for inf in self.informers}
+        self._view = MetadataClient(client)
+        self._informer_of: dict[tuple[str, str], Informer] = {}
+        #: every informer's task, and each watched kind's by its (group, plural)
+        self._informers = Supervisor("garbage collector", logger=log)
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._crds = Informer(client, CRDS)
+        self._kinds_changed = asyncio.Event()
+        self._crds.add_handlers(on_add=lambda _crd: self._kinds_changed.set(),
+                                on_update=lambda _old, _new: self._kinds_changed.set(),
+                                on_delete=lambda _crd: self._kinds_changed.set())
         self._synced = asyncio.Event()
+
+    @property
+    def resources(self) -> list[Resource]:
+        """The kinds watched now, one version each."""
+        return [inf.res for inf in self._informer_of.values()]
 
     async def run(self) -> None:
         """Watch, wait for the full sync, then work the queues until cancelled."""
-        tasks = [asyncio.create_task(inf.run(), name=f"gc-informer-{inf.res.plural}") for inf in self.informers]
+        follow = self._fixed is None
+        if follow:
+            self._informers.start(self._crds.run(), "gc-crd-informer")
         try:
-            await asyncio.gather(*(inf.wait_synced() for inf in self.informers))
+            await self._watch_kinds(self._fixed if self._fixed is not None else await self.client.discover())
+            await asyncio.gather(*(inf.wait_synced() for inf in self._informer_of.values()))
             self._synced.set()
-            log.info("garbage collector: synced %d resources, %d graph nodes", len(self.informers), len(self.graph))
-            await asyncio.gather(self.delete_queue.run_workers(self._attempt_to_delete, self.workers),
-                                 self.orphan_queue.run_workers(self._attempt_to_orphan, max(1, self.workers // 2)))
+            log.info("garbage collector: synced %d resources, %d graph nodes", len(self._informer_of), len(self.graph))
+            work = [self.delete_queue.run_workers(self._attempt_to_delete, self.workers),
+                    self.orphan_queue.run_workers(self._attempt_to_orphan, max(1, self.workers // 2))]
+            await asyncio.gather(*work, *([self._follow_kinds()] if follow else []))
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._informers.stop()
+
+    async def _follow_kinds(self) -> None:
+        """Watch the kinds that CRDs add; stop watching those that went away."""
+        while True:
+            await self._kinds_changed.wait()
+            self._kinds_changed.clear()
+            await self._watch_kinds(await self.client.discover())
+
+    async def _watch_kinds(self, resources: Iterable[Resource]) -> None:
+        served = [r for r in resources if (r.group, r.plural) not in self.ignored]
+        self._kinds.clear()
+        self._kinds.update({(r.api_version, r.kind): r for r in served})
+        wanted = {(r.group, r.plural): r for r in one_version_each(served)}
+        for key in [k for k in self._informer_of if k not in wanted]:
+            self._informer_of.pop(key)
+            task = self._tasks.pop(key)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        for key, res in wanted.items():
+            if key not in self._informer_of:
+                informer = self._informer(self._view, res)
+                self._informer_of[key] = informer
+                self._tasks[key] = self._informers.start(informer.run(), f"gc-informer-{res.plural}")
 
     async def wait_synced(self) -> None:
         await self._synced.wait()

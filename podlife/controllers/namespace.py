@@ -9,9 +9,10 @@ content in it -- is queued by name while ``spec.finalizers`` still holds
 
 *Reconcile* (one namespace at a time per worker, de-duplicated by the work queue):
 
-1. delete every object of every namespaced resource in it (the list comes from the
-   caller, normally :func:`catalog_resources`), with Background propagation, skipping
-   objects already being deleted;
+1. delete every object of every namespaced resource in it (what the server serves at
+   that moment, from :meth:`Client.discover`, so custom resources of CRDs created after
+   start go too; or a fixed list given by the caller), with Background propagation,
+   skipping objects already being deleted;
 2. list again and count what remains: per resource, per finalizer, and how long the
    pods' grace periods still run (the estimate);
 3. write the deletion conditions Kubernetes reports in ``status.conditions``
@@ -44,10 +45,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..timeutil import format_rfc3339
-from ..api.errors import ApiError
-from ..client.base import NAMESPACES, Client, Obj, Resource
+from ..machinery.timeutil import format_rfc3339
+from ..machinery.errors import ApiError
+from ..client.base import NAMESPACES, Client, Obj, Resource, one_version_each
 from ..client.informer import Informer
+from ..machinery.tasks import Supervisor
 from ..client.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -65,16 +67,6 @@ OK_CONDITIONS: dict[str, tuple[str, str]] = {
     "NamespaceContentRemaining": ("ContentRemoved", "All content successfully removed"),
     "NamespaceFinalizersRemaining": ("ContentHasNoFinalizers", "All content-preserving finalizers finished"),
 }
-
-
-def catalog_resources(catalog: Any = None) -> list[Resource]:
-    """Every listable kind a :class:`~podlife.registry.catalog.Catalog` serves, as client Resources."""
-    if catalog is None:
-        from ..registry.catalog import Catalog
-
-        catalog = Catalog()
-    return [Resource(t.group, t.version, t.plural, t.kind, t.namespaced) for t in catalog.types
-            if "list" in t.verbs and "watch" in t.verbs]
 
 
 # ---- what is left in a namespace ---------------------------------------------------------
@@ -171,10 +163,10 @@ def merge_conditions(current: list[dict[str, Any]], wanted: dict[str, tuple[str,
 class NamespaceController:
     """Deletes the content of terminating namespaces, then finalizes them."""
 
-    def __init__(self, client: Client, catalog_resources: Iterable[Resource], *, workers: int = 2,
+    def __init__(self, client: Client, resources: Iterable[Resource] | None = None, *, workers: int = 2,
                  max_backoff: float = 5.0) -> None:
         self.client = client
-        self.resources = [r for r in catalog_resources if r.namespaced]
+        self._fixed = [r for r in resources if r.namespaced] if resources is not None else None
         self.workers = workers
         self.max_backoff = max_backoff
         self.queue = WorkQueue()
@@ -184,13 +176,13 @@ class NamespaceController:
         self._finalize_served: bool | None = None  # unknown until the first finalize
 
     async def run(self) -> None:
-        informer = asyncio.create_task(self.informer.run(), name="namespace-informer")
+        tasks = Supervisor("namespace controller", logger=log)
+        tasks.start(self.informer.run(), "namespace-informer")
         try:
             await self.informer.wait_synced()
             await self.queue.run_workers(self.sync, self.workers)
         finally:
-            informer.cancel()
-            await asyncio.gather(informer, return_exceptions=True)
+            await tasks.stop()
 
     def _enqueue(self, ns: Obj) -> None:
         meta = ns.get("metadata") or {}
@@ -239,12 +231,18 @@ class NamespaceController:
         """Delete everything in ``namespace`` and report what is still there."""
         content = Content()
         now = _now()
-        for res in self.resources:
+        for res in await self.namespaced_resources():
             try:
                 content.count(res, await self._delete_all(res, namespace), now)
             except ApiError as exc:
                 content.errors.append(f"{res.plural}.{res.group}: {exc.message}")
         return content
+
+    async def namespaced_resources(self) -> list[Resource]:
+        """The namespaced kinds to empty: the fixed list, else what the server serves now (CRDs included)."""
+        if self._fixed is not None:
+            return self._fixed
+        return one_version_each(r for r in await self.client.discover() if r.namespaced)
 
     async def _delete_all(self, res: Resource, namespace: str) -> list[Obj]:
         """Delete the objects of one resource in ``namespace``; return those still present."""

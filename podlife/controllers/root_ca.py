@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..api.errors import ApiError
+from ..machinery.errors import ApiError
 from ..client.base import NAMESPACES, Client, Obj, Resource
 from ..client.informer import Informer
 from ..client.workqueue import WorkQueue

@@ -20,6 +20,9 @@ the API server's process or on another machine unchanged.
   restarts containers per the restart policy with the crash-loop backoff; on
   deletion stops them (preStop, SIGTERM, grace, SIGKILL), writes their final
   state and removes the pod from the API.
+* :mod:`.environment` -- a container's environment (``env``, ``envFrom``,
+  ``valueFrom`` of ConfigMaps, Secrets and the downward API, ``$(VAR)``).
+* :mod:`.hooks` -- running a lifecycle handler (``exec``, ``httpGet``, ``sleep``).
 * :mod:`.status` -- pure functions from container views to the API ``status``
   (phase, conditions, containerStatuses), after Kubernetes' ``generate.go`` and
   ``getPhase``. Status writes are merge patches of what changed, and an

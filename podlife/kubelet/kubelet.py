@@ -34,20 +34,22 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
-from ..api.errors import ApiError
-from ..api.patch import create_merge_patch
+from ..machinery.errors import ApiError
+from ..machinery.patch import create_merge_patch
 from ..client.base import LEASES, NODES, PODS, Client, Obj
 from ..client.events import EventRecorder
 from ..client.informer import Informer, object_key
 from ..client.workqueue import WorkQueue
-from .node_status import DEFAULT_MAX_PODS, MachineInfo, node_labels, node_object, node_status, probe_machine, status_differs
+from ..machinery.tasks import Supervisor
+from ..node.node_status import (
+    DEFAULT_MAX_PODS, MachineInfo, node_labels, node_object, node_status, probe_machine, status_differs,
+)
 from .pod_worker import CNI, PodWorker, WorkerConfig
 from .runtime import ContainerHandle, ProcessRuntime
 from .server import KubeletServer, LogTarget
 from .streams import RequestRefused
-from .status import rfc3339
+from ..node.status import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +103,7 @@ class Kubelet:
         self._finished: dict[str, str] = {}  # key -> uid of a pod we deleted, until the informer agrees
         self._node_uid = ""
         self._last_report = 0.0
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks = Supervisor(f"kubelet {node_name}", logger=log)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -134,13 +136,10 @@ class Kubelet:
         await self._renew_lease()
         self.informer.add_handlers(on_add=self._enqueue, on_update=lambda _old, new: self._enqueue(new),
                                    on_delete=self._enqueue)
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self.informer.run(), name=f"kubelet {self.node_name} informer"),
-            loop.create_task(self.queue.run_workers(self._dispatch, workers=1), name=f"kubelet {self.node_name} queue"),
-            loop.create_task(self._lease_loop(), name=f"kubelet {self.node_name} lease"),
-            loop.create_task(self._node_status_loop(), name=f"kubelet {self.node_name} node status"),
-        ]
+        self._tasks.start(self.informer.run(), f"kubelet {self.node_name} informer")
+        self._tasks.start(self.queue.run_workers(self._dispatch, workers=1), f"kubelet {self.node_name} queue")
+        self._tasks.start(self._lease_loop(), f"kubelet {self.node_name} lease")
+        self._tasks.start(self._node_status_loop(), f"kubelet {self.node_name} node status")
         await self.informer.wait_synced()
 
     async def stop(self) -> None:
@@ -149,10 +148,7 @@ class Kubelet:
         The API is left as it is (as when a kubelet stops): a new kubelet for the
         same node picks the pods up again.
         """
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await self._tasks.stop()
         workers = list(self._workers.values()) + list(self._retiring)
         await asyncio.gather(*(w.cancel() for w in workers), return_exceptions=True)
         self._workers.clear()

@@ -39,51 +39,43 @@ kubelet restarted and the processes are gone) takes the status as its
 starting point: a container it finds no process for ended with
 ``ContainerStatusUnknown`` (exit 137, as Kubernetes reports it) and is restarted
 according to the restart policy.
+
+The worker is the driver of the pod's life; the container environment
+(``env``, ``envFrom``, ``valueFrom``, ``$(VAR)``) is built by
+:mod:`podlife.kubelet.environment` and the hook handlers run by
+:mod:`podlife.kubelet.hooks`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import ipaddress
 import logging
-import os
-import re
-import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-import aiohttp
-
-from ..api.errors import ApiError
-from ..client.base import CONFIGMAPS, PODS, SECRETS, Client, Obj, Resource
+from ..machinery.errors import ApiError
+from ..client.base import PODS, Client, Obj
 from ..client.events import EventRecorder
-from ..network.cni import CNIError
-from .lifecycle import CrashBackoff, format_pod, go_duration, image_id, should_restart, terminated_from_api
-from .runtime import ContainerHandle, ContainerNotRunningError, ContainerSpec, ContainerStartError, PodKey, ProcessRuntime
+from ..node.cni import CNIError
+from ..node.lifecycle import (
+    CrashBackoff, format_pod, go_duration, image_id, should_restart, terminated_from_api,
+)
+from .runtime import (
+    ContainerHandle, ContainerSpec, ContainerStartError, PodKey,
+    ProcessRuntime,
+)
+from ..machinery.tasks import Supervisor
+from .environment import EnvError, EnvResolver, expand
+from .hooks import run_handler
 from .server import LogTarget
 from .streams import RequestRefused
-from .status import (
-    CONTAINER_CREATING,
-    CRASH_LOOP_BACK_OFF,
-    CREATE_CONTAINER_CONFIG_ERROR,
-    KUBELET_CONDITIONS,
-    START_ERROR,
-    STATUS_UNKNOWN,
-    TERMINAL_PHASES,
-    ContainerView,
-    PodFacts,
-    Running,
-    Terminated,
-    Waiting,
-    build_pod_status,
-    go_list,
-    rfc3339,
-    status_patch,
+from ..node.status import (
+    CONTAINER_CREATING, CRASH_LOOP_BACK_OFF, CREATE_CONTAINER_CONFIG_ERROR, KUBELET_CONDITIONS,
+    START_ERROR, STATUS_UNKNOWN, TERMINAL_PHASES, ContainerView, PodFacts, Running, Terminated, Waiting,
+    build_pod_status, rfc3339, status_patch,
 )
 
 log = logging.getLogger(__name__)
@@ -127,150 +119,6 @@ class WorkerConfig:
     #: Containers always get at least this long between SIGTERM and SIGKILL
     #: (Kubernetes' minimumGracePeriodInSeconds).
     min_kill_grace: float = 2.0
-
-
-# --------------------------------------------------------------------------- environment
-
-
-class EnvError(Exception):
-    """The container's environment cannot be built (``CreateContainerConfigError``)."""
-
-
-_REFERENCE = re.compile(r"\$\$|\$\(([^)]*)\)")
-
-
-def expand(text: str, env: dict[str, str]) -> str:
-    """Kubernetes' ``$(VAR)`` expansion: known variables replaced, ``$$`` -> ``$``."""
-
-    def substitute(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        return env.get(match.group(1), match.group(0))
-
-    return _REFERENCE.sub(substitute, text)
-
-
-def _subscript(path: str, prefix: str) -> str | None:
-    """``metadata.labels['key']`` -> ``key`` for ``prefix`` ``metadata.labels``."""
-    if path.startswith(prefix + "[") and path.endswith("]"):
-        return path[len(prefix) + 1 : -1].strip("'\"")
-    return None
-
-
-#: Until the CNI plugs a real network namespace, a container shares this machine's
-#: network, so its servers are reached on loopback -- never on its pod IP, and never
-#: on any other address (podlife sends traffic only where it is safe to).
-CONTAINER_HOST = "127.0.0.1"
-
-
-def hook_host(requested: str | None) -> str | None:
-    """Where an httpGet handler connects: loopback by default; None for any other address."""
-    if not requested or requested == "localhost":
-        return CONTAINER_HOST
-    try:
-        return requested if ipaddress.ip_address(requested).is_loopback else None
-    except ValueError:
-        return None
-
-
-def field_ref_value(pod: Obj, path: str, *, host_ip: str, pod_ips: tuple[str, ...]) -> str:
-    """The downward API value of ``fieldRef.fieldPath``."""
-    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-    simple = {
-        "metadata.name": meta.get("name", ""),
-        "metadata.namespace": meta.get("namespace", ""),
-        "metadata.uid": meta.get("uid", ""),
-        "spec.nodeName": spec.get("nodeName", ""),
-        "spec.serviceAccountName": spec.get("serviceAccountName", ""),
-        "status.hostIP": host_ip,
-        "status.hostIPs": host_ip,
-        "status.podIP": pod_ips[0] if pod_ips else "",
-        "status.podIPs": ",".join(pod_ips),
-    }
-    if path in simple:
-        return str(simple[path])
-    for prefix in ("metadata.labels", "metadata.annotations"):
-        values = meta.get(prefix.split(".")[1]) or {}
-        if path == prefix:
-            return "\n".join(f'{k}="{v}"' for k, v in sorted(values.items()))
-        if (key := _subscript(path, prefix)) is not None:
-            return str(values.get(key, ""))
-    raise EnvError(f"unsupported fieldPath: {path}")
-
-
-class EnvResolver:
-    """Builds a container's environment, reading ConfigMaps and Secrets once per start."""
-
-    def __init__(self, client: Client, pod: Obj, *, host_ip: str, pod_ips: tuple[str, ...]) -> None:
-        self.client = client
-        self.pod = pod
-        self.namespace = (pod.get("metadata") or {}).get("namespace", "default")
-        self.host_ip = host_ip
-        self.pod_ips = pod_ips
-        self._cache: dict[tuple[str, str], Obj | None] = {}
-
-    async def _source(self, res: Resource, name: str) -> Obj | None:
-        key = (res.plural, name)
-        if key not in self._cache:
-            try:
-                self._cache[key] = await self.client.get(res, name, self.namespace)
-            except ApiError as exc:
-                if exc.code != 404:
-                    raise EnvError(f"{res.kind.lower()} {name!r}: {exc}") from None
-                self._cache[key] = None
-        return self._cache[key]
-
-    async def _data(self, res: Resource, name: str, optional: bool) -> dict[str, str] | None:
-        obj = await self._source(res, name)
-        if obj is None:
-            if optional:
-                return None
-            raise EnvError(f'{res.kind.lower()} "{name}" not found')
-        if res is SECRETS:
-            return {k: base64.b64decode(v).decode(errors="replace") for k, v in (obj.get("data") or {}).items()}
-        return {k: str(v) for k, v in (obj.get("data") or {}).items()}
-
-    async def _key_ref(self, res: Resource, ref: Obj) -> str | None:
-        optional = bool(ref.get("optional"))
-        data = await self._data(res, str(ref.get("name", "")), optional)
-        if data is None:
-            return None
-        key = str(ref.get("key", ""))
-        if key not in data:
-            if optional:
-                return None
-            raise EnvError(f"couldn't find key {key} in {res.kind} {self.namespace}/{ref.get('name')}")
-        return data[key]
-
-    async def _value_from(self, source: Obj) -> str | None:
-        if ref := source.get("fieldRef"):
-            return field_ref_value(self.pod, str(ref.get("fieldPath", "")), host_ip=self.host_ip, pod_ips=self.pod_ips)
-        if ref := source.get("configMapKeyRef"):
-            return await self._key_ref(CONFIGMAPS, ref)
-        if ref := source.get("secretKeyRef"):
-            return await self._key_ref(SECRETS, ref)
-        log.debug("env source %s not supported; variable left empty", sorted(source))
-        return ""
-
-    async def resolve(self, container: Obj) -> dict[str, str]:
-        """``envFrom`` first, then ``env`` in order (later entries see earlier ones)."""
-        hostname = (self.pod.get("spec") or {}).get("hostname") or (self.pod.get("metadata") or {}).get("name", "")
-        env: dict[str, str] = {"HOSTNAME": str(hostname)}  # what a container runtime sets
-        for source in container.get("envFrom") or []:
-            prefix = str(source.get("prefix") or "")
-            for res, key in ((CONFIGMAPS, "configMapRef"), (SECRETS, "secretRef")):
-                if ref := source.get(key):
-                    data = await self._data(res, str(ref.get("name", "")), bool(ref.get("optional")))
-                    env.update({prefix + k: v for k, v in (data or {}).items()})
-        for item in container.get("env") or []:
-            name = str(item.get("name", ""))
-            if "valueFrom" in item and item["valueFrom"]:
-                value = await self._value_from(item["valueFrom"])
-                if value is not None:
-                    env[name] = value
-            else:
-                env[name] = expand(str(item.get("value") or ""), env)
-        return env
 
 
 # --------------------------------------------------------------------------- containers
@@ -335,7 +183,7 @@ class PodWorker:
         self._wake = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background = Supervisor(f"pod worker {self.namespace}/{self.name}", logger=log)
         self._task: asyncio.Task[None] | None = None
         self._starting: asyncio.Future[ContainerHandle] | None = None
         self._recover()
@@ -406,8 +254,7 @@ class PodWorker:
             log.exception("%r: worker failed", self)
         finally:
             self._cancel_timer()
-            for task in list(self._background):
-                task.cancel()
+            self._background.cancel()
 
     def _deletion_requested(self) -> bool:
         return bool((self.pod.get("metadata") or {}).get("deletionTimestamp"))
@@ -570,7 +417,7 @@ class PodWorker:
         rec.handle = handle
         rec.current = Running(rfc3339(handle.started_at), handle.container_id)
         self._event("Normal", "Started", f"Started container {rec.name}", rec)
-        self._spawn(self._wake_on_exit(handle))
+        self._background.start(self._wake_on_exit(handle))
         if hook := (rec.spec.get("lifecycle") or {}).get("postStart"):
             await self._post_start(rec, handle, hook)
 
@@ -579,10 +426,10 @@ class PodWorker:
 
         If it fails the container is killed, and restarted as its restart policy says.
         """
-        finished, error = await self._unless_deleted(self._run_handler(rec, handle, hook))
+        finished, error = await self._unless_deleted(self._run_hook(rec, handle, hook))
         if finished and error is not None:
             self._event("Warning", "FailedPostStartHook", error, rec)
-            self._spawn(self.runtime.stop_container(handle, self._kill_grace()))
+            self._background.start(self.runtime.stop_container(handle, self._kill_grace()))
 
     async def _wake_on_exit(self, handle: ContainerHandle) -> None:
         await handle.wait()
@@ -639,14 +486,15 @@ class PodWorker:
         while not stopping.done():
             self._wake.clear()
             woken = loop.create_task(self._wake.wait())
-            await asyncio.wait({stopping, woken}, return_when=asyncio.FIRST_COMPLETED)
+            either: list[asyncio.Future[Any]] = [stopping, woken]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             woken.cancel()
             shorter = self._kill_grace()
             if loop.time() + shorter < deadline:
                 deadline = loop.time() + shorter
                 for handle in handles:
                     if handle.running:
-                        self._spawn(self.runtime.stop_container(handle, shorter))
+                        self._background.start(self.runtime.stop_container(handle, shorter))
         await stopping
 
     async def _stop_container(self, rec: _Container, grace: float) -> None:
@@ -662,7 +510,7 @@ class PodWorker:
         if hook is not None and not self._gone:
             started = self._now()
             try:
-                error = await asyncio.wait_for(self._run_handler(rec, handle, hook), grace)
+                error = await asyncio.wait_for(self._run_hook(rec, handle, hook), grace)
             except TimeoutError:
                 error = f"PreStopHook did not finish within the {go_duration(grace)} grace period"
             if error is not None:
@@ -672,61 +520,9 @@ class PodWorker:
 
     # ------------------------------------------------------------------ lifecycle hooks
 
-    async def _run_handler(self, rec: _Container, handle: ContainerHandle, handler: Obj) -> str | None:
-        """Run a lifecycle handler (exec, httpGet or sleep); an error message, or None if it succeeded."""
-        if (action := handler.get("exec")) is not None:
-            command = [str(a) for a in action.get("command") or []]
-            error = await self._exec_handler(handle, command)
-            kind = f"Exec lifecycle hook ({go_list(command)})"
-        elif (action := handler.get("httpGet")) is not None:
-            error = await self._http_handler(rec, action)
-            kind = f"HTTP lifecycle hook ({action.get('path', '/')})"
-        elif (action := handler.get("sleep")) is not None:
-            await asyncio.sleep(float(action.get("seconds") or 0))
-            return None
-        else:
-            return f"unsupported lifecycle handler {sorted(handler)}"
-        if error is None:
-            return None
-        return f'{kind} for Container "{rec.name}" in Pod "{format_pod(self.pod)}" failed - error: {error}'
-
-    async def _exec_handler(self, handle: ContainerHandle, command: list[str]) -> str | None:
-        """Run ``command`` next to the container; killed (its whole group) if we stop waiting."""
-        try:
-            process = await self.runtime.exec_in_container(handle, command)
-        except (ContainerNotRunningError, ContainerStartError) as exc:
-            return str(exc)
-        try:
-            out, err = await process.communicate()
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            raise
-        if process.returncode:
-            output = (out + err).decode(errors="replace")
-            return f"command '{' '.join(command)}' exited with {process.returncode}: {output}"
-        return None
-
-    async def _http_handler(self, rec: _Container, action: Obj) -> str | None:
-        """GET ``action`` (host defaults to the pod IP); a status of 400 or more is a failure."""
-        port = action.get("port")
-        if isinstance(port, str) and not port.isdigit():
-            named = [p for p in rec.spec.get("ports") or [] if p.get("name") == port]
-            if not named:
-                return f"port {port!r} not found"
-            port = named[0].get("containerPort")
-        host = hook_host(action.get("host"))
-        if host is None:
-            return f"refusing to connect to {action.get('host')}: pod and service addresses are only reachable inside their network namespace"
-        url = f"{str(action.get('scheme') or 'HTTP').lower()}://{host}:{port}{action.get('path') or '/'}"
-        headers = {str(h.get("name")): str(h.get("value")) for h in action.get("httpHeaders") or []}
-        try:
-            async with aiohttp.ClientSession() as session, session.get(url, headers=headers, ssl=False) as resp:
-                if resp.status >= 400:
-                    return f"Get {url!r}: HTTP status {resp.status}"
-        except (aiohttp.ClientError, OSError) as exc:
-            return f"Get {url!r}: {exc}"
-        return None
+    async def _run_hook(self, rec: _Container, handle: ContainerHandle, hook: Obj) -> str | None:
+        """Run ``rec``'s ``postStart`` or ``preStop`` handler (:mod:`podlife.kubelet.hooks`)."""
+        return await run_handler(hook, runtime=self.runtime, handle=handle, container=rec.spec, pod=self.pod)
 
     async def _unless_deleted(self, aw: Awaitable[T]) -> tuple[bool, T | None]:
         """Await ``aw`` unless the pod is deleted meanwhile (then cancel it): (finished, result)."""
@@ -903,10 +699,5 @@ class PodWorker:
             self._timer.cancel()
             self._timer = None
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any] | Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
-
-__all__ = ["CNI", "CrashBackoff", "EnvResolver", "PodWorker", "WorkerConfig", "expand", "go_duration", "image_id"]
+__all__ = ["CNI", "PodWorker", "WorkerConfig"]

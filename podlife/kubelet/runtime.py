@@ -83,6 +83,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from podlife.kubelet.logs import CRILogEncoder
+from podlife.machinery.tasks import Supervisor
 
 __all__ = [
     "DEFAULT_COMMAND",
@@ -347,8 +348,8 @@ class ProcessRuntime:
         self.default_working_dir = default_working_dir
         self.log_drain_timeout = log_drain_timeout
         self._live: dict[str, ContainerHandle] = {}
-        self._watchers: set[asyncio.Task[None]] = set()
-        self._pumps: set[asyncio.Task[None]] = set()
+        self._watchers = Supervisor("process runtime: exit watchers", logger=log)
+        self._pumps = Supervisor("process runtime: log pumps", logger=log)
         self._closed = False
 
     # ------------------------------------------------------------------ paths
@@ -407,7 +408,7 @@ class ProcessRuntime:
             pumps=pumps,
         )
         self._live[handle.container_id] = handle
-        self._track(self._watchers, asyncio.create_task(self._watch(handle), name=f"watch {spec.name}"))
+        self._watchers.start(self._watch(handle), f"watch {spec.name}")
         log.debug("started %r for %s", handle, _pod_dir_name(pod_key))
         return handle
 
@@ -470,7 +471,7 @@ class ProcessRuntime:
                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             )
         handle._execs.add(process)
-        self._track(self._watchers, asyncio.create_task(_forget_exec(handle, process), name="exec watch"))
+        self._watchers.start(_forget_exec(handle, process), "exec watch")
         return process
 
     async def remove_pod(self, pod_key: PodKeyLike) -> None:
@@ -491,8 +492,7 @@ class ProcessRuntime:
             if isinstance(result, BaseException):
                 log.error("stopping %r failed: %r", h, result)
         await self._cancel_pumps(list(self._pumps))
-        if self._watchers:
-            await asyncio.gather(*list(self._watchers), return_exceptions=True)
+        await self._watchers.wait()
 
     def kill_all_now(self) -> None:
         """SIGKILL every container group and exec process at once, without awaiting anything.
@@ -533,8 +533,7 @@ class ProcessRuntime:
                 except BaseException:
                     os.close(read_end)
                     raise
-                task = asyncio.create_task(_pump(reader, transport, CRILogEncoder(stream), logfile), name=stream)
-                pumps.append(self._track(self._pumps, task))
+                pumps.append(self._pumps.start(_pump(reader, transport, CRILogEncoder(stream), logfile), stream))
         except BaseException:
             for fd in write_ends:
                 os.close(fd)
@@ -571,12 +570,6 @@ class ProcessRuntime:
             t.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-
-    def _track(self, tasks: set[asyncio.Task[None]], task: asyncio.Task[None]) -> asyncio.Task[None]:
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-        return task
-
 
 def _same_pod(a: PodKeyLike, b: PodKeyLike) -> bool:
     return (a.namespace, a.name, a.uid) == (b.namespace, b.name, b.uid)

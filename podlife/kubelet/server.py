@@ -62,7 +62,9 @@ from .logs import LogOptions, read_log
 from .runtime import ContainerHandle, ProcessRuntime
 from .spdy import WebSocketTransport
 from .streams import RequestRefused
-from .upgrade import SPDY_UPGRADE, UpgradedConnection, is_spdy_request
+from ..machinery.upgrade import (
+    SPDY_UPGRADE, UpgradedConnection, is_spdy_request, is_websocket_request, offered_protocols,
+)
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +252,7 @@ class KubeletServer:
 
     def _websocket(self, request: web.Request, protocol: streams.ChannelProtocol, session: Session) -> Serve:
         """Serve ``session`` over a channel WebSocket, once the request is one (else 400)."""
-        if not streams.is_websocket_request(request):
+        if not is_websocket_request(request):
             raise RequestRefused.bad_request("Upgrade request required")
 
         async def serve() -> web.StreamResponse:
@@ -284,7 +286,7 @@ class KubeletServer:
         handle = host.running_container(info["namespace"], info["pod"], info["container"])
         spdy = is_spdy_request(request)
         protocol = (streams.negotiate_spdy(request.headers, streams.SPDY_EXEC_PROTOCOLS) if spdy else
-                    streams.negotiate(streams.offered_protocols(request.headers), streams.EXEC_PROTOCOLS))
+                    streams.negotiate(offered_protocols(request.headers), streams.EXEC_PROTOCOLS))
         opts = streams.stream_options(request.query, needs_command=needs_command)
 
         def run(conn: streams.StreamConnection) -> Awaitable[None]:
@@ -302,13 +304,13 @@ class KubeletServer:
         if is_spdy_request(request):
             protocol = streams.negotiate_spdy(request.headers, streams.SPDY_PORT_FORWARD_PROTOCOLS)
             return self._spdy(request, protocol, lambda conn: streams.run_spdy_port_forward(conn, pod, uid))
-        protocol = streams.negotiate(streams.offered_protocols(request.headers), streams.PORT_FORWARD_PROTOCOLS)
+        protocol = streams.negotiate(offered_protocols(request.headers), streams.PORT_FORWARD_PROTOCOLS)
         if protocol.tunnels_spdy:  # SPDY inside the WebSocket: the ports come per stream
             return self._websocket(request, protocol, lambda conn: streams.run_spdy_port_forward(
                 WebSocketTransport(conn.ws), pod, uid))
         # As in Kubernetes, the ports are in the query only for WebSockets (SPDY sends them per
         # stream); a plain request offering subprotocols is the API server asking why we refused one.
-        websocket = streams.is_websocket_request(request) or "Sec-WebSocket-Protocol" in request.headers
+        websocket = is_websocket_request(request) or "Sec-WebSocket-Protocol" in request.headers
         ports = streams.port_list(request.query) if websocket else []
         return self._websocket(request, protocol, lambda conn: streams.run_port_forward(conn, ports, pod, uid))
 

@@ -106,6 +106,7 @@ from aiohttp import WSMsgType, web
 from multidict import MultiMapping
 
 from ..machinery.query import InvalidBool, query_bool
+from ..machinery.tasks import Supervisor
 from . import spdy
 from .logs import STDERR, parse_cri_record
 from .runtime import ContainerHandle, ContainerNotRunningError, ContainerStartError, ProcessRuntime
@@ -215,12 +216,6 @@ SPDY_EXEC_PROTOCOLS = _protocols(
 SPDY_PORT_FORWARD_PROTOCOLS = _protocols(ChannelProtocol("portforward.k8s.io"), ChannelProtocol(""))
 
 
-def offered_protocols(headers: MultiMapping[str]) -> list[str]:
-    """The subprotocols a client offers, in its order of preference."""
-    values = headers.getall("Sec-WebSocket-Protocol", [])
-    return [p.strip() for value in values for p in value.split(",") if p.strip()]
-
-
 def negotiate(offered: Sequence[str], supported: Mapping[str, ChannelProtocol]) -> ChannelProtocol:
     """The client's first supported subprotocol; no offer at all means the plain binary one."""
     if not offered:
@@ -246,12 +241,6 @@ def negotiate_spdy(headers: MultiMapping[str], supported: Mapping[str, ChannelPr
     known = [n for n in supported if n]
     raise RequestRefused(403, "Forbidden", f"unable to upgrade: unable to negotiate protocol: client supports {offered}, "
                                            f"server accepts {known}")
-
-
-def is_websocket_request(request: web.BaseRequest) -> bool:
-    """``Upgrade: websocket`` with ``Connection: upgrade``, as wsstream checks it."""
-    tokens = {t.strip().lower() for t in request.headers.get("Connection", "").split(",")}
-    return request.headers.get("Upgrade", "").lower() == "websocket" and "upgrade" in tokens
 
 
 # --------------------------------------------------------------------------- statuses
@@ -850,7 +839,8 @@ async def run_port_forward(conn: ChannelConnection, ports: Sequence[int], pod: s
     router = asyncio.create_task(_route_port_data(conn, forwarded))
     copies = asyncio.gather(*(p.run() for p in forwarded))
     try:
-        await asyncio.wait({router, copies}, return_when=asyncio.FIRST_COMPLETED)
+        either: list[asyncio.Future[Any]] = [router, copies]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         if copies.done():
             await conn.close()
     finally:
@@ -1008,7 +998,7 @@ class SpdyPortForwarder:
         self._pair_timeout = pair_timeout
         self._pairs: dict[str, dict[str, spdy.SpdyStream]] = {}
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Supervisor(f"port-forward {pod}", logger=log)
 
     def accept(self, stream: spdy.SpdyStream) -> bool:
         port, kind = stream.headers.get("port", ""), stream.headers.get("streamtype", "")
@@ -1025,19 +1015,14 @@ class SpdyPortForwarder:
         else:
             del self._pairs[request_id]
             self._deadlines.pop(request_id).cancel()
-            self._spawn(self._forward(int(pair["data"].headers["port"]), pair["data"], pair["error"]))
+            self._tasks.start(self._forward(int(pair["data"].headers["port"]), pair["data"], pair["error"]))
         return True
-
-    def _spawn(self, work: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _expire(self, request_id: str) -> None:
         """Reset the half of a pair whose other half never came."""
         self._deadlines.pop(request_id, None)
         for stream in self._pairs.pop(request_id, {}).values():
-            self._spawn(stream.send_reset())
+            self._tasks.start(stream.send_reset())
 
     async def _forward(self, port: int, data: spdy.SpdyStream, error: spdy.SpdyStream) -> None:
         """Copy between the data stream and a loopback connection; failures go to the error stream."""
@@ -1077,9 +1062,7 @@ class SpdyPortForwarder:
     async def stop(self) -> None:
         for deadline in self._deadlines.values():
             deadline.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.stop()
 
 
 async def run_spdy_port_forward(transport: spdy.ByteTransport, pod: str, uid: str) -> None:

@@ -60,16 +60,17 @@ from dataclasses import dataclass
 
 import orjson
 
-from ..api.errors import ApiError
+from ..machinery.errors import ApiError
+from ..machinery.constants import PORT_ANNOTATION
 from ..client.base import PODS, PORTS, SUBNETS, Client, Obj
 from ..client.informer import Informer, object_key
 from ..client.workqueue import WorkQueue
+from ..machinery.tasks import Supervisor
 from .ipam import DEFAULT_BLOCK_PREFIX, DEFAULT_POD_CIDR, IPAM, Allocation, PortRecord, SubnetRecord
 
 log = logging.getLogger(__name__)
 
 #: the pod annotation the CNI step reads
-PORT_ANNOTATION = "network.podlife.io/port"
 PORT_API_VERSION = "network.podlife.io/v1"
 DEVICE_OWNER = "compute:podlife"
 TERMINAL_PHASES = ("Succeeded", "Failed")
@@ -188,7 +189,7 @@ class NetworkController:
         self._subnet_records: dict[str, SubnetRecord] = {}
         self._subnet_usage: Counter[str] = Counter()
         self._namespace_usage: Counter[str] = Counter()
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = Supervisor("network controller", logger=log)
         self._releasing: set[str] = set()  # pods whose port deletion is in flight
         self._dirty_subnets: set[str] = set()
         self._dirty = asyncio.Event()
@@ -197,10 +198,9 @@ class NetworkController:
     # ---- running ----
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        tasks = [loop.create_task(self.pods.run(), name="network-pods"),
-                 loop.create_task(self.port_informer.run(), name="network-ports"),
-                 loop.create_task(self.subnet_informer.run(), name="network-subnets")]
+        self._background.start(self.pods.run(), "network-pods")
+        self._background.start(self.port_informer.run(), "network-ports")
+        self._background.start(self.subnet_informer.run(), "network-subnets")
         try:
             for informer in (self.subnet_informer, self.port_informer, self.pods):
                 await informer.wait_synced()
@@ -208,13 +208,14 @@ class NetworkController:
             self._synced.set()
             for key in set(self.pods.cache) | set(self.ports) | set(self.leases):
                 self.queue.add(key)
-            tasks.append(loop.create_task(self._status_loop(), name="network-subnet-status"))
+            self._background.start(self._status_loop(), "network-subnet-status")
             await self.queue.run_workers(self._reconcile, self.workers)
         finally:
-            pending = [*tasks, *self._subnets.values(), *self._background]
-            for task in pending:
+            subnets = list(self._subnets.values())
+            for task in subnets:
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await self._background.stop()
+            await asyncio.gather(*subnets, return_exceptions=True)
 
     async def wait_synced(self) -> None:
         """Until the IPAM is rebuilt from the API and the work queue is filled."""
@@ -375,9 +376,7 @@ class NetworkController:
             return
         self._subnets.pop(name, None)  # the next allocation in it creates it again
         if self._in_use(name):  # ports of live pods still point at it: put it back
-            task = asyncio.get_running_loop().create_task(self._restore_subnet(record))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._background.start(self._restore_subnet(record), f"restore subnet {record.name}")
         else:
             self._maybe_release_namespace(namespace)
 

@@ -47,7 +47,8 @@ processes:
   the route stays, which errs on the safe side. If a crashed instance left
   the last holder, the next instance adopts the route.
 
-Managing routes needs ``CAP_NET_ADMIN`` and the ``ip`` tool. Without them
+Managing routes needs ``CAP_NET_ADMIN`` and the ``ip`` tool (:class:`RouteTools`,
+found for this process unless a guard is given its own). Without them
 ``install`` logs why and does nothing (returns ``[]``), so unprivileged
 development runs still work. With them, a failed ``ip route add`` raises
 :class:`HostRouteError` after rolling back, because running without the guard
@@ -108,9 +109,27 @@ def _has_net_admin() -> bool:
     return os.geteuid() == 0
 
 
-def can_manage_routes() -> bool:
-    """True if this process may add routes: ``ip`` exists and it has CAP_NET_ADMIN."""
-    return _ip_binary() is not None and _has_net_admin()
+@dataclass(frozen=True)
+class RouteTools:
+    """What managing routes takes: the ``ip`` tool (None: not found) and CAP_NET_ADMIN.
+
+    A guard finds them for this process (:meth:`detect`) when it installs, unless it is
+    given them: tests pass an ``ip`` of their own (one that fails on cue, one that must
+    not run) or a process without the capability.
+    """
+
+    ip: str | None
+    net_admin: bool
+
+    @classmethod
+    def detect(cls) -> RouteTools:
+        return cls(_ip_binary(), _has_net_admin())
+
+
+def can_manage_routes(tools: RouteTools | None = None) -> bool:
+    """True if this process (or one with ``tools``) may add routes: ``ip`` exists and it has CAP_NET_ADMIN."""
+    tools = tools or RouteTools.detect()
+    return tools.ip is not None and tools.net_admin
 
 
 # -- holders -------------------------------------------------------------------
@@ -288,11 +307,13 @@ class HostRouteGuard:
     """Installs shared, reference-counted ``unreachable`` routes; see the module docstring."""
 
     def __init__(
-        self, cidrs: list[str], netns: str | None = None, *, state_dir: str | os.PathLike[str] | None = None
+        self, cidrs: list[str], netns: str | None = None, *, state_dir: str | os.PathLike[str] | None = None,
+        tools: RouteTools | None = None,
     ) -> None:
         self.cidrs = list(dict.fromkeys(str(ipaddress.ip_network(c, strict=True)) for c in cidrs))
         self.netns = netns
         self.state_dir = Path(state_dir) if state_dir is not None else DEFAULT_STATE_DIR
+        self._tools = tools  # None: this process's, found on each install and remove
         self._holder = _Holder.current()
         self._held: list[str] = []
         self._key: str | None = None
@@ -318,8 +339,9 @@ class HostRouteGuard:
         with self._mutex:
             if self._key is not None:
                 return self.held
-            ip = _ip_binary()
-            if ip is None or not _has_net_admin():
+            tools = self._tools or RouteTools.detect()
+            ip = tools.ip
+            if ip is None or not tools.net_admin:
                 why = "the ip tool is missing" if ip is None else "no CAP_NET_ADMIN (not root)"
                 log.warning("host routes: %s; not guarding %s", why, ", ".join(self.cidrs))
                 return []
@@ -345,7 +367,7 @@ class HostRouteGuard:
         with self._mutex:
             if self._key is None:
                 return
-            ip = _ip_binary()
+            ip = (self._tools or RouteTools.detect()).ip
             try:
                 with _locked_state(self.state_dir, self._key, self._label) as state:
                     self._release_all(_IpRoute(ip or "ip", self.netns), state)

@@ -6,5 +6,7 @@
 ``core``        the other core/v1 kinds and leases.
 ``network``     network.podlife.io/v1 Port and Subnet.
 ``catalog``     every served kind, looked up by group/version/plural or kind.
+``schemas/``    the 1.37 API schemas (loader, compiled tree, strict decoder) and one catalog's CRD schemas.
+``crds/``       CRDs: the CRD strategy, structural schemas, value validation, the custom kinds.
 ``tables``      server-side Table columns for ``kubectl get``.
 """

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..timeutil import now_rfc3339
+from ..machinery.timeutil import now_rfc3339
 from .types import FieldError, Obj, Strategy
 
 GROUP_PRIORITY_MAX = 20000
@@ -55,7 +55,7 @@ class APIServiceStrategy(Strategy):
 
     def prepare_for_create(self, obj: Obj) -> None:
         super().prepare_for_create(obj)
-        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        spec: dict[str, Any] = obj["spec"] if isinstance(obj.get("spec"), dict) else {}
         condition = availability(spec)
         condition["lastTransitionTime"] = now_rfc3339()
         obj["status"] = {"conditions": [condition]}

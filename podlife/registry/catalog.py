@@ -1,7 +1,10 @@
 """The catalog of every kind the API server serves, and lookups into it.
 
 Discovery, OpenAPI, the REST router and the client all read this one list, so a kind
-registered here is served everywhere at once.
+registered here is served everywhere at once.  Each catalog also owns the schemas of
+its custom kinds (:class:`~podlife.registry.schemas.custom.CustomSchemas`): strict
+field validation, the field manager and OpenAPI find a CRD's schema there, so two API
+servers in one process never share their CRDs.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from .core import (
     ServiceAccountStrategy,
     ServiceStrategy,
 )
-from .crds import crd_resource_type
+from .crds.types import crd_resource_type
 from .defaults import DefaultedStrategy
 from .network import PortStrategy, SubnetStrategy
 from .pods import PodStrategy
+from .schemas.custom import CustomSchemas
 from .types import ResourceType, Strategy
 from .workloads import CronJobStrategy, JobStrategy, ReplicatedStrategy
 
@@ -147,6 +151,8 @@ def served_types() -> list[ResourceType]:
 @dataclass
 class Catalog:
     types: list[ResourceType] = field(default_factory=builtin_types)
+    #: the schemas of the custom kinds this catalog serves (registered by the CRD controller)
+    schemas: CustomSchemas = field(default_factory=CustomSchemas, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._by_gvr: dict[tuple[str, str, str], ResourceType] = {}

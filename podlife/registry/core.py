@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from ..timeutil import now_rfc3339
+from ..machinery.timeutil import now_rfc3339
 from .defaults import (
     STATUS_DEFAULTS,
     DefaultedStrategy,
@@ -141,7 +141,8 @@ class ConfigMapStrategy(Strategy):
                 continue
             for k, v in data.items():
                 if not _config_key_ok(k):
-                    errs.append(invalid(f"{field_name}[{k}]", k, "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"))
+                    errs.append(invalid(f"{field_name}[{k}]", k, "a valid config key must consist of alphanumeric characters, "
+                                                                 "'-', '_' or '.'"))
                 if not isinstance(v, str):
                     errs.append(invalid(f"{field_name}[{k}]", v, "must be a string"))
         return errs

@@ -93,7 +93,8 @@ def _validate_container(c: Any, path: str, names: set[str]) -> list[FieldError]:
         if not isinstance(env, dict) or not env.get("name"):
             errs.append(required(f"{epath}.name"))
         elif not _ENV_NAME_RE.match(str(env["name"])):
-            errs.append(invalid(f"{epath}.name", env["name"], "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit"))
+            errs.append(invalid(f"{epath}.name", env["name"], "a valid environment variable name must consist of alphabetic "
+                                                              "characters, digits, '_', '-', or '.', and must not start with a digit"))
     for i, port in enumerate(c.get("ports") or []):
         cp = port.get("containerPort") if isinstance(port, dict) else None
         if not isinstance(cp, int) or not 0 < cp < 65536:

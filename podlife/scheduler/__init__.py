@@ -7,7 +7,10 @@ requested resources, and writes ``pods/binding`` (plus events and the
 (:mod:`podlife.scheduler.plugins`); quantities are parsed by
 :mod:`podlife.scheduler.quantity`; :mod:`podlife.scheduler.columns` mirrors each
 node's running totals in numpy arrays, so the resource filter and score judge
-all nodes at once. See :mod:`podlife.scheduler.scheduler` for the design.
+all nodes at once. :mod:`podlife.scheduler.queue` holds the pending pods
+(active, backoff, unschedulable) and :mod:`podlife.scheduler.cache` what each
+node holds (bound and assumed pods). See :mod:`podlife.scheduler.scheduler`
+for the design.
 """
 
 from .plugins import (
@@ -25,8 +28,10 @@ from .plugins import (
     Status,
     TaintToleration,
 )
-from .quantity import QuantityError, int_value, milli_value, parse_quantity
-from .scheduler import FitError, Scheduler, SchedulerCache, SchedulingQueue, num_feasible_nodes_to_find
+from ..machinery.quantity import QuantityError, int_value, milli_value, parse_quantity
+from .cache import SchedulerCache
+from .queue import SchedulingQueue
+from .scheduler import FitError, Scheduler, num_feasible_nodes_to_find
 
 __all__ = [
     "DefaultBinder",

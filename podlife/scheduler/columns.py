@@ -14,7 +14,7 @@ How
 (``free_*`` and ``left_*`` as :class:`~podlife.scheduler.plugins.NodeInfo` has
 them, and LeastAllocated's divisors ``divisor_*``: allocatable, but at least 1),
 indexed by the node's position in the
-:class:`~podlife.scheduler.scheduler.SchedulerCache`'s ``node_list``. A
+:class:`~podlife.scheduler.cache.SchedulerCache`'s ``node_list``. A
 :class:`~podlife.scheduler.plugins.NodeInfo` attached to the columns writes its
 row whenever its totals change (``NodeInfo._derive``), so the columns can never
 disagree with the per-node Python path. Capacity doubles as nodes are added; the

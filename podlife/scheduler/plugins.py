@@ -55,7 +55,7 @@ import numpy as np
 
 from ..client.base import PODS, Client, Obj
 from .columns import NodeColumns, Rows, within_limit
-from .quantity import QuantityError, resource_value
+from ..machinery.quantity import QuantityError, resource_value
 
 #: the taints Kubernetes' node lifecycle controller puts on such nodes; tolerating
 #: them (as DaemonSet pods do) lets a pod through :class:`NodeReady` and

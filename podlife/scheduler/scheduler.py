@@ -4,9 +4,10 @@ What it watches
 ---------------
 - **Pods** that are not terminal (field selector ``status.phase!=Succeeded,
   status.phase!=Failed``, as kube-scheduler's pod informer). Pods with a
-  ``spec.nodeName`` feed the :class:`SchedulerCache` -- the requested resources of
-  each node; pods without one, whose ``spec.schedulerName`` is this scheduler's
-  name and that are not being deleted, go to the :class:`SchedulingQueue`. A pod
+  ``spec.nodeName`` feed the :class:`~podlife.scheduler.cache.SchedulerCache` --
+  the requested resources of each node; pods without one, whose
+  ``spec.schedulerName`` is this scheduler's name and that are not being
+  deleted, go to the :class:`~podlife.scheduler.queue.SchedulingQueue`. A pod
   that reaches Succeeded or Failed leaves the watch (DELETED), which frees its
   requests.
 - **Nodes**: every node becomes a :class:`~podlife.scheduler.plugins.NodeInfo`
@@ -60,29 +61,33 @@ stopping early would save, then keeps the nodes the search would have found.)
 *Retries.* A pod that fits nowhere waits in the unschedulable set until a node is
 added or changes, or an assigned pod goes away; it then comes back through a
 backoff queue (1 s, doubling to 10 s per attempt), and at the latest after five
-minutes.
+minutes (:mod:`podlife.scheduler.queue`).
+
+This module is the loop and the decisions; the queue
+(:mod:`podlife.scheduler.queue`) says which pod comes next, the cache
+(:mod:`podlife.scheduler.cache`) what each node already holds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import logging
 import random
 from collections import Counter
-from collections.abc import Coroutine, Hashable, Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from ..api.errors import ApiError
-from ..timeutil import now_rfc3339
+from ..machinery.errors import ApiError
+from ..machinery.timeutil import now_rfc3339
 from ..client.base import NODES, PODS, Client, Obj
 from ..client.events import EventRecorder
 from ..client.informer import Informer
-from .columns import NodeColumns, Rows
+from ..machinery.tasks import Supervisor
+from .cache import SchedulerCache
+from .columns import Rows
 from .plugins import (
     DefaultBinder,
     FilterPlugin,
@@ -93,15 +98,11 @@ from .plugins import (
     default_filters,
     default_scores,
 )
+from .queue import IN_FLIGHT, INITIAL_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, QueuedPod, SchedulingQueue
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SCHEDULER_NAME = "default-scheduler"
-INITIAL_BACKOFF_SECONDS = 1.0
-MAX_BACKOFF_SECONDS = 10.0
-#: an unschedulable pod is retried after this long even if nothing changed
-MAX_UNSCHEDULABLE_SECONDS = 300.0
-LEFTOVER_FLUSH_SECONDS = 30.0
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE = 5
 NO_NODES_MESSAGE = "no nodes available to schedule pods"
@@ -148,321 +149,6 @@ class FitError:
                 f"preemption: 0/{n} nodes are available: {', '.join(sorted(preemption))}..")
 
 
-# ---- the queue ------------------------------------------------------------------------------
-
-ACTIVE, BACKOFF, UNSCHEDULABLE, IN_FLIGHT = "active", "backoff", "unschedulable", "in-flight"
-
-
-class QueuedPod:
-    __slots__ = ("info", "where", "attempts", "token", "backoff_until", "failed_at")
-
-    def __init__(self, info: PodInfo) -> None:
-        self.info = info
-        self.where = ""
-        self.attempts = 0
-        self.token = 0
-        self.backoff_until = 0.0
-        self.failed_at = 0.0
-
-
-class SchedulingQueue:
-    """kube-scheduler's three queues: active (a heap in QueueSort order), backoff
-    (a heap by the time the backoff ends) and unschedulable (waiting for a cluster
-    change). A pod the loop has popped stays known as *in flight* until it is bound
-    or comes back, so informer updates for it do not queue it twice.
-    """
-
-    def __init__(self, sort: PrioritySort | None = None, *, initial_backoff: float = INITIAL_BACKOFF_SECONDS,
-                 max_backoff: float = MAX_BACKOFF_SECONDS,
-                 max_unschedulable: float = MAX_UNSCHEDULABLE_SECONDS) -> None:
-        self.sort = sort or PrioritySort()
-        self.initial_backoff = initial_backoff
-        self.max_backoff = max_backoff
-        self.max_unschedulable = max_unschedulable
-        self._pods: dict[str, QueuedPod] = {}
-        self._active: list[tuple[Any, int, str]] = []
-        self._backoff: list[tuple[float, int, str]] = []
-        self._unschedulable: dict[str, QueuedPod] = {}
-        self._tokens = itertools.count(1)
-        self._ready = asyncio.Event()
-        self._backoff_timer: asyncio.TimerHandle | None = None
-        self._backoff_timer_at = 0.0
-        self._leftover_timer: asyncio.TimerHandle | None = None
-
-    # -- lifecycle --
-
-    def start(self) -> None:
-        self._schedule_leftover_flush()
-
-    def stop(self) -> None:
-        for timer in (self._backoff_timer, self._leftover_timer):
-            if timer is not None:
-                timer.cancel()
-        self._backoff_timer = self._leftover_timer = None
-
-    # -- introspection --
-
-    def __len__(self) -> int:
-        return len(self._pods)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._pods
-
-    def where(self, key: str) -> str:
-        qp = self._pods.get(key)
-        return qp.where if qp is not None else ""
-
-    def counts(self) -> dict[str, int]:
-        return dict(Counter(qp.where for qp in self._pods.values()))
-
-    # -- informer side --
-
-    def add(self, info: PodInfo) -> None:
-        """A pending pod was added or changed."""
-        qp = self._pods.get(info.key)
-        if qp is None:
-            qp = self._pods[info.key] = QueuedPod(info)
-            self._push_active(qp)
-            return
-        changed = qp.info.uid != info.uid or _constraints(qp.info) != _constraints(info)
-        qp.info = info
-        if changed and qp.where == UNSCHEDULABLE:
-            del self._unschedulable[info.key]
-            self._requeue(qp, asyncio.get_running_loop().time())
-
-    def delete(self, key: str) -> None:
-        """The pod was bound, deleted, or is no longer this scheduler's."""
-        qp = self._pods.pop(key, None)
-        if qp is not None and qp.where == UNSCHEDULABLE:
-            self._unschedulable.pop(key, None)
-        # heap entries of removed pods are skipped when popped
-
-    def move_all(self) -> None:
-        """A cluster change may have made unschedulable pods schedulable."""
-        if not self._unschedulable:
-            return
-        now = asyncio.get_running_loop().time()
-        waiting, self._unschedulable = self._unschedulable, {}
-        for qp in waiting.values():
-            self._requeue(qp, now)
-
-    # -- scheduler side --
-
-    async def pop_batch(self, limit: int) -> list[QueuedPod]:
-        """Up to ``limit`` pods in QueueSort order; waits while none is active."""
-        while True:
-            batch: list[QueuedPod] = []
-            while self._active and len(batch) < limit:
-                _, token, key = heapq.heappop(self._active)
-                qp = self._pods.get(key)
-                if qp is None or qp.where != ACTIVE or qp.token != token:
-                    continue
-                qp.where = IN_FLIGHT
-                qp.attempts += 1
-                batch.append(qp)
-            if batch:
-                return batch
-            self._ready.clear()
-            await self._ready.wait()
-
-    def done(self, key: str, uid: str | None = None) -> None:
-        """The pod is bound (or gone): forget it (only if it still has ``uid``, when given)."""
-        qp = self._pods.get(key)
-        if qp is not None and (uid is None or qp.info.uid == uid):
-            self.delete(key)
-
-    def unschedulable(self, qp: QueuedPod) -> None:
-        """The pod fits nowhere now: wait for a cluster change (or five minutes)."""
-        if self._pods.get(qp.info.key) is not qp:
-            return
-        now = asyncio.get_running_loop().time()
-        qp.failed_at = now
-        qp.backoff_until = now + self.backoff_duration(qp.attempts)
-        qp.where = UNSCHEDULABLE
-        self._unschedulable[qp.info.key] = qp
-
-    def backoff(self, key: str) -> None:
-        """Scheduling or binding failed for another reason: retry after the backoff."""
-        qp = self._pods.get(key)
-        if qp is None or qp.where not in (IN_FLIGHT, ""):
-            return
-        now = asyncio.get_running_loop().time()
-        qp.failed_at = now
-        qp.backoff_until = now + self.backoff_duration(qp.attempts)
-        self._requeue(qp, now)
-
-    def backoff_duration(self, attempts: int) -> float:
-        if attempts <= 1:
-            return self.initial_backoff
-        return min(self.initial_backoff * (2 ** min(attempts - 1, 30)), self.max_backoff)
-
-    # -- internals --
-
-    def _push_active(self, qp: QueuedPod) -> None:
-        qp.where = ACTIVE
-        qp.token = next(self._tokens)
-        heapq.heappush(self._active, (self.sort.sort_key(qp.info, qp.token), qp.token, qp.info.key))
-        self._ready.set()
-
-    def _requeue(self, qp: QueuedPod, now: float) -> None:
-        if qp.backoff_until <= now:
-            self._push_active(qp)
-            return
-        qp.where = BACKOFF
-        qp.token = next(self._tokens)
-        heapq.heappush(self._backoff, (qp.backoff_until, qp.token, qp.info.key))
-        self._arm_backoff_timer()
-
-    def _arm_backoff_timer(self) -> None:
-        if not self._backoff:
-            return
-        at = self._backoff[0][0]
-        if self._backoff_timer is not None and self._backoff_timer_at <= at:
-            return
-        if self._backoff_timer is not None:
-            self._backoff_timer.cancel()
-        loop = asyncio.get_running_loop()
-        self._backoff_timer_at = at
-        self._backoff_timer = loop.call_at(at, self._flush_backoff)
-
-    def _flush_backoff(self) -> None:
-        self._backoff_timer = None
-        now = asyncio.get_running_loop().time()
-        while self._backoff and self._backoff[0][0] <= now:
-            _, token, key = heapq.heappop(self._backoff)
-            qp = self._pods.get(key)
-            if qp is not None and qp.where == BACKOFF and qp.token == token:
-                self._push_active(qp)
-        self._arm_backoff_timer()
-
-    def _schedule_leftover_flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._leftover_timer = loop.call_later(LEFTOVER_FLUSH_SECONDS, self._flush_leftover)
-
-    def _flush_leftover(self) -> None:
-        now = asyncio.get_running_loop().time()
-        stale = [qp for qp in self._unschedulable.values() if now - qp.failed_at >= self.max_unschedulable]
-        for qp in stale:
-            del self._unschedulable[qp.info.key]
-            self._requeue(qp, now)
-        self._schedule_leftover_flush()
-
-
-def _constraints(info: PodInfo) -> tuple:
-    """What an update must change for an unschedulable pod to deserve a new try."""
-    return (info.resources_key(), info.tolerations, info.node_selector, info.affinity, info.priority, info.deleting)
-
-
-# ---- the cache -------------------------------------------------------------------------------
-
-
-class SchedulerCache:
-    """Nodes and what is charged to them: bound pods (from the informer) and assumed ones."""
-
-    def __init__(self) -> None:
-        self.nodes: dict[str, NodeInfo] = {}
-        #: nodes that exist as Node objects, in a stable order
-        self.node_list: list[NodeInfo] = []
-        self._position: dict[str, int] = {}
-        #: the running totals of ``node_list[i]`` in row ``i``, for the array plugins
-        self.columns = NodeColumns()
-        self.pods: dict[str, tuple[PodInfo, str]] = {}
-        self.assumed: set[str] = set()
-        #: bumped whenever the node list (so any node's position) or a node's
-        #: declared attributes change
-        self.generation = 0
-
-    def _node(self, name: str) -> NodeInfo:
-        ni = self.nodes.get(name)
-        if ni is None:
-            ni = self.nodes[name] = NodeInfo(name)
-        return ni
-
-    def set_node(self, node: Obj) -> bool:
-        """Add or update a node; True when that may let pending pods fit."""
-        name = (node.get("metadata") or {}).get("name") or ""
-        ni = self._node(name)
-        is_new = ni.node is None
-        static_changed, alloc_changed = ni.set_node(node)
-        if is_new:
-            self._position[name] = len(self.node_list)
-            self.node_list.append(ni)
-            self.columns.attach(ni, self._position[name])
-        if is_new or static_changed:
-            self.generation += 1
-        return is_new or static_changed or alloc_changed
-
-    def remove_node(self, name: str) -> None:
-        ni = self.nodes.get(name)
-        pos = self._position.pop(name, None)
-        if ni is None or pos is None:
-            return
-        last = self.node_list.pop()
-        if last is not ni:
-            self.node_list[pos] = last
-            self._position[last.name] = pos
-            self.columns.attach(last, pos)
-        self.columns.detach(ni)
-        self.columns.truncate(len(self.node_list))
-        ni.set_node(None)
-        if not ni.req_pods:
-            del self.nodes[name]
-        self.generation += 1
-
-    def add_pod(self, info: PodInfo) -> None:
-        """A pod bound to ``info.node_name`` (confirms an assumption for the same node)."""
-        current = self.pods.get(info.key)
-        if current is not None:
-            old, node_name = current
-            if old.uid == info.uid and node_name == info.node_name:
-                self.assumed.discard(info.key)
-                return
-            self.remove_pod(info.key)
-        self._node(info.node_name).add_pod(info)
-        self.pods[info.key] = (info, info.node_name)
-
-    def remove_pod(self, key: str) -> bool:
-        """Uncharge a pod; True when it was charged somewhere."""
-        current = self.pods.pop(key, None)
-        self.assumed.discard(key)
-        if current is None:
-            return False
-        info, node_name = current
-        ni = self.nodes.get(node_name)
-        if ni is not None:
-            ni.remove_pod(info)
-            if ni.node is None and not ni.req_pods:
-                del self.nodes[node_name]
-        return True
-
-    def assume(self, info: PodInfo, node_name: str) -> None:
-        self.remove_pod(info.key)
-        self._node(node_name).add_pod(info)
-        self.pods[info.key] = (info, node_name)
-        self.assumed.add(info.key)
-
-    def confirm(self, key: str) -> bool:
-        """The informer saw an assumed pod bound where it was assumed; True if it was assumed."""
-        if key not in self.assumed:
-            return False
-        self.assumed.discard(key)
-        return True
-
-    def forget(self, key: str, uid: str) -> bool:
-        """Drop an assumption whose binding failed; True if it was still assumed."""
-        current = self.pods.get(key)
-        if key not in self.assumed or current is None or current[0].uid != uid:
-            return False
-        return self.remove_pod(key)
-
-    def is_assumed(self, key: str) -> bool:
-        return key in self.assumed
-
-    def holds(self, key: str, uid: str) -> bool:
-        current = self.pods.get(key)
-        return current is not None and current[0].uid == uid
-
-
 # ---- the scheduler ---------------------------------------------------------------------------
 
 
@@ -493,6 +179,8 @@ class SchedulerStats:
     scheduled: int = 0
     unschedulable: int = 0
     bind_errors: int = 0
+    array_searches: int = 0  # node searches done on the cache's columns
+    per_node_searches: int = 0  # node searches through the plugins (a filter had no array version)
 
 
 class Scheduler:
@@ -503,7 +191,7 @@ class Scheduler:
                  binder: DefaultBinder | None = None, queue_sort: PrioritySort | None = None,
                  percentage_of_nodes_to_score: int = 0, batch_size: int = 128, max_binds_in_flight: int = 64,
                  initial_backoff: float = INITIAL_BACKOFF_SECONDS, max_backoff: float = MAX_BACKOFF_SECONDS,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, start_node_index: int = 0) -> None:
         self.client = client
         self.name = name
         self.filters = filters if filters is not None else default_filters()
@@ -524,30 +212,26 @@ class Scheduler:
         self._dynamic_filters = [f for f in self.filters if not f.static]
         self._static_cache: dict[Hashable, _StaticResult] = {}
         self._static_generation = -1
-        self._next_start = 0
+        self._next_start = start_node_index  # where the next search starts (kube's nextStartNodeIndex)
         self._rng = rng or random.Random()
         self._binds: asyncio.Queue[tuple[PodInfo, str]] = asyncio.Queue()
         self._status_writes: dict[str, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = Supervisor(f"scheduler {name}", logger=log)
 
     # ---- running ----
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        workers = [loop.create_task(self.pod_informer.run(), name="scheduler-pods"),
-                   loop.create_task(self.node_informer.run(), name="scheduler-nodes")]
+        self._tasks.start(self.pod_informer.run(), "scheduler-pods")
+        self._tasks.start(self.node_informer.run(), "scheduler-nodes")
         self.queue.start()
         try:
             await self.wait_synced()
-            workers += [loop.create_task(self._bind_worker(), name=f"scheduler-bind-{i}")
-                        for i in range(self.max_binds_in_flight)]
+            for i in range(self.max_binds_in_flight):
+                self._tasks.start(self._bind_worker(), f"scheduler-bind-{i}")
             await self._schedule_loop()
         finally:
             self.queue.stop()
-            pending = workers + list(self._tasks)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await self._tasks.stop()
 
     async def wait_synced(self) -> None:
         await self.pod_informer.wait_synced()
@@ -586,11 +270,13 @@ class Scheduler:
         wanted = num_feasible_nodes_to_find(num_nodes, self.percentage_of_nodes_to_score)
         rows = self._feasible_rows(info, static, wanted)
         if rows is not None:  # the array path
+            self.stats.array_searches += 1
             if not len(rows):
                 return self._diagnose(info, static, num_nodes)
             if len(rows) == 1:
                 return self.cache.node_list[int(rows[0])]
             return self._select_row(info, rows)
+        self.stats.per_node_searches += 1
         feasible = self._feasible(info, static.candidates, wanted)
         if not feasible:
             return self._diagnose(info, static, num_nodes)
@@ -742,7 +428,7 @@ class Scheduler:
 
     def _write_status(self, info: PodInfo, reason: str, message: str) -> None:
         previous = self._status_writes.get(info.key)
-        task = self._spawn(self._set_condition(info, reason, message, previous))
+        task = self._tasks.start(self._set_condition(info, reason, message, previous))
         self._status_writes[info.key] = task
 
         def forget(done: asyncio.Task[None], key: str = info.key) -> None:
@@ -820,12 +506,6 @@ class Scheduler:
         log.info("scheduler: binding %s to %s failed: %s", info.key, node_name, exc)
         self.recorder.event(info.obj, "Warning", "FailedScheduling", f"Binding rejected: {exc}")
         self.queue.backoff(info.key)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     # ---- informer handlers (they only update the cache and the queue) ----
 

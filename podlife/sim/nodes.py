@@ -44,12 +44,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..api.errors import ApiError
-from ..registry.schemas import KUBERNETES_VERSION
+from ..machinery.errors import ApiError
+from ..machinery.constants import CHAOS_ANNOTATION, KUBERNETES_VERSION
 from ..client.base import LEASES, NODES, Client, Obj
 from ..client.informer import Informer
-from ..kubelet.node_status import node_conditions
-from ..kubelet.status import rfc3339
+from ..machinery.tasks import Supervisor
+from ..node.node_status import node_conditions
+from ..node.status import rfc3339
 from .stages import HEARTBEAT_STOP, StageSet, Timers
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,6 @@ LEASE_NAMESPACE = "kube-node-lease"
 NODE_RANGE = ipaddress.ip_network("198.18.0.0/15")
 DEFAULT_CAPACITY: dict[str, str] = {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "1Ti"}
 SIM_LABEL = ("type", "simulated")
-CHAOS_ANNOTATION = "podlife.io/chaos"
 HEARTBEAT_STOP_CHAOS, HEARTBEAT_START_CHAOS = "heartbeat-stop", "heartbeat-start"
 #: Ticks per lease period (each renews the nodes of one slot).
 SLOTS = 10
@@ -176,7 +176,7 @@ class NodePool:
         self.timers = timers or Timers()
         self.nodes: dict[str, SimNode] = {n: SimNode(n, i, node_ip(i)) for i, n in enumerate(names)}
         self._sem = asyncio.Semaphore(register_concurrency)
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = Supervisor("simulated nodes", logger=log)
         self.informer = Informer(client, NODES, label_selector="=".join(SIM_LABEL))
         self.informer.add_handlers(on_add=self._on_node, on_update=lambda _old, new: self._on_node(new))
         #: called with a node name when its heartbeats stop or resume (for tests and tools)
@@ -272,7 +272,7 @@ class NodePool:
         for node in self.nodes.values():
             slots[node.index % SLOTS].append(node)
         tick = self.lease_period / SLOTS
-        informer = loop.create_task(self.informer.run(), name="sim node informer")
+        informer = self._background.start(self.informer.run(), "sim node informer")
         try:
             slot, next_at = 0, loop.time()
             while True:
@@ -306,9 +306,7 @@ class NodePool:
             return
         node.stopped.clear()
         log.info("simulated node %s: heartbeats resumed", name)
-        task = asyncio.get_running_loop().create_task(self._resume_now(node))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.start(self._resume_now(node), f"resume {name}")
         if self.on_change is not None:
             self.on_change(name, True)
 

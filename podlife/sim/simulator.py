@@ -80,25 +80,20 @@ from typing import Any
 
 import orjson
 
-from ..api.errors import ApiError
-from ..api.patch import create_merge_patch
+from ..machinery.errors import ApiError
+from ..machinery.constants import CHAOS_ACK_ANNOTATION, CHAOS_ANNOTATION, PORT_ANNOTATION
+from ..machinery.patch import create_merge_patch
 from ..client.base import PODS, Client, Obj
 from ..client.events import EventRecorder
 from ..client.informer import Informer, object_key
 from ..client.workqueue import WorkQueue
-from ..kubelet.lifecycle import CrashBackoff, format_pod, go_duration, image_id, should_restart, terminated_from_api
-from ..kubelet.status import (
-    CONTAINER_CREATING,
-    CRASH_LOOP_BACK_OFF,
-    KUBELET_CONDITIONS,
-    SCHEDULED,
-    TERMINAL_PHASES,
-    ContainerView,
-    PodFacts,
-    Running,
-    Terminated,
-    Waiting,
-    build_pod_status,
+from ..machinery.tasks import Supervisor
+from ..node.lifecycle import (
+    CrashBackoff, format_pod, go_duration, image_id, should_restart, terminated_from_api,
+)
+from ..node.status import (
+    CONTAINER_CREATING, CRASH_LOOP_BACK_OFF, KUBELET_CONDITIONS, SCHEDULED, TERMINAL_PHASES,
+    ContainerView, PodFacts, Running, Terminated, Waiting, build_pod_status,
 )
 from .nodes import NodePool, SimNode
 from .stages import (
@@ -119,10 +114,6 @@ from .stages import (
 
 log = logging.getLogger(__name__)
 
-PORT_ANNOTATION = "network.podlife.io/port"
-CHAOS_ANNOTATION = "podlife.io/chaos"
-CHAOS_ACK_ANNOTATION = "podlife.io/chaos-ack"
-SIM_DURATION_ANNOTATION = "podlife.io/sim-duration"
 CONTAINER_ID_SCHEME = "podlife-sim://"
 ERR_IMAGE_PULL, IMAGE_PULL_BACK_OFF = "ErrImagePull", "ImagePullBackOff"
 OOM_KILLED, OOM_EXIT_CODE = "OOMKilled", 137
@@ -393,7 +384,7 @@ class Simulator:
                  lease_period: float = 10.0, lease_duration: int = 40, node_status_period: float = 300.0,
                  workers: int = 256, register_concurrency: int = 64, restart_backoff: float = 10.0,
                  max_restart_backoff: float = 300.0, pull_duration: float = 1.0, record_events: bool = True,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, queue: WorkQueue | None = None) -> None:
         if nodes < 0:
             raise ValueError("the number of simulated nodes must not be negative")
         self.client = client
@@ -409,10 +400,10 @@ class Simulator:
                              stages=self.stages, timers=self.timers)
         self.pods = Informer(client, PODS)  # no field selector: see the module docstring
         self.pods.add_handlers(on_add=self._on_pod, on_update=self._on_pod_update, on_delete=self._on_pod_gone)
-        self.queue = WorkQueue()
+        self.queue = queue if queue is not None else WorkQueue()  # pod keys, one sync per key handed out
         self.recorder = EventRecorder(client, "kubelet") if record_events else None
         self.sims: dict[str, PodSim] = {}
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks = Supervisor("simulator", logger=log)
 
     def __repr__(self) -> str:
         return f"<Simulator {len(self.pool.nodes)} nodes>"
@@ -426,20 +417,14 @@ class Simulator:
     async def start(self) -> None:
         """Register the nodes, then start the heartbeats and the pod informer and workers."""
         await self.pool.register()
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self.pool.run(), name="sim heartbeats"),
-            loop.create_task(self.pods.run(), name="sim pod informer"),
-            loop.create_task(self.queue.run_workers(self._sync, workers=self.workers), name="sim pod workers"),
-        ]
+        self._tasks.start(self.pool.run(), "sim heartbeats")
+        self._tasks.start(self.pods.run(), "sim pod informer")
+        self._tasks.start(self.queue.run_workers(self._sync, workers=self.workers), "sim pod workers")
         await self.pods.wait_synced()
 
     async def stop(self) -> None:
         """Stop all loops; nodes and pods stay in the API (a restarted simulator adopts them)."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await self._tasks.stop()
         self.timers.close()
         if self.recorder is not None:
             with contextlib.suppress(asyncio.TimeoutError):

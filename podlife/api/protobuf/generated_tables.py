@@ -17,7 +17,7 @@ Made by ``scripts/gen_protobuf_tables.py`` from these inputs (rerun it after cha
 * ``podlife/api/protobuf/proto/k8s.io/apimachinery/pkg/runtime/generated.proto``
 * ``podlife/api/protobuf/proto/k8s.io/apimachinery/pkg/util/intstr/generated.proto``
 * ``podlife/api/protobuf/proto/zero_kept.txt`` and the OpenAPI definitions of
-  :mod:`podlife.registry.schemas` (JSON names, inlined structs).
+  :mod:`podlife.registry.schemas.loader` (JSON names, inlined structs).
 
 ``TABLES[message][number]`` is ``(jsonName, type, *flags)``; see :mod:`podlife.api.protobuf.messages`.
 """

@@ -3,14 +3,36 @@
 Every failure a client can see is an :class:`ApiError` carrying the ``Status`` object
 Kubernetes would send (code, reason, message, details with causes). The HTTP layer
 renders it as is; the in-process client raises it as is, so both transports fail the
-same way.
+same way. This module sits in the machinery layer, below the registry: it knows kinds
+and field errors only by the few attributes it reads (the protocols below).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-from ..registry.types import FieldError, ResourceType
+
+class ResourceType(Protocol):
+    """What an error needs to know of a kind (the registry's ResourceType has it)."""
+
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def plural(self) -> str: ...
+
+    @property
+    def group_resource(self) -> str: ...
+
+
+class FieldError(Protocol):
+    """One invalid field (the registry's FieldError): its text and its ``StatusCause``."""
+
+    def cause(self) -> dict[str, str]: ...
 
 
 class ApiError(Exception):
@@ -71,7 +93,7 @@ def conflict(rt: ResourceType, name: str, why: str) -> ApiError:
 STALE_OBJECT = "the object has been modified; please apply your changes to the latest version and try again"
 
 
-def invalid(rt: ResourceType, name: str, errors: list[FieldError]) -> ApiError:
+def invalid(rt: ResourceType, name: str, errors: Sequence[FieldError]) -> ApiError:
     shown = str(errors[0]) if len(errors) == 1 else "[" + ", ".join(str(e) for e in errors) + "]"
     details = _details(rt, name)
     details["kind"] = rt.kind
@@ -93,7 +115,9 @@ def method_not_allowed(message: str = "the server does not allow this method on 
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got "{content_type}")')
+    return ApiError(415, "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types include: application/json, "
+                    f'application/yaml, application/vnd.kubernetes.protobuf (got "{content_type}")')
 
 
 def not_acceptable(accept: str) -> ApiError:
@@ -135,7 +159,7 @@ def request_entity_too_large(message: str) -> ApiError:
     return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: {message}")
 
 
-def invalid_list_options(problems: list[FieldError]) -> ApiError:
+def invalid_list_options(problems: Sequence[FieldError]) -> ApiError:
     """422 for list or watch options that break Kubernetes' ``ValidateListOptions`` rules."""
     shown = str(problems[0]) if len(problems) == 1 else "[" + ", ".join(map(str, problems)) + "]"
     return ApiError(422, "Invalid", f'ListOptions.meta.k8s.io "" is invalid: {shown}',

@@ -1,4 +1,4 @@
-"""A raw HTTP/1.1 connection upgrade on an aiohttp server: ``101 Switching Protocols``, then bytes.
+"""HTTP connection upgrades on an aiohttp server: telling WebSocket and SPDY requests apart, and a raw ``101``.
 
 Design
 ------
@@ -18,8 +18,8 @@ through the response's writer, which waits for the socket to drain; reads
 pause the socket while more than :data:`READ_BUFFER_LIMIT` bytes wait unread,
 so a slow consumer holds the client back instead of filling memory.
 
-Both ends use it: the kubelet, which speaks SPDY (:mod:`.spdy`), and the API
-server, which only relays the bytes to the kubelet (:mod:`podlife.api.streaming`).
+Both ends use it: the kubelet, which speaks SPDY (:mod:`podlife.kubelet.spdy`), and
+the API server, which only relays the bytes to the kubelet (:mod:`podlife.api.streaming`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,18 @@ from multidict import MultiMapping
 READ_BUFFER_LIMIT = 1024 * 1024
 #: The ``Upgrade`` token of SPDY/3.1.
 SPDY_UPGRADE = "SPDY/3.1"
+
+
+def offered_protocols(headers: MultiMapping[str]) -> list[str]:
+    """The WebSocket subprotocols a client offers, in its order of preference."""
+    values = headers.getall("Sec-WebSocket-Protocol", [])
+    return [p.strip() for value in values for p in value.split(",") if p.strip()]
+
+
+def is_websocket_request(request: web.BaseRequest) -> bool:
+    """``Upgrade: websocket`` with ``Connection: upgrade``, as wsstream checks it."""
+    tokens = {t.strip().lower() for t in request.headers.get("Connection", "").split(",")}
+    return request.headers.get("Upgrade", "").lower() == "websocket" and "upgrade" in tokens
 
 
 def upgrade_token(headers: MultiMapping[str]) -> str | None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..registry.schemas import KUBERNETES_VERSION
+from ..machinery.constants import KUBERNETES_VERSION
 
 Obj = dict[str, Any]
 
@@ -140,9 +140,9 @@ def node_conditions(now: str, previous: list[Obj] | None = None) -> list[Obj]:
     out = []
     for type_, status, reason, message in wanted:
         old = before.get(type_)
-        same = old is not None and old.get("status") == status and old.get("lastTransitionTime")
+        kept = old.get("lastTransitionTime") if old is not None and old.get("status") == status else None
         out.append({"type": type_, "status": status, "lastHeartbeatTime": now,
-                    "lastTransitionTime": old["lastTransitionTime"] if same else now,
+                    "lastTransitionTime": kept or now,
                     "reason": reason, "message": message})
     return out
 

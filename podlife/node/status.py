@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..api.patch import create_merge_patch
+from ..machinery.patch import create_merge_patch
 
 Obj = dict[str, Any]
 
@@ -254,9 +254,9 @@ def initialized_condition(phase: str) -> Obj:
 def _stamp(cond: Obj, previous: dict[str, Obj], now: str) -> Obj:
     """Add the times, keeping ``lastTransitionTime`` unless the status changed."""
     before = previous.get(cond["type"])
-    moved = before is None or before.get("status") != cond["status"] or not before.get("lastTransitionTime")
+    kept = before.get("lastTransitionTime") if before is not None and before.get("status") == cond["status"] else None
     stamped: Obj = {"type": cond["type"], "status": cond["status"], "lastProbeTime": None,
-                    "lastTransitionTime": now if moved else before["lastTransitionTime"]}
+                    "lastTransitionTime": kept or now}
     for key in ("reason", "message"):
         if key in cond:
             stamped[key] = cond[key]
@@ -267,7 +267,7 @@ def pod_conditions(views: Sequence[ContainerView], phase: str, *, sandbox_ready:
                    readiness_gates: Sequence[Obj] = (), now: str) -> list[Obj]:
     """All conditions: foreign ones first (untouched), then the kubelet's in a fixed order."""
     foreign = [c for c in previous if c.get("type") not in KUBELET_CONDITIONS]
-    before = {c.get("type"): c for c in previous if c.get("type") in KUBELET_CONDITIONS}
+    before = {str(c.get("type")): c for c in previous if c.get("type") in KUBELET_CONDITIONS}
     containers_ready = containers_ready_condition(views, phase)
     generated = [
         _condition(READY_TO_START, sandbox_ready),

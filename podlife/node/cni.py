@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from ..client.base import Obj
-from .controller import PORT_ANNOTATION
+from ..machinery.constants import PORT_ANNOTATION
 
 __all__ = ["PORT_ANNOTATION", "CNIError", "CNIPlugin", "PortInfo", "read_port_annotation"]
 

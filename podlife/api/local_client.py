@@ -15,15 +15,17 @@ Request bodies are always copied, so callers may keep and reuse theirs.
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
 
-from ..api import errors
-from ..api.cache import CachedObject
-from ..api.rest import ApiContext, DeleteOptions, ResourceREST
-from .base import Client, Obj, Resource, WatchEvent
+from ..machinery import errors
+from ..client.base import Client, Obj, Resource, WatchEvent
+from .cache import CachedObject
+from .rest import ApiContext, DeleteOptions, ResourceREST
 
 
 def _own(value: CachedObject | Obj) -> Obj:
@@ -101,6 +103,10 @@ class LocalClient(Client):
         watcher = self._rest(res).watch(namespace, label_selector=label_selector, field_selector=field_selector,
                                         sink=lambda ev: on_event(ev.type, ev.object.obj))
         return watcher.stop
+
+    async def discover(self) -> builtins.list[Resource]:
+        return [Resource(t.group, t.version, t.plural, t.kind, t.namespaced) for t in self.ctx.catalog.types
+                if "list" in t.verbs and "watch" in t.verbs]
 
     async def create(self, res: Resource, obj: Obj, namespace: str | None = None) -> Obj:
         created, _ = await self._rest(res).create(_own(obj), namespace or (obj.get("metadata") or {}).get("namespace"),

@@ -1,0 +1,111 @@
+"""Container lifecycle hooks: running a ``postStart`` or ``preStop`` handler.
+
+A handler is one of Kubernetes' three actions:
+
+- ``exec``: the command runs next to the container (same environment and
+  working directory, through the runtime); a non-zero exit is a failure. If the
+  caller stops waiting (a deadline, a deletion), the command's whole process
+  group is killed.
+- ``httpGet``: a GET of ``scheme://host:port/path`` with the given headers; a
+  status of 400 or more, or no connection, is a failure. A named port is looked
+  up in the container's ports. Until the CNI plugs a real network namespace a
+  container shares this machine's network, so the host is loopback -- and any
+  other requested host is refused rather than contacted (:func:`hook_host`).
+- ``sleep``: waits the given seconds; it cannot fail.
+
+:func:`run_handler` returns None on success, or the message Kubernetes puts in
+the ``FailedPostStartHook``/``FailedPreStopHook`` event. *When* hooks run, what
+a failure does to the container and how the grace period is shared are the pod
+worker's (:mod:`podlife.kubelet.pod_worker`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import signal
+
+import aiohttp
+
+from ..client.base import Obj
+from ..node.lifecycle import format_pod
+from ..node.status import go_list
+from .runtime import ContainerHandle, ContainerNotRunningError, ContainerStartError, ProcessRuntime
+
+#: Until the CNI plugs a real network namespace, a container shares this machine's
+#: network, so its servers are reached on loopback -- never on its pod IP, and never
+#: on any other address (podlife sends traffic only where it is safe to).
+CONTAINER_HOST = "127.0.0.1"
+
+
+def hook_host(requested: str | None) -> str | None:
+    """Where an httpGet handler connects: loopback by default; None for any other address."""
+    if not requested or requested == "localhost":
+        return CONTAINER_HOST
+    try:
+        return requested if ipaddress.ip_address(requested).is_loopback else None
+    except ValueError:
+        return None
+
+
+async def run_handler(handler: Obj, *, runtime: ProcessRuntime, handle: ContainerHandle, container: Obj,
+                      pod: Obj) -> str | None:
+    """Run a lifecycle handler (exec, httpGet or sleep) of ``container``; an error message, or None."""
+    name = str(container.get("name", ""))
+    if (action := handler.get("exec")) is not None:
+        command = [str(a) for a in action.get("command") or []]
+        error = await _exec_handler(runtime, handle, command)
+        kind = f"Exec lifecycle hook ({go_list(command)})"
+    elif (action := handler.get("httpGet")) is not None:
+        error = await _http_handler(container, action)
+        kind = f"HTTP lifecycle hook ({action.get('path', '/')})"
+    elif (action := handler.get("sleep")) is not None:
+        await asyncio.sleep(float(action.get("seconds") or 0))
+        return None
+    else:
+        return f"unsupported lifecycle handler {sorted(handler)}"
+    if error is None:
+        return None
+    return f'{kind} for Container "{name}" in Pod "{format_pod(pod)}" failed - error: {error}'
+
+
+async def _exec_handler(runtime: ProcessRuntime, handle: ContainerHandle, command: list[str]) -> str | None:
+    """Run ``command`` next to the container; killed (its whole group) if we stop waiting."""
+    try:
+        process = await runtime.exec_in_container(handle, command)
+    except (ContainerNotRunningError, ContainerStartError) as exc:
+        return str(exc)
+    try:
+        out, err = await process.communicate()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        raise
+    if process.returncode:
+        output = (out + err).decode(errors="replace")
+        return f"command '{' '.join(command)}' exited with {process.returncode}: {output}"
+    return None
+
+
+async def _http_handler(container: Obj, action: Obj) -> str | None:
+    """GET ``action`` (on loopback, see :func:`hook_host`); a status of 400 or more is a failure."""
+    port = action.get("port")
+    if isinstance(port, str) and not port.isdigit():
+        named = [p for p in container.get("ports") or [] if p.get("name") == port]
+        if not named:
+            return f"port {port!r} not found"
+        port = named[0].get("containerPort")
+    host = hook_host(action.get("host"))
+    if host is None:
+        return f"refusing to connect to {action.get('host')}: pod and service addresses are only reachable inside their network namespace"
+    url = f"{str(action.get('scheme') or 'HTTP').lower()}://{host}:{port}{action.get('path') or '/'}"
+    headers = {str(h.get("name")): str(h.get("value")) for h in action.get("httpHeaders") or []}
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url, headers=headers, ssl=False) as resp:
+            if resp.status >= 400:
+                return f"Get {url!r}: HTTP status {resp.status}"
+    except (aiohttp.ClientError, OSError) as exc:
+        return f"Get {url!r}: {exc}"
+    return None

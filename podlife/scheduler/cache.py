@@ -1,0 +1,130 @@
+"""The scheduler cache: every node and what is charged to it, bound pods and assumed ones.
+
+Pods bound to a node (seen by the scheduler's pod informer) and pods the
+scheduler has *assumed* there (decided, binding in flight) are both charged to
+the node's :class:`~podlife.scheduler.plugins.NodeInfo`, so the next decision
+already sees the new usage without waiting for the API server. When the
+informer sees an assumed pod bound where it was assumed, the assumption is
+confirmed; a failed binding forgets it, which un-charges the node.
+
+The cache owns the node list in a stable order and the numpy columns that
+mirror it (:mod:`podlife.scheduler.columns`, row ``i`` is ``node_list[i]``); a
+removed node's slot is filled with the last node, so rows stay dense.
+``generation`` is bumped whenever a position or a node's declared attributes
+change: the scheduler's cache of static filter verdicts is valid for one
+generation.
+"""
+
+from __future__ import annotations
+
+from ..client.base import Obj
+from .columns import NodeColumns
+from .plugins import NodeInfo, PodInfo
+
+
+class SchedulerCache:
+    """Nodes and what is charged to them: bound pods (from the informer) and assumed ones."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, NodeInfo] = {}
+        #: nodes that exist as Node objects, in a stable order
+        self.node_list: list[NodeInfo] = []
+        self._position: dict[str, int] = {}
+        #: the running totals of ``node_list[i]`` in row ``i``, for the array plugins
+        self.columns = NodeColumns()
+        self.pods: dict[str, tuple[PodInfo, str]] = {}
+        self.assumed: set[str] = set()
+        #: bumped whenever the node list (so any node's position) or a node's
+        #: declared attributes change
+        self.generation = 0
+
+    def _node(self, name: str) -> NodeInfo:
+        ni = self.nodes.get(name)
+        if ni is None:
+            ni = self.nodes[name] = NodeInfo(name)
+        return ni
+
+    def set_node(self, node: Obj) -> bool:
+        """Add or update a node; True when that may let pending pods fit."""
+        name = (node.get("metadata") or {}).get("name") or ""
+        ni = self._node(name)
+        is_new = ni.node is None
+        static_changed, alloc_changed = ni.set_node(node)
+        if is_new:
+            self._position[name] = len(self.node_list)
+            self.node_list.append(ni)
+            self.columns.attach(ni, self._position[name])
+        if is_new or static_changed:
+            self.generation += 1
+        return is_new or static_changed or alloc_changed
+
+    def remove_node(self, name: str) -> None:
+        ni = self.nodes.get(name)
+        pos = self._position.pop(name, None)
+        if ni is None or pos is None:
+            return
+        last = self.node_list.pop()
+        if last is not ni:
+            self.node_list[pos] = last
+            self._position[last.name] = pos
+            self.columns.attach(last, pos)
+        self.columns.detach(ni)
+        self.columns.truncate(len(self.node_list))
+        ni.set_node(None)
+        if not ni.req_pods:
+            del self.nodes[name]
+        self.generation += 1
+
+    def add_pod(self, info: PodInfo) -> None:
+        """A pod bound to ``info.node_name`` (confirms an assumption for the same node)."""
+        current = self.pods.get(info.key)
+        if current is not None:
+            old, node_name = current
+            if old.uid == info.uid and node_name == info.node_name:
+                self.assumed.discard(info.key)
+                return
+            self.remove_pod(info.key)
+        self._node(info.node_name).add_pod(info)
+        self.pods[info.key] = (info, info.node_name)
+
+    def remove_pod(self, key: str) -> bool:
+        """Uncharge a pod; True when it was charged somewhere."""
+        current = self.pods.pop(key, None)
+        self.assumed.discard(key)
+        if current is None:
+            return False
+        info, node_name = current
+        ni = self.nodes.get(node_name)
+        if ni is not None:
+            ni.remove_pod(info)
+            if ni.node is None and not ni.req_pods:
+                del self.nodes[node_name]
+        return True
+
+    def assume(self, info: PodInfo, node_name: str) -> None:
+        self.remove_pod(info.key)
+        self._node(node_name).add_pod(info)
+        self.pods[info.key] = (info, node_name)
+        self.assumed.add(info.key)
+
+    def confirm(self, key: str) -> bool:
+        """The informer saw an assumed pod bound where it was assumed; True if it was assumed."""
+        if key not in self.assumed:
+            return False
+        self.assumed.discard(key)
+        return True
+
+    def forget(self, key: str, uid: str) -> bool:
+        """Drop an assumption whose binding failed; True if it was still assumed."""
+        current = self.pods.get(key)
+        if key not in self.assumed or current is None or current[0].uid != uid:
+            return False
+        return self.remove_pod(key)
+
+    def is_assumed(self, key: str) -> bool:
+        return key in self.assumed
+
+    def holds(self, key: str, uid: str) -> bool:
+        current = self.pods.get(key)
+        return current is not None and current[0].uid == uid
+
