@@ -1,4 +1,4 @@
-"""Tests for podlife.network.controller (ports, subnets, annotations) and podlife.network.cni."""
+"""Tests for podlife.network.controller (ports, subnets, annotations) and podlife.node.cni."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for podlife.api.patch: RFC 7386 merge patch and RFC 6902 JSON patch."""
+"""Tests for podlife.machinery.patch: RFC 7386 merge patch and RFC 6902 JSON patch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for podlife.api.selectors: label and field selectors as Kubernetes defines them."""
+"""Tests for podlife.machinery.selectors: label and field selectors as Kubernetes defines them."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from podlife.machinery.names import dns1123_subdomain_errors, label_value_errors, qualified_name_errors
 from podlife.machinery.selectors import (
     DOES_NOT_EXIST, DOUBLE_EQUALS, EQUALS, EVERYTHING, EXISTS, GREATER_THAN, IN, LESS_THAN, NOT_EQUALS,
     NOT_IN, NOTHING, FieldRequirement, FieldSelector, LabelSelector, Requirement, SelectorError,
-    escape_field_value, field_selector_from_set, format_label_selector, is_dns1123_subdomain,
-    is_qualified_name, is_valid_label_value, label_selector_from_dict, label_selector_from_set,
+    escape_field_value, field_selector_from_set, format_label_selector,
+    label_selector_from_dict, label_selector_from_set,
     new_requirement, parse_field_selector, parse_label_selector, unescape_field_value,
 )
 
@@ -365,15 +366,15 @@ def test_from_set() -> None:
 
 
 def test_validation_helpers() -> None:
-    assert is_qualified_name("app") == []
-    assert is_qualified_name("example.com/app") == []
-    assert is_qualified_name("Example.com/app") != []
-    assert is_valid_label_value("") == []
-    assert is_valid_label_value("a.b_c-d") == []
-    assert is_valid_label_value("-a") != []
-    assert is_dns1123_subdomain("a.b-c") == []
-    assert is_dns1123_subdomain("a..b") != []
-    assert is_qualified_name("é" * 40) == [
+    assert qualified_name_errors("app") == []
+    assert qualified_name_errors("example.com/app") == []
+    assert qualified_name_errors("Example.com/app") != []
+    assert label_value_errors("") == []
+    assert label_value_errors("a.b_c-d") == []
+    assert label_value_errors("-a") != []
+    assert dns1123_subdomain_errors("a.b-c") == []
+    assert dns1123_subdomain_errors("a..b") != []
+    assert qualified_name_errors("é" * 40) == [
         "name part must be no more than 63 characters",  # 80 bytes, as Go counts
         "name part " + NAME_REGEX_HINT,
     ]

@@ -103,7 +103,7 @@ class ApplyRequest:
 def apply_to(live: Obj | None, req: ApplyRequest, now: str | None = None) -> Obj:
     """The object ``live`` becomes when ``req.config`` is applied (``live`` None: created).
 
-    ``live`` is not changed.  Raises a 409 :class:`~podlife.api.errors.ApiError` on
+    ``live`` is not changed.  Raises a 409 :class:`~podlife.machinery.errors.ApiError` on
     conflicts (unless forced) and a 500 one for configurations that cannot be typed
     (keyed-list items without their keys, duplicates), as Kubernetes does.
     """

@@ -142,7 +142,7 @@ class Watcher:
     """One open watch: a queue of events (``None`` ends it), or a ``sink`` called with each.
 
     A sink receives the events synchronously, while the store publishes a commit: that
-    is how in-process informers subscribe (see :meth:`podlife.client.local.LocalClient.subscribe`),
+    is how in-process informers subscribe (see :meth:`podlife.api.local_client.LocalClient.subscribe`),
     without a queue, a task switch and an async generator per event and watcher.
     """
 

@@ -33,7 +33,7 @@ from multidict import CIMultiDict
 
 from ..machinery.query import TRUE_WORDS, InvalidBool, query_bool
 from ..registry import tables
-from ..registry.validation import path_segment_errors
+from ..machinery.names import path_segment_errors
 from ..registry.types import FieldError, ResourceType
 from . import protobuf, strategic_merge
 from ..machinery import errors

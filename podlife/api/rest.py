@@ -4,7 +4,7 @@
 update, patch, delete and watch into store transactions and watch-cache reads,
 asking the kind's :class:`~podlife.registry.types.Strategy` at each step. The HTTP
 handlers (:mod:`podlife.api.handlers`) only decode requests and encode answers; the
-in-process client (:mod:`podlife.client.local`) calls these same methods. So both
+in-process client (:mod:`podlife.api.local_client`) calls these same methods. So both
 transports share one set of rules: validation, defaulting, optimistic concurrency,
 graceful deletion, finalizers.
 

@@ -8,7 +8,7 @@ resource path is resolved against the catalog and handed to
 - the request counter behind ``/metrics``;
 - pretty printing: a whole JSON answer is indented when ``pretty`` is true (or the
   client is curl, Wget or a browser), as Kubernetes does;
-- errors: an :class:`~podlife.api.errors.ApiError` becomes its ``Status`` (so does a
+- errors: an :class:`~podlife.machinery.errors.ApiError` becomes its ``Status`` (so does a
   body over the 3 MiB limit: 413); anything else is logged and answered with a 500
   ``Status`` -- never a traceback;
 - authentication: a bearer token must match the admin token, except for the paths

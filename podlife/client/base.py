@@ -5,7 +5,7 @@ written against :class:`Client` only. Two implementations exist:
 
 - :class:`podlife.client.http.HTTPClient` speaks HTTPS to any podlife (or Kubernetes)
   API server, so a component can run in its own process or on another host;
-- :class:`podlife.client.local.LocalClient` calls the API server's REST layer in the
+- :class:`podlife.api.local_client.LocalClient` calls the API server's REST layer in the
   same process -- same validation, admission, concurrency and watch semantics, minus
   the HTTP and JSON round trips. It is the fast path ``podlife up`` uses, not a back
   door: nothing it can do is impossible over HTTP.
@@ -94,7 +94,7 @@ class Client(abc.ABC):
               timeout_seconds: int | None = None, bookmarks: bool = False) -> AsyncIterator[WatchEvent]:
         """Events after ``resource_version`` (unset: the current state as ADDED first).
 
-        Raises :class:`~podlife.api.errors.ApiError` 410 when the version is too old.
+        Raises :class:`~podlife.machinery.errors.ApiError` 410 when the version is too old.
         """
 
     def subscribe(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None,

@@ -2,7 +2,7 @@
 
 Used by components that run in their own process (``podlife sim --server URL``), by
 benchmarks that must load the server like real users, and by tests. Errors come back
-as the server's ``Status`` in an :class:`~podlife.api.errors.ApiError`, exactly as
+as the server's ``Status`` in an :class:`~podlife.machinery.errors.ApiError`, exactly as
 the in-process client raises them.
 """
 

@@ -1,7 +1,7 @@
 """Controllers: the control loops that act on objects after the API has stored them.
 
 Each controller is a client of the API like any other component (it works the same
-over :class:`~podlife.client.local.LocalClient` or HTTP): informers feed a
+over :class:`~podlife.api.local_client.LocalClient` or HTTP): informers feed a
 :class:`~podlife.client.workqueue.WorkQueue` of keys, and workers reconcile one key at
 a time from live reads, so every step is idempotent and safe to retry.
 

@@ -3,7 +3,7 @@
 :class:`Kubelet` does what a kubelet does for the control plane to see a node:
 
 * **Registration.** The Node object, with this machine's capacity and info
-  (:mod:`podlife.kubelet.node_status`) and the port of its log server. An
+  (:mod:`podlife.node.node_status`) and the port of its log server. An
   existing Node of the same name (a restarted kubelet) is taken over: labels
   and status are brought up to date.
 * **Heartbeats, the Kubernetes way.** The Lease ``kube-node-lease/<node>`` is

@@ -99,7 +99,7 @@ class PortInfoLike(Protocol):
 
 
 class CNI(Protocol):
-    """The part of :class:`podlife.network.cni.CNIPlugin` the kubelet uses."""
+    """The part of :class:`podlife.node.cni.CNIPlugin` the kubelet uses."""
 
     async def add(self, pod: Obj) -> PortInfoLike: ...
 

@@ -42,6 +42,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from .names import label_value_errors, qualified_name_errors
+
 __all__ = [
     "SelectorError",
     "Requirement",
@@ -59,9 +61,6 @@ __all__ = [
     "field_selector_from_set",
     "escape_field_value",
     "unescape_field_value",
-    "is_qualified_name",
-    "is_valid_label_value",
-    "is_dns1123_subdomain",
     "IN",
     "NOT_IN",
     "EQUALS",
@@ -76,94 +75,6 @@ __all__ = [
 
 class SelectorError(ValueError):
     """A selector could not be parsed or is invalid; ``str(err)`` is the Kubernetes-style message."""
-
-
-# ---------------------------------------------------------------------------
-# Validation of keys and values (k8s.io/apimachinery/pkg/util/validation)
-# ---------------------------------------------------------------------------
-
-_NAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_NAME_MSG = (
-    "must consist of alphanumeric characters, '-', '_' or '.', "
-    "and must start and end with an alphanumeric character"
-)
-_NAME_MAX = 63
-_VALUE_FMT = "(" + _NAME_FMT + ")?"
-_VALUE_MSG = (
-    "a valid label must be an empty string or consist of alphanumeric characters, "
-    "'-', '_' or '.', and must start and end with an alphanumeric character"
-)
-_VALUE_MAX = 63
-_DNS_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_SUBDOMAIN_FMT = _DNS_LABEL_FMT + "(\\." + _DNS_LABEL_FMT + ")*"
-_SUBDOMAIN_MSG = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-    "'-' or '.', and must start and end with an alphanumeric character"
-)
-_SUBDOMAIN_MAX = 253
-
-_NAME_RE = re.compile(_NAME_FMT)
-_VALUE_RE = re.compile(_VALUE_FMT)
-_SUBDOMAIN_RE = re.compile(_SUBDOMAIN_FMT)
-
-
-def _byte_len(text: str) -> int:
-    """Length as Go counts it (UTF-8 bytes), so limits agree for non-ASCII input."""
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-
-
-def _regex_error(message: str, fmt: str, *examples: str) -> str:
-    if not examples:
-        return f"{message} (regex used for validation is '{fmt}')"
-    shown = " or ".join(f"'{example}', " for example in examples)
-    return f"{message} (e.g. {shown}regex used for validation is '{fmt}')"
-
-
-def is_dns1123_subdomain(value: str) -> list[str]:
-    """Problems with ``value`` as a lowercase RFC 1123 subdomain; empty when valid."""
-    errors = []
-    if _byte_len(value) > _SUBDOMAIN_MAX:
-        errors.append(f"must be no more than {_SUBDOMAIN_MAX} characters")
-    if not _SUBDOMAIN_RE.fullmatch(value):
-        errors.append(_regex_error(_SUBDOMAIN_MSG, _SUBDOMAIN_FMT, "example.com"))
-    return errors
-
-
-def is_qualified_name(value: str) -> list[str]:
-    """Problems with ``value`` as a label key (``[prefix/]name``); empty when valid."""
-    parts = value.split("/")
-    errors: list[str] = []
-    if len(parts) == 1:
-        name = parts[0]
-    elif len(parts) == 2:
-        prefix, name = parts
-        if not prefix:
-            errors.append("prefix part must be non-empty")
-        else:
-            errors.extend("prefix part " + msg for msg in is_dns1123_subdomain(prefix))
-    else:
-        return [
-            "a qualified name "
-            + _regex_error(_NAME_MSG, _NAME_FMT, "MyName", "my.name", "123-abc")
-            + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-        ]
-    if not name:
-        errors.append("name part must be non-empty")
-    elif _byte_len(name) > _NAME_MAX:
-        errors.append(f"name part must be no more than {_NAME_MAX} characters")
-    if not _NAME_RE.fullmatch(name):
-        errors.append("name part " + _regex_error(_NAME_MSG, _NAME_FMT, "MyName", "my.name", "123-abc"))
-    return errors
-
-
-def is_valid_label_value(value: str) -> list[str]:
-    """Problems with ``value`` as a label value (may be empty); empty list when valid."""
-    errors = []
-    if _byte_len(value) > _VALUE_MAX:
-        errors.append(f"must be no more than {_VALUE_MAX} characters")
-    if not _VALUE_RE.fullmatch(value):
-        errors.append(_regex_error(_VALUE_MSG, _VALUE_FMT, "MyValue", "my_value", "12345"))
-    return errors
 
 
 # ---------------------------------------------------------------------------
@@ -297,7 +208,7 @@ class Requirement:
 def _requirement_errors(key: str, operator: str, values: Sequence[str]) -> list[str]:
     """The checks of ``labels.NewRequirement`` with a root field path."""
     errors = []
-    key_problems = is_qualified_name(key)
+    key_problems = qualified_name_errors(key)
     if key_problems:
         errors.append(_invalid("key", _go_quote(key), "; ".join(key_problems)))
     if operator in (IN, NOT_IN):
@@ -324,7 +235,7 @@ def _requirement_errors(key: str, operator: str, values: Sequence[str]) -> list[
         supported = ", ".join(_go_quote(op) for op in _ALL_OPERATORS)
         errors.append(f"operator: Unsupported value: {_go_quote(operator)}: supported values: {supported}")
     for i, value in enumerate(values):
-        value_problems = is_valid_label_value(value)
+        value_problems = label_value_errors(value)
         if value_problems:
             errors.append(_invalid(f"values[{i}][{key}]", _go_quote(value), "; ".join(value_problems)))
     return errors
@@ -495,7 +406,7 @@ class _Parser:
             kind, literal = self.take()
         if kind != _T_IDENT:
             raise SelectorError(f"found '{literal}', expected: identifier")
-        problems = is_qualified_name(literal)
+        problems = qualified_name_errors(literal)
         if problems:
             raise SelectorError(_invalid("<nil>", _go_quote(literal), "; ".join(problems)))
         if operator is None and self.peek()[0] in (_T_EOS, _T_COMMA):

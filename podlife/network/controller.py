@@ -24,7 +24,7 @@ For a pod that is bound, not finished and not on the host network:
 3. the annotation ``network.podlife.io/port`` on the pod: the port in Neutron's
    shape (``id``, ``name``, ``mac_address``, ``fixed_ips``, ``network_id``,
    ``subnet: {id, cidr, gateway_ip}``, ``binding:host_id``), which the CNI step
-   on the node reads (:mod:`podlife.network.cni`). Until it is written the CNI
+   on the node reads (:mod:`podlife.node.cni`). Until it is written the CNI
    step fails and the kubelet retries: the race Kuryr's documentation describes.
 
 When the pod is deleted (or finishes, as Kuryr releases completed pods' ports) the

@@ -23,7 +23,7 @@ from .defaults import (
     with_status_defaults,
 )
 from .types import FieldError, Obj, Strategy, invalid, not_supported, required
-from .validation import qualified_name_errors
+from ..machinery.names import qualified_name_errors
 
 _NAMESPACE_STATUS = STATUS_DEFAULTS[("", "Namespace")]
 _SERVICE_STATUS = STATUS_DEFAULTS[("", "Service")]

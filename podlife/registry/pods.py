@@ -23,7 +23,7 @@ from typing import Any
 
 from .defaults import default_pod
 from .types import FieldError, Obj, Strategy, forbidden, invalid, not_supported, required
-from .validation import dns1123_label_errors
+from ..machinery.names import dns1123_label_errors
 
 RESTART_POLICIES = ["Always", "OnFailure", "Never"]
 DNS_POLICIES = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"]

@@ -5,7 +5,7 @@ interface, decides one pod at a time against its own accounting of each node's
 requested resources, and writes ``pods/binding`` (plus events and the
 ``PodScheduled`` condition). The rules are plugins at Kubernetes' extension points
 (:mod:`podlife.scheduler.plugins`); quantities are parsed by
-:mod:`podlife.scheduler.quantity`; :mod:`podlife.scheduler.columns` mirrors each
+:mod:`podlife.machinery.quantity`; :mod:`podlife.scheduler.columns` mirrors each
 node's running totals in numpy arrays, so the resource filter and score judge
 all nodes at once. :mod:`podlife.scheduler.queue` holds the pending pods
 (active, backoff, unschedulable) and :mod:`podlife.scheduler.cache` what each

@@ -28,7 +28,7 @@ answers ``kubectl logs`` for a simulated pod with a clear error instead of diali
 
 Node objects are built by pure functions (:func:`node_object`, :func:`node_status`,
 :func:`lease_object`); conditions come from the real kubelet's
-:func:`podlife.kubelet.node_status.node_conditions`.
+:func:`podlife.node.node_status.node_conditions`.
 """
 
 from __future__ import annotations

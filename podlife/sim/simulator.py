@@ -23,8 +23,9 @@ What it writes, per pod, in the order a real node writes it (the seeds):
    started; Ready True.
 
 Each write is a merge patch of ``status`` (only what changed, uid precondition),
-built by the real kubelet's pure functions (:mod:`podlife.kubelet.status`), so
-simulated and real pods look alike. A sync does as many steps as it can at once,
+built by the real kubelet's pure functions (:mod:`podlife.node.status`), so
+simulated and real pods look alike (``tests/test_node_parity.py`` runs the same pods
+on both kinds of node and compares their writes and events). A sync does as many steps as it can at once,
 with no sleeps and no timers. When nothing holds step 3 (no run delay, no image
 pull failure), steps 2 and 3 are one write: the pod IP arrives with Running, which
 is what a real cluster shows (``shared/reference/real-kubectl-watch.txt``: the IP
@@ -35,8 +36,12 @@ ContainerCreating.
 Everything else is a stage (:mod:`podlife.sim.stages`): delays of these steps,
 completion after ``podlife.io/sim-duration``, crashes with Kubernetes' crash-loop
 backoff (first restart at once, then 10 s doubling to 5 min), OOM kills, image pull
-failures, readiness loss, the deletion (containers stop, then the pod is deleted
-with grace 0 and a uid precondition). Delayed actions go into one
+failures, readiness loss, the deletion (as on the kubelet: the containers turn
+unready at once, with ``Killing``; they stop after the delete stage's delay, then
+the pod is deleted with grace 0 and a uid precondition). As on the kubelet, a crash
+that waits out a back-off is written as ``CrashLoopBackOff`` at once (only an
+immediate restart shows the terminated state first), and a finished pod's sandbox
+is gone (PodReadyToStartContainers False). Delayed actions go into one
 :class:`~podlife.sim.stages.Timers` heap; a timer only queues the pod's key with a
 *generation* number, so timers of a step the pod has left are ignored without
 being cancelled.
@@ -136,7 +141,7 @@ class Step(enum.Enum):
 
 
 # --------------------------------------------------------------------------- helpers
-# (restart rules, backoff, Go durations, image IDs: podlife.kubelet.lifecycle, shared with the kubelet)
+# (restart rules, backoff, Go durations, image IDs: podlife.node.lifecycle, shared with the kubelet)
 
 _KUBELET_CONDITIONS = frozenset(KUBELET_CONDITIONS)
 
@@ -336,6 +341,9 @@ class PodSim:
     views: list[ContainerView] = field(default_factory=list)  # as last written (or read); none before
     pod_ip: str = ""
     start_time: str = ""
+    #: The pod has finished (Succeeded/Failed): its sandbox is gone, as the kubelet
+    #: releases the network then (PodReadyToStartContainers False, the IP kept).
+    sandbox_released: bool = False
     gen: int = 0  # bumped on every step change; older timers are ignored
     due: set[str] = field(default_factory=set)  # timer actions that fired for this generation
     waiting: set[str] = field(default_factory=set)  # timer actions scheduled for this generation
@@ -351,15 +359,15 @@ class PodSim:
     syncing: bool = False  # a sync of this pod is running
     pending: list[tuple[Obj, Obj]] = field(default_factory=list)  # updates that arrived meanwhile
     _facts: PodFacts | None = field(default=None, init=False, repr=False)
-    _facts_of: tuple[str, str] = field(default=("", ""), init=False, repr=False)
+    _facts_of: tuple[str, str, bool] = field(default=("", "", False), init=False, repr=False)
 
     def facts(self) -> PodFacts:
-        """The pod-level facts of the status; rebuilt only when start time or pod IP change."""
-        of = (self.start_time, self.pod_ip)
+        """The pod-level facts of the status; rebuilt only when start time, pod IP or sandbox change."""
+        of = (self.start_time, self.pod_ip, self.sandbox_released)
         if self._facts is None or self._facts_of != of:
             ip = self.pod_ip
             self._facts = PodFacts(host_ip=self.node.ip, start_time=self.start_time, pod_ips=(ip,) if ip else (),
-                                   sandbox_ready=bool(ip))
+                                   sandbox_ready=bool(ip) and not self.sandbox_released)
             self._facts_of = of
         return self._facts
 
@@ -401,7 +409,10 @@ class Simulator:
         self.pods = Informer(client, PODS)  # no field selector: see the module docstring
         self.pods.add_handlers(on_add=self._on_pod, on_update=self._on_pod_update, on_delete=self._on_pod_gone)
         self.queue = queue if queue is not None else WorkQueue()  # pod keys, one sync per key handed out
-        self.recorder = EventRecorder(client, "kubelet") if record_events else None
+        self.record_events = record_events
+        #: One recorder per node that has had something to record (made on first use), so
+        #: events name their node as source.host, as the kubelet's do.
+        self.recorders: dict[str, EventRecorder] = {}
         self.sims: dict[str, PodSim] = {}
         self._tasks = Supervisor("simulator", logger=log)
 
@@ -426,9 +437,9 @@ class Simulator:
         """Stop all loops; nodes and pods stay in the API (a restarted simulator adopts them)."""
         await self._tasks.stop()
         self.timers.close()
-        if self.recorder is not None:
+        if self.recorders:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.recorder.flush(), 5)
+                await asyncio.wait_for(asyncio.gather(*(r.flush() for r in self.recorders.values())), 5)
 
     # ------------------------------------------------------------------ informer and timers
 
@@ -546,6 +557,7 @@ class Simulator:
             sim.step = Step.NEW
         elif status.get("phase") in TERMINAL_PHASES:
             sim.step = Step.DONE
+            sim.sandbox_released = True
         elif not sim.pod_ip:
             sim.step = Step.CREATING
         elif all(isinstance(v.state, Running) for v in sim.views):
@@ -640,8 +652,13 @@ class Simulator:
         return new
 
     def _event(self, pod: Obj, type_: str, reason: str, message: str, container: str = "") -> None:
-        if self.recorder is not None:
-            self.recorder.event(pod, type_, reason, message, f"spec.containers{{{container}}}" if container else "")
+        if not self.record_events:
+            return
+        node = str((pod.get("spec") or {}).get("nodeName") or "")
+        recorder = self.recorders.get(node)
+        if recorder is None:
+            recorder = self.recorders[node] = EventRecorder(self.client, "kubelet", node)
+        recorder.event(pod, type_, reason, message, f"spec.containers{{{container}}}" if container else "")
 
     # ------------------------------------------------------------------ the first writes
 
@@ -731,26 +748,35 @@ class Simulator:
         views = [replace(v, state=Terminated(exit_code, reason, v.state.started_at, now, v.state.container_id, message),
                          ready=False)
                  if v.name in targets and isinstance(v.state, Running) else v for v in sim.views]
-        pod = await self._write(sim, pod, views)
+        restarts = should_restart((pod.get("spec") or {}).get("restartPolicy", "Always"), exit_code)
+        finished = not restarts and not any(isinstance(v.state, Running) for v in views)
+        wait = 0.0
+        if restarts:
+            loop_now = asyncio.get_running_loop().time()
+            sim.finished_at = loop_now
+            sim.crashed = targets
+            wait = self._backoff_for(sim, nxt).remaining(loop_now, loop_now)
+        pod_text = format_pod(pod)
+        if wait > 0:  # as the kubelet: a crash that must wait is written as CrashLoopBackOff at once
+            views = [replace(v, state=Waiting(CRASH_LOOP_BACK_OFF, f"back-off {go_duration(wait)} restarting failed "
+                                                                   f"container={v.name} pod={pod_text}"),
+                             last_state=v.state)
+                     if v.name in targets and isinstance(v.state, Terminated) else v for v in views]
+        sim.sandbox_released = finished  # the write that ends the pod shows its sandbox gone
+        try:
+            pod = await self._write(sim, pod, views)
+        except BaseException:
+            sim.sandbox_released = False
+            raise
         if reason == OOM_KILLED:
             self._event(pod, "Warning", "OOMKilling", f"Memory cgroup out of memory: killed container {sorted(targets)}")
-        if not should_restart((pod.get("spec") or {}).get("restartPolicy", "Always"), exit_code):
-            if not any(isinstance(v.state, Running) for v in views):
+        if not restarts:
+            if finished:
                 self._enter(sim, Step.DONE)
             return
-        loop_now = asyncio.get_running_loop().time()
-        sim.finished_at = loop_now
-        sim.crashed = targets
-        wait = self._backoff_for(sim, nxt).remaining(loop_now, loop_now)
         if wait <= 0:
             await self._restart(sim, pod)
             return
-        pod_text = format_pod(pod)
-        views = [replace(v, state=Waiting(CRASH_LOOP_BACK_OFF, f"back-off {go_duration(wait)} restarting failed "
-                                                               f"container={v.name} pod={pod_text}"),
-                         last_state=v.state)
-                 if v.name in targets and isinstance(v.state, Terminated) else v for v in views]
-        pod = await self._write(sim, pod, views)
         for name in sorted(targets):
             self._event(pod, "Warning", "BackOff", f"Back-off restarting failed container {name} in pod {pod_text}", name)
         self._enter(sim, Step.BACKOFF)
@@ -835,6 +861,7 @@ class Simulator:
             return
         if sim.step is not Step.TERMINATING:
             self._enter(sim, Step.TERMINATING)
+            pod = await self._stopping(sim, pod)
         match = self.stages.first(DELETE, pod)
         if match is not None and match.delay > 0:
             match = Match(match.stage, min(match.delay, _seconds_until(pod["metadata"]["deletionTimestamp"])))
@@ -854,6 +881,16 @@ class Simulator:
             if exc.code not in (404, 409):
                 raise
         self._enter(sim, Step.DELETED)
+
+    async def _stopping(self, sim: PodSim, pod: Obj) -> Obj:
+        """The deletion's first write, as the kubelet's: every container unready; Killing for the running ones."""
+        if not sim.views:  # nothing written yet: the pod is just deleted
+            return pod
+        running = sorted(v.name for v in sim.views if isinstance(v.state, Running))
+        pod = await self._write(sim, pod, [replace(v, ready=False) if v.ready else v for v in sim.views])
+        for name in running:
+            self._event(pod, "Normal", "Killing", f"Stopping container {name}", name)
+        return pod
 
     # ------------------------------------------------------------------ chaos
 

@@ -20,7 +20,7 @@ to wait (``delay``) and what happens then (``next.action``)::
 
 Unlike KWOK, ``next`` names one of a fixed set of *actions* instead of carrying a
 status template: the simulator builds every status with the kubelet's own pure
-functions (:mod:`podlife.kubelet.status`), so a simulated pod can never show a
+functions (:mod:`podlife.node.status`), so a simulated pod can never show a
 status a real node would not write, and 10,000 pods cost no template rendering.
 The actions and the moment their stages are looked at:
 

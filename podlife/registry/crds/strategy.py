@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..types import FieldError, Obj, Strategy
-from ..validation import dns1123_subdomain_errors
+from ...machinery.names import dns1123_subdomain_errors
 from .field_errors import (
     SchemaFieldError,
     invalid_error,
