@@ -36,6 +36,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn, TypeVar
@@ -140,6 +142,15 @@ def timed_out(timeout: float, what: str, last_error: Exception | None) -> Assert
                           + (f" (last error: {last_error!r})" if last_error else ""))
 
 
+@dataclass(frozen=True)
+class RawAnswer:
+    """An HTTP answer as received: status, headers (``get_all`` gives repeated ones) and body bytes."""
+
+    status: int
+    headers: Message
+    body: bytes
+
+
 class PodlifeProcess:
     """One ``podlife up`` process and the kubectl (``kubectl_bin``) that drives it."""
 
@@ -212,8 +223,10 @@ class PodlifeProcess:
     def token(self) -> str:
         return self._config()[1]
 
-    def http(self, method: str, path: str, body: Any = None, *, auth: bool = True, content_type: str = "application/json",
-             headers: dict[str, str] | None = None, raw: bytes | None = None, timeout: float = 30) -> tuple[int, Any]:
+    def request(self, method: str, path: str, body: Any = None, *, auth: bool = True,
+                content_type: str = "application/json", headers: dict[str, str] | None = None,
+                raw: bytes | None = None, timeout: float = 30) -> RawAnswer:
+        """One HTTPS request; the answer's status, headers and exact bytes (for order, newlines, headers)."""
         server, token, ctx = self._config()
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         req = urllib.request.Request(server + path, data=data, method=method)
@@ -225,14 +238,19 @@ class PodlifeProcess:
             req.add_header(k, v)
         try:
             with urllib.request.urlopen(req, context=ctx, timeout=timeout) as resp:
-                payload = resp.read()
-                status = resp.status
+                return RawAnswer(resp.status, resp.headers, resp.read())
         except urllib.error.HTTPError as err:
-            payload, status = err.read(), err.code
+            return RawAnswer(err.code, err.headers, err.read())
+
+    def http(self, method: str, path: str, body: Any = None, *, auth: bool = True, content_type: str = "application/json",
+             headers: dict[str, str] | None = None, raw: bytes | None = None, timeout: float = 30) -> tuple[int, Any]:
+        """Status and decoded body (JSON, else text)."""
+        answer = self.request(method, path, body, auth=auth, content_type=content_type, headers=headers, raw=raw,
+                              timeout=timeout)
         try:
-            return status, json.loads(payload) if payload else None
+            return answer.status, json.loads(answer.body) if answer.body else None
         except ValueError:
-            return status, payload.decode(errors="replace")
+            return answer.status, answer.body.decode(errors="replace")
 
     def watch_events(self, path: str) -> list[dict]:
         """The events of a watch request that ends by itself (use timeoutSeconds)."""

@@ -377,18 +377,9 @@ def test_long_label_selectors_are_read(cluster: PodlifeProcess, existing: dict[s
 ])
 def test_pretty_output_as_kubernetes_chooses_it(cluster: PodlifeProcess, existing: dict[str, Any], query: str,
                                                 agent: str, indented: bool) -> None:
-    import urllib.error
-    import urllib.request
-
-    server, token, context = cluster._config()
     for path, code in ((f"{CM}/{EXISTING}", 200), (f"{CM}/missing", 404)):
-        request = urllib.request.Request(server + path + query,
-                                         headers={"Authorization": f"Bearer {token}", "User-Agent": agent})
-        try:
-            with urllib.request.urlopen(request, context=context) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as err:
-            status, raw = err.code, err.read()
+        answer = cluster.request("GET", path + query, headers={"User-Agent": agent})
+        status, raw = answer.status, answer.body
         assert status == code
         assert raw.startswith(b'{\n  "kind": ') is indented, raw[:40]
         assert raw.endswith(b"}\n") and json.loads(raw)["kind"] in ("ConfigMap", "Status")

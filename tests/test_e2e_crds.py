@@ -208,12 +208,9 @@ def test_aggregated_discovery_etag_changes_with_crds(cluster: PodlifeProcess) ->
 
 
 def _discovery_etag(cluster: PodlifeProcess, headers: dict[str, str]) -> str:
-    import urllib.request
-
-    server, token, ctx = cluster._config()
-    req = urllib.request.Request(server + "/apis", headers={**headers, "Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
-        return resp.headers["ETag"]
+    answer = cluster.request("GET", "/apis", headers=headers, timeout=10)
+    assert answer.status == 200
+    return answer.headers["ETag"]
 
 
 def _status(cluster: PodlifeProcess, path: str, headers: dict[str, str]) -> int:

@@ -7,8 +7,8 @@ kubectl binary: the pinned one of the virtualenv, and ``kubectl.<release>`` foun
 beside the machine's ``kubectl`` dispatcher (absent: a skip, under CI a failure).
 The pod serves HTTP on loopback (pods run as host processes) from a folder that
 also holds a 3 MiB file, so a transfer larger than SPDY's 64 KiB window goes
-through. The Python client's interactive exec must answer line by line while the
-session stays open, and its v5 close signal must end the command's stdin.
+through. The Python client's v5 close signal must end the command's stdin (its
+line-by-line interactive exec is in ``test_e2e_python_clients.py``).
 
 Every kubectl started here is stopped by its pid; every pod is deleted.
 """
@@ -279,24 +279,6 @@ def _core_api(cluster: PodlifeProcess):  # noqa: ANN202
     kubernetes = require_module("kubernetes")
     require_module("kubernetes.stream")
     return kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(str(cluster.kubeconfig)))
-
-
-def test_python_client_interactive_exec(cluster: PodlifeProcess, shell: str) -> None:
-    from kubernetes.stream import stream as k8s_stream  # noqa: PLC0415 (require_module checked it)
-
-    core = _core_api(cluster)
-    s = k8s_stream(core.connect_get_namespaced_pod_exec, shell, "default", command=["/bin/sh"],
-                   stdin=True, stdout=True, stderr=True, tty=False, _preload_content=False)
-    try:
-        s.write_stdin("echo one\n")
-        assert s.readline_stdout(timeout=10) == "one"
-        s.write_stdin("echo two >&2\n")
-        assert s.readline_stderr(timeout=10) == "two"
-        s.write_stdin("echo three\n")
-        assert s.readline_stdout(timeout=10) == "three"
-        assert s.is_open()
-    finally:
-        s.close()
 
 
 def test_python_client_close_signal_ends_stdin(cluster: PodlifeProcess, shell: str) -> None:

@@ -9,8 +9,6 @@ errors in theirs, and a newline after every JSON body.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -21,14 +19,8 @@ from .cluster_harness import PodlifeProcess
 
 def raw_get(cluster: PodlifeProcess, path: str, method: str = "GET", body: bytes | None = None) -> tuple[int, bytes]:
     """Status and the exact bytes of an answer (no JSON decoding, which would hide order)."""
-    server, token, ctx = cluster._config()
-    req = urllib.request.Request(server + path, data=body, method=method,
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
+    answer = cluster.request(method, path, raw=body)
+    return answer.status, answer.body
 
 
 def keys_in_order(raw: bytes) -> list[str]:

@@ -9,8 +9,6 @@ client does), and stored without it silently with ``Ignore``.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -23,14 +21,8 @@ CM = "/api/v1/namespaces/default/configmaps"
 
 def post(cluster: PodlifeProcess, path: str, body: dict) -> tuple[int, dict, str]:
     """Status, decoded body and the Warning headers (joined) of a POST."""
-    server, token, ctx = cluster._config()
-    req = urllib.request.Request(server + path, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
-            return resp.status, json.loads(resp.read()), "\n".join(resp.headers.get_all("Warning") or [])
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read()), "\n".join(err.headers.get_all("Warning") or [])
+    answer = cluster.request("POST", path, body)
+    return answer.status, json.loads(answer.body), "\n".join(answer.headers.get_all("Warning") or [])
 
 
 def configmap(name: str) -> dict:
