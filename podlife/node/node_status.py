@@ -115,17 +115,39 @@ def allocatable(machine: MachineInfo, max_pods: int = DEFAULT_MAX_PODS) -> Obj:
     return alloc
 
 
-def node_labels(node_name: str, machine: MachineInfo, extra: dict[str, str] | None = None) -> dict[str, str]:
-    labels = {
-        "beta.kubernetes.io/arch": machine.architecture,
+def well_known_labels(node_name: str, architecture: str) -> dict[str, str]:
+    """The labels every kubelet puts on its Node: hostname, OS and architecture (and their beta twins)."""
+    return {
+        "beta.kubernetes.io/arch": architecture,
         "beta.kubernetes.io/os": "linux",
-        "kubernetes.io/arch": machine.architecture,
+        "kubernetes.io/arch": architecture,
         "kubernetes.io/hostname": node_name,
         "kubernetes.io/os": "linux",
-        "type": "local",
     }
+
+
+def node_labels(node_name: str, machine: MachineInfo, extra: dict[str, str] | None = None) -> dict[str, str]:
+    labels = {**well_known_labels(node_name, machine.architecture), "type": "local"}
     labels.update(extra or {})
     return labels
+
+
+def node_info(*, machine_id: str, system_uuid: str, boot_id: str, kernel_version: str, os_image: str,
+              architecture: str, kubelet_version: str = KUBELET_VERSION,
+              runtime_version: str = CONTAINER_RUNTIME_VERSION) -> Obj:
+    """``status.nodeInfo`` with every field Kubernetes' NodeSystemInfo has (clients require them all)."""
+    return {
+        "machineID": machine_id,
+        "systemUUID": system_uuid,
+        "bootID": boot_id,
+        "kernelVersion": kernel_version,
+        "osImage": os_image,
+        "containerRuntimeVersion": runtime_version,
+        "kubeletVersion": kubelet_version,
+        "kubeProxyVersion": kubelet_version,
+        "operatingSystem": "linux",
+        "architecture": architecture,
+    }
 
 
 def node_conditions(now: str, previous: list[Obj] | None = None) -> list[Obj]:
@@ -156,18 +178,9 @@ def node_status(machine: MachineInfo, *, node_name: str, address: str, port: int
         "conditions": node_conditions(now, previous.get("conditions")),
         "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": node_name}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
-        "nodeInfo": {
-            "machineID": machine.machine_id,
-            "systemUUID": machine.system_uuid,
-            "bootID": machine.boot_id,
-            "kernelVersion": machine.kernel_version,
-            "osImage": machine.os_image,
-            "containerRuntimeVersion": CONTAINER_RUNTIME_VERSION,
-            "kubeletVersion": KUBELET_VERSION,
-            "kubeProxyVersion": KUBELET_VERSION,
-            "operatingSystem": "linux",
-            "architecture": machine.architecture,
-        },
+        "nodeInfo": node_info(machine_id=machine.machine_id, system_uuid=machine.system_uuid, boot_id=machine.boot_id,
+                              kernel_version=machine.kernel_version, os_image=machine.os_image,
+                              architecture=machine.architecture),
     }
 
 

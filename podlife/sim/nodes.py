@@ -49,7 +49,7 @@ from ..machinery.constants import CHAOS_ANNOTATION, KUBERNETES_VERSION
 from ..client.base import LEASES, NODES, Client, Obj
 from ..client.informer import Informer
 from ..machinery.tasks import Supervisor
-from ..node.node_status import node_conditions
+from ..node.node_status import node_conditions, node_info, well_known_labels
 from ..node.status import rfc3339
 from .stages import HEARTBEAT_STOP, StageSet, Timers
 
@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 KUBELET_VERSION = f"v{KUBERNETES_VERSION}.0-podlife-sim"
 RUNTIME_VERSION = "podlife-sim://0.1"
+SIM_ARCHITECTURE = "amd64"
 LEASE_NAMESPACE = "kube-node-lease"
 NODE_RANGE = ipaddress.ip_network("198.18.0.0/15")
 DEFAULT_CAPACITY: dict[str, str] = {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "1Ti"}
@@ -79,14 +80,7 @@ def node_ip(index: int) -> str:
 
 
 def node_labels(name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    labels = {
-        "beta.kubernetes.io/arch": "amd64",
-        "beta.kubernetes.io/os": "linux",
-        "kubernetes.io/arch": "amd64",
-        "kubernetes.io/hostname": name,
-        "kubernetes.io/os": "linux",
-        "node.kubernetes.io/instance-type": "simulated",
-    }
+    labels = {**well_known_labels(name, SIM_ARCHITECTURE), "node.kubernetes.io/instance-type": "simulated"}
     labels.update(extra or {})
     labels[SIM_LABEL[0]] = SIM_LABEL[1]
     return labels
@@ -100,18 +94,10 @@ def node_status(name: str, ip: str, capacity: dict[str, str], now: str, previous
         "conditions": node_conditions(now, previous),
         "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
-        "nodeInfo": {
-            "machineID": digest[:32],
-            "systemUUID": str(uuid.UUID(digest[:32])),
-            "bootID": str(uuid.UUID(digest[32:64])),
-            "kernelVersion": "6.1.0-podlife-sim",
-            "osImage": "podlife simulated node",
-            "containerRuntimeVersion": RUNTIME_VERSION,
-            "kubeletVersion": KUBELET_VERSION,
-            "kubeProxyVersion": KUBELET_VERSION,
-            "operatingSystem": "linux",
-            "architecture": "amd64",
-        },
+        "nodeInfo": node_info(machine_id=digest[:32], system_uuid=str(uuid.UUID(digest[:32])),
+                              boot_id=str(uuid.UUID(digest[32:64])), kernel_version="6.1.0-podlife-sim",
+                              os_image="podlife simulated node", architecture=SIM_ARCHITECTURE,
+                              kubelet_version=KUBELET_VERSION, runtime_version=RUNTIME_VERSION),
     }
 
 
