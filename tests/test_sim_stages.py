@@ -231,7 +231,7 @@ def test_selectors() -> None:
 def test_first_matching_stage_of_an_action_wins_and_delays_draw_jitter() -> None:
     stages = parse_stages(one_stage("""
 selector: {matchLabels: {app: web}}
-delay: {duration: 1s, jitter: 1s}
+delay: {duration: 1s, jitter: 2s}
 next: {action: crash}
 """, "web") + "---\n" + one_stage("delay: {duration: 5s}\nnext: {action: crash}", "any"), seed=7)
     web = {"metadata": {"labels": {"app": "web"}}}
@@ -251,7 +251,34 @@ def test_duration_from_an_annotation() -> None:
     assert fixed is not None and fixed.delay == 3.0
     assert stages.first("complete", {"metadata": {"annotations": {"d": "later"}}}) is None  # invalid: stage skipped
     jittered = Delay(1.0, 2.0).seconds({}, random.Random(1))
-    assert jittered is not None and 1.0 <= jittered <= 3.0
+    assert jittered is not None and 1.0 <= jittered <= 2.0
+
+
+def test_jitter_is_the_upper_bound_of_the_delay() -> None:
+    rng = random.Random(3)
+    draws = [Delay(1.0, 4.0).seconds({}, rng) for _ in range(200)]
+    assert all(d is not None and 1.0 <= d <= 4.0 for d in draws) and max(d for d in draws if d) > 3.5
+    below = Delay(5.0, 2.0)  # a jitter under the duration adds nothing, as in KWOK
+    assert below.fixed and below.seconds({}, rng) == 5.0
+
+
+def test_weighted_stages_of_one_action_are_drawn_by_weight() -> None:
+    stages = parse_stages(
+        one_stage("weight: 1\nnext: {action: crash, exitCode: 2}", "rare") + "---\n"
+        + one_stage("weight: 3\nnext: {action: crash, exitCode: 1}", "common") + "---\n"
+        + one_stage("next: {action: crash, exitCode: 3}", "unweighted"), seed=11)
+    names = [m.stage.name for m in (stages.first(CRASH, {"metadata": {}}) for _ in range(2000)) if m]
+    assert len(names) == 2000 and set(names) == {"rare", "common"}  # an unweighted stage is never drawn
+    assert 0.2 < names.count("rare") / 2000 < 0.3
+    only_unweighted = parse_stages(one_stage("selector: {matchLabels: {a: b}}\nweight: 5\nnext: {action: crash}", "w")
+                                   + "---\n" + one_stage("next: {action: crash}", "first"))
+    picked = only_unweighted.first(CRASH, {"metadata": {}})  # the weighted one does not select it
+    assert picked is not None and picked.stage.name == "first"
+
+
+def test_a_weight_must_be_a_whole_number() -> None:
+    with pytest.raises(StageError, match=r"spec\.weight: must be a whole number, 0 or more, not -1"):
+        parse_stages(one_stage("weight: -1\nnext: {action: crash}", "bad"), "w.yaml")
 
 
 def test_first_answers_as_the_selectors_do() -> None:

@@ -15,7 +15,7 @@ to wait (``delay``) and what happens then (``next.action``)::
         matchLabels: {app: crashy}
         matchExpressions:
         - {key: .spec.restartPolicy, operator: In, values: [Always]}
-      delay: {duration: 5s, jitter: 2s}
+      delay: {duration: 5s, jitter: 7s}
       next: {action: crash, exitCode: 1, backoff: 10s, maxBackoff: 300s}
 
 Unlike KWOK, ``next`` names one of a fixed set of *actions* instead of carrying a
@@ -43,10 +43,15 @@ An expression key that starts with ``.`` is a path into the object
 (``.spec.restartPolicy``, ``.metadata.annotations["podlife.io/sim-duration"]``,
 ``.spec.containers[0].image``); any other key is a label key, as in Kubernetes.
 
-Delays (:class:`Delay`) are ``duration`` plus a uniform random ``jitter`` (KWOK's
-jitter is an upper bound instead; here it is an addition), or read from an
-annotation with ``durationFrom: {annotation: KEY}``. Durations are Go-style
-(``500ms``, ``2s``, ``1m30s``) or plain numbers of seconds.
+Delays (:class:`Delay`) are ``duration``, or a uniform random time between
+``duration`` and ``jitter`` when ``jitter`` is larger (the jitter is an upper bound,
+as in KWOK), or read from an annotation with ``durationFrom: {annotation: KEY}``.
+Durations are Go-style (``500ms``, ``2s``, ``1m30s``) or plain numbers of seconds.
+
+When several stages of one action select an object, the first one in file order
+applies, unless some of them have a ``weight``: then one of those with a weight is
+drawn at random in proportion to it (KWOK's rule for stages that match together), so
+a stage file can say "a third of these pods crash, the rest complete".
 
 Delayed actions are kept in one :class:`Timers` heap with a single event-loop timer
 armed for the earliest deadline, so 10,000 pods waiting for something cost 10,000
@@ -264,8 +269,8 @@ class Delay:
 
     @property
     def fixed(self) -> bool:
-        """True when every object gets the same delay (no jitter, nothing read from the object)."""
-        return self.jitter == 0 and self.duration_from is None
+        """True when every object gets the same delay (no jitter above it, nothing read from the object)."""
+        return self.jitter <= self.duration and self.duration_from is None
 
     def seconds(self, obj: Mapping[str, Any], rng: random.Random) -> float | None:
         """The delay for ``obj``; None when ``durationFrom`` names an unusable value."""
@@ -277,8 +282,8 @@ class Delay:
                     base = parse_duration(raw)
                 except ValueError:
                     return None
-        if self.jitter:
-            base += rng.uniform(0.0, self.jitter)
+        if self.jitter > base:  # the jitter is the upper bound of the delay
+            base = rng.uniform(base, self.jitter)
         return base
 
 
@@ -306,6 +311,8 @@ class Stage:
     selector: Selector
     delay: Delay
     next: Next
+    #: relative chance among the weighted stages of one action that select an object (0: not drawn)
+    weight: int = 0
 
     @property
     def action(self) -> str:
@@ -350,6 +357,7 @@ class StageSet:
             self._by_action.setdefault(stage.action, []).append(stage)
         self._candidates: dict[str, tuple[_Candidate, ...]] = {
             action: tuple(_candidate(s) for s in stages) for action, stages in self._by_action.items()}
+        self._weighted = {action for action, stages in self._by_action.items() if any(s.weight for s in stages)}
 
     def __len__(self) -> int:
         return len(self.stages)
@@ -358,24 +366,42 @@ class StageSet:
         return action in self._by_action
 
     def first(self, action: str, obj: Mapping[str, Any]) -> Match | None:
-        """The first stage of ``action`` selecting ``obj`` (with its delay), if any."""
+        """The stage of ``action`` that applies to ``obj`` (with its delay), if any.
+
+        The first selecting stage, or, when some selecting stages are weighted, one of
+        those drawn by weight.
+        """
+        if action in self._weighted:
+            return self._drawn(action, obj)
         for candidate in self._candidates.get(action, ()):
-            if candidate.selector is not None:
-                if candidate.required and _lacks(obj, candidate.required):
-                    continue
-                if not candidate.selector.matches(obj):
-                    continue
-            if candidate.fixed is not None:
-                return candidate.fixed
-            stage = candidate.stage
-            delay = stage.delay.seconds(obj, self.rng)
-            if delay is None:
-                meta = obj.get("metadata") or {}
-                log.warning("stage %s: %s/%s has an invalid %s annotation; stage skipped", stage.name,
-                            meta.get("namespace", ""), meta.get("name"), stage.delay.duration_from)
-                continue
-            return Match(stage, delay)
+            match = self._match(candidate, obj)
+            if match is not None:
+                return match
         return None
+
+    def _drawn(self, action: str, obj: Mapping[str, Any]) -> Match | None:
+        matches = [m for m in (self._match(c, obj) for c in self._candidates[action]) if m is not None]
+        weighted = [m for m in matches if m.stage.weight]
+        if not weighted:
+            return matches[0] if matches else None
+        return self.rng.choices(weighted, weights=[m.stage.weight for m in weighted])[0]
+
+    def _match(self, candidate: _Candidate, obj: Mapping[str, Any]) -> Match | None:
+        """``candidate``'s match for ``obj``, or None when it does not select it (or its delay is unusable)."""
+        if candidate.selector is not None:
+            if candidate.required and _lacks(obj, candidate.required):
+                return None
+            if not candidate.selector.matches(obj):
+                return None
+        if candidate.fixed is not None:
+            return candidate.fixed
+        stage = candidate.stage
+        delay = stage.delay.seconds(obj, self.rng)
+        if delay is None:
+            meta = obj.get("metadata") or {}
+            log.warning("stage %s: %s/%s has an invalid %s annotation; stage skipped", stage.name,
+                        meta.get("namespace", ""), meta.get("name"), stage.delay.duration_from)
+        return None if delay is None else Match(stage, delay)
 
 
 def _candidate(stage: Stage) -> _Candidate:
@@ -552,13 +578,16 @@ def _stage(doc: dict[str, Any], where: _Where) -> Stage:
     if not isinstance(name, str) or not name:
         raise where.error("metadata.name", "required")
     where.stage = name
-    spec = _mapping(doc.get("spec"), where, "spec", ("resourceRef", "selector", "delay", "next"))
+    spec = _mapping(doc.get("spec"), where, "spec", ("resourceRef", "selector", "delay", "next", "weight"))
     ref = _mapping(spec.get("resourceRef"), where, "spec.resourceRef", ("apiGroup", "kind"))
     resource = ref.get("kind", POD)
     if resource not in (POD, NODE):
         raise where.error("spec.resourceRef.kind", f"must be Pod or Node, not {resource!r}")
+    weight = spec.get("weight", 0)
+    if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
+        raise where.error("spec.weight", f"must be a whole number, 0 or more, not {weight!r}")
     return Stage(name, resource, _selector(spec.get("selector"), where), _delay(spec.get("delay"), where),
-                 _next(spec.get("next"), where, resource))
+                 _next(spec.get("next"), where, resource), weight)
 
 
 def parse_stages(text: str, source: str = "<stages>", *, seed: int | None = None) -> StageSet:
