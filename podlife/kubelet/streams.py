@@ -786,33 +786,9 @@ class _ForwardedPort:
         self._inbox.put_nowait(None)
 
     async def run(self) -> None:
-        """Connect, then copy both ways until the server side closes; errors go to the error channel."""
-        try:
-            reader, writer = await asyncio.open_connection(LOOPBACK, self.port)
-        except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            await self._error(f"failed to connect to {LOOPBACK}:{self.port}: {reason}")
-            return
-        upload = asyncio.create_task(self._upload(writer))
-        try:
-            while data := await reader.read(READ_BYTES):
-                if not await self.conn.send(self.data_channel, data):
-                    break
-        except OSError as exc:
-            await self._error(str(exc))
-        finally:
-            upload.cancel()
-            await asyncio.gather(upload, return_exceptions=True)
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-    async def _upload(self, writer: asyncio.StreamWriter) -> None:
-        while (data := await self._inbox.get()) is not None:
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
+        """Copy both ways until the server side closes; errors go to the error channel."""
+        await forward_loopback(self.port, receive=self._inbox.get,
+                               send=lambda data: self.conn.send(self.data_channel, data), report=self._error)
 
     async def _error(self, message: str) -> None:
         await self.conn.send(self.error_channel, forward_error(self.port, self._pod, self._uid, message).encode())
@@ -847,6 +823,45 @@ async def run_port_forward(conn: ChannelConnection, ports: Sequence[int], pod: s
         router.cancel()
         copies.cancel()
         await asyncio.gather(router, copies, return_exceptions=True)
+
+
+async def forward_loopback(port: int, *, receive: Callable[[], Awaitable[bytes | None]],
+                           send: Callable[[bytes], Awaitable[bool]], report: Callable[[str], Awaitable[None]]) -> None:
+    """One forwarded connection, whatever the protocol: ``127.0.0.1:port`` <-> the client's stream.
+
+    ``receive`` gives what the client sent (empty or None: it is done sending), ``send``
+    passes the container's bytes on (False: the client is gone), ``report`` tells the
+    client a failure in Kubernetes' words. Only loopback is ever dialled.
+    """
+    try:
+        reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        await report(f"failed to connect to {LOOPBACK}:{port}: {reason}")
+        return
+    upload = asyncio.create_task(_copy_to(receive, writer))
+    try:
+        while data := await reader.read(READ_BYTES):
+            if not await send(data):
+                break
+    except OSError as exc:
+        await report(str(exc))
+    finally:
+        upload.cancel()
+        await asyncio.gather(upload, return_exceptions=True)
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def _copy_to(receive: Callable[[], Awaitable[bytes | None]], writer: asyncio.StreamWriter) -> None:
+    """The client's bytes to the container, then end-of-file when the client is done sending."""
+    with contextlib.suppress(OSError):
+        while chunk := await receive():
+            writer.write(chunk)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
 
 
 def forward_error(port: int, pod: str, uid: str, message: str) -> str:
@@ -1026,38 +1041,19 @@ class SpdyPortForwarder:
 
     async def _forward(self, port: int, data: spdy.SpdyStream, error: spdy.SpdyStream) -> None:
         """Copy between the data stream and a loopback connection; failures go to the error stream."""
+
+        async def send(chunk: bytes) -> bool:
+            await data.write(chunk)
+            return not data.reset
+
+        async def report(message: str) -> None:
+            await error.write(forward_error(port, self._pod, self._uid, message).encode())
+
         try:
-            try:
-                reader, writer = await asyncio.open_connection(LOOPBACK, port)
-            except OSError as exc:
-                reason = os.strerror(exc.errno) if exc.errno else str(exc)
-                await error.write(forward_error(port, self._pod, self._uid,
-                                                f"failed to connect to {LOOPBACK}:{port}: {reason}").encode())
-                return
-            upload = asyncio.create_task(self._upload(data, writer))
-            try:
-                while not data.reset and (chunk := await reader.read(READ_BYTES)):
-                    await data.write(chunk)
-            except OSError as exc:
-                await error.write(forward_error(port, self._pod, self._uid, str(exc)).encode())
-            finally:
-                upload.cancel()
-                await asyncio.gather(upload, return_exceptions=True)
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
+            await forward_loopback(port, receive=data.read, send=send, report=report)
         finally:
             await data.close()
             await error.close()
-
-    @staticmethod
-    async def _upload(data: spdy.SpdyStream, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError):
-            while chunk := await data.read():
-                writer.write(chunk)
-                await writer.drain()
-            if writer.can_write_eof():
-                writer.write_eof()
 
     async def stop(self) -> None:
         for deadline in self._deadlines.values():
