@@ -24,8 +24,8 @@ from podlife.client.base import LEASES, NODES, PODS, Client, Obj
 from podlife.client.workqueue import WorkQueue
 from podlife.api.local_client import LocalClient
 from podlife.sim.nodes import KUBELET_VERSION, LEASE_NAMESPACE, NODE_RANGE, node_ip
-from podlife.node import lifecycle
-from podlife.sim import simulator as simulator_module
+from podlife.node.machine import NEVER_RAN_MESSAGE, PodLifecycle
+from podlife.node.status import status_patch
 from podlife.machinery.constants import (
     CHAOS_ACK_ANNOTATION,
     CHAOS_ANNOTATION,
@@ -33,12 +33,9 @@ from podlife.machinery.constants import (
     SIM_DURATION_ANNOTATION,
 )
 from podlife.sim.simulator import (
-    PodSim,
     Simulator,
     Step,
-    _is_echo,
     port_ip,
-    status_patch,
 )
 from podlife.sim.stages import COMPLETE, StageSet, parse_stages
 
@@ -401,14 +398,18 @@ async def test_deletion_stops_the_containers_then_deletes_with_uid_precondition(
         assert {c["type"]: c["status"] for c in last["conditions"]}["Ready"] == "False"
 
 
-async def test_deleting_a_pod_that_never_ran_deletes_it_without_a_status_write(client: LocalClient) -> None:
+async def test_deleting_a_pod_that_never_ran_ends_its_containers_as_the_kubelet_does(client: LocalClient) -> None:
+    """One final write (ContainerStatusUnknown, as Kubernetes reports a container that never ran), then the delete."""
     async with simulator(client):
         await run_pod(client, "early", ip=None)
         await pod_where(client, "early", lambda p: container(p).get("state", {}).get("waiting"), what="creating")
         async with Recorder(client, "early") as rec:
             await client.delete(PODS, "early", NS)
             await async_wait_for(lambda: rec.deleted, what="DELETED")
-        assert [state_of(s) for s in rec.written()] == [("waiting", "ContainerCreating")]
+        assert [state_of(s) for s in rec.written()] == [("waiting", "ContainerCreating"),
+                                                        ("terminated", "ContainerStatusUnknown")]
+        final = rec.written()[-1]["containerStatuses"][0]["state"]["terminated"]
+        assert final["exitCode"] == 137 and final["message"] == NEVER_RAN_MESSAGE
 
 
 async def test_delete_stage_delay_and_exit_code(client: LocalClient) -> None:
@@ -551,51 +552,17 @@ def test_status_patch_is_an_exact_merge_patch() -> None:
     assert status_patch(wanted, dict(wanted)) is None
 
 
-def test_restart_rules_are_the_kubelets() -> None:
-    """Backoff, restart policy and message formats are shared with the kubelet, not copied (tested there)."""
-    for name in ("CrashBackoff", "format_pod", "go_duration", "image_id", "should_restart", "terminated_from_api"):
-        assert getattr(simulator_module, name) is getattr(lifecycle, name)
+async def test_simulated_pods_live_through_the_nodes_state_machine(client: LocalClient) -> None:
+    """The lifecycle rules are the kubelet's own machine (podlife.node.machine), not a copy."""
+    async with simulator(client) as sim:
+        await run_pod(client, "m")
+        await pod_where(client, "m", running, what="Running")
+        machine = sim.sims[f"{NS}/m"].machine
+        assert type(machine) is PodLifecycle
+        assert [rec.name for rec in machine.containers if rec.alive] == ["c"]
 
 
 # --------------------------------------------------------------------------- echoes of our own writes
-
-
-def _version(rv: str, **annotations: str) -> Obj:
-    return {"metadata": {"name": "p", "namespace": NS, "uid": "u", "resourceVersion": rv, "annotations": annotations},
-            "spec": {"nodeName": "sim-node-0"}}
-
-
-def _pod_sim(sim: Simulator) -> PodSim:
-    state = PodSim(f"{NS}/p", "u", "p", NS, sim.pool.nodes["sim-node-0"], lifecycle.CrashBackoff(10, 300))
-    sim.sims[state.key] = state
-    return state
-
-
-async def test_only_echoes_of_our_own_writes_are_dropped() -> None:
-    state = _pod_sim(Simulator(None, 1, stages=StageSet(), record_events=False))  # type: ignore[arg-type]
-    state.wrote(_version("7"))
-    assert _is_echo(state, _version("6"), _version("7"))
-    assert not _is_echo(state, _version("6"), _version("7"))  # each echo once
-    assert not _is_echo(state, _version("7"), _version("8"))  # somebody else's write
-    state.wrote(_version("10"))
-    # a change made just before our write whose own event was lost (a relist): not an echo
-    assert not _is_echo(state, _version("8"), _version("10", **{CHAOS_ANNOTATION: "crash"}))
-
-
-async def test_events_during_a_sync_wake_the_pod_unless_all_are_echoes() -> None:
-    sim = Simulator(None, 1, stages=StageSet(), record_events=False)  # type: ignore[arg-type]
-    state = _pod_sim(sim)
-    state.syncing = True
-    sim._on_pod_update(_version("6"), _version("7"))  # its write has not returned yet
-    state.wrote(_version("7"))
-    state.syncing = False
-    sim._settle(state)
-    assert len(sim.queue) == 0
-    state.syncing = True
-    sim._on_pod_update(_version("7"), _version("8", **{PORT_ANNOTATION: port_annotation("10.244.0.9")}))
-    state.syncing = False
-    sim._settle(state)
-    assert len(sim.queue) == 1
 
 
 class RecordingQueue(WorkQueue):
@@ -620,7 +587,8 @@ async def test_a_pod_with_its_port_costs_one_sync_for_its_writes(client: LocalCl
             await run_pod(client, "one")
             await rec.until(lambda s: s and s[-1]["phase"] == "Running", what="Running")
         state = sim.sims[f"{NS}/one"]
-        await async_wait_for(lambda: not state.echoes and not state.syncing, what="the echoes")
+        own = sim.client.own_writes
+        await async_wait_for(lambda: own.remembered(state.key) == 0 and not own.in_flight(state.key), what="the echoes")
         assert len(rec.written()) == 2 and queue.handed_out == [f"{NS}/one"] and len(sim.queue) == 0
     finally:
         await sim.stop()

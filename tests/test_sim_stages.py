@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from podlife.api.local_client import LocalClient
-from podlife.client.base import NODES, PODS, Obj
+from podlife.client.base import EVENTS, NODES, PODS, Obj
 from podlife.sim.stages import (
     CRASH,
     Delay,
@@ -41,6 +41,9 @@ from podlife.sim.stages import (
 
 from .test_sim import (
     NS,
+    PORT_ANNOTATION,
+    pod_manifest,
+    port_annotation,
     Recorder,
     assert_heartbeats_stopped,
     condition,
@@ -407,6 +410,34 @@ async def test_readiness_turns_false_and_the_pod_keeps_running(client: LocalClie
         assert condition(pod, "Ready")["status"] == "False" and condition(pod, "Ready")["reason"] == "ContainersNotReady"
         assert condition(pod, "ContainersReady")["status"] == "False"
         assert container(pod)["started"] is True and container(pod)["restartCount"] == 0
+
+
+async def test_a_patch_stage_opens_a_readiness_gate_and_records_its_event(client: LocalClient) -> None:
+    stages = parse_stages(one_stage("""
+delay: {duration: 20ms}
+next:
+  action: patch
+  statusPatch: {conditions: [{type: example.com/gate, status: "True"}]}
+  event: {type: Normal, reason: GateOpened, message: the gate is open}
+"""))
+    async with simulator(client, stages=stages):
+        manifest = pod_manifest("gated")
+        manifest["spec"]["readinessGates"] = [{"conditionType": "example.com/gate"}]
+        manifest["metadata"]["annotations"][PORT_ANNOTATION] = port_annotation("10.244.0.10")
+        await client.create(PODS, manifest)
+        await client.create_subresource(PODS, "gated", "binding", {"target": {"name": "sim-node-0"}}, NS)
+        pod = await pod_where(client, "gated", lambda p: running(p) and condition(p, "Ready")["status"] == "True",
+                              what="Ready once the gate is open")
+        assert condition(pod, "example.com/gate")["status"] == "True"
+        assert condition(pod, "example.com/gate")["lastTransitionTime"]
+        assert container(pod)["ready"] is True and pod["status"]["phase"] == "Running"
+
+        async def gate_event() -> bool:
+            events = (await client.list(EVENTS, NS))["items"]
+            return any(e["reason"] == "GateOpened" and e["involvedObject"]["name"] == "gated"
+                       and e["message"] == "the gate is open" for e in events)
+
+        await async_wait_for(gate_event, what="the stage's event")
 
 
 async def test_only_the_named_container_crashes(client: LocalClient) -> None:

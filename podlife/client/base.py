@@ -22,7 +22,10 @@ import builtins
 import abc
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .own_writes import TrackingClient
 
 Obj = dict[str, Any]
 
@@ -143,3 +146,9 @@ class Client(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027
         """Release connections."""
+
+    def tracking(self) -> TrackingClient:
+        """This client, recording its writes so that their echoes can be skipped (:mod:`podlife.client.own_writes`)."""
+        from .own_writes import TrackingClient
+
+        return TrackingClient(self)

@@ -32,7 +32,6 @@ import contextlib
 import logging
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from ..machinery.errors import ApiError
@@ -43,7 +42,8 @@ from ..client.informer import Informer, object_key
 from ..client.workqueue import WorkQueue
 from ..machinery.tasks import Supervisor
 from ..node.node_status import (
-    DEFAULT_MAX_PODS, MachineInfo, node_labels, node_object, node_status, probe_machine, status_differs,
+    DEFAULT_MAX_PODS, LEASE_NAMESPACE, MachineInfo, lease_object, lease_spec, node_labels, node_object, node_status,
+    probe_machine, status_differs,
 )
 from .pod_worker import CNI, PodWorker, WorkerConfig
 from .runtime import ContainerHandle, ProcessRuntime
@@ -53,7 +53,6 @@ from ..node.status import rfc3339
 
 log = logging.getLogger(__name__)
 
-LEASE_NAMESPACE = "kube-node-lease"
 
 
 @dataclass
@@ -69,11 +68,6 @@ class KubeletConfig:
     pods: WorkerConfig = field(default_factory=WorkerConfig)
 
 
-def micro_time(moment: datetime | None = None) -> str:
-    """``metav1.MicroTime`` text, as Lease times are written."""
-    return (moment or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 class Kubelet:
     """The agent of one node. ``await start()``, later ``await stop()``.
 
@@ -85,7 +79,9 @@ class Kubelet:
     def __init__(self, client: Client, node_name: str, *, root_dir: Path | str, cni: CNI,
                  runtime: ProcessRuntime | None = None, address: str = "127.0.0.1",
                  config: KubeletConfig | None = None, server_token: str | None = None) -> None:
-        self.client = client
+        #: our writes are tracked so that the pod informer skips their echoes: a worker
+        #: carries on with what its status write returned and needs no wake-up for it
+        self.client = client.tracking()
         self.node_name = node_name
         self.root_dir = Path(root_dir)
         self.runtime = runtime or ProcessRuntime(self.root_dir)
@@ -94,8 +90,9 @@ class Kubelet:
         self.config = config or KubeletConfig()
         self.server_token = server_token or secrets.token_urlsafe(32)
         self.server = KubeletServer(self._log_target, token=self.server_token, address=address, streams=self)
-        self.recorder = EventRecorder(client, "kubelet", node_name)
-        self.informer = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
+        self.recorder = EventRecorder(client, "kubelet", node_name)  # events: nobody skips their echoes
+        self.informer = Informer(self.client, PODS, field_selector=f"spec.nodeName={node_name}",
+                                 skip_own_writes=self.client.own_writes)
         self.queue = WorkQueue()
         self.machine: MachineInfo | None = None
         self._workers: dict[str, PodWorker] = {}  # key -> the worker of the pod with that name now
@@ -221,24 +218,11 @@ class Kubelet:
                 log.exception("kubelet %s: node status update failed", self.node_name)
 
     def _lease(self) -> Obj:
-        return {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {
-                "name": self.node_name,
-                "namespace": LEASE_NAMESPACE,
-                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": self.node_name,
-                                     "uid": self._node_uid}],
-            },
-            "spec": {"holderIdentity": self.node_name,
-                     "leaseDurationSeconds": self.config.lease_duration_seconds,
-                     "renewTime": micro_time()},
-        }
+        return lease_object(self.node_name, self._node_uid, self.config.lease_duration_seconds)
 
     async def _renew_lease(self) -> None:
         """Move ``renewTime`` forward, creating the Lease when it is missing."""
-        spec = {"holderIdentity": self.node_name, "leaseDurationSeconds": self.config.lease_duration_seconds,
-                "renewTime": micro_time()}
+        spec = lease_spec(self.node_name, self.config.lease_duration_seconds)
         try:
             await self.client.patch(LEASES, self.node_name, {"spec": spec}, LEASE_NAMESPACE)
         except ApiError as exc:

@@ -1,49 +1,42 @@
-"""One pod's life on this node: network, containers, restarts, status, termination.
+"""One pod's life on this node: the shared lifecycle machine, carried out with processes.
 
-A :class:`PodWorker` is one asyncio task per pod. The kubelet hands it every new
-version of the pod object (:meth:`PodWorker.update`); container exits and
-timers wake it too. Each wake runs one *sync* that compares what should be
-running with what is, acts, and writes the status if -- and only if -- it
-changed. A single task owns all of the pod's state, so there are no locks,
-and a burst of events costs one sync.
+Design
+------
+What a pod goes through -- the order of its status writes (ContainerCreating, the
+pod IP, Running), restarts and the CrashLoopBackOff back-off, terminal phases,
+graceful termination -- is decided by :class:`podlife.node.machine.PodLifecycle`,
+the state machine simulated nodes drive too. A :class:`PodWorker` is its driver on a
+real node: one asyncio task per pod that turns what happens to processes into the
+machine's *facts* and carries out the machine's *effects*:
 
-The order of a pod's first status writes is the one Kubernetes shows (see the
-seeds): (a) ``ContainerCreating`` with ``Initialized`` True and ``Ready``
-False, host IP and start time; (b) the pod IP, once the CNI step has found the
-port the network controller wrote (``cni.add`` raises ``CNIError`` until then:
-retried with a short backoff, or at once when the pod object changes); (c)
-``Running`` with every container running and ready. Each is its own merge patch
-of ``status`` (only the fields that changed).
+==========================  ===================================================
+effect                      carried out by
+==========================  ===================================================
+``WriteStatus``             a merge patch of ``status`` (only what changed)
+``SetUpSandbox``            the CNI step (:mod:`podlife.node.cni`); it raises
+                            ``CNIError`` until the network controller has written
+                            the port: retried with a short back-off, or at once
+                            when the pod object changes
+``StartContainer``          environment (:mod:`podlife.kubelet.environment`),
+                            then a process (:mod:`podlife.kubelet.runtime`)
+``RunHook``                 the ``postStart`` handler (:mod:`podlife.kubelet.hooks`)
+``KillContainers``          ``preStop`` hook within the grace period, SIGTERM,
+                            SIGKILL once it is over (a shorter grace asked for
+                            meanwhile is honoured; at least 2 s for the signals)
+``DeletePod``               delete with grace 0 and a uid precondition
+``ReleaseSandbox``          CNI delete
+``RecordEvent``/``WakeAt``  the event recorder / a timer that wakes the task
+==========================  ===================================================
 
-Containers restart as the restart policy says, after the crash-loop backoff
-of Kubernetes (:class:`CrashBackoff`): the first restart at once, then 10 s,
-20 s, ... up to 5 min, forgotten after 10 min without a crash; while it waits
-the container shows ``waiting: CrashLoopBackOff``.
+The kubelet hands the worker every new version of the pod (:meth:`PodWorker.update`);
+container exits and timers wake it too. Each wake feeds what happened to the machine
+and carries out its plan until only a wait is left. A single task owns the pod's
+state, so there are no locks, and a burst of events costs one pass.
 
-When the pod gets a ``deletionTimestamp``: the containers turn unready (one
-write), run their ``preStop`` hook, get SIGTERM, SIGKILL once the grace period
-is over (the hook's time counts against it; at least 2 s are left for the
-signals, Kubernetes' minimum), the terminated states are written, and the
-kubelet deletes the pod with grace 0 (uid precondition), then releases the
-network and the log directory. A pod that vanishes from the API (force
-deletion) has its processes stopped as well.
-
-Lifecycle hooks (``exec``, ``httpGet``, ``sleep``) follow the seeds: a
-``postStart`` hook runs right after its container starts, and the container
-does not count as started (nor does the next one start) until it has finished;
-a failing hook kills the container (event ``FailedPostStartHook``), which then
-restarts as its policy says.
-
-A worker started for a pod whose status says containers were running (the
-kubelet restarted and the processes are gone) takes the status as its
-starting point: a container it finds no process for ended with
-``ContainerStatusUnknown`` (exit 137, as Kubernetes reports it) and is restarted
-according to the restart policy.
-
-The worker is the driver of the pod's life; the container environment
-(``env``, ``envFrom``, ``valueFrom``, ``$(VAR)``) is built by
-:mod:`podlife.kubelet.environment` and the hook handlers run by
-:mod:`podlife.kubelet.hooks`.
+A worker started for a pod whose status says containers were running (the kubelet
+restarted and the processes are gone) recovers the machine from that status: the
+containers ended with ``ContainerStatusUnknown`` and restart as their policy says.
+A pod that vanishes from the API (force deletion) has its processes stopped as well.
 """
 
 from __future__ import annotations
@@ -56,41 +49,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from ..machinery.errors import ApiError
 from ..client.base import PODS, Client, Obj
 from ..client.events import EventRecorder
-from ..node.cni import CNIError
-from ..node.lifecycle import (
-    CrashBackoff, format_pod, go_duration, image_id, should_restart, terminated_from_api,
-)
-from .runtime import (
-    ContainerHandle, ContainerSpec, ContainerStartError, PodKey,
-    ProcessRuntime,
-)
+from ..machinery.errors import ApiError
 from ..machinery.tasks import Supervisor
+from ..node.cni import CNIError
+from ..node.lifecycle import go_duration
+from ..node.machine import (
+    ContainerConfigFailed, ContainerExited, ContainerStarted, ContainerStartFailed, DeletePod, Effect, Fact,
+    HookFailed, KillContainers, LifecycleConfig, PodGone, PodLifecycle, PodUpdated, ProbeResult, RecordEvent,
+    ReleaseSandbox, RunHook, SandboxFailed, SandboxReady, SetUpSandbox, StartContainer, WakeAt, WriteStatus,
+    only_waits,
+)
+from ..node.status import Running, Terminated, rfc3339
 from .environment import EnvError, EnvResolver, expand
 from .hooks import run_handler
+from .runtime import ContainerHandle, ContainerSpec, ContainerStartError, PodKey, ProcessRuntime
 from .server import LogTarget
 from .streams import RequestRefused
-from ..node.status import (
-    CONTAINER_CREATING, CRASH_LOOP_BACK_OFF, CREATE_CONTAINER_CONFIG_ERROR, KUBELET_CONDITIONS,
-    START_ERROR, STATUS_UNKNOWN, TERMINAL_PHASES, ContainerView, PodFacts, Running, Terminated, Waiting,
-    build_pod_status, rfc3339, status_patch,
-)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-#: What Kubernetes says about a container that was running and is gone.
-VANISHED_MESSAGE = "The container could not be located when the pod was deleted.  The container used to be Running"
-#: ... and about a container that had not run when its pod was terminated.
-NEVER_RAN_MESSAGE = "The container could not be located when the pod was terminated"
-VANISHED_EXIT_CODE = 137
-#: Whether the status written after a deletion's kill says Succeeded/Failed.
-#: Kubernetes >= 1.27 does (kubectl then shows Completed/Error until the pod is
-#: gone); the reference ``kubectl get pods -w`` of this project shows
-#: ``Terminating`` to the end, which is the phase left as it was.
-TERMINAL_PHASE_ON_DELETION = False
 
 
 class PortInfoLike(Protocol):
@@ -120,36 +99,10 @@ class WorkerConfig:
     #: (Kubernetes' minimumGracePeriodInSeconds).
     min_kill_grace: float = 2.0
 
-
-# --------------------------------------------------------------------------- containers
-
-
-@dataclass
-class _Container:
-    """What the worker knows about one spec container across its instances."""
-
-    spec: Obj
-    backoff: CrashBackoff
-    restart_count: int = 0  # index of the newest instance
-    current: Running | Terminated | None = None  # the newest instance
-    previous: Terminated | None = None  # the one before it
-    handle: ContainerHandle | None = None  # the newest instance's process, while known
-    waiting: Waiting | None = None  # why it cannot start (config error), while that holds
-    retry_at: float = 0.0  # loop time before which a failed start is not retried
-    finished_at: float = 0.0  # loop time the newest instance ended
-    image_id: str = ""
-    ready_override: bool | None = None  # a readiness probe's verdict, once there is one
-
-    @property
-    def name(self) -> str:
-        return str(self.spec.get("name", ""))
-
-    @property
-    def image(self) -> str:
-        return str(self.spec.get("image", ""))
-
-
-# --------------------------------------------------------------------------- the worker
+    def lifecycle(self) -> LifecycleConfig:
+        return LifecycleConfig(backoff_initial=self.backoff_initial, backoff_max=self.backoff_max,
+                               sandbox_retry_initial=self.network_retry_initial,
+                               sandbox_retry_max=self.network_retry_max, min_kill_grace=self.min_kill_grace)
 
 
 class PodWorker:
@@ -169,16 +122,11 @@ class PodWorker:
         self.host_ip = host_ip
         self.config = config or WorkerConfig()
         self.pod_key = PodKey(self.namespace, self.name, self.uid)
-        self._status: Obj = dict(pod.get("status") or {})  # as last written (or read)
-        self._containers = [
-            _Container(spec=c, backoff=CrashBackoff(self.config.backoff_initial, self.config.backoff_max))
-            for c in (pod.get("spec") or {}).get("containers") or []
-        ]
-        self._start_time = self._status.get("startTime") or rfc3339()
-        self._pod_ips: tuple[str, ...] = ()
-        self._network_up = False
-        self._network_delay = self.config.network_retry_initial
-        self._terminating = False
+        self.machine = PodLifecycle(pod, host_ip=host_ip, config=self.config.lifecycle())
+        self.machine.recover(pod.get("status") or {}, now=self._now(), now_text=rfc3339())
+        self._handles: dict[str, ContainerHandle] = {}  # container -> its newest instance's process, while known
+        self._inbox: list[Fact] = []  # facts from outside the task (readiness verdicts)
+        self._pod_changed = False
         self._gone = False
         self._wake = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
@@ -186,7 +134,6 @@ class PodWorker:
         self._background = Supervisor(f"pod worker {self.namespace}/{self.name}", logger=log)
         self._task: asyncio.Task[None] | None = None
         self._starting: asyncio.Future[ContainerHandle] | None = None
-        self._recover()
 
     def __repr__(self) -> str:
         return f"<PodWorker {self.namespace}/{self.name} {self.uid}>"
@@ -209,13 +156,12 @@ class PodWorker:
             self._gone = True
         else:
             self.pod = pod
+            self._pod_changed = True
         self._wake.set()
 
     def set_readiness(self, container: str, ready: bool) -> None:
         """A readiness verdict for ``container`` (the hook for a readiness prober)."""
-        for rec in self._containers:
-            if rec.name == container:
-                rec.ready_override = ready
+        self._inbox.append(ProbeResult(container, ready))
         self._wake.set()
 
     async def cancel(self) -> None:
@@ -230,24 +176,18 @@ class PodWorker:
 
     async def _run(self) -> None:
         try:
-            while True:
+            while not self.machine.deleted:
                 self._wake.clear()
-                if self._gone:
-                    await self._kill_running(self._kill_grace())
-                    await self._release()
-                    return
-                if self._deletion_requested():
-                    await self._terminate()
-                    return
                 try:
-                    await self._sync()
+                    await self._drive()
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("%r: sync failed; retrying", self)
                     self._wake_in(self.config.status_retry)
-                if not self._gone and not self._deletion_requested():
+                if not self.machine.deleted:
                     await self._wake.wait()
+            await self.runtime.remove_pod(self.pod_key)  # processes, logs
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -256,280 +196,222 @@ class PodWorker:
             self._cancel_timer()
             self._background.cancel()
 
-    def _deletion_requested(self) -> bool:
-        return bool((self.pod.get("metadata") or {}).get("deletionTimestamp"))
-
-    def _api_terminal(self) -> bool:
-        phase = self._status.get("phase")
-        api_phase = (self.pod.get("status") or {}).get("phase")
-        return phase in TERMINAL_PHASES or api_phase in TERMINAL_PHASES
-
-    async def _sync(self) -> None:
-        """One pass: notice exits, then network, then starts -- writing status between steps."""
-        self._collect_exits()
-        if self._finished_running():
-            await self._release_network()
-            await self._write_status()
-            return
-        await self._write_status()  # (a) ContainerCreating / (d) exits
-        if not self._network_up:
-            if not await self._setup_network():
+    async def _drive(self) -> None:
+        """Feed what happened to the machine and carry out its plan until only a wait is left."""
+        while not self.machine.deleted:
+            await self._take_inputs()
+            effects = self.machine.plan(self._now())
+            if only_waits(effects):
+                for effect in effects:
+                    await self._carry_out(effect)
                 return
-            await self._write_status()  # (b) pod IP
-        await self._start_due_containers()
-        await self._write_status()  # (c) Running
-        self._schedule_restarts()
+            if not await self._carry_out_all(effects):
+                return
+
+    async def _take_inputs(self) -> None:
+        """Pod changes, a vanished pod, exited processes and queued verdicts, as facts."""
+        if self._gone and not self.machine.gone:
+            await self._observe(PodGone())
+            return
+        if self._pod_changed:
+            self._pod_changed = False
+            await self._observe(PodUpdated(self.pod))
+        for name, handle in list(self._handles.items()):
+            info = handle.exited
+            if info is None:
+                continue
+            del self._handles[name]
+            ago = (datetime.now(timezone.utc) - info.finished_at).total_seconds()
+            await self._observe(ContainerExited(name, info.exit_code, info.reason, rfc3339(info.finished_at),
+                                                self._now() - max(ago, 0.0)))
+        inbox, self._inbox = self._inbox, []
+        for fact in inbox:
+            await self._observe(fact)
+
+    async def _observe(self, fact: Fact) -> None:
+        await self._carry_out_all(self.machine.observe(fact, self._now()))
+
+    async def _carry_out_all(self, effects: list[Effect]) -> bool:
+        """Carry out ``effects`` in order; False when a write failed (the next wake retries)."""
+        for effect in effects:
+            if not await self._carry_out(effect):
+                return False
+        return True
+
+    async def _carry_out(self, effect: Effect) -> bool:
+        if isinstance(effect, WriteStatus):
+            return await self._write_status(effect.terminal)
+        if isinstance(effect, RecordEvent):
+            field_path = f"spec.containers{{{effect.container}}}" if effect.container else ""
+            self.recorder.event(self.pod, effect.type, effect.reason, effect.message, field_path)
+        elif isinstance(effect, StartContainer):
+            await self._start_container(effect.container, effect.instance)
+        elif isinstance(effect, SetUpSandbox):
+            await self._set_up_sandbox()
+        elif isinstance(effect, RunHook):
+            await self._post_start(effect.container)
+        elif isinstance(effect, KillContainers):
+            await self._kill(effect)
+        elif isinstance(effect, DeletePod):
+            if not self._gone:
+                await self._delete_from_api()
+        elif isinstance(effect, ReleaseSandbox):
+            await self._release_sandbox()
+        elif isinstance(effect, WakeAt):
+            self._wake_in(effect.when - self._now())
+        return True
 
     # ------------------------------------------------------------------ network
 
-    async def _setup_network(self) -> bool:
-        """``cni.add``; on failure retry later (sooner if the pod object changes)."""
+    async def _set_up_sandbox(self) -> None:
+        """``cni.add``; a failure is a fact (the machine says when to try again)."""
         try:
             port = await self.cni.add(self.pod)
         except CNIError as exc:
             log.debug("%r: network not ready yet: %s", self, exc)
-            self._retry_network()
-            return False
+            await self._observe(SandboxFailed(str(exc)))
+            return
         except Exception as exc:
             log.warning("%r: CNI add failed: %s", self, exc)
-            self._event("Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
-            self._retry_network()
-            return False
-        self._pod_ips = (port.ip,)
-        self._network_up = True
-        self._network_delay = self.config.network_retry_initial
-        return True
-
-    def _retry_network(self) -> None:
-        self._wake_in(self._network_delay)
-        self._network_delay = min(self._network_delay * 2, self.config.network_retry_max)
-
-    async def _release_network(self) -> None:
-        if not self._network_up:
+            await self._observe(SandboxFailed(str(exc), warn=True))
             return
-        self._network_up = False
+        await self._observe(SandboxReady((port.ip,)))
+
+    async def _release_sandbox(self) -> None:
         try:
             await self.cni.delete(self.pod)
         except Exception as exc:  # the port is the network controller's to collect
             log.warning("%r: CNI delete failed: %s", self, exc)
 
-    async def _release(self) -> None:
-        """Give back what the pod held on this node: network, processes, logs."""
-        await self._release_network()
-        await self.runtime.remove_pod(self.pod_key)
-
     # ------------------------------------------------------------------ containers
 
-    def _restart_policy(self) -> str:
-        return str((self.pod.get("spec") or {}).get("restartPolicy", "Always"))
-
-    def _restart_wait(self, rec: _Container) -> float | None:
-        """Seconds until the ended newest instance is restarted; None if it never will be."""
-        cur = rec.current
-        if not isinstance(cur, Terminated) or self._terminating or self._api_terminal():
-            return None
-        if not should_restart(self._restart_policy(), cur.exit_code):
-            return None
-        return rec.backoff.remaining(rec.finished_at, self._now())
-
-    def _in_crash_loop(self, rec: _Container) -> bool:
-        """Waiting out a backoff -- shown until the restart happens, even once the wait is over."""
-        return self._restart_wait(rec) is not None and rec.backoff.applies(rec.finished_at)
-
-    def _finished_running(self) -> bool:
-        """Nothing runs and nothing will: the pod has reached (or keeps) a terminal phase."""
-        if self._api_terminal():
-            return all(rec.handle is None for rec in self._containers)
-        return all(isinstance(rec.current, Terminated) and rec.handle is None and self._restart_wait(rec) is None
-                   for rec in self._containers)
-
-    def _collect_exits(self) -> None:
-        """Turn processes that have exited into terminated states."""
-        for rec in self._containers:
-            handle = rec.handle
-            if handle is None or handle.exited is None:
-                continue
-            info = handle.exited
-            rec.current = Terminated(info.exit_code, info.reason, rfc3339(handle.started_at),
-                                     rfc3339(info.finished_at), handle.container_id)
-            ago = (datetime.now(timezone.utc) - info.finished_at).total_seconds()
-            rec.finished_at = self._now() - max(ago, 0.0)
-            rec.handle = None
-            wait = self._restart_wait(rec)
-            if wait:
-                self._event("Warning", "BackOff",
-                            f"Back-off restarting failed container {rec.name} in pod {format_pod(self.pod)}", rec)
-
-    def _due(self, rec: _Container) -> bool:
-        if rec.handle is not None or self._api_terminal():
-            return False
-        if rec.waiting is not None:
-            return self._now() >= rec.retry_at
-        if rec.current is None:
-            return True
-        return self._restart_wait(rec) == 0
-
-    async def _start_due_containers(self) -> None:
-        """Start, in spec order, every container that should run now and does not."""
-        for rec in self._containers:
-            if self._gone or self._deletion_requested():
-                return  # the next pass terminates instead
-            if self._due(rec):
-                await self._start_container(rec)
-
-    async def _start_container(self, rec: _Container) -> None:
-        if isinstance(rec.current, Terminated):  # a restart: the ended instance becomes the previous one
-            rec.backoff.restarted(rec.finished_at)
-            rec.previous, rec.current = rec.current, None
-            rec.restart_count += 1
-        resolver = EnvResolver(self.client, self.pod, host_ip=self.host_ip, pod_ips=self._pod_ips)
+    async def _start_container(self, name: str, instance: int) -> None:
+        if self._pod_changed or self._gone:  # a deletion may have come: let the machine know first
+            await self._take_inputs()
+            if self.machine.terminating:
+                return  # the machine dropped the start
+        rec = self.machine.container(name)
+        assert rec is not None
+        resolver = EnvResolver(self.client, self.pod, host_ip=self.host_ip, pod_ips=self.machine.pod_ips)
         try:
             env = await resolver.resolve(rec.spec)
         except EnvError as exc:
-            rec.waiting = Waiting(CREATE_CONTAINER_CONFIG_ERROR, str(exc))
-            rec.retry_at = self._now() + self.config.config_retry
-            self._wake_in(self.config.config_retry)
-            self._event("Warning", "Failed", f"Error: {exc}", rec)
+            await self._observe(ContainerConfigFailed(name, str(exc), self.config.config_retry))
             return
-        rec.waiting = None
         spec = ContainerSpec(
-            name=rec.name,
+            name=name,
             command=[expand(a, env) for a in rec.spec.get("command") or []],
             args=[expand(a, env) for a in rec.spec.get("args") or []],
             env=env,
             working_dir=rec.spec.get("workingDir") or None,
             image=rec.image,
         )
-        self._event("Normal", "Pulled", f'Container image "{rec.image}" already present on machine', rec)
-        self._event("Normal", "Created", f"Created container {rec.name}", rec)
-        rec.image_id = image_id(rec.image)
         # Shielded: a worker cancelled mid-start lets the start finish, so that the
         # runtime knows the process and its shutdown stops it (see cancel()).
-        self._starting = asyncio.ensure_future(self.runtime.start_container(self.pod_key, spec, rec.restart_count))
+        self._starting = asyncio.ensure_future(self.runtime.start_container(self.pod_key, spec, instance))
         try:
             handle = await asyncio.shield(self._starting)
         except ContainerStartError as exc:
-            now = rfc3339()
-            rec.current = Terminated(exc.exit_code, START_ERROR, now, now, message=exc.message)
-            rec.finished_at = self._now()
-            self._event("Warning", "Failed", f"Error: {exc.message}", rec)
+            await self._observe(ContainerStartFailed(name, exc.exit_code, exc.message, rfc3339()))
             return
-        rec.handle = handle
-        rec.current = Running(rfc3339(handle.started_at), handle.container_id)
-        self._event("Normal", "Started", f"Started container {rec.name}", rec)
+        self._handles[name] = handle
         self._background.start(self._wake_on_exit(handle))
-        if hook := (rec.spec.get("lifecycle") or {}).get("postStart"):
-            await self._post_start(rec, handle, hook)
+        await self._observe(ContainerStarted(name, handle.container_id, rfc3339(handle.started_at)))
 
-    async def _post_start(self, rec: _Container, handle: ContainerHandle, hook: Obj) -> None:
-        """Run the postStart hook before the container counts as started (as the kubelet does).
-
-        If it fails the container is killed, and restarted as its restart policy says.
-        """
-        finished, error = await self._unless_deleted(self._run_hook(rec, handle, hook))
+    async def _post_start(self, name: str) -> None:
+        """Run the postStart hook; the container counts as started (and the next one starts) after it."""
+        rec, handle = self.machine.container(name), self._handles.get(name)
+        if rec is None or handle is None or rec.post_start is None:
+            return
+        finished, error = await self._unless_deleted(self._run_hook(rec.spec, handle, rec.post_start))
         if finished and error is not None:
-            self._event("Warning", "FailedPostStartHook", error, rec)
-            self._background.start(self.runtime.stop_container(handle, self._kill_grace()))
+            await self._observe(HookFailed(name, "PostStart", error))
 
     async def _wake_on_exit(self, handle: ContainerHandle) -> None:
         await handle.wait()
         self._wake.set()
 
-    def _schedule_restarts(self) -> None:
-        waits = [w for rec in self._containers if rec.handle is None and (w := self._restart_wait(rec))]
-        if waits:
-            self._wake_in(min(waits))
-
     # ------------------------------------------------------------------ termination
 
-    def _kill_grace(self) -> float:
-        """The grace period the pod asks for now (its deletion's, else its spec's), floored."""
-        if self._gone:  # force-deleted: nothing to wait for but the minimum
-            return self.config.min_kill_grace
-        meta, spec = self.pod.get("metadata") or {}, self.pod.get("spec") or {}
-        grace = meta.get("deletionGracePeriodSeconds")
-        if grace is None:
-            grace = spec.get("terminationGracePeriodSeconds", 30)
-        return max(float(grace), self.config.min_kill_grace)
+    async def _kill(self, effect: KillContainers) -> None:
+        """Stop containers; a deletion's kill is waited for, a failed hook's runs beside the worker."""
+        handles = [(name, h) for name in effect.containers if (h := self._handles.get(name)) is not None and h.running]
+        if not handles:
+            return
+        if not effect.pre_stop and not self.machine.terminating:
+            for _name, handle in handles:
+                self._background.start(self.runtime.stop_container(handle, effect.grace))
+            return
+        await self._kill_running(handles, effect.grace, pre_stop=effect.pre_stop and not self._gone)
 
-    async def _terminate(self) -> None:
-        """Graceful deletion: unready, SIGTERM, grace, SIGKILL, final status, delete, release."""
-        self._terminating = True
-        self._cancel_timer()
-        self._collect_exits()
-        await self._write_status()  # every container unready
-        await self._kill_running(self._kill_grace())
-        self._collect_exits()
-        for rec in self._containers:
-            if not isinstance(rec.current, Terminated):
-                rec.current = Terminated(VANISHED_EXIT_CODE, STATUS_UNKNOWN, "", "", message=NEVER_RAN_MESSAGE)
-            rec.waiting = None
-        await self._write_status(terminal=TERMINAL_PHASE_ON_DELETION)
-        if not self._gone:
-            await self._delete_from_api()
-        await self._release()
-
-    async def _kill_running(self, grace: float) -> None:
+    async def _kill_running(self, handles: list[tuple[str, ContainerHandle]], grace: float, *, pre_stop: bool) -> None:
         """Stop every running container (preStop hook, SIGTERM, SIGKILL after ``grace``).
 
         A shorter grace asked for meanwhile (a second, shorter delete) is honoured.
         """
-        running = [rec for rec in self._containers if rec.handle is not None and rec.handle.running]
-        for rec in running:
-            self._event("Normal", "Killing", f"Stopping container {rec.name}", rec)
-        if not running:
-            return
-        handles = [rec.handle for rec in running if rec.handle is not None]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        stopping = asyncio.gather(*(self._stop_container(rec, grace) for rec in running), return_exceptions=True)
+        stopping = asyncio.gather(*(self._stop_container(name, h, grace, pre_stop) for name, h in handles),
+                                  return_exceptions=True)
         while not stopping.done():
             self._wake.clear()
             woken = loop.create_task(self._wake.wait())
             either: list[asyncio.Future[Any]] = [stopping, woken]
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             woken.cancel()
-            shorter = self._kill_grace()
+            if self._pod_changed:
+                self._pod_changed = False
+                self.machine.observe(PodUpdated(self.pod), self._now())
+            shorter = self.machine.kill_grace() if not self._gone else self.config.min_kill_grace
             if loop.time() + shorter < deadline:
                 deadline = loop.time() + shorter
-                for handle in handles:
+                for _name, handle in handles:
                     if handle.running:
                         self._background.start(self.runtime.stop_container(handle, shorter))
         await stopping
+        self._wake.set()  # the exits are facts for the next pass
 
-    async def _stop_container(self, rec: _Container, grace: float) -> None:
+    async def _stop_container(self, name: str, handle: ContainerHandle, grace: float, pre_stop: bool) -> None:
         """Kubernetes' killContainer: the preStop hook within the grace period, then the signals.
 
         The hook's time counts against the grace period; whatever is left (at
         least the minimum grace) is the time between SIGTERM and SIGKILL.
         """
-        handle = rec.handle
-        assert handle is not None
-        hook = ((rec.spec.get("lifecycle") or {}).get("preStop")) or None
+        rec = self.machine.container(name)
+        hook = ((rec.spec.get("lifecycle") or {}).get("preStop") or None) if rec is not None and pre_stop else None
         remaining = grace
-        if hook is not None and not self._gone:
+        if hook is not None and rec is not None:
             started = self._now()
             try:
-                error = await asyncio.wait_for(self._run_hook(rec, handle, hook), grace)
+                error = await asyncio.wait_for(self._run_hook(rec.spec, handle, hook), grace)
             except TimeoutError:
                 error = f"PreStopHook did not finish within the {go_duration(grace)} grace period"
             if error is not None:
-                self._event("Warning", "FailedPreStopHook", error, rec)
+                await self._carry_out_all(self.machine.observe(HookFailed(name, "PreStop", error), self._now()))
             remaining = grace - (self._now() - started)
         await self.runtime.stop_container(handle, max(remaining, self.config.min_kill_grace))
 
+    async def _delete_from_api(self) -> None:
+        """Ask the API to remove the pod now that nothing of it runs (grace 0, same uid only)."""
+        try:
+            await self.client.delete(PODS, self.name, self.namespace, grace_period_seconds=0,
+                                     preconditions={"uid": self.uid})
+        except ApiError as exc:
+            if exc.code not in (404, 409):
+                log.warning("%r: deleting the pod failed: %s", self, exc)
+
     # ------------------------------------------------------------------ lifecycle hooks
 
-    async def _run_hook(self, rec: _Container, handle: ContainerHandle, hook: Obj) -> str | None:
-        """Run ``rec``'s ``postStart`` or ``preStop`` handler (:mod:`podlife.kubelet.hooks`)."""
-        return await run_handler(hook, runtime=self.runtime, handle=handle, container=rec.spec, pod=self.pod)
+    async def _run_hook(self, container: Obj, handle: ContainerHandle, hook: Obj) -> str | None:
+        """Run a ``postStart`` or ``preStop`` handler (:mod:`podlife.kubelet.hooks`)."""
+        return await run_handler(hook, runtime=self.runtime, handle=handle, container=container, pod=self.pod)
 
     async def _unless_deleted(self, aw: Awaitable[T]) -> tuple[bool, T | None]:
         """Await ``aw`` unless the pod is deleted meanwhile (then cancel it): (finished, result)."""
         task = asyncio.ensure_future(aw)
         try:
             while not task.done():
-                if self._gone or self._deletion_requested():
+                if self._gone or (self.pod.get("metadata") or {}).get("deletionTimestamp"):
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
                     return False, None
@@ -541,116 +423,41 @@ class PodWorker:
         finally:
             self._wake.set()  # whatever woke us meanwhile gets its own pass
 
-    async def _delete_from_api(self) -> None:
-        """Ask the API to remove the pod now that nothing of it runs (grace 0, same uid only)."""
-        try:
-            await self.client.delete(PODS, self.name, self.namespace, grace_period_seconds=0,
-                                     preconditions={"uid": self.uid})
-        except ApiError as exc:
-            if exc.code not in (404, 409):
-                log.warning("%r: deleting the pod failed: %s", self, exc)
-
     # ------------------------------------------------------------------ status
 
-    def _view(self, rec: _Container) -> ContainerView:
-        """How the API shows ``rec`` now (see Kubernetes' convertToAPIContainerStatuses)."""
-        cur, last = rec.current, rec.previous
-        state: Waiting | Running | Terminated
-        if rec.waiting is not None:
-            state = rec.waiting
-            last = cur if isinstance(cur, Terminated) else last
-        elif cur is None:
-            state = Waiting(CONTAINER_CREATING)
-        elif isinstance(cur, Terminated) and self._in_crash_loop(rec):
-            delay = go_duration(rec.backoff.delay)
-            state = Waiting(CRASH_LOOP_BACK_OFF,
-                            f"back-off {delay} restarting failed container={rec.name} pod={format_pod(self.pod)}")
-            last = cur
-        else:
-            state = cur
-        ready = isinstance(state, Running) and not self._terminating and rec.ready_override is not False
-        return ContainerView(
-            name=rec.name,
-            image=rec.image,
-            state=state,
-            last_state=last,
-            restart_count=rec.restart_count,
-            ready=ready,
-            container_id=cur.container_id if cur is not None else "",
-            image_id=rec.image_id if cur is not None else "",
-        )
-
-    def _base_status(self) -> Obj:
-        """The status we last wrote, with conditions others own taken from the newest pod."""
-        base = dict(self._status)
-        api = self.pod.get("status") or {}
-        foreign = [c for c in api.get("conditions") or [] if c.get("type") not in KUBELET_CONDITIONS]
-        ours = [c for c in base.get("conditions") or [] if c.get("type") in KUBELET_CONDITIONS]
-        base["conditions"] = foreign + ours
-        if api.get("phase") in TERMINAL_PHASES:
-            base["phase"] = api["phase"]
-        return base
-
     def desired_status(self, *, terminal: bool = False) -> Obj:
-        facts = PodFacts(host_ip=self.host_ip, start_time=self._start_time, pod_ips=self._pod_ips,
-                         sandbox_ready=self._network_up)
-        views = [self._view(rec) for rec in self._containers]
-        return build_pod_status(self.pod, views, facts, previous=self._base_status(), now=rfc3339(), terminal=terminal)
+        return self.machine.desired_status(rfc3339(), terminal=terminal)[0]
 
-    async def _write_status(self, *, terminal: bool = False) -> None:
-        """Patch the status if it changed; on failure keep the old view so the next sync retries."""
-        if self._gone:
-            return
-        wanted = self.desired_status(terminal=terminal)
-        patch = status_patch(self._status, wanted)
+    async def _write_status(self, terminal: bool) -> bool:
+        """Patch the status if it changed; on failure the machine asks again (after a short wait)."""
+        if self._gone or self.machine.gone:
+            return True
+        wanted, patch = self.machine.status_patch(rfc3339(), terminal=terminal)
         if patch is None:
-            return
+            self.machine.written(wanted)
+            return True
         try:
             await self.client.patch(PODS, self.name, {"status": patch}, self.namespace, subresource="status")
         except ApiError as exc:
+            self.machine.write_failed()
             if exc.code == 404:
                 self._gone = True
-                return
+                self._wake.set()
+                return False
             log.warning("%r: status write failed: %s", self, exc)
             self._wake_in(self.config.status_retry)
-            return
-        self._status = wanted
-
-    # ------------------------------------------------------------------ recovery
-
-    def _recover(self) -> None:
-        """Start from the status in the API (a kubelet restart finds no processes)."""
-        ips = [p.get("ip") for p in self._status.get("podIPs") or [] if p.get("ip")]
-        self._pod_ips = tuple(ips) or ((self._status["podIP"],) if self._status.get("podIP") else ())
-        statuses = {s.get("name"): s for s in self._status.get("containerStatuses") or []}
-        now = rfc3339()
-        for rec in self._containers:
-            old = statuses.get(rec.name)
-            if old is None:
-                continue
-            rec.restart_count = int(old.get("restartCount") or 0)
-            rec.image_id = str(old.get("imageID") or "")
-            state, last = old.get("state") or {}, (old.get("lastState") or {}).get("terminated")
-            rec.previous = terminated_from_api(last) if last else None
-            if "terminated" in state:
-                rec.current = terminated_from_api(state["terminated"])
-            elif "running" in state:
-                started = str(state["running"].get("startedAt") or "")
-                rec.current = Terminated(VANISHED_EXIT_CODE, STATUS_UNKNOWN, started, now,
-                                         str(old.get("containerID") or ""), VANISHED_MESSAGE)
-            elif rec.previous is not None:  # waiting to be restarted: the last one is the newest
-                rec.current, rec.previous = rec.previous, None
-            if isinstance(rec.current, Terminated):
-                rec.finished_at = self._now()
+            return False
+        self.machine.written(wanted)
+        return True
 
     # ------------------------------------------------------------------ logs
 
     def log_target(self, container: str, previous: bool) -> LogTarget:
         """The log file ``kubectl logs [--previous]`` should read, or why there is none."""
-        rec = next((r for r in self._containers if r.name == container), None)
+        rec = self.machine.container(container)
         if rec is None:
             raise RequestRefused.not_found(f'container "{container}" in pod "{self.name}" not found')
-        view = self._view(rec)
+        view = self.machine.view(rec)
 
         def instance_path(state: Terminated | Running | None) -> Path:
             index = rec.restart_count if state is rec.current else rec.restart_count - 1
@@ -664,7 +471,7 @@ class PodWorker:
             return LogTarget(instance_path(last), lambda: False)
         state = view.state
         if isinstance(state, Running):
-            handle = rec.handle
+            handle = self._handles.get(container)
             return LogTarget(instance_path(rec.current), lambda: handle is not None and handle.running)
         if isinstance(state, Terminated) and state.container_id:
             return LogTarget(instance_path(state), lambda: False)
@@ -680,13 +487,10 @@ class PodWorker:
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    def _event(self, type_: str, reason: str, message: str, rec: _Container | None = None) -> None:
-        field_path = f"spec.containers{{{rec.name}}}" if rec is not None else ""
-        self.recorder.event(self.pod, type_, reason, message, field_path)
-
     def _wake_in(self, delay: float) -> None:
         """Wake the worker in ``delay`` seconds (an earlier pending wake-up wins)."""
         loop = asyncio.get_running_loop()
+        delay = max(delay, 0.0)
         when = loop.time() + delay
         if self._timer is not None and loop.time() < self._timer_at <= when:
             return

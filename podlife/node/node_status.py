@@ -21,6 +21,7 @@ import os
 import platform
 import shutil
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +210,34 @@ def _without_heartbeats(status: Obj) -> Obj:
 def status_differs(a: Obj, b: Obj) -> bool:
     """True when the statuses differ in anything but heartbeat times."""
     return _without_heartbeats(a) != _without_heartbeats(b)
+
+
+# --------------------------------------------------------------------------- the node's Lease
+
+#: Where node Leases live (the node-lease heartbeat, KEP 589).
+LEASE_NAMESPACE = "kube-node-lease"
+
+
+def micro_time(moment: datetime | None = None) -> str:
+    """``metav1.MicroTime`` text, as Lease times are written."""
+    return (moment or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def lease_spec(node_name: str, duration_seconds: int, renew_time: str | None = None) -> Obj:
+    """What a renewal writes: the node holds its Lease for ``duration_seconds`` from now."""
+    return {"holderIdentity": node_name, "leaseDurationSeconds": duration_seconds,
+            "renewTime": renew_time or micro_time()}
+
+
+def lease_object(node_name: str, node_uid: str, duration_seconds: int, renew_time: str | None = None) -> Obj:
+    """The Lease ``kube-node-lease/<node>``, owned by its Node (so it goes when the Node does)."""
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": node_name,
+            "namespace": LEASE_NAMESPACE,
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node_name, "uid": node_uid}],
+        },
+        "spec": lease_spec(node_name, duration_seconds, renew_time),
+    }

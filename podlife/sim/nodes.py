@@ -27,7 +27,7 @@ connects to it. ``daemonEndpoints.kubeletEndpoint.Port`` is 0, so the API server
 answers ``kubectl logs`` for a simulated pod with a clear error instead of dialing.
 
 Node objects are built by pure functions (:func:`node_object`, :func:`node_status`,
-:func:`lease_object`); conditions come from the real kubelet's
+:func:`podlife.node.node_status.lease_object`, shared with the kubelet); conditions come from the real kubelet's
 :func:`podlife.node.node_status.node_conditions`.
 """
 
@@ -41,7 +41,6 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from ..machinery.errors import ApiError
@@ -49,7 +48,9 @@ from ..machinery.constants import CHAOS_ANNOTATION, KUBERNETES_VERSION
 from ..client.base import LEASES, NODES, Client, Obj
 from ..client.informer import Informer
 from ..machinery.tasks import Supervisor
-from ..node.node_status import node_conditions, node_info, well_known_labels
+from ..node.node_status import (
+    LEASE_NAMESPACE, lease_object, lease_spec, micro_time, node_conditions, node_info, well_known_labels,
+)
 from ..node.status import rfc3339
 from .stages import HEARTBEAT_STOP, StageSet, Timers
 
@@ -58,18 +59,12 @@ log = logging.getLogger(__name__)
 KUBELET_VERSION = f"v{KUBERNETES_VERSION}.0-podlife-sim"
 RUNTIME_VERSION = "podlife-sim://0.1"
 SIM_ARCHITECTURE = "amd64"
-LEASE_NAMESPACE = "kube-node-lease"
 NODE_RANGE = ipaddress.ip_network("198.18.0.0/15")
 DEFAULT_CAPACITY: dict[str, str] = {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "1Ti"}
 SIM_LABEL = ("type", "simulated")
 HEARTBEAT_STOP_CHAOS, HEARTBEAT_START_CHAOS = "heartbeat-stop", "heartbeat-start"
 #: Ticks per lease period (each renews the nodes of one slot).
 SLOTS = 10
-
-
-def micro_time(moment: datetime | None = None) -> str:
-    """``metav1.MicroTime`` text, as Lease times are written."""
-    return (moment or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def node_ip(index: int) -> str:
@@ -113,19 +108,6 @@ def node_object(name: str, ip: str, capacity: dict[str, str], now: str, labels: 
         },
         "spec": {},
         "status": node_status(name, ip, capacity, now),
-    }
-
-
-def lease_object(name: str, node_uid: str, duration: int, renew_time: str) -> Obj:
-    return {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {
-            "name": name,
-            "namespace": LEASE_NAMESPACE,
-            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": node_uid}],
-        },
-        "spec": {"holderIdentity": name, "leaseDurationSeconds": duration, "renewTime": renew_time},
     }
 
 
@@ -216,7 +198,7 @@ class NodePool:
     async def _renew(self, node: SimNode) -> None:
         """Move the Lease's renewTime forward, creating the Lease when it is missing."""
         renew_time = micro_time()
-        spec = {"holderIdentity": node.name, "leaseDurationSeconds": self.lease_duration, "renewTime": renew_time}
+        spec = lease_spec(node.name, self.lease_duration, renew_time)
         try:
             await self.client.patch(LEASES, node.name, {"spec": spec}, LEASE_NAMESPACE)
         except ApiError as exc:

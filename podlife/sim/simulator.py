@@ -2,6 +2,19 @@
 
 Design
 ------
+A simulated pod lives the life a real one does because it runs through the same
+state machine, :class:`podlife.node.machine.PodLifecycle`, that the kubelet drives
+with processes. The simulator is the machine's other driver: where the kubelet has a
+process exit, the simulator has a *stage* (:mod:`podlife.sim.stages`) whose timer
+injects the same fact -- ``crash``/``oom``/``complete`` a ``ContainerExited``,
+``unready`` a readiness ``ProbeResult``, ``image-pull-error`` an ``ImagePullFailed``,
+``delete`` the containers' exits once the deletion's delay is over. The machine
+answers with the same effects either way, and the simulator carries them out with
+timers instead of processes: statuses, events, restarts and back-offs, terminal
+phases and the final delete are the kubelet's, by construction
+(``tests/test_node_parity.py`` runs the same pods on both kinds of node and
+compares their writes and events).
+
 What it watches: **one** pod informer for all its nodes, as KWOK does -- not one
 watch per node, so 5,000 nodes cost one watch. It has no field selector: its handler
 looks the node name up in a set anyway, and a ``spec.nodeName!=`` selector would
@@ -22,29 +35,19 @@ What it writes, per pod, in the order a real node writes it (the seeds):
 3. ``Running``: containers running with a ``podlife-sim://`` containerID, ready,
    started; Ready True.
 
-Each write is a merge patch of ``status`` (only what changed, uid precondition),
-built by the real kubelet's pure functions (:mod:`podlife.node.status`), so
-simulated and real pods look alike (``tests/test_node_parity.py`` runs the same pods
-on both kinds of node and compares their writes and events). A sync does as many steps as it can at once,
-with no sleeps and no timers. When nothing holds step 3 (no run delay, no image
-pull failure), steps 2 and 3 are one write: the pod IP arrives with Running, which
-is what a real cluster shows (``shared/reference/real-kubectl-watch.txt``: the IP
-column fills in on the Running line) and saves one write per pod at scale. A stage
-that delays the run makes the pod IP a write of its own, while the pod is still
-ContainerCreating.
+Each write is a merge patch of ``status`` (only what changed, uid precondition). A
+sync does as many steps as it can at once. Simulated containers start instantly, so
+when nothing holds step 3 (no run delay, no image pull failure) the pod IP and
+Running are one write -- what a real cluster shows
+(``shared/reference/real-kubectl-watch.txt``: the IP column fills in on the Running
+line) and one write fewer per pod at scale. The per-start events (Pulled, Created,
+Started) are not recorded for simulated pods: at 10,000 pods they would triple the
+writes and say nothing a status does not.
 
-Everything else is a stage (:mod:`podlife.sim.stages`): delays of these steps,
-completion after ``podlife.io/sim-duration``, crashes with Kubernetes' crash-loop
-backoff (first restart at once, then 10 s doubling to 5 min), OOM kills, image pull
-failures, readiness loss, the deletion (as on the kubelet: the containers turn
-unready at once, with ``Killing``; they stop after the delete stage's delay, then
-the pod is deleted with grace 0 and a uid precondition). As on the kubelet, a crash
-that waits out a back-off is written as ``CrashLoopBackOff`` at once (only an
-immediate restart shows the terminated state first), and a finished pod's sandbox
-is gone (PodReadyToStartContainers False). Delayed actions go into one
-:class:`~podlife.sim.stages.Timers` heap; a timer only queues the pod's key with a
-*generation* number, so timers of a step the pod has left are ignored without
-being cancelled.
+Delayed facts go into one :class:`~podlife.sim.stages.Timers` heap; a timer only
+puts its fact in the pod's inbox and queues the key. A timer of a run the pod has
+left (its *run generation* changed) or of a start it no longer waits for is ignored,
+so nothing is ever cancelled.
 
 Chaos on demand: ``podlife.io/chaos`` on a pod (``crash``, ``oom``, ``unready``,
 ``ready``) acts once per value, as soon as the pod runs, and is acknowledged by
@@ -52,19 +55,14 @@ writing the same value to ``podlife.io/chaos-ack``; the simulator acts whenever
 the two differ. Removing ``podlife.io/chaos`` clears the ack, so setting the same
 value again acts again. (Node chaos lives in :mod:`podlife.sim.nodes`.)
 
-State: per pod only what the API cannot tell quickly (the container views as last
-written, the step, timers' generation, backoff). A restarted simulator rebuilds it
-from the pods' statuses.
+State: per pod the machine and the run's armed stages. A restarted simulator
+recovers each machine from the pod's status (its containers keep running: they are
+not processes).
 
 Echoes: each of our writes comes back as a watch event that holds nothing new for
-us. Such events wake no sync: a pod remembers the resourceVersions its writes
-returned (:attr:`PodSim.echoes`), and an update with one of them whose labels,
-annotations, deletionTimestamp and generation are unchanged is dropped
-(:func:`_is_echo`). A write's event can arrive before the write returns, so events
-seen while the pod's sync runs are judged when it ends (:meth:`Simulator._settle`).
-A pod whose port is already there when it is bound thus costs one sync for its
-first writes; chaos that waits for the containers is looked at again at the end of
-every sync, not in a sync of its own.
+us. The client tracks our own writes (:class:`~podlife.client.own_writes.OwnWrites`)
+and the informer skips their echoes, so a pod whose port is already there when it is
+bound costs one sync for its first writes.
 """
 
 from __future__ import annotations
@@ -75,101 +73,58 @@ import enum
 import logging
 import os
 import random
-import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ..machinery.errors import ApiError
-from ..machinery.constants import CHAOS_ACK_ANNOTATION, CHAOS_ANNOTATION, PORT_ANNOTATION
-from ..machinery.patch import create_merge_patch
 from ..client.base import PODS, Client, Obj
 from ..client.events import EventRecorder
 from ..client.informer import Informer, object_key
+from ..client.own_writes import TrackingClient
 from ..client.workqueue import WorkQueue
+from ..machinery.constants import CHAOS_ACK_ANNOTATION, CHAOS_ANNOTATION, PORT_ANNOTATION
+from ..machinery.errors import ApiError
 from ..machinery.tasks import Supervisor
-from ..node.lifecycle import (
-    CrashBackoff, format_pod, go_duration, image_id, should_restart, terminated_from_api,
+from ..machinery.timeutil import now_rfc3339
+from ..node.machine import (
+    ContainerExited, ContainerRecord, ContainerStarted, DeletePod, Effect, Fact, ImagePullFailed, KillContainers, LifecycleConfig,
+    PodLifecycle, PodUpdated, ProbeResult, RecordEvent, SandboxFailed, SandboxReady, SetUpSandbox, StartContainer,
+    WakeAt, WriteStatus, only_waits,
 )
-from ..node.status import (
-    CONTAINER_CREATING, CRASH_LOOP_BACK_OFF, KUBELET_CONDITIONS, SCHEDULED, TERMINAL_PHASES,
-    ContainerView, PodFacts, Running, Terminated, Waiting, build_pod_status,
-)
+from ..node.status import Running, Terminated, status_patch
 from .nodes import NodePool, SimNode
 from .stages import (
-    COMPLETE,
-    CRASH,
-    CREATE,
-    DELETE,
-    IMAGE_PULL_ERROR,
-    OOM,
-    RUN,
-    UNREADY,
-    Match,
-    Next,
-    StageSet,
-    Timers,
-    load_stages,
+    COMPLETE, CRASH, CREATE, DELETE, IMAGE_PULL_ERROR, OOM, PATCH, RUN, UNREADY, Next, StageSet, Timers,
+    apply_status_patch, load_stages,
 )
 
 log = logging.getLogger(__name__)
 
 CONTAINER_ID_SCHEME = "podlife-sim://"
-ERR_IMAGE_PULL, IMAGE_PULL_BACK_OFF = "ErrImagePull", "ImagePullBackOff"
 OOM_KILLED, OOM_EXIT_CODE = "OOMKilled", 137
 #: What ends a container run, in the order they are looked at when due together.
 RUN_ENDERS = (CRASH, OOM, COMPLETE)
-# Timer actions that are not stages.
-_RESTART, _PULL_BACKOFF, _PULL_RETRY = "restart", "pull-backoff", "pull-retry"
+#: The stages looked up each time the containers start.
+RUN_STAGES = (*RUN_ENDERS, UNREADY, PATCH)
+SIMULATED_PULL_FAILURE = "simulated pull failure (podlife sim)"
+SIMULATED_PROBE_FAILURE = "simulated (podlife sim)"
 
 
 class Step(enum.Enum):
+    """Where a pod is, for people and tests (the machine holds the real state)."""
+
     NEW = "new"  # bound, nothing written yet
     CREATING = "creating"  # ContainerCreating written; waiting for the port
-    NETWORKED = "networked"  # pod IP known (written, or to be written with Running)
-    PULLING = "pulling"  # image pull failing (never runs)
+    NETWORKED = "networked"  # pod IP known; containers not started yet
+    PULLING = "pulling"  # an image pull failing (never runs)
     RUNNING = "running"
     BACKOFF = "backoff"  # crashed containers wait to be restarted
     DONE = "done"  # Succeeded or Failed
     TERMINATING = "terminating"  # deletionTimestamp seen
     DELETED = "deleted"  # delete sent
-
-
-# --------------------------------------------------------------------------- helpers
-# (restart rules, backoff, Go durations, image IDs: podlife.node.lifecycle, shared with the kubelet)
-
-_KUBELET_CONDITIONS = frozenset(KUBELET_CONDITIONS)
-
-
-class _SecondClock:
-    """Now as ``metav1.Time`` text (UTC, whole seconds), formatted once per second.
-
-    Every status write needs "now" (condition transitions, container starts); at
-    30,000 writes strftime-ing a fresh datetime each time is a visible share of the
-    simulator's CPU, and the text only changes once a second.
-    """
-
-    __slots__ = ("_start", "_end", "_text")
-
-    def __init__(self) -> None:
-        self._start = self._end = 0.0
-        self._text = ""
-
-    def __call__(self) -> str:
-        now = time.time()
-        if not self._start <= now < self._end:
-            second = int(now)
-            self._text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
-            self._start, self._end = float(second), float(second + 1)
-        return self._text
-
-
-_now = _SecondClock()
 
 
 #: Container IDs only have to be unique, not secret: a PRNG seeded once spares a
@@ -194,190 +149,91 @@ def port_ip(pod: Obj) -> str | None:
         return None
 
 
-def _state_from_api(state: Obj) -> Waiting | Running | Terminated:
-    if "running" in state:
-        return Running(str(state["running"].get("startedAt") or ""), "")
-    if "terminated" in state:
-        return terminated_from_api(state["terminated"])
-    waiting = state.get("waiting") or {}
-    return Waiting(str(waiting.get("reason") or CONTAINER_CREATING), str(waiting.get("message") or ""))
-
-
-def fresh_views(pod: Obj) -> list[ContainerView]:
-    """The spec's containers, none created yet (all ContainerCreating)."""
-    containers = (pod.get("spec") or {}).get("containers") or ()
-    return list(_fresh_views(tuple((str(c.get("name", "")), str(c.get("image", ""))) for c in containers)))
-
-
-@lru_cache(maxsize=1024)
-def _fresh_views(containers: tuple[tuple[str, str], ...]) -> tuple[ContainerView, ...]:
-    """Fresh views per (name, image) list: they are immutable, and pods of one workload share them."""
-    return tuple(ContainerView(name, image) for name, image in containers)
-
-
-def views_from_pod(pod: Obj) -> list[ContainerView]:
-    """The containers as the pod's status shows them (a fresh pod: all ContainerCreating)."""
-    container_statuses = (pod.get("status") or {}).get("containerStatuses")
-    if not container_statuses:
-        return fresh_views(pod)
-    statuses = {s.get("name"): s for s in container_statuses}
-    views = []
-    for c in (pod.get("spec") or {}).get("containers") or []:
-        name, image = str(c.get("name", "")), str(c.get("image", ""))
-        s = statuses.get(name)
-        if s is None:
-            views.append(ContainerView(name, image))
-            continue
-        cid = str(s.get("containerID") or "")
-        state = _state_from_api(s.get("state") or {})
-        if isinstance(state, Running):
-            state = Running(state.started_at, cid)
-        last = (s.get("lastState") or {}).get("terminated")
-        views.append(ContainerView(name, image, state, terminated_from_api(last) if last else None,
-                                   int(s.get("restartCount") or 0), bool(s.get("ready")), cid,
-                                   str(s.get("imageID") or "")))
-    return views
-
-
-def status_patch(stored: Obj, wanted: Obj) -> Obj | None:
-    """The merge patch from ``stored`` to ``wanted`` (None when equal), without copying.
-
-    A status's members are scalars and lists, which a merge patch replaces whole, so
-    comparing the top level is exact and much cheaper than a deep diff at 30,000
-    writes (nested objects, if any, are diffed properly).
-    """
-    patch: Obj = {}
-    for key, value in wanted.items():
-        old = stored.get(key)
-        if old is not value and old != value:  # build_pod_status passes unchanged members on as they are
-            both = isinstance(old, dict) and isinstance(value, dict)
-            patch[key] = create_merge_patch(old, value) if both else value
-    for key in stored:
-        if key not in wanted:
-            patch[key] = None
-    return patch or None
-
-
-def _kubelet_only(conditions: Iterable[Obj]) -> bool:
-    """Whether every condition is one the kubelet owns (none of somebody else's to carry over)."""
-    for c in conditions:
-        if c.get("type") not in _KUBELET_CONDITIONS:
-            return False
-    return True
-
-
-def _has_scheduled(conditions: Iterable[Obj]) -> bool:
-    for c in conditions:
-        if c.get("type") == SCHEDULED:
-            return True
-    return False
-
-
-def _is_echo(sim: PodSim, old: Obj, new: Obj) -> bool:
-    """Whether the update ``old`` -> ``new`` only echoes one of ``sim``'s own writes.
-
-    Every write comes back as a watch event, and a sync for it would find nothing
-    to do. An event is an echo when its resourceVersion is one our write returned
-    (the sync that wrote it carried on with that very object) and nothing we act on
-    changed from the version before: labels, annotations (port, chaos, stage
-    inputs), deletionTimestamp, generation. A change somebody else made before our
-    write has its own event and resourceVersion and wakes the pod as usual; if that
-    event was lost (a relist), the metadata comparison still sees the change.
-    """
-    if not sim.echoes:
-        return False
-    meta = new.get("metadata") or {}
-    rv = meta.get("resourceVersion")
-    if rv not in sim.echoes:
-        return False
-    sim.echoes.discard(rv)
-    before = old.get("metadata") or {}
-    return (meta.get("annotations") == before.get("annotations") and meta.get("labels") == before.get("labels")
-            and meta.get("deletionTimestamp") == before.get("deletionTimestamp")
-            and meta.get("generation") == before.get("generation"))
-
-
 def _chaos_pending(sim: PodSim, pod: Obj) -> bool:
-    """Whether ``podlife.io/chaos`` differs from what was acknowledged (checked before awaiting _chaos)."""
+    """Whether ``podlife.io/chaos`` differs from what was acknowledged."""
     return ((pod.get("metadata") or {}).get("annotations") or {}).get(CHAOS_ANNOTATION) != sim.chaos_acked
 
 
-def _targets(views: Iterable[ContainerView], container: str | None) -> set[str]:
-    names = {v.name for v in views}
+def _targets(machine: PodLifecycle, container: str | None) -> list[str]:
+    """The running containers a stage acts on (all, or the one it names)."""
+    names = [rec.name for rec in machine.containers if rec.alive]
     if container is None:
         return names
-    if container not in names:
+    if machine.container(container) is None:
         log.warning("stage names container %r, which the pod does not have", container)
-    return {container} & names
+    return [name for name in names if name == container]
+
+
+def _seconds_until(stamp: str) -> float:
+    try:
+        when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return 0.0
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 class _Gone(Exception):
     """The pod is gone (404) or is another pod now (uid precondition failed)."""
 
 
+# --------------------------------------------------------------------------- timer facts
+# What a timer puts in a pod's inbox: plain tuples (10,000s of them at scale).
+#   ("create",)                              the create stage's delay is over
+#   ("start", container, instance)           a delayed start happens
+#   ("pull", container, instance)            a delayed image pull fails
+#   ("run", generation, action, Next)        a run stage fires (crash, oom, complete, unready, patch)
+#   ("kill", exit_code)                      the deletion's delay is over: the containers stop
+#   ("wake",)                                the machine asked to be woken (WakeAt)
+_Due = tuple[Any, ...]
+
+
 # --------------------------------------------------------------------------- per-pod state
-
-
-#: How many resourceVersions of its own writes a pod remembers (see PodSim.echoes); a
-#: pod writes at most three in a row, more only when watch events were lost.
-MAX_ECHOES = 8
 
 
 @dataclass(slots=True)
 class PodSim:
-    """What the simulator keeps about one pod: what the API cannot tell it cheaply (slots: 10,000 of them)."""
+    """What the simulator keeps about one pod (slots: 10,000 of them)."""
 
     key: str
     uid: str
     name: str
     namespace: str
     node: SimNode
-    backoff: CrashBackoff
-    step: Step = Step.NEW
-    status: Obj = field(default_factory=dict)  # the status as last written (or read)
-    #: ``status`` has only conditions the kubelet owns, PodScheduled among them: the
-    #: next write can build on it as it is (see Simulator._base_status).
-    plain: bool = False
-    views: list[ContainerView] = field(default_factory=list)  # as last written (or read); none before
-    pod_ip: str = ""
-    start_time: str = ""
-    #: The pod has finished (Succeeded/Failed): its sandbox is gone, as the kubelet
-    #: releases the network then (PodReadyToStartContainers False, the IP kept).
-    sandbox_released: bool = False
-    gen: int = 0  # bumped on every step change; older timers are ignored
-    due: set[str] = field(default_factory=set)  # timer actions that fired for this generation
-    waiting: set[str] = field(default_factory=set)  # timer actions scheduled for this generation
+    machine: PodLifecycle
+    created: bool = False  # the create stage let the pod in
+    create_timer: bool = False
+    seen_rv: str = ""  # the pod version the machine has (seen or written)
+    inbox: list[_Due] = field(default_factory=list)
+    run_gen: int = 0  # bumped each time the containers start; older run timers are ignored
     armed: dict[str, Next] = field(default_factory=dict)  # the stages of the current run
-    crashed: set[str] = field(default_factory=set)  # containers waiting for a restart
-    finished_at: float = 0.0  # loop time the last run ended
-    pull: Next | None = None
-    pull_attempts: int = 0
+    arm_due: bool = False  # containers started since the run stages were looked up
+    run_delay: float | None = None  # the run stage's delay of the first start, drawn once
+    run_next: Next | None = None  # the run stage that applied (its event is recorded at the first start)
+    patches: list[Next] = field(default_factory=list)  # patch stages that fired, to apply in this sync
+    wake_at: float = 0.0  # the WakeAt timer set (0: none)
     chaos_acked: str | None = None
-    #: resourceVersions our own writes returned whose watch events are still to come:
-    #: those events only echo what we wrote, so they wake no sync (see _is_echo).
-    echoes: set[str] = field(default_factory=set)
-    syncing: bool = False  # a sync of this pod is running
-    pending: list[tuple[Obj, Obj]] = field(default_factory=list)  # updates that arrived meanwhile
-    _facts: PodFacts | None = field(default=None, init=False, repr=False)
-    _facts_of: tuple[str, str, bool] = field(default=("", "", False), init=False, repr=False)
 
-    def facts(self) -> PodFacts:
-        """The pod-level facts of the status; rebuilt only when start time, pod IP or sandbox change."""
-        of = (self.start_time, self.pod_ip, self.sandbox_released)
-        if self._facts is None or self._facts_of != of:
-            ip = self.pod_ip
-            self._facts = PodFacts(host_ip=self.node.ip, start_time=self.start_time, pod_ips=(ip,) if ip else (),
-                                   sandbox_ready=bool(ip) and not self.sandbox_released)
-            self._facts_of = of
-        return self._facts
-
-    def wrote(self, pod: Obj) -> None:
-        """Remember the resourceVersion of ``pod``, just returned by our own write."""
-        rv = (pod.get("metadata") or {}).get("resourceVersion")
-        if rv:
-            if len(self.echoes) >= MAX_ECHOES:  # events were lost (a relist): start over
-                self.echoes.clear()
-            self.echoes.add(rv)
+    @property
+    def step(self) -> Step:
+        m = self.machine
+        if m.deleted:
+            return Step.DELETED
+        if m.terminating:
+            return Step.TERMINATING
+        if not m.status.get("containerStatuses"):
+            return Step.NEW
+        if m.finished:
+            return Step.DONE
+        if not m.sandbox_ready:
+            return Step.CREATING
+        recs = m.containers
+        if any(rec.waiting is not None and rec.pull_attempts for rec in recs):
+            return Step.PULLING
+        if any(isinstance(rec.current, Terminated) and not rec.alive for rec in recs):
+            return Step.BACKOFF
+        if recs and all(rec.alive for rec in recs):
+            return Step.RUNNING
+        return Step.NETWORKED
 
 
 # --------------------------------------------------------------------------- the simulator
@@ -395,18 +251,21 @@ class Simulator:
                  seed: int | None = None, queue: WorkQueue | None = None) -> None:
         if nodes < 0:
             raise ValueError("the number of simulated nodes must not be negative")
-        self.client = client
+        self.client = TrackingClient(client)  # so the informer skips the echoes of our writes
         self.stages = stages if stages is not None else load_stages(stages_file, seed=seed)
         self.timers = Timers()
         self.restart_backoff = restart_backoff
         self.max_restart_backoff = max_restart_backoff
         self.pull_duration = pull_duration
+        self.lifecycle = LifecycleConfig(backoff_initial=restart_backoff,
+                                         backoff_max=max(max_restart_backoff, restart_backoff))
         self.workers = workers
         self.pool = NodePool(client, [f"{name_prefix}-{i}" for i in range(nodes)], capacity=capacity, labels=labels,
                              lease_period=lease_period, lease_duration=lease_duration,
                              status_period=node_status_period, register_concurrency=register_concurrency,
                              stages=self.stages, timers=self.timers)
-        self.pods = Informer(client, PODS)  # no field selector: see the module docstring
+        # No field selector (see the module docstring); our own writes' echoes wake nothing.
+        self.pods = Informer(self.client, PODS, skip_own_writes=self.client.own_writes)
         self.pods.add_handlers(on_add=self._on_pod, on_update=self._on_pod_update, on_delete=self._on_pod_gone)
         self.queue = queue if queue is not None else WorkQueue()  # pod keys, one sync per key handed out
         self.record_events = record_events
@@ -448,47 +307,21 @@ class Simulator:
             self.queue.add(key or object_key(pod))
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
-        key = object_key(new)
-        sim = self.sims.get(key)
-        if sim is not None and sim.syncing:
-            sim.pending.append((old, new))  # judged when the sync ends (_settle)
-        elif sim is None or not _is_echo(sim, old, new):
-            self._on_pod(new, key)
+        self._on_pod(new)
 
     def _on_pod_gone(self, pod: Obj) -> None:
         self.sims.pop(object_key(pod), None)
 
-    def _fire(self, key: str, uid: str, gen: int, action: str) -> None:
+    def _fire(self, key: str, uid: str, due: _Due) -> None:
         sim = self.sims.get(key)
-        if sim is not None and sim.uid == uid and sim.gen == gen:
-            sim.due.add(action)
+        if sim is not None and sim.uid == uid:
+            if due[0] == "wake":
+                sim.wake_at = 0.0
+            sim.inbox.append(due)
             self.queue.add(key)
 
-    def _schedule(self, sim: PodSim, action: str, delay: float) -> None:
-        sim.waiting.add(action)
-        self.timers.call_later(delay, self._fire, sim.key, sim.uid, sim.gen, action)
-
-    def _ready_for(self, sim: PodSim, action: str, match: Match | None) -> bool:
-        """True when ``action`` may happen now; else its timer is set (once)."""
-        if match is None or match.delay <= 0 or action in sim.due:
-            sim.due.discard(action)
-            return True
-        if action not in sim.waiting:
-            self._schedule(sim, action, match.delay)
-        return False
-
-    def _take_due(self, sim: PodSim, action: str) -> bool:
-        if action in sim.due:
-            sim.due.discard(action)
-            return True
-        return False
-
-    @staticmethod
-    def _enter(sim: PodSim, step: Step) -> None:
-        sim.step = step
-        sim.gen += 1
-        sim.due.clear()
-        sim.waiting.clear()
+    def _later(self, sim: PodSim, delay: float, due: _Due) -> None:
+        self.timers.call_later(delay, self._fire, sim.key, sim.uid, due)
 
     # ------------------------------------------------------------------ sync
 
@@ -499,144 +332,313 @@ class Simulator:
             self.sims.pop(key, None)
             return
         sim = self._sim_for(key, pod, node)
-        sim.syncing = True
         try:
-            if (pod.get("metadata") or {}).get("deletionTimestamp"):
-                await self._terminate(sim, pod)
-                return
-            if _chaos_pending(sim, pod):
-                pod = await self._chaos(sim, pod)
-            pod = await self._advance(sim, pod)
-            # Chaos that waited for the containers to start acts now: the echo of the
-            # Running write wakes no second sync.
-            if _chaos_pending(sim, pod):
-                await self._chaos(sim, pod)
+            await self._sync_pod(sim, pod)
         except _Gone:
             if self.sims.get(key) is sim:
                 del self.sims[key]
-        finally:
-            sim.syncing = False
-            self._settle(sim)
 
-    def _settle(self, sim: PodSim) -> None:
-        """Judge the events that arrived during a sync: wake the pod again unless all were echoes.
-
-        A write's watch event can arrive before the write returns its resourceVersion,
-        so events seen while a sync runs wait until it is over; queueing them at once
-        would cost a second, idle sync per pod.
-        """
-        if not sim.pending:
+    async def _sync_pod(self, sim: PodSim, pod: Obj) -> None:
+        machine = sim.machine
+        if machine.deleted:
             return
-        pending, sim.pending = sim.pending, []
-        news = [new for old, new in pending if not _is_echo(sim, old, new)]  # every echo is used up
-        if news:
-            self._on_pod(news[-1], sim.key)
+        now = asyncio.get_running_loop().time()
+        rv = (pod.get("metadata") or {}).get("resourceVersion") or ""
+        if rv != sim.seen_rv:
+            sim.seen_rv = rv
+            machine.observe(PodUpdated(pod), now)
+        if not sim.created and not machine.terminating and not self._admit(sim, pod):
+            return
+        inbox, sim.inbox = sim.inbox, []
+        for due in inbox:
+            pod = await self._carry_out(sim, pod, self._due_facts(sim, pod, due, now))
+        while sim.patches:
+            pod = await self._apply_patch(sim, pod, sim.patches.pop(0))
+        if _chaos_pending(sim, pod) and not machine.terminating:
+            pod = await self._chaos(sim, pod)
+        pod = await self._advance(sim, pod)
+        # Chaos that waited for the containers to start acts now: the Running write's
+        # echo wakes no second sync.
+        if _chaos_pending(sim, pod) and not machine.terminating and not machine.deleted:
+            await self._advance(sim, await self._chaos(sim, pod))
+
+    def _admit(self, sim: PodSim, pod: Obj) -> bool:
+        """The ``create`` stage: whether the node takes the pod in now (else its timer is set once)."""
+        if any(due[0] == "create" for due in sim.inbox):
+            sim.inbox = [due for due in sim.inbox if due[0] != "create"]
+            sim.created = True
+            return True
+        match = self.stages.first(CREATE, pod)
+        if match is None or match.delay <= 0:
+            sim.created = True
+            if match is not None:
+                self._stage_event(pod, match.stage.next)
+            return True
+        if not sim.create_timer:
+            sim.create_timer = True
+            self._later(sim, match.delay, ("create",))
+        return False
 
     def _sim_for(self, key: str, pod: Obj, node: SimNode) -> PodSim:
         meta = pod["metadata"]
         sim = self.sims.get(key)
         if sim is not None and sim.uid == meta.get("uid"):
             return sim
-        sim = PodSim(key, meta.get("uid", ""), meta["name"], meta.get("namespace", "default"), node,
-                     CrashBackoff(self.restart_backoff, self.max_restart_backoff))
-        self._adopt(sim, pod)
+        machine = PodLifecycle(pod, host_ip=node.ip, config=self.lifecycle)
+        status = pod.get("status") or {}
+        loop_now = asyncio.get_running_loop().time()
+        running = [s.get("name") for s in status.get("containerStatuses") or () if "running" in (s.get("state") or {})]
+        machine.recover(status, now=loop_now, now_text=now_rfc3339(), alive=running, sandbox_ready=True)
+        sim = PodSim(key, meta.get("uid", ""), meta["name"], meta.get("namespace", "default"), node, machine,
+                     created=bool(status.get("containerStatuses")),
+                     chaos_acked=(meta.get("annotations") or {}).get(CHAOS_ACK_ANNOTATION))
+        sim.seen_rv = meta.get("resourceVersion") or ""
+        sim.arm_due = bool(running) and not machine.finished
         self.sims[key] = sim
         return sim
 
-    def _adopt(self, sim: PodSim, pod: Obj) -> None:
-        """Start from the pod's status: new, or left by an earlier simulator."""
-        status = pod.get("status") or {}
-        sim.status = dict(status)
-        conditions = status.get("conditions") or ()
-        sim.plain = _kubelet_only(conditions) and _has_scheduled(conditions)
-        sim.views = views_from_pod(pod) if status.get("containerStatuses") else []  # new: nothing written yet
-        sim.chaos_acked = ((pod["metadata"].get("annotations") or {}).get(CHAOS_ACK_ANNOTATION))
-        sim.start_time = str(status.get("startTime") or "")
-        sim.pod_ip = str(status.get("podIP") or "")
-        if not status.get("containerStatuses"):
-            sim.step = Step.NEW
-        elif status.get("phase") in TERMINAL_PHASES:
-            sim.step = Step.DONE
-            sim.sandbox_released = True
-        elif not sim.pod_ip:
-            sim.step = Step.CREATING
-        elif all(isinstance(v.state, Running) for v in sim.views):
-            sim.step = Step.RUNNING
-            self._arm_run(sim, pod)
-        else:
-            sim.step = Step.NETWORKED  # pulling or crash-looping: start the containers again
-
     async def _advance(self, sim: PodSim, pod: Obj) -> Obj:
-        """Take every step that is due now, back to back; returns the newest pod seen.
-
-        ContainerCreating, pod IP and Running (or a failing pull) go in one sync when
-        nothing holds them; then whatever a timer made due (``sim.due``).
-        """
-        if sim.step is Step.NEW:
-            if not self._ready_for(sim, CREATE, self.stages.first(CREATE, pod)):
-                return pod
-            pod = await self._container_creating(sim, pod)
-        at_once = False
-        if sim.step is Step.CREATING:
-            ip = sim.node.ip if (pod.get("spec") or {}).get("hostNetwork") else port_ip(pod)
-            if ip is None:
-                return pod  # the informer wakes us when the network controller writes the port
-            at_once = self._runs_at_once(pod)
-            if at_once:
-                sim.pod_ip = ip  # written with Running, just below
-                self._enter(sim, Step.NETWORKED)
-            else:
-                pod = await self._networked(sim, pod, ip)
-        if sim.step is Step.NETWORKED:
-            if not at_once:
-                pull = self.stages.first(IMAGE_PULL_ERROR, pod)
-                if pull is not None:
-                    if self._ready_for(sim, IMAGE_PULL_ERROR, pull):
-                        await self._pull_failed(sim, pod, pull.stage.next)
-                    return pod
-                if not self._ready_for(sim, RUN, self.stages.first(RUN, pod)):
-                    return pod
-            pod = await self._start_containers(sim, pod)
-        if not sim.due:
-            return pod  # what follows only acts on timers that fired
-        if sim.step is Step.PULLING:
-            await self._pulling(sim, pod)
-        elif sim.step is Step.RUNNING:
-            await self._running(sim, pod)
-        elif sim.step is Step.BACKOFF and self._take_due(sim, _RESTART):
-            await self._restart(sim, pod)
+        """Carry out the machine's plan until only waits are left; returns the newest pod seen."""
+        machine = sim.machine
+        while not machine.deleted:
+            effects = machine.plan(asyncio.get_running_loop().time())
+            if only_waits(effects):
+                for effect in effects:
+                    self._wake(sim, effect)  # type: ignore[arg-type]
+                break
+            pod = await self._carry_out(sim, pod, effects)
+        if sim.arm_due and not any(rec.starting for rec in machine.containers):
+            self._arm_run(sim, pod)
         return pod
 
-    # ------------------------------------------------------------------ status writes
+    async def _carry_out(self, sim: PodSim, pod: Obj, effects: list[Effect]) -> Obj:
+        """Carry ``effects`` out in order (those they lead to first); returns the newest pod."""
+        machine = sim.machine
+        for i, effect in enumerate(effects):
+            follow: list[Effect] = []
+            if isinstance(effect, WriteStatus):
+                if self._merges_with_starts(sim, pod, effects, i):
+                    continue  # the machine stays dirty: the Running write carries this too
+                pod = await self._write(sim, pod, effect.terminal)
+                if sim.arm_due and not any(rec.starting for rec in machine.containers):
+                    self._arm_run(sim, pod)
+            elif isinstance(effect, RecordEvent):
+                if not effect.routine:
+                    self._event(pod, effect.type, effect.reason, effect.message, effect.container)
+            elif isinstance(effect, SetUpSandbox):
+                follow = self._set_up_sandbox(sim, pod)
+            elif isinstance(effect, StartContainer):
+                follow = self._start(sim, pod, effect)
+            elif isinstance(effect, KillContainers):
+                follow = self._kill(sim, pod, effect)
+            elif isinstance(effect, DeletePod):
+                await self._delete(sim)
+            elif isinstance(effect, WakeAt):
+                self._wake(sim, effect)
+            # ReleaseSandbox: a simulated sandbox holds nothing; RunHook: simulated
+            # containers have no hooks to run, so a postStart hook "finishes" at once.
+            if follow:
+                pod = await self._carry_out(sim, pod, follow)
+        return pod
 
-    @staticmethod
-    def _base_status(sim: PodSim, pod: Obj) -> tuple[Obj, bool]:
-        """Our last status, with the conditions others own taken from the newest pod; and
-        whether it has only kubelet conditions (so will the status built on it).
+    def _wake(self, sim: PodSim, effect: WakeAt) -> None:
+        """Set a timer for the machine's next step (an earlier one already set wins)."""
+        now = asyncio.get_running_loop().time()
+        if now < sim.wake_at <= effect.when:
+            return
+        sim.wake_at = effect.when
+        self._later(sim, max(0.0, effect.when - now), ("wake",))
 
-        Usually nobody else has a condition on the pod and ours are plain (see
-        :attr:`PodSim.plain`): then that is our last status itself, used without a
-        copy (build_pod_status copies what it changes and never changes ``previous``).
+    # ------------------------------------------------------------------ carrying out effects
+
+    def _set_up_sandbox(self, sim: PodSim, pod: Obj) -> list[Effect]:
+        """The pod's address: the node's (hostNetwork) or its port's, once the controller wrote it."""
+        ip = sim.node.ip if (pod.get("spec") or {}).get("hostNetwork") else port_ip(pod)
+        now = asyncio.get_running_loop().time()
+        if ip is None:  # the informer wakes us when the network controller writes the port
+            return sim.machine.observe(SandboxFailed("no port yet", retry=False), now)
+        return sim.machine.observe(SandboxReady((ip,)), now)
+
+    def _first_run_delay(self, sim: PodSim, pod: Obj) -> float:
+        if sim.run_delay is None:
+            match = self.stages.first(RUN, pod)
+            sim.run_delay = match.delay if match is not None else 0.0
+            sim.run_next = match.stage.next if match is not None else None
+        return sim.run_delay
+
+    def _started(self, sim: PodSim, pod: Obj, name: str, instance: int) -> list[Effect]:
+        """A simulated container starts now (the run stage's event comes with the pod's first start)."""
+        if instance == 0 and sim.run_next is not None:
+            self._stage_event(pod, sim.run_next)
+            sim.run_next = None
+        sim.arm_due = True
+        now = asyncio.get_running_loop().time()
+        return sim.machine.observe(ContainerStarted(name, new_container_id(), now_rfc3339()), now)
+
+    def _pull_stage(self, pod: Obj, container: str) -> Next | None:
+        match = self.stages.first(IMAGE_PULL_ERROR, pod)
+        if match is None or (match.stage.next.container not in (None, container)):
+            return None
+        return match.stage.next
+
+    def _starts_at_once(self, sim: PodSim, pod: Obj, effect: StartContainer) -> bool:
+        return (effect.instance == 0 and self._pull_stage(pod, effect.container) is None
+                and self._first_run_delay(sim, pod) <= 0)
+
+    def _merges_with_starts(self, sim: PodSim, pod: Obj, effects: list[Effect], i: int) -> bool:
+        """Whether the write at ``effects[i]`` can wait for the first starts right after it.
+
+        True when it is followed only by first starts that happen at once (nothing holds
+        the run): then the pod IP and Running are one write, as on a real cluster.
+        A restart's write is never merged: the terminated state is shown first.
         """
-        api_conditions = (pod.get("status") or {}).get("conditions") or ()
-        if sim.plain and _kubelet_only(api_conditions):
-            return sim.status, True
-        base = dict(sim.status)
-        foreign = [c for c in api_conditions if c.get("type") not in _KUBELET_CONDITIONS]
-        ours = [c for c in base.get("conditions") or () if c.get("type") in _KUBELET_CONDITIONS]
-        scheduled = [c for c in api_conditions if c.get("type") == SCHEDULED]
-        if scheduled and not _has_scheduled(ours):
-            ours += scheduled
-        base["conditions"] = foreign + ours
-        return base, not foreign
+        rest = effects[i + 1:]
+        starts = [e for e in rest if isinstance(e, StartContainer)]
+        if not starts or len(starts) != sum(1 for e in rest if not isinstance(e, (RecordEvent, WakeAt))):
+            return False
+        return all(self._starts_at_once(sim, pod, e) for e in starts)
 
-    async def _write(self, sim: PodSim, pod: Obj, views: list[ContainerView]) -> Obj:
-        """Patch the status to show ``views``; returns the newest pod. Raises _Gone."""
-        base, plain = self._base_status(sim, pod)
-        wanted = build_pod_status(pod, views, sim.facts(), previous=base, now=_now())
-        patch = status_patch(sim.status, wanted)
+    def _start(self, sim: PodSim, pod: Obj, effect: StartContainer) -> list[Effect]:
+        """A container starts at once, after the run stage's delay, or its image pull fails."""
+        now = asyncio.get_running_loop().time()
+        name, instance = effect.container, effect.instance
+        rec = sim.machine.container(name)
+        pull = self._pull_stage(pod, name)
+        if pull is not None:
+            match = self.stages.first(IMAGE_PULL_ERROR, pod)
+            if rec is not None and rec.pull_attempts == 0 and match is not None and match.delay > 0:
+                self._later(sim, match.delay, ("pull", name, instance))
+                return []
+            if rec is not None and rec.pull_attempts == 0:
+                self._stage_event(pod, pull)
+            return sim.machine.observe(self._pull_failure(rec, pull), now) if rec is not None else []
+        delay = self._first_run_delay(sim, pod) if instance == 0 else 0.0
+        if delay > 0:
+            self._later(sim, delay, ("start", name, instance))
+            return []
+        return self._started(sim, pod, name, instance)
+
+    def _pull_failure(self, rec: ContainerRecord, nxt: Next) -> ImagePullFailed:
+        return ImagePullFailed(
+            rec.name, nxt.message or f'failed to pull and unpack image "{rec.image}": {SIMULATED_PULL_FAILURE}',
+            shown_for=nxt.pull_duration if nxt.pull_duration is not None else self.pull_duration,
+            backoff=nxt.backoff if nxt.backoff is not None else self.restart_backoff,
+            backoff_max=nxt.max_backoff if nxt.max_backoff is not None else self.max_restart_backoff)
+
+    def _kill(self, sim: PodSim, pod: Obj, effect: KillContainers) -> list[Effect]:
+        """The containers stop after the delete stage's delay (capped by the deletion's grace)."""
+        match = self.stages.first(DELETE, pod)
+        code = match.stage.next.exit_code if match is not None and match.stage.next.exit_code is not None else 0
+        delay = 0.0
+        if match is not None and match.delay > 0:
+            stamp = (pod.get("metadata") or {}).get("deletionTimestamp")
+            delay = min(match.delay, _seconds_until(stamp)) if stamp else 0.0
+        if delay > 0:
+            self._later(sim, delay, ("kill", code))
+            return []
+        if match is not None:
+            self._stage_event(pod, match.stage.next)
+        return self._exits(sim, list(effect.containers), code, "Completed" if code == 0 else "Error")
+
+    def _exits(self, sim: PodSim, names: list[str], code: int, reason: str, message: str = "",
+               nxt: Next | None = None) -> list[Effect]:
+        now = asyncio.get_running_loop().time()
+        text = now_rfc3339()
+        out: list[Effect] = []
+        for name in names:
+            out += sim.machine.observe(ContainerExited(
+                name, code, reason, text, now, message,
+                backoff=nxt.backoff if nxt is not None else None,
+                backoff_max=nxt.max_backoff if nxt is not None else None), now)
+        return out
+
+    async def _delete(self, sim: PodSim) -> None:
+        try:
+            await self.client.delete(PODS, sim.name, sim.namespace, grace_period_seconds=0,
+                                     preconditions={"uid": sim.uid})
+        except ApiError as exc:
+            if exc.code not in (404, 409):
+                raise
+
+    # ------------------------------------------------------------------ timers' facts
+
+    def _due_facts(self, sim: PodSim, pod: Obj, due: _Due, now: float) -> list[Effect]:
+        """What a fired timer means now: the facts it injects (nothing, if the pod moved on)."""
+        kind, machine = due[0], sim.machine
+        if kind == "start" or kind == "pull":
+            rec = machine.container(due[1])
+            if rec is None or not rec.starting or rec.restart_count != due[2] or machine.terminating:
+                return []
+            if kind == "pull":
+                nxt = self._pull_stage(pod, rec.name)
+                if nxt is None:
+                    return []
+                self._stage_event(pod, nxt)
+                return machine.observe(self._pull_failure(rec, nxt), now)
+            return self._started(sim, pod, rec.name, due[2])
+        if kind == "run":
+            if due[1] != sim.run_gen or machine.terminating:
+                return []
+            return self._run_stage(sim, pod, due[2], due[3])
+        if kind == "kill":
+            code = due[1]
+            names = [rec.name for rec in machine.containers if rec.alive]
+            return self._exits(sim, names, code, "Completed" if code == 0 else "Error")
+        return []  # "wake": the plan that follows does the work
+
+    def _arm_run(self, sim: PodSim, pod: Obj) -> None:
+        """Look up this run's stages (crash, oom, complete, unready, patch) and set their timers."""
+        sim.arm_due = False
+        sim.run_gen += 1
+        sim.armed.clear()
+        for action in RUN_STAGES:
+            match = self.stages.first(action, pod)
+            if match is not None:
+                sim.armed[action] = match.stage.next
+                self._later(sim, match.delay, ("run", sim.run_gen, action, match.stage.next))
+
+    def _run_stage(self, sim: PodSim, pod: Obj, action: str, nxt: Next) -> list[Effect]:
+        """A run stage fires: the fact it injects into the machine, and its event."""
+        targets = _targets(sim.machine, nxt.container)
+        if not targets:
+            return []
+        self._stage_event(pod, nxt)
+        if action == OOM:
+            self._event(pod, "Warning", "OOMKilling", f"Memory cgroup out of memory: killed container {targets}")
+            return self._exits(sim, targets, OOM_EXIT_CODE, OOM_KILLED, nxt=nxt)
+        if action == COMPLETE:
+            return self._exits(sim, targets, 0, "Completed", nxt=nxt)
+        if action == CRASH:
+            code = nxt.exit_code if nxt.exit_code is not None else 1
+            return self._exits(sim, targets, code, nxt.reason or "Error", nxt.message or "", nxt)
+        if action == UNREADY:
+            now = asyncio.get_running_loop().time()
+            out: list[Effect] = []
+            for name in targets:
+                out += sim.machine.observe(ProbeResult(name, False, message=SIMULATED_PROBE_FAILURE), now)
+            return out
+        if action == PATCH:
+            sim.patches.append(nxt)  # applied by this sync, between the machine's writes
+        return []
+
+    def _stage_event(self, pod: Obj, nxt: Next) -> None:
+        """The event a stage declares (``next.event``), recorded when its fact is injected."""
+        event = nxt.event
+        if event is not None:
+            self._event(pod, event.type, event.reason, event.message, nxt.container or "")
+
+    async def _apply_patch(self, sim: PodSim, pod: Obj, nxt: Next) -> Obj:
+        """A ``patch`` stage: its status patch, written as it is; the machine then sees the pod it made.
+
+        The stage file may only patch what the machine does not own (conditions of
+        readiness gates, ``reason``, ``message``, ...), so the machine keeps it, and
+        Ready follows a gate the patch turned True.
+        """
+        if nxt.status_patch is None:
+            return pod
+        current = pod.get("status") or {}
+        patch = status_patch(current, apply_status_patch(current, nxt.status_patch, now_rfc3339()))
         if patch is None:
-            sim.views = views
             return pod
         try:
             new = await self.client.patch(PODS, sim.name, {"metadata": {"uid": sim.uid}, "status": patch},
@@ -645,10 +647,29 @@ class Simulator:
             if exc.code in (404, 409):
                 raise _Gone from None
             raise
-        sim.status = wanted
-        sim.plain = plain  # build_pod_status keeps the base's foreign conditions and adds PodScheduled
-        sim.views = views
-        sim.wrote(new)
+        sim.seen_rv = (new.get("metadata") or {}).get("resourceVersion") or ""
+        sim.machine.observe(PodUpdated(new), asyncio.get_running_loop().time())
+        return new
+
+    # ------------------------------------------------------------------ status writes and events
+
+    async def _write(self, sim: PodSim, pod: Obj, terminal: bool = False) -> Obj:
+        """Patch the status as the machine wants it; returns the newest pod. Raises _Gone."""
+        machine = sim.machine
+        wanted, patch = machine.status_patch(now_rfc3339(), terminal=terminal)
+        if patch is None:
+            machine.written(wanted)
+            return pod
+        try:
+            new = await self.client.patch(PODS, sim.name, {"metadata": {"uid": sim.uid}, "status": patch},
+                                          sim.namespace, subresource="status")
+        except ApiError as exc:
+            machine.write_failed()
+            if exc.code in (404, 409):
+                raise _Gone from None
+            raise
+        machine.written(wanted)
+        sim.seen_rv = (new.get("metadata") or {}).get("resourceVersion") or ""
         return new
 
     def _event(self, pod: Obj, type_: str, reason: str, message: str, container: str = "") -> None:
@@ -660,260 +681,34 @@ class Simulator:
             recorder = self.recorders[node] = EventRecorder(self.client, "kubelet", node)
         recorder.event(pod, type_, reason, message, f"spec.containers{{{container}}}" if container else "")
 
-    # ------------------------------------------------------------------ the first writes
-
-    async def _container_creating(self, sim: PodSim, pod: Obj) -> Obj:
-        sim.start_time = sim.start_time or _now()
-        pod = await self._write(sim, pod, fresh_views(pod))
-        self._enter(sim, Step.CREATING)
-        return pod
-
-    def _runs_at_once(self, pod: Obj) -> bool:
-        """Whether the containers start as soon as the pod has its IP (no stage holds them)."""
-        if self.stages.first(IMAGE_PULL_ERROR, pod) is not None:
-            return False
-        run = self.stages.first(RUN, pod)
-        return run is None or run.delay <= 0
-
-    async def _networked(self, sim: PodSim, pod: Obj, ip: str) -> Obj:
-        sim.pod_ip = ip
-        try:
-            pod = await self._write(sim, pod, sim.views)
-        except BaseException:
-            sim.pod_ip = ""
-            raise
-        self._enter(sim, Step.NETWORKED)
-        return pod
-
-    @staticmethod
-    def _run_view(view: ContainerView, now: str, *, restarted: bool = False) -> ContainerView:
-        """``view`` with a new container instance running (built directly: dataclasses.replace is slow)."""
-        running = Running(now, new_container_id())
-        last = view.last_state
-        if restarted:
-            last = view.state if isinstance(view.state, Terminated) else view.last_state
-        return ContainerView(name=view.name, image=view.image, state=running, last_state=last,
-                             restart_count=view.restart_count + (1 if restarted else 0), ready=True,
-                             container_id=running.container_id, image_id=image_id(view.image))
-
-    async def _start_containers(self, sim: PodSim, pod: Obj) -> Obj:
-        now = _now()
-        pod = await self._write(sim, pod, [self._run_view(v, now) for v in sim.views])
-        self._enter(sim, Step.RUNNING)
-        self._arm_run(sim, pod)
-        return pod
-
-    def _arm_run(self, sim: PodSim, pod: Obj) -> None:
-        """Look up this run's stages (crash, oom, complete, unready) and set their timers."""
-        sim.armed.clear()
-        for action in (*RUN_ENDERS, UNREADY):
-            match = self.stages.first(action, pod)
-            if match is not None:
-                sim.armed[action] = match.stage.next
-                self._schedule(sim, action, match.delay)
-
-    # ------------------------------------------------------------------ running, crashing, restarting
-
-    async def _running(self, sim: PodSim, pod: Obj) -> None:
-        for action in RUN_ENDERS:
-            if self._take_due(sim, action):
-                nxt = sim.armed[action]
-                if action == OOM:
-                    code, reason, message = OOM_EXIT_CODE, OOM_KILLED, ""
-                elif action == COMPLETE:
-                    code, reason, message = 0, "Completed", ""
-                else:
-                    code = nxt.exit_code if nxt.exit_code is not None else 1
-                    reason, message = nxt.reason or "Error", nxt.message or ""
-                await self._end_run(sim, pod, _targets(sim.views, nxt.container), code, reason, message, nxt)
-                return
-        if self._take_due(sim, UNREADY):
-            nxt = sim.armed[UNREADY]
-            await self._set_ready(sim, pod, False, _targets(sim.views, nxt.container))
-
-    def _backoff_for(self, sim: PodSim, nxt: Next | None) -> CrashBackoff:
-        b = sim.backoff
-        b.initial = nxt.backoff if nxt is not None and nxt.backoff is not None else self.restart_backoff
-        b.maximum = nxt.max_backoff if nxt is not None and nxt.max_backoff is not None else self.max_restart_backoff
-        b.maximum = max(b.maximum, b.initial)
-        return b
-
-    async def _end_run(self, sim: PodSim, pod: Obj, targets: set[str], exit_code: int, reason: str, message: str,
-                       nxt: Next | None) -> None:
-        """The ``targets`` containers exit: write it, then restart them (now or after a backoff) or finish."""
-        targets = {v.name for v in sim.views if v.name in targets and isinstance(v.state, Running)}
-        if not targets:
-            return
-        now = _now()
-        views = [replace(v, state=Terminated(exit_code, reason, v.state.started_at, now, v.state.container_id, message),
-                         ready=False)
-                 if v.name in targets and isinstance(v.state, Running) else v for v in sim.views]
-        restarts = should_restart((pod.get("spec") or {}).get("restartPolicy", "Always"), exit_code)
-        finished = not restarts and not any(isinstance(v.state, Running) for v in views)
-        wait = 0.0
-        if restarts:
-            loop_now = asyncio.get_running_loop().time()
-            sim.finished_at = loop_now
-            sim.crashed = targets
-            wait = self._backoff_for(sim, nxt).remaining(loop_now, loop_now)
-        pod_text = format_pod(pod)
-        if wait > 0:  # as the kubelet: a crash that must wait is written as CrashLoopBackOff at once
-            views = [replace(v, state=Waiting(CRASH_LOOP_BACK_OFF, f"back-off {go_duration(wait)} restarting failed "
-                                                                   f"container={v.name} pod={pod_text}"),
-                             last_state=v.state)
-                     if v.name in targets and isinstance(v.state, Terminated) else v for v in views]
-        sim.sandbox_released = finished  # the write that ends the pod shows its sandbox gone
-        try:
-            pod = await self._write(sim, pod, views)
-        except BaseException:
-            sim.sandbox_released = False
-            raise
-        if reason == OOM_KILLED:
-            self._event(pod, "Warning", "OOMKilling", f"Memory cgroup out of memory: killed container {sorted(targets)}")
-        if not restarts:
-            if finished:
-                self._enter(sim, Step.DONE)
-            return
-        if wait <= 0:
-            await self._restart(sim, pod)
-            return
-        for name in sorted(targets):
-            self._event(pod, "Warning", "BackOff", f"Back-off restarting failed container {name} in pod {pod_text}", name)
-        self._enter(sim, Step.BACKOFF)
-        self._schedule(sim, _RESTART, wait)
-
-    async def _restart(self, sim: PodSim, pod: Obj) -> None:
-        now = _now()
-        views = [self._run_view(v, now, restarted=True) if v.name in sim.crashed and not isinstance(v.state, Running)
-                 else v for v in sim.views]
-        pod = await self._write(sim, pod, views)
-        sim.backoff.restarted(sim.finished_at)
-        sim.crashed = set()
-        self._enter(sim, Step.RUNNING)
-        self._arm_run(sim, pod)
-
-    async def _set_ready(self, sim: PodSim, pod: Obj, ready: bool, targets: set[str]) -> Obj:
-        views = [replace(v, ready=ready) if v.name in targets and isinstance(v.state, Running) else v
-                 for v in sim.views]
-        pod = await self._write(sim, pod, views)
-        if not ready:
-            for name in sorted(targets):
-                self._event(pod, "Warning", "Unhealthy", "Readiness probe failed: simulated (podlife sim)", name)
-        return pod
-
-    # ------------------------------------------------------------------ image pull failures
-
-    async def _pull_failed(self, sim: PodSim, pod: Obj, nxt: Next) -> None:
-        """Targets wait in ErrImagePull (the others run); then ImagePullBackOff, retry, ... forever."""
-        now = _now()
-        targets = _targets(sim.views, nxt.container)
-        views = [self._pull_view(v, nxt, ERR_IMAGE_PULL) if v.name in targets else self._run_view(v, now)
-                 for v in sim.views]
-        pod = await self._write(sim, pod, views)
-        self._enter(sim, Step.PULLING)
-        sim.pull = nxt
-        sim.pull_attempts = 1
-        self._pull_events(pod, targets, nxt, ERR_IMAGE_PULL)
-        self._schedule(sim, _PULL_BACKOFF, nxt.pull_duration if nxt.pull_duration is not None else self.pull_duration)
-
-    @staticmethod
-    def _pull_view(view: ContainerView, nxt: Next, reason: str) -> ContainerView:
-        if reason == ERR_IMAGE_PULL:
-            message = nxt.message or (f'failed to pull and unpack image "{view.image}": simulated pull failure '
-                                      f"(podlife sim)")
-        else:
-            message = f'Back-off pulling image "{view.image}"'
-        return replace(view, state=Waiting(reason, message), ready=False)
-
-    def _pull_events(self, pod: Obj, targets: set[str], nxt: Next, reason: str) -> None:
-        images = {v.name: v.image for v in fresh_views(pod)}
-        for name in sorted(targets):
-            if reason == ERR_IMAGE_PULL:
-                self._event(pod, "Warning", "Failed", f'Failed to pull image "{images.get(name)}": simulated pull '
-                                                      f"failure (podlife sim)", name)
-            else:
-                self._event(pod, "Normal", "BackOff", f'Back-off pulling image "{images.get(name)}"', name)
-
-    async def _pulling(self, sim: PodSim, pod: Obj) -> None:
-        nxt = sim.pull
-        if nxt is None:
-            return
-        targets = _targets(sim.views, nxt.container)
-        if self._take_due(sim, _PULL_BACKOFF):
-            views = [self._pull_view(v, nxt, IMAGE_PULL_BACK_OFF) if v.name in targets else v for v in sim.views]
-            pod = await self._write(sim, pod, views)
-            self._pull_events(pod, targets, nxt, IMAGE_PULL_BACK_OFF)
-            initial = nxt.backoff if nxt.backoff is not None else self.restart_backoff
-            maximum = nxt.max_backoff if nxt.max_backoff is not None else self.max_restart_backoff
-            self._schedule(sim, _PULL_RETRY, min(initial * 2 ** (sim.pull_attempts - 1), max(maximum, initial)))
-        elif self._take_due(sim, _PULL_RETRY):
-            views = [self._pull_view(v, nxt, ERR_IMAGE_PULL) if v.name in targets else v for v in sim.views]
-            pod = await self._write(sim, pod, views)
-            sim.pull_attempts += 1
-            self._pull_events(pod, targets, nxt, ERR_IMAGE_PULL)
-            self._schedule(sim, _PULL_BACKOFF, nxt.pull_duration if nxt.pull_duration is not None else self.pull_duration)
-
-    # ------------------------------------------------------------------ deletion
-
-    async def _terminate(self, sim: PodSim, pod: Obj) -> None:
-        """Stop the containers (one status write) after the delete stage's delay, then delete the pod."""
-        if sim.step is Step.DELETED:
-            return
-        if sim.step is not Step.TERMINATING:
-            self._enter(sim, Step.TERMINATING)
-            pod = await self._stopping(sim, pod)
-        match = self.stages.first(DELETE, pod)
-        if match is not None and match.delay > 0:
-            match = Match(match.stage, min(match.delay, _seconds_until(pod["metadata"]["deletionTimestamp"])))
-        if not self._ready_for(sim, DELETE, match):
-            return
-        if any(isinstance(v.state, Running) for v in sim.views):
-            code = match.stage.next.exit_code if match is not None and match.stage.next.exit_code is not None else 0
-            now = _now()
-            views = [replace(v, state=Terminated(code, "Completed" if code == 0 else "Error", v.state.started_at, now,
-                                                 v.state.container_id), ready=False)
-                     if isinstance(v.state, Running) else replace(v, ready=False) for v in sim.views]
-            pod = await self._write(sim, pod, views)
-        try:
-            await self.client.delete(PODS, sim.name, sim.namespace, grace_period_seconds=0,
-                                     preconditions={"uid": sim.uid})
-        except ApiError as exc:
-            if exc.code not in (404, 409):
-                raise
-        self._enter(sim, Step.DELETED)
-
-    async def _stopping(self, sim: PodSim, pod: Obj) -> Obj:
-        """The deletion's first write, as the kubelet's: every container unready; Killing for the running ones."""
-        if not sim.views:  # nothing written yet: the pod is just deleted
-            return pod
-        running = sorted(v.name for v in sim.views if isinstance(v.state, Running))
-        pod = await self._write(sim, pod, [replace(v, ready=False) if v.ready else v for v in sim.views])
-        for name in running:
-            self._event(pod, "Normal", "Killing", f"Stopping container {name}", name)
-        return pod
-
     # ------------------------------------------------------------------ chaos
 
     async def _chaos(self, sim: PodSim, pod: Obj) -> Obj:
         """Act on ``podlife.io/chaos`` once per value (see the module docstring)."""
+        machine = sim.machine
         value = ((pod.get("metadata") or {}).get("annotations") or {}).get(CHAOS_ANNOTATION)
-        if value == sim.chaos_acked:  # nothing to do (callers check _chaos_pending first)
-            return pod
         if value is None:
             return await self._ack(sim, None)
-        if sim.step is not Step.RUNNING and sim.step is not Step.DONE:
+        running = [rec.name for rec in machine.containers if rec.alive and isinstance(rec.current, Running)]
+        if not running and not machine.finished:
             return pod  # acted on once the containers run
-        if sim.step is Step.RUNNING:
-            running = {v.name for v in sim.views if isinstance(v.state, Running)}
+        now = asyncio.get_running_loop().time()
+        facts: list[Effect] = []
+        if running:
             if value == "crash":
-                await self._end_run(sim, pod, running, 1, "Error", "", None)
+                facts = self._exits(sim, running, 1, "Error")
             elif value == "oom":
-                await self._end_run(sim, pod, running, OOM_EXIT_CODE, OOM_KILLED, "", None)
+                self._event(pod, "Warning", "OOMKilling", f"Memory cgroup out of memory: killed container {running}")
+                facts = self._exits(sim, running, OOM_EXIT_CODE, OOM_KILLED)
             elif value in ("unready", "ready"):
-                pod = await self._set_ready(sim, pod, value == "ready", running)
+                for name in running:
+                    fact: Fact = ProbeResult(name, value == "ready", message=SIMULATED_PROBE_FAILURE)
+                    facts += machine.observe(fact, now)
             else:
                 log.warning("pod %s: unknown %s value %r (use crash, oom, unready or ready)", sim.key,
                             CHAOS_ANNOTATION, value)
+        pod = await self._carry_out(sim, pod, facts)
+        pod = await self._advance(sim, pod)
         return await self._ack(sim, value)
 
     async def _ack(self, sim: PodSim, value: str | None) -> Obj:
@@ -925,12 +720,5 @@ class Simulator:
                 raise _Gone from None
             raise
         sim.chaos_acked = value
+        sim.seen_rv = (pod.get("metadata") or {}).get("resourceVersion") or ""
         return pod
-
-
-def _seconds_until(stamp: str) -> float:
-    try:
-        when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    except ValueError:
-        return 0.0
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())

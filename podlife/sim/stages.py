@@ -4,7 +4,7 @@ Design
 ------
 A stage file (YAML, one or more documents) lists *stages* in the spirit of KWOK's
 Stage objects. Each stage says which objects it applies to (``selector``), how long
-to wait (``delay``) and what happens then (``next.action``)::
+to wait (``delay``) and what happens then (``next``)::
 
     apiVersion: sim.podlife.io/v1alpha1
     kind: Stage
@@ -15,33 +15,74 @@ to wait (``delay``) and what happens then (``next.action``)::
         matchLabels: {app: crashy}
         matchExpressions:
         - {key: .spec.restartPolicy, operator: In, values: [Always]}
+        - {key: '.status.containerStatuses[name=app].restartCount', operator: Lt, values: [5]}
       delay: {duration: 5s, jitter: 7s}
-      next: {action: crash, exitCode: 1, backoff: 10s, maxBackoff: 300s}
+      next:
+        action: crash
+        exitCode: 1
+        backoff: 10s
+        event: {type: Warning, reason: SimulatedCrash, message: "the stage file says so"}
 
-Unlike KWOK, ``next`` names one of a fixed set of *actions* instead of carrying a
-status template: the simulator builds every status with the kubelet's own pure
-functions (:mod:`podlife.node.status`), so a simulated pod can never show a
+Unlike KWOK, ``next`` does not carry a status template. It names an *action*: the
+lifecycle fact the stage injects into the node's pod-lifecycle state machine
+(:mod:`podlife.node.machine`), which then writes every status with the kubelet's own
+pure functions (:mod:`podlife.node.status`). A simulated pod therefore never shows a
 status a real node would not write, and 10,000 pods cost no template rendering.
-The actions and the moment their stages are looked at:
+
+======================  ====================================================================
+action                  the fact it injects
+======================  ====================================================================
+``create``              the node admits the pod (ContainerCreating)
+``run``                 the containers started
+``crash``               ContainerExited(exitCode, reason): non-zero, default 1 and ``Error``
+``oom``                 ContainerExited(137, ``OOMKilled``)
+``complete``            ContainerExited(0, ``Completed``)
+``unready``             a readiness probe result False
+``image-pull-error``    the image pull failed (then back-off, retry, ... for ever)
+``delete``              the containers stopped, after the delay; the pod is then removed
+``patch``               a status patch (``next.statusPatch``) and its event, if any
+``heartbeat-stop``      (Node) the node stops renewing its Lease and writing its status
+======================  ====================================================================
+
+Besides its fact, a stage may declare an effect of its own: ``next.event`` (every Pod
+action) is an Event the simulator records for the pod when the stage fires, and
+``next.statusPatch`` (the ``patch`` action only, where it is required) is merged into
+the pod's status (:func:`apply_status_patch`): conditions such as a readiness gate's,
+or fields like ``reason``/``message``. The state machine's own fields (phase,
+container statuses, IPs, the kubelet's conditions) are refused, so a patch can never
+contradict the facts.
+
+The moment each action's stages are looked at:
 
 ============================  ====================================================
 moment                        actions (the first matching stage of each applies)
 ============================  ====================================================
-pod bound to a sim node       ``create`` -- write ContainerCreating after the delay
+pod bound to a sim node       ``create``
 sandbox has its IP            ``image-pull-error`` (never runs) or else ``run``
 each time containers start    ``crash``, ``oom``, ``complete`` (first to fire wins),
-                              ``unready``
-pod being deleted             ``delete`` -- containers stop, the pod is removed
-node registered               ``heartbeat-stop`` -- Lease and status stop
+                              ``unready``, ``patch``
+pod being deleted             ``delete``
+node registered               ``heartbeat-stop``
 ============================  ====================================================
 
 A lifecycle action (``create``, ``run``, ``delete``) with no matching stage happens
-at once; a fault action with no matching stage does not happen.
+at once; a fault action, ``complete`` or ``patch`` with no matching stage does not
+happen. Each action is looked at on its own: a ``crash`` stage and a ``complete``
+stage that both select a run are both armed and the first to fire ends it, so
+alternatives between actions are made by selectors that exclude each other.
 
 Selection (:class:`Selector`) is matchLabels, matchAnnotations and matchExpressions.
-An expression key that starts with ``.`` is a path into the object
-(``.spec.restartPolicy``, ``.metadata.annotations["podlife.io/sim-duration"]``,
-``.spec.containers[0].image``); any other key is a label key, as in Kubernetes.
+An expression key that starts with ``.`` is a path into the object as the API shows
+it at that moment (``.spec.restartPolicy``,
+``.metadata.annotations["podlife.io/sim-duration"]``, ``.spec.containers[0].image``,
+``.status.containerStatuses[0].lastState.terminated.exitCode``); ``[name=app]``
+picks the list element whose ``name`` is ``app`` (any field works:
+``.status.conditions[type=Ready].status``). Any other key is a label key, as in
+Kubernetes. Operators are ``In``/``NotIn`` (values compare as text), ``Exists``/
+``DoesNotExist``, and ``Gt``/``Lt`` as in Kubernetes' node selectors: exactly one
+integer value, compared with the object's value read as an integer; a missing or
+non-integer value matches neither, so ``Gt``/``Lt`` on a restart count or an exit
+code selects a pod by its history.
 
 Delays (:class:`Delay`) are ``duration``, or a uniform random time between
 ``duration`` and ``jitter`` when ``jitter`` is larger (the jitter is an upper bound,
@@ -51,7 +92,7 @@ Durations are Go-style (``500ms``, ``2s``, ``1m30s``) or plain numbers of second
 When several stages of one action select an object, the first one in file order
 applies, unless some of them have a ``weight``: then one of those with a weight is
 drawn at random in proportion to it (KWOK's rule for stages that match together), so
-a stage file can say "a third of these pods crash, the rest complete".
+a stage file can say "a third of these pods crash with 2, the rest with 1".
 
 Delayed actions are kept in one :class:`Timers` heap with a single event-loop timer
 armed for the earliest deadline, so 10,000 pods waiting for something cost 10,000
@@ -73,9 +114,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeAlias
 
 import yaml
+
+from ..machinery.patch import apply_merge_patch
+from ..node.status import KUBELET_CONDITIONS
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +130,14 @@ DEFAULT_STAGES_RESOURCE = "default-stages.yaml"
 # Pod actions.
 CREATE, RUN, COMPLETE, DELETE = "create", "run", "complete", "delete"
 CRASH, OOM, IMAGE_PULL_ERROR, UNREADY = "crash", "oom", "image-pull-error", "unready"
+PATCH = "patch"
 # Node actions.
 HEARTBEAT_STOP = "heartbeat-stop"
 
 POD, NODE = "Pod", "Node"
 ACTIONS: dict[str, str] = {
     CREATE: POD, RUN: POD, COMPLETE: POD, DELETE: POD,
-    CRASH: POD, OOM: POD, IMAGE_PULL_ERROR: POD, UNREADY: POD,
+    CRASH: POD, OOM: POD, IMAGE_PULL_ERROR: POD, UNREADY: POD, PATCH: POD,
     HEARTBEAT_STOP: NODE,
 }
 _BACKOFF = ("backoff", "maxBackoff")
@@ -103,10 +149,22 @@ ACTION_PARAMS: dict[str, tuple[str, ...]] = {
     OOM: ("container", *_BACKOFF),
     IMAGE_PULL_ERROR: ("container", "message", "pullDuration", *_BACKOFF),
     UNREADY: ("container",),
+    PATCH: ("statusPatch",),
     DELETE: ("exitCode",),
     HEARTBEAT_STOP: (),
 }
-OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+#: The ``next`` fields every Pod action accepts besides its own (:data:`ACTION_PARAMS`):
+#: effects declared next to the fact, not parameters of it.
+POD_EFFECT_PARAMS: tuple[str, ...] = ("event",)
+OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
+#: Operators that compare integers (Kubernetes' node-selector ``Gt``/``Lt``).
+INTEGER_OPERATORS = ("Gt", "Lt")
+EVENT_TYPES = ("Normal", "Warning")
+#: Top-level status fields the pod-lifecycle state machine derives from its facts; a
+#: ``statusPatch`` that set them would be overwritten by the next write, or contradict it.
+MACHINE_STATUS_FIELDS = ("phase", "containerStatuses", "initContainerStatuses",
+                         "ephemeralContainerStatuses", "hostIP", "hostIPs", "podIP", "podIPs", "startTime")
+CONDITION_STATUSES = ("True", "False", "Unknown")
 
 
 class StageError(ValueError):
@@ -148,21 +206,46 @@ def parse_duration(value: Any) -> float:
 
 # --------------------------------------------------------------------------- field paths
 
-_PATH_TOKEN = re.compile(r"""\.([A-Za-z0-9_$-]+)|\[\s*"((?:[^"\\]|\\.)*)"\s*\]|\[\s*'([^']*)'\s*\]|\[\s*(\d+)\s*\]""")
+@dataclass(frozen=True)
+class ListKey:
+    """A path step that picks a list element by a field: ``[name=app]`` is ``ListKey("name", "app")``.
+
+    Containers and conditions are lists keyed by ``name`` and ``type`` (Kubernetes'
+    list-map keys), and their order is not something a stage should depend on: with
+    several containers, ``.status.containerStatuses[name=app]`` says which one.
+    """
+
+    key: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"[{self.key}={self.value}]"
 
 
-def parse_path(path: str) -> tuple[str | int, ...]:
-    """``.metadata.annotations["a/b"]`` -> ``("metadata", "annotations", "a/b")``."""
-    parts: list[str | int] = []
+PathPart: TypeAlias = str | int | ListKey
+
+_PATH_TOKEN = re.compile(r"""\.([A-Za-z0-9_$-]+)|\[\s*"((?:[^"\\]|\\.)*)"\s*\]|\[\s*'([^']*)'\s*\]|\[\s*(\d+)\s*\]"""
+                         r"""|\[\s*([A-Za-z0-9_$-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\]\s"']+))\s*\]""")
+
+
+def parse_path(path: str) -> tuple[PathPart, ...]:
+    """``.metadata.annotations["a/b"]`` -> ``("metadata", "annotations", "a/b")``.
+
+    ``[3]`` is a list index and ``[name=app]`` (or ``[name="app"]``) a :class:`ListKey`.
+    """
+    parts: list[PathPart] = []
     pos = 0
     while pos < len(path):
         m = _PATH_TOKEN.match(path, pos)
         if m is None:
             raise ValueError(f'invalid path {path!r} at {path[pos:]!r} (examples: .spec.restartPolicy, '
-                             f'.metadata.annotations["example.com/key"], .spec.containers[0].image)')
-        name, dq, sq, index = m.groups()
+                             f'.metadata.annotations["example.com/key"], .spec.containers[0].image, '
+                             f'.status.containerStatuses[name=app].restartCount)')
+        name, dq, sq, index, list_key, key_dq, key_bare = m.groups()
         if index is not None:
             parts.append(int(index))
+        elif list_key is not None:
+            parts.append(ListKey(list_key, key_dq.replace('\\"', '"') if key_dq is not None else key_bare))
         else:
             parts.append(name if name is not None else (dq.replace('\\"', '"') if dq is not None else sq))
         pos = m.end()
@@ -171,29 +254,59 @@ def parse_path(path: str) -> tuple[str | int, ...]:
     return tuple(parts)
 
 
-def lookup(obj: Any, path: tuple[str | int, ...]) -> Any:
+def lookup(obj: Any, path: tuple[PathPart, ...]) -> Any:
     """The value at ``path``, or None when any step is missing."""
     cur = obj
     for part in path:
-        if isinstance(part, int):
-            if not isinstance(cur, list) or part >= len(cur):
-                return None
-            cur = cur[part]
-        else:
+        if isinstance(part, str):
             # ``type() is dict`` first: objects are plain dicts, and an ABC isinstance
             # check per path step shows in profiles of 10,000 pods.
             if type(cur) is not dict and not isinstance(cur, Mapping):
                 return None
             cur = cur.get(part)
+        elif isinstance(part, int):
+            if not isinstance(cur, list) or part >= len(cur):
+                return None
+            cur = cur[part]
+        else:
+            cur = _keyed_item(cur, part)
         if cur is None:
             return None
     return cur
+
+
+def _keyed_item(items: Any, key: ListKey) -> Any:
+    """The first element of the list ``items`` whose ``key.key`` field reads as ``key.value``; None if none."""
+    if not isinstance(items, list):
+        return None
+    for item in items:
+        if isinstance(item, Mapping):
+            value = item.get(key.key)
+            if value is not None and _as_text(value) == key.value:
+                return item
+    return None
 
 
 def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+_INTEGER_RE = re.compile(r"[+-]?[0-9]+")
+
+
+def as_integer(value: Any) -> int | None:
+    """``value`` as an integer for ``Gt``/``Lt``: an int, or text that is one (``"3"``, ``"-1"``); else None.
+
+    As strict as Kubernetes' ParseInt for node-selector values: no floats, booleans,
+    spaces or ``1_000``, so a value that is not clearly a number never matches.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _INTEGER_RE.fullmatch(value):
+        return int(value)
+    return None
 
 
 # --------------------------------------------------------------------------- selectors
@@ -206,7 +319,16 @@ class Requirement:
     key: str
     operator: str
     values: tuple[str, ...] = ()
-    path: tuple[str | int, ...] = ()
+    path: tuple[PathPart, ...] = ()
+    #: the integer of ``Gt``/``Lt`` (``values[0]``), parsed once
+    bound: int | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.operator in INTEGER_OPERATORS:
+            bound = as_integer(self.values[0]) if len(self.values) == 1 else None
+            if bound is None:
+                raise ValueError(f"operator {self.operator} takes exactly one integer value, not {list(self.values)}")
+            object.__setattr__(self, "bound", bound)
 
     def value_of(self, obj: Mapping[str, Any]) -> Any:
         if self.path:
@@ -215,12 +337,18 @@ class Requirement:
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
         value = self.value_of(obj)
-        if self.operator == "Exists":
+        op = self.operator
+        if op == "Exists":
             return value is not None
-        if self.operator == "DoesNotExist":
+        if op == "DoesNotExist":
             return value is None
+        if op == "Gt" or op == "Lt":
+            have = as_integer(value)
+            if have is None or self.bound is None:
+                return False
+            return have > self.bound if op == "Gt" else have < self.bound
         found = value is not None and _as_text(value) in self.values
-        return found if self.operator == "In" else not found
+        return found if op == "In" else not found
 
 
 @dataclass(frozen=True)
@@ -291,8 +419,24 @@ class Delay:
 
 
 @dataclass(frozen=True)
+class StageEvent:
+    """``next.event``: an Event to record for the pod when its stage fires (type Normal or Warning)."""
+
+    type: str
+    reason: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class Next:
-    """What a stage does: an action and its parameters (see :data:`ACTION_PARAMS`)."""
+    """What a stage does: an action and its parameters (see :data:`ACTION_PARAMS`), and its declared effects.
+
+    ``event`` (any Pod action) is recorded when the stage fires. ``status_patch`` (the
+    ``patch`` action, where it is set) is read-only: mappings are ``MappingProxyType``
+    and lists tuples, so one parsed stage can be shared by 10,000 pods without one of
+    them changing it for the others; :func:`apply_status_patch` applies it and
+    :func:`thaw` makes a plain JSON copy. It takes no part in hashing.
+    """
 
     action: str
     exit_code: int | None = None
@@ -302,6 +446,8 @@ class Next:
     backoff: float | None = None
     max_backoff: float | None = None
     pull_duration: float | None = None
+    event: StageEvent | None = None
+    status_patch: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -411,11 +557,11 @@ def _candidate(stage: Stage) -> _Candidate:
 
 
 def _required_keys(selector: Selector) -> tuple[tuple[str, str], ...]:
-    """The labels and annotations ``selector`` matches nothing without (``In``, ``Exists``, match maps)."""
+    """The labels and annotations ``selector`` matches nothing without (``In``, ``Exists``, ``Gt``/``Lt``, match maps)."""
     keys = [("labels", k) for k in selector.match_labels]
     keys += [("annotations", k) for k in selector.match_annotations]
     for req in selector.expressions:
-        if req.operator not in ("In", "Exists"):
+        if req.operator not in ("In", "Exists", "Gt", "Lt"):  # those that a missing value never satisfies
             continue
         if not req.path:
             keys.append(("labels", req.key))
@@ -437,6 +583,63 @@ def _lacks(obj: Mapping[str, Any], required: tuple[tuple[str, str], ...]) -> boo
     return False
 
 
+# --------------------------------------------------------------------------- status patches
+
+
+def freeze(value: Any) -> Any:
+    """A read-only deep copy of a JSON value: mappings become ``MappingProxyType``, lists tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """A plain (dict/list) deep copy of a value :func:`freeze` made, ready for JSON or for changing."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [thaw(v) for v in value]
+    return value
+
+
+def apply_status_patch(status: Mapping[str, Any], patch: Mapping[str, Any], now: str) -> dict[str, Any]:
+    """``status`` with ``patch`` (a ``next.statusPatch``) merged in; neither argument is changed.
+
+    The patch is a JSON merge patch (RFC 7386: mappings merge, ``null`` removes a
+    field, other values replace), except ``conditions``, which merge by ``type`` as a
+    strategic merge patch does for pod conditions: a listed condition replaces the one
+    of its type, or is added after the others, and the other conditions stay. A
+    condition without ``lastTransitionTime`` keeps the old one when its status did not
+    change and gets ``now`` otherwise, as a condition's times work everywhere else.
+    """
+    rest = {k: thaw(v) for k, v in patch.items() if k != "conditions"}
+    out: dict[str, Any] = apply_merge_patch(dict(status), rest, take_patch=True)  # copies what it changes
+    if "conditions" in patch:
+        out["conditions"] = _merged_conditions(status.get("conditions") or [], patch["conditions"] or (), now)
+    return out
+
+
+def _merged_conditions(conditions: Iterable[Mapping[str, Any]], patch: Iterable[Mapping[str, Any]],
+                       now: str) -> list[dict[str, Any]]:
+    out = [dict(c) for c in conditions]
+    index = {c.get("type"): i for i, c in enumerate(out)}
+    for cond in patch:
+        new = thaw(cond)
+        i = index.get(new["type"])
+        old = out[i] if i is not None else None
+        if "lastTransitionTime" not in new:
+            keep = old is not None and old.get("status") == new.get("status") and old.get("lastTransitionTime")
+            new["lastTransitionTime"] = keep or now
+        if i is None:
+            index[new["type"]] = len(out)
+            out.append(new)
+        else:
+            out[i] = new
+    return out
+
+
 # --------------------------------------------------------------------------- parsing
 
 
@@ -455,15 +658,22 @@ class _Where:
         return StageError(f"{self.source}: {what}: {path}: {problem}" if path else f"{self.source}: {what}: {problem}")
 
 
-def _mapping(value: Any, where: _Where, path: str, known: Iterable[str]) -> dict[str, Any]:
+def _mapping(value: Any, where: _Where, path: str, known: Iterable[str], *,
+             also: Iterable[str] = (), also_note: str = "") -> dict[str, Any]:
+    """``value`` as a mapping whose keys are all ``known`` or ``also``.
+
+    ``also`` are fields a whole family shares (``event`` on every Pod action); an error
+    lists them apart, after ``also_note``, so the fields of the one action stay readable.
+    """
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise where.error(path, f"must be a mapping, not {type(value).__name__}")
-    allowed = list(known)
+    allowed, common = list(known), list(also)
     for key in value:
-        if key not in allowed:
-            raise where.error(path, f'unknown field "{key}" (known: {", ".join(allowed) or "none"})')
+        if key not in allowed and key not in common:
+            more = f"; {also_note} {', '.join(common)}" if common else ""
+            raise where.error(path, f'unknown field "{key}" (known: {", ".join(allowed) or "none"}){more}')
     return value
 
 
@@ -501,13 +711,23 @@ def _requirement(raw: Any, where: _Where, path: str) -> Requirement:
         raise where.error(f"{path}.values", f"required for operator {op}")
     if op in ("Exists", "DoesNotExist") and values:
         raise where.error(f"{path}.values", f"must be empty for operator {op}")
-    parsed: tuple[str | int, ...] = ()
+    if op in INTEGER_OPERATORS:
+        _integer_values(values, op, where, f"{path}.values")
+    parsed: tuple[PathPart, ...] = ()
     if key.startswith("."):
         try:
             parsed = parse_path(key)
         except ValueError as exc:
             raise where.error(f"{path}.key", str(exc)) from None
     return Requirement(key, op, tuple(_as_text(v) for v in values), parsed)
+
+
+def _integer_values(values: list[Any], op: str, where: _Where, path: str) -> None:
+    """``Gt``/``Lt`` take one integer, as Kubernetes' node selectors do: a list of them would mean nothing."""
+    if len(values) != 1:
+        raise where.error(path, f"operator {op} takes exactly one value, an integer (e.g. [1]), not {values!r}")
+    if as_integer(values[0]) is None:
+        raise where.error(f"{path}[0]", f"operator {op} compares integers: must be an integer, not {values[0]!r}")
 
 
 def _selector(raw: Any, where: _Where) -> Selector:
@@ -535,6 +755,82 @@ def _delay(raw: Any, where: _Where) -> Delay:
     return Delay(duration, jitter, source)
 
 
+_EVENT_REASON = re.compile(r"\S{1,128}")
+
+
+def _event(raw: Any, where: _Where) -> StageEvent:
+    path = "spec.next.event"
+    raw = _mapping(raw, where, path, ("type", "reason", "message"))
+    type_, reason, message = raw.get("type"), raw.get("reason"), raw.get("message", "")
+    if type_ not in EVENT_TYPES:
+        raise where.error(f"{path}.type", f"must be one of {', '.join(EVENT_TYPES)}, not {type_!r}")
+    if not isinstance(reason, str) or not reason:
+        raise where.error(f"{path}.reason", "required: a short UpperCamelCase word such as SimulatedFault")
+    if not _EVENT_REASON.fullmatch(reason):
+        raise where.error(f"{path}.reason", f"must be one word of at most 128 characters, not {reason!r}")
+    if not isinstance(message, str):
+        raise where.error(f"{path}.message", "must be a string")
+    return StageEvent(type_, reason, message)
+
+
+def _json_value(value: Any, where: _Where, path: str) -> None:
+    """Refuse what a status cannot hold: mappings with non-text keys, YAML dates and other non-JSON values."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise where.error(path, f"keys must be strings, not {k!r}")
+            _json_value(v, where, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _json_value(v, where, f"{path}[{i}]")
+    elif value is not None and not isinstance(value, (str, int, float)):  # bool is an int
+        raise where.error(path, f"must be a JSON value (quote it), not {type(value).__name__} {value!r}")
+
+
+_CONDITION_FIELDS = ("type", "status", "reason", "message", "lastProbeTime", "lastTransitionTime", "observedGeneration")
+
+
+def _condition(raw: Any, where: _Where, path: str) -> None:
+    cond = _mapping(raw, where, path, _CONDITION_FIELDS)
+    type_, status = cond.get("type"), cond.get("status")
+    if not isinstance(type_, str) or not type_:
+        raise where.error(f"{path}.type", "required: the condition type, e.g. example.com/gate")
+    if type_ in KUBELET_CONDITIONS:
+        raise where.error(f"{path}.type", f"{type_} is the node's own condition, computed from the containers "
+                                          f"(Ready also from spec.readinessGates); patch a gate's condition instead")
+    if status not in CONDITION_STATUSES:
+        hint = " (quote it: YAML reads True and False as booleans)" if isinstance(status, bool) else ""
+        raise where.error(f"{path}.status", f'must be "True", "False" or "Unknown", not {status!r}{hint}')
+    for text_field in ("reason", "message", "lastProbeTime", "lastTransitionTime"):
+        if cond.get(text_field) is not None and not isinstance(cond[text_field], str):
+            raise where.error(f"{path}.{text_field}", "must be a string")
+
+
+def _status_patch(raw: Any, where: _Where) -> Mapping[str, Any]:
+    """``next.statusPatch``, checked and frozen: a merge patch of status that leaves the state machine's fields alone."""
+    path = "spec.next.statusPatch"
+    if not isinstance(raw, dict) or not raw:
+        raise where.error(path, "must be a non-empty mapping: a merge patch of the pod's status, "
+                                "e.g. {conditions: [{type: example.com/gate, status: \"True\"}]}")
+    _json_value(raw, where, path)
+    for key in raw:
+        if key in MACHINE_STATUS_FIELDS:
+            raise where.error(f"{path}.{key}", f"{key} is written by the node from its lifecycle facts; "
+                                               f"a status patch may set conditions and other fields")
+    conditions = raw.get("conditions")
+    if conditions is not None:
+        if not isinstance(conditions, list):
+            raise where.error(f"{path}.conditions", "must be a list of conditions")
+        seen: set[str] = set()
+        for i, cond in enumerate(conditions):
+            _condition(cond, where, f"{path}.conditions[{i}]")
+            if cond["type"] in seen:
+                raise where.error(f"{path}.conditions[{i}].type", f"condition {cond['type']} is listed twice")
+            seen.add(cond["type"])
+    frozen: Mapping[str, Any] = freeze(raw)
+    return frozen
+
+
 def _next(raw: Any, where: _Where, resource: str) -> Next:
     if not isinstance(raw, dict) or "action" not in raw:
         raise where.error("spec.next.action", f"required; one of {', '.join(ACTIONS)}")
@@ -544,7 +840,15 @@ def _next(raw: Any, where: _Where, resource: str) -> Next:
     if ACTIONS[action] != resource:
         raise where.error("spec.next.action", f"action {action!r} applies to {ACTIONS[action]}s, "
                                               f"but spec.resourceRef.kind is {resource}")
-    raw = _mapping(raw, where, "spec.next", ("action", *ACTION_PARAMS[action]))
+    if "statusPatch" in raw and action != PATCH:
+        raise where.error("spec.next.statusPatch", f"only action {PATCH} takes a status patch, not {action}")
+    if "event" in raw and resource != POD:
+        raise where.error("spec.next.event", f"only Pod actions record events; {action} is a {resource} action")
+    raw = _mapping(raw, where, "spec.next", ("action", *ACTION_PARAMS[action]),
+                   also=POD_EFFECT_PARAMS if resource == POD else (), also_note="every Pod action also takes")
+    if action == PATCH and "statusPatch" not in raw:
+        raise where.error("spec.next.statusPatch", f"required for action {PATCH}: the merge patch of the pod's "
+                                                   f"status to apply")
     exit_code = raw.get("exitCode")
     if exit_code is not None and (not isinstance(exit_code, int) or isinstance(exit_code, bool)
                                   or not 0 <= exit_code <= 255):
@@ -559,7 +863,9 @@ def _next(raw: Any, where: _Where, resource: str) -> Next:
         return _duration(raw[name], where, f"spec.next.{name}") if name in raw else None
 
     nxt = Next(action, exit_code, raw.get("reason"), raw.get("message"), raw.get("container"),
-               opt_duration("backoff"), opt_duration("maxBackoff"), opt_duration("pullDuration"))
+               opt_duration("backoff"), opt_duration("maxBackoff"), opt_duration("pullDuration"),
+               _event(raw["event"], where) if "event" in raw else None,
+               _status_patch(raw["statusPatch"], where) if "statusPatch" in raw else None)
     if nxt.backoff is not None and nxt.max_backoff is not None and nxt.max_backoff < nxt.backoff:
         raise where.error("spec.next.maxBackoff", "must not be less than spec.next.backoff")
     return nxt
