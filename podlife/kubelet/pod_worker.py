@@ -425,9 +425,6 @@ class PodWorker:
 
     # ------------------------------------------------------------------ status
 
-    def desired_status(self, *, terminal: bool = False) -> Obj:
-        return self.machine.desired_status(rfc3339(), terminal=terminal)[0]
-
     async def _write_status(self, terminal: bool) -> bool:
         """Patch the status if it changed; on failure the machine asks again (after a short wait)."""
         if self._gone or self.machine.gone:

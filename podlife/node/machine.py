@@ -810,7 +810,7 @@ def _kubelet_only(conditions: Iterable[Obj]) -> bool:
     return True
 
 
-def _has_scheduled(conditions: Sequence[Obj] | Iterable[Obj]) -> bool:
+def _has_scheduled(conditions: Iterable[Obj]) -> bool:
     for c in conditions:
         if c.get("type") == SCHEDULED:
             return True
