@@ -19,11 +19,10 @@ Follows Kubernetes' pod strategy:
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from .defaults import default_pod
+from .pod_validation import validate_pod_spec
 from .types import FieldError, Obj, Strategy, forbidden, invalid, not_supported, required
-from ..machinery.names import dns1123_label_errors
 
 RESTART_POLICIES = ["Always", "OnFailure", "Never"]
 DNS_POLICIES = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"]
@@ -64,44 +63,6 @@ def _default_tolerations(spec: Obj) -> None:
             )
 
 
-def _validate_container(c: Any, path: str, names: set[str]) -> list[FieldError]:
-    if not isinstance(c, dict):
-        return [invalid(path, c, "must be an object")]
-    errs: list[FieldError] = []
-    name = c.get("name")
-    if not name:
-        errs.append(required(f"{path}.name"))
-    elif not isinstance(name, str):
-        errs.append(invalid(f"{path}.name", name, "must be a string"))
-    else:
-        errs += [invalid(f"{path}.name", name, m) for m in dns1123_label_errors(name)]
-        if name in names:
-            errs.append(FieldError("FieldValueDuplicate", f"{path}.name", "", name))
-        names.add(name)
-    image = c.get("image")
-    if not image or not isinstance(image, str) or not image.strip():
-        errs.append(required(f"{path}.image"))
-    for field_name in ("command", "args"):
-        val = c.get(field_name)
-        if val is not None and (not isinstance(val, list) or not all(isinstance(x, str) for x in val)):
-            errs.append(invalid(f"{path}.{field_name}", val, "must be a list of strings"))
-    policy = c.get("imagePullPolicy")
-    if policy is not None and policy not in PULL_POLICIES:
-        errs.append(not_supported(f"{path}.imagePullPolicy", policy, PULL_POLICIES))
-    for i, env in enumerate(c.get("env") or []):
-        epath = f"{path}.env[{i}]"
-        if not isinstance(env, dict) or not env.get("name"):
-            errs.append(required(f"{epath}.name"))
-        elif not _ENV_NAME_RE.match(str(env["name"])):
-            errs.append(invalid(f"{epath}.name", env["name"], "a valid environment variable name must consist of alphabetic "
-                                                              "characters, digits, '_', '-', or '.', and must not start with a digit"))
-    for i, port in enumerate(c.get("ports") or []):
-        cp = port.get("containerPort") if isinstance(port, dict) else None
-        if not isinstance(cp, int) or not 0 < cp < 65536:
-            errs.append(invalid(f"{path}.ports[{i}].containerPort", cp, "must be between 1 and 65535, inclusive"))
-    return errs
-
-
 class PodStrategy(Strategy):
     has_status = True
 
@@ -134,11 +95,7 @@ class PodStrategy(Strategy):
         elif not isinstance(containers, list):
             errs.append(invalid("spec.containers", containers, "must be a list"))
         else:
-            names: set[str] = set()
-            for i, c in enumerate(spec.get("initContainers") or []):
-                errs += _validate_container(c, f"spec.initContainers[{i}]", names)
-            for i, c in enumerate(containers):
-                errs += _validate_container(c, f"spec.containers[{i}]", names)
+            errs += validate_pod_spec(spec)
         rp = spec.get("restartPolicy")
         if rp not in RESTART_POLICIES:
             errs.append(not_supported("spec.restartPolicy", rp, RESTART_POLICIES))

@@ -40,6 +40,7 @@ class FieldError:
         "FieldValueInvalid": "Invalid value",
         "FieldValueNotSupported": "Unsupported value",
         "FieldValueDuplicate": "Duplicate value",
+        "FieldValueNotFound": "Not found",
         "FieldValueForbidden": "Forbidden",
         "FieldValueTooLong": "Too long",
         "FieldValueTypeInvalid": "Invalid value",
@@ -48,7 +49,8 @@ class FieldError:
     @property
     def message(self) -> str:
         prefix = self._PREFIX.get(self.type, "Invalid value")
-        if self.type in ("FieldValueInvalid", "FieldValueNotSupported", "FieldValueDuplicate", "FieldValueTypeInvalid"):
+        if self.type in ("FieldValueInvalid", "FieldValueNotSupported", "FieldValueDuplicate", "FieldValueTypeInvalid",
+                         "FieldValueNotFound"):
             shown = f'"{self.value}"' if isinstance(self.value, str) else repr(self.value) if self.value is not None else "null"
             prefix = f"{prefix}: {shown}"
         return f"{prefix}: {self.detail}" if self.detail else prefix
