@@ -44,6 +44,15 @@ def test_unknown_fields_are_dropped(cluster: PodlifeProcess, query: str, warned:
     assert bool(warning) is warned
 
 
+def test_a_warning_with_control_characters_is_left_out_and_the_write_answered(cluster: PodlifeProcess) -> None:
+    """An unknown field named with a NUL and a line break: no raw bytes in a header, a clean 201."""
+    body = {**configmap("unknown-control"), "bad\u0000name\r\nX-Injected: 1": 1}
+    status, created, warning = post(cluster, CM, body)
+    assert status == 201, created
+    assert warning.splitlines() == [r'299 - "unknown field \"metadata.colour\""', r'299 - "unknown field \"extra\""']
+    assert cluster.http("GET", f"{CM}/unknown-control")[0] == 200
+
+
 def test_strict_refuses_unknown_fields_and_stores_nothing(cluster: PodlifeProcess) -> None:
     status, body, _ = post(cluster, CM + "?fieldValidation=Strict", configmap("unknown-strict"))
     assert status == 400 and body["reason"] == "BadRequest"

@@ -140,10 +140,22 @@ def object_response(request: web.Request, rt: ResourceType, value: CachedObject 
 
 
 def _warning_headers(warnings: list[str] | None) -> CIMultiDict[str] | None:
-    """One ``Warning: 299 - "<text>"`` header per warning, the text an RFC 7230 quoted string."""
+    """One ``Warning: 299 - "<text>"`` header per warning, the text an RFC 7230 quoted string.
+
+    A warning whose text holds a control character (a NUL or a line break, e.g. from an
+    unknown field's name a client sent) is left out, as Kubernetes' warning recorder
+    leaves out what ``NewWarningHeader`` refuses: raw user bytes never reach a header,
+    where they would break the response to a write that was already stored.
+    """
+    warnings = [w for w in warnings or () if not _has_control(w)]
     if not warnings:
         return None
     return CIMultiDict([("Warning", f'299 - "{_quoted(w)}"') for w in warnings])
+
+
+def _has_control(text: str) -> bool:
+    """Go's ``unicode.IsControl`` on any rune: C0 controls, DEL and the C1 range."""
+    return any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in text)
 
 
 def _quoted(text: str) -> str:
