@@ -1,5 +1,10 @@
 """Admission steps that need the cluster's state, run on create after validation.
 
+Two kinds of step: an *admit* returns field errors (a 422), a *warner* returns warnings
+for the answer's ``Warning`` headers and may refuse the object outright with an
+``ApiError`` (PodSecurity's 403). They run in the order listed at the bottom, after
+NamespaceLifecycle (``ResourceREST._check_namespace_admission``).
+
 Kubernetes allocates a Service's ClusterIP in its service registry: the lowest free
 address of the service range (the first one is reserved for the ``kubernetes``
 Service), a requested ``spec.clusterIP`` if it is free and in range, none for headless
@@ -13,7 +18,9 @@ import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..machinery import errors
 from ..registry.types import FieldError, Obj, invalid
+from .pod_security import EXEMPT_NAMESPACES, evaluate, namespace_policy, violation_message, warning_message
 
 if TYPE_CHECKING:
     from .rest import ResourceREST
@@ -22,6 +29,7 @@ SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
 KUBERNETES_SERVICE_IP = str(SERVICE_CIDR.network_address + 1)
 
 Admit = Callable[["ResourceREST", Obj], list[FieldError]]
+Warner = Callable[["ResourceREST", Obj], list[str]]
 
 
 def allocate_cluster_ip(rest: ResourceREST, obj: Obj) -> list[FieldError]:
@@ -64,3 +72,31 @@ def _lowest_free(used: set[str]) -> str | None:
 
 #: admission steps by (group, plural)
 ADMISSION: dict[tuple[str, str], list[Admit]] = {("", "services"): [allocate_cluster_ip]}
+
+
+def pod_security(rest: ResourceREST, pod: Obj) -> list[str]:
+    """PodSecurity: refuse a pod its namespace's ``enforce`` level forbids; warn for ``warn``.
+
+    The levels come from the namespace's ``pod-security.kubernetes.io/*`` labels, else the
+    server's defaults (``ApiContext.pod_security_defaults``); ``kube-system`` is exempt.
+    """
+    meta = pod.get("metadata") or {}
+    namespace = str(meta.get("namespace") or "")
+    spec = pod.get("spec")
+    if namespace in EXEMPT_NAMESPACES or not isinstance(spec, dict):
+        return []
+    ns_rest = rest.ctx.rest_by("", "v1", "namespaces")
+    ns = ns_rest.cache.get(ns_rest.rt.key(None, namespace)) if ns_rest is not None else None
+    labels = (ns.metadata.get("labels") if ns is not None else None) or {}
+    policy = namespace_policy(labels, rest.ctx.pod_security_defaults)
+    findings = evaluate(spec, policy.enforce)
+    if findings:
+        name = str(meta.get("name") or "")
+        raise errors.ApiError(403, "Forbidden", violation_message("pods", name, policy.enforce, findings),
+                              {"name": name, "kind": "pods"})
+    warned = evaluate(spec, policy.warn)
+    return [warning_message(policy.warn, warned)] if warned else []
+
+
+#: warning steps (that may refuse) by (group, plural)
+WARNING_ADMISSION: dict[tuple[str, str], list[Warner]] = {("", "pods"): [pod_security]}

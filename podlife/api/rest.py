@@ -39,7 +39,8 @@ from . import managed_fields
 from ..machinery import errors
 from .cache import CachedObject, Filter, ResourceCache, TooOld, Watcher, WatchEvent
 from . import strategic_merge
-from .admission import ADMISSION
+from .admission import ADMISSION, WARNING_ADMISSION
+from .pod_security import NamespacePolicy
 from ..machinery.patch import PatchError, apply_json_patch, apply_merge_patch
 from ..machinery.selectors import SelectorError, parse_field_selector, parse_label_selector
 
@@ -128,6 +129,8 @@ class ApiContext:
         self.watch_cache = watch_cache
         self.rest: dict[tuple[str, str, str], ResourceREST] = {}
         self.object_checkers: list[Callable[[ResourceType, Obj, str], list[str]]] = []
+        #: the Pod Security levels of namespaces without labels (Kubernetes' default: privileged)
+        self.pod_security_defaults = NamespacePolicy()
 
     def rest_for(self, rt: ResourceType) -> ResourceREST:
         return self.rest[(rt.group, rt.version, rt.plural)]
@@ -338,6 +341,8 @@ class ResourceREST:
             self._check_namespace_admission(meta["namespace"], meta["name"])
         for admit in ADMISSION.get((self.rt.group, self.rt.plural), ()):
             self._validate(obj, admit(self, obj))
+        for warn in WARNING_ADMISSION.get((self.rt.group, self.rt.plural), ()):
+            warnings += warn(self, obj)  # may refuse (an ApiError) instead
         if manager is not None:  # an HTTP write: in-process writes pass no manager and are not tracked
             managed_fields.track_create(self.rt, obj, manager, schemas=self.ctx.catalog.schemas)
         key = self.rt.key(meta.get("namespace"), meta["name"])
