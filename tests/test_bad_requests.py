@@ -101,6 +101,11 @@ CASES = [
         code=413, reason="RequestEntityTooLarge", message="limit is 3145728", absent=f"{CM}/too-big-yaml"),
     Bad("put-over-3MiB", "PUT", f"{CM}/{EXISTING}", _configmap(EXISTING, data={"a": "x" * LIMIT}), code=413,
         reason="RequestEntityTooLarge"),
+    Bad("api-version-not-a-string", "POST", CM, _json({"apiVersion": False, "kind": "ConfigMap",
+                                                      "metadata": {"name": "typed-meta"}}),
+        message="cannot unmarshal bool into Go struct field .apiVersion of type string", absent=f"{CM}/typed-meta"),
+    Bad("kind-not-a-string", "POST", CM, _json({"kind": ["ConfigMap"], "metadata": {"name": "typed-kind"}}),
+        message="cannot unmarshal array into Go struct field .kind of type string", absent=f"{CM}/typed-kind"),
     Bad("json-nested-300-objects", "POST", CM, b'{"metadata":{"name":"deep"},"x":' + _nested_json(300) + b"}",
         message="exceeded max depth", absent=f"{CM}/deep"),
     Bad("json-nested-10000-arrays", "POST", CM, b'{"metadata":{"name":"deep-arrays"},"x":' + b"[" * 10000

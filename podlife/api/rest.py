@@ -267,6 +267,10 @@ class ResourceREST:
         if not isinstance(obj, dict):
             raise errors.bad_request(f"the body of the request must be a {self.rt.kind} object")
         kind, api_version = obj.get("kind"), obj.get("apiVersion")
+        for field_name, value in (("apiVersion", api_version), ("kind", kind)):
+            if value is not None and not isinstance(value, str):  # what Go's TypeMeta cannot hold
+                raise errors.bad_request(f"couldn't get version/kind; json parse error: json: cannot unmarshal "
+                                         f"{_json_type(value)} into Go struct field .{field_name} of type string")
         if kind and kind != self.rt.kind:
             raise errors.bad_request(f"the kind in the data ({kind}) does not match the expected kind ({self.rt.kind})")
         if api_version and api_version != self.rt.api_version:
@@ -719,3 +723,14 @@ def encode_for_storage(obj: Obj) -> bytes:
         meta["resourceVersion"] = ""
     put_in_kubernetes_order(obj)
     return orjson.dumps(obj)
+
+
+def _json_type(value: Any) -> str:
+    """The JSON type name Go's decoder uses in its errors."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    return "object"
