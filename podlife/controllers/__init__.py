@@ -19,15 +19,20 @@ a time from live reads, so every step is idempotent and safe to retry.
   ConfigMap (the cluster CA bundle) in every namespace.
 - :class:`APIServiceRegistration` (:mod:`.apiservice_registration`) -- the local
   APIService of every served group-version, built-in or from a CRD.
+- :class:`ClusterRoleAggregationController` (:mod:`.clusterrole_aggregation`) -- the
+  rules of ClusterRoles with an ``aggregationRule`` (admin, edit, view): the union of
+  the ClusterRoles their selectors pick.
 
 The namespace controller and the garbage collector act on every served kind: they ask
 the server (``Client.discover``), so kinds added by CRDs after start are included.
 """
 
 from .apiservice_registration import APIServiceRegistration
+from .clusterrole_aggregation import ClusterRoleAggregationController
 from .garbage_collector import GarbageCollector
 from .namespace import NamespaceController
 from .root_ca import RootCAPublisher
 from .serviceaccounts import ServiceAccountController
 
-__all__ = ["APIServiceRegistration", "GarbageCollector", "NamespaceController", "RootCAPublisher", "ServiceAccountController"]
+__all__ = ["APIServiceRegistration", "ClusterRoleAggregationController", "GarbageCollector", "NamespaceController",
+           "RootCAPublisher", "ServiceAccountController"]

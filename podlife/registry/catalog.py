@@ -29,6 +29,7 @@ from .crds.types import crd_resource_type
 from .defaults import DefaultedStrategy
 from .network import PortStrategy, SubnetStrategy
 from .pods import PodStrategy
+from .rbac import RBAC_GROUP, rbac_strategy
 from .schemas.custom import CustomSchemas
 from .types import ResourceType, Strategy
 from .workloads import CronJobStrategy, JobStrategy, ReplicatedStrategy
@@ -70,7 +71,8 @@ def builtin_types() -> list[ResourceType]:
 
 
 def _plain(group: str, version: str, kind: str, plural: str, namespaced: bool = True, **kw) -> ResourceType:
-    return ResourceType(group, version, kind, plural, namespaced, DefaultedStrategy(group, kind), **kw)
+    strategy = rbac_strategy(kind) if group == RBAC_GROUP else DefaultedStrategy(group, kind)
+    return ResourceType(group, version, kind, plural, namespaced, strategy, **kw)
 
 
 def _with_status(group: str, version: str, kind: str, plural: str, namespaced: bool = True, **kw) -> ResourceType:
