@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .api.authn import AuthenticationOptions
 from .api.context import build_api
 from .api.pki import PKI, write_kubeconfig
 from .api.rest import ApiContext
 from .api.server import APIServer
+from .api.authz.bootstrap import ensure_bootstrap_policy
 from .api.local_client import LocalClient
 from .machinery.tasks import Supervisor
 from .store import SQLiteStore, Store
@@ -59,6 +61,8 @@ class ClusterConfig:
     node_name: str = field(default_factory=default_node_name)
     guard_routes: bool = True
     kubelet_options: dict[str, Any] = field(default_factory=dict)
+    #: ``--token-auth-file``: static bearer tokens, CSV ``token,user,uid,"group1,group2"``
+    token_auth_file: Path | None = None
 
 
 class Cluster:
@@ -92,11 +96,15 @@ class Cluster:
         self.store = MemoryStore() if cfg.in_memory else SQLiteStore(self.data_dir / "store.sqlite")
         await self.store.start()
         self.ctx = await build_api(self.store)
-        self.server = APIServer(self.ctx, token=token, token_key=self.pki.service_account_key())
+        self.client = LocalClient(self.ctx, shared_results=True)  # components only read what writes return
+        await ensure_bootstrap_policy(self.client)  # kube-apiserver's rbac/bootstrap-roles, before anyone asks
+        authentication = AuthenticationOptions(client_ca_file=self.pki.ca_cert, token_auth_file=cfg.token_auth_file)
+        self.server = APIServer(self.ctx, token=token, service_account_key=self.pki.service_account_key(),
+                                authentication=authentication)
         self._guard_routes()
         self.url = await self.server.start(cfg.host, cfg.port, self.pki.server_ssl_context())
-        write_kubeconfig(self.kubeconfig, self.url, self.pki.ca_cert, token)
-        self.client = LocalClient(self.ctx, shared_results=True)  # components only read what writes return
+        # the admin's client certificate, as kubeadm and k3s write it (no token: one credential per user)
+        write_kubeconfig(self.kubeconfig, self.url, self.pki.ca_cert, self.pki.admin_credentials())
         await self._start_components(token)
         self.server.ready = True
         return self.url
@@ -117,14 +125,15 @@ class Cluster:
         from .network.controller import NetworkController
         from .scheduler.scheduler import Scheduler
 
-        from .controllers import (APIServiceRegistration, GarbageCollector, NamespaceController, RootCAPublisher,
-                                  ServiceAccountController)
+        from .controllers import (APIServiceRegistration, ClusterRoleAggregationController, GarbageCollector,
+                                  NamespaceController, RootCAPublisher, ServiceAccountController)
         from .registry.catalog import builtin_types
 
         assert self.client is not None and self.ctx is not None
         self.components.start(NamespaceController(self.client).run(), "namespace-controller")
         self.components.start(GarbageCollector(self.client).run(), "garbage-collector")
         self.components.start(ServiceAccountController(self.client).run(), "serviceaccount-controller")
+        self.components.start(ClusterRoleAggregationController(self.client).run(), "clusterrole-aggregation-controller")
         builtin_group_versions = {(t.group, t.version) for t in builtin_types()}
         self.components.start(APIServiceRegistration(self.client, builtin_group_versions).run(), "apiservice-registration")
         self.components.start(RootCAPublisher(self.client, self.pki.ca_cert.read_text()).run(), "root-ca-cert-publisher")

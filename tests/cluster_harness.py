@@ -206,14 +206,18 @@ class PodlifeProcess:
 
     # ---- talking to it ----------------------------------------------------------------
 
+    @property
+    def token_file(self) -> Path:
+        """The admin bearer token ``podlife up`` keeps (the kubeconfig's user is a client certificate)."""
+        return self.data_dir / "pki" / "admin.token"
+
     def _config(self) -> tuple[str, str, ssl.SSLContext]:
         cfg = yaml.safe_load(self.kubeconfig.read_text())
         import base64
 
         server = cfg["clusters"][0]["cluster"]["server"]
         ca = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
-        token = cfg["users"][0]["user"]["token"]
-        return server, token, ssl.create_default_context(cadata=ca)
+        return server, self.token_file.read_text().strip(), ssl.create_default_context(cadata=ca)
 
     @property
     def server(self) -> str:

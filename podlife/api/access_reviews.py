@@ -11,15 +11,19 @@ are 422s with Kubernetes' messages.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from ..machinery import errors
 from ..registry.types import FieldError, invalid, required
 from .authz.attributes import Attributes
-from .authz.rbac import RBACAuthorizer
+from .authz.rbac import Decision, RBACAuthorizer
 from .identity import UserInfo
 
 Obj = dict[str, Any]
+
+
+class Authorizer(Protocol):
+    def authorize(self, attrs: Attributes) -> Decision: ...
 
 
 def _spec(body: Obj) -> Obj:
@@ -54,7 +58,7 @@ def _refuse(kind: str, errs: list[FieldError]) -> None:
                               {"group": "authorization.k8s.io", "kind": kind, "causes": [e.cause() for e in errs]})
 
 
-def _answer(body: Obj, authorizer: RBACAuthorizer, attrs: Attributes) -> Obj:
+def _answer(body: Obj, authorizer: Authorizer, attrs: Attributes) -> Obj:
     decision = authorizer.authorize(attrs)
     out = dict(body)
     out.setdefault("metadata", {})
@@ -65,13 +69,13 @@ def _answer(body: Obj, authorizer: RBACAuthorizer, attrs: Attributes) -> Obj:
     return out
 
 
-def self_subject_access_review(body: Obj, user: UserInfo, authorizer: RBACAuthorizer) -> Obj:
+def self_subject_access_review(body: Obj, user: UserInfo, authorizer: Authorizer) -> Obj:
     spec = _spec(body)
     _refuse("SelfSubjectAccessReview", _one_kind_of_attributes("SelfSubjectAccessReview", spec))
     return _answer(body, authorizer, _attributes(spec, user))
 
 
-def subject_access_review(body: Obj, authorizer: RBACAuthorizer, *, namespace: str | None = None) -> Obj:
+def subject_access_review(body: Obj, authorizer: Authorizer, *, namespace: str | None = None) -> Obj:
     """A (Local)SubjectAccessReview: about the user the spec names, not the caller."""
     kind = "LocalSubjectAccessReview" if namespace is not None else "SubjectAccessReview"
     spec = _spec(body)

@@ -52,6 +52,10 @@ class UnionAuthorizer:
         return Decision(False, ", ".join(reasons))
 
 
+#: the API server's authorizer (absent when authentication, and so authorization, is off)
+AUTHORIZER: web.AppKey[UnionAuthorizer] = web.AppKey("authorizer", UnionAuthorizer)
+
+
 def attributes_of(request: web.Request) -> Attributes:
     """The authorizer attributes of an HTTP request (a malformed one is a 400)."""
     user = request.get(USER) or ANONYMOUS
@@ -75,4 +79,4 @@ def authorization_middleware(authorizer: Authorizer) -> Any:
     return authorize
 
 
-__all__ = ["ANONYMOUS", "Authorizer", "DECISION", "UnionAuthorizer", "attributes_of", "authorization_middleware"]
+__all__ = ["ANONYMOUS", "AUTHORIZER", "Authorizer", "DECISION", "UnionAuthorizer", "attributes_of", "authorization_middleware"]

@@ -11,17 +11,17 @@ resource path is resolved against the catalog and handed to
 - errors: an :class:`~podlife.machinery.errors.ApiError` becomes its ``Status`` (so does a
   body over the 3 MiB limit: 413); anything else is logged and answered with a 500
   ``Status`` -- never a traceback;
-- authentication: a bearer token must match the admin token, except for the paths
-  Kubernetes lets anyone read (version and health), which the kubectl dispatcher
-  calls before it has picked a kubectl.
+- authentication: the chain of :mod:`podlife.api.authn` (client certificate, admin token,
+  static tokens, service-account tokens) names the caller; bad credentials are a 401,
+  and a request without any is ``system:anonymous``, let through only to the paths
+  Kubernetes' default RBAC opens to everyone (version and health, which the kubectl
+  dispatcher calls before it has picked a kubectl).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-import secrets
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,7 +38,15 @@ from . import discovery, openapi
 from ..machinery import errors
 from .decode import MAX_REQUEST_BODY_BYTES
 from .handlers import handle, json_response, pretty_json, resolve, wants_pretty
-from .identity import ADMIN_USER, TokenIssuer
+from .authn import (
+    AUTHENTICATION_OPTIONS, AUTHENTICATOR, AuthenticationFailed, AuthenticationOptions, Authenticator, anonymous_allowed,
+    build_authenticator, context_lookups, request_credentials,
+)
+from .authorization import AUTHORIZER, UnionAuthorizer, authorization_middleware
+from .authz.rbac import RBACAuthorizer
+from .flowcontrol import FlowControl
+from .identity import TokenIssuer, load_signing_key, new_signing_key
+from .rbac_source import CacheRBACSource
 from .keys import KUBELET_SESSION, KUBELET_TOKEN, SUBRESOURCE_HANDLERS, TOKEN_ISSUER, USER
 from .rest import ApiContext
 from .reviews import serve_token
@@ -47,7 +55,6 @@ from .streaming import serve_stream
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
 #: Go's http.Server reads up to 1 MiB of request line and headers (a long labelSelector fits)
 MAX_HEADER_BYTES = 1 << 20
 
@@ -119,21 +126,21 @@ class RequestCounter:
         return "\n".join(lines) + "\n"
 
 
-def auth_middleware(token: str | None, issuer: TokenIssuer) -> Any:
-    expected = f"Bearer {token}".encode() if token else None
+def auth_middleware(authenticator: Authenticator | None) -> Any:
+    """Name the caller of every request (``request[USER]``); None turns authentication off (everyone is admin)."""
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        if expected is None or request.path.rstrip("/") in PUBLIC_PATHS or request.path.startswith(("/healthz/", "/livez/", "/readyz/")):
+        if authenticator is None:
             return await handler(request)
-        got = request.headers.get("Authorization", "")
-        if hmac.compare_digest(got.encode(), expected):
-            request[USER] = ADMIN_USER
-        else:
-            user = issuer.verify(got[7:]) if got.startswith("Bearer ") else None
-            if user is None:
-                return _status_response(errors.unauthorized())
-            request[USER] = user
+        try:
+            response = authenticator.authenticate(request_credentials(request))
+        except AuthenticationFailed as exc:
+            log.debug("Unable to authenticate the request: %s", exc)
+            return _status_response(errors.unauthorized())
+        if response.user.anonymous and not anonymous_allowed(request.method, request.path):
+            return _status_response(errors.unauthorized())
+        request[USER] = response.user
         return await handler(request)
 
     return authenticate
@@ -143,16 +150,32 @@ class APIServer:
     """The API over HTTP(S) for an :class:`ApiContext`."""
 
     def __init__(self, ctx: ApiContext, *, token: str | None = None, kubelet_token: str | None = None,
-                 token_key: bytes | None = None) -> None:
+                 service_account_key: bytes | None = None, authentication: AuthenticationOptions | None = None) -> None:
+        """``token`` is the admin bearer token; ``service_account_key`` the PEM key tokens are signed with
+        (a fresh one if None); without a token and ``authentication`` every request is the admin."""
         self.ctx = ctx
         self.catalog: Catalog = ctx.catalog
         self.ready = False
         self.requests = RequestCounter()
-        issuer = TokenIssuer(token_key or secrets.token_bytes(32))
-        self.app = web.Application(middlewares=[self.requests.middleware, pretty_middleware, error_middleware,
-                                                auth_middleware(token, issuer)],
-                                   client_max_size=MAX_REQUEST_BODY_BYTES)
+        options = authentication or AuthenticationOptions()
+        signing_key = load_signing_key(service_account_key) if service_account_key else new_signing_key()
+        issuer = TokenIssuer(signing_key, options.service_account_issuers[0])
+        authenticator = None if token is None and authentication is None else build_authenticator(
+            options, admin_token=token, service_account_keys=[issuer.public_key], lookups=context_lookups(ctx))
+        middlewares = [self.requests.middleware, pretty_middleware, error_middleware, auth_middleware(authenticator)]
+        #: who may do what: RBAC over this server's own caches (with authentication only)
+        self.authorizer: UnionAuthorizer | None = None
+        if authenticator is not None:
+            self.authorizer = UnionAuthorizer([RBACAuthorizer(CacheRBACSource(ctx))])
+            self.flow_control = FlowControl()
+            middlewares += [authorization_middleware(self.authorizer), self.flow_control.middleware]
+        self.app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BODY_BYTES)
+        if self.authorizer is not None:
+            self.app[AUTHORIZER] = self.authorizer
         self.app[TOKEN_ISSUER] = issuer
+        self.app[AUTHENTICATION_OPTIONS] = options
+        if authenticator is not None:
+            self.app[AUTHENTICATOR] = authenticator
         self.app[KUBELET_TOKEN] = kubelet_token or token or ""
         handlers: dict[str, Callable[..., Awaitable[Any]]] = {
             "scale": serve_scale, "token": serve_token, "exec": serve_stream, "attach": serve_stream,

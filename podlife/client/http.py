@@ -29,28 +29,33 @@ _PATCH_CONTENT_TYPES = {
 
 class HTTPClient(Client):
     def __init__(self, server: str, *, token: str | None = None, ca_file: str | Path | None = None,
-                 ca_data: bytes | None = None, max_connections: int = 64) -> None:
+                 ca_data: bytes | None = None, client_certificate: tuple[bytes, bytes] | None = None,
+                 max_connections: int = 64) -> None:
+        """``client_certificate``: (certificate PEM, key PEM) presented in the TLS handshake."""
         self.server = server.rstrip("/")
         self._headers = {"Accept": "application/json"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         self._ssl: ssl.SSLContext | bool = True
-        if ca_file or ca_data:
+        if ca_file or ca_data or client_certificate:
             ctx = ssl.create_default_context()
             if ca_file:
                 ctx.load_verify_locations(cafile=str(ca_file))
             if ca_data:
                 ctx.load_verify_locations(cadata=ca_data.decode())
+            if client_certificate:
+                _load_client_certificate(ctx, *client_certificate)
             self._ssl = ctx
         self._max = max_connections
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
     def from_kubeconfig(cls, path: str | Path, **kwargs: Any) -> HTTPClient:
-        from .kubeconfig import read_kubeconfig
+        from .kubeconfig import load_kubeconfig
 
-        server, token, ca = read_kubeconfig(Path(path))
-        return cls(server, token=token, ca_data=ca, **kwargs)
+        config = load_kubeconfig(Path(path))
+        cert = (config.client_certificate, config.client_key) if config.client_certificate and config.client_key else None
+        return cls(config.server, token=config.token or None, ca_data=config.ca, client_certificate=cert, **kwargs)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -164,3 +169,17 @@ def _error(status: int, raw: bytes) -> ApiError:
     except orjson.JSONDecodeError:
         pass
     return ApiError(status, "Unknown", raw.decode(errors="replace")[:500])
+
+
+def _load_client_certificate(ctx: ssl.SSLContext, cert: bytes, key: bytes) -> None:
+    """``ssl`` loads a certificate chain only from files: a private temporary directory, removed at once."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="podlife-client-") as tmp:
+        cert_path, key_path = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
+        for path, data in ((cert_path, cert), (key_path, key)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        ctx.load_cert_chain(cert_path, key_path)
