@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--sim-nodes", type=int, default=0, help="simulated nodes (default: 0)")
     up.add_argument("--sim-stages", type=Path, default=None, help="YAML stage file for simulated nodes")
     up.add_argument("--in-memory", action="store_true", help="keep the store in memory only (nothing survives a restart)")
+    up.add_argument("--audit-log-path", type=Path, default=None,
+                    help="write audit.k8s.io/v1 events of every request to this file (JSON lines)")
+    up.add_argument("--audit-policy-file", type=Path, default=None,
+                    help="audit.k8s.io/v1 Policy choosing each request's level (default: everything at Metadata)")
 
     sim = sub.add_parser("sim", help="run simulated nodes against a podlife server")
     sim.add_argument("--server", default=None, help="API server URL (default: from --kubeconfig)")
@@ -87,7 +91,8 @@ async def _up(args: argparse.Namespace) -> None:
     from .cluster import Cluster, ClusterConfig
 
     cfg = ClusterConfig(data_dir=args.data_dir, host=args.host, port=args.port, nodes=args.nodes,
-                        sim_nodes=args.sim_nodes, sim_stages=args.sim_stages, in_memory=args.in_memory)
+                        sim_nodes=args.sim_nodes, sim_stages=args.sim_stages, in_memory=args.in_memory,
+                        audit_log_path=args.audit_log_path, audit_policy_file=args.audit_policy_file)
     cluster = Cluster(cfg)
 
     async def start() -> None:

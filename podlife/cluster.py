@@ -30,6 +30,7 @@ from .api.context import build_api
 from .api.pki import PKI, write_kubeconfig
 from .api.rest import ApiContext
 from .api.server import APIServer
+from .api.audit import AuditLog, load_policy
 from .api.authz.bootstrap import ensure_bootstrap_policy
 from .api.local_client import LocalClient
 from .machinery.tasks import Supervisor
@@ -61,6 +62,9 @@ class ClusterConfig:
     node_name: str = field(default_factory=default_node_name)
     guard_routes: bool = True
     kubelet_options: dict[str, Any] = field(default_factory=dict)
+    #: ``--audit-log-path``/``--audit-policy-file``: the audit log (none without a path)
+    audit_log_path: Path | None = None
+    audit_policy_file: Path | None = None
     #: ``--token-auth-file``: static bearer tokens, CSV ``token,user,uid,"group1,group2"``
     token_auth_file: Path | None = None
 
@@ -99,8 +103,10 @@ class Cluster:
         self.client = LocalClient(self.ctx, shared_results=True)  # components only read what writes return
         await ensure_bootstrap_policy(self.client)  # kube-apiserver's rbac/bootstrap-roles, before anyone asks
         authentication = AuthenticationOptions(client_ca_file=self.pki.ca_cert, token_auth_file=cfg.token_auth_file)
+        audit = AuditLog(cfg.audit_log_path, load_policy(cfg.audit_policy_file)) if cfg.audit_log_path else None
         self.server = APIServer(self.ctx, token=token, service_account_key=self.pki.service_account_key(),
-                                authentication=authentication)
+                                authentication=authentication, kubelet_tls=self.pki.kubelet_client_ssl_context(),
+                                audit=audit)
         self._guard_routes()
         self.url = await self.server.start(cfg.host, cfg.port, self.pki.server_ssl_context())
         # the admin's client certificate, as kubeadm and k3s write it (no token: one credential per user)
@@ -141,7 +147,8 @@ class Cluster:
         self.components.start(NetworkController(self.client, pod_cidr=self.config.pod_cidr).run(), "network-controller")
         for name in self.node_names():
             kubelet = Kubelet(self.client, name, root_dir=self.data_dir / "nodes" / name, cni=CNIPlugin(),
-                              address="127.0.0.1", server_token=token, **self.config.kubelet_options)
+                              address="127.0.0.1", server_token=token, tls=self.pki.kubelet_server_ssl_context(),
+                              **self.config.kubelet_options)
             await kubelet.start()
             self.kubelets.append(kubelet)
         if self.config.sim_nodes:

@@ -7,6 +7,7 @@ release after), with asyncio tasks standing for requests in flight.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -82,3 +83,65 @@ async def test_a_full_queue_and_a_long_wait_are_rejected() -> None:
     assert level.rejected == 2
     level.release()
     assert level.executing == 0 and not level.queues
+
+
+# --------------------------------------------------------------------------- through the real HTTP server
+
+
+async def test_a_flood_through_the_server_gets_429s_and_the_admin_is_still_answered(local_api: Any,
+                                                                                     tmp_path: Any) -> None:
+    """Service-account clients flood creates at a server with few seats; the overflow is 429, the admin exempt."""
+    import json
+    import ssl
+
+    import aiohttp
+
+    from podlife.api.authn import AuthenticationOptions
+    from podlife.api.authz.bootstrap import ensure_bootstrap_policy
+    from podlife.api.pki import PKI
+    from podlife.api.server import APIServer
+    from podlife.client.base import Resource
+
+    pki = PKI(tmp_path / "pki")
+    pki.ensure(["127.0.0.1"])
+    await ensure_bootstrap_policy(local_api.client)
+    bindings = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
+    await local_api.client.create(bindings, {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "flood-edit", "namespace": "default"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "Group", "name": "system:serviceaccounts"}]}, "default")
+    tight = FlowControl(levels=tuple(LevelConfig(c.name, c.shares, queue_length=2, queue_wait=1.0)
+                                     for c in DEFAULT_LEVELS), total_seats=12)
+    server = APIServer(local_api.ctx, token="admin-secret", service_account_key=pki.service_account_key(),
+                       authentication=AuthenticationOptions(), flow_control=tight)
+    url = await server.start("127.0.0.1", 0, pki.server_ssl_context())
+    tls = ssl.create_default_context(cafile=str(pki.ca_cert))
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls, limit=0)) as session:
+            async def post(headers: dict[str, str], i: int) -> tuple[int, dict[str, Any], str]:
+                body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"flood-{i}"}, "data": {"k": "v"}}
+                async with session.post(f"{url}/api/v1/namespaces/default/configmaps", json=body,
+                                        headers=headers) as resp:
+                    return resp.status, json.loads(await resp.text()), resp.headers.get("Retry-After", "")
+
+            sa = await session.post(f"{url}/api/v1/namespaces/default/serviceaccounts",
+                                    json={"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "flood"}},
+                                    headers={"Authorization": "Bearer admin-secret"})
+            assert sa.status == 201
+            token_resp = await session.post(f"{url}/api/v1/namespaces/default/serviceaccounts/flood/token",
+                                            json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                                  "spec": {}}, headers={"Authorization": "Bearer admin-secret"})
+            token = (await token_resp.json())["status"]["token"]
+            flood = [asyncio.ensure_future(post({"Authorization": f"Bearer {token}"}, i)) for i in range(300)]
+            admin = await post({"Authorization": "Bearer admin-secret"}, 10_000)
+            results = await asyncio.gather(*flood)
+    finally:
+        await server.stop()
+    assert admin[0] == 201  # exempt: answered whatever the flood does
+    codes = [code for code, _, _ in results]
+    assert set(codes) <= {201, 429}, set(codes)
+    assert 201 in codes and 429 in codes, codes.count(429)
+    refused = next(r for r in results if r[0] == 429)
+    assert refused[1]["reason"] == "TooManyRequests" and refused[1]["message"] == TOO_MANY_MESSAGE
+    assert refused[2] == "1"

@@ -1,7 +1,7 @@
 """Authorization of every HTTP request: who (authentication) may do what (RBAC) -- else a 403.
 
 Where it sits: after authentication (``request[USER]`` is set, or the request is one of
-the public paths anonymous callers may reach) and before priority and fairness and the
+the public paths anonymous callers may reach) and priority and fairness, before the
 handlers, as in kube-apiserver. The request's path, method and query become Kubernetes'
 authorizer attributes (:func:`podlife.api.authz.attributes.request_attributes`); the
 authorizers are asked in order (Kubernetes' ``--authorization-mode=Node,RBAC``; the Node
@@ -71,9 +71,9 @@ def authorization_middleware(authorizer: Authorizer) -> Any:
                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         attrs = attributes_of(request)
         decision = authorizer.authorize(attrs)
+        request[DECISION] = decision  # for the audit log, allowed or not
         if not decision.allowed:
             raise forbidden_error(attrs, decision.reason)
-        request[DECISION] = decision
         return await handler(request)
 
     return authorize

@@ -12,11 +12,14 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from aiohttp import web
+
 from ..machinery import errors
+from .keys import KUBELET_TLS
 
 
-def kubelet_base_url(ctx: Any, node_name: str, what: str) -> str:
-    """``http://127.0.0.1:PORT`` of ``node_name``'s kubelet, or a 4xx ``Status`` saying why not."""
+def kubelet_base_url(ctx: Any, node_name: str, what: str, scheme: str = "https") -> str:
+    """``https://127.0.0.1:PORT`` of ``node_name``'s kubelet, or a 4xx ``Status`` saying why not."""
     nodes = ctx.rest_by("", "v1", "nodes")
     node = nodes.cache.get(nodes.rt.key(None, node_name)) if nodes is not None else None
     if node is None:
@@ -34,4 +37,9 @@ def kubelet_base_url(ctx: Any, node_name: str, what: str) -> str:
         raise errors.bad_request(f"node {node_name}: podlife only connects to kubelets on this machine (loopback), "
                                  f"not to {address}")
     host = f"[{address}]" if ":" in address else address
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"
+
+
+def kubelet_scheme(request: web.Request) -> str:
+    """https when this API server dials kubelets over TLS (``podlife up`` does), else http."""
+    return "https" if request.app.get(KUBELET_TLS) is not None else "http"

@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from .keys import KUBELET_SESSION, KUBELET_TOKEN
-from .kubelets import kubelet_base_url
+from .kubelets import kubelet_base_url, kubelet_scheme
 from ..machinery import errors
 from .handlers import Target, flag
 
@@ -48,7 +48,7 @@ async def serve_log(request: web.Request, target: Target) -> web.StreamResponse:
     node = (pod.get("spec") or {}).get("nodeName")
     if not node:
         raise errors.bad_request(f"pod {target.name} does not have a host assigned")
-    base = kubelet_base_url(target.rest.ctx, node, "logs")
+    base = kubelet_base_url(target.rest.ctx, node, "logs", kubelet_scheme(request))
     params = {k: request.query[k] for k in _PASSED if k in request.query}
     # booleans reach the kubelet in one spelling, whichever ParseBool form the client sent
     params |= {k: "true" for k in _PASSED_FLAGS if flag(request, k)}

@@ -45,6 +45,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
+from ..machinery.constants import KUBELET_CLIENT_USER
+
 VALIDITY = dt.timedelta(days=3650)
 #: kubeadm's client certificates last a year
 CLIENT_VALIDITY = dt.timedelta(days=365)
@@ -52,6 +54,8 @@ CLIENT_VALIDITY = dt.timedelta(days=365)
 RENEW_BEFORE = dt.timedelta(days=30)
 ADMIN_COMMON_NAME = "podlife-admin"
 ADMIN_ORGANIZATIONS = ("system:masters",)
+#: The user the API server is to kubelets (kubeadm's apiserver-kubelet-client certificate).
+KUBELET_CLIENT_COMMON_NAME = KUBELET_CLIENT_USER
 #: the subject attribute Kubernetes' x509 authenticator reads a user's UID from (1.33+)
 UID_OID = ObjectIdentifier("1.3.6.1.4.1.57683.2")
 
@@ -93,6 +97,24 @@ class PKI:
         return self.dir / "admin.key"
 
     @property
+    def kubelet_cert(self) -> Path:
+        """The kubelets' serving certificate (they all listen on this machine's loopback)."""
+        return self.dir / "kubelet.crt"
+
+    @property
+    def kubelet_key(self) -> Path:
+        return self.dir / "kubelet.key"
+
+    @property
+    def kubelet_client_cert(self) -> Path:
+        """The API server's client certificate for kubelets (kubeadm's apiserver-kubelet-client)."""
+        return self.dir / "apiserver-kubelet-client.crt"
+
+    @property
+    def kubelet_client_key(self) -> Path:
+        return self.dir / "apiserver-kubelet-client.key"
+
+    @property
     def token_file(self) -> Path:
         return self.dir / "admin.token"
 
@@ -116,6 +138,12 @@ class PKI:
             admin = self.client_certificate(ADMIN_COMMON_NAME, ADMIN_ORGANIZATIONS)
             _write_private(self.admin_key, admin.key)
             self.admin_cert.write_bytes(admin.certificate)
+        if not self.kubelet_cert.exists() or not self.kubelet_key.exists():
+            _write_server_cert(self.dir, hosts, name="kubelet", common_name="podlife-kubelet")
+        if not _client_cert_usable(self.kubelet_client_cert, self.kubelet_client_key, self.ca_cert):
+            client = self.client_certificate(KUBELET_CLIENT_COMMON_NAME, ADMIN_ORGANIZATIONS[:1])
+            _write_private(self.kubelet_client_key, client.key)
+            self.kubelet_client_cert.write_bytes(client.certificate)
         if not self.token_file.exists():
             _write_private(self.token_file, secrets.token_urlsafe(32).encode())
         if _load_ec_private_key(self.service_account_key_file) is None:  # missing, or the old HMAC secret
@@ -181,6 +209,20 @@ class PKI:
         return ctx
 
 
+    def kubelet_server_ssl_context(self) -> ssl.SSLContext:
+        """TLS for a kubelet's endpoint: its serving certificate; clients may show one the CA signed."""
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.ca_cert))
+        ctx.load_cert_chain(self.kubelet_cert, self.kubelet_key)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        return ctx
+
+    def kubelet_client_ssl_context(self) -> ssl.SSLContext:
+        """TLS for the API server dialling a kubelet: the kubelet must be the CA's, and we show our certificate."""
+        ctx = ssl.create_default_context(cafile=str(self.ca_cert))
+        ctx.load_cert_chain(self.kubelet_client_cert, self.kubelet_client_key)
+        return ctx
+
+
 def client_ssl_context(ca_file: Path | str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_file))
 
@@ -241,7 +283,7 @@ def _write_ca(d: Path) -> None:
     (d / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _write_server_cert(d: Path, hosts: list[str]) -> None:
+def _write_server_cert(d: Path, hosts: list[str], name: str = "server", common_name: str = "podlife-apiserver") -> None:
     ca_key = serialization.load_pem_private_key((d / "ca.key").read_bytes(), None)
     ca_cert = x509.load_pem_x509_certificate((d / "ca.crt").read_bytes())
     key = ec.generate_private_key(ec.SECP256R1())
@@ -254,7 +296,7 @@ def _write_server_cert(d: Path, hosts: list[str]) -> None:
     now = dt.datetime.now(dt.timezone.utc)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "podlife-apiserver")]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .issuer_name(ca_cert.subject).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + VALIDITY)
@@ -262,8 +304,8 @@ def _write_server_cert(d: Path, hosts: list[str]) -> None:
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     )
-    _write_private(d / "server.key", _key_pem(key))
-    (d / "server.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_private(d / f"{name}.key", _key_pem(key))
+    (d / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def write_kubeconfig(path: Path, server_url: str, ca_file: Path, credentials: ClientCredentials, *,

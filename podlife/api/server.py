@@ -42,12 +42,13 @@ from .authn import (
     AUTHENTICATION_OPTIONS, AUTHENTICATOR, AuthenticationFailed, AuthenticationOptions, Authenticator, anonymous_allowed,
     build_authenticator, context_lookups, request_credentials,
 )
+from .audit import AuditLog
 from .authorization import AUTHORIZER, UnionAuthorizer, authorization_middleware
 from .authz.rbac import RBACAuthorizer
 from .flowcontrol import FlowControl
 from .identity import TokenIssuer, load_signing_key, new_signing_key
 from .rbac_source import CacheRBACSource
-from .keys import KUBELET_SESSION, KUBELET_TOKEN, SUBRESOURCE_HANDLERS, TOKEN_ISSUER, USER
+from .keys import KUBELET_SESSION, KUBELET_TLS, KUBELET_TOKEN, SUBRESOURCE_HANDLERS, TOKEN_ISSUER, USER
 from .rest import ApiContext
 from .reviews import serve_token
 from .scale import serve_scale
@@ -150,7 +151,9 @@ class APIServer:
     """The API over HTTP(S) for an :class:`ApiContext`."""
 
     def __init__(self, ctx: ApiContext, *, token: str | None = None, kubelet_token: str | None = None,
-                 service_account_key: bytes | None = None, authentication: AuthenticationOptions | None = None) -> None:
+                 service_account_key: bytes | None = None, authentication: AuthenticationOptions | None = None,
+                 kubelet_tls: ssl.SSLContext | None = None, flow_control: FlowControl | None = None,
+                 audit: AuditLog | None = None) -> None:
         """``token`` is the admin bearer token; ``service_account_key`` the PEM key tokens are signed with
         (a fresh one if None); without a token and ``authentication`` every request is the admin."""
         self.ctx = ctx
@@ -165,10 +168,14 @@ class APIServer:
         middlewares = [self.requests.middleware, pretty_middleware, error_middleware, auth_middleware(authenticator)]
         #: who may do what: RBAC over this server's own caches (with authentication only)
         self.authorizer: UnionAuthorizer | None = None
+        self.audit = audit
+        if audit is not None:  # after authentication (events name the user), around everything else
+            middlewares.append(audit.middleware)
         if authenticator is not None:
+            # kube-apiserver's order: authentication, audit, priority and fairness, authorization
             self.authorizer = UnionAuthorizer([RBACAuthorizer(CacheRBACSource(ctx))])
-            self.flow_control = FlowControl()
-            middlewares += [authorization_middleware(self.authorizer), self.flow_control.middleware]
+            self.flow_control = flow_control or FlowControl()
+            middlewares += [self.flow_control.middleware, authorization_middleware(self.authorizer)]
         self.app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BODY_BYTES)
         if self.authorizer is not None:
             self.app[AUTHORIZER] = self.authorizer
@@ -177,6 +184,8 @@ class APIServer:
         if authenticator is not None:
             self.app[AUTHENTICATOR] = authenticator
         self.app[KUBELET_TOKEN] = kubelet_token or token or ""
+        if kubelet_tls is not None:  # kubelets are dialled over TLS with our client certificate
+            self.app[KUBELET_TLS] = kubelet_tls
         handlers: dict[str, Callable[..., Awaitable[Any]]] = {
             "scale": serve_scale, "token": serve_token, "exec": serve_stream, "attach": serve_stream,
             "portforward": serve_stream}
@@ -188,7 +197,9 @@ class APIServer:
         self.url = ""
 
     async def _on_startup(self, app: web.Application) -> None:
-        app[KUBELET_SESSION] = aiohttp.ClientSession()
+        tls = app.get(KUBELET_TLS)
+        connector = aiohttp.TCPConnector(ssl=tls) if tls is not None else None
+        app[KUBELET_SESSION] = aiohttp.ClientSession(connector=connector)
 
     async def _on_cleanup(self, app: web.Application) -> None:
         await app[KUBELET_SESSION].close()
@@ -210,6 +221,8 @@ class APIServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.audit is not None:
+            self.audit.close()
 
     # ---- routing --------------------------------------------------------------------
 

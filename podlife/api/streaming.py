@@ -53,8 +53,8 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import MultiDict
 
-from .keys import KUBELET_SESSION, KUBELET_TOKEN
-from .kubelets import kubelet_base_url
+from .keys import KUBELET_SESSION, KUBELET_TLS, KUBELET_TOKEN
+from .kubelets import kubelet_base_url, kubelet_scheme
 from ..machinery.upgrade import (
     SPDY_UPGRADE, UpgradedConnection, is_spdy_request, is_websocket_request, offered_protocols,
 )
@@ -77,7 +77,8 @@ async def serve_stream(request: web.Request, target: Target) -> web.StreamRespon
         raise errors.method_not_allowed()
     assert target.name is not None and target.subresource in KUBELET_PATHS
     pod = target.rest.get(target.namespace, target.name).obj
-    url = _kubelet_url(target.rest.ctx, pod, target.subresource, request.query.get("container"))
+    url = _kubelet_url(target.rest.ctx, pod, target.subresource, request.query.get("container"),
+                       kubelet_scheme(request))
     params = MultiDict((k, v) for k, v in request.query.items() if k != "container")
     if is_spdy_request(request):
         return await _proxy_spdy(request, url, params)
@@ -115,7 +116,7 @@ def _check_phase(pod: dict[str, Any], subresource: str) -> None:
         raise errors.bad_request(f"cannot {verb} a container in a completed pod; current phase is {phase}")
 
 
-def _kubelet_url(ctx: Any, pod: dict[str, Any], subresource: str, container: str | None) -> str:
+def _kubelet_url(ctx: Any, pod: dict[str, Any], subresource: str, container: str | None, scheme: str) -> str:
     """The kubelet URL for this stream, after every check the API server makes."""
     meta = pod["metadata"]
     parts = [KUBELET_PATHS[subresource], meta["namespace"], meta["name"]]
@@ -125,7 +126,7 @@ def _kubelet_url(ctx: Any, pod: dict[str, Any], subresource: str, container: str
     if not node:
         raise errors.bad_request(f"pod {meta['name']} does not have a host assigned")
     _check_phase(pod, subresource)
-    return kubelet_base_url(ctx, node, subresource) + "/" + "/".join(parts)
+    return kubelet_base_url(ctx, node, subresource, scheme) + "/" + "/".join(parts)
 
 
 def _headers(request: web.Request) -> dict[str, str]:
@@ -224,7 +225,9 @@ async def _proxy_spdy(request: web.Request, url: str, params: MultiDict[str]) ->
     target = urlsplit(url)
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(target.hostname, target.port), CONNECT_TIMEOUT_SECONDS)
+            asyncio.open_connection(target.hostname, target.port, ssl=request.app.get(KUBELET_TLS),
+                                    server_hostname=target.hostname if target.scheme == "https" else None),
+            CONNECT_TIMEOUT_SECONDS)
     except (OSError, asyncio.TimeoutError) as exc:
         raise _dial_error(exc) from None
     try:

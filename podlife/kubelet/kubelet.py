@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,12 +74,14 @@ class Kubelet:
 
     ``runtime`` defaults to a :class:`ProcessRuntime` under ``root_dir``;
     ``server_token`` (default: a random one) is the bearer token the log server
-    wants, so the API server must be given the same one.
+    wants, so the API server must be given the same one; ``tls`` makes the endpoint
+    HTTPS (its serving certificate), where the API server's client certificate is let in.
     """
 
     def __init__(self, client: Client, node_name: str, *, root_dir: Path | str, cni: CNI,
                  runtime: ProcessRuntime | None = None, address: str = "127.0.0.1",
-                 config: KubeletConfig | None = None, server_token: str | None = None) -> None:
+                 config: KubeletConfig | None = None, server_token: str | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         #: our writes are tracked so that the pod informer skips their echoes: a worker
         #: carries on with what its status write returned and needs no wake-up for it
         self.client = client.tracking()
@@ -89,7 +92,8 @@ class Kubelet:
         self.address = address
         self.config = config or KubeletConfig()
         self.server_token = server_token or secrets.token_urlsafe(32)
-        self.server = KubeletServer(self._log_target, token=self.server_token, address=address, streams=self)
+        self.server = KubeletServer(self._log_target, token=self.server_token, address=address, streams=self,
+                                    ssl_context=tls)
         self.recorder = EventRecorder(client, "kubelet", node_name)  # events: nobody skips their echoes
         self.informer = Informer(self.client, PODS, field_selector=f"spec.nodeName={node_name}",
                                  skip_own_writes=self.client.own_writes)

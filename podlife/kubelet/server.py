@@ -30,8 +30,11 @@ required". So the API server can learn why the kubelet refused a WebSocket
 upgrade by asking again without one (a refused SPDY upgrade carries its
 ``Status`` itself, 403 for a protocol version we do not speak).
 
-Every other request needs ``Authorization: Bearer <token>`` with the token the
-server was built with (the API server is given the same token). Errors are
+With TLS (what ``podlife up`` runs: the kubelet's serving certificate, signed by the
+cluster CA), every other request needs a client certificate the CA signed naming one of
+the trusted users -- the API server's ``kube-apiserver-kubelet-client``, as kubeadm
+sets it up -- or ``Authorization: Bearer <token>`` with the token the server was built
+with (tests and tools on this machine). Anyone else gets a 401, before any pod is named. Errors are
 ``Status`` objects worded like the kubelet's: 404 for a pod or container this
 kubelet does not have, 400 for a container with no log yet.
 
@@ -47,6 +50,7 @@ from __future__ import annotations
 import hmac
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,6 +58,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+
+from ..machinery.constants import KUBELET_CLIENT_USER as KUBELET_CLIENT
 from aiohttp import web
 
 from ..machinery.query import InvalidBool, query_bool
@@ -150,10 +156,13 @@ class KubeletServer:
     """An aiohttp server on ``address`` and a free port, serving logs, streams and health."""
 
     def __init__(self, resolve: Resolver, *, token: str, address: str = "127.0.0.1", port: int = 0,
-                 streams: StreamHost | None = None) -> None:
+                 streams: StreamHost | None = None, ssl_context: ssl.SSLContext | None = None,
+                 trusted_clients: frozenset[str] = frozenset({KUBELET_CLIENT})) -> None:
         self._resolve = resolve
         self._streams = streams
         self._token = token
+        self._ssl = ssl_context
+        self._trusted = trusted_clients
         self.address = address
         self._wanted_port = port
         self.port = 0
@@ -162,7 +171,7 @@ class KubeletServer:
     @property
     def url(self) -> str:
         host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self._ssl else 'http'}://{host}:{self.port}"
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._authenticate])
@@ -183,7 +192,7 @@ class KubeletServer:
         self.port = sock.getsockname()[1]
         runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
         await runner.setup()
-        await web.SockSite(runner, sock).start()
+        await web.SockSite(runner, sock, ssl_context=self._ssl).start()
         self._runner = runner
         return self.port
 
@@ -194,12 +203,24 @@ class KubeletServer:
 
     @web.middleware
     async def _authenticate(self, request: web.Request, handler: Callable) -> web.StreamResponse:
-        if request.path == "/healthz":
+        if request.path == "/healthz" or self._trusted_certificate(request):
             return await handler(request)
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self._token.encode()):
             return status_response(401, "Unauthorized", "Unauthorized")
         return await handler(request)
+
+    def _trusted_certificate(self, request: web.Request) -> bool:
+        """Whether TLS verified a client certificate (against the CA) naming a trusted user."""
+        transport = request.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        if ssl_object is None:
+            return False
+        cert = ssl_object.getpeercert()  # only a verified certificate is returned
+        if not cert:
+            return False
+        names = {value for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"}
+        return bool(names & self._trusted)
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")

@@ -19,3 +19,7 @@ CHAOS_ANNOTATION = "podlife.io/chaos"
 CHAOS_ACK_ANNOTATION = "podlife.io/chaos-ack"
 #: how long a simulated container runs before it completes (read by the default stages)
 SIM_DURATION_ANNOTATION = "podlife.io/sim-duration"
+
+#: The user the API server is when it calls a kubelet (kubeadm's ``apiserver-kubelet-client``
+#: certificate): the one client a kubelet's endpoint lets in by certificate.
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
