@@ -61,3 +61,29 @@ def test_the_admin_may_do_everything_and_reviews_answer_truthfully(cluster: Podl
     review["spec"]["groups"] = ["system:masters"]
     status, body = cluster.http("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review)
     assert status == 201 and body["status"]["allowed"] is True
+
+
+def test_nobody_grants_what_they_do_not_hold(cluster: PodlifeProcess) -> None:
+    """A namespace admin may hand out view, not cluster-admin; may write Roles within what they hold."""
+    cluster.kubectl("create", "namespace", "team")
+    cluster.kubectl("-n", "team", "create", "serviceaccount", "lead")
+    cluster.kubectl("-n", "team", "create", "rolebinding", "lead-admin", "--clusterrole=admin",
+                    "--serviceaccount=team:lead")
+    token = cluster.kubectl("-n", "team", "create", "token", "lead").stdout.strip()
+    wait_for(lambda: as_token(cluster, token, "-n", "team", "auth", "can-i", "create", "rolebindings").stdout.strip()
+             == "yes", 15, what="the admin binding (aggregated admin role)")
+    escalate = as_token(cluster, token, "-n", "team", "create", "rolebinding", "grab", "--clusterrole=cluster-admin",
+                        "--serviceaccount=team:lead")
+    assert escalate.returncode != 0
+    assert ('rolebindings.rbac.authorization.k8s.io "grab" is forbidden: user "system:serviceaccount:team:lead" '
+            '(groups=["system:serviceaccounts" "system:serviceaccounts:team" "system:authenticated"]) is attempting '
+            "to grant RBAC permissions not currently held:") in escalate.stderr
+    assert as_token(cluster, token, "-n", "team", "create", "rolebinding", "readers", "--clusterrole=view",
+                    "--serviceaccount=team:default").returncode == 0
+    assert as_token(cluster, token, "-n", "team", "create", "role", "secret-reader", "--verb=get",
+                    "--resource=secrets").returncode == 0
+    nodes = as_token(cluster, token, "-n", "team", "create", "role", "node-reader", "--verb=get", "--resource=nodes")
+    assert nodes.returncode != 0 and "attempting to grant RBAC permissions not currently held" in nodes.stderr
+    # the admin may grant anything
+    cluster.kubectl("-n", "team", "create", "rolebinding", "grab", "--clusterrole=cluster-admin",
+                    "--serviceaccount=team:lead")

@@ -25,6 +25,7 @@ from .authz.attributes import Attributes, RequestInfoError, request_attributes
 from .authz.rbac import Decision, forbidden_error
 from .identity import UserInfo
 from .keys import USER
+from .rbac_guard import CURRENT_USER
 from ..machinery import errors
 
 ANONYMOUS = UserInfo("system:anonymous", groups=("system:unauthenticated",))
@@ -74,7 +75,11 @@ def authorization_middleware(authorizer: Authorizer) -> Any:
         request[DECISION] = decision  # for the audit log, allowed or not
         if not decision.allowed:
             raise forbidden_error(attrs, decision.reason)
-        return await handler(request)
+        token = CURRENT_USER.set(attrs.user)  # for RBAC's own escalation and bind checks
+        try:
+            return await handler(request)
+        finally:
+            CURRENT_USER.reset(token)
 
     return authorize
 

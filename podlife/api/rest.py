@@ -41,6 +41,7 @@ from .cache import CachedObject, Filter, ResourceCache, TooOld, Watcher, WatchEv
 from . import strategic_merge
 from .admission import ADMISSION, WARNING_ADMISSION
 from .pod_security import NamespacePolicy
+from .rbac_guard import guard as rbac_guard
 from ..machinery.patch import PatchError, apply_json_patch, apply_merge_patch
 from ..machinery.selectors import SelectorError, parse_field_selector, parse_label_selector
 
@@ -347,6 +348,7 @@ class ResourceREST:
             self._validate(obj, admit(self, obj))
         for warn in WARNING_ADMISSION.get((self.rt.group, self.rt.plural), ()):
             warnings += warn(self, obj)  # may refuse (an ApiError) instead
+        rbac_guard(self, obj)
         if manager is not None:  # an HTTP write: in-process writes pass no manager and are not tracked
             managed_fields.track_create(self.rt, obj, manager, schemas=self.ctx.catalog.schemas)
         key = self.rt.key(meta.get("namespace"), meta["name"])
@@ -559,6 +561,8 @@ class ResourceREST:
             new["metadata"]["generation"] = int(old_meta.get("generation") or 0) + 1
         # a fresh metadata dict: strategies may have shared old's, which must stay untouched
         new["metadata"] = {k: v for k, v in new["metadata"].items() if k != "resourceVersion"}
+        if subresource is None:
+            rbac_guard(self, new, old)
         return new
 
     @staticmethod
