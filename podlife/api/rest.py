@@ -726,7 +726,14 @@ def encode_for_storage(obj: Obj) -> bytes:
     if isinstance(meta, dict):
         meta["resourceVersion"] = ""
     put_in_kubernetes_order(obj)
-    return orjson.dumps(obj)
+    data = orjson.dumps(obj)
+    if len(data) > MAX_STORED_OBJECT_BYTES:  # what etcd refuses (--max-request-bytes), refused before the store
+        raise errors.ApiError(413, "RequestEntityTooLarge", "etcdserver: request is too large")
+    return data
+
+
+#: etcd's default request limit (1.5 MiB): no stored object may be larger, as on Kubernetes
+MAX_STORED_OBJECT_BYTES = int(1.5 * 1024 * 1024)
 
 
 def _json_type(value: Any) -> str:
