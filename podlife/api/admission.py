@@ -3,7 +3,8 @@
 Two kinds of step: an *admit* returns field errors (a 422), a *warner* returns warnings
 for the answer's ``Warning`` headers and may refuse the object outright with an
 ``ApiError`` (PodSecurity's 403). They run in the order listed at the bottom, after
-NamespaceLifecycle (``ResourceREST._check_namespace_admission``).
+NamespaceLifecycle (``ResourceREST._check_namespace_admission``): for pods, LimitRanger
+(:mod:`podlife.api.limit_ranger`) then PodSecurity.
 
 Kubernetes allocates a Service's ClusterIP in its service registry: the lowest free
 address of the service range (the first one is reserved for the ``kubernetes``
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..machinery import errors
 from ..registry.types import FieldError, Obj, invalid
+from .limit_ranger import limit_ranger
 from .pod_security import EXEMPT_NAMESPACES, evaluate, namespace_policy, violation_message, warning_message
 
 if TYPE_CHECKING:
@@ -71,7 +73,10 @@ def _lowest_free(used: set[str]) -> str | None:
 
 
 #: admission steps by (group, plural)
-ADMISSION: dict[tuple[str, str], list[Admit]] = {("", "services"): [allocate_cluster_ip]}
+ADMISSION: dict[tuple[str, str], list[Admit]] = {
+    ("", "services"): [allocate_cluster_ip],
+    ("", "pods"): [limit_ranger],
+}
 
 
 def pod_security(rest: ResourceREST, pod: Obj) -> list[str]:
