@@ -77,4 +77,20 @@ class CacheRBACSource:
         return out[0], out[1], out[2], out[3]
 
 
-__all__ = ["CacheRBACSource"]
+
+
+class CachePodSource:
+    """The pods of one API server's cache (the Node authorizer's graph)."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def pods(self) -> Iterator[Obj]:
+        rest = self._ctx.rest_by("", "v1", "pods")
+        if rest is None:
+            return
+        for co in rest.cache.objects.values():
+            yield co.obj
+
+
+__all__ = ["CachePodSource", "CacheRBACSource"]

@@ -41,6 +41,7 @@ from .cache import CachedObject, Filter, ResourceCache, TooOld, Watcher, WatchEv
 from . import strategic_merge
 from .admission import ADMISSION, WARNING_ADMISSION
 from .pod_security import NamespacePolicy
+from . import node_restriction
 from .rbac_guard import guard as rbac_guard
 from ..machinery.patch import PatchError, apply_json_patch, apply_merge_patch
 from ..machinery.selectors import SelectorError, parse_field_selector, parse_label_selector
@@ -349,6 +350,7 @@ class ResourceREST:
         for warn in WARNING_ADMISSION.get((self.rt.group, self.rt.plural), ()):
             warnings += warn(self, obj)  # may refuse (an ApiError) instead
         rbac_guard(self, obj)
+        node_restriction.restrict(self, obj)
         if manager is not None:  # an HTTP write: in-process writes pass no manager and are not tracked
             managed_fields.track_create(self.rt, obj, manager, schemas=self.ctx.catalog.schemas)
         key = self.rt.key(meta.get("namespace"), meta["name"])
@@ -563,6 +565,7 @@ class ResourceREST:
         new["metadata"] = {k: v for k, v in new["metadata"].items() if k != "resourceVersion"}
         if subresource is None:
             rbac_guard(self, new, old)
+        node_restriction.restrict(self, new, old, subresource)
         return new
 
     @staticmethod
@@ -597,6 +600,7 @@ class ResourceREST:
         for _ in range(MAX_RETRIES):
             current, mod_rev = await self._read_latest(key, name)
             self._check_preconditions(current, options, name)
+            node_restriction.restrict_delete(self, current)
             updated = self._mark_deleted(current, options, now)
             if options.dry_run:
                 return updated or current

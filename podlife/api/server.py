@@ -47,7 +47,8 @@ from .authorization import AUTHORIZER, UnionAuthorizer, authorization_middleware
 from .authz.rbac import RBACAuthorizer
 from .flowcontrol import FlowControl
 from .identity import TokenIssuer, load_signing_key, new_signing_key
-from .rbac_source import CacheRBACSource
+from .authz.node import NodeAuthorizer
+from .rbac_source import CachePodSource, CacheRBACSource
 from .keys import KUBELET_SESSION, KUBELET_TLS, KUBELET_TOKEN, SUBRESOURCE_HANDLERS, TOKEN_ISSUER, USER
 from .rest import ApiContext
 from .reviews import serve_token
@@ -173,7 +174,7 @@ class APIServer:
             middlewares.append(audit.middleware)
         if authenticator is not None:
             # kube-apiserver's order: authentication, audit, priority and fairness, authorization
-            self.authorizer = UnionAuthorizer([RBACAuthorizer(CacheRBACSource(ctx))])
+            self.authorizer = UnionAuthorizer([NodeAuthorizer(CachePodSource(ctx)), RBACAuthorizer(CacheRBACSource(ctx))])
             self.flow_control = flow_control or FlowControl()
             middlewares += [self.flow_control.middleware, authorization_middleware(self.authorizer)]
         self.app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BODY_BYTES)

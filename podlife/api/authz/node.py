@@ -1,0 +1,118 @@
+"""The Node authorizer: a node reads only what its own pods need.
+
+What: a request by a node identity -- user ``system:node:<name>`` in group
+``system:nodes``, e.g. a kubelet on another host with a client certificate -- is judged
+here, before RBAC (Kubernetes' ``--authorization-mode=Node,RBAC``):
+
+* Secrets, ConfigMaps, PersistentVolumeClaims and service-account tokens are readable
+  (``get``) only when a pod bound to that node uses them (volumes, ``env``/``envFrom``
+  references, image pull secrets, its service account) -- the node's *graph*; anything
+  else is denied with Kubernetes' reason ``no relationship found between node '<n>' and
+  this object``;
+* every other request is allowed when the ``system:node`` rules (the bootstrap policy's
+  :func:`~podlife.api.authz.bootstrap.node_rules`) allow it; what a node may *write*
+  among those is narrowed further by NodeRestriction admission
+  (:mod:`podlife.api.node_restriction`): only its own Node and Lease, only its pods.
+
+Requests by anyone else get no opinion (allowed False, no reason), so RBAC decides them.
+The graph is read from the API server's pod cache on each request: a node's pods are a
+handful, found by scanning the pods (the cost of a Secret read by a node, not of every
+request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+
+from .attributes import Attributes
+from .bootstrap import node_rules
+from .rbac import Decision, rule_allows
+
+Obj = dict[str, Any]
+NODE_PREFIX = "system:node:"
+NODES_GROUP = "system:nodes"
+#: the kinds a node may read only through its pods
+GRAPH_RESOURCES = frozenset({"secrets", "configmaps", "persistentvolumeclaims", "serviceaccounts"})
+
+
+class PodSource(Protocol):
+    def pods(self) -> Iterable[Obj]: ...
+
+
+def node_name(attrs: Attributes) -> str | None:
+    """The node a request's user is, or None (not a node identity)."""
+    user = attrs.user
+    if NODES_GROUP not in user.groups or not user.username.startswith(NODE_PREFIX):
+        return None
+    return user.username[len(NODE_PREFIX):] or None
+
+
+def _pod_references(pod: Obj) -> Iterator[tuple[str, str]]:
+    """(resource, name) of what a pod uses from its namespace."""
+    spec = pod.get("spec") or {}
+    yield "serviceaccounts", str(spec.get("serviceAccountName") or "default")
+    for secret in spec.get("imagePullSecrets") or []:
+        yield "secrets", str((secret or {}).get("name") or "")
+    for volume in spec.get("volumes") or []:
+        volume = volume or {}
+        if (secret := volume.get("secret")) is not None:
+            yield "secrets", str(secret.get("secretName") or "")
+        if (config := volume.get("configMap")) is not None:
+            yield "configmaps", str(config.get("name") or "")
+        if (claim := volume.get("persistentVolumeClaim")) is not None:
+            yield "persistentvolumeclaims", str(claim.get("claimName") or "")
+        for source in ((volume.get("projected") or {}).get("sources") or []):
+            if (secret := (source or {}).get("secret")) is not None:
+                yield "secrets", str(secret.get("name") or "")
+            if (config := (source or {}).get("configMap")) is not None:
+                yield "configmaps", str(config.get("name") or "")
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for c in spec.get(key) or []:
+            for var in (c or {}).get("env") or []:
+                source = (var or {}).get("valueFrom") or {}
+                if (ref := source.get("secretKeyRef")) is not None:
+                    yield "secrets", str(ref.get("name") or "")
+                if (ref := source.get("configMapKeyRef")) is not None:
+                    yield "configmaps", str(ref.get("name") or "")
+            for source in (c or {}).get("envFrom") or []:
+                if (ref := (source or {}).get("secretRef")) is not None:
+                    yield "secrets", str(ref.get("name") or "")
+                if (ref := (source or {}).get("configMapRef")) is not None:
+                    yield "configmaps", str(ref.get("name") or "")
+
+
+class NodeAuthorizer:
+    """Kubernetes' Node authorizer over the pods a source lists (see the module docstring)."""
+
+    def __init__(self, pods: PodSource) -> None:
+        self._pods = pods
+        self._rules = node_rules()
+
+    def authorize(self, attrs: Attributes) -> Decision:
+        node = node_name(attrs)
+        if node is None:
+            return Decision(False)
+        if attrs.resource_request and attrs.resource in GRAPH_RESOURCES and (
+                attrs.resource != "serviceaccounts" or attrs.subresource == "token"):
+            if attrs.verb not in ("get", "create") or not attrs.name:
+                return Decision(False, "can only get individual resources of this type")
+            if self._related(node, attrs):
+                return Decision(True)
+            return Decision(False, f"no relationship found between node '{node}' and this object")
+        for rule in self._rules:
+            if rule_allows(attrs, rule):
+                return Decision(True)
+        return Decision(False)
+
+    def _related(self, node: str, attrs: Attributes) -> bool:
+        for pod in self._pods.pods():
+            meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+            if spec.get("nodeName") != node or meta.get("namespace") != attrs.namespace:
+                continue
+            if (attrs.resource, attrs.name) in set(_pod_references(pod)):
+                return True
+        return False
+
+
+__all__ = ["NODES_GROUP", "NODE_PREFIX", "NodeAuthorizer", "node_name"]
