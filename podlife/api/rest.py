@@ -41,7 +41,8 @@ from .cache import CachedObject, Filter, ResourceCache, TooOld, Watcher, WatchEv
 from . import strategic_merge
 from .admission import ADMISSION, WARNING_ADMISSION
 from .pod_security import NamespacePolicy
-from . import node_restriction
+from . import node_restriction, resource_quota
+from . import webhooks
 from .rbac_guard import guard as rbac_guard
 from ..machinery.patch import PatchError, apply_json_patch, apply_merge_patch
 from ..machinery.selectors import SelectorError, parse_field_selector, parse_label_selector
@@ -340,6 +341,8 @@ class ResourceREST:
             meta["generation"] = 1
         self.strategy.prepare_for_create(obj)
         self.strategy.default(obj)
+        warnings += await webhooks.mutate(self, obj, None, "CREATE", dry_run=dry_run)
+        meta = self._check_kind(obj)  # a webhook's patch may have replaced it
         errs = validate_metadata(meta, namespaced=self.rt.namespaced, name_rule=self.strategy.name_rule)
         errs += self.strategy.validate(obj)
         self._validate(obj, errs)
@@ -351,17 +354,24 @@ class ResourceREST:
             warnings += warn(self, obj)  # may refuse (an ApiError) instead
         rbac_guard(self, obj)
         node_restriction.restrict(self, obj)
-        if manager is not None:  # an HTTP write: in-process writes pass no manager and are not tracked
-            managed_fields.track_create(self.rt, obj, manager, schemas=self.ctx.catalog.schemas)
+        warnings += await webhooks.validate(self, obj, None, "CREATE", dry_run=dry_run)
         key = self.rt.key(meta.get("namespace"), meta["name"])
-        if dry_run:
-            if self.cache.get(key) is not None:
+        if self.rt.namespaced:
+            resource_quota.admit_resource_quota(self, obj)  # last of the admission steps, as in Kubernetes
+        try:
+            if manager is not None:  # an HTTP write: in-process writes pass no manager and are not tracked
+                managed_fields.track_create(self.rt, obj, manager, schemas=self.ctx.catalog.schemas)
+            if dry_run:
+                if self.cache.get(key) is not None:
+                    raise errors.already_exists(self.rt, meta["name"])
+                return obj, warnings
+            kv = await self.store.create(key, encode_for_storage(obj), obj)
+            if kv is None:
                 raise errors.already_exists(self.rt, meta["name"])
-            return obj, warnings
-        kv = await self.store.create(key, encode_for_storage(obj), obj)
-        if kv is None:
-            raise errors.already_exists(self.rt, meta["name"])
-        return self._cached(key, kv.mod_revision, obj), warnings
+            return self._cached(key, kv.mod_revision, obj), warnings
+        finally:
+            if self.rt.namespaced:
+                resource_quota.release(self, key)  # committed: the cache counts it; else nothing is charged
 
     def _cached(self, key: str, rv: int, obj: Obj) -> CachedObject:
         co = self.cache.get(key)
@@ -432,7 +442,7 @@ class ResourceREST:
             return obj
 
         result = await self.guaranteed_update(namespace, name, replace, subresource=subresource, dry_run=dry_run,
-                                              retry=wanted_rv is None, manager=manager)
+                                              retry=wanted_rv is None, manager=manager, warnings=warnings)
         return result, warnings
 
     async def patch(self, namespace: str | None, name: str, patch_type: str, body: Any, *,
@@ -486,22 +496,37 @@ class ResourceREST:
         # A merge patch rebuilds every dict on its paths and never changes the object it
         # patches, so it can start from a shallow copy (see _read_for_update).
         result = await self.guaranteed_update(namespace, name, apply, subresource=subresource, dry_run=dry_run,
-                                              manager=manager, shallow_read=patch_type == "merge")
+                                              manager=manager, shallow_read=patch_type == "merge", warnings=warnings)
         return result, warnings
 
     async def guaranteed_update(self, namespace: str | None, name: str, mutate: Callable[[Obj], Obj], *,
                                 subresource: str | None = None, dry_run: bool = False, retry: bool = True,
-                                manager: str | None = None, shallow_read: bool = False) -> CachedObject | Obj:
+                                manager: str | None = None, shallow_read: bool = False,
+                                warnings: builtins.list[str] | None = None) -> CachedObject | Obj:
         """Read the newest object, ``mutate`` a copy, validate and commit; retry on races.
 
         ``shallow_read``: ``mutate`` changes nothing below the top level and metadata of
-        the object it is given in place (see :meth:`_read_for_update`).
+        the object it is given in place (see :meth:`_read_for_update`). Admission webhooks
+        (:mod:`podlife.api.webhooks`) see every attempt but server-internal writes; their
+        warnings of the attempt that succeeds go to ``warnings``.
         """
         key = self.rt.key(namespace, name)
+        hooked = subresource != INTERNAL
+        base = len(warnings) if warnings is not None else 0
         for _ in range(MAX_RETRIES):
+            if warnings is not None:
+                del warnings[base:]  # only the attempt that ends the loop speaks to the client
             current, old, mod_rev = await self._read_for_update(key, name, shallow=shallow_read)
             new = mutate(current)
+            hook_warnings: builtins.list[str] = []
+            if hooked and isinstance(new, dict):
+                hook_warnings += await webhooks.mutate(self, new, old, "UPDATE", dry_run=dry_run, subresource=subresource)
             new = self._prepare_update(new, old, subresource)
+            if hooked:
+                hook_warnings += await webhooks.validate(self, new, old, "UPDATE", dry_run=dry_run,
+                                                         subresource=subresource)
+            if warnings is not None:
+                warnings += hook_warnings
             if manager is not None:  # an HTTP write (see create)
                 managed_fields.track_update(self.rt, old, new, manager, subresource, schemas=self.ctx.catalog.schemas)
             if _same(new, old):
@@ -601,6 +626,7 @@ class ResourceREST:
             current, mod_rev = await self._read_latest(key, name)
             self._check_preconditions(current, options, name)
             node_restriction.restrict_delete(self, current)
+            await webhooks.validate(self, None, current, "DELETE", dry_run=options.dry_run)
             updated = self._mark_deleted(current, options, now)
             if options.dry_run:
                 return updated or current

@@ -642,7 +642,7 @@ def default_endpointslice(obj: Obj) -> None:
 
 
 _WEBHOOK_DEFAULTS = {"failurePolicy": "Fail", "matchPolicy": "Equivalent", "sideEffects": "Unknown",
-                     "timeoutSeconds": 30}
+                     "timeoutSeconds": 10}  # admissionregistration v1 (v1beta1 had 30)
 
 
 def _default_webhook(webhook: Obj, mutating: bool) -> None:
