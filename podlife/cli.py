@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--sim-nodes", type=int, default=0, help="simulated nodes (default: 0)")
     up.add_argument("--sim-stages", type=Path, default=None, help="YAML stage file for simulated nodes")
     up.add_argument("--in-memory", action="store_true", help="keep the store in memory only (nothing survives a restart)")
+    up.add_argument("--pod-security-default", choices=("privileged", "baseline", "restricted"), default="baseline",
+                    help="PodSecurity level enforced in namespaces without pod-security.kubernetes.io labels "
+                         "(default: baseline; kube-system is exempt)")
     up.add_argument("--audit-log-path", type=Path, default=None,
                     help="write audit.k8s.io/v1 events of every request to this file (JSON lines)")
     up.add_argument("--audit-policy-file", type=Path, default=None,
@@ -92,7 +95,8 @@ async def _up(args: argparse.Namespace) -> None:
 
     cfg = ClusterConfig(data_dir=args.data_dir, host=args.host, port=args.port, nodes=args.nodes,
                         sim_nodes=args.sim_nodes, sim_stages=args.sim_stages, in_memory=args.in_memory,
-                        audit_log_path=args.audit_log_path, audit_policy_file=args.audit_policy_file)
+                        audit_log_path=args.audit_log_path, audit_policy_file=args.audit_policy_file,
+                        pod_security_default=args.pod_security_default)
     cluster = Cluster(cfg)
 
     async def start() -> None:

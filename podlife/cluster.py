@@ -31,6 +31,7 @@ from .api.pki import PKI, write_kubeconfig
 from .api.rest import ApiContext
 from .api.server import APIServer
 from .api.audit import AuditLog, load_policy
+from .api.pod_security import NamespacePolicy
 from .api.authz.bootstrap import ensure_bootstrap_policy
 from .api.local_client import LocalClient
 from .machinery.tasks import Supervisor
@@ -62,6 +63,8 @@ class ClusterConfig:
     node_name: str = field(default_factory=default_node_name)
     guard_routes: bool = True
     kubelet_options: dict[str, Any] = field(default_factory=dict)
+    #: ``--pod-security-default``: the PodSecurity level enforced in namespaces without labels
+    pod_security_default: str = "baseline"
     #: ``--audit-log-path``/``--audit-policy-file``: the audit log (none without a path)
     audit_log_path: Path | None = None
     audit_policy_file: Path | None = None
@@ -100,6 +103,7 @@ class Cluster:
         self.store = MemoryStore() if cfg.in_memory else SQLiteStore(self.data_dir / "store.sqlite")
         await self.store.start()
         self.ctx = await build_api(self.store)
+        self.ctx.pod_security_defaults = NamespacePolicy(enforce=cfg.pod_security_default)
         self.client = LocalClient(self.ctx, shared_results=True)  # components only read what writes return
         await ensure_bootstrap_policy(self.client)  # kube-apiserver's rbac/bootstrap-roles, before anyone asks
         authentication = AuthenticationOptions(client_ca_file=self.pki.ca_cert, token_auth_file=cfg.token_auth_file)

@@ -58,7 +58,10 @@ def create(cluster: PodlifeProcess, path: str, body: dict) -> dict:
 
 
 def test_pod_defaults(cluster: PodlifeProcess) -> None:
-    pod = create(cluster, f"/api/v1/namespaces/{NS}/pods", {"metadata": {"name": "defaults-pod"}, "spec": {
+    # a hostPath volume is beyond the default PodSecurity level (baseline): this namespace allows it
+    cluster.kubectl("create", "namespace", "defaults-privileged")
+    cluster.kubectl("label", "namespace", "defaults-privileged", "pod-security.kubernetes.io/enforce=privileged")
+    pod = create(cluster, "/api/v1/namespaces/defaults-privileged/pods", {"metadata": {"name": "defaults-pod"}, "spec": {
         "containers": [{
             "name": "c", "image": "busybox",
             "ports": [{"containerPort": 80}],

@@ -100,7 +100,17 @@ def test_kubectl_shows_the_refusal_and_the_warning(cluster: PodlifeProcess) -> N
     assert refused.returncode != 0
     assert 'violates PodSecurity "restricted:latest"' in refused.stderr and "privileged (container" in refused.stderr
     cluster.kubectl("create", "namespace", "psa-warn")
-    cluster.kubectl("label", "namespace", "psa-warn", "pod-security.kubernetes.io/warn=baseline")
+    cluster.kubectl("label", "namespace", "psa-warn", "pod-security.kubernetes.io/warn=baseline",
+                    "pod-security.kubernetes.io/enforce=privileged")
     warned = cluster.kubectl("create", "-f", "-", input=manifest.replace("namespace: psa}", "namespace: psa-warn}"))
     assert 'Warning: would violate PodSecurity "baseline:latest": privileged' in warned.stderr
     assert cluster.kubectl("get", "pod", "priv", "-n", "psa-warn", check=False).returncode == 0
+
+
+@pytest.mark.e2e
+def test_podlife_up_enforces_baseline_where_no_label_says_otherwise(cluster: PodlifeProcess) -> None:
+    """``podlife up --pod-security-default`` (default ``baseline``): a privileged pod in ``default`` is refused."""
+    manifest = ("apiVersion: v1\nkind: Pod\nmetadata: {name: priv-default}\nspec:\n  containers: [{name: c, "
+                "image: busybox, securityContext: {privileged: true}}]\n")
+    refused = cluster.kubectl("create", "-f", "-", input=manifest, check=False)
+    assert refused.returncode != 0 and 'violates PodSecurity "baseline:latest": privileged' in refused.stderr

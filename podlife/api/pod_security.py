@@ -15,8 +15,10 @@ the level in ID order, so the message lists them in the order Kubernetes does. T
 checks follow the Pod Security Standards (kubernetes.io/docs/concepts/security/
 pod-security-standards) at "latest".
 
-Defaults: a namespace without labels gets the server's default level (``privileged``
-unless configured otherwise, as Kubernetes' own default); ``kube-system`` is exempt.
+Defaults: a namespace without labels gets the server's default level: ``podlife up``
+enforces ``baseline`` (``--pod-security-default``, as a cluster admin sets it with an
+AdmissionConfiguration), an API built otherwise Kubernetes' own default ``privileged``;
+``kube-system`` is exempt.
 """
 
 from __future__ import annotations
