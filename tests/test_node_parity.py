@@ -170,8 +170,20 @@ def run_side(cluster: PodlifeProcess, s: Scenario, name: str, node: str, annotat
             wait_for(lambda: get_status(cluster, name) is None, 60, what=f"{name} gone")
         else:
             done = s.done
-            wait_for(lambda: (st := get_status(cluster, name)) is not None and done(st), 60,
-                     what=f"{name} at the scenario's end")
+            seen: list[Obj] = []
+
+            def at_end() -> bool:
+                st = get_status(cluster, name)
+                if st is not None:
+                    seen[:] = [st]
+                return st is not None and done(st)
+
+            # a crash loop waits out a 10 s back-off between its crashes: on a loaded 2-core machine
+            # the scenario can take a while; the last status seen is in the failure's message
+            try:
+                wait_for(at_end, 120, what=f"{name} at the scenario's end")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; last status seen: {json.dumps(seen[-1] if seen else None)}") from None
         statuses = recorded_statuses(cluster, name, since)
     finally:
         cluster.http("DELETE", f"/api/v1/namespaces/default/pods/{name}", {"gracePeriodSeconds": 0})
