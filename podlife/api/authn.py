@@ -161,20 +161,10 @@ class Union:
 
     def __init__(self, *members: RequestAuthenticator) -> None:
         self.members = members
+        self._ask = _first_accepting(member.authenticate for member in members)
 
     def authenticate(self, credentials: Credentials) -> Response | None:
-        failures: list[str] = []
-        for member in self.members:
-            try:
-                response = member.authenticate(credentials)
-            except AuthenticationFailed as exc:
-                failures.extend(exc.messages)
-                continue
-            if response is not None:
-                return response
-        if failures:
-            raise AuthenticationFailed(*failures)
-        return None
+        return self._ask(credentials)
 
 
 class TokenUnion:
@@ -182,12 +172,22 @@ class TokenUnion:
 
     def __init__(self, *members: TokenAuthenticator) -> None:
         self.members = members
+        self._ask = _first_accepting(member.authenticate_token for member in members)
 
     def authenticate_token(self, token: str, audiences: tuple[str, ...] | None) -> Response | None:
+        return self._ask(token, audiences)
+
+
+def _first_accepting(calls: Iterable[Callable[..., Response | None]]) -> Callable[..., Response | None]:
+    """A union's walk: the first member that accepts decides; if none does, their errors together
+    (Go's aggregate), or None when none recognised the credentials at all."""
+    members = tuple(calls)
+
+    def ask(*args: Any) -> Response | None:
         failures: list[str] = []
-        for member in self.members:
+        for call in members:
             try:
-                response = member.authenticate_token(token, audiences)
+                response = call(*args)
             except AuthenticationFailed as exc:
                 failures.extend(exc.messages)
                 continue
@@ -196,6 +196,8 @@ class TokenUnion:
         if failures:
             raise AuthenticationFailed(*failures)
         return None
+
+    return ask
 
 
 def bearer_token(authorization: str) -> str | None:

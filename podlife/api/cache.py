@@ -35,7 +35,7 @@ import builtins
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -282,12 +282,19 @@ class ResourceCache:
         return out, None
 
     def _keys_with(self, prefix: str) -> builtins.list[str]:
-        keys = []
-        for key in self.objects.irange(minimum=prefix):
+        return [co.key for co in self.with_prefix(prefix)]
+
+    def with_prefix(self, prefix: str) -> Iterator[CachedObject]:
+        """The cached objects whose keys start with ``prefix`` (e.g. one namespace's), in key order."""
+        objects = self.objects
+        for key in objects.irange(minimum=prefix):
             if not key.startswith(prefix):
-                break
-            keys.append(key)
-        return keys
+                return
+            yield objects[key]
+
+    def in_namespace(self, namespace: str | None) -> Iterator[CachedObject]:
+        """The cached objects of ``namespace`` (every object for None or a cluster-scoped kind)."""
+        return self.with_prefix(self.rt.key_prefix(namespace))
 
     def watch(self, flt: Filter, since: int | None, sink: Callable[[WatchEvent], None] | None = None) -> Watcher:
         """A watcher replaying events after ``since``, or (``None``) the current state as ADDED.

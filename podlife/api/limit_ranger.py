@@ -39,9 +39,7 @@ def _limit_ranges(rest: ResourceREST, namespace: str) -> list[Obj]:
     lr_rest = rest.ctx.rest_by("", "v1", "limitranges")
     if lr_rest is None:
         return []
-    objects = lr_rest.cache.objects
-    prefix = lr_rest.rt.key_prefix(namespace)
-    return [objects[key].obj for key in objects.irange(minimum=prefix) if key.startswith(prefix)] if objects else []
+    return [co.obj for co in lr_rest.cache.in_namespace(namespace)]
 
 
 def _q(value: Any) -> Fraction | None:

@@ -39,12 +39,8 @@ class CacheRBACSource:
         rest = self._rest(plural)
         if rest is None:
             return
-        objects = rest.cache.objects
-        prefix = rest.rt.key_prefix(namespace)
-        for key in objects.irange(minimum=prefix):
-            if not key.startswith(prefix):
-                return
-            yield objects[key].obj
+        for co in rest.cache.in_namespace(namespace):
+            yield co.obj
 
     def cluster_role(self, name: str) -> Obj | None:
         return self._get("clusterroles", None, name)

@@ -539,12 +539,7 @@ def _rest_for(ctx: ApiContext, group: str, plural: str) -> ResourceREST | None:
 
 
 def _cached(rest: ResourceREST, namespace: str) -> Iterator[Obj]:
-    objects = rest.cache.objects
-    prefix = rest.rt.key_prefix(namespace)
-    for key in objects.irange(minimum=prefix):
-        if not key.startswith(prefix):
-            break
-        yield objects[key].obj
+    return (co.obj for co in rest.cache.in_namespace(namespace))
 
 
 def namespace_quotas(ctx: ApiContext, namespace: str) -> list[Obj]:
@@ -617,13 +612,7 @@ def _used(ctx: ApiContext, ev: _Evaluator, namespace: str, names: list[str], sel
         counted = _COUNTED.setdefault(cache, {})
         if len(counted) > 2 * len(cache.objects) + 64:  # forget deleted objects now and then
             counted = _COUNTED[cache] = {k: v for k, v in counted.items() if k in cache.objects}
-        prefix = rest.rt.key_prefix(namespace)
-        entries: list[tuple[str, Obj, int | None]] = []
-        for key in cache.objects.irange(minimum=prefix):
-            if not key.startswith(prefix):
-                break
-            co = cache.objects[key]
-            entries.append((key, co.obj, co.rv))
+        entries: list[tuple[str, Obj, int | None]] = [(co.key, co.obj, co.rv) for co in cache.in_namespace(namespace)]
         if pending:
             entries += [("", obj, None) for obj in _pending(ctx, rest, namespace)]
         for key, obj, rv in entries:
