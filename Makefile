@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install up check test bench clean
+.PHONY: install up check system-deps test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,14 @@ check: $(TEST_STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+## system-deps: as root, install the system packages real containers need (runc, conmon,
+##     busybox-static) when missing; without root, say so and go on
+system-deps:
+	@if [ "$$(id -u)" -eq 0 ]; then bash scripts/install-system-deps.sh; \
+	else echo "system-deps: not root, not installing runc/conmon/busybox-static (real-container tests need them)"; fi
+
 ## test: install with test extras, run the checks and the whole suite
-test: check
+test: check system-deps
 	$(BIN)/python -m pytest -n 2 -q tests
 
 ## bench: run the walking-skeleton benchmark (100 pods on one local node)

@@ -40,10 +40,18 @@ def _parser() -> argparse.ArgumentParser:
                     help="write audit.k8s.io/v1 events of every request to this file (JSON lines)")
     up.add_argument("--audit-policy-file", type=Path, default=None,
                     help="audit.k8s.io/v1 Policy choosing each request's level (default: everything at Metadata)")
+    up.add_argument("--default-not-ready-toleration-seconds", type=int, default=300,
+                    help="tolerationSeconds of the not-ready:NoExecute toleration added to pods (default: 300)")
+    up.add_argument("--default-unreachable-toleration-seconds", type=int, default=300,
+                    help="tolerationSeconds of the unreachable:NoExecute toleration added to pods (default: 300)")
+    up.add_argument("--disable-admission-plugins", default="",
+                    help="comma-separated admission plugins not to run (ServiceAccount, Priority, DefaultTolerationSeconds)")
 
     sim = sub.add_parser("sim", help="run simulated nodes against a podlife server")
     sim.add_argument("--server", default=None, help="API server URL (default: from --kubeconfig)")
-    sim.add_argument("--kubeconfig", type=Path, default=Path(".podlife/kubeconfig"), help="kubeconfig with the server, CA and token")
+    sim.add_argument("--kubeconfig", type=Path, default=Path(".podlife/kubeconfig"),
+                     help="kubeconfig with the server, CA and credentials (the simulator's own: "
+                          "DATA_DIR/kubeconfigs/node-simulator.conf; default: .podlife/kubeconfig, the admin's)")
     sim.add_argument("--nodes", type=int, default=10, help="how many simulated nodes (default: 10)")
     sim.add_argument("--sim-stages", type=Path, default=None, help="YAML stage file")
     sim.add_argument("--name-prefix", default="sim-node", help="node name prefix (default: sim-node)")
@@ -96,7 +104,10 @@ async def _up(args: argparse.Namespace) -> None:
     cfg = ClusterConfig(data_dir=args.data_dir, host=args.host, port=args.port, nodes=args.nodes,
                         sim_nodes=args.sim_nodes, sim_stages=args.sim_stages, in_memory=args.in_memory,
                         audit_log_path=args.audit_log_path, audit_policy_file=args.audit_policy_file,
-                        pod_security_default=args.pod_security_default)
+                        pod_security_default=args.pod_security_default,
+                        default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
+                        default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
+                        disable_admission_plugins=tuple(p for p in args.disable_admission_plugins.split(",") if p))
     cluster = Cluster(cfg)
 
     async def start() -> None:

@@ -9,7 +9,8 @@
 4. the HTTPS server, then the kubeconfig (written before ``/readyz`` turns ready);
 5. the controllers (scheduler, network controller) and the nodes (kubelets, each
    with its own process runtime), all talking to the API through the in-process
-   client;
+   client, each as its own user (:func:`component_client`), so RBAC, the Node
+   authorizer, NodeRestriction and the audit log see who did what;
 6. ``/readyz`` answers ok.
 
 Stopping runs it backwards; every pod process a kubelet started is stopped, and the
@@ -33,12 +34,24 @@ from .api.server import APIServer
 from .api.audit import AuditLog, load_policy
 from .api.pod_security import NamespacePolicy
 from .api.authz.bootstrap import ensure_bootstrap_policy
+from .api.default_toleration_seconds import TolerationDefaults
+from .api.priority_admission import ensure_system_priority_classes
+from .api.identity import (AUTHENTICATED, CONTROLLER_MANAGER_USER, SCHEDULER_USER, UserInfo,
+                           controller_user, node_user)
 from .api.local_client import LocalClient
 from .machinery.tasks import Supervisor
 from .store import SQLiteStore, Store
 from .store.memory import MemoryStore
 
 log = logging.getLogger(__name__)
+
+#: the components whose kubeconfig ``podlife up`` writes under ``DATA_DIR/kubeconfigs``
+COMPONENT_KUBECONFIGS: dict[str, UserInfo] = {
+    "scheduler": SCHEDULER_USER,
+    "controller-manager": CONTROLLER_MANAGER_USER,
+    "node-simulator": controller_user("node-simulator"),
+    "network-controller": controller_user("network-controller"),
+}
 
 DEFAULT_POD_CIDR = "10.244.0.0/16"
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
@@ -70,6 +83,11 @@ class ClusterConfig:
     audit_policy_file: Path | None = None
     #: ``--token-auth-file``: static bearer tokens, CSV ``token,user,uid,"group1,group2"``
     token_auth_file: Path | None = None
+    #: ``--default-not-ready-toleration-seconds``/``--default-unreachable-toleration-seconds``
+    default_not_ready_toleration_seconds: int = 300
+    default_unreachable_toleration_seconds: int = 300
+    #: ``--disable-admission-plugins``: e.g. ``("ServiceAccount",)``
+    disable_admission_plugins: tuple[str, ...] = ()
 
 
 class Cluster:
@@ -104,8 +122,12 @@ class Cluster:
         await self.store.start()
         self.ctx = await build_api(self.store)
         self.ctx.pod_security_defaults = NamespacePolicy(enforce=cfg.pod_security_default)
+        self.ctx.toleration_defaults = TolerationDefaults(cfg.default_not_ready_toleration_seconds,
+                                                          cfg.default_unreachable_toleration_seconds)
+        self.ctx.disabled_admission_plugins.update(cfg.disable_admission_plugins)
         self.client = LocalClient(self.ctx, shared_results=True)  # components only read what writes return
         await ensure_bootstrap_policy(self.client)  # kube-apiserver's rbac/bootstrap-roles, before anyone asks
+        await ensure_system_priority_classes(self.client)  # its scheduling/bootstrap-system-priority-classes
         authentication = AuthenticationOptions(client_ca_file=self.pki.ca_cert, token_auth_file=cfg.token_auth_file)
         audit = AuditLog(cfg.audit_log_path, load_policy(cfg.audit_policy_file)) if cfg.audit_log_path else None
         self.server = APIServer(self.ctx, token=token, service_account_key=self.pki.service_account_key(),
@@ -115,9 +137,24 @@ class Cluster:
         self.url = await self.server.start(cfg.host, cfg.port, self.pki.server_ssl_context())
         # the admin's client certificate, as kubeadm and k3s write it (no token: one credential per user)
         write_kubeconfig(self.kubeconfig, self.url, self.pki.ca_cert, self.pki.admin_credentials())
+        self._write_component_kubeconfigs()
         await self._start_components(token)
         self.server.ready = True
         return self.url
+
+    def _write_component_kubeconfigs(self) -> None:
+        """``kubeconfigs/<component>.conf``: each component's own identity, for running it in another process.
+
+        As kubeadm writes ``scheduler.conf`` and ``controller-manager.conf`` beside
+        ``admin.conf``: a client certificate whose subject is the component's user, e.g.
+        ``podlife sim --kubeconfig DATA_DIR/kubeconfigs/node-simulator.conf``.
+        """
+        directory = self.data_dir / "kubeconfigs"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        for name, user in COMPONENT_KUBECONFIGS.items():
+            credentials = self.pki.component_credentials(name, user.username, [g for g in user.groups
+                                                                               if g != AUTHENTICATED])
+            write_kubeconfig(directory / f"{name}.conf", self.url, self.pki.ca_cert, credentials, name=name)
 
     def _guard_routes(self) -> None:
         if not self.config.guard_routes:
@@ -140,17 +177,25 @@ class Cluster:
         from .registry.catalog import builtin_types
 
         assert self.client is not None and self.ctx is not None
-        self.components.start(NamespaceController(self.client).run(), "namespace-controller")
-        self.components.start(GarbageCollector(self.client).run(), "garbage-collector")
-        self.components.start(ServiceAccountController(self.client).run(), "serviceaccount-controller")
-        self.components.start(ClusterRoleAggregationController(self.client).run(), "clusterrole-aggregation-controller")
+        kcm = self.controller_client
+        self.components.start(NamespaceController(kcm("namespace-controller")).run(), "namespace-controller")
+        self.components.start(GarbageCollector(kcm("generic-garbage-collector")).run(), "garbage-collector")
+        self.components.start(ServiceAccountController(kcm("service-account-controller")).run(),
+                              "serviceaccount-controller")
+        self.components.start(ClusterRoleAggregationController(kcm("clusterrole-aggregation-controller")).run(),
+                              "clusterrole-aggregation-controller")
         builtin_group_versions = {(t.group, t.version) for t in builtin_types()}
+        # the API server's own controller: its loopback identity (system:apiserver)
         self.components.start(APIServiceRegistration(self.client, builtin_group_versions).run(), "apiservice-registration")
-        self.components.start(RootCAPublisher(self.client, self.pki.ca_cert.read_text()).run(), "root-ca-cert-publisher")
-        self.components.start(Scheduler(self.client).run(), "scheduler")
-        self.components.start(NetworkController(self.client, pod_cidr=self.config.pod_cidr).run(), "network-controller")
+        self.components.start(RootCAPublisher(kcm("root-ca-cert-publisher"), self.pki.ca_cert.read_text()).run(),
+                              "root-ca-cert-publisher")
+        self._start_token_controller()
+        self.components.start(Scheduler(self.component_client(SCHEDULER_USER, "kube-scheduler")).run(), "scheduler")
+        network = self.component_client(controller_user("network-controller"), "network-controller")
+        self.components.start(NetworkController(network, pod_cidr=self.config.pod_cidr).run(), "network-controller")
         for name in self.node_names():
-            kubelet = Kubelet(self.client, name, root_dir=self.data_dir / "nodes" / name, cni=CNIPlugin(),
+            kubelet = Kubelet(self.component_client(node_user(name), "kubelet"), name,
+                              root_dir=self.data_dir / "nodes" / name, cni=CNIPlugin(),
                               address="127.0.0.1", server_token=token, tls=self.pki.kubelet_server_ssl_context(),
                               **self.config.kubelet_options)
             await kubelet.start()
@@ -158,9 +203,31 @@ class Cluster:
         if self.config.sim_nodes:
             from .sim.simulator import Simulator
 
-            sim = Simulator(self.client, self.config.sim_nodes, stages_file=self.config.sim_stages)
+            simulator = self.component_client(controller_user("node-simulator"), "node-simulator")
+            sim = Simulator(simulator, self.config.sim_nodes, stages_file=self.config.sim_stages)
             self.kubelets.append(sim)
             await sim.start()
+
+    def _start_token_controller(self) -> None:
+        """Legacy token Secrets' tokens (kube-controller-manager runs it with its own identity)."""
+        from .api.identity import load_signing_key
+        from .api.legacy_tokens import LegacyTokenGenerator
+        from .controllers.service_account_tokens import TokensController
+
+        generator = LegacyTokenGenerator(load_signing_key(self.pki.service_account_key()))
+        client = self.component_client(CONTROLLER_MANAGER_USER, "kube-controller-manager/serviceaccount-token-controller")
+        self.components.start(TokensController(client, generator.generate, self.pki.ca_cert.read_text()).run(),
+                              "serviceaccount-token-controller")
+
+    def component_client(self, user: UserInfo, user_agent: str, *, reads_as: UserInfo | None = None) -> LocalClient:
+        """The in-process client a component calls the API with, as ``user``."""
+        assert self.client is not None
+        return self.client.as_user(user, reads_as=reads_as, user_agent=user_agent)
+
+    def controller_client(self, controller: str) -> LocalClient:
+        """A controller's client: writes as its service account, reads as kube-controller-manager's informers."""
+        return self.component_client(controller_user(controller), f"kube-controller-manager/{controller}",
+                                     reads_as=CONTROLLER_MANAGER_USER)
 
     async def stop(self) -> None:
         """Stop everything started, newest first; every step runs even if one fails."""

@@ -41,6 +41,9 @@ async def in_process_api(store: MemoryStore | None = None) -> AsyncIterator[InPr
     try:
         ctx = await build_api(store)
         try:
+            # no controller manager here to make the default service accounts: Kubernetes'
+            # integration tests run their API server with --disable-admission-plugins=ServiceAccount
+            ctx.disabled_admission_plugins.add("ServiceAccount")
             yield InProcessApi(store, ctx, LocalClient(ctx))
         finally:
             crd_controller = controller_of(ctx)

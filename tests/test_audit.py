@@ -89,7 +89,7 @@ def test_the_log_names_who_did_what_and_what_they_got(audited: tuple[PodlifeProc
 
     def created() -> list:
         return [e for e in matching(events(log), verb="create", stage="ResponseComplete")
-                if e.get("objectRef", {}).get("resource") == "configmaps"]
+                if e.get("objectRef", {}).get("resource") == "configmaps" and e["user"]["username"] == "podlife-admin"]
 
     wait_for(lambda: created() or None, 10, what="the create's event")
     event = created()[0]

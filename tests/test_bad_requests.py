@@ -78,6 +78,9 @@ def _deployment(name: str, replicas: str) -> bytes:
             '"spec":{"containers":[{"name":"c","image":"i"}]}}}}').encode()
 
 
+PODTEMPLATES = "/api/v1/namespaces/default/podtemplates"
+
+
 @dataclass(frozen=True)
 class Bad:
     """One bad request and Kubernetes' answer to it."""
@@ -101,9 +104,12 @@ CASES = [
         code=413, reason="RequestEntityTooLarge", message="limit is 3145728", absent=f"{CM}/too-big-yaml"),
     Bad("put-over-3MiB", "PUT", f"{CM}/{EXISTING}", _configmap(EXISTING, data={"a": "x" * LIMIT}), code=413,
         reason="RequestEntityTooLarge"),
-    Bad("stored-object-over-1.5MiB", "POST", CM, _configmap("too-big-stored", data={"a": "x" * (2 * 1024 * 1024)}),
+    # a kind without a size rule of its own (a ConfigMap over 1 MiB is already a 422 of its validation)
+    Bad("stored-object-over-1.5MiB", "POST", PODTEMPLATES, _json({
+        "apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "too-big-stored"},
+        "template": {"spec": {"containers": [{"name": "c", "image": "i", "args": ["x" * (2 * 1024 * 1024)]}]}}}),
         code=413, reason="RequestEntityTooLarge", message="etcdserver: request is too large",
-        absent=f"{CM}/too-big-stored"),
+        absent=f"{PODTEMPLATES}/too-big-stored"),
     Bad("api-version-not-a-string", "POST", CM, _json({"apiVersion": False, "kind": "ConfigMap",
                                                       "metadata": {"name": "typed-meta"}}),
         message="cannot unmarshal bool into Go struct field .apiVersion of type string", absent=f"{CM}/typed-meta"),
@@ -197,6 +203,7 @@ CASES = [
     Bad("send-initial-events-maybe", "GET", f"{CM}?watch=1&sendInitialEvents=2", message="sendInitialEvents"),
     Bad("follow-maybe", "GET", "/api/v1/namespaces/default/pods/nobody/log?follow=on", message="follow"),
     Bad("label-selector-open-set", "GET", f"{CM}?labelSelector=a+in+(b", message="unable to parse requirement"),
+    Bad("label-selector-empty-notin", "GET", f"{CM}?labelSelector=a+notin+()", message="values set can't be empty"),
     Bad("label-selector-no-key", "GET", f"{CM}?labelSelector==x", message="found '='"),
     Bad("label-selector-bad-key", "GET", f"{CM}?labelSelector=-a=b", message="Invalid value"),
     Bad("field-selector-unknown-field", "GET", f"{CM}?fieldSelector=spec.nothing=x",

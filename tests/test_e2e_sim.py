@@ -141,7 +141,14 @@ def test_podlife_sim_as_a_separate_process(fresh_cluster: PodlifeProcess, tmp_pa
         "apiVersion: sim.podlife.io/v1alpha1\nkind: Stage\nmetadata: {name: crash-fast}\n"
         "spec:\n  selector: {matchLabels: {fault: crash}}\n  delay: {duration: 300ms}\n"
         "  next: {action: crash, exitCode: 7, backoff: 100ms}\n")
-    sim = subprocess.Popen([sys.executable, "-m", "podlife.cli", "sim", "--kubeconfig", str(fresh_cluster.kubeconfig),
+    # the simulator's own identity, as `podlife up` writes it (kubeadm's scheduler.conf, ...)
+    own = fresh_cluster.data_dir / "kubeconfigs" / "node-simulator.conf"
+    whoami = fresh_cluster.kubectl("--kubeconfig", str(own), "auth", "whoami", "-o", "json")
+    assert json.loads(whoami.stdout)["status"]["userInfo"]["username"] == \
+        "system:serviceaccount:kube-system:node-simulator"
+    refused = fresh_cluster.kubectl("--kubeconfig", str(own), "get", "secrets", "-A", check=False)
+    assert refused.returncode != 0 and "forbidden" in refused.stderr
+    sim = subprocess.Popen([sys.executable, "-m", "podlife.cli", "sim", "--kubeconfig", str(own),
                             "--nodes", "3", "--name-prefix", "ext", "--sim-stages", str(stages)],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -788,3 +788,23 @@ def test_request_attributes_never_fail_but_for_a_bare_special_verb(method: str, 
         assert a.verb in ("get", "list", "create", "update", "patch", "delete", "deletecollection", "watch", "proxy")
     else:
         assert a.verb == method.lower()
+
+
+def test_remembered_answers_follow_names_and_every_policy_change() -> None:
+    """Allowed answers are kept for any name, unless a resourceNames rule came first; any RBAC change forgets them."""
+    source = StaticRBACSource([
+        cluster_role("one-pod", rule(["patch"], [""], ["pods"], names=["special"])),
+        cluster_role("patcher", rule(["patch"], [""], ["pods"])),
+        crb("a", "one-pod", u("alice")), crb("b", "patcher", u("alice")),
+    ])
+    a = RBACAuthorizer(source)
+    for _ in range(2):  # the second round answers from memory, and must say the same
+        assert a.authorize(res("patch", "pods", "ns", "special")).reason.endswith('ClusterRoleBinding "a" of '
+                                                                                  'ClusterRole "one-pod" to User "alice"')
+        assert a.authorize(res("patch", "pods", "ns", "other")).reason.endswith('"b" of ClusterRole "patcher" to User "alice"')
+        assert a.authorize(res("patch", "pods", "ns", "special")).reason.endswith('"a" of ClusterRole "one-pod" to User "alice"')
+    source.put(cluster_role("patcher", rule(["get"], [""], ["pods"])))  # a role narrowed: nothing remembered holds
+    assert not a.authorize(res("patch", "pods", "ns", "other")).allowed
+    assert a.authorize(res("patch", "pods", "ns", "special")).allowed
+    source.delete("ClusterRoleBinding", "", "a")
+    assert not a.authorize(res("patch", "pods", "ns", "special")).allowed

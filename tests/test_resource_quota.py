@@ -24,6 +24,7 @@ Obj = dict[str, Any]
 QUOTAS = Resource("", "v1", "resourcequotas", "ResourceQuota")
 LIMIT_RANGES = Resource("", "v1", "limitranges", "LimitRange")
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
+PRIORITY_CLASSES = Resource("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", namespaced=False)
 NS = "team"
 
 
@@ -162,6 +163,9 @@ async def test_scopes_choose_the_pods_a_quota_covers(api: InProcessApi) -> None:
     await quota(api, "terminating", {"pods": "1"}, scopes=["Terminating", "NotBestEffort"])
     await quota(api, "high", {"pods": "1"}, scopeSelector={"matchExpressions": [
         {"scopeName": "PriorityClass", "operator": "In", "values": ["high"]}]})
+    for name, value in (("high", 1000), ("low", 10)):  # Priority admission resolves the pods' class names
+        await api.client.create(PRIORITY_CLASSES, {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                                                   "metadata": {"name": name}, "value": value})
     await api.client.create(PODS, pod("be"), NS)
     error = await refused(api, pod("be2"))
     assert error.message == 'pods "be2" is forbidden: exceeded quota: best-effort, requested: pods=1, used: pods=1, limited: pods=1'
@@ -215,7 +219,7 @@ async def test_the_usage_a_quota_controller_would_write(api: InProcessApi) -> No
         "pods": "100", "count/pods": "100", "cpu": "10", "requests.cpu": "10", "limits.cpu": "10", "memory": "10Gi",
         "requests.memory": "10Gi", "limits.memory": "10Gi", "requests.ephemeral-storage": "10G", "count/configmaps": "10",
         "resourcequotas": "5", "secrets": "10", "services.loadbalancers": "1", "persistentvolumeclaims": "1",
-        "requests.storage": "1Ti", "count/jobs.batch": "3", "unknown": "1"})
+        "requests.storage": "1Ti", "count/jobs.batch": "3", "example.com/unknown": "1"})  # an unknown resource: no usage
     assert quota_usage(api.ctx, created) == {
         "count/configmaps": "1", "count/jobs.batch": "0", "count/pods": "3", "cpu": "2", "limits.cpu": "3", "limits.memory": "1Gi",
         "memory": "1Gi", "persistentvolumeclaims": "0", "pods": "3", "requests.cpu": "2", "requests.ephemeral-storage": "1G",

@@ -128,7 +128,7 @@ async def test_an_allowing_webhook_sees_the_request_and_its_warnings_are_returne
     assert request["requestResource"] == request["resource"]
     assert (request["name"], request["namespace"], request["dryRun"]) == ("a", "default", False)
     assert request["userInfo"] == {"username": "system:apiserver", "uid": request["userInfo"]["uid"],
-                                   "groups": ["system:masters"]}
+                                   "groups": ["system:masters", "system:authenticated"]}
     assert request["object"]["data"] == {"k": "v"} and request["oldObject"] is None
     assert request["options"]["kind"] == "CreateOptions"
 

@@ -1,10 +1,21 @@
-"""Admission steps that need the cluster's state, run on create after validation.
+"""Admission steps that need the cluster's state.
 
-Two kinds of step: an *admit* returns field errors (a 422), a *warner* returns warnings
-for the answer's ``Warning`` headers and may refuse the object outright with an
-``ApiError`` (PodSecurity's 403). They run in the order listed at the bottom, after
-NamespaceLifecycle (``ResourceREST._check_namespace_admission``): for pods, LimitRanger
-(:mod:`podlife.api.limit_ranger`) then PodSecurity.
+Kubernetes' admission plugins (:data:`ADMISSION_PLUGINS`, one line each, in
+kube-apiserver's ``AllOrderedPlugins`` order, ``pkg/kubeapiserver/options/plugins.go``)
+run in two phases (:mod:`podlife.api.admission_plugin`): their mutating halves
+(:func:`mutate`) after NamespaceLifecycle and before the mutating webhooks and the
+object's validation, on create and update; their validating halves (:func:`validate`)
+after validation. So on a pod's create: NamespaceLifecycle, ServiceAccount, Priority,
+DefaultTolerationSeconds, MutatingAdmissionWebhook, validation, then the steps below,
+the validating halves (ServiceAccount, Priority), PodSecurity, NodeRestriction,
+ValidatingAdmissionWebhook, ResourceQuota. A plugin named in
+``ApiContext.disabled_admission_plugins`` (``--disable-admission-plugins``) is skipped.
+
+Older steps, on create after validation: an *admit* returns field errors (a 422), a
+*warner* returns warnings for the answer's ``Warning`` headers and may refuse the object
+outright with an ``ApiError`` (PodSecurity's 403): for pods, LimitRanger
+(:mod:`podlife.api.limit_ranger`, which Kubernetes runs among the mutating plugins,
+before ServiceAccount) then PodSecurity.
 
 Kubernetes allocates a Service's ClusterIP in its service registry: the lowest free
 address of the service range (the first one is reserved for the ``kubernetes``
@@ -21,6 +32,8 @@ from typing import TYPE_CHECKING
 
 from ..machinery import errors
 from ..registry.types import FieldError, Obj, invalid
+from . import default_toleration_seconds, priority_admission, service_account_admission
+from .admission_plugin import AdmissionPlugin
 from .limit_ranger import limit_ranger
 from .pod_security import EXEMPT_NAMESPACES, evaluate, namespace_policy, violation_message, warning_message
 
@@ -105,3 +118,32 @@ def pod_security(rest: ResourceREST, pod: Obj) -> list[str]:
 
 #: warning steps (that may refuse) by (group, plural)
 WARNING_ADMISSION: dict[tuple[str, str], list[Warner]] = {("", "pods"): [pod_security]}
+
+
+#: kube-apiserver's admission plugins podlife has, in its order (one line each)
+ADMISSION_PLUGINS: list[AdmissionPlugin] = [
+    service_account_admission.PLUGIN,  # ServiceAccount
+    priority_admission.POD_PLUGIN,  # Priority (pods)
+    priority_admission.PRIORITY_CLASS_PLUGIN,  # Priority (PriorityClasses)
+    default_toleration_seconds.PLUGIN,  # DefaultTolerationSeconds
+]
+
+
+def _plugins_for(rest: ResourceREST) -> list[AdmissionPlugin]:
+    resource = (rest.rt.group, rest.rt.plural)
+    disabled = rest.ctx.disabled_admission_plugins
+    return [p for p in ADMISSION_PLUGINS if resource in p.resources and p.name not in disabled]
+
+
+async def mutate(rest: ResourceREST, obj: Obj, old: Obj | None) -> None:
+    """The mutating halves, in order (``old`` None: a create); the first refusal is raised."""
+    for plugin in _plugins_for(rest):
+        if plugin.mutate is not None:
+            await plugin.mutate(rest, obj, old)
+
+
+def validate(rest: ResourceREST, obj: Obj, old: Obj | None) -> None:
+    """The validating halves, in order; the first refusal is raised."""
+    for plugin in _plugins_for(rest):
+        if plugin.validate is not None:
+            plugin.validate(rest, obj, old)

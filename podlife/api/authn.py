@@ -40,11 +40,12 @@ The chain (kube-apiserver's, ``pkg/kubeapiserver/authenticator``)::
   ``system:unauthenticated`` in (``system:public-info-viewer``: GET ``/healthz``, ``/livez``,
   ``/readyz``, ``/version``, ``/version/``); elsewhere they are answered 401
   (:func:`anonymous_allowed`), the stand-in until an authorizer answers them as RBAC does.
-- Not here yet: legacy secret-based service-account tokens (issuer
-  ``kubernetes/serviceaccount``; they would be one more token authenticator in the union,
-  before the service-account one, in :func:`build_authenticator`), tokens carried in
-  ``Sec-WebSocket-Protocol`` (every client podlife is tested with sends the header), OIDC
-  and webhook token authenticators, and a cache of successful authentications.
+- Legacy secret-based service-account tokens (issuer ``kubernetes/serviceaccount``,
+  :mod:`podlife.api.legacy_tokens`) are one more token authenticator in the union, before
+  the service-account one; they need the Secret itself (``BoundObjectLookups.secret_object``).
+- Not here yet: tokens carried in ``Sec-WebSocket-Protocol`` (every client podlife is
+  tested with sends the header), OIDC and webhook token authenticators, and a cache of
+  successful authentications.
 
 Everything here is synchronous -- credentials are checked against the watch cache, with no
 I/O -- because it runs on the event loop for every request.
@@ -302,7 +303,19 @@ class Live:
 Lookup = Callable[[str, str], "Live | None"]
 
 
+#: ``(namespace, name) -> the object as served, or None``
+ObjectLookup = Callable[[str, str], "Mapping[str, Any] | None"]
+
+
 def _absent(namespace: str, name: str) -> Live | None:
+    return None
+
+
+def _no_object(namespace: str, name: str) -> Mapping[str, Any] | None:
+    return None
+
+
+def _ignore(namespace: str, name: str) -> None:
     return None
 
 
@@ -318,6 +331,10 @@ class BoundObjectLookups:
     pod: Lookup = _absent
     secret: Lookup = _absent
     node: Lookup = _absent
+    #: the Secret itself, for legacy secret-based tokens (its ``data.token`` must be the token)
+    secret_object: ObjectLookup = _no_object
+    #: record that a legacy token Secret was used today (its ``kubernetes.io/legacy-token-last-used`` label)
+    mark_secret_used: Callable[[str, str], None] = _ignore
 
 
 def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
@@ -654,8 +671,10 @@ def build_authenticator(options: AuthenticationOptions, *, admin_token: str | No
     tokens: list[TokenAuthenticator] = []
     if options.token_auth_file is not None:
         tokens.append(StaticTokens(load_token_file(options.token_auth_file), audiences))
-    # legacy secret-based tokens (issuer "kubernetes/serviceaccount") would be a token authenticator here
     if service_account_keys:
+        from .legacy_tokens import LegacyServiceAccountTokens  # it builds on this module
+
+        tokens.append(LegacyServiceAccountTokens(service_account_keys, audiences, lookups))
         tokens.append(ServiceAccountTokens(service_account_keys, options.service_account_issuers, audiences, lookups,
                                            clock))
     if tokens:
@@ -713,12 +732,21 @@ def live_object(obj: Mapping[str, Any]) -> Live:
 
 def context_lookups(ctx: ApiContext) -> BoundObjectLookups:
     """Lookups that read the API server's watch cache (core/v1 service accounts, pods, secrets, nodes)."""
+    def cached(plural: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        rest = ctx.rest_by("", "v1", plural)
+        found = rest.cache.get(rest.rt.key(namespace or None, name)) if rest is not None else None
+        return found.obj if found is not None else None
+
     def lookup(plural: str) -> Lookup:
         def find(namespace: str, name: str) -> Live | None:
-            rest = ctx.rest_by("", "v1", plural)
-            cached = rest.cache.get(rest.rt.key(namespace or None, name)) if rest is not None else None
-            return live_object(cached.obj) if cached is not None else None
+            obj = cached(plural, namespace, name)
+            return live_object(obj) if obj is not None else None
         return find
 
+    def secret_object(namespace: str, name: str) -> Mapping[str, Any] | None:
+        return cached("secrets", namespace, name)
+
+    from .legacy_tokens import last_used_marker  # it builds on this module
+
     return BoundObjectLookups(service_account=lookup("serviceaccounts"), pod=lookup("pods"), secret=lookup("secrets"),
-                              node=lookup("nodes"))
+                              node=lookup("nodes"), secret_object=secret_object, mark_secret_used=last_used_marker(ctx))

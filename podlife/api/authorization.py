@@ -11,7 +11,8 @@ authorizer comes with node identities) and the first that allows wins. A denial 
 namespace "kube-system"``.
 
 The decision is kept on the request (``DECISION``) for the audit log and for the
-review APIs. In-process components (the ``LocalClient``) do not pass through here.
+review APIs. In-process components (the ``LocalClient``) do not pass through here; they
+ask the same authorizer (``ApiContext.authorizer``) for each call, as their own users.
 """
 
 from __future__ import annotations

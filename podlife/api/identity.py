@@ -18,9 +18,13 @@ the namespace, the service account (name and uid) and the object the token is bo
 (signature, issuer, audiences, times, and that what it names still exists with that uid)
 is the authenticator's job, because it needs the API's objects.
 
-Authorization is not enforced yet (every authenticated user may do everything), and the
-review APIs say so: ``SelfSubjectAccessReview`` answers allowed, ``SelfSubjectReview``
-names the caller.
+The cluster's own components call the API in process, each as its own user, the names
+Kubernetes gives them (:func:`component_users`): the API server's loopback writes as
+``system:apiserver`` (in ``system:masters``), the scheduler as ``system:kube-scheduler``,
+each controller as its service account ``system:serviceaccount:kube-system:<controller>``
+(kube-controller-manager's ``--use-service-account-credentials``) with its reads as
+``system:kube-controller-manager`` (its shared informers), a kubelet as
+``system:node:<name>`` in ``system:nodes``.
 """
 
 from __future__ import annotations
@@ -91,6 +95,26 @@ class UserInfo:
 
 ADMIN_USER = UserInfo(ADMIN, groups=ADMIN_GROUPS)
 ANONYMOUS_USER = UserInfo(ANONYMOUS, groups=(UNAUTHENTICATED,))
+
+#: the groups and prefix of node identities (Kubernetes' ``user.NodesGroup``, ``NodeUserNamePrefix``)
+NODES_GROUP = "system:nodes"
+NODE_PREFIX = "system:node:"
+KUBE_SYSTEM = "kube-system"
+#: the API server's own identity, for writes no HTTP caller made (Kubernetes' loopback client)
+APISERVER_USER = UserInfo("system:apiserver", uid=str(uuid.uuid4()), groups=(MASTERS, AUTHENTICATED))
+SCHEDULER_USER = UserInfo("system:kube-scheduler", groups=(AUTHENTICATED,))
+CONTROLLER_MANAGER_USER = UserInfo("system:kube-controller-manager", groups=(AUTHENTICATED,))
+
+
+def node_user(node: str) -> UserInfo:
+    """A kubelet's identity: what its client certificate says on Kubernetes (``O=system:nodes``)."""
+    return UserInfo(NODE_PREFIX + node, groups=(NODES_GROUP, AUTHENTICATED))
+
+
+def controller_user(name: str) -> UserInfo:
+    """A controller's identity: its service account in ``kube-system``, as kube-controller-manager runs it."""
+    return UserInfo(f"{SERVICE_ACCOUNT_PREFIX}{KUBE_SYSTEM}:{name}",
+                    groups=(SERVICE_ACCOUNTS, f"{SERVICE_ACCOUNTS}:{KUBE_SYSTEM}", AUTHENTICATED))
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,15 @@ class PKI:
     def admin_credentials(self) -> ClientCredentials:
         return ClientCredentials(self.admin_cert.read_bytes(), self.admin_key.read_bytes())
 
+    def component_credentials(self, name: str, common_name: str, organizations: Sequence[str] = ()) -> ClientCredentials:
+        """A component's client certificate (``pki/<name>.crt``), made once and kept while the CA signs it."""
+        cert, key = self.dir / f"{name}.crt", self.dir / f"{name}.key"
+        if not _client_cert_usable(cert, key, self.ca_cert):
+            made = self.client_certificate(common_name, organizations)
+            _write_private(key, made.key)
+            cert.write_bytes(made.certificate)
+        return ClientCredentials(cert.read_bytes(), key.read_bytes())
+
     def client_certificate(self, common_name: str, organizations: Sequence[str] = (), *, uid: str | None = None,
                            validity: dt.timedelta = CLIENT_VALIDITY, not_before: dt.datetime | None = None,
                            usage: ObjectIdentifier = ExtendedKeyUsageOID.CLIENT_AUTH) -> ClientCredentials:
@@ -310,12 +319,11 @@ def _write_server_cert(d: Path, hosts: list[str], name: str = "server", common_n
 
 def write_kubeconfig(path: Path, server_url: str, ca_file: Path, credentials: ClientCredentials, *,
                      token: str | None = None, name: str = "podlife") -> None:
-    """The admin's kubeconfig: the CA, and the admin's client certificate and key.
+    """A kubeconfig: the CA, and a user's client certificate and key (the admin's, or a component's).
 
-    ``token`` adds the admin bearer token to the same user. kubectl and the client
-    libraries then send both, and the server's x509 authenticator, which runs before the
-    token authenticators, decides; the token serves clients that read only a token
-    (``podlife.client.kubeconfig``, which the benchmarks and ``podlife sim`` use).
+    ``token`` adds a bearer token to the same user. kubectl and the client libraries then
+    send both, and the token decides: podlife's token authenticators run before x509
+    (:mod:`podlife.api.authn`).
     """
     user: dict[str, str] = {
         "client-certificate-data": base64.b64encode(credentials.certificate).decode(),

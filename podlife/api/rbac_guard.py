@@ -12,8 +12,9 @@ permissions not currently held: ...``).
 How the user reaches the REST layer: the authorization middleware puts the caller in
 :data:`CURRENT_USER` (a context variable, so concurrent requests never see each other's)
 for the rest of the request; :func:`guard` runs where the REST layer has the final object
-(create, update, patch, apply), after validation. In-process components (no HTTP, no
-user) are not checked, as Kubernetes exempts its loopback client.
+(create, update, patch, apply), after validation. In-process components set it too (the
+``LocalClient``, as their own users); code that writes with no user at all (None) is the
+API server itself, exempt as Kubernetes exempts its loopback client.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 Obj = dict[str, Any]
 
-#: the user of the HTTP request being served (None: an in-process component)
+#: the user of the request being served, over HTTP or in process (None: the API server itself)
 CURRENT_USER: ContextVar[UserInfo | None] = ContextVar("podlife_current_user", default=None)
 
 ROLE_KINDS = {"roles": "Role", "clusterroles": "ClusterRole"}

@@ -72,6 +72,15 @@ class CacheRBACSource:
             out += [window[-1][0] if window else 0, len(rest.cache.objects)]
         return out[0], out[1], out[2], out[3]
 
+    def policy_version(self) -> tuple[int, ...]:
+        """Changes whenever any role or binding does (the same measure over all four RBAC caches)."""
+        out: list[int] = list(self.bindings_version())
+        for plural in ("clusterroles", "roles"):
+            rest = self._rest(plural)
+            window = rest.cache.window if rest is not None else None
+            out += [window[-1][0] if window else 0, len(rest.cache.objects) if rest is not None else 0]
+        return tuple(out)
+
 
 
 
@@ -81,11 +90,11 @@ class CachePodSource:
     def __init__(self, ctx: ApiContext) -> None:
         self._ctx = ctx
 
-    def pods(self) -> Iterator[Obj]:
+    def pods(self, namespace: str) -> Iterator[Obj]:
         rest = self._ctx.rest_by("", "v1", "pods")
         if rest is None:
             return
-        for co in rest.cache.objects.values():
+        for co in rest.cache.in_namespace(namespace):
             yield co.obj
 
 

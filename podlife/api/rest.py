@@ -20,6 +20,7 @@ from __future__ import annotations
 import builtins
 
 import base64
+import random
 import secrets
 import uuid
 from collections.abc import Callable
@@ -40,9 +41,11 @@ from ..machinery import errors
 from .cache import CachedObject, Filter, ResourceCache, TooOld, Watcher, WatchEvent
 from . import strategic_merge
 from .admission import ADMISSION, WARNING_ADMISSION
+from .admission import mutate as mutating_admission, validate as validating_admission
+from .default_toleration_seconds import TolerationDefaults
 from .pod_security import NamespacePolicy
 from . import node_restriction, resource_quota
-from . import webhooks
+from . import admission_policy, webhooks
 from .rbac_guard import guard as rbac_guard
 from ..machinery.patch import PatchError, apply_json_patch, apply_merge_patch
 from ..machinery.selectors import SelectorError, parse_field_selector, parse_label_selector
@@ -62,8 +65,13 @@ def now_rfc3339(now: datetime | None = None) -> str:
     return format_rfc3339(now) if now is not None else current_rfc3339()
 
 
+#: generated names need not be unpredictable (Kubernetes draws them from math/rand), only
+#: unlikely to repeat: one seeded generator, not a system call per character
+_NAME_RANDOM = random.Random(secrets.token_bytes(16))
+
+
 def generate_name(base: str) -> str:
-    return base[:58] + "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
+    return base[:58] + "".join(_NAME_RANDOM.choices(_GENERATE_ALPHABET, k=5))
 
 
 @dataclass
@@ -134,6 +142,15 @@ class ApiContext:
         self.object_checkers: list[Callable[[ResourceType, Obj, str], list[str]]] = []
         #: the Pod Security levels of namespaces without labels (Kubernetes' default: privileged)
         self.pod_security_defaults = NamespacePolicy()
+        #: ``--disable-admission-plugins``: plugins of :data:`~podlife.api.admission.ADMISSION_PLUGINS` not run
+        self.disabled_admission_plugins: set[str] = set()
+        #: ``--default-not-ready-toleration-seconds``/``--default-unreachable-toleration-seconds``
+        self.toleration_defaults = TolerationDefaults()
+        #: who may do what, for in-process callers too (set by the HTTP server when it
+        #: authenticates; None: everyone may do everything, as without authentication)
+        self.authorizer: Any = None
+        #: the audit log in-process calls are written to as well (None: no audit)
+        self.audit: Any = None
 
     def rest_for(self, rt: ResourceType) -> ResourceREST:
         return self.rest[(rt.group, rt.version, rt.plural)]
@@ -341,19 +358,24 @@ class ResourceREST:
             meta["generation"] = 1
         self.strategy.prepare_for_create(obj)
         self.strategy.default(obj)
+        # the mutating admission plugins, NamespaceLifecycle first (Kubernetes' order)
+        if self.rt.namespaced and isinstance(meta.get("namespace"), str) and meta["namespace"]:
+            self._check_namespace_admission(meta["namespace"], str(meta.get("name") or ""))
+        await mutating_admission(self, obj, None)
+        admission_policy.mutate(self, obj, None, "CREATE", dry_run=dry_run)
         warnings += await webhooks.mutate(self, obj, None, "CREATE", dry_run=dry_run)
         meta = self._check_kind(obj)  # a webhook's patch may have replaced it
         errs = validate_metadata(meta, namespaced=self.rt.namespaced, name_rule=self.strategy.name_rule)
         errs += self.strategy.validate(obj)
         self._validate(obj, errs)
-        if self.rt.namespaced:
-            self._check_namespace_admission(meta["namespace"], meta["name"])
         for admit in ADMISSION.get((self.rt.group, self.rt.plural), ()):
             self._validate(obj, admit(self, obj))
+        validating_admission(self, obj, None)
         for warn in WARNING_ADMISSION.get((self.rt.group, self.rt.plural), ()):
             warnings += warn(self, obj)  # may refuse (an ApiError) instead
         rbac_guard(self, obj)
         node_restriction.restrict(self, obj)
+        warnings += admission_policy.validate(self, obj, None, "CREATE", dry_run=dry_run)
         warnings += await webhooks.validate(self, obj, None, "CREATE", dry_run=dry_run)
         key = self.rt.key(meta.get("namespace"), meta["name"])
         if self.rt.namespaced:
@@ -519,10 +541,18 @@ class ResourceREST:
             current, old, mod_rev = await self._read_for_update(key, name, shallow=shallow_read)
             new = mutate(current)
             hook_warnings: builtins.list[str] = []
+            admitted = hooked and subresource in (None, "")  # admission plugins see the object itself only
+            if admitted and isinstance(new, dict):
+                await mutating_admission(self, new, old)
             if hooked and isinstance(new, dict):
+                admission_policy.mutate(self, new, old, "UPDATE", dry_run=dry_run, subresource=subresource)
                 hook_warnings += await webhooks.mutate(self, new, old, "UPDATE", dry_run=dry_run, subresource=subresource)
             new = self._prepare_update(new, old, subresource)
+            if admitted:
+                validating_admission(self, new, old)
             if hooked:
+                hook_warnings += admission_policy.validate(self, new, old, "UPDATE", dry_run=dry_run,
+                                                           subresource=subresource)
                 hook_warnings += await webhooks.validate(self, new, old, "UPDATE", dry_run=dry_run,
                                                          subresource=subresource)
             if warnings is not None:
@@ -573,7 +603,7 @@ class ResourceREST:
             errs = self.strategy.validate_status_update(new, old)
         elif subresource in (None, ""):
             self.strategy.prepare_for_update(new, old)
-            self.strategy.default(new)
+            self.strategy.default_update(new, old)
             errs = validate_metadata(new["metadata"], namespaced=self.rt.namespaced, name_rule=self.strategy.name_rule)
             errs += self.strategy.validate_update(new, old)
         elif subresource == "finalize":
@@ -626,6 +656,7 @@ class ResourceREST:
             current, mod_rev = await self._read_latest(key, name)
             self._check_preconditions(current, options, name)
             node_restriction.restrict_delete(self, current)
+            admission_policy.validate(self, None, current, "DELETE", dry_run=options.dry_run)
             await webhooks.validate(self, None, current, "DELETE", dry_run=options.dry_run)
             updated = self._mark_deleted(current, options, now)
             if options.dry_run:

@@ -180,6 +180,8 @@ class APIServer:
         self.app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BODY_BYTES)
         if self.authorizer is not None:
             self.app[AUTHORIZER] = self.authorizer
+        # in-process components (the LocalClient) are authorized and audited like HTTP callers
+        ctx.authorizer, ctx.audit = self.authorizer, audit
         self.app[TOKEN_ISSUER] = issuer
         self.app[AUTHENTICATION_OPTIONS] = options
         if authenticator is not None:

@@ -16,17 +16,26 @@ Which webhooks are called (Kubernetes' rules): each ``rules`` entry matches on
 a Namespace object is cluster-scoped); ``namespaceSelector`` is matched against the
 labels of the object's namespace (a Namespace's own labels; cluster-scoped objects always
 match); ``objectSelector`` against the labels of the object or of the old object.
-``matchPolicy`` is accepted but only the exact group/version/resource of the request is
-matched (podlife serves each resource in one version, so Equivalent adds nothing but
-cross-group aliases). ``matchConditions`` are CEL, which podlife does not evaluate: a
-webhook with matchConditions is treated as matching. The webhook configurations (and the
+``rules[].resourceNames`` (when given) must list the object's name. ``matchPolicy:
+Equivalent`` (the default) also matches a request made through another served version of
+the same resource (a CRD served at several versions; podlife serves its built-in kinds in
+one version and none of Kubernetes' cross-group aliases): the webhook is then sent the
+matched ``kind``/``resource`` and the object in that version, while ``requestKind``/
+``requestResource`` stay the request's own, as Kubernetes does; ``Exact`` matches only
+the request's own version. ``matchConditions`` are CEL (:mod:`podlife.api.admission_cel`,
+variables ``object``, ``oldObject``, ``request``, ``authorizer``), evaluated after the
+rules and selectors: any false -- the webhook is skipped; an error -- with failurePolicy
+Fail a 500 ``failed calling webhook "<name>": failed to evaluate match conditions:
+expression '<e>' resulted in error: <why>``, with Ignore skipped (Kubernetes'
+webhook/matchconditions/matcher.go). The webhook configurations (and the
 admission policy kinds) themselves are never sent to webhooks, as Kubernetes exempts them,
 so a broken webhook can always be removed.
 
 How they are called: a POST of an ``admission.k8s.io/v1`` AdmissionReview (uid, kind,
 resource, subResource, requestKind, requestResource, name, namespace, operation, userInfo
--- the HTTP caller from :data:`~podlife.api.rbac_guard.CURRENT_USER`, or the API server's
-loopback identity ``system:apiserver`` in ``system:masters`` for in-process writes --,
+-- the caller from :data:`~podlife.api.rbac_guard.CURRENT_USER` (over HTTP or an in-process
+component), or the API server's loopback identity ``system:apiserver`` in ``system:masters``
+for its own writes --,
 object, oldObject, dryRun, options) to ``clientConfig.url`` with ``?timeout=<n>s``, over
 HTTPS verified with ``clientConfig.caBundle`` (the system roots without one), within
 ``timeoutSeconds`` (default 10, at most 30). ``admissionReviewVersions`` must list v1.
@@ -67,7 +76,6 @@ import base64
 import binascii
 import ipaddress
 import ssl
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -75,10 +83,11 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import orjson
 
-from ..machinery import errors
+from ..machinery import cel, errors
 from ..machinery.patch import PatchError, apply_json_patch, json_equal
 from ..machinery.selectors import SelectorError, label_selector_from_dict
-from .identity import MASTERS, UserInfo
+from . import admission_cel
+from .identity import APISERVER_USER, UserInfo
 from .rbac_guard import CURRENT_USER
 
 if TYPE_CHECKING:
@@ -92,10 +101,8 @@ VALIDATING = "validatingwebhookconfigurations"
 #: never sent to webhooks (Kubernetes' IsExemptAdmissionConfigurationResource)
 EXEMPT = frozenset({MUTATING, VALIDATING, "validatingadmissionpolicies", "validatingadmissionpolicybindings",
                     "mutatingadmissionpolicies", "mutatingadmissionpolicybindings"})
-#: the API server's own identity for writes no HTTP caller made
-LOOPBACK_USER = UserInfo("system:apiserver", uid=str(uuid.uuid4()), groups=(MASTERS,))
+LOOPBACK_USER = APISERVER_USER
 DEFAULT_TIMEOUT, MAX_TIMEOUT = 10, 30
-_OPTIONS_KIND = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions", "DELETE": "DeleteOptions"}
 _MAX_RESPONSE = 3 * 1024 * 1024
 
 
@@ -150,13 +157,21 @@ def _resource_matches(patterns: Any, resource: str, subresource: str) -> bool:
     return False
 
 
-def _rule_matches(rule: Any, attrs: _Attrs) -> bool:
+GVR = tuple[str, str, str]
+
+
+def _rule_matches(rule: Any, attrs: _Attrs, gvr: GVR | None = None) -> bool:
+    """Whether one rule matches the request, taken as made to ``gvr`` (default: its own)."""
     if not isinstance(rule, dict):
         return False
     rt = attrs.rest.rt
-    if not (_listed(rule.get("operations"), attrs.operation) and _listed(rule.get("apiGroups"), rt.group)
-            and _listed(rule.get("apiVersions"), rt.version)
-            and _resource_matches(rule.get("resources"), rt.plural, attrs.subresource)):
+    group, version, plural = gvr or (rt.group, rt.version, rt.plural)
+    if not (_listed(rule.get("operations"), attrs.operation) and _listed(rule.get("apiGroups"), group)
+            and _listed(rule.get("apiVersions"), version)
+            and _resource_matches(rule.get("resources"), plural, attrs.subresource)):
+        return False
+    names = rule.get("resourceNames")
+    if isinstance(names, list) and names and attrs.name not in names:
         return False
     scope = rule.get("scope") or "*"
     is_namespace = rt.group == "" and rt.plural == "namespaces"
@@ -167,16 +182,55 @@ def _rule_matches(rule: Any, attrs: _Attrs) -> bool:
     return True
 
 
+def equivalent_resources(rest: ResourceREST) -> list[GVR]:
+    """The other served versions of the request's resource (Kubernetes' Equivalent matchPolicy).
+
+    Kubernetes also counts cross-group aliases (extensions/v1beta1 deployments for
+    apps/v1); podlife serves none of those, so what is left are the other versions of the
+    same group and resource -- a CRD served at several versions.
+    """
+    rt = rest.rt
+    return [(t.group, t.version, t.plural) for t in rest.ctx.catalog.types
+            if t.group == rt.group and t.plural == rt.plural and t.version != rt.version]
+
+
+def matched_resource(rules: Any, attrs: _Attrs, match_policy: Any) -> GVR | None:
+    """The (group, version, resource) some rule matches, or None.
+
+    The request's own resource first; with ``matchPolicy: Equivalent`` (the default) the
+    same resource through another served version too.
+    """
+    rules = rules if isinstance(rules, list) else []
+    rt = attrs.rest.rt
+    if any(_rule_matches(rule, attrs) for rule in rules):
+        return (rt.group, rt.version, rt.plural)
+    if match_policy == "Exact":
+        return None
+    for gvr in equivalent_resources(attrs.rest):
+        if any(_rule_matches(rule, attrs, gvr) for rule in rules):
+            return gvr
+    return None
+
+
+def as_version(obj: Obj | None, rest: ResourceREST, gvr: GVR) -> Obj | None:
+    """``obj`` as the matched version serves it (a CRD's versions differ only in apiVersion)."""
+    if obj is None or gvr[1] == rest.rt.version:
+        return obj
+    converted = dict(obj)
+    converted["apiVersion"] = f"{gvr[0]}/{gvr[1]}" if gvr[0] else gvr[1]
+    return converted
+
+
 def _labels(obj: Obj | None) -> dict[str, str]:
     labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
     return labels if isinstance(labels, dict) else {}
 
 
-def _selector(hook: Obj, field: str) -> Any:
+def _selector(hook: Obj, field: str, what: str) -> Any:
     try:
         return label_selector_from_dict(hook.get(field) if hook.get(field) is not None else {})
     except SelectorError as exc:
-        raise errors.internal(f'webhook "{hook.get("name")}": invalid {field}: {exc}') from None
+        raise errors.internal(f"{what}: invalid {field}: {exc}") from None
 
 
 def _namespace_labels(attrs: _Attrs) -> dict[str, str] | None:
@@ -191,46 +245,64 @@ def _namespace_labels(attrs: _Attrs) -> dict[str, str] | None:
     return _labels(co.obj) if co is not None else {}
 
 
-def _hook_matches(hook: Obj, attrs: _Attrs) -> bool:
-    if not any(_rule_matches(rule, attrs) for rule in hook.get("rules") or []):
-        return False
+def selectors_match(match: Obj, attrs: _Attrs, what: str) -> bool:
+    """``namespaceSelector`` and ``objectSelector`` of ``match`` (a webhook or matchResources)."""
     ns_labels = _namespace_labels(attrs)
-    if ns_labels is not None and not _selector(hook, "namespaceSelector").matches(ns_labels):
+    if ns_labels is not None and not _selector(match, "namespaceSelector", what).matches(ns_labels):
         return False
-    selector = _selector(hook, "objectSelector")
-    if not any(selector.matches(_labels(o)) for o in (attrs.obj, attrs.old) if o is not None):
-        return False
-    return True  # matchConditions (CEL) are not evaluated: treated as matching
+    selector = _selector(match, "objectSelector", what)
+    return any(selector.matches(_labels(o)) for o in (attrs.obj, attrs.old) if o is not None)
 
 
-def _matching(rest: ResourceREST, plural: str, attrs: _Attrs) -> list[Obj]:
-    return [hook for config in _configurations(rest, plural) for hook in config.get("webhooks") or []
-            if isinstance(hook, dict) and _hook_matches(hook, attrs)]
+def _hook_matches(hook: Obj, attrs: _Attrs, dry_run: bool) -> GVR | None:
+    gvr = matched_resource(hook.get("rules"), attrs, hook.get("matchPolicy"))
+    if gvr is None or not selectors_match(hook, attrs, f'webhook "{hook.get("name")}"'):
+        return None
+    if hook.get("matchConditions"):
+        activation = {"object": as_version(attrs.obj, attrs.rest, gvr), "oldObject": as_version(attrs.old, attrs.rest, gvr),
+                      "request": _request(attrs, dry_run, gvr),
+                      "authorizer": admission_cel.authorizer_of(attrs.rest, _user())}
+        matches, error = admission_cel.match_conditions(hook["matchConditions"], cel_activation(activation),
+                                                        cel.Budget(), hook.get("failurePolicy"))
+        if error is not None:
+            raise errors.internal(f'failed calling webhook "{hook.get("name")}": failed to evaluate match '
+                                  f"conditions: {error}")
+        if not matches:
+            return None
+    return gvr
+
+
+def cel_activation(values: Obj) -> Obj:
+    """The CEL variables of an activation, converted once."""
+    return {name: cel.to_cel(value) for name, value in values.items()}
+
+
+def _matching(rest: ResourceREST, plural: str, attrs: _Attrs, dry_run: bool) -> list[tuple[Obj, GVR]]:
+    matched = []
+    for config in _configurations(rest, plural):
+        for hook in config.get("webhooks") or []:
+            if isinstance(hook, dict):
+                gvr = _hook_matches(hook, attrs, dry_run)
+                if gvr is not None:
+                    matched.append((hook, gvr))
+    return matched
 
 
 # ---- calling ---------------------------------------------------------------------------
 
-def _review(attrs: _Attrs, dry_run: bool) -> Obj:
-    rt = attrs.rest.rt
-    user = CURRENT_USER.get() or LOOPBACK_USER
-    kind = {"group": rt.group, "version": rt.version, "kind": rt.kind}
-    resource = {"group": rt.group, "version": rt.version, "resource": rt.plural}
-    request: Obj = {"uid": str(uuid.uuid4()), "kind": kind, "resource": resource}
-    if attrs.subresource:
-        request["subResource"] = attrs.subresource
-    request.update({"requestKind": kind, "requestResource": resource})
-    if attrs.subresource:
-        request["requestSubResource"] = attrs.subresource
-    if attrs.name:
-        request["name"] = attrs.name
-    if attrs.namespace:
-        request["namespace"] = attrs.namespace
-    request.update({"operation": attrs.operation, "userInfo": user.as_dict(), "object": attrs.obj,
-                    "oldObject": attrs.old, "dryRun": dry_run})
-    options: Obj = {"kind": _OPTIONS_KIND[attrs.operation], "apiVersion": "meta.k8s.io/v1"}
-    if dry_run:
-        options["dryRun"] = ["All"]
-    request["options"] = options
+def _user() -> UserInfo:
+    return CURRENT_USER.get() or LOOPBACK_USER
+
+
+def _request(attrs: _Attrs, dry_run: bool, gvr: GVR) -> Obj:
+    return admission_cel.request_of(attrs.rest, attrs.operation, attrs.subresource, attrs.namespace, attrs.name,
+                                    _user(), dry_run, gvr)
+
+
+def _review(attrs: _Attrs, dry_run: bool, gvr: GVR) -> Obj:
+    request = _request(attrs, dry_run, gvr)
+    request["object"] = as_version(attrs.obj, attrs.rest, gvr)
+    request["oldObject"] = as_version(attrs.old, attrs.rest, gvr)
     return {"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": request}
 
 
@@ -333,13 +405,13 @@ def _warnings(response: Obj) -> list[str]:
     return [w for w in response.get("warnings") or [] if isinstance(w, str)]
 
 
-async def _call(hook: Obj, attrs: _Attrs, dry_run: bool) -> Obj | None:
+async def _call(hook: Obj, attrs: _Attrs, dry_run: bool, gvr: GVR) -> Obj | None:
     """The webhook's response, or None when it failed and failurePolicy is Ignore."""
     name = str(hook.get("name") or "")
     if dry_run and hook.get("sideEffects") not in ("None", "NoneOnDryRun"):
         raise errors.bad_request(f'admission webhook "{name}" does not support dry run')
     try:
-        return await _post(hook, _review(attrs, dry_run))
+        return await _post(hook, _review(attrs, dry_run, gvr))
     except CallError as exc:
         if hook.get("failurePolicy") == "Ignore":
             return None
@@ -384,21 +456,21 @@ async def mutate(rest: ResourceREST, obj: Obj, old: Obj | None, operation: str, 
     if not _any_configured(rest, MUTATING) or _exempt(rest):
         return []
     attrs = _attrs(rest, obj, old, operation, subresource)
-    hooks = _matching(rest, MUTATING, attrs)
+    hooks = _matching(rest, MUTATING, attrs, dry_run)
     warnings: list[str] = []
     changes = 0
     seen: list[int] = []  # the number of changes made when each webhook last saw the object
-    for hook in hooks:
-        changes += await _mutate_once(hook, attrs, obj, dry_run, warnings)
+    for hook, gvr in hooks:
+        changes += await _mutate_once(hook, gvr, attrs, obj, dry_run, warnings)
         seen.append(changes)
-    for hook, saw in zip(hooks, seen):
+    for (hook, gvr), saw in zip(hooks, seen):
         if hook.get("reinvocationPolicy") == "IfNeeded" and saw < changes:
-            await _mutate_once(hook, attrs, obj, dry_run, warnings)
+            await _mutate_once(hook, gvr, attrs, obj, dry_run, warnings)
     return warnings
 
 
-async def _mutate_once(hook: Obj, attrs: _Attrs, obj: Obj, dry_run: bool, warnings: list[str]) -> int:
-    response = await _call(hook, attrs, dry_run)
+async def _mutate_once(hook: Obj, gvr: GVR, attrs: _Attrs, obj: Obj, dry_run: bool, warnings: list[str]) -> int:
+    response = await _call(hook, attrs, dry_run, gvr)
     if response is None:
         return 0
     warnings += _warnings(response)
@@ -424,8 +496,8 @@ async def validate(rest: ResourceREST, obj: Obj | None, old: Obj | None, operati
         return []
     attrs = _attrs(rest, obj, old, operation, subresource)
     warnings: list[str] = []
-    for hook in _matching(rest, VALIDATING, attrs):
-        response = await _call(hook, attrs, dry_run)
+    for hook, gvr in _matching(rest, VALIDATING, attrs, dry_run):
+        response = await _call(hook, attrs, dry_run, gvr)
         if response is None:
             continue
         warnings += _warnings(response)

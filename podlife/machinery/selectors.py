@@ -12,8 +12,8 @@ Why mirror Kubernetes so closely: ``kubectl``, client-go informers and Python
 clients send selectors as strings (``?labelSelector=`` and
 ``?fieldSelector=``) and show the server's error text to users, and
 controllers post ``metav1.LabelSelector`` objects (Deployments, Services,
-PodDisruptionBudgets).  The grammar, the accepted edge cases (``a in ()``,
-``x in (,a)``, ``a=`` ...) and the error messages therefore follow
+PodDisruptionBudgets).  The grammar, the accepted edge cases (``x in (,a)``,
+``a=`` ...) and the error messages therefore follow
 ``k8s.io/apimachinery`` (``pkg/labels``, ``pkg/fields``, ``pkg/util/validation``)
 as of Kubernetes 1.32, reimplemented here.
 
@@ -201,7 +201,8 @@ class Requirement:
             return "!" + self.key
         joined = ",".join(self.values)
         if self.operator in (IN, NOT_IN):
-            joined = f"({joined})"
+            # {""} is written "(,)", not Kubernetes' "()", which this parser refuses
+            joined = "(,)" if joined == "" else f"({joined})"
         return self.key + _INFIX.get(self.operator, self.operator) + joined
 
 
@@ -425,8 +426,12 @@ class _Parser:
             raise SelectorError(f"found '{literal}' expected: '('")
         kind, literal = self.peek()
         if kind == _T_CLOSE:
+            # Kubernetes reads "()" as {""}, so "a notin ()" selects everything and
+            # `kubectl delete -l 'a notin ()'` deletes a whole namespace. podlife refuses it
+            # instead (the requirement check: "values set can't be empty"), as its security
+            # rules ask; "(,)" still means {""}.
             self.take()
-            return {""}
+            return set()
         if kind not in (_T_IDENT, _T_COMMA):
             raise SelectorError(f"found '{literal}', expected: ',', ')' or identifier")
         values = self.identifier_list()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .admission_policies import BindingStrategy, PolicyStrategy, WebhookConfigurationStrategy
 from .apiregistration import APIServiceStrategy
 from .core import (
     ConfigMapStrategy,
@@ -29,9 +30,11 @@ from .crds.types import crd_resource_type
 from .defaults import DefaultedStrategy
 from .network import PortStrategy, SubnetStrategy
 from .pods import PodStrategy
+from .priorityclasses import PriorityClassStrategy
 from .rbac import RBAC_GROUP, rbac_strategy
 from .schemas.custom import CustomSchemas
 from .types import ResourceType, Strategy
+from .validated_kinds import limit_range_strategy, pvc_strategy, resource_quota_strategy, storage_class_strategy
 from .workloads import CronJobStrategy, JobStrategy, ReplicatedStrategy
 
 NETWORK_GROUP = "network.podlife.io"
@@ -120,24 +123,39 @@ def served_types() -> list[ResourceType]:
                      categories=("all",), subresources=("status",)),
         ResourceType("", "v1", "PersistentVolume", "persistentvolumes", False, PersistentVolumeStrategy(),
                      short_names=("pv",), subresources=("status",)),
-        _with_status("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", short_names=("pvc",)),
-        _with_status("", "v1", "ResourceQuota", "resourcequotas", short_names=("quota",)),
-        _plain("", "v1", "LimitRange", "limitranges", short_names=("limits",)),
+        ResourceType("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, pvc_strategy(),
+                     short_names=("pvc",), subresources=("status",)),
+        ResourceType("", "v1", "ResourceQuota", "resourcequotas", True, resource_quota_strategy(),
+                     short_names=("quota",), subresources=("status",)),
+        ResourceType("", "v1", "LimitRange", "limitranges", True, limit_range_strategy(), short_names=("limits",)),
         _plain("", "v1", "PodTemplate", "podtemplates"),
         _plain("rbac.authorization.k8s.io", "v1", "Role", "roles"),
         _plain("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
         _plain("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
         _plain("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
         _with_status("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short_names=("pdb",)),
-        _plain("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, short_names=("pc",)),
-        _plain("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, short_names=("sc",)),
+        ResourceType("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, PriorityClassStrategy(),
+                     short_names=("pc",)),
+        ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, storage_class_strategy(),
+                     short_names=("sc",)),
         _plain("storage.k8s.io", "v1", "CSIDriver", "csidrivers", False),
         _plain("storage.k8s.io", "v1", "CSINode", "csinodes", False),
         _with_status("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", False),
-        _plain("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
-               "validatingwebhookconfigurations", False),
-        _plain("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration",
-               "mutatingwebhookconfigurations", False),
+        ResourceType("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
+                     "validatingwebhookconfigurations", False,
+                     WebhookConfigurationStrategy("ValidatingWebhookConfiguration")),
+        ResourceType("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration",
+                     "mutatingwebhookconfigurations", False, WebhookConfigurationStrategy("MutatingWebhookConfiguration")),
+        ResourceType("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies",
+                     False, PolicyStrategy(mutating=False), categories=("api-extensions",), subresources=("status",)),
+        ResourceType("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding",
+                     "validatingadmissionpolicybindings", False, BindingStrategy(mutating=False),
+                     categories=("api-extensions",)),
+        ResourceType("admissionregistration.k8s.io", "v1", "MutatingAdmissionPolicy", "mutatingadmissionpolicies",
+                     False, PolicyStrategy(mutating=True), categories=("api-extensions",)),
+        ResourceType("admissionregistration.k8s.io", "v1", "MutatingAdmissionPolicyBinding",
+                     "mutatingadmissionpolicybindings", False, BindingStrategy(mutating=True),
+                     categories=("api-extensions",)),
         _plain("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
         _plain("events.k8s.io", "v1", "Event", "events", short_names=("ev",)),
         _with_status("networking.k8s.io", "v1", "Ingress", "ingresses", short_names=("ing",)),

@@ -4,13 +4,15 @@ Their defaults are Kubernetes' (:mod:`podlife.registry.defaults`); what is here 
 each kind's lifecycle and validation. A Node's status is completed the way Go's
 encoding writes a ``NodeStatus``: ``nodeInfo`` with every field (empty strings for
 what a registering client left out) and ``daemonEndpoints``, so clients that declare
-those fields required can read any Node.
+those fields required can read any Node. The kinds' validation rules, Kubernetes'
+messages included, live in :mod:`~podlife.registry.service_validation`,
+:mod:`~podlife.registry.config_validation`, :mod:`~podlife.registry.storage_validation`
+and :mod:`~podlife.registry.cluster_validation`.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 
 from ..machinery.timeutil import now_rfc3339
 from .defaults import (
@@ -22,8 +24,17 @@ from .defaults import (
     default_service,
     with_status_defaults,
 )
-from .types import FieldError, Obj, Strategy, invalid, not_supported, required
 from ..machinery.names import qualified_name_errors
+from .cluster_validation import validate_lease, validate_namespace, validate_node, validate_node_update
+from .config_validation import (
+    validate_config_map,
+    validate_config_map_update,
+    validate_secret,
+    validate_secret_update,
+)
+from .service_validation import keep_cluster_ip, validate_endpoints, validate_service, validate_service_update
+from .storage_validation import validate_persistent_volume, validate_persistent_volume_update
+from .types import FieldError, Obj, Strategy, invalid, not_supported, required
 
 _NAMESPACE_STATUS = STATUS_DEFAULTS[("", "Namespace")]
 _SERVICE_STATUS = STATUS_DEFAULTS[("", "Service")]
@@ -54,6 +65,9 @@ class NamespaceStrategy(Strategy):
     def default(self, obj: Obj) -> None:
         default_namespace(obj)
 
+    def validate(self, obj: Obj) -> list[FieldError]:
+        return validate_namespace(obj)
+
     def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
         merged = super().prepare_for_status_update(new, old)
         merged["status"] = with_status_defaults(merged.get("status"), _NAMESPACE_STATUS)
@@ -66,6 +80,12 @@ class NodeStrategy(Strategy):
     def prepare_for_create(self, obj: Obj) -> None:
         # Kubelets register with their status filled in; keep it (as Kubernetes does).
         obj["status"] = complete_node_status(obj.get("status"))
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        return validate_node(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return validate_node(new) + validate_node_update(new, old)
 
     def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
         merged = dict(old)
@@ -131,25 +151,10 @@ class EventStrategy(Strategy):
 
 class ConfigMapStrategy(Strategy):
     def validate(self, obj: Obj) -> list[FieldError]:
-        errs = []
-        for field_name in ("data", "binaryData"):
-            data = obj.get(field_name)
-            if data is None:
-                continue
-            if not isinstance(data, dict):
-                errs.append(invalid(field_name, data, "must be a map"))
-                continue
-            for k, v in data.items():
-                if not _config_key_ok(k):
-                    errs.append(invalid(f"{field_name}[{k}]", k, "a valid config key must consist of alphanumeric characters, "
-                                                                 "'-', '_' or '.'"))
-                if not isinstance(v, str):
-                    errs.append(invalid(f"{field_name}[{k}]", v, "must be a string"))
-        return errs
+        return validate_config_map(obj)
 
-
-def _config_key_ok(key: str) -> bool:
-    return bool(key) and len(key) <= 253 and all(ch.isalnum() or ch in "-_." for ch in key) and key not in (".", "..")
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return validate_config_map_update(new, old)
 
 
 class SecretStrategy(Strategy):
@@ -162,18 +167,10 @@ class SecretStrategy(Strategy):
                 data[k] = base64.b64encode(str(v).encode()).decode()
 
     def validate(self, obj: Obj) -> list[FieldError]:
-        errs = []
-        data = obj.get("data") or {}
-        if not isinstance(data, dict):
-            return [invalid("data", data, "must be a map")]
-        for k, v in data.items():
-            if not _config_key_ok(k):
-                errs.append(invalid(f"data[{k}]", k, "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"))
-            try:
-                base64.b64decode(v, validate=True)
-            except (binascii.Error, TypeError, ValueError):
-                errs.append(invalid(f"data[{k}]", "<secret contents redacted>", "illegal base64 data"))
-        return errs
+        return validate_secret(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return validate_secret_update(new, old)
 
 
 class ServiceStrategy(Strategy):
@@ -190,22 +187,15 @@ class ServiceStrategy(Strategy):
         merged["status"] = with_status_defaults(merged.get("status"), _SERVICE_STATUS)
         return merged
 
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        keep_cluster_ip(new, old)
+
     def validate(self, obj: Obj) -> list[FieldError]:
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            return [required("spec")]
-        errs: list[FieldError] = []
-        types = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]
-        if spec.get("type") not in types:
-            errs.append(not_supported("spec.type", spec.get("type"), types))
-        ports = spec.get("ports") or []
-        if not ports and spec.get("type") != "ExternalName" and spec.get("clusterIP") != "None":
-            errs.append(required("spec.ports"))
-        for i, p in enumerate(ports):
-            port = p.get("port") if isinstance(p, dict) else None
-            if not isinstance(port, int) or not 0 < port < 65536:
-                errs.append(invalid(f"spec.ports[{i}].port", port, "must be between 1 and 65535, inclusive"))
-        return errs
+        return validate_service(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return validate_service(new) + validate_service_update(new, old)
 
 
 class PersistentVolumeStrategy(DefaultedStrategy):
@@ -226,9 +216,16 @@ class PersistentVolumeStrategy(DefaultedStrategy):
             merged["status"] = {**after, "lastPhaseTransitionTime": now_rfc3339()}
         return merged
 
+    def validate(self, obj: Obj) -> list[FieldError]:
+        return validate_persistent_volume(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return validate_persistent_volume(new) + validate_persistent_volume_update(new, old)
+
 
 class LeaseStrategy(Strategy):
-    pass
+    def validate(self, obj: Obj) -> list[FieldError]:
+        return validate_lease(obj)
 
 
 class ServiceAccountStrategy(Strategy):
@@ -238,6 +235,9 @@ class ServiceAccountStrategy(Strategy):
 class EndpointsStrategy(Strategy):
     def default(self, obj: Obj) -> None:
         default_endpoints(obj)
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        return validate_endpoints(obj)
 
 
 def validate_finalizer_names(names: list[str], path: str) -> list[FieldError]:

@@ -4,10 +4,11 @@ Follows Kubernetes' pod strategy:
 
 - on create the server fills Kubernetes' pod defaults
   (:func:`podlife.registry.defaults.default_pod`: restartPolicy, dnsPolicy,
-  terminationGracePeriodSeconds, imagePullPolicy, volume modes, probe timings, ...)
-  and what its admission plugins add (priority, service account, the
-  not-ready/unreachable tolerations), and sets ``status`` to ``Pending`` with the
-  pod's QoS class, so that the object a client reads back looks like Kubernetes';
+  terminationGracePeriodSeconds, imagePullPolicy, volume modes, probe timings, ...),
+  mirrors ``serviceAccountName`` and its deprecated alias ``serviceAccount`` (the v1
+  conversion), and sets ``status`` to ``Pending`` with the pod's QoS class; what
+  Kubernetes' admission plugins add (service account and its token volume, priority,
+  the not-ready/unreachable tolerations) is theirs (:mod:`podlife.api.admission`);
 - a pod's spec is immutable after create except container images, tolerations
   (additions) and activeDeadlineSeconds, so updates that change anything else fail;
 - the ``status`` subresource is the only way to write status (the kubelet's path);
@@ -28,7 +29,6 @@ RESTART_POLICIES = ["Always", "OnFailure", "Never"]
 DNS_POLICIES = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"]
 PULL_POLICIES = ["Always", "IfNotPresent", "Never"]
 DEFAULT_GRACE_SECONDS = 30
-DEFAULT_TOLERATION_SECONDS = 300
 _ENV_NAME_RE = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 
@@ -52,17 +52,6 @@ def qos_class(spec: Obj) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
-def _default_tolerations(spec: Obj) -> None:
-    tolerations = spec.setdefault("tolerations", [])
-    if not isinstance(tolerations, list):
-        return
-    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
-        if not any(isinstance(t, dict) and t.get("key") == key for t in tolerations):
-            tolerations.append(
-                {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": DEFAULT_TOLERATION_SECONDS}
-            )
-
-
 class PodStrategy(Strategy):
     has_status = True
 
@@ -72,17 +61,25 @@ class PodStrategy(Strategy):
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(spec) if isinstance(spec, dict) else "BestEffort"}
 
     def default(self, obj: Obj) -> None:
-        """Kubernetes' pod defaults, then what its admission plugins add on create."""
+        """Kubernetes' pod defaults; ``serviceAccount`` mirrors ``serviceAccountName`` (the v1 conversion)."""
         default_pod(obj)
         spec = obj.get("spec")
         if not isinstance(spec, dict):
             return
-        # admission: Priority, ServiceAccount, DefaultTolerationSeconds
-        spec.setdefault("priority", 0)
-        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-        spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
-        spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        _default_tolerations(spec)
+        if not spec.get("serviceAccountName") and spec.get("serviceAccount"):
+            spec["serviceAccountName"] = spec["serviceAccount"]
+        if spec.get("serviceAccountName"):
+            spec["serviceAccount"] = spec["serviceAccountName"]
+
+    def default_update(self, new: Obj, old: Obj) -> None:
+        """Pod defaults touch only the spec: a spec equal to the stored one is defaulted already.
+
+        Why: most updates of a pod (annotations, labels, finalizers, owners) leave its spec
+        alone, and defaulting and validating a spec with volumes costs tens of
+        microseconds a write; comparing two dicts is a few.
+        """
+        if new.get("spec") != old.get("spec"):
+            self.default(new)
 
     def validate(self, obj: Obj) -> list[FieldError]:
         spec = obj.get("spec")
@@ -114,6 +111,8 @@ class PodStrategy(Strategy):
         new["status"] = old.get("status", {})
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        if new.get("spec") == old.get("spec"):
+            return []  # the stored spec was valid, and pod validation reads nothing but the spec
         errs = self.validate(new)
         if errs:
             return errs

@@ -110,6 +110,10 @@ class Strategy:
             else:
                 new.pop("status", None)
 
+    def default_update(self, new: Obj, old: Obj) -> None:
+        """Fill in defaults on update (Kubernetes defaults every object it decodes)."""
+        self.default(new)
+
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return self.validate(new)
 

@@ -6,7 +6,8 @@ selector; a ReplicationController's comes from its template), status objects tha
 carry their zero-valued counters from creation on, ``metadata.generation`` bumped on
 spec changes, the ``status`` and ``scale`` subresources -- so tools that create and
 read them (kubectl create deployment, rollout status, scale, client libraries) work.
-Controllers that act on them come in a later issue.
+Controllers that act on them come in a later issue. What makes each kind valid --
+Kubernetes' rules and messages -- is :mod:`podlife.registry.workload_validation`.
 """
 
 from __future__ import annotations
@@ -14,43 +15,19 @@ from __future__ import annotations
 import uuid
 
 from .defaults import DEFAULTERS, STATUS_DEFAULTS, default_cronjob, default_job, with_status_defaults
-from .pods import PodStrategy
-from .types import FieldError, Obj, Strategy, invalid, required
-
-_POD_RULES = PodStrategy()
-
-
-def validate_selector_matches_template(spec: Obj) -> list[FieldError]:
-    """apps/v1: a LabelSelector is required, and the template's labels must match it."""
-    selector = spec.get("selector")
-    if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
-        return [required("spec.selector")]
-    return _template_labels_match(spec, selector.get("matchLabels") or {})
-
-
-def validate_map_selector(spec: Obj) -> list[FieldError]:
-    """core/v1 ReplicationController: a plain label map (defaulted from the template)."""
-    selector = spec.get("selector")
-    if not isinstance(selector, dict) or not selector:
-        return [required("spec.selector")]
-    return _template_labels_match(spec, selector)
-
-
-def _template_labels_match(spec: Obj, match_labels: Obj) -> list[FieldError]:
-    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-    for key, value in match_labels.items():
-        if labels.get(key) != value:
-            return [invalid("spec.template.metadata.labels", labels, "`selector` does not match template `labels`")]
-    return []
-
-
-def validate_template(spec: Obj) -> list[FieldError]:
-    template = spec.get("template")
-    if not isinstance(template, dict):
-        return [required("spec.template")]
-    errs = _POD_RULES.validate({"spec": template.get("spec")})
-    return [FieldError(e.type, "spec.template." + e.field, e.detail, e.value) for e in errs]
-
+from .types import FieldError, Obj, Strategy
+from .workload_validation import (
+    validate_cron_job,
+    validate_daemon_set,
+    validate_deployment,
+    validate_job,
+    validate_job_update,
+    validate_replica_set,
+    validate_replication_controller,
+    validate_selector_unchanged,
+    validate_stateful_set,
+    validate_stateful_set_update,
+)
 
 class WorkloadStrategy(Strategy):
     """What every workload kind shares: status subresource, generation, status zero values."""
@@ -82,6 +59,8 @@ class ReplicatedStrategy(WorkloadStrategy):
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
+        if kind == "StatefulSet":
+            self.name_rule = "label"  # ValidateStatefulSetName: its pods' hostnames
         key = (_GROUP_OF[kind], kind)
         self._defaulter = DEFAULTERS[key]
         self.status_defaults = STATUS_DEFAULTS[key]
@@ -90,18 +69,20 @@ class ReplicatedStrategy(WorkloadStrategy):
         self._defaulter(obj)
 
     def validate(self, obj: Obj) -> list[FieldError]:
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            return [required("spec")]
-        if self.kind == "ReplicationController":
-            errs = validate_map_selector(spec)
-        else:
-            errs = validate_selector_matches_template(spec)
-        errs += validate_template(spec)
-        replicas = spec.get("replicas")
-        if replicas is not None and (not isinstance(replicas, int) or replicas < 0):
-            errs.append(invalid("spec.replicas", replicas, "must be greater than or equal to 0"))
+        return _VALIDATORS[self.kind](obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        errs = self.validate(new)
+        if self.kind == "StatefulSet":
+            errs += validate_stateful_set_update(new, old)
+        elif self.kind != "ReplicationController":
+            errs += validate_selector_unchanged(new, old)
         return errs
+
+
+_VALIDATORS = {"Deployment": validate_deployment, "ReplicaSet": validate_replica_set,
+               "StatefulSet": validate_stateful_set, "DaemonSet": validate_daemon_set,
+               "ReplicationController": validate_replication_controller}
 
 
 class JobStrategy(WorkloadStrategy):
@@ -131,15 +112,10 @@ class JobStrategy(WorkloadStrategy):
         default_job(obj)
 
     def validate(self, obj: Obj) -> list[FieldError]:
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            return [required("spec")]
-        errs = validate_template(spec)
-        policy = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy")
-        if policy not in ("OnFailure", "Never"):
-            errs.append(FieldError("FieldValueNotSupported", "spec.template.spec.restartPolicy",
-                                   'supported values: "OnFailure", "Never"', policy))
-        return errs
+        return validate_job(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return validate_job(new) + validate_job_update(new, old)
 
 
 class CronJobStrategy(WorkloadStrategy):
@@ -149,12 +125,10 @@ class CronJobStrategy(WorkloadStrategy):
         default_cronjob(obj)
 
     def validate(self, obj: Obj) -> list[FieldError]:
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            return [required("spec")]
-        if not spec.get("schedule"):
-            return [required("spec.schedule")]
-        return []
+        return validate_cron_job(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return validate_cron_job(new, old)
 
 
 def scale_of(obj: Obj) -> Obj:

@@ -75,6 +75,8 @@ DISCOVERY = "discovery.k8s.io"
 EVENTS_GROUP = "events.k8s.io"
 EXTENSIONS = "extensions"
 NETWORKING = "networking.k8s.io"
+#: podlife's own network API (Neutron-style ports and subnets)
+PODLIFE_NETWORK = "network.podlife.io"
 POLICY = "policy"
 STORAGE = "storage.k8s.io"
 
@@ -478,6 +480,23 @@ def _controller_rules() -> dict[str, list[Obj]]:
             rule("get list watch delete", [CORE], "namespaces"),
             rule("update", [CORE], "namespaces/finalize namespaces/status"),
             rule("get list watch delete deletecollection", ["*"], "*"),  # the content of every kind
+        ],
+        # podlife's own components, run as service accounts in kube-system like the others:
+        # the network controller (Kuryr's controller role: ports for pods) and the node
+        # simulator (KWOK's controller role: it plays every simulated node's kubelet)
+        "network-controller": [
+            rule("get list watch patch", [CORE], "pods"),
+            rule(f"{READ_UPDATE} create delete", [PODLIFE_NETWORK], "ports subnets"),
+            rule("update patch", [PODLIFE_NETWORK], "ports/status subnets/status"),
+            events_rule(),
+        ],
+        "node-simulator": [
+            rule(f"{READ_UPDATE} create delete", [CORE], "nodes"),
+            rule("update patch", [CORE], "nodes/status"),
+            rule(f"{READ_UPDATE} delete", [CORE], "pods"),
+            rule("update patch", [CORE], "pods/status"),
+            rule(f"{READ_UPDATE} create delete", [COORDINATION], "leases"),
+            events_rule(),
         ],
         "node-controller": [
             rule("get list watch update delete patch", [CORE], "nodes"),

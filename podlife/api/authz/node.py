@@ -15,9 +15,9 @@ here, before RBAC (Kubernetes' ``--authorization-mode=Node,RBAC``):
   (:mod:`podlife.api.node_restriction`): only its own Node and Lease, only its pods.
 
 Requests by anyone else get no opinion (allowed False, no reason), so RBAC decides them.
-The graph is read from the API server's pod cache on each request: a node's pods are a
-handful, found by scanning the pods (the cost of a Secret read by a node, not of every
-request).
+The graph is read from the API server's pod cache on each request: the pods of the
+object's namespace are scanned for the node's (the cost of a Secret read by a node, not of
+every request; Kubernetes keeps a graph instead).
 """
 
 from __future__ import annotations
@@ -25,19 +25,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
+from ..identity import NODE_PREFIX, NODES_GROUP
 from .attributes import Attributes
 from .bootstrap import node_rules
 from .rbac import Decision, rule_allows
 
 Obj = dict[str, Any]
-NODE_PREFIX = "system:node:"
-NODES_GROUP = "system:nodes"
 #: the kinds a node may read only through its pods
 GRAPH_RESOURCES = frozenset({"secrets", "configmaps", "persistentvolumeclaims", "serviceaccounts"})
 
 
 class PodSource(Protocol):
-    def pods(self) -> Iterable[Obj]: ...
+    def pods(self, namespace: str) -> Iterable[Obj]:
+        """The pods of one namespace."""
+        ...
 
 
 def node_name(attrs: Attributes) -> str | None:
@@ -106,9 +107,8 @@ class NodeAuthorizer:
         return Decision(False)
 
     def _related(self, node: str, attrs: Attributes) -> bool:
-        for pod in self._pods.pods():
-            meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-            if spec.get("nodeName") != node or meta.get("namespace") != attrs.namespace:
+        for pod in self._pods.pods(attrs.namespace):
+            if (pod.get("spec") or {}).get("nodeName") != node:
                 continue
             if (attrs.resource, attrs.name) in set(_pod_references(pod)):
                 return True

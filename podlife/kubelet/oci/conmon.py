@@ -1,0 +1,295 @@
+"""conmon, the per-container monitor: started the way CRI-O starts it.
+
+Design
+------
+conmon is the parent of a container's process, not podlife. :func:`create_container`
+starts ``conmon`` with the flags CRI-O passes (``internal/oci/runtime_oci.go``):
+
+``-c/-u`` (container id), ``-n`` (name), ``-r`` (runtime binary), ``--runtime-arg
+--root=<state dir>``, ``-b`` (bundle), ``-p`` (container pidfile), ``-P`` (conmon's own
+pidfile), ``-l`` (log file), ``--exit-dir``, ``-0`` (persist dir), ``--socket-dir-path``
+and ``--api-version 1``.
+
+conmon then runs ``runc create`` itself, double-forks so it is no child of ours
+(re-parented to init or the nearest subreaper: it keeps running when podlife dies,
+which is what makes re-adoption possible), and:
+
+* copies the container's stdout and stderr into the log file in the CRI format
+  (``<RFC3339Nano> <stream> <F|P> <content>``, which :mod:`podlife.kubelet.logs`
+  reads);
+* when the container's process ends, writes its exit code (``128 + N`` for signal N)
+  to ``<exit-dir>/<id>`` and ``<persist-dir>/exit``, and an ``oom`` file to the
+  persist dir when the cgroup saw an OOM kill; then exits.
+
+The start handshake uses conmon's two pipes: ``_OCI_STARTPIPE`` (conmon waits for a
+byte on it before it forks) and ``_OCI_SYNCPIPE`` (conmon answers
+``{"data": <container pid>}`` once ``runc create`` has succeeded, or ``{"data": -1,
+"message": ...}`` with runc's error). The env vars carry the fd numbers, so the fds
+are passed as they are, with no ``preexec_fn`` (asyncio and uvloop alike).
+
+Waiting for an exit uses a pidfd on conmon's pid (:func:`wait_for_exit`): the
+event loop is woken when conmon exits, without polling and without being its
+parent. A pid is only watched after checking, in ``/proc/<pid>/cmdline``, that it
+is the conmon of that container.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from podlife.kubelet.oci.runc import runc_message
+
+__all__ = [
+    "ConmonError",
+    "ConmonPaths",
+    "conmon_pid",
+    "create_container",
+    "find_conmon",
+    "read_exit_code",
+    "read_oom",
+    "wait_for_exit",
+]
+
+#: Seconds conmon may take to report the result of ``runc create``.
+CREATE_TIMEOUT_SECONDS = 60.0
+
+
+class ConmonError(Exception):
+    """conmon or ``runc create`` failed; ``message`` is the runtime's error text."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def find_conmon() -> str | None:
+    return shutil.which("conmon") or shutil.which("conmon", path="/usr/libexec/podman:/usr/local/libexec/podman")
+
+
+@dataclass(frozen=True)
+class ConmonPaths:
+    """Where conmon reads and writes for one container."""
+
+    bundle_dir: Path
+    log_path: Path
+    exit_dir: Path
+    socket_dir: Path
+
+    @property
+    def conmon_pidfile(self) -> Path:
+        return self.bundle_dir / "conmon.pid"
+
+    @property
+    def container_pidfile(self) -> Path:
+        return self.bundle_dir / "pidfile"
+
+    @property
+    def persist_dir(self) -> Path:
+        return self.bundle_dir
+
+    @property
+    def conmon_stderr(self) -> Path:
+        return self.bundle_dir / "conmon.stderr"
+
+
+def conmon_argv(
+    conmon: str, runtime: str, runtime_root: Path, container_id: str, name: str, paths: ConmonPaths
+) -> list[str]:
+    """conmon's command line for ``container_id`` (see the module's design)."""
+    return [
+        conmon,
+        "--api-version",
+        "1",
+        "-c",
+        container_id,
+        "-u",
+        container_id,
+        "-n",
+        name,
+        "-r",
+        runtime,
+        "--runtime-arg",
+        f"--root={runtime_root}",
+        "-b",
+        str(paths.bundle_dir),
+        "-p",
+        str(paths.container_pidfile),
+        "-P",
+        str(paths.conmon_pidfile),
+        "-l",
+        f"k8s-file:{paths.log_path}",
+        "--exit-dir",
+        str(paths.exit_dir),
+        "-0",
+        str(paths.persist_dir),
+        "--socket-dir-path",
+        str(paths.socket_dir),
+        "--log-level",
+        "error",
+    ]
+
+
+async def create_container(
+    conmon: str, runtime: str, runtime_root: Path, container_id: str, name: str, paths: ConmonPaths
+) -> int:
+    """Have conmon ``runc create`` the container; return the container's init pid.
+
+    Raises :class:`ConmonError` with runc's message when creation fails. The
+    container is then *created*: ``runc start`` runs its process.
+    """
+    for directory in (paths.exit_dir, paths.socket_dir, paths.log_path.parent):
+        directory.mkdir(parents=True, exist_ok=True)
+    sync_r, sync_w = os.pipe()
+    start_r, start_w = os.pipe()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "_OCI_SYNCPIPE": str(sync_w), "_OCI_STARTPIPE": str(start_r)}
+    argv = conmon_argv(conmon, runtime, runtime_root, container_id, name, paths)
+    try:
+        with open(paths.conmon_stderr, "wb") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                env=env,
+                cwd=str(paths.bundle_dir),
+                pass_fds=(sync_w, start_r),
+                start_new_session=True,
+            )
+    except OSError as exc:
+        for fd in (sync_r, sync_w, start_r, start_w):
+            os.close(fd)
+        raise ConmonError(f"cannot run conmon: {exc.strerror or exc}") from exc
+    os.close(sync_w)
+    os.close(start_r)
+    try:
+        os.write(start_w, b"0")
+    except OSError:  # conmon is already gone; the sync pipe says why
+        pass
+    finally:
+        os.close(start_w)
+    try:
+        answer = await _read_sync_answer(sync_r)
+    finally:
+        await process.wait()  # the parent conmon exits once it has forked the monitor
+    return _container_pid(answer, paths)
+
+
+async def _read_sync_answer(fd: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(loop=loop)
+    pipe = os.fdopen(fd, "rb", buffering=0)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe)
+    try:
+        return await asyncio.wait_for(reader.readline(), CREATE_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise ConmonError(f"conmon did not report the container's creation within {CREATE_TIMEOUT_SECONDS}s") from None
+    finally:
+        transport.close()
+
+
+def _container_pid(answer: bytes, paths: ConmonPaths) -> int:
+    if not answer.strip():
+        detail = _tail(paths.conmon_stderr)
+        raise ConmonError(f"conmon exited without creating the container{': ' + detail if detail else ''}")
+    try:
+        doc = json.loads(answer)
+        pid = int(doc.get("data", -1))
+    except (ValueError, TypeError, AttributeError):
+        raise ConmonError(f"conmon answered {answer!r}") from None
+    if pid <= 0:
+        message = str(doc.get("message") or "").strip() or _tail(paths.conmon_stderr) or "runc create failed"
+        raise ConmonError(_runc_message(message))
+    return pid
+
+
+def _runc_message(text: str) -> str:
+    """runc's ``msg="..."`` out of the text conmon relays, else the text."""
+    return runc_message(text) or text
+
+
+def _tail(path: Path, limit: int = 2000) -> str:
+    try:
+        return path.read_text(errors="replace")[-limit:].strip()
+    except OSError:
+        return ""
+
+
+def conmon_pid(paths: ConmonPaths, container_id: str) -> int | None:
+    """conmon's pid from its pidfile, if that process is alive and is this container's conmon."""
+    try:
+        pid = int(paths.conmon_pidfile.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    if not cmdline or not cmdline[0].endswith(b"conmon") or container_id.encode() not in cmdline:
+        return None
+    return pid
+
+
+def process_matches(pid: int, starttime: str | None) -> bool:
+    """Whether ``pid`` is alive (and, given ``starttime``, the same process as before)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if starttime is None:
+        return True
+    fields = stat.rsplit(")", 1)[-1].split()
+    return len(fields) > 19 and fields[19] == starttime
+
+
+def process_starttime(pid: int) -> str | None:
+    """Field 22 of ``/proc/<pid>/stat``: when the process started, in clock ticks since boot."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+    return fields[19] if len(fields) > 19 else None
+
+
+async def wait_for_exit(pid: int) -> None:
+    """Return when process ``pid`` (not necessarily our child) has exited."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await exited
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+def read_exit_code(paths: ConmonPaths, container_id: str) -> int | None:
+    """The exit code conmon recorded (exit dir first, then the persist dir), or None."""
+    for path in (paths.exit_dir / container_id, paths.persist_dir / "exit"):
+        with contextlib.suppress(OSError, ValueError):
+            return int(path.read_text().strip())
+    return None
+
+
+def read_oom(paths: ConmonPaths) -> bool:
+    """Whether conmon saw the container's cgroup OOM-kill a process."""
+    return (paths.persist_dir / "oom").exists()
+
+
+def remove_exit_file(paths: ConmonPaths, container_id: str) -> None:
+    """Forget conmon's files outside the bundle: the exit file and the attach-socket link."""
+    for path in (paths.exit_dir / container_id, paths.socket_dir / container_id):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

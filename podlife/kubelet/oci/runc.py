@@ -1,0 +1,294 @@
+"""runc's command line, driven from asyncio.
+
+Design
+------
+:class:`Runc` runs ``runc --root <state dir> <command>`` as asyncio subprocesses;
+it never blocks the event loop and never keeps a process of its own running, except
+for ``runc exec``, whose process is the exec'd command's parent for as long as it
+runs (runc forwards signals to it and exits with its status). ``--root`` is
+podlife's own state directory under the node's root dir, so ``runc list`` shows
+podlife's containers only and tests on one machine do not see each other's.
+
+Commands used, as CRI-O uses them (``internal/oci/runtime_oci.go``):
+
+* ``create`` is run by conmon (:mod:`podlife.kubelet.oci.conmon`), not here.
+* ``start <id>`` releases a created container's process.
+* ``state <id>`` / ``list --format json``: status (``created``, ``running``,
+  ``paused``, ``stopped``), the init pid, bundle and annotations.
+* ``kill <id> <signal>``: signal the container's init process (its PID 1).
+* ``delete [--force] <id>``: forget a stopped container; runc removes its cgroup.
+* ``exec``: a process in a running container's namespaces and cgroup, with
+  ``--env``, ``--user uid:gid``, ``--additional-gids``, ``--cwd`` and, for a
+  terminal, ``--tty --console-socket``: runc sends the pseudo-terminal's controller
+  over that Unix socket (:func:`receive_console`).
+
+runc reports failures on stderr as ``level=error msg="..."`` lines;
+:class:`RuncError` carries the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ContainerState",
+    "ExecProcess",
+    "Runc",
+    "RuncError",
+    "find_runc",
+    "receive_console",
+]
+
+#: Seconds any runc command other than exec may take.
+RUNC_TIMEOUT_SECONDS = 60.0
+_MSG_RE = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
+
+
+class RuncError(Exception):
+    """A runc command failed; ``message`` is runc's own error text."""
+
+    def __init__(self, command: Sequence[str], returncode: int | None, stderr: str) -> None:
+        self.command = list(command)
+        self.returncode = returncode
+        self.stderr = stderr
+        self.message = runc_message(stderr) or f"runc {' '.join(command)} failed with exit code {returncode}"
+        super().__init__(self.message)
+
+    @property
+    def not_found(self) -> bool:
+        """Whether runc said the container does not exist."""
+        return "does not exist" in self.message or "not exist" in self.stderr
+
+
+def runc_message(stderr: str) -> str:
+    """The ``msg="..."`` of runc's last error line, else the last non-empty line."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        m = _MSG_RE.search(line)
+        if m:
+            return m.group(1).replace('\\"', '"')
+    return lines[-1].strip() if lines else ""
+
+
+def find_runc() -> str | None:
+    """runc on PATH, or in the sbin directories a non-login PATH may lack."""
+    return shutil.which("runc") or shutil.which("runc", path="/usr/local/sbin:/usr/sbin:/sbin")
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """What ``runc state`` / ``runc list`` says about one container."""
+
+    id: str
+    pid: int
+    status: str
+    bundle: str
+    created: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> ContainerState:
+        return cls(
+            id=str(doc["id"]),
+            pid=int(doc.get("pid") or 0),
+            status=str(doc.get("status", "")),
+            bundle=str(doc.get("bundle", "")),
+            created=str(doc.get("created", "")),
+            annotations=dict(doc.get("annotations") or {}),
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.status in {"running", "paused"} and self.pid > 0
+
+
+@dataclass
+class ExecProcess:
+    """A ``runc exec``: the process, and the terminal's controller fd when it has a terminal."""
+
+    process: asyncio.subprocess.Process
+    terminal_fd: int | None = None
+
+    def close_terminal(self) -> None:
+        if self.terminal_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.terminal_fd)
+            self.terminal_fd = None
+
+
+class Runc:
+    """runc with podlife's state directory."""
+
+    def __init__(self, binary: str, root: Path) -> None:
+        self.binary = binary
+        self.root = Path(root)
+
+    def base_argv(self) -> list[str]:
+        return [self.binary, "--root", str(self.root)]
+
+    async def run(self, *args: str, timeout: float = RUNC_TIMEOUT_SECONDS) -> str:
+        """Run ``runc --root <root> *args``; its stdout, or :class:`RuncError`."""
+        process = await asyncio.create_subprocess_exec(
+            *self.base_argv(),
+            *args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            raise RuncError(args, None, f"runc {args[0]} did not finish in {timeout}s") from None
+        if process.returncode != 0:
+            raise RuncError(args, process.returncode, err.decode(errors="replace"))
+        return out.decode(errors="replace")
+
+    async def state(self, container_id: str) -> ContainerState | None:
+        """The container's state, or None if runc does not know it."""
+        try:
+            out = await self.run("state", container_id)
+        except RuncError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return ContainerState.from_json(json.loads(out))
+
+    async def list(self) -> list[ContainerState]:
+        """Every container in the state directory."""
+        if not self.root.is_dir():
+            return []
+        out = await self.run("list", "--format", "json")
+        docs = json.loads(out or "null") or []
+        return [ContainerState.from_json(d) for d in docs]
+
+    async def start(self, container_id: str) -> None:
+        await self.run("start", container_id)
+
+    async def kill(self, container_id: str, signal: int | str) -> bool:
+        """Signal the container's init; False if it is already stopped or gone."""
+        try:
+            await self.run("kill", container_id, str(signal))
+        except RuncError as exc:
+            if exc.not_found or "not running" in exc.message or "process already finished" in exc.message:
+                return False
+            raise
+        return True
+
+    async def delete(self, container_id: str, *, force: bool = False) -> bool:
+        """Delete the container (``force``: kill it first); False if runc did not know it."""
+        args = ["delete", *(["--force"] if force else []), container_id]
+        try:
+            await self.run(*args)
+        except RuncError as exc:
+            if exc.not_found:
+                return False
+            raise
+        return True
+
+    async def exec(
+        self,
+        container_id: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        additional_gids: Sequence[int] = (),
+        cwd: str | None = None,
+        stdin: bool = False,
+        tty: bool = False,
+    ) -> ExecProcess:
+        """Start ``argv`` in the container; stdout/stderr are pipes (or the terminal with ``tty``)."""
+        options: list[str] = []
+        for key, value in (env or {}).items():
+            options += ["--env", f"{key}={value}"]
+        if uid is not None:
+            options += ["--user", f"{uid}:{gid if gid is not None else 0}"]
+        for extra in additional_gids:
+            options += ["--additional-gids", str(extra)]
+        if cwd:
+            options += ["--cwd", cwd]
+        if not tty:
+            process = await asyncio.create_subprocess_exec(
+                *self.base_argv(),
+                "exec",
+                *options,
+                container_id,
+                *argv,
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            return ExecProcess(process)
+        with tempfile.TemporaryDirectory(prefix="podlife-console-") as tmp:
+            path = os.path.join(tmp, "console.sock")
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                listener.bind(path)
+                listener.listen(1)
+                process = await asyncio.create_subprocess_exec(
+                    *self.base_argv(),
+                    "exec",
+                    "--tty",
+                    "--console-socket",
+                    path,
+                    *options,
+                    container_id,
+                    *argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+                try:
+                    fd = await receive_console(listener, process)
+                except BaseException:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    await process.wait()
+                    raise
+            finally:
+                listener.close()
+        return ExecProcess(process, fd)
+
+
+async def receive_console(listener: socket.socket, process: asyncio.subprocess.Process) -> int:
+    """Accept runc's connection on ``listener`` and take the terminal fd it sends.
+
+    Fails with :class:`RuncError` if runc exits first (a bad command, say).
+    """
+    loop = asyncio.get_running_loop()
+    listener.setblocking(False)
+    accept = asyncio.ensure_future(loop.sock_accept(listener))
+    exited = asyncio.ensure_future(process.wait())
+    done, _ = await asyncio.wait({accept, exited}, timeout=RUNC_TIMEOUT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+    if accept not in done:
+        accept.cancel()
+        stderr = b""
+        if process.stderr is not None and exited in done:
+            stderr = await process.stderr.read()
+        raise RuncError(["exec"], process.returncode, stderr.decode(errors="replace") or "runc sent no terminal")
+    exited.cancel()
+    conn, _ = accept.result()
+    try:
+        conn.setblocking(True)
+        _, fds, _, _ = await asyncio.to_thread(socket.recv_fds, conn, 4096, 1)
+    finally:
+        conn.close()
+    if not fds:
+        raise RuncError(["exec"], None, "runc sent no terminal")
+    return fds[0]

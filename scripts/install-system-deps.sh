@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs the system packages podlife's real-container runtime needs, when they are missing:
+#   runc            the OCI runtime that creates and runs containers (Debian's runc 1.1 works with
+#                   cgroup v1, hybrid layouts and v2; crun refuses hybrid layouts)
+#   conmon          the per-container monitor CRI-O uses: owns the container process, writes the
+#                   CRI log file and the exit file, outlives the node agent
+#   busybox-static  the `busybox` image of the host image class (podlife/kubelet/oci/images.yaml)
+# Idempotent: installs nothing when every command is present, and says what it did either way.
+# Needs root (apt-get); without root it says what is missing and exits 0, so `make test` still runs.
+set -euo pipefail
+
+# package:command pairs; a package is installed only when its command is not on PATH.
+WANTED=("runc:runc" "conmon:conmon" "busybox-static:busybox")
+
+missing=()
+for pair in "${WANTED[@]}"; do
+    package=${pair%%:*}
+    command=${pair#*:}
+    if command -v "$command" >/dev/null 2>&1; then
+        echo "system-deps: $package present ($(command -v "$command"))"
+    else
+        missing+=("$package")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "system-deps: nothing to install"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "system-deps: not root, so not installing: ${missing[*]} (real containers need them; run as root or install them)"
+    exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "system-deps: no apt-get on this machine; install by hand: ${missing[*]}" >&2
+    exit 1
+fi
+
+echo "system-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# An install can fail on a stale package list (first run on a fresh machine): update once, retry.
+if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+echo "system-deps: installed ${missing[*]}"
