@@ -79,6 +79,20 @@ def test_a_pod_right_after_its_namespace_gets_the_default_account_and_its_token(
     assert "priorityClassName" not in spec and "imagePullSecrets" not in spec
 
 
+def test_what_admission_adds_belongs_to_no_field_manager(cluster: PodlifeProcess) -> None:
+    """Kubernetes records a create's managed fields before mutating admission runs."""
+    ns = namespace(cluster, "adm-owners")
+    cluster.kubectl("run", "owned", "-n", ns, "--image=busybox", "--", "sleep", "60")
+    entries = cluster.kubectl_json("get", "pod", "owned", "-n", ns, "--show-managed-fields")["metadata"]["managedFields"]
+    [mine] = [e for e in entries if e["manager"] == "kubectl-run"]
+    spec_fields = mine["fieldsV1"]["f:spec"]
+    assert "f:containers" in spec_fields and "f:restartPolicy" in spec_fields  # the request, defaulted
+    for added in ("f:volumes", "f:tolerations", "f:priority", "f:serviceAccountName"):
+        assert added not in spec_fields, added
+    [container] = spec_fields["f:containers"].values()
+    assert "f:volumeMounts" not in container
+
+
 def test_automount_false_on_the_account_or_the_pod_skips_the_token(cluster: PodlifeProcess) -> None:
     ns = namespace(cluster, "adm-automount")
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(

@@ -358,6 +358,10 @@ class ResourceREST:
             meta["generation"] = 1
         self.strategy.prepare_for_create(obj)
         self.strategy.default(obj)
+        if manager is not None:  # an HTTP write: in-process writes pass no manager and are not tracked
+            # before mutating admission, as Kubernetes' create handler updates the managed
+            # fields: what admission adds (a token volume, tolerations) is nobody's
+            managed_fields.track_create(self.rt, obj, manager, schemas=self.ctx.catalog.schemas)
         # the mutating admission plugins, NamespaceLifecycle first (Kubernetes' order)
         if self.rt.namespaced and isinstance(meta.get("namespace"), str) and meta["namespace"]:
             self._check_namespace_admission(meta["namespace"], str(meta.get("name") or ""))
@@ -381,8 +385,6 @@ class ResourceREST:
         if self.rt.namespaced:
             resource_quota.admit_resource_quota(self, obj)  # last of the admission steps, as in Kubernetes
         try:
-            if manager is not None:  # an HTTP write: in-process writes pass no manager and are not tracked
-                managed_fields.track_create(self.rt, obj, manager, schemas=self.ctx.catalog.schemas)
             if dry_run:
                 if self.cache.get(key) is not None:
                     raise errors.already_exists(self.rt, meta["name"])
