@@ -45,7 +45,7 @@ from .store.memory import MemoryStore
 
 log = logging.getLogger(__name__)
 
-#: the components whose kubeconfig ``podlife up`` writes under ``DATA_DIR/kubeconfigs``
+#: the users podlife's own components act as, each with a kubeconfig under ``DATA_DIR/kubeconfigs``
 COMPONENT_KUBECONFIGS: dict[str, UserInfo] = {
     "scheduler": SCHEDULER_USER,
     "controller-manager": CONTROLLER_MANAGER_USER,
@@ -190,8 +190,9 @@ class Cluster:
         self.components.start(RootCAPublisher(kcm("root-ca-cert-publisher"), self.pki.ca_cert.read_text()).run(),
                               "root-ca-cert-publisher")
         self._start_token_controller()
-        self.components.start(Scheduler(self.component_client(SCHEDULER_USER, "kube-scheduler")).run(), "scheduler")
-        network = self.component_client(controller_user("network-controller"), "network-controller")
+        scheduler = self.component_client(COMPONENT_KUBECONFIGS["scheduler"], "kube-scheduler")
+        self.components.start(Scheduler(scheduler).run(), "scheduler")
+        network = self.component_client(COMPONENT_KUBECONFIGS["network-controller"], "network-controller")
         self.components.start(NetworkController(network, pod_cidr=self.config.pod_cidr).run(), "network-controller")
         for name in self.node_names():
             kubelet = Kubelet(self.component_client(node_user(name), "kubelet"), name,
@@ -203,7 +204,7 @@ class Cluster:
         if self.config.sim_nodes:
             from .sim.simulator import Simulator
 
-            simulator = self.component_client(controller_user("node-simulator"), "node-simulator")
+            simulator = self.component_client(COMPONENT_KUBECONFIGS["node-simulator"], "node-simulator")
             sim = Simulator(simulator, self.config.sim_nodes, stages_file=self.config.sim_stages)
             self.kubelets.append(sim)
             await sim.start()

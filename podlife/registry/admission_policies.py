@@ -23,6 +23,7 @@ import orjson
 
 from ..machinery import cel
 from .defaults import DefaultedStrategy
+from .field_rules import unique_supported
 from .tables import register_printer
 from .tables._base import TablePrinter, age, age_column, as_list, column, name_column, name_of, spec
 from .types import FieldError, Obj, Strategy, forbidden, invalid, not_supported, required
@@ -265,13 +266,8 @@ def validate_binding(obj: Obj, *, mutating: bool) -> list[FieldError]:
         if not isinstance(actions, list) or not actions:
             errs.append(required("spec.validationActions"))
         else:
-            seen: set[str] = set()
-            for i, action in enumerate(actions):
-                if action not in _ACTIONS:
-                    errs.append(not_supported(f"spec.validationActions[{i}]", action, _ACTIONS))
-                elif action in seen:
-                    errs.append(FieldError("FieldValueDuplicate", f"spec.validationActions[{i}]", "", action))
-                seen.add(str(action))
+            action_errors, seen = unique_supported(actions, _ACTIONS, "spec.validationActions")
+            errs += action_errors
             if {"Deny", "Warn"} <= seen:
                 errs.append(invalid("spec.validationActions", actions,
                                     "must not contain both Deny and Warn (repeating the same validation failure "

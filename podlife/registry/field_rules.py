@@ -30,7 +30,7 @@ from ..machinery.names import dns1123_label_errors, dns1123_subdomain_errors, qu
 from ..machinery.quantity import QuantityError, parse_quantity
 from ..machinery.selectors import go_quote
 from .rbac import GoValue
-from .types import FieldError, invalid
+from .types import FieldError, invalid, not_supported
 
 __all__ = [
     "GoValue", "FIELD_IMMUTABLE", "go_bool", "go_string_map", "go_label_selector", "go_int_or_string", "go_strings",
@@ -194,12 +194,30 @@ def quantity(value: Any) -> Fraction | None:
         return None
 
 
+def malformed_quantity(value: Any, path: str) -> FieldError:
+    """The error for a value that is not a resource quantity at all."""
+    return invalid(path, value, "quantities must match the regular expression "
+                                "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+
+
+def unique_supported(values: list[Any], allowed: list[str], path: str) -> tuple[list[FieldError], set[str]]:
+    """Each of ``values`` one of ``allowed`` and none twice (NotSupported, Duplicate), and the set seen."""
+    errs: list[FieldError] = []
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        if value not in allowed:
+            errs.append(not_supported(f"{path}[{i}]", value, allowed))
+        elif value in seen:
+            errs.append(FieldError("FieldValueDuplicate", f"{path}[{i}]", "", value))
+        seen.add(str(value))
+    return errs, seen
+
+
 def quantity_errors(value: Any, path: str) -> list[FieldError]:
     """``ValidateResourceQuantityValue`` (non-negative); a malformed one is named too."""
     parsed = quantity(value)
     if parsed is None:
-        return [invalid(path, value, "quantities must match the regular expression "
-                                     "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")]
+        return [malformed_quantity(value, path)]
     if parsed < 0:
         return [invalid(path, value, "must be greater than or equal to 0")]
     return []

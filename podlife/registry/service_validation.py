@@ -34,7 +34,7 @@ import ipaddress
 from typing import Any
 
 from ..machinery.names import dns1123_label_errors
-from .field_rules import GoValue, go_int_or_string, go_strings, is_int, subdomain_errors
+from .field_rules import GoValue, go_int_or_string, go_strings, is_int, subdomain_errors, unique_supported
 from .pod_validation import iana_service_name_errors
 from .types import FieldError, Obj, forbidden, invalid, not_supported, required
 from .validation import validate_label_map
@@ -198,13 +198,7 @@ def _families(spec: Obj, kind: Any) -> list[FieldError]:
     if policy is not None and policy not in FAMILY_POLICIES:
         errs.append(not_supported("spec.ipFamilyPolicy", policy, FAMILY_POLICIES))
     families = spec.get("ipFamilies") or []
-    seen: set[str] = set()
-    for i, family in enumerate(families):
-        if family not in IP_FAMILIES:
-            errs.append(not_supported(f"spec.ipFamilies[{i}]", family, IP_FAMILIES))
-        elif family in seen:
-            errs.append(FieldError("FieldValueDuplicate", f"spec.ipFamilies[{i}]", "", family))
-        seen.add(str(family))
+    errs += unique_supported(families, IP_FAMILIES, "spec.ipFamilies")[0]
     if len(families) > 2:
         errs.append(invalid("spec.ipFamilies", go_strings(families), "may not have more than 2 entries"))
     if policy == "SingleStack" and len(families) > 1:

@@ -37,7 +37,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .field_rules import FIELD_IMMUTABLE, GoValue, quantity, qualified_errors, subdomain_errors, too_long
+from .field_rules import (FIELD_IMMUTABLE, GoValue, malformed_quantity, quantity, qualified_errors, subdomain_errors,
+                          too_long)
 from .rbac import validate_label_selector
 from .types import FieldError, Obj, forbidden, invalid, not_supported, required
 
@@ -73,8 +74,7 @@ def _access_modes(modes: Any, path: str, required_detail: str) -> list[FieldErro
 def _positive_quantity(value: Any, path: str) -> list[FieldError]:
     parsed = quantity(value)
     if parsed is None:
-        return [invalid(path, value, "quantities must match the regular expression "
-                                     "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")]
+        return [malformed_quantity(value, path)]
     if parsed < 0:
         return [invalid(path, str(value), "must be greater than or equal to 0"),
                 invalid(path, str(value), "must be greater than zero")]
