@@ -19,8 +19,9 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(STAMP)
 
-## install: create or refresh .venv with podlife installed
-install: $(STAMP)
+## install: create or refresh .venv with podlife installed, and (as root) the system packages
+##     real containers need
+install: $(STAMP) system-deps
 
 ## up: start the embedded cluster (API server, store, scheduler, network, one local node);
 ##     options go in ARGS, e.g. `make up ARGS="--port 16443 --sim-nodes 100"` (see `podlife up --help`)
@@ -35,10 +36,10 @@ check: $(TEST_STAMP)
 	$(BIN)/mypy
 
 ## system-deps: as root, install the system packages real containers need (runc, conmon,
-##     busybox-static) when missing; without root, say so and go on
+##     busybox-static, nginx-light) when missing; without root, say so and go on
 system-deps:
 	@if [ "$$(id -u)" -eq 0 ]; then bash scripts/install-system-deps.sh; \
-	else echo "system-deps: not root, not installing runc/conmon/busybox-static (real-container tests need them)"; fi
+	else echo "system-deps: not root, not installing runc/conmon/busybox-static/nginx-light (real containers need them)"; fi
 
 ## test: install with test extras, run the checks and the whole suite
 test: check system-deps

@@ -5,6 +5,11 @@ process over HTTPS with the real client, and a watch records when each pod reach
 phase. Latency is measured from the moment the create request was sent to the moment
 the watch saw the pod Running (creationTimestamp has one-second resolution, too coarse
 for a percentile). Server CPU seconds and peak RSS are read from /proc.
+
+Every result file also says what was measured and where: the commit (and whether the
+tree had changes), the command's arguments, and the machine, with one calibration
+figure (``machine.python_loop_seconds``, a fixed pure-Python loop timed as the result is written)
+so that figures from machines of different speed can be put side by side.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -165,10 +171,56 @@ async def delete_pods(client: Client, names: list[str], namespace: str, concurre
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+def python_loop_seconds(iterations: int = 5_000_000) -> float:
+    """The best of three timings of a fixed loop: how fast this machine runs Python now."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(iterations):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _git(*args: str) -> str:
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def run_context() -> dict[str, Any]:
+    """What a result needs to be compared with another: commit, arguments, machine."""
+    return {
+        "commit": _git("rev-parse", "HEAD"),
+        "tree_changed": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "arguments": sys.argv[1:],
+        "machine": {
+            "cpu": _cpu_model(),
+            "cores": os.cpu_count(),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "kernel": platform.release(),
+            "python": platform.python_version(),
+            "python_loop_seconds": round(python_loop_seconds(), 4),
+        },
+    }
+
+
 def write_result(name: str, result: dict[str, Any]) -> Path:
+    """Write ``result`` with its run context to ``results/<name>-<time>.json``."""
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(result, indent=2))
+    path.write_text(json.dumps({**run_context(), **result}, indent=2))
     return path
 
 

@@ -18,8 +18,8 @@ from harness import (
 )
 
 
-async def run(pods: int, concurrency: int) -> dict:
-    server = Server("--nodes", "1")
+async def run(pods: int, concurrency: int, container_runtime: str = "auto") -> dict:
+    server = Server("--nodes", "1", "--container-runtime", container_runtime)
     server.start()
     client = server.client()
     try:
@@ -63,9 +63,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pods", type=int, default=100)
     p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--container-runtime", choices=("auto", "oci", "process"), default="auto",
+                   help="what the node runs containers with (podlife up --container-runtime; default: auto)")
     args = p.parse_args()
-    result = asyncio.run(run(args.pods, args.concurrency))
-    print_result(f"{args.pods} pods on one local node", result)
+    result = asyncio.run(run(args.pods, args.concurrency, args.container_runtime))
+    result["container_runtime"] = args.container_runtime
+    print_result(f"{args.pods} pods on one local node ({args.container_runtime})", result)
     print(f"  written to {write_result('pods_local', result)}")
 
 

@@ -18,6 +18,31 @@ from pathlib import Path
 from . import __version__
 
 
+def _quantity_bytes(text: str) -> int:
+    """A size given as a Kubernetes quantity (``10Mi``, ``512Ki``, ``1G``), in bytes."""
+    from .machinery.quantity import int_value
+
+    try:
+        value = int_value(text)
+    except (ValueError, ArithmeticError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a quantity such as 10Mi") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+    return value
+
+
+def _admission_plugins(text: str) -> tuple[str, ...]:
+    """``--disable-admission-plugins``: names kube-apiserver would know (unknown ones are refused, as it does)."""
+    from .api.admission import PLUGIN_NAMES
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in PLUGIN_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"plugins {unknown} in disable-admission-plugins flag are not registered; "
+                                         f"known: {', '.join(sorted(PLUGIN_NAMES))}")
+    return names
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="podlife", description="A Kubernetes-compatible cluster in Python.")
     p.add_argument("--version", action="version", version=f"podlife {__version__}")
@@ -44,8 +69,17 @@ def _parser() -> argparse.ArgumentParser:
                     help="tolerationSeconds of the not-ready:NoExecute toleration added to pods (default: 300)")
     up.add_argument("--default-unreachable-toleration-seconds", type=int, default=300,
                     help="tolerationSeconds of the unreachable:NoExecute toleration added to pods (default: 300)")
-    up.add_argument("--disable-admission-plugins", default="",
-                    help="comma-separated admission plugins not to run (ServiceAccount, Priority, DefaultTolerationSeconds)")
+    up.add_argument("--container-runtime", choices=("auto", "oci", "process"), default="auto",
+                    help="how local nodes run containers: oci (runc under conmon: namespaces, cgroups, volumes), "
+                         "process (host processes, no isolation), auto (oci when this machine can: root, runc, "
+                         "conmon, cgroups; default)")
+    up.add_argument("--container-log-max-size", type=_quantity_bytes, default="10Mi",
+                    help="rotate a container's log once it is bigger than this (a quantity; default: 10Mi)")
+    up.add_argument("--container-log-max-files", type=int, default=5,
+                    help="log files kept per container instance, the current one included (default: 5)")
+    up.add_argument("--disable-admission-plugins", type=_admission_plugins, default="",
+                    help="comma-separated admission plugins not to run, by their Kubernetes names (e.g. LimitRanger, "
+                         "ServiceAccount, PodSecurity, ResourceQuota, ValidatingAdmissionWebhook)")
 
     sim = sub.add_parser("sim", help="run simulated nodes against a podlife server")
     sim.add_argument("--server", default=None, help="API server URL (default: from --kubeconfig)")
@@ -55,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--nodes", type=int, default=10, help="how many simulated nodes (default: 10)")
     sim.add_argument("--sim-stages", type=Path, default=None, help="YAML stage file")
     sim.add_argument("--name-prefix", default="sim-node", help="node name prefix (default: sim-node)")
+
+    from . import images_cli
+
+    images_cli.add_parser(sub)
     return p
 
 
@@ -110,13 +148,19 @@ async def _up(args: argparse.Namespace) -> None:
                         pod_security_default=args.pod_security_default,
                         default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
                         default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
-                        disable_admission_plugins=tuple(p for p in args.disable_admission_plugins.split(",") if p))
+                        disable_admission_plugins=args.disable_admission_plugins,
+                        container_runtime=args.container_runtime,
+                        container_log_max_size=args.container_log_max_size,
+                        container_log_max_files=args.container_log_max_files)
     cluster = Cluster(cfg)
 
     async def start() -> None:
         url = await cluster.start()
         print(f"podlife {__version__} is serving the Kubernetes API at {url}", flush=True)
         print(f"  nodes: {cfg.nodes} local, {cfg.sim_nodes} simulated; data: {cluster.data_dir}", flush=True)
+        for kubelet in cluster.local_kubelets():
+            print(f"  node {kubelet.node_name}: pods run as {kubelet.runtime.description} ({kubelet.runtime_reason})",
+                  flush=True)
         print(f"  export KUBECONFIG={cluster.kubeconfig}", flush=True)
         print("  kubectl get nodes", flush=True)
 
@@ -145,6 +189,10 @@ async def _sim(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "images":  # a node's image store: no server, no event loop tuning
+        from . import images_cli
+
+        return asyncio.run(images_cli.run(args))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -88,6 +88,11 @@ class ClusterConfig:
     default_unreachable_toleration_seconds: int = 300
     #: ``--disable-admission-plugins``: e.g. ``("ServiceAccount",)``
     disable_admission_plugins: tuple[str, ...] = ()
+    #: ``--container-runtime``: auto (real containers when this machine can run them), oci, process
+    container_runtime: str = "auto"
+    #: ``--container-log-max-size``/``--container-log-max-files``: log rotation (Kubernetes' defaults)
+    container_log_max_size: int = 10 * 1024 * 1024
+    container_log_max_files: int = 5
 
 
 class Cluster:
@@ -168,6 +173,7 @@ class Cluster:
 
     async def _start_components(self, token: str) -> None:
         from .kubelet.kubelet import Kubelet
+        from .kubelet.runtimes import choose_runtime
         from .node.cni import CNIPlugin
         from .network.controller import NetworkController
         from .scheduler.scheduler import Scheduler
@@ -195,10 +201,12 @@ class Cluster:
         network = self.component_client(COMPONENT_KUBECONFIGS["network-controller"], "network-controller")
         self.components.start(NetworkController(network, pod_cidr=self.config.pod_cidr).run(), "network-controller")
         for name in self.node_names():
+            root_dir = self.data_dir / "nodes" / name
+            runtime, why = choose_runtime(root_dir, self.config.container_runtime)
             kubelet = Kubelet(self.component_client(node_user(name), "kubelet"), name,
-                              root_dir=self.data_dir / "nodes" / name, cni=CNIPlugin(),
+                              root_dir=root_dir, cni=CNIPlugin(), runtime=runtime, runtime_reason=why,
                               address="127.0.0.1", server_token=token, tls=self.pki.kubelet_server_ssl_context(),
-                              **self.config.kubelet_options)
+                              **self._kubelet_options())
             await kubelet.start()
             self.kubelets.append(kubelet)
         if self.config.sim_nodes:
@@ -229,6 +237,25 @@ class Cluster:
         """A controller's client: writes as its service account, reads as kube-controller-manager's informers."""
         return self.component_client(controller_user(controller), f"kube-controller-manager/{controller}",
                                      reads_as=CONTROLLER_MANAGER_USER)
+
+    def _kubelet_options(self) -> dict[str, Any]:
+        """The local kubelets' options: ``kubelet_options`` with the log rotation settings."""
+        from .kubelet.kubelet import KubeletConfig
+        from .kubelet.log_rotation import LogRotationConfig
+
+        options = dict(self.config.kubelet_options)
+        config = options.get("config") or KubeletConfig()
+        config.logs = LogRotationConfig(max_size=self.config.container_log_max_size,
+                                        max_files=self.config.container_log_max_files,
+                                        interval=config.logs.interval)
+        options["config"] = config
+        return options
+
+    def local_kubelets(self) -> list[Any]:
+        """The kubelets of this host's local nodes (not the simulator)."""
+        from .kubelet.kubelet import Kubelet
+
+        return [k for k in self.kubelets if isinstance(k, Kubelet)]
 
     async def stop(self) -> None:
         """Stop everything started, newest first; every step runs even if one fails."""

@@ -5,18 +5,21 @@
 #   conmon          the per-container monitor CRI-O uses: owns the container process, writes the
 #                   CRI log file and the exit file, outlives the node agent
 #   busybox-static  the `busybox` image of the host image class (podlife/kubelet/oci/images.yaml)
+#   nginx-light     the `nginx` image of the host image class (installed without starting the
+#                   host's nginx service: only containers run it)
+#   docker-registry the registry the tests pull images from, on loopback (no service is started)
 # Idempotent: installs nothing when every command is present, and says what it did either way.
 # Needs root (apt-get); without root it says what is missing and exits 0, so `make test` still runs.
 set -euo pipefail
 
 # package:command pairs; a package is installed only when its command is not on PATH.
-WANTED=("runc:runc" "conmon:conmon" "busybox-static:busybox")
+WANTED=("runc:runc" "conmon:conmon" "busybox-static:busybox" "nginx-light:nginx" "docker-registry:docker-registry")
 
 missing=()
 for pair in "${WANTED[@]}"; do
     package=${pair%%:*}
     command=${pair#*:}
-    if command -v "$command" >/dev/null 2>&1; then
+    if command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ]; then
         echo "system-deps: $package present ($(command -v "$command"))"
     else
         missing+=("$package")
@@ -40,6 +43,16 @@ fi
 
 echo "system-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# No service starts because of this install (nginx's package would start one on port 80):
+# policy-rc.d answering 101 tells invoke-rc.d "not allowed"; an existing one is kept.
+policy=/usr/sbin/policy-rc.d
+own_policy=""
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+fi
+trap '[ -n "$own_policy" ] && rm -f "$policy"' EXIT
 # An install can fail on a stale package list (first run on a fresh machine): update once, retry.
 if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
     apt-get update

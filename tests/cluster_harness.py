@@ -157,6 +157,10 @@ class PodlifeProcess:
     def __init__(self, data_dir: Path, *args: str, kubectl: str | None = None) -> None:
         self.data_dir = data_dir
         self.args = list(args)
+        if "--container-runtime" not in self.args:
+            # host processes unless a test asks for real containers (tests of the OCI runtime do):
+            # the API and lifecycle tests need no images, and run faster without them
+            self.args += ["--container-runtime", "process"]
         self._kubectl = kubectl
         self.proc: subprocess.Popen | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}.log"

@@ -1,149 +1,212 @@
-"""Admission steps that need the cluster's state.
+"""The admission chain: kube-apiserver's admission plugins podlife has, in one ordered list.
 
-Kubernetes' admission plugins (:data:`ADMISSION_PLUGINS`, one line each, in
-kube-apiserver's ``AllOrderedPlugins`` order, ``pkg/kubeapiserver/options/plugins.go``)
-run in two phases (:mod:`podlife.api.admission_plugin`): their mutating halves
-(:func:`mutate`) after NamespaceLifecycle and before the mutating webhooks and the
-object's validation, on create and update; their validating halves (:func:`validate`)
-after validation. So on a pod's create: NamespaceLifecycle, ServiceAccount, Priority,
-DefaultTolerationSeconds, MutatingAdmissionWebhook, validation, then the steps below,
-the validating halves (ServiceAccount, Priority), PodSecurity, NodeRestriction,
-ValidatingAdmissionWebhook, ResourceQuota. A plugin named in
-``ApiContext.disabled_admission_plugins`` (``--disable-admission-plugins``) is skipped.
+:data:`ADMISSION_PLUGINS` is kube-apiserver's ``AllOrderedPlugins``
+(``pkg/kubeapiserver/options/plugins.go``) cut down to the plugins podlife has, one line
+each, in that order. As in Kubernetes, the order serves both phases
+(:mod:`podlife.api.admission_plugin`): ``ResourceREST`` runs every plugin's mutating half
+in list order (:meth:`Chain.mutate`), then the object's own validation, then every
+validating half in list order (:meth:`Chain.validate`), then the store write; a delete
+runs the validating halves for deletes (:meth:`Chain.validate_delete`). So a pod's create
+goes:
 
-Older steps, on create after validation: an *admit* returns field errors (a 422), a
-*warner* returns warnings for the answer's ``Warning`` headers and may refuse the object
-outright with an ``ApiError`` (PodSecurity's 403): for pods, LimitRanger
-(:mod:`podlife.api.limit_ranger`, which Kubernetes runs among the mutating plugins,
-before ServiceAccount) then PodSecurity.
+- mutating: NamespaceLifecycle, LimitRanger (defaults), ServiceAccount, Priority,
+  DefaultTolerationSeconds, MutatingAdmissionPolicy, MutatingAdmissionWebhook;
+- the pod's validation (defaults included: a LimitRange default that makes a request
+  exceed its limit is validation's 422);
+- validating: LimitRanger (bounds), ServiceAccount, NodeRestriction, PodSecurity,
+  ValidatingAdmissionPolicy, ValidatingAdmissionWebhook, ResourceQuota (last, its charge
+  released around the store write by ``ResourceREST.create``).
 
-Kubernetes allocates a Service's ClusterIP in its service registry: the lowest free
-address of the service range (the first one is reserved for the ``kubernetes``
-Service), a requested ``spec.clusterIP`` if it is free and in range, none for headless
-(``None``) and ExternalName services. The used addresses are read from the watch cache
-of services, so there is no second record of them to keep in sync.
+An update is admitted the same way by the plugins that look at updates (Priority,
+DefaultTolerationSeconds, NodeRestriction, the policies, the webhooks); a client's write to
+a subresource (``status``...) only by NodeRestriction, the policies and the webhooks, and
+the API server's own writes (binding, scale) only by NodeRestriction.
+
+A plugin named in ``ApiContext.disabled_admission_plugins`` (``--disable-admission-plugins``,
+Kubernetes' names) is skipped. Which plugins a write meets depends only on the resource,
+the operation, the kind of request (object, subresource, the server's own write) and the
+disabled set, so :func:`chain` works it out once per combination and keeps it.
+
+Not admission, so not in the list (as in Kubernetes): a Service's ClusterIP is allocated
+by its registry (``ServiceStrategy.allocate``, :mod:`podlife.registry.core`), and RBAC's
+escalation and bind checks (:mod:`podlife.api.rbac_guard`) belong to the RBAC registry;
+``ResourceREST`` runs both after validation, before the validating plugins.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Callable
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..machinery import errors
-from ..registry.types import FieldError, Obj, invalid
-from . import default_toleration_seconds, priority_admission, service_account_admission
-from .admission_plugin import AdmissionPlugin
-from .limit_ranger import limit_ranger
-from .pod_security import EXEMPT_NAMESPACES, evaluate, namespace_policy, violation_message, warning_message
+from ..registry.types import Obj
+from . import admission_policy, webhooks
+from . import default_toleration_seconds, limit_ranger, node_restriction, pod_security, priority_admission
+from . import resource_quota, service_account_admission
+from .admission_plugin import (
+    ALL_OPERATIONS, CREATE_AND_UPDATE, CREATE_ONLY, DELETE, OBJECT, SUBRESOURCE, AdmissionPlugin, Attributes,
+    DeleteValidator, Mutator, Validator, Warnings,
+)
 
 if TYPE_CHECKING:
     from .rest import ResourceREST
 
-SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
-KUBERNETES_SERVICE_IP = str(SERVICE_CIDR.network_address + 1)
 
-Admit = Callable[["ResourceREST", Obj], list[FieldError]]
-Warner = Callable[["ResourceREST", Obj], list[str]]
+# ---- NamespaceLifecycle ----------------------------------------------------------------
 
+def namespace_lifecycle(rest: ResourceREST, obj: Obj, old: Obj | None, attrs: Attributes) -> Warnings:
+    """NamespaceLifecycle: no new content in a namespace that is missing (404) or terminating (403).
 
-def allocate_cluster_ip(rest: ResourceREST, obj: Obj) -> list[FieldError]:
-    spec = obj.get("spec")
-    if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
+    Events are still taken from a terminating namespace (its controllers report on the
+    cleanup there).
+    """
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace")
+    if not rest.rt.namespaced or not isinstance(namespace, str) or not namespace:
         return []
-    wanted = spec.get("clusterIP") or None
-    if wanted == "None":
-        spec["clusterIPs"] = ["None"]
+    ns_rest = rest.ctx.rest_by("", "v1", "namespaces")
+    if ns_rest is None:
         return []
-    used = {str((co.obj.get("spec") or {}).get("clusterIP")) for co in rest.cache.objects.values()}
-    if wanted is not None:
-        try:
-            addr = ipaddress.ip_address(wanted)
-        except ValueError:
-            return [invalid("spec.clusterIPs[0]", wanted, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")]
-        if addr not in SERVICE_CIDR:
-            return [invalid("spec.clusterIPs[0]", wanted, f"failed to allocate IP {wanted}: the provided IP ({wanted}) is not "
-                                                          f"in the valid range. The range of valid IPs is {SERVICE_CIDR}")]
-        if wanted in used:
-            return [invalid("spec.clusterIPs[0]", wanted, f"failed to allocate IP {wanted}: provided IP is already allocated")]
-        chosen = wanted
-    else:
-        chosen = _lowest_free(used)
-        if chosen is None:
-            return [FieldError("FieldValueForbidden", "spec.clusterIPs", "failed to allocate IP: range is full")]
-    spec["clusterIP"] = chosen
-    spec["clusterIPs"] = [chosen]
+    ns = ns_rest.cache.get(ns_rest.rt.key(None, namespace))
+    if ns is None:
+        raise errors.ApiError(404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"})
+    if ns.metadata.get("deletionTimestamp") and rest.rt.kind != "Event":
+        name = str(meta.get("name") or "")
+        raise errors.ApiError(403, "Forbidden", f"{rest.rt.group_resource} \"{name}\" is forbidden: unable to create new "
+                                                f"content in namespace {namespace} because it is being terminated",
+                              {"name": name, "kind": rest.rt.plural,
+                               "causes": [{"reason": "NamespaceTerminating", "field": "metadata.namespace",
+                                           "message": f"namespace {namespace} is being terminated"}]})
     return []
 
 
-def _lowest_free(used: set[str]) -> str | None:
-    base = int(SERVICE_CIDR.network_address)
-    for offset in range(2, SERVICE_CIDR.num_addresses - 1):  # .1 is the kubernetes Service's
-        candidate = str(ipaddress.ip_address(base + offset))
-        if candidate not in used:
-            return candidate
-    return None
+NAMESPACE_LIFECYCLE = AdmissionPlugin("NamespaceLifecycle", None, CREATE_ONLY, mutate=namespace_lifecycle)
 
 
-#: admission steps by (group, plural)
-ADMISSION: dict[tuple[str, str], list[Admit]] = {
-    ("", "services"): [allocate_cluster_ip],
-    ("", "pods"): [limit_ranger],
-}
+# ---- the admission policies and webhooks (podlife.api.admission_policy, .webhooks) ------
+
+def _mutating_policies(rest: ResourceREST, obj: Obj, old: Obj | None, attrs: Attributes) -> Warnings:
+    admission_policy.mutate(rest, obj, old, attrs.operation, dry_run=attrs.dry_run, subresource=attrs.subresource)
+    return []
 
 
-def pod_security(rest: ResourceREST, pod: Obj) -> list[str]:
-    """PodSecurity: refuse a pod its namespace's ``enforce`` level forbids; warn for ``warn``.
-
-    The levels come from the namespace's ``pod-security.kubernetes.io/*`` labels, else the
-    server's defaults (``ApiContext.pod_security_defaults``); ``kube-system`` is exempt.
-    """
-    meta = pod.get("metadata") or {}
-    namespace = str(meta.get("namespace") or "")
-    spec = pod.get("spec")
-    if namespace in EXEMPT_NAMESPACES or not isinstance(spec, dict):
-        return []
-    ns_rest = rest.ctx.rest_by("", "v1", "namespaces")
-    ns = ns_rest.cache.get(ns_rest.rt.key(None, namespace)) if ns_rest is not None else None
-    labels = (ns.metadata.get("labels") if ns is not None else None) or {}
-    policy = namespace_policy(labels, rest.ctx.pod_security_defaults)
-    findings = evaluate(spec, policy.enforce)
-    if findings:
-        name = str(meta.get("name") or "")
-        raise errors.ApiError(403, "Forbidden", violation_message("pods", name, policy.enforce, findings),
-                              {"name": name, "kind": "pods"})
-    warned = evaluate(spec, policy.warn)
-    return [warning_message(policy.warn, warned)] if warned else []
+def _mutating_webhooks(rest: ResourceREST, obj: Obj, old: Obj | None, attrs: Attributes) -> Awaitable[Warnings]:
+    return webhooks.mutate(rest, obj, old, attrs.operation, dry_run=attrs.dry_run, subresource=attrs.subresource)
 
 
-#: warning steps (that may refuse) by (group, plural)
-WARNING_ADMISSION: dict[tuple[str, str], list[Warner]] = {("", "pods"): [pod_security]}
+def _validating_policies(rest: ResourceREST, obj: Obj, old: Obj | None, attrs: Attributes) -> Warnings:
+    return admission_policy.validate(rest, obj, old, attrs.operation, dry_run=attrs.dry_run,
+                                     subresource=attrs.subresource)
 
 
-#: kube-apiserver's admission plugins podlife has, in its order (one line each)
-ADMISSION_PLUGINS: list[AdmissionPlugin] = [
+def _validating_policies_on_delete(rest: ResourceREST, old: Obj, attrs: Attributes) -> Warnings:
+    return admission_policy.validate(rest, None, old, attrs.operation, dry_run=attrs.dry_run)
+
+
+def _validating_webhooks(rest: ResourceREST, obj: Obj, old: Obj | None, attrs: Attributes) -> Awaitable[Warnings]:
+    return webhooks.validate(rest, obj, old, attrs.operation, dry_run=attrs.dry_run, subresource=attrs.subresource)
+
+
+def _validating_webhooks_on_delete(rest: ResourceREST, old: Obj, attrs: Attributes) -> Awaitable[Warnings]:
+    return webhooks.validate(rest, None, old, attrs.operation, dry_run=attrs.dry_run)
+
+
+#: what a client writes, with its subresources (the server's own writes are not sent out)
+_CLIENT_WRITES = frozenset({OBJECT, SUBRESOURCE})
+MUTATING_ADMISSION_POLICY = AdmissionPlugin("MutatingAdmissionPolicy", None, CREATE_AND_UPDATE, _CLIENT_WRITES,
+                                            mutate=_mutating_policies)
+MUTATING_ADMISSION_WEBHOOK = AdmissionPlugin("MutatingAdmissionWebhook", None, CREATE_AND_UPDATE, _CLIENT_WRITES,
+                                             mutate=_mutating_webhooks)
+VALIDATING_ADMISSION_POLICY = AdmissionPlugin("ValidatingAdmissionPolicy", None, ALL_OPERATIONS, _CLIENT_WRITES,
+                                              validate=_validating_policies,
+                                              validate_delete=_validating_policies_on_delete)
+VALIDATING_ADMISSION_WEBHOOK = AdmissionPlugin("ValidatingAdmissionWebhook", None, ALL_OPERATIONS, _CLIENT_WRITES,
+                                               validate=_validating_webhooks,
+                                               validate_delete=_validating_webhooks_on_delete)
+
+
+#: kube-apiserver's AllOrderedPlugins that podlife has, in that order (one line each)
+ADMISSION_PLUGINS: tuple[AdmissionPlugin, ...] = (
+    NAMESPACE_LIFECYCLE,  # NamespaceLifecycle
+    limit_ranger.PLUGIN,  # LimitRanger
     service_account_admission.PLUGIN,  # ServiceAccount
+    node_restriction.PLUGIN,  # NodeRestriction
+    pod_security.PLUGIN,  # PodSecurity
     priority_admission.POD_PLUGIN,  # Priority (pods)
     priority_admission.PRIORITY_CLASS_PLUGIN,  # Priority (PriorityClasses)
     default_toleration_seconds.PLUGIN,  # DefaultTolerationSeconds
-]
+    MUTATING_ADMISSION_POLICY,  # MutatingAdmissionPolicy
+    MUTATING_ADMISSION_WEBHOOK,  # MutatingAdmissionWebhook
+    VALIDATING_ADMISSION_POLICY,  # ValidatingAdmissionPolicy
+    VALIDATING_ADMISSION_WEBHOOK,  # ValidatingAdmissionWebhook
+    resource_quota.PLUGIN,  # ResourceQuota
+)
+
+#: the names ``--disable-admission-plugins`` knows
+PLUGIN_NAMES = frozenset(p.name for p in ADMISSION_PLUGINS)
 
 
-def _plugins_for(rest: ResourceREST) -> list[AdmissionPlugin]:
-    resource = (rest.rt.group, rest.rt.plural)
+# ---- running the chain -----------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """The halves one kind of write meets, in the list's order."""
+
+    mutators: tuple[Mutator, ...]
+    validators: tuple[Validator, ...]
+    delete_validators: tuple[DeleteValidator, ...]
+
+    async def mutate(self, rest: ResourceREST, obj: Obj, old: Obj | None, attrs: Attributes) -> Warnings:
+        """The mutating halves (``old`` None: a create); the first refusal is raised."""
+        warnings: Warnings = []
+        for half in self.mutators:
+            answer = half(rest, obj, old, attrs)
+            warnings += answer if isinstance(answer, list) else await answer
+        return warnings
+
+    async def validate(self, rest: ResourceREST, obj: Obj, old: Obj | None, attrs: Attributes) -> Warnings:
+        """The validating halves; the first refusal is raised."""
+        warnings: Warnings = []
+        for half in self.validators:
+            answer = half(rest, obj, old, attrs)
+            warnings += answer if isinstance(answer, list) else await answer
+        return warnings
+
+    async def validate_delete(self, rest: ResourceREST, old: Obj, attrs: Attributes) -> Warnings:
+        """The validating halves of a delete of ``old``; the first refusal is raised."""
+        warnings: Warnings = []
+        for half in self.delete_validators:
+            answer = half(rest, old, attrs)
+            warnings += answer if isinstance(answer, list) else await answer
+        return warnings
+
+
+_CHAINS: dict[tuple[str, str, str, str, frozenset[str]], Chain] = {}
+_NOTHING_DISABLED: frozenset[str] = frozenset()
+
+
+def chain(rest: ResourceREST, attrs: Attributes) -> Chain:
+    """The plugins' halves for this write, picked once per resource, operation, kind of
+    request and disabled set."""
     disabled = rest.ctx.disabled_admission_plugins
-    return [p for p in ADMISSION_PLUGINS if resource in p.resources and p.name not in disabled]
+    key = (rest.rt.group, rest.rt.plural, attrs.operation, attrs.kind_of_request,
+           frozenset(disabled) if disabled else _NOTHING_DISABLED)
+    found = _CHAINS.get(key)
+    if found is None:
+        found = _CHAINS[key] = _build_chain(*key)
+    return found
 
 
-async def mutate(rest: ResourceREST, obj: Obj, old: Obj | None) -> None:
-    """The mutating halves, in order (``old`` None: a create); the first refusal is raised."""
-    for plugin in _plugins_for(rest):
-        if plugin.mutate is not None:
-            await plugin.mutate(rest, obj, old)
+def _build_chain(group: str, plural: str, operation: str, kind_of_request: str, disabled: frozenset[str]) -> Chain:
+    plugins = [p for p in ADMISSION_PLUGINS
+               if p.name not in disabled and p.handles(group, plural, operation, kind_of_request)]
+    if operation == DELETE:
+        return Chain((), (), tuple(p.validate_delete for p in plugins if p.validate_delete is not None))
+    return Chain(tuple(p.mutate for p in plugins if p.mutate is not None),
+                 tuple(p.validate for p in plugins if p.validate is not None), ())
 
 
-def validate(rest: ResourceREST, obj: Obj, old: Obj | None) -> None:
-    """The validating halves, in order; the first refusal is raised."""
-    for plugin in _plugins_for(rest):
-        if plugin.validate is not None:
-            plugin.validate(rest, obj, old)
+__all__ = [
+    "ADMISSION_PLUGINS", "PLUGIN_NAMES", "Attributes", "Chain", "chain", "namespace_lifecycle",
+]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..registry.catalog import Catalog
 from ..store.base import Store
-from .admission import KUBERNETES_SERVICE_IP
+from ..registry.core import KUBERNETES_SERVICE_IP
 from .cache import WatchCache
 from .crds import install as install_crds
 from .fieldvalidation import SchemaChecker

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..registry.types import Obj
-from .admission_plugin import AdmissionPlugin, own_spec
+from .admission_plugin import AdmissionPlugin, Attributes, own_spec
 
 if TYPE_CHECKING:
     from .rest import ResourceREST
@@ -45,15 +45,16 @@ def tolerates(tolerations: list[Any], taint_key: str) -> bool:
                for t in tolerations)
 
 
-async def admit(rest: ResourceREST, pod: Obj, old: Obj | None) -> None:
+def admit(rest: ResourceREST, pod: Obj, old: Obj | None, attrs: Attributes) -> list[str]:
+    """The mutating half: add the tolerations the pod lacks."""
     spec = pod.get("spec")
     if not isinstance(spec, dict):
-        return
+        return []
     tolerations = spec.get("tolerations")
     if tolerations is None:
         tolerations = []
     elif not isinstance(tolerations, list):
-        return  # validation words the mistake
+        return []  # validation words the mistake
     defaults: TolerationDefaults = rest.ctx.toleration_defaults
     added = [{"key": key, "operator": "Exists", "effect": NO_EXECUTE, "tolerationSeconds": seconds}
              for key, seconds in ((NOT_READY_TAINT, defaults.not_ready_seconds),
@@ -61,6 +62,7 @@ async def admit(rest: ResourceREST, pod: Obj, old: Obj | None) -> None:
              if not tolerates(tolerations, key)]
     if added:
         (own_spec(pod) if old is not None else spec)["tolerations"] = tolerations + added
+    return []
 
 
 PLUGIN = AdmissionPlugin(NAME, frozenset({("", "pods")}), mutate=admit)

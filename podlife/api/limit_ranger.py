@@ -2,19 +2,22 @@
 
 What: a LimitRange in a namespace lists, per ``type`` (``Container``, ``Pod``), default
 limits (``default``), default requests (``defaultRequest``), ``min``, ``max`` and
-``maxLimitRequestRatio``. On a pod's create, as Kubernetes' LimitRanger plugin:
+``maxLimitRequestRatio``. On a pod's create, as Kubernetes' LimitRanger plugin
+(``plugin/pkg/admission/limitranger``), in its two halves:
 
-1. containers without a limit (request) for a resource get the ``default``
-   (``defaultRequest``, else ``default``) of each ``Container`` item, and the pod is
-   annotated ``kubernetes.io/limit-ranger`` with what was set;
-2. every container, and the pod as a whole for ``Pod`` items, must stay within ``min``
-   and ``max`` and the ratio; a violation is Kubernetes' 403, e.g. ``pods "p" is
-   forbidden: maximum cpu usage per Container is 1, but limit is 2`` (several:
-   ``[a, b]``, Go's aggregate).
+1. the mutating half (:func:`admit`, Kubernetes' ``Admit``): containers without a limit
+   (request) for a resource get the ``default`` (``defaultRequest``, else ``default``) of
+   each ``Container`` item, and the pod is annotated ``kubernetes.io/limit-ranger`` with
+   what was set. It runs among the mutating plugins, right after NamespaceLifecycle, so
+   the pod's own validation (requests within limits), the webhooks and the admission
+   policies all see the defaulted pod, and its QoS class follows the defaults;
+2. the validating half (:func:`validate`, ``Validate``): every container, and the pod as
+   a whole for ``Pod`` items, must stay within ``min`` and ``max`` and the ratio; a
+   violation is Kubernetes' 403, e.g. ``pods "p" is forbidden: maximum cpu usage per
+   Container is 1, but limit is 2`` (several: ``[a, b]``, Go's aggregate).
 
-Why after the pod's own validation here (Kubernetes mutates first): the defaults only add
-fields; the pod's resource rules (requests within limits) are checked again on the
-defaulted spec, and its QoS class follows the defaults.
+Pod updates are not looked at (Kubernetes' plugin skips them: containers' resources
+cannot change there).
 """
 
 from __future__ import annotations
@@ -24,20 +27,20 @@ from typing import TYPE_CHECKING, Any
 
 from ..machinery import errors
 from ..machinery.quantity import QuantityError, parse_quantity
-from ..registry.pod_validation import validate_pod_spec
 from ..registry.pods import qos_class
-from ..registry.types import FieldError
+from .admission_plugin import CREATE_ONLY, AdmissionPlugin, Attributes
 
 if TYPE_CHECKING:
     from .rest import ResourceREST
 
 Obj = dict[str, Any]
+NAME = "LimitRanger"
 ANNOTATION = "kubernetes.io/limit-ranger"
 
 
 def _limit_ranges(rest: ResourceREST, namespace: str) -> list[Obj]:
     lr_rest = rest.ctx.rest_by("", "v1", "limitranges")
-    if lr_rest is None:
+    if lr_rest is None or not lr_rest.cache.objects:  # the usual case: nothing to look up
         return []
     return [co.obj for co in lr_rest.cache.in_namespace(namespace)]
 
@@ -147,8 +150,26 @@ def _format(amount: Fraction) -> str:
     return f"{int(milli)}m" if milli.denominator == 1 else f"{float(amount):g}"
 
 
-def limit_ranger(rest: ResourceREST, pod: Obj) -> list[FieldError]:
-    """Default, then bound, a pod by its namespace's LimitRanges (a 403 when out of bounds)."""
+def admit(rest: ResourceREST, pod: Obj, old: Obj | None, attrs: Attributes) -> list[str]:
+    """The mutating half: fill in the Container items' defaults, and say so in the annotation."""
+    spec = pod.get("spec")
+    meta = pod.get("metadata") or {}
+    if not isinstance(spec, dict):
+        return []
+    ranges = _limit_ranges(rest, str(meta.get("namespace") or ""))
+    if not ranges:
+        return []
+    said = _apply_defaults(spec, _items(ranges, "Container"))
+    if said:
+        meta.setdefault("annotations", {})[ANNOTATION] = "LimitRanger plugin set: " + "; ".join(said)
+        status = pod.get("status")
+        if isinstance(status, dict):
+            status["qosClass"] = qos_class(spec)
+    return []
+
+
+def validate(rest: ResourceREST, pod: Obj, old: Obj | None, attrs: Attributes) -> list[str]:
+    """The validating half: refuse (403) a pod out of its LimitRanges' bounds."""
     spec = pod.get("spec")
     meta = pod.get("metadata") or {}
     if not isinstance(spec, dict):
@@ -157,12 +178,6 @@ def limit_ranger(rest: ResourceREST, pod: Obj) -> list[FieldError]:
     if not ranges:
         return []
     container_items, pod_items = _items(ranges, "Container"), _items(ranges, "Pod")
-    said = _apply_defaults(spec, container_items)
-    if said:
-        meta.setdefault("annotations", {})[ANNOTATION] = "LimitRanger plugin set: " + "; ".join(said)
-        status = pod.get("status")
-        if isinstance(status, dict):
-            status["qosClass"] = qos_class(spec)
     problems: list[str] = []
     for c in _containers(spec):
         for item in container_items:
@@ -173,7 +188,9 @@ def limit_ranger(rest: ResourceREST, pod: Obj) -> list[FieldError]:
         name = str(meta.get("name") or "")
         text = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
         raise errors.ApiError(403, "Forbidden", f'pods "{name}" is forbidden: {text}', {"name": name, "kind": "pods"})
-    return validate_pod_spec(spec) if said else []
+    return []
 
 
-__all__ = ["ANNOTATION", "limit_ranger"]
+PLUGIN = AdmissionPlugin(NAME, frozenset({("", "pods")}), CREATE_ONLY, mutate=admit, validate=validate)
+
+__all__ = ["ANNOTATION", "PLUGIN"]

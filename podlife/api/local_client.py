@@ -222,9 +222,23 @@ class LocalClient(Client):
         rest = self._rest(res)
 
         async def call() -> Obj:
+            if (rest.rt.group, rest.rt.plural, subresource) == ("", "serviceaccounts", "token"):
+                return self._token_request(rest, namespace, name, _own(obj))
             return await create_subresource(self.ctx, rest, namespace, name, subresource, _own(obj))
 
         return await self._call("create", res, namespace, call, name=name, subresource=subresource, body=obj)
+
+    def _token_request(self, rest: ResourceREST, namespace: str | None, name: str, body: Obj) -> Obj:
+        """A TokenRequest answered in process, as ``POST serviceaccounts/<name>/token`` answers it."""
+        from .authn import AuthenticationOptions
+        from .handlers import Target
+        from .reviews import issue_token
+
+        if self.ctx.token_issuer is None:
+            raise errors.ApiError(503, "ServiceUnavailable", "service account tokens cannot be issued: no signing key")
+        options = self.ctx.authentication_options or AuthenticationOptions()
+        answer, _ = issue_token(Target(rest, namespace, name, "token"), body, self.ctx.token_issuer, options)
+        return answer
 
     async def update(self, res: Resource, obj: Obj, *, subresource: str | None = None) -> Obj:
         meta = obj.get("metadata") or {}

@@ -3,9 +3,13 @@
 The Node authorizer lets a node identity (``system:node:<name>``) write Nodes, Leases and
 pod statuses at all; this plugin narrows each write to what belongs to the node, with
 Kubernetes' messages -- so a compromised kubelet on one host cannot mark another node
-NotReady, renew another node's Lease, or rewrite the status of pods elsewhere. It runs
-where the REST layer has the final object (create, update, patch), for HTTP callers only
-(:data:`~podlife.api.rbac_guard.CURRENT_USER`).
+NotReady, renew another node's Lease, or rewrite the status of pods elsewhere.
+
+As an admission plugin (:data:`PLUGIN`, ``NodeRestriction`` in kube-apiserver's order) it
+is a validating one: it looks at the final object of every write to Nodes, Leases and
+pods -- creates, updates and patches of the object and of its subresources (a pod's
+``status``), and deletes -- when the requesting user
+(:data:`~podlife.api.rbac_guard.CURRENT_USER`) is a node.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..machinery import errors
+from .admission_plugin import ALL_OPERATIONS, OBJECT, SERVER_WRITE, SUBRESOURCE, AdmissionPlugin, Attributes
 from .authz.node import NODE_PREFIX, NODES_GROUP
 from .rbac_guard import CURRENT_USER
 
@@ -20,6 +25,7 @@ if TYPE_CHECKING:
     from .rest import ResourceREST
 
 Obj = dict[str, Any]
+NAME = "NodeRestriction"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 
 
@@ -35,11 +41,11 @@ def _forbidden(rest: ResourceREST, name: str, why: str) -> errors.ApiError:
                            {"name": name, "kind": rest.rt.plural, **({"group": rest.rt.group} if rest.rt.group else {})})
 
 
-def restrict(rest: ResourceREST, obj: Obj, old: Obj | None = None, subresource: str | None = None) -> None:
+def restrict(rest: ResourceREST, obj: Obj, old: Obj | None, attrs: Attributes) -> list[str]:
     """Refuse (403) a node's write to what is not its own."""
     node = _requesting_node()
     if node is None:
-        return
+        return []
     rt = rest.rt
     meta = obj.get("metadata") or {}
     name = str(meta.get("name") or "")
@@ -58,20 +64,27 @@ def restrict(rest: ResourceREST, obj: Obj, old: Obj | None = None, subresource: 
             if bound != node:
                 raise _forbidden(rest, name, f'node "{node}" can only create pods with spec.nodeName set to itself')
         elif bound != node:
-            what = "update pod status" if subresource == "status" else "update pods"
+            what = "update pod status" if attrs.subresource == "status" else "update pods"
             raise _forbidden(rest, name, f'node "{node}" can only {what} for pods with spec.nodeName set to itself')
+    return []
 
 
-def restrict_delete(rest: ResourceREST, obj: Obj) -> None:
+def restrict_delete(rest: ResourceREST, obj: Obj, attrs: Attributes) -> list[str]:
     """A node deletes only pods bound to it (and its own Node)."""
     node = _requesting_node()
     if node is None:
-        return
+        return []
     name = str((obj.get("metadata") or {}).get("name") or "")
     if rest.rt.group == "" and rest.rt.plural == "pods" and (obj.get("spec") or {}).get("nodeName") != node:
         raise _forbidden(rest, name, f'node "{node}" can only delete pods with spec.nodeName set to itself')
     if rest.rt.group == "" and rest.rt.plural == "nodes" and name != node:
         raise _forbidden(rest, name, f'node "{node}" is not allowed to modify node "{name}"')
+    return []
 
 
-__all__ = ["restrict", "restrict_delete"]
+#: the API server's own writes (a binding) are seen too, as they always were here
+PLUGIN = AdmissionPlugin(NAME, frozenset({("", "nodes"), ("coordination.k8s.io", "leases"), ("", "pods")}),
+                         ALL_OPERATIONS, frozenset({OBJECT, SUBRESOURCE, SERVER_WRITE}),
+                         validate=restrict, validate_delete=restrict_delete)
+
+__all__ = ["PLUGIN", "restrict", "restrict_delete"]

@@ -19,15 +19,26 @@ Defaults: a namespace without labels gets the server's default level: ``podlife 
 enforces ``baseline`` (``--pod-security-default``, as a cluster admin sets it with an
 AdmissionConfiguration), an API built otherwise Kubernetes' own default ``privileged``;
 ``kube-system`` is exempt.
+
+As an admission plugin (:data:`PLUGIN`, ``PodSecurity`` in kube-apiserver's order): a
+validating one on a pod's create, after the pod's validation and the validating halves
+before it; its ``warn`` level's findings are the answer's ``Warning`` header.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ..machinery import errors
+from .admission_plugin import CREATE_ONLY, AdmissionPlugin, Attributes
+
+if TYPE_CHECKING:
+    from .rest import ResourceREST
 
 Obj = dict[str, Any]
+NAME = "PodSecurity"
 
 PRIVILEGED, BASELINE, RESTRICTED = "privileged", "baseline", "restricted"
 LEVELS = (PRIVILEGED, BASELINE, RESTRICTED)
@@ -324,7 +335,33 @@ def warning_message(level: str, findings: list[Finding]) -> str:
     return f'would violate PodSecurity "{level}:latest": ' + ", ".join(str(f) for f in findings)
 
 
+def validate(rest: ResourceREST, pod: Obj, old: Obj | None, attrs: Attributes) -> list[str]:
+    """Refuse a pod its namespace's ``enforce`` level forbids (403); warn for ``warn``.
+
+    The levels come from the namespace's ``pod-security.kubernetes.io/*`` labels, else the
+    server's defaults (``ApiContext.pod_security_defaults``); ``kube-system`` is exempt.
+    """
+    meta = pod.get("metadata") or {}
+    namespace = str(meta.get("namespace") or "")
+    spec = pod.get("spec")
+    if namespace in EXEMPT_NAMESPACES or not isinstance(spec, dict):
+        return []
+    ns_rest = rest.ctx.rest_by("", "v1", "namespaces")
+    ns = ns_rest.cache.get(ns_rest.rt.key(None, namespace)) if ns_rest is not None else None
+    labels = (ns.metadata.get("labels") if ns is not None else None) or {}
+    policy = namespace_policy(labels, rest.ctx.pod_security_defaults)
+    findings = evaluate(spec, policy.enforce)
+    if findings:
+        name = str(meta.get("name") or "")
+        raise errors.ApiError(403, "Forbidden", violation_message("pods", name, policy.enforce, findings),
+                              {"name": name, "kind": "pods"})
+    warned = evaluate(spec, policy.warn)
+    return [warning_message(policy.warn, warned)] if warned else []
+
+
+PLUGIN = AdmissionPlugin(NAME, frozenset({("", "pods")}), CREATE_ONLY, validate=validate)
+
 __all__ = [
-    "BASELINE", "CHECKS", "EXEMPT_NAMESPACES", "Finding", "NamespacePolicy", "PRIVILEGED", "RESTRICTED", "evaluate",
-    "namespace_policy", "violation_message", "warning_message",
+    "BASELINE", "CHECKS", "EXEMPT_NAMESPACES", "Finding", "NamespacePolicy", "PLUGIN", "PRIVILEGED", "RESTRICTED",
+    "evaluate", "namespace_policy", "violation_message", "warning_message",
 ]

@@ -30,7 +30,7 @@ from ..client.base import Client, Resource
 from ..machinery.errors import ApiError
 from ..registry.priorityclasses import GROUP, SYSTEM_PRIORITY_CLASSES, system_priority_class
 from ..registry.types import Obj
-from .admission_plugin import AdmissionPlugin, own_spec, refuse
+from .admission_plugin import AdmissionPlugin, Attributes, own_spec, refuse
 
 if TYPE_CHECKING:
     from .rest import ResourceREST
@@ -73,10 +73,11 @@ def _resolve(rest: ResourceREST, pod: Obj, spec: Obj) -> tuple[str, int, Any]:
     return str(name), int(found.get("value") or 0), found.get("preemptionPolicy")
 
 
-async def admit_pod(rest: ResourceREST, pod: Obj, old: Obj | None) -> None:
+def admit_pod(rest: ResourceREST, pod: Obj, old: Obj | None, attrs: Attributes) -> list[str]:
+    """The mutating half on pods: resolve the class on create; keep the stored priority on update."""
     spec = pod.get("spec")
     if not isinstance(spec, dict):
-        return
+        return []
     if old is not None:
         old_spec = old.get("spec") or {}
         lost = [kept for kept in ("priority", "preemptionPolicy")
@@ -85,7 +86,7 @@ async def admit_pod(rest: ResourceREST, pod: Obj, old: Obj | None) -> None:
             spec = own_spec(pod)
             for kept in lost:
                 spec[kept] = old_spec[kept]
-        return
+        return []
     class_name, priority, policy = _resolve(rest, pod, spec)
     if class_name:
         spec["priorityClassName"] = class_name
@@ -100,19 +101,21 @@ async def admit_pod(rest: ResourceREST, pod: Obj, old: Obj | None) -> None:
             raise refuse(rest, pod, f"the string value of PreemptionPolicy ({asked}) must not be provided in pod spec; "
                                     f"priority admission controller computed {policy} from the given PriorityClass name")
         spec["preemptionPolicy"] = policy
+    return []
 
 
-def validate_priority_class(rest: ResourceREST, pc: Obj, old: Obj | None) -> None:
+def validate_priority_class(rest: ResourceREST, pc: Obj, old: Obj | None, attrs: Attributes) -> list[str]:
     """Only one class may be the global default."""
     if pc.get("globalDefault") is not True:
-        return
+        return []
     default = default_priority_class(rest)
     if default is None:
-        return
+        return []
     name = (pc.get("metadata") or {}).get("name")
     if old is None or default["metadata"]["name"] != name:
         raise refuse(rest, pc, f"PriorityClass {default['metadata']['name']} is already marked as default. "
                                "Only one default can exist")
+    return []
 
 
 async def ensure_system_priority_classes(client: Client) -> list[str]:

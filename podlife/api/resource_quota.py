@@ -47,8 +47,10 @@ Wiring
 ------
 Kubernetes runs this plugin for every create of a namespaced, stored resource except
 the ignored ones (:data:`IGNORED_RESOURCES`: events, bindings, reviews), last of all its
-admission plugins. ``ResourceREST.create`` calls :func:`admit_resource_quota` last (after
-PodSecurity, RBAC's guard and the validating webhooks), for custom resources too.
+admission plugins. So does podlife: :data:`PLUGIN` (``ResourceQuota``) is the last of
+:data:`podlife.api.admission.ADMISSION_PLUGINS`, a validating half on creates of every
+resource, custom ones too (after PodSecurity, the admission policies and the validating
+webhooks); ``ResourceREST.create`` calls :func:`release` around its store write.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..machinery import errors
 from ..machinery.quantity import QuantityError, parse_quantity
-from ..registry.types import FieldError
+from .admission_plugin import CREATE_ONLY, AdmissionPlugin, Attributes
 
 if TYPE_CHECKING:
     from .rest import ApiContext, ResourceREST
@@ -545,7 +547,9 @@ def _cached(rest: ResourceREST, namespace: str) -> Iterator[Obj]:
 def namespace_quotas(ctx: ApiContext, namespace: str) -> list[Obj]:
     """The namespace's ResourceQuotas, by name, from the watch cache."""
     rq_rest = ctx.rest_by("", "v1", "resourcequotas")
-    return list(_cached(rq_rest, namespace)) if rq_rest is not None and namespace else []
+    if rq_rest is None or not namespace or not rq_rest.cache.objects:  # no quota anywhere: the usual case
+        return []
+    return list(_cached(rq_rest, namespace))
 
 
 def _hard(quota: Obj) -> ResourceList:
@@ -642,8 +646,13 @@ def _forbidden(rest: ResourceREST, name: str, why: str) -> errors.ApiError:
     return errors.forbidden(message, rest.rt, name)
 
 
-def admit_resource_quota(rest: ResourceREST, obj: Obj, *, now: datetime | None = None) -> list[FieldError]:
-    """Refuse (403) a create that a quota's scope covers and that would exceed its ``spec.hard``."""
+def admit_resource_quota(rest: ResourceREST, obj: Obj, old: Obj | None, attrs: Attributes, *,
+                         now: datetime | None = None) -> list[str]:
+    """Refuse (403) a create that a quota's scope covers and that would exceed its ``spec.hard``.
+
+    The validating half of :data:`PLUGIN`; a create it lets through is charged until
+    :func:`release`.
+    """
     rt = rest.rt
     if not rt.namespaced or not rt.strategy.stored:
         return []
@@ -689,10 +698,8 @@ def admit_resource_quota(rest: ResourceREST, obj: Obj, *, now: datetime | None =
     return []
 
 
-def resource_quota_warner(rest: ResourceREST, obj: Obj) -> list[str]:
-    """:func:`admit_resource_quota` as a ``Warner``: to run it last, after PodSecurity, as Kubernetes does."""
-    admit_resource_quota(rest, obj)
-    return []
+#: every resource: the step itself passes over what quota does not count
+PLUGIN = AdmissionPlugin("ResourceQuota", None, CREATE_ONLY, validate=admit_resource_quota)
 
 
 def quota_usage(rest_ctx: ApiContext, quota_obj: Obj, *, now: datetime | None = None) -> dict[str, str]:
@@ -733,5 +740,5 @@ def admission_keys(ctx: ApiContext) -> list[tuple[str, str]]:
 __all__ = [
     "IGNORED_RESOURCES", "POD_RESOURCES", "Quantity", "admission_keys", "admit_resource_quota", "format_quantity",
     "namespace_quotas", "parse", "pod_is_charged", "pod_limits", "pod_requests", "pod_usage", "quota_usage",
-    "resource_quota_warner",
+    "PLUGIN", "release",
 ]

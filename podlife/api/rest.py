@@ -40,12 +40,12 @@ from . import managed_fields
 from ..machinery import errors
 from .cache import CachedObject, Filter, ResourceCache, TooOld, Watcher, WatchEvent
 from . import strategic_merge
-from .admission import ADMISSION, WARNING_ADMISSION
-from .admission import mutate as mutating_admission, validate as validating_admission
+from . import admission
+# INTERNAL: the ``subresource`` of writes the server makes itself (binding): no update rules
+from .admission_plugin import CREATE, DELETE, INTERNAL, UPDATE, Attributes
 from .default_toleration_seconds import TolerationDefaults
 from .pod_security import NamespacePolicy
-from . import node_restriction, resource_quota
-from . import admission_policy, webhooks
+from . import resource_quota
 from .rbac_guard import guard as rbac_guard
 from ..machinery.patch import PatchError, apply_json_patch, apply_merge_patch
 from ..machinery.selectors import SelectorError, parse_field_selector, parse_label_selector
@@ -56,8 +56,6 @@ MAX_JSON_PATCH_OPERATIONS = 10_000
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 #: a deletionTimestamp is at most this far ahead (a larger grace period cannot be a date)
 MAX_GRACE_SECONDS = 10**10
-#: ``subresource`` value for writes the server makes itself (binding): no update rules
-INTERNAL = "internal"
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -142,7 +140,8 @@ class ApiContext:
         self.object_checkers: list[Callable[[ResourceType, Obj, str], list[str]]] = []
         #: the Pod Security levels of namespaces without labels (Kubernetes' default: privileged)
         self.pod_security_defaults = NamespacePolicy()
-        #: ``--disable-admission-plugins``: plugins of :data:`~podlife.api.admission.ADMISSION_PLUGINS` not run
+        #: ``--disable-admission-plugins``: plugins of :data:`~podlife.api.admission.ADMISSION_PLUGINS` not run,
+        #: by their Kubernetes names
         self.disabled_admission_plugins: set[str] = set()
         #: ``--default-not-ready-toleration-seconds``/``--default-unreachable-toleration-seconds``
         self.toleration_defaults = TolerationDefaults()
@@ -151,6 +150,10 @@ class ApiContext:
         self.authorizer: Any = None
         #: the audit log in-process calls are written to as well (None: no audit)
         self.audit: Any = None
+        #: what signs service-account tokens, and the options they are issued with (set by the
+        #: HTTP server; in-process TokenRequests need them too)
+        self.token_issuer: Any = None
+        self.authentication_options: Any = None
 
     def rest_for(self, rt: ResourceType) -> ResourceREST:
         return self.rest[(rt.group, rt.version, rt.plural)]
@@ -318,19 +321,12 @@ class ResourceREST:
         if errs:
             raise errors.invalid(self.rt, (obj.get("metadata") or {}).get("name") or "", errs)
 
-    def _check_namespace_admission(self, namespace: str, name: str) -> None:
-        ns_rest = self.ctx.rest_by("", "v1", "namespaces")
-        if ns_rest is None:
-            return
-        ns = ns_rest.cache.get(ns_rest.rt.key(None, namespace))
-        if ns is None:
-            raise errors.ApiError(404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"})
-        if ns.metadata.get("deletionTimestamp") and self.rt.kind != "Event":
-            raise errors.ApiError(403, "Forbidden", f"{self.rt.group_resource} \"{name}\" is forbidden: unable to create new "
-                                                    f"content in namespace {namespace} because it is being terminated",
-                                  {"name": name, "kind": self.rt.plural,
-                                   "causes": [{"reason": "NamespaceTerminating", "field": "metadata.namespace",
-                                               "message": f"namespace {namespace} is being terminated"}]})
+    def _allocate(self, obj: Obj) -> None:
+        """What the kind's registry allocates for a new object before it is stored (a
+        Service's ClusterIP: ``ServiceStrategy.allocate``), from what the watch cache holds."""
+        allocate = getattr(self.strategy, "allocate", None)
+        if allocate is not None:
+            self._validate(obj, allocate(obj, (co.obj for co in self.cache.objects.values())))
 
     def run_checkers(self, obj: Obj, mode: str | None) -> builtins.list[str]:
         """Schema checks (unknown fields etc.); raises for Strict, returns warnings for Warn."""
@@ -362,28 +358,18 @@ class ResourceREST:
             # before mutating admission, as Kubernetes' create handler updates the managed
             # fields: what admission adds (a token volume, tolerations) is nobody's
             managed_fields.track_create(self.rt, obj, manager, schemas=self.ctx.catalog.schemas)
-        # the mutating admission plugins, NamespaceLifecycle first (Kubernetes' order)
-        if self.rt.namespaced and isinstance(meta.get("namespace"), str) and meta["namespace"]:
-            self._check_namespace_admission(meta["namespace"], str(meta.get("name") or ""))
-        await mutating_admission(self, obj, None)
-        admission_policy.mutate(self, obj, None, "CREATE", dry_run=dry_run)
-        warnings += await webhooks.mutate(self, obj, None, "CREATE", dry_run=dry_run)
+        # admission (podlife.api.admission): the mutating halves, validation, the validating halves
+        attrs = Attributes(CREATE, None, dry_run)
+        plugins = admission.chain(self, attrs)
+        warnings += await plugins.mutate(self, obj, None, attrs)
         meta = self._check_kind(obj)  # a webhook's patch may have replaced it
         errs = validate_metadata(meta, namespaced=self.rt.namespaced, name_rule=self.strategy.name_rule)
         errs += self.strategy.validate(obj)
         self._validate(obj, errs)
-        for admit in ADMISSION.get((self.rt.group, self.rt.plural), ()):
-            self._validate(obj, admit(self, obj))
-        validating_admission(self, obj, None)
-        for warn in WARNING_ADMISSION.get((self.rt.group, self.rt.plural), ()):
-            warnings += warn(self, obj)  # may refuse (an ApiError) instead
+        self._allocate(obj)
         rbac_guard(self, obj)
-        node_restriction.restrict(self, obj)
-        warnings += admission_policy.validate(self, obj, None, "CREATE", dry_run=dry_run)
-        warnings += await webhooks.validate(self, obj, None, "CREATE", dry_run=dry_run)
         key = self.rt.key(meta.get("namespace"), meta["name"])
-        if self.rt.namespaced:
-            resource_quota.admit_resource_quota(self, obj)  # last of the admission steps, as in Kubernetes
+        warnings += await plugins.validate(self, obj, None, attrs)  # ResourceQuota last: charged until released
         try:
             if dry_run:
                 if self.cache.get(key) is not None:
@@ -530,12 +516,16 @@ class ResourceREST:
         """Read the newest object, ``mutate`` a copy, validate and commit; retry on races.
 
         ``shallow_read``: ``mutate`` changes nothing below the top level and metadata of
-        the object it is given in place (see :meth:`_read_for_update`). Admission webhooks
-        (:mod:`podlife.api.webhooks`) see every attempt but server-internal writes; their
-        warnings of the attempt that succeeds go to ``warnings``.
+        the object it is given in place (see :meth:`_read_for_update`). Every attempt is
+        admitted (:mod:`podlife.api.admission`: the mutating halves before the update's
+        validation, the validating halves after it) by the plugins that see this kind of
+        request -- the object itself, a subresource, or a server-internal write (binding,
+        scale), which only NodeRestriction sees; the warnings of the attempt that succeeds
+        go to ``warnings``.
         """
         key = self.rt.key(namespace, name)
-        hooked = subresource != INTERNAL
+        attrs = Attributes(UPDATE, subresource, dry_run)
+        plugins = admission.chain(self, attrs)  # which plugins see it depends on the subresource
         base = len(warnings) if warnings is not None else 0
         for _ in range(MAX_RETRIES):
             if warnings is not None:
@@ -543,20 +533,10 @@ class ResourceREST:
             current, old, mod_rev = await self._read_for_update(key, name, shallow=shallow_read)
             new = mutate(current)
             hook_warnings: builtins.list[str] = []
-            admitted = hooked and subresource in (None, "")  # admission plugins see the object itself only
-            if admitted and isinstance(new, dict):
-                await mutating_admission(self, new, old)
-            if hooked and isinstance(new, dict):
-                admission_policy.mutate(self, new, old, "UPDATE", dry_run=dry_run, subresource=subresource)
-                hook_warnings += await webhooks.mutate(self, new, old, "UPDATE", dry_run=dry_run, subresource=subresource)
+            if isinstance(new, dict):
+                hook_warnings += await plugins.mutate(self, new, old, attrs)
             new = self._prepare_update(new, old, subresource)
-            if admitted:
-                validating_admission(self, new, old)
-            if hooked:
-                hook_warnings += admission_policy.validate(self, new, old, "UPDATE", dry_run=dry_run,
-                                                           subresource=subresource)
-                hook_warnings += await webhooks.validate(self, new, old, "UPDATE", dry_run=dry_run,
-                                                         subresource=subresource)
+            hook_warnings += await plugins.validate(self, new, old, attrs)
             if warnings is not None:
                 warnings += hook_warnings
             if manager is not None:  # an HTTP write (see create)
@@ -622,7 +602,6 @@ class ResourceREST:
         new["metadata"] = {k: v for k, v in new["metadata"].items() if k != "resourceVersion"}
         if subresource is None:
             rbac_guard(self, new, old)
-        node_restriction.restrict(self, new, old, subresource)
         return new
 
     @staticmethod
@@ -654,12 +633,12 @@ class ResourceREST:
                      now: datetime | None = None) -> CachedObject | Obj:
         options = options or DeleteOptions()
         key = self.rt.key(namespace, name)
+        attrs = Attributes(DELETE, None, options.dry_run)
+        plugins = admission.chain(self, attrs)
         for _ in range(MAX_RETRIES):
             current, mod_rev = await self._read_latest(key, name)
             self._check_preconditions(current, options, name)
-            node_restriction.restrict_delete(self, current)
-            admission_policy.validate(self, None, current, "DELETE", dry_run=options.dry_run)
-            await webhooks.validate(self, None, current, "DELETE", dry_run=options.dry_run)
+            await plugins.validate_delete(self, current, attrs)  # a delete's warnings are not answered
             updated = self._mark_deleted(current, options, now)
             if options.dry_run:
                 return updated or current

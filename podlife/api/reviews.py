@@ -204,14 +204,24 @@ async def serve_token(request: web.Request, target: Target) -> web.Response:
     """POST serviceaccounts/<name>/token: a signed token for that service account."""
     if request.method != "POST":
         raise errors.method_not_allowed()
+    body = await read_body(request)
+    options = request.app.get(AUTHENTICATION_OPTIONS) or AuthenticationOptions()
+    answer, headers = issue_token(target, body, request.app[TOKEN_ISSUER], options)
+    return json_response(orjson.dumps(answer), 201, headers or None)
+
+
+def issue_token(target: Target, body: Any, issuer: TokenIssuer,
+                options: AuthenticationOptions) -> tuple[dict[str, Any], dict[str, str]]:
+    """A TokenRequest's answer for ``target`` (a service account) and the answer's headers.
+
+    Shared by the HTTP handler and the in-process client (a kubelet's projected token volume).
+    """
     assert target.name is not None
     namespace, name = target.namespace or "default", target.name
-    body = await read_body(request)
     if not isinstance(body, dict):
         raise errors.bad_request("the body must be an object")
     _check_names(body, name, namespace)
     sa = target.rest.get(namespace, name).obj
-    options = request.app.get(AUTHENTICATION_OPTIONS) or AuthenticationOptions()
     spec = _object(body.get("spec"))
     audiences = [str(a) for a in spec.get("audiences") or options.audiences]
     now = time.time()
@@ -226,7 +236,6 @@ async def serve_token(request: web.Request, target: Target) -> web.Response:
     if (options.service_account_extend_token_expiration and pod is not None and seconds == WARN_ONLY_BOUND_TOKEN_SECONDS
             and set(audiences) <= set(options.audiences)):
         lifetime, warn_after = EXTENDED_TOKEN_SECONDS, seconds
-    issuer: TokenIssuer = request.app[TOKEN_ISSUER]
     token, _ = issuer.issue(namespace, name, (sa.get("metadata") or {}).get("uid", ""), audiences, lifetime, now,
                             pod=pod, secret=secret, node=node, warn_after=warn_after)
     answer_spec: dict[str, Any] = {"audiences": audiences, "expirationSeconds": seconds}
@@ -238,4 +247,4 @@ async def serve_token(request: web.Request, target: Target) -> web.Response:
         "spec": answer_spec,
         "status": {"token": token, "expirationTimestamp": _rfc3339(now + seconds)},
     }
-    return json_response(orjson.dumps(answer), 201, headers or None)
+    return answer, headers

@@ -184,6 +184,7 @@ class APIServer:
         ctx.authorizer, ctx.audit = self.authorizer, audit
         self.app[TOKEN_ISSUER] = issuer
         self.app[AUTHENTICATION_OPTIONS] = options
+        ctx.token_issuer, ctx.authentication_options = issuer, options
         if authenticator is not None:
             self.app[AUTHENTICATOR] = authenticator
         self.app[KUBELET_TOKEN] = kubelet_token or token or ""

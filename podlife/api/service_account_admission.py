@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..registry.types import Obj
-from .admission_plugin import AdmissionPlugin, refuse
+from .admission_plugin import CREATE_ONLY, AdmissionPlugin, Attributes, refuse
 from .cache import CachedObject, Filter, WatchEvent
 from .identity import WARN_ONLY_BOUND_TOKEN_SECONDS
 
@@ -86,14 +86,14 @@ def _dicts(value: Any) -> list[Obj]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
-async def admit(rest: ResourceREST, pod: Obj, old: Obj | None) -> None:
+async def admit(rest: ResourceREST, pod: Obj, old: Obj | None, attrs: Attributes) -> list[str]:
     """The mutating half (``Admit``): default the account, check it, mount its token."""
     spec = pod.get("spec")
-    if old is not None or not isinstance(spec, dict):
-        return
+    if not isinstance(spec, dict):
+        return []
     if MIRROR_ANNOTATION in _annotations(pod):
         _check_mirror_pod(rest, pod, spec)
-        return
+        return []
     if not spec.get("serviceAccountName"):
         spec["serviceAccountName"] = DEFAULT_SERVICE_ACCOUNT
     spec["serviceAccount"] = spec["serviceAccountName"]
@@ -104,19 +104,21 @@ async def admit(rest: ResourceREST, pod: Obj, old: Obj | None) -> None:
         pulls = [{"name": str(s.get("name") or "")} for s in _dicts(account.get("imagePullSecrets"))]
         if pulls:
             spec["imagePullSecrets"] = pulls
+    return []
 
 
-def validate(rest: ResourceREST, pod: Obj, old: Obj | None) -> None:
+def validate(rest: ResourceREST, pod: Obj, old: Obj | None, attrs: Attributes) -> list[str]:
     """The validating half (``Validate``): after the webhooks, the account named must exist."""
     spec = pod.get("spec")
-    if old is not None or not isinstance(spec, dict):
-        return
+    if not isinstance(spec, dict):
+        return []
     if MIRROR_ANNOTATION in _annotations(pod):
         _check_mirror_pod(rest, pod, spec)
-        return
+        return []
     name = str(spec.get("serviceAccountName") or "")
     if _cached_account(rest, _namespace(pod), name) is None:
         raise _not_found(rest, pod, name)
+    return []
 
 
 def _should_automount(account: Obj, spec: Obj) -> bool:
@@ -244,4 +246,4 @@ def _volume_secret_names(volume: Obj) -> Iterator[str]:
             yield str(projection["secret"].get("name") or "")
 
 
-PLUGIN = AdmissionPlugin(NAME, frozenset({("", "pods")}), mutate=admit, validate=validate)
+PLUGIN = AdmissionPlugin(NAME, frozenset({("", "pods")}), CREATE_ONLY, mutate=admit, validate=validate)

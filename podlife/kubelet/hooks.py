@@ -32,7 +32,8 @@ import aiohttp
 from ..client.base import Obj
 from ..node.lifecycle import format_pod
 from ..node.status import go_list
-from .runtime import ContainerHandle, ContainerNotRunningError, ContainerStartError, ProcessRuntime
+from .runtime import ContainerNotRunningError, ContainerStartError
+from .runtimes import ContainerLike, ContainerRuntime
 
 #: Until the CNI plugs a real network namespace, a container shares this machine's
 #: network, so its servers are reached on loopback -- never on its pod IP, and never
@@ -50,7 +51,7 @@ def hook_host(requested: str | None) -> str | None:
         return None
 
 
-async def run_handler(handler: Obj, *, runtime: ProcessRuntime, handle: ContainerHandle, container: Obj,
+async def run_handler(handler: Obj, *, runtime: ContainerRuntime, handle: ContainerLike, container: Obj,
                       pod: Obj) -> str | None:
     """Run a lifecycle handler (exec, httpGet or sleep) of ``container``; an error message, or None."""
     name = str(container.get("name", ""))
@@ -71,7 +72,7 @@ async def run_handler(handler: Obj, *, runtime: ProcessRuntime, handle: Containe
     return f'{kind} for Container "{name}" in Pod "{format_pod(pod)}" failed - error: {error}'
 
 
-async def _exec_handler(runtime: ProcessRuntime, handle: ContainerHandle, command: list[str]) -> str | None:
+async def _exec_handler(runtime: ContainerRuntime, handle: ContainerLike, command: list[str]) -> str | None:
     """Run ``command`` next to the container; killed (its whole group) if we stop waiting."""
     try:
         process = await runtime.exec_in_container(handle, command)

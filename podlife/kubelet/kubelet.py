@@ -19,6 +19,13 @@
 * **Logs.** A :class:`~podlife.kubelet.server.KubeletServer` on ``address:0``
   answers ``/containerLogs/...`` for the API server, using the workers to find
   the right log file.
+* **Containers.** The runtime (:mod:`podlife.kubelet.runtimes`) is real
+  containers when the machine can run them, else host processes; the Node's
+  ``podlife.io/container-runtime`` and ``podlife.io/isolation`` annotations say
+  which. Their logs are rotated by size (:mod:`podlife.kubelet.log_rotation`).
+  Real containers outlive the agent: a new kubelet adopts them before its
+  workers start, and removes those of pods that are no longer this node's once
+  it has listed its pods. Stopping the kubelet stops and removes every container.
 
 Everything goes through :class:`~podlife.client.base.Client`, so the kubelet
 runs the same in the API server's process (LocalClient) or on another host
@@ -46,8 +53,11 @@ from ..node.node_status import (
     DEFAULT_MAX_PODS, LEASE_NAMESPACE, MachineInfo, lease_object, lease_spec, node_labels, node_object, node_status,
     probe_machine, status_differs,
 )
+from .log_rotation import ContainerLogManager, LogRotationConfig
 from .pod_worker import CNI, PodWorker, WorkerConfig
-from .runtime import ContainerHandle, ProcessRuntime
+from .runtime import ProcessRuntime
+from .runtimes import ContainerLike, ContainerRuntime, runtime_annotations
+from .volumes import VolumeManager
 from .server import KubeletServer, LogTarget
 from .streams import RequestRefused
 from ..node.status import rfc3339
@@ -67,6 +77,7 @@ class KubeletConfig:
     max_pods: int = DEFAULT_MAX_PODS
     labels: dict[str, str] = field(default_factory=dict)
     pods: WorkerConfig = field(default_factory=WorkerConfig)
+    logs: LogRotationConfig = field(default_factory=LogRotationConfig)
 
 
 class Kubelet:
@@ -79,7 +90,8 @@ class Kubelet:
     """
 
     def __init__(self, client: Client, node_name: str, *, root_dir: Path | str, cni: CNI,
-                 runtime: ProcessRuntime | None = None, address: str = "127.0.0.1",
+                 runtime: ContainerRuntime | None = None, runtime_reason: str = "",
+                 address: str = "127.0.0.1",
                  config: KubeletConfig | None = None, server_token: str | None = None,
                  tls: ssl.SSLContext | None = None) -> None:
         #: our writes are tracked so that the pod informer skips their echoes: a worker
@@ -87,7 +99,9 @@ class Kubelet:
         self.client = client.tracking()
         self.node_name = node_name
         self.root_dir = Path(root_dir)
-        self.runtime = runtime or ProcessRuntime(self.root_dir)
+        self.runtime: ContainerRuntime = runtime or ProcessRuntime(self.root_dir)
+        self.runtime_reason = runtime_reason or ("given" if runtime is not None else "the default for a kubelet")
+        self.volumes = VolumeManager(self.client, self.root_dir, node_name=node_name)
         self.cni = cni
         self.address = address
         self.config = config or KubeletConfig()
@@ -132,6 +146,10 @@ class Kubelet:
     async def _start(self) -> None:
         self.root_dir.mkdir(parents=True, exist_ok=True)
         self.machine = await asyncio.to_thread(probe_machine, self.root_dir)
+        log.info("kubelet %s: pods run as %s (%s)", self.node_name, self.runtime.description, self.runtime_reason)
+        adopted = await self.runtime.adopt()
+        if adopted:
+            log.info("kubelet %s: found %d containers still running", self.node_name, adopted)
         await self.server.start()
         await self._register()
         await self._renew_lease()
@@ -141,7 +159,11 @@ class Kubelet:
         self._tasks.start(self.queue.run_workers(self._dispatch, workers=1), f"kubelet {self.node_name} queue")
         self._tasks.start(self._lease_loop(), f"kubelet {self.node_name} lease")
         self._tasks.start(self._node_status_loop(), f"kubelet {self.node_name} node status")
+        if self.runtime.can_reopen_logs:
+            self._tasks.start(ContainerLogManager(self.runtime, self.config.logs).run(),
+                              f"kubelet {self.node_name} log rotation")
         await self.informer.wait_synced()
+        await self.runtime.remove_orphans(p["metadata"].get("uid", "") for p in self.informer.cache.values())
 
     async def stop(self) -> None:
         """Stop everything this kubelet started: loops, pod workers, every process, the server.
@@ -155,6 +177,9 @@ class Kubelet:
         self._workers.clear()
         self._retiring.clear()
         await self.runtime.shutdown()
+        if self.runtime.mounts_volumes:  # the containers are gone: so are the mounts they had
+            for worker in workers:
+                await self.volumes.tear_down(worker.uid)
         await self.server.stop()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.recorder.flush(), 5)
@@ -171,6 +196,8 @@ class Kubelet:
         assert self.machine is not None
         node = node_object(self.machine, node_name=self.node_name, address=self.address, port=self.server.port,
                            now=rfc3339(), labels=self.config.labels, max_pods=self.config.max_pods)
+        annotations = runtime_annotations(self.runtime, self.runtime_reason)
+        node["metadata"]["annotations"].update(annotations)
         try:
             created = await self.client.create(NODES, node)
         except ApiError as exc:
@@ -178,8 +205,11 @@ class Kubelet:
                 raise
             existing = await self.client.get(NODES, self.node_name)
             labels = node_labels(self.node_name, self.machine, self.config.labels)
-            if any((existing["metadata"].get("labels") or {}).get(k) != v for k, v in labels.items()):
-                existing = await self.client.patch(NODES, self.node_name, {"metadata": {"labels": labels}})
+            meta = existing["metadata"]
+            if (any((meta.get("labels") or {}).get(k) != v for k, v in labels.items())
+                    or any((meta.get("annotations") or {}).get(k) != v for k, v in annotations.items())):
+                existing = await self.client.patch(NODES, self.node_name,
+                                                   {"metadata": {"labels": labels, "annotations": annotations}})
             self._node_uid = existing["metadata"]["uid"]
             await self._sync_node_status(existing, force=True)
             return
@@ -273,7 +303,7 @@ class Kubelet:
 
     def _new_worker(self, pod: Obj) -> PodWorker:
         worker = PodWorker(pod, client=self.client, runtime=self.runtime, cni=self.cni, recorder=self.recorder,
-                           host_ip=self.address, config=self.config.pods)
+                           host_ip=self.address, volumes=self.volumes, config=self.config.pods)
         self._workers[worker.key] = worker
         worker.start(on_done=self._worker_done)
         return worker
@@ -303,7 +333,7 @@ class Kubelet:
             raise RequestRefused.not_found(f'pods "{pod}" not found')
         return worker.uid
 
-    def running_container(self, namespace: str, pod: str, container: str) -> ContainerHandle:
+    def running_container(self, namespace: str, pod: str, container: str) -> ContainerLike:
         """The running instance of ``container``, as the kubelet finds it for exec and attach."""
         worker = self._workers.get(f"{namespace}/{pod}")
         if worker is None:

@@ -13,12 +13,17 @@ machine's *facts* and carries out the machine's *effects*:
 effect                      carried out by
 ==========================  ===================================================
 ``WriteStatus``             a merge patch of ``status`` (only what changed)
-``SetUpSandbox``            the CNI step (:mod:`podlife.node.cni`); it raises
+``SetUpSandbox``            the pod's volumes (:mod:`podlife.kubelet.volumes`; one
+                            that cannot be set up yet is a ``FailedMount``
+                            event and a retry), the runtime's sandbox, then the
+                            CNI step (:mod:`podlife.node.cni`); it raises
                             ``CNIError`` until the network controller has written
                             the port: retried with a short back-off, or at once
                             when the pod object changes
 ``StartContainer``          environment (:mod:`podlife.kubelet.environment`),
-                            then a process (:mod:`podlife.kubelet.runtime`)
+                            then the runtime (:mod:`podlife.kubelet.runtimes`:
+                            a container, or a process); an image the node cannot
+                            provide is ``ImagePullFailed``
 ``RunHook``                 the ``postStart`` handler (:mod:`podlife.kubelet.hooks`)
 ``KillContainers``          ``preStop`` hook within the grace period, SIGTERM,
                             SIGKILL once it is over (a shorter grace asked for
@@ -34,9 +39,15 @@ and carries out its plan until only a wait is left. A single task owns the pod's
 state, so there are no locks, and a burst of events costs one pass.
 
 A worker started for a pod whose status says containers were running (the kubelet
-restarted and the processes are gone) recovers the machine from that status: the
-containers ended with ``ContainerStatusUnknown`` and restart as their policy says.
-A pod that vanishes from the API (force deletion) has its processes stopped as well.
+restarted) recovers the machine from that status. Containers the runtime kept
+running (conmon outlives the agent) and that the status names -- same container ID
+and restart count -- are followed again as they are; any other is gone: ended with
+``ContainerStatusUnknown`` and restarted as its policy says. A pod that vanishes
+from the API (force deletion) has its containers stopped as well.
+
+While the pod runs, its configMap, secret, downwardAPI and projected volumes are
+refreshed every ``volume_refresh`` seconds (the kubelet's periodic sync), so a
+changed ConfigMap shows up in the files.
 """
 
 from __future__ import annotations
@@ -57,14 +68,16 @@ from ..node.cni import CNIError
 from ..node.lifecycle import go_duration
 from ..node.machine import (
     ContainerConfigFailed, ContainerExited, ContainerStarted, ContainerStartFailed, DeletePod, Effect, Fact,
-    HookFailed, KillContainers, LifecycleConfig, PodGone, PodLifecycle, PodUpdated, ProbeResult, RecordEvent,
-    ReleaseSandbox, RunHook, SandboxFailed, SandboxReady, SetUpSandbox, StartContainer, WakeAt, WriteStatus,
-    only_waits,
+    HookFailed, ImagePullFailed, KillContainers, LifecycleConfig, PodGone, PodLifecycle, PodUpdated, ProbeResult,
+    RecordEvent, ReleaseSandbox, RunHook, SandboxFailed, SandboxReady, SetUpSandbox, StartContainer, WakeAt,
+    WriteStatus, only_waits,
 )
 from ..node.status import Running, Terminated, rfc3339
 from .environment import EnvError, EnvResolver, expand
 from .hooks import run_handler
-from .runtime import ContainerHandle, ContainerSpec, ContainerStartError, PodKey, ProcessRuntime
+from .runtime import ContainerSpec, ContainerStartError, ImageUnavailableError, PodKey
+from .runtimes import ContainerLike, ContainerRuntime
+from .volumes import HostVolume, VolumeError, VolumeManager, container_mounts
 from .server import LogTarget
 from .streams import RequestRefused
 
@@ -95,6 +108,8 @@ class WorkerConfig:
     network_retry_max: float = 2.0
     config_retry: float = 2.0
     status_retry: float = 1.0
+    #: how often a running pod's configMap/secret/downwardAPI/projected volumes are re-read
+    volume_refresh: float = 10.0
     #: Containers always get at least this long between SIGTERM and SIGKILL
     #: (Kubernetes' minimumGracePeriodInSeconds).
     min_kill_grace: float = 2.0
@@ -108,8 +123,8 @@ class WorkerConfig:
 class PodWorker:
     """Runs one pod (identified by its uid) until it is deleted."""
 
-    def __init__(self, pod: Obj, *, client: Client, runtime: ProcessRuntime, cni: CNI, recorder: EventRecorder,
-                 host_ip: str, config: WorkerConfig | None = None) -> None:
+    def __init__(self, pod: Obj, *, client: Client, runtime: ContainerRuntime, cni: CNI, recorder: EventRecorder,
+                 host_ip: str, volumes: VolumeManager, config: WorkerConfig | None = None) -> None:
         meta = pod["metadata"]
         self.namespace: str = meta.get("namespace", "default")
         self.name: str = meta["name"]
@@ -120,11 +135,14 @@ class PodWorker:
         self.cni = cni
         self.recorder = recorder
         self.host_ip = host_ip
+        self.volumes = volumes
+        self._host_volumes: dict[str, HostVolume] = {}
+        self._refresh_task: asyncio.Task[None] | None = None
         self.config = config or WorkerConfig()
         self.pod_key = PodKey(self.namespace, self.name, self.uid)
         self.machine = PodLifecycle(pod, host_ip=host_ip, config=self.config.lifecycle())
         self.machine.recover(pod.get("status") or {}, now=self._now(), now_text=rfc3339())
-        self._handles: dict[str, ContainerHandle] = {}  # container -> its newest instance's process, while known
+        self._handles: dict[str, ContainerLike] = {}  # container -> its newest instance's process, while known
         self._inbox: list[Fact] = []  # facts from outside the task (readiness verdicts)
         self._pod_changed = False
         self._gone = False
@@ -133,7 +151,7 @@ class PodWorker:
         self._timer_at = 0.0
         self._background = Supervisor(f"pod worker {self.namespace}/{self.name}", logger=log)
         self._task: asyncio.Task[None] | None = None
-        self._starting: asyncio.Future[ContainerHandle] | None = None
+        self._starting: asyncio.Future[ContainerLike] | None = None
 
     def __repr__(self) -> str:
         return f"<PodWorker {self.namespace}/{self.name} {self.uid}>"
@@ -174,8 +192,22 @@ class PodWorker:
 
     # ------------------------------------------------------------------ main loop
 
+    async def _readopt(self) -> None:
+        """Follow again the containers the runtime kept running through an agent restart."""
+        status = self.pod.get("status") or {}
+        adopted = await self.runtime.claim_adopted(self.pod_key, status)
+        if not adopted and not self.runtime.has_sandbox(self.pod_key):
+            return
+        self.machine.recover(status, now=self._now(), now_text=rfc3339(), alive=adopted.keys(),
+                             sandbox_ready=self.runtime.has_sandbox(self.pod_key))
+        for name, handle in adopted.items():
+            self._handles[name] = handle
+            self._background.start(self._wake_on_exit(handle))
+        log.info("%r: re-adopted %s", self, ", ".join(sorted(adopted)) or "the sandbox")
+
     async def _run(self) -> None:
         try:
+            await self._readopt()
             while not self.machine.deleted:
                 self._wake.clear()
                 try:
@@ -187,13 +219,17 @@ class PodWorker:
                     self._wake_in(self.config.status_retry)
                 if not self.machine.deleted:
                     await self._wake.wait()
-            await self.runtime.remove_pod(self.pod_key)  # processes, logs
+            await self.runtime.remove_pod(self.pod_key)  # containers, sandbox, logs
+            if self.runtime.mounts_volumes:
+                await self.volumes.tear_down(self.uid)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("%r: worker failed", self)
         finally:
             self._cancel_timer()
+            if self._refresh_task is not None:
+                self._refresh_task.cancel()
             self._background.cancel()
 
     async def _drive(self) -> None:
@@ -264,7 +300,20 @@ class PodWorker:
     # ------------------------------------------------------------------ network
 
     async def _set_up_sandbox(self) -> None:
-        """``cni.add``; a failure is a fact (the machine says when to try again)."""
+        """Volumes, the runtime's sandbox, then ``cni.add``; a failure is a fact (the machine
+        says when to try again)."""
+        try:
+            if self.runtime.mounts_volumes:
+                self._host_volumes = await self.volumes.set_up(self.pod)
+        except VolumeError as exc:
+            await self._observe(SandboxFailed(exc.message, warn=True, reason="FailedMount"))
+            return
+        try:
+            await self.runtime.prepare_pod(self.pod)
+        except Exception as exc:
+            log.warning("%r: sandbox failed: %s", self, exc)
+            await self._observe(SandboxFailed(str(exc), warn=True))
+            return
         try:
             port = await self.cni.add(self.pod)
         except CNIError as exc:
@@ -275,7 +324,22 @@ class PodWorker:
             log.warning("%r: CNI add failed: %s", self, exc)
             await self._observe(SandboxFailed(str(exc), warn=True))
             return
+        await self.runtime.write_hosts(self.pod, (port.ip,))
+        if self._refresh_task is None and self.runtime.mounts_volumes:
+            self._refresh_task = asyncio.get_running_loop().create_task(self._refresh_volumes(),
+                                                                        name=f"volumes of {self.key}")
         await self._observe(SandboxReady((port.ip,)))
+
+    async def _refresh_volumes(self) -> None:
+        """Re-read the pod's configMap/secret/downwardAPI/projected volumes now and then."""
+        while True:
+            await asyncio.sleep(self.config.volume_refresh)
+            try:
+                await self.volumes.refresh(self.pod)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the next round tries again, as the kubelet's next sync does
+                log.debug("%r: volume refresh failed: %s", self, exc)
 
     async def _release_sandbox(self) -> None:
         try:
@@ -298,6 +362,11 @@ class PodWorker:
         except EnvError as exc:
             await self._observe(ContainerConfigFailed(name, str(exc), self.config.config_retry))
             return
+        try:
+            mounts = container_mounts(rec.spec, self._host_volumes, env=env) if self.runtime.mounts_volumes else []
+        except ValueError as exc:
+            await self._observe(ContainerConfigFailed(name, str(exc), self.config.config_retry))
+            return
         spec = ContainerSpec(
             name=name,
             command=[expand(a, env) for a in rec.spec.get("command") or []],
@@ -305,12 +374,18 @@ class PodWorker:
             env=env,
             working_dir=rec.spec.get("workingDir") or None,
             image=rec.image,
+            container=rec.spec,
+            pod=self.pod,
+            mounts=mounts,
         )
         # Shielded: a worker cancelled mid-start lets the start finish, so that the
         # runtime knows the process and its shutdown stops it (see cancel()).
         self._starting = asyncio.ensure_future(self.runtime.start_container(self.pod_key, spec, instance))
         try:
             handle = await asyncio.shield(self._starting)
+        except ImageUnavailableError as exc:
+            await self._observe(ImagePullFailed(name, exc.message))
+            return
         except ContainerStartError as exc:
             await self._observe(ContainerStartFailed(name, exc.exit_code, exc.message, rfc3339()))
             return
@@ -327,7 +402,7 @@ class PodWorker:
         if finished and error is not None:
             await self._observe(HookFailed(name, "PostStart", error))
 
-    async def _wake_on_exit(self, handle: ContainerHandle) -> None:
+    async def _wake_on_exit(self, handle: ContainerLike) -> None:
         await handle.wait()
         self._wake.set()
 
@@ -344,7 +419,7 @@ class PodWorker:
             return
         await self._kill_running(handles, effect.grace, pre_stop=effect.pre_stop and not self._gone)
 
-    async def _kill_running(self, handles: list[tuple[str, ContainerHandle]], grace: float, *, pre_stop: bool) -> None:
+    async def _kill_running(self, handles: list[tuple[str, ContainerLike]], grace: float, *, pre_stop: bool) -> None:
         """Stop every running container (preStop hook, SIGTERM, SIGKILL after ``grace``).
 
         A shorter grace asked for meanwhile (a second, shorter delete) is honoured.
@@ -371,7 +446,7 @@ class PodWorker:
         await stopping
         self._wake.set()  # the exits are facts for the next pass
 
-    async def _stop_container(self, name: str, handle: ContainerHandle, grace: float, pre_stop: bool) -> None:
+    async def _stop_container(self, name: str, handle: ContainerLike, grace: float, pre_stop: bool) -> None:
         """Kubernetes' killContainer: the preStop hook within the grace period, then the signals.
 
         The hook's time counts against the grace period; whatever is left (at
@@ -402,7 +477,7 @@ class PodWorker:
 
     # ------------------------------------------------------------------ lifecycle hooks
 
-    async def _run_hook(self, container: Obj, handle: ContainerHandle, hook: Obj) -> str | None:
+    async def _run_hook(self, container: Obj, handle: ContainerLike, hook: Obj) -> str | None:
         """Run a ``postStart`` or ``preStop`` handler (:mod:`podlife.kubelet.hooks`)."""
         return await run_handler(hook, runtime=self.runtime, handle=handle, container=container, pod=self.pod)
 
@@ -492,8 +567,15 @@ class PodWorker:
         if self._timer is not None and loop.time() < self._timer_at <= when:
             return
         self._cancel_timer()
-        self._timer = loop.call_later(delay, self._wake.set)
+        self._timer = loop.call_later(delay, self._on_timer)
         self._timer_at = when
+
+    def _on_timer(self) -> None:
+        # forget the timer before waking: a pass that runs now (the loop may fire a timer a
+        # hair before its time, so the machine may ask for that same instant again) must
+        # set a new one, not count on this one, which has already fired
+        self._timer = None
+        self._wake.set()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -93,6 +93,8 @@ __all__ = [
     "ContainerSpec",
     "ContainerStartError",
     "ExitInfo",
+    "ImageUnavailableError",
+    "MountLike",
     "PodKey",
     "PodKeyLike",
     "ProcessRuntime",
@@ -135,20 +137,46 @@ class PodKey(NamedTuple):
     uid: str
 
 
-def _pod_dir_name(pod: PodKeyLike) -> str:
+def pod_dir_name(pod: PodKeyLike) -> str:
+    """``<namespace>_<name>_<uid>``: a pod's directory under ``pods/`` (the kubelet's /var/log/pods)."""
     return f"{pod.namespace}_{pod.name}_{pod.uid}"
+
+
+_pod_dir_name = pod_dir_name
+
+
+class MountLike(Protocol):
+    """One resolved volume mount of a container (:class:`podlife.kubelet.volumes.VolumeMount`)."""
+
+    @property
+    def source(self) -> Path: ...
+
+    @property
+    def destination(self) -> str: ...
+
+    @property
+    def read_only(self) -> bool: ...
 
 
 @dataclass
 class ContainerSpec:
-    """What the kubelet takes from ``pod.spec.containers[i]`` to run it."""
+    """What the kubelet takes from ``pod.spec.containers[i]`` to run it.
+
+    ``command``/``args``/``env`` are resolved (``$(VAR)`` expanded); ``container`` and
+    ``pod`` are the API's objects, for what a runtime with isolation reads itself
+    (securityContext, resources); ``mounts`` are the pod's volumes for this container.
+    This runtime uses neither images, mounts nor securityContext.
+    """
 
     name: str
     command: list[str] = field(default_factory=list)
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     working_dir: str | None = None
-    image: str = ""  # recorded only: there are no images
+    image: str = ""
+    container: dict = field(default_factory=dict)
+    pod: dict = field(default_factory=dict)
+    mounts: Sequence[MountLike] = ()
 
     def argv(self) -> list[str]:
         """The command line to run (see the module's "Decisions")."""
@@ -202,6 +230,14 @@ class ContainerStartError(Exception):
 
 class ContainerNotRunningError(Exception):
     """The operation needs a running container."""
+
+
+class ImageUnavailableError(Exception):
+    """The node cannot provide the container's image (Kubernetes: ``ErrImagePull``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 def _utcnow() -> datetime:
@@ -320,6 +356,10 @@ class ContainerHandle:
         return self.spec.name
 
     @property
+    def env(self) -> dict[str, str]:
+        return self.spec.env
+
+    @property
     def exited(self) -> ExitInfo | None:
         """How the container ended, once it has and its output is in the log file."""
         return self._exit
@@ -336,6 +376,14 @@ class ContainerHandle:
 
 class ProcessRuntime:
     """Starts, stops and forgets the containers of one node as local processes."""
+
+    #: what the Node says about this runtime (``podlife.io/container-runtime``)
+    kind = "process"
+    description = "host processes (no isolation: no namespaces, cgroups, images or volume mounts)"
+    #: processes see the host's filesystem: the pod's volumes are neither set up nor mounted
+    mounts_volumes = False
+    #: the log is written through an fd this runtime holds: it is not rotated
+    can_reopen_logs = False
 
     def __init__(
         self,
@@ -370,6 +418,35 @@ class ProcessRuntime:
         if pod_key is None:
             return handles
         return [h for h in handles if _same_pod(h.pod_key, pod_key)]
+
+    def has_sandbox(self, pod_key: PodKeyLike) -> bool:
+        """Processes have no sandbox to keep: there is never one to find again."""
+        return False
+
+    def image_present(self, image: str) -> bool:
+        """There are no images: any name runs the container's command on the host."""
+        return True
+
+    def reopen_log(self, handle: ContainerHandle) -> bool:
+        return False
+
+    # ------------------------------------------------------------------ sandbox and adoption (none here)
+
+    async def prepare_pod(self, pod: dict, pod_ips: Sequence[str] = ()) -> None:
+        """No sandbox: processes share the host's namespaces."""
+
+    async def write_hosts(self, pod: dict, pod_ips: Sequence[str]) -> None:
+        """Processes see the host's ``/etc/hosts``."""
+
+    async def adopt(self) -> int:
+        """Processes die with the agent: nothing to find again."""
+        return 0
+
+    async def claim_adopted(self, pod_key: PodKeyLike, status: dict) -> dict[str, ContainerHandle]:
+        return {}
+
+    async def remove_orphans(self, pod_uids: Iterable[str]) -> None:
+        """Nothing outlives the agent, so nothing can be orphaned."""
 
     # ------------------------------------------------------------------ lifecycle
 

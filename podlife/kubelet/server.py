@@ -65,7 +65,7 @@ from aiohttp import web
 from ..machinery.query import InvalidBool, query_bool
 from . import streams
 from .logs import LogOptions, read_log
-from .runtime import ContainerHandle, ProcessRuntime
+from .runtimes import ContainerLike, ContainerRuntime
 from .spdy import WebSocketTransport
 from .streams import RequestRefused
 from ..machinery.upgrade import (
@@ -99,9 +99,9 @@ class StreamHost(Protocol):
     """What the stream endpoints need from the kubelet; lookups raise :class:`RequestRefused`."""
 
     @property
-    def runtime(self) -> ProcessRuntime: ...
+    def runtime(self) -> ContainerRuntime: ...
 
-    def running_container(self, namespace: str, pod: str, container: str) -> ContainerHandle: ...
+    def running_container(self, namespace: str, pod: str, container: str) -> ContainerLike: ...
 
     def pod_uid(self, namespace: str, pod: str) -> str: ...
 

@@ -109,7 +109,8 @@ from ..machinery.query import InvalidBool, query_bool
 from ..machinery.tasks import Supervisor
 from . import spdy
 from .logs import STDERR, parse_cri_record
-from .runtime import ContainerHandle, ContainerNotRunningError, ContainerStartError, ProcessRuntime
+from .runtime import ContainerNotRunningError, ContainerStartError
+from .runtimes import ContainerLike, ContainerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -630,7 +631,7 @@ def _kill_group(process: asyncio.subprocess.Process) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-async def _start_command(runtime: ProcessRuntime, handle: ContainerHandle,
+async def _start_command(runtime: ContainerRuntime, handle: ContainerLike,
                          opts: StreamOptions) -> tuple[asyncio.subprocess.Process, CommandIO]:
     """Start the command with pipes, or on a new terminal for ``tty``."""
     if not opts.tty:
@@ -638,7 +639,7 @@ async def _start_command(runtime: ProcessRuntime, handle: ContainerHandle,
         return process, PipeIO(process, opts)
     io, follower = PtyIO.open()
     try:
-        env = {} if "TERM" in handle.spec.env else {"TERM": "xterm"}
+        env = {} if "TERM" in handle.env else {"TERM": "xterm"}
         process = await runtime.exec_in_container(handle, opts.command, env=env, terminal=follower)
     except BaseException:
         io.close()
@@ -648,7 +649,7 @@ async def _start_command(runtime: ProcessRuntime, handle: ContainerHandle,
     return process, io
 
 
-async def run_exec(conn: StreamConnection, runtime: ProcessRuntime, handle: ContainerHandle,
+async def run_exec(conn: StreamConnection, runtime: ContainerRuntime, handle: ContainerLike,
                    opts: StreamOptions) -> None:
     """Run one ``exec`` session to its end: command output, then the status, then close."""
     try:
@@ -716,7 +717,7 @@ class _LogTail:
         return out
 
 
-async def _follow_log(conn: StreamConnection, handle: ContainerHandle, opts: StreamOptions) -> None:
+async def _follow_log(conn: StreamConnection, handle: ContainerLike, opts: StreamOptions) -> None:
     """Send the container's new output until it has exited and its log has been read."""
     tail = _LogTail(handle.log_path)
     delay = ATTACH_MIN_POLL_SECONDS
@@ -742,7 +743,7 @@ async def _ignore_input(conn: StreamConnection) -> None:
         pass
 
 
-async def run_attach(conn: StreamConnection, handle: ContainerHandle, opts: StreamOptions) -> None:
+async def run_attach(conn: StreamConnection, handle: ContainerLike, opts: StreamOptions) -> None:
     """Stream a running container's output until it exits (then ``Success``) or the client leaves."""
     await conn.send(opts.first_output, b"")
     follow = asyncio.create_task(_follow_log(conn, handle, opts))

@@ -110,12 +110,15 @@ class SandboxFailed:
 
     ``retry``: try again after a short doubling back-off (else only when the pod
     object changes, e.g. once the port annotation is written); ``warn``: a real
-    failure worth a ``FailedCreatePodSandBox`` event, not the usual wait for the port.
+    failure worth a Warning event, not the usual wait for the port: ``reason``
+    ``FailedCreatePodSandBox`` (the sandbox) or ``FailedMount`` (a volume, whose
+    ``message`` is then the whole event text).
     """
 
     message: str
     retry: bool = True
     warn: bool = False
+    reason: str = "FailedCreatePodSandBox"
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,8 +450,10 @@ class PodLifecycle:
             self._sandbox_delay = min(self._sandbox_delay * 2, self.config.sandbox_retry_max)
         else:
             self._sandbox_retry_at = _NEVER  # until the pod object changes
+        if fact.warn and fact.reason == "FailedCreatePodSandBox":
+            return [RecordEvent("Warning", fact.reason, f"Failed to create pod sandbox: {fact.message}")]
         if fact.warn:
-            return [RecordEvent("Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {fact.message}")]
+            return [RecordEvent("Warning", fact.reason, fact.message)]
         return []
 
     def _container_started(self, fact: ContainerStarted, now: float) -> list[Effect]:

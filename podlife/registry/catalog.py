@@ -34,7 +34,21 @@ from .priorityclasses import PriorityClassStrategy
 from .rbac import RBAC_GROUP, rbac_strategy
 from .schemas.custom import CustomSchemas
 from .types import ResourceType, Strategy
-from .validated_kinds import limit_range_strategy, pvc_strategy, resource_quota_strategy, storage_class_strategy
+from .validated_kinds import (
+    controller_revision_strategy,
+    endpoint_slice_strategy,
+    events_event_strategy,
+    horizontal_pod_autoscaler_strategy,
+    ingress_class_strategy,
+    ingress_strategy,
+    limit_range_strategy,
+    network_policy_strategy,
+    pod_disruption_budget_strategy,
+    pod_template_strategy,
+    pvc_strategy,
+    resource_quota_strategy,
+    storage_class_strategy,
+)
 from .workloads import CronJobStrategy, JobStrategy, ReplicatedStrategy
 
 NETWORK_GROUP = "network.podlife.io"
@@ -114,7 +128,7 @@ def served_types() -> list[ResourceType]:
                      short_names=("sts",), categories=("all",), subresources=scaled),
         ResourceType("apps", "v1", "DaemonSet", "daemonsets", True, ReplicatedStrategy("DaemonSet"),
                      short_names=("ds",), categories=("all",), subresources=("status",)),
-        _plain("apps", "v1", "ControllerRevision", "controllerrevisions"),
+        ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions", True, controller_revision_strategy()),
         ResourceType("", "v1", "ReplicationController", "replicationcontrollers", True,
                      ReplicatedStrategy("ReplicationController"), short_names=("rc",), categories=("all",),
                      subresources=scaled),
@@ -128,12 +142,13 @@ def served_types() -> list[ResourceType]:
         ResourceType("", "v1", "ResourceQuota", "resourcequotas", True, resource_quota_strategy(),
                      short_names=("quota",), subresources=("status",)),
         ResourceType("", "v1", "LimitRange", "limitranges", True, limit_range_strategy(), short_names=("limits",)),
-        _plain("", "v1", "PodTemplate", "podtemplates"),
+        ResourceType("", "v1", "PodTemplate", "podtemplates", True, pod_template_strategy()),
         _plain("rbac.authorization.k8s.io", "v1", "Role", "roles"),
         _plain("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
         _plain("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
         _plain("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
-        _with_status("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short_names=("pdb",)),
+        ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, pod_disruption_budget_strategy(),
+                     short_names=("pdb",), subresources=("status",)),
         ResourceType("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, PriorityClassStrategy(),
                      short_names=("pc",)),
         ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, storage_class_strategy(),
@@ -156,13 +171,16 @@ def served_types() -> list[ResourceType]:
         ResourceType("admissionregistration.k8s.io", "v1", "MutatingAdmissionPolicyBinding",
                      "mutatingadmissionpolicybindings", False, BindingStrategy(mutating=True),
                      categories=("api-extensions",)),
-        _plain("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
-        _plain("events.k8s.io", "v1", "Event", "events", short_names=("ev",)),
-        _with_status("networking.k8s.io", "v1", "Ingress", "ingresses", short_names=("ing",)),
-        _plain("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", short_names=("netpol",)),
-        _plain("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
-        _with_status("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short_names=("hpa",),
-                     categories=("all",)),
+        ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, endpoint_slice_strategy()),
+        ResourceType("events.k8s.io", "v1", "Event", "events", True, events_event_strategy(), short_names=("ev",)),
+        ResourceType("networking.k8s.io", "v1", "Ingress", "ingresses", True, ingress_strategy(), short_names=("ing",),
+                     subresources=("status",)),
+        ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, network_policy_strategy(),
+                     short_names=("netpol",)),
+        ResourceType("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False, ingress_class_strategy()),
+        ResourceType("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
+                     horizontal_pod_autoscaler_strategy(), short_names=("hpa",), categories=("all",),
+                     subresources=("status",)),
         ResourceType("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, APIServiceStrategy(),
                      categories=("api-extensions",), subresources=("status",)),
     ]

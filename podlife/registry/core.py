@@ -13,6 +13,8 @@ and :mod:`~podlife.registry.cluster_validation`.
 from __future__ import annotations
 
 import base64
+import ipaddress
+from collections.abc import Iterable
 
 from ..machinery.timeutil import now_rfc3339
 from .defaults import (
@@ -32,6 +34,7 @@ from .config_validation import (
     validate_secret,
     validate_secret_update,
 )
+from .core_validation import validate_event, validate_service_account
 from .service_validation import keep_cluster_ip, validate_endpoints, validate_service, validate_service_update
 from .storage_validation import validate_persistent_volume, validate_persistent_volume_update
 from .types import FieldError, Obj, Strategy, invalid, not_supported, required
@@ -142,11 +145,9 @@ class EventStrategy(Strategy):
         involved = obj.get("involvedObject")
         if not isinstance(involved, dict):
             errs.append(required("involvedObject"))
-        elif involved.get("namespace") and involved["namespace"] != obj["metadata"].get("namespace"):
-            errs.append(invalid("involvedObject.namespace", involved["namespace"], "does not match event.namespace"))
         if obj.get("type") not in ("Normal", "Warning"):
             errs.append(not_supported("type", obj.get("type"), ["Normal", "Warning"]))
-        return errs
+        return errs + validate_event(obj)
 
 
 class ConfigMapStrategy(Strategy):
@@ -173,7 +174,23 @@ class SecretStrategy(Strategy):
         return validate_secret_update(new, old)
 
 
+#: the Service IP range (kube-apiserver's ``--service-cluster-ip-range``)
+SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
+#: the range's first address, the ``kubernetes`` Service's
+KUBERNETES_SERVICE_IP = str(SERVICE_CIDR.network_address + 1)
+
+
 class ServiceStrategy(Strategy):
+    """Services; :meth:`allocate` is their registry's ClusterIP allocator.
+
+    Kubernetes allocates a Service's ClusterIP in its service registry (not in admission):
+    the lowest free address of the service range (the first one is reserved for the
+    ``kubernetes`` Service), a requested ``spec.clusterIP`` if it is free and in range, none
+    for headless (``None``) and ExternalName services. The used addresses are those of the
+    existing services (the REST layer passes its watch cache's), so there is no second
+    record of them to keep in sync.
+    """
+
     has_status = True
 
     def prepare_for_create(self, obj: Obj) -> None:
@@ -196,6 +213,54 @@ class ServiceStrategy(Strategy):
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return validate_service(new) + validate_service_update(new, old)
+
+    def allocate(self, obj: Obj, existing: Iterable[Obj]) -> list[FieldError]:
+        """Give a validated new Service its ClusterIP (``spec.clusterIP``/``clusterIPs``); the
+        errors are Kubernetes' allocation failures, for a 422."""
+        spec = obj.get("spec")
+        if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
+            return []
+        wanted = spec.get("clusterIP") or None
+        if wanted == "None":
+            spec["clusterIPs"] = ["None"]
+            return []
+        used = {str((other.get("spec") or {}).get("clusterIP")) for other in existing}
+        if wanted is not None:
+            problem = self._unavailable(str(wanted), used)
+            if problem is not None:
+                return [problem]
+            chosen = str(wanted)
+        else:
+            free = self._lowest_free(used)
+            if free is None:
+                return [FieldError("FieldValueForbidden", "spec.clusterIPs", "failed to allocate IP: range is full")]
+            chosen = free
+        spec["clusterIP"] = chosen
+        spec["clusterIPs"] = [chosen]
+        return []
+
+    @staticmethod
+    def _unavailable(wanted: str, used: set[str]) -> FieldError | None:
+        """Why a requested ClusterIP cannot be had, or None."""
+        try:
+            addr = ipaddress.ip_address(wanted)
+        except ValueError:
+            return invalid("spec.clusterIPs[0]", wanted, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
+        if addr not in SERVICE_CIDR:
+            return invalid("spec.clusterIPs[0]", wanted, f"failed to allocate IP {wanted}: the provided IP ({wanted}) is "
+                                                         f"not in the valid range. The range of valid IPs is {SERVICE_CIDR}")
+        if wanted in used:
+            return invalid("spec.clusterIPs[0]", wanted, f"failed to allocate IP {wanted}: provided IP is already allocated")
+        return None
+
+    @staticmethod
+    def _lowest_free(used: set[str]) -> str | None:
+        base = int(SERVICE_CIDR.network_address)
+        for offset in range(2, SERVICE_CIDR.num_addresses - 1):  # .1 is the kubernetes Service's
+            candidate = str(ipaddress.ip_address(base + offset))
+            if candidate not in used:
+                return candidate
+        return None
 
 
 class PersistentVolumeStrategy(DefaultedStrategy):
@@ -229,7 +294,8 @@ class LeaseStrategy(Strategy):
 
 
 class ServiceAccountStrategy(Strategy):
-    pass
+    def validate(self, obj: Obj) -> list[FieldError]:
+        return validate_service_account(obj)
 
 
 class EndpointsStrategy(Strategy):

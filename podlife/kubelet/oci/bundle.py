@@ -269,6 +269,8 @@ class BundleSpec:
     annotations: Mapping[str, str] = field(default_factory=dict)
     masked_paths: Sequence[str] = DEFAULT_MASKED_PATHS
     readonly_paths: Sequence[str] = DEFAULT_READONLY_PATHS
+    #: ``linux.seccomp`` (:mod:`podlife.kubelet.oci.seccomp`); None: unconfined
+    seccomp: Mapping[str, Any] | None = None
 
 
 def build_config(spec: BundleSpec) -> dict[str, Any]:
@@ -332,6 +334,8 @@ def _linux(spec: BundleSpec) -> dict[str, Any]:
     if not spec.privileged:
         linux["maskedPaths"] = list(spec.masked_paths)
         linux["readonlyPaths"] = list(spec.readonly_paths)
+        if spec.seccomp is not None:
+            linux["seccomp"] = dict(spec.seccomp)
     return linux
 
 

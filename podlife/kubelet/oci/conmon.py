@@ -54,6 +54,7 @@ __all__ = [
     "find_conmon",
     "read_exit_code",
     "read_oom",
+    "reopen_log",
     "wait_for_exit",
 ]
 
@@ -97,6 +98,30 @@ class ConmonPaths:
     @property
     def conmon_stderr(self) -> Path:
         return self.bundle_dir / "conmon.stderr"
+
+    @property
+    def control_fifo(self) -> Path:
+        """conmon's ``ctl`` fifo: ``"<type> <a> <b>\\n"`` messages (1: terminal size, 2: reopen the log)."""
+        return self.bundle_dir / "ctl"
+
+
+#: conmon's control message asking it to reopen its log file (CRI-O's ReopenContainerLog)
+REOPEN_LOG_MESSAGE = b"2 0 0\n"
+
+
+def reopen_log(paths: ConmonPaths) -> bool:
+    """Ask conmon to reopen its log file (after the kubelet renamed it); False if conmon is gone."""
+    try:
+        fd = os.open(paths.control_fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # no fifo, or no reader on it: conmon has exited
+        return False
+    try:
+        os.write(fd, REOPEN_LOG_MESSAGE)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def conmon_argv(

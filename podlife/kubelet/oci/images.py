@@ -72,6 +72,10 @@ class HostImage:
     packages: tuple[str, ...] = ()
     applets: str | None = None
     etc: tuple[str, ...] = ()
+    #: directories of its own the image has (``/var/log/nginx``): created empty and writable
+    dirs: tuple[str, ...] = ()
+    #: host paths outside the system directories copied into the container (``/var/www/html``)
+    copy: tuple[str, ...] = ()
 
     def missing_files(self, host_root: Path = Path("/")) -> list[str]:
         """Required host files that do not exist (relative to ``host_root``)."""
@@ -139,7 +143,7 @@ def _parse_entry(name: str, body: Any) -> HostImage:
         body = {}
     if not isinstance(body, dict):
         raise ValueError(f"images.{name}: must be a mapping")
-    known = {"entrypoint", "cmd", "env", "working_dir", "requires", "packages", "applets", "etc"}
+    known = {"entrypoint", "cmd", "env", "working_dir", "requires", "packages", "applets", "etc", "dirs", "copy"}
     unknown = sorted(set(body) - known)
     if unknown:
         raise ValueError(f"images.{name}: unknown field(s) {', '.join(unknown)}")
@@ -159,7 +163,17 @@ def _parse_entry(name: str, body: Any) -> HostImage:
         packages=_strings(name, "packages", body),
         applets=str(body["applets"]) if body.get("applets") else None,
         etc=_strings(name, "etc", body),
+        dirs=_absolute_paths(name, "dirs", body),
+        copy=_absolute_paths(name, "copy", body),
     )
+
+
+def _absolute_paths(name: str, key: str, body: Mapping[str, Any]) -> tuple[str, ...]:
+    paths = _strings(name, key, body)
+    for path in paths:
+        if not path.startswith("/") or ".." in path.split("/"):
+            raise ValueError(f"images.{name}.{key}: {path!r} must be an absolute path without '..'")
+    return paths
 
 
 def _strings(name: str, key: str, body: Mapping[str, Any]) -> tuple[str, ...]:

@@ -18,8 +18,11 @@ What the container sees:
   ``alternatives``, time zone, OS release) plus the image's extra entries. Only
   what is named is copied, so ``shadow``, ``gshadow``, ``sudoers``, ssh host keys
   and tools' credential files (``pip.conf``, ``npmrc``, ``gitconfig``) never get
-  in. ``/etc/hostname`` and ``/etc/hosts`` are written for the container (the
-  kubelet's per-pod ``hosts``/``resolv.conf`` will replace them once wired in).
+  in. ``/etc/hostname`` and ``/etc/hosts`` are written for the container; the
+  kubelet bind-mounts its per-pod hosts file over the latter
+  (:mod:`podlife.kubelet.oci_pods`).
+* The image's own ``dirs`` (created empty, writable: ``/var/log/nginx``) and
+  ``copy`` entries (host paths copied in: nginx's ``/var/www/html``).
 * ``/tmp``, ``/var/tmp`` (mode 1777) and ``/run`` (755): tmpfs of its own.
 * ``/proc``, ``/sys`` (read-only), ``/dev`` as runc makes it: the standard mounts of
   :mod:`podlife.kubelet.oci.bundle`.
@@ -136,6 +139,10 @@ def prepare_rootfs(
     mounts = host_mounts(rootfs, host_root)
     _copy_etc(host_root / "etc", rootfs / "etc", [*BASE_ETC, *image.etc])
     _write_identity(rootfs / "etc", hostname)
+    for directory in image.dirs:
+        (rootfs / directory.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    for path in image.copy:
+        _copy_host_path(host_root / path.lstrip("/"), rootfs / path.lstrip("/"))
     if image.applets:
         _link_applets(rootfs / "opt" / image.name / "bin", image.applets, applet_names(str(host_root / image.applets.lstrip("/"))))
     mounts += [tmpfs_mount("/tmp"), tmpfs_mount("/var/tmp"), tmpfs_mount("/run", mode="755")]
@@ -185,6 +192,17 @@ def _copy_etc(host_etc: Path, etc: Path, names: Iterable[str]) -> None:
             shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True, ignore=_unreadable)
         else:
             shutil.copy2(source, target, follow_symlinks=False)
+
+
+def _copy_host_path(source: Path, target: Path) -> None:
+    """Copy an image's extra host file or tree (missing ones are skipped: ``requires`` guards what matters)."""
+    if not (source.exists() or source.is_symlink()):
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_dir() and not source.is_symlink():
+        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True, ignore=_unreadable)
+    else:
+        shutil.copy2(source, target, follow_symlinks=False)
 
 
 def _unreadable(directory: str, names: list[str]) -> set[str]:

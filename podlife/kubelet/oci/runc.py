@@ -212,8 +212,10 @@ class Runc:
         cwd: str | None = None,
         stdin: bool = False,
         tty: bool = False,
+        stdio_fd: int | None = None,
     ) -> ExecProcess:
-        """Start ``argv`` in the container; stdout/stderr are pipes (or the terminal with ``tty``)."""
+        """Start ``argv`` in the container; stdout/stderr are pipes (or the terminal with ``tty``,
+        or all three stdio streams ``stdio_fd``)."""
         options: list[str] = []
         for key, value in (env or {}).items():
             options += ["--env", f"{key}={value}"]
@@ -223,6 +225,12 @@ class Runc:
             options += ["--additional-gids", str(extra)]
         if cwd:
             options += ["--cwd", cwd]
+        if stdio_fd is not None:
+            process = await asyncio.create_subprocess_exec(
+                *self.base_argv(), "exec", *options, container_id, *argv,
+                stdin=stdio_fd, stdout=stdio_fd, stderr=stdio_fd, start_new_session=True,
+            )
+            return ExecProcess(process)
         if not tty:
             process = await asyncio.create_subprocess_exec(
                 *self.base_argv(),

@@ -62,6 +62,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from podlife.kubelet.oci import conmon
 from podlife.kubelet.oci.bundle import BundleSpec, Mount, Namespace, build_config, capabilities, write_config
@@ -150,6 +151,7 @@ class ContainerRequest:
     allow_privilege_escalation: bool = True
     read_only_root_filesystem: bool = False
     mounts: Sequence[Mount] = ()
+    seccomp: Mapping[str, Any] | None = None  # linux.seccomp (None: unconfined)
 
 
 class OCIContainer:
@@ -181,6 +183,8 @@ class OCIContainer:
         self.cgroup_path = cgroup_path
         self.paths = paths
         self.stop_requested = False
+        #: the process's environment as started (empty for an adopted container)
+        self.env: dict[str, str] = {}
         self._exit: ExitInfo | None = None
         self._done: asyncio.Future[ExitInfo] = asyncio.get_running_loop().create_future()
 
@@ -290,6 +294,9 @@ class OCIRuntime:
     def sandbox(self, pod: PodKey) -> Sandbox | None:
         return next((s for s in self._sandboxes.values() if s.pod == pod), None)
 
+    def sandboxes(self) -> list[Sandbox]:
+        return list(self._sandboxes.values())
+
     def stats(self, container: OCIContainer) -> CgroupStats:
         """The container's cgroup usage now (for ``kubectl top``)."""
         return self.cgroups.stats(container.cgroup_path)
@@ -366,6 +373,7 @@ class OCIRuntime:
             no_new_privileges=not request.allow_privilege_escalation and not request.privileged,
             readonly_rootfs=request.read_only_root_filesystem,
             privileged=request.privileged,
+            seccomp=request.seccomp,
         )
         if not spec.args:
             raise OCIStartError(f'container "{request.name}": no command given and image "{request.image}" has none')
@@ -459,6 +467,7 @@ class OCIRuntime:
             cgroup_path=cgroup,
             paths=paths,
         )
+        container.env = dict(spec.env)
         self._containers[container_id] = container
         self._watch(container)
         return container
@@ -507,8 +516,13 @@ class OCIRuntime:
         env: Mapping[str, str] | None = None,
         stdin: bool = False,
         tty: bool = False,
+        stdio_fd: int | None = None,
     ) -> ExecProcess:
-        """Run ``command`` in the container's namespaces and cgroup, with its env, user and cwd."""
+        """Run ``command`` in the container's namespaces and cgroup, with its env, user and cwd.
+
+        ``stdio_fd``: the process's stdin, stdout and stderr are that descriptor (a
+        pseudo-terminal's follower end that the caller reads and writes).
+        """
         if not container.running:
             raise ContainerNotRunningError(f"container {container.name} is not running")
         if not command:
@@ -525,6 +539,7 @@ class OCIRuntime:
             cwd=config.cwd,
             stdin=stdin,
             tty=tty,
+            stdio_fd=stdio_fd,
         )
 
     # ------------------------------------------------------------ exits
