@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="how local nodes run containers: oci (runc under conmon: namespaces, cgroups, volumes), "
                          "process (host processes, no isolation), auto (oci when this machine can: root, runc, "
                          "conmon, cgroups; default)")
+    up.add_argument("--allowed-image-registries", default="",
+                    help="comma-separated registries (host[:port]) beyond loopback that nodes may pull images from, "
+                         "'*' for any (default: none: images come from registries on 127.0.0.1, `podlife images "
+                         "load`, or the node image catalog)")
     up.add_argument("--container-log-max-size", type=_quantity_bytes, default="10Mi",
                     help="rotate a container's log once it is bigger than this (a quantity; default: 10Mi)")
     up.add_argument("--container-log-max-files", type=int, default=5,
@@ -150,6 +154,8 @@ async def _up(args: argparse.Namespace) -> None:
                         default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
                         disable_admission_plugins=args.disable_admission_plugins,
                         container_runtime=args.container_runtime,
+                        allowed_image_registries=tuple(r.strip() for r in args.allowed_image_registries.split(",")
+                                                       if r.strip()),
                         container_log_max_size=args.container_log_max_size,
                         container_log_max_files=args.container_log_max_files)
     cluster = Cluster(cfg)

@@ -90,6 +90,8 @@ class ClusterConfig:
     disable_admission_plugins: tuple[str, ...] = ()
     #: ``--container-runtime``: auto (real containers when this machine can run them), oci, process
     container_runtime: str = "auto"
+    #: ``--allowed-image-registries``: registries beyond loopback that nodes may pull from ("*": any)
+    allowed_image_registries: tuple[str, ...] = ()
     #: ``--container-log-max-size``/``--container-log-max-files``: log rotation (Kubernetes' defaults)
     container_log_max_size: int = 10 * 1024 * 1024
     container_log_max_files: int = 5
@@ -202,7 +204,8 @@ class Cluster:
         self.components.start(NetworkController(network, pod_cidr=self.config.pod_cidr).run(), "network-controller")
         for name in self.node_names():
             root_dir = self.data_dir / "nodes" / name
-            runtime, why = choose_runtime(root_dir, self.config.container_runtime)
+            runtime, why = choose_runtime(root_dir, self.config.container_runtime,
+                                          allowed_registries=self.config.allowed_image_registries)
             kubelet = Kubelet(self.component_client(node_user(name), "kubelet"), name,
                               root_dir=root_dir, cni=CNIPlugin(), runtime=runtime, runtime_reason=why,
                               address="127.0.0.1", server_token=token, tls=self.pki.kubelet_server_ssl_context(),

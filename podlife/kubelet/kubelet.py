@@ -78,6 +78,8 @@ class KubeletConfig:
     labels: dict[str, str] = field(default_factory=dict)
     pods: WorkerConfig = field(default_factory=WorkerConfig)
     logs: LogRotationConfig = field(default_factory=LogRotationConfig)
+    #: how often unused images are collected when the disk is full (the kubelet's ImageGCPeriod)
+    image_gc_period: float = 300.0
 
 
 class Kubelet:
@@ -102,6 +104,7 @@ class Kubelet:
         self.runtime: ContainerRuntime = runtime or ProcessRuntime(self.root_dir)
         self.runtime_reason = runtime_reason or ("given" if runtime is not None else "the default for a kubelet")
         self.volumes = VolumeManager(self.client, self.root_dir, node_name=node_name)
+        self.runtime.bind(self.client)
         self.cni = cni
         self.address = address
         self.config = config or KubeletConfig()
@@ -159,6 +162,7 @@ class Kubelet:
         self._tasks.start(self.queue.run_workers(self._dispatch, workers=1), f"kubelet {self.node_name} queue")
         self._tasks.start(self._lease_loop(), f"kubelet {self.node_name} lease")
         self._tasks.start(self._node_status_loop(), f"kubelet {self.node_name} node status")
+        self._tasks.start(self._image_gc_loop(), f"kubelet {self.node_name} image GC")
         if self.runtime.can_reopen_logs:
             self._tasks.start(ContainerLogManager(self.runtime, self.config.logs).run(),
                               f"kubelet {self.node_name} log rotation")
@@ -250,6 +254,20 @@ class Kubelet:
                     log.warning("kubelet %s: node status update failed: %s", self.node_name, exc)
             except Exception:
                 log.exception("kubelet %s: node status update failed", self.node_name)
+
+    async def _image_gc_loop(self) -> None:
+        """Every ``image_gc_period``: remove unused images if the image disk is too full."""
+        while True:
+            await asyncio.sleep(self.config.image_gc_period)
+            try:
+                removed = await self.runtime.collect_image_garbage()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("kubelet %s: image garbage collection failed", self.node_name)
+                continue
+            if removed:
+                log.info("kubelet %s: image GC removed %s", self.node_name, ", ".join(removed))
 
     def _lease(self) -> Obj:
         return lease_object(self.node_name, self._node_uid, self.config.lease_duration_seconds)

@@ -26,9 +26,11 @@ What it adds is Kubernetes' translation of a pod into OCI terms, in pure functio
   (``pods/<namespace>_<name>_<uid>/<container>/<restartCount>.log``, CRI format);
   conmon writes them, so output written while the agent is down is not lost, and
   reopens them when asked, so :mod:`podlife.kubelet.log_rotation` can rotate them.
-* **Images** come from the node's catalog (the host image class); a name it cannot
-  provide raises :class:`~podlife.kubelet.runtime.ImageUnavailableError`, which the
-  worker reports as ``ErrImagePull``.
+* **Images** are pulled or loaded ones of the node's image store (the container's root
+  an overlay of their layers) or names of the node's catalog (the host image class), as
+  :mod:`podlife.kubelet.image_manager` decides by ``imagePullPolicy``; one that cannot
+  be had raises :class:`~podlife.kubelet.runtime.ImageUnavailableError`, which the
+  worker reports as ``ErrImagePull`` (or ``ErrImageNeverPull``, ``InvalidImageName``).
 * **Restarts of the agent.** :meth:`OCIPodRuntime.adopt` finds the containers conmon
   kept running; :meth:`adopted` hands a new pod worker the instances its pod's status
   names (same container ID and restart count), so they are watched, not restarted.
@@ -46,11 +48,11 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..client.base import Obj
+from ..client.base import Client, Obj
 from ..machinery.quantity import milli_value, parse_quantity
 from .oci import conmon
 from .oci.bundle import Mount, bind_mount
@@ -58,8 +60,10 @@ from .oci.images import ImageCatalog, ImageNotFoundError, normalize_image_name
 from .oci.resources import ContainerResources
 from .oci.seccomp import SeccompError, effective_profile, seccomp_section
 from .oci.runtime import ContainerRequest, OCIContainer, OCIRuntime, OCIStartError, SandboxRequest
+from .image_manager import ImageManager
 from .runtime import (
-    ContainerNotRunningError, ContainerSpec, ExitInfo, ImageUnavailableError, PodKey, PodKeyLike, pod_dir_name,
+    ContainerNotRunningError, ContainerSpec, ExitInfo, ImageRef, ImageUnavailableError, PodKey, PodKeyLike,
+    pod_dir_name,
 )
 
 log = logging.getLogger(__name__)
@@ -187,9 +191,12 @@ class OCIPodRuntime:
     mounts_volumes = True
     can_reopen_logs = True  # conmon reopens its log file when asked (log rotation)
 
-    def __init__(self, root_dir: Path, *, oci: OCIRuntime | None = None, catalog: ImageCatalog | None = None) -> None:
+    def __init__(self, root_dir: Path, *, oci: OCIRuntime | None = None, catalog: ImageCatalog | None = None,
+                 allowed_registries: Sequence[str] = ()) -> None:
         self.root_dir = Path(root_dir)
         self.oci = oci or OCIRuntime(self.root_dir, catalog=catalog)
+        self.allowed_registries = tuple(allowed_registries)
+        self._images: ImageManager | None = None  # made once the kubelet gives its client (bind)
         self._closed = False
         self._adopted: dict[str, OCIContainer] = {}  # container id -> adopted, not yet claimed by a worker
 
@@ -263,9 +270,12 @@ class OCIPodRuntime:
         sandbox = self.oci.sandbox(key)
         if sandbox is None or not sandbox.pause.running:
             raise OCIStartError("pod sandbox is not running")
-        self._check_image(spec.image)
         hosts = self._hosts_file(key)
         request = container_request(spec, spec.pod, hosts if hosts.exists() else None)
+        if spec.image_ref is not None and spec.image_ref.stored is not None:
+            request.stored_image = spec.image_ref.stored
+        else:
+            self._check_catalog(spec.image)
         pod_ctx, ctx = _security(spec.pod, spec.container)
         try:
             request.seccomp = seccomp_section(effective_profile(pod_ctx, ctx), privileged=request.privileged,
@@ -276,18 +286,30 @@ class OCIPodRuntime:
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         return await self.oci.start_container(sandbox, request, restart_count, path)
 
-    def _check_image(self, image: str) -> None:
+    def bind(self, client: Client) -> None:
+        """Give the runtime the kubelet's client (image pull Secrets are read through it)."""
+        self._images = ImageManager(self.oci.images, self.oci.catalog, client,
+                                    allowed_registries=self.allowed_registries)
+
+    async def ensure_image(self, image: str, policy: str, pod: Obj,
+                           on_pulling: Callable[[str], None] | None = None) -> ImageRef:
+        """The container's image as ``imagePullPolicy`` says (:mod:`podlife.kubelet.image_manager`)."""
+        if self._images is None:
+            raise RuntimeError("OCIPodRuntime.bind() was not called")
+        return await self._images.ensure(image, policy, pod, on_pulling)
+
+    async def collect_image_garbage(self) -> list[str]:
+        """Remove unused images when the store's disk is too full (the kubelet's image GC)."""
+        if self._images is None:
+            return []
+        in_use = {c.image for c in self.oci.containers() if c.image}
+        return await self._images.collect_garbage(in_use)
+
+    def _check_catalog(self, image: str) -> None:
         try:
             self.oci.catalog.resolve(image)
         except ImageNotFoundError as exc:
             raise ImageUnavailableError(exc.message) from exc
-
-    def image_present(self, image: str) -> bool:
-        try:
-            self.oci.catalog.resolve(image)
-        except ImageNotFoundError:
-            return False
-        return True
 
     def reopen_log(self, handle: OCIContainer) -> bool:
         """Have conmon reopen the container's log file (it was renamed by the log manager)."""

@@ -362,6 +362,14 @@ class PodWorker:
         except EnvError as exc:
             await self._observe(ContainerConfigFailed(name, str(exc), self.config.config_retry))
             return
+        field_path = f"spec.containers{{{name}}}"
+        try:
+            image = await self.runtime.ensure_image(
+                rec.image, str(rec.spec.get("imagePullPolicy") or ""), self.pod,
+                on_pulling=lambda text: self.recorder.event(self.pod, "Normal", "Pulling", text, field_path))
+        except ImageUnavailableError as exc:
+            await self._observe(ImagePullFailed(name, exc.message, reason=exc.reason))
+            return
         try:
             mounts = container_mounts(rec.spec, self._host_volumes, env=env) if self.runtime.mounts_volumes else []
         except ValueError as exc:
@@ -377,6 +385,7 @@ class PodWorker:
             container=rec.spec,
             pod=self.pod,
             mounts=mounts,
+            image_ref=image,
         )
         # Shielded: a worker cancelled mid-start lets the start finish, so that the
         # runtime knows the process and its shutdown stops it (see cancel()).
@@ -384,14 +393,15 @@ class PodWorker:
         try:
             handle = await asyncio.shield(self._starting)
         except ImageUnavailableError as exc:
-            await self._observe(ImagePullFailed(name, exc.message))
+            await self._observe(ImagePullFailed(name, exc.message, reason=exc.reason))
             return
         except ContainerStartError as exc:
             await self._observe(ContainerStartFailed(name, exc.exit_code, exc.message, rfc3339()))
             return
         self._handles[name] = handle
         self._background.start(self._wake_on_exit(handle))
-        await self._observe(ContainerStarted(name, handle.container_id, rfc3339(handle.started_at)))
+        await self._observe(ContainerStarted(name, handle.container_id, rfc3339(handle.started_at),
+                                             image_id=image.image_id, pulled=image.pulled_message))
 
     async def _post_start(self, name: str) -> None:
         """Run the postStart hook; the container counts as started (and the next one starts) after it."""

@@ -76,11 +76,11 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from podlife.kubelet.logs import CRILogEncoder
 from podlife.machinery.tasks import Supervisor
@@ -93,6 +93,7 @@ __all__ = [
     "ContainerSpec",
     "ContainerStartError",
     "ExitInfo",
+    "ImageRef",
     "ImageUnavailableError",
     "MountLike",
     "PodKey",
@@ -177,6 +178,7 @@ class ContainerSpec:
     container: dict = field(default_factory=dict)
     pod: dict = field(default_factory=dict)
     mounts: Sequence[MountLike] = ()
+    image_ref: ImageRef | None = None
 
     def argv(self) -> list[str]:
         """The command line to run (see the module's "Decisions")."""
@@ -233,11 +235,27 @@ class ContainerNotRunningError(Exception):
 
 
 class ImageUnavailableError(Exception):
-    """The node cannot provide the container's image (Kubernetes: ``ErrImagePull``)."""
+    """The node cannot provide the container's image: ``reason`` is the waiting reason
+    Kubernetes shows (``ErrImagePull``, ``ErrImageNeverPull``, ``InvalidImageName``)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, reason: str = "ErrImagePull") -> None:
         super().__init__(message)
         self.message = message
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """The image a container will run, as the runtime resolved it.
+
+    ``image_id``: the status's ``imageID`` ("" lets the node make one up, as for the host
+    image class); ``pulled_message``: the text of the ``Pulled`` event ("" for "already
+    present"); ``stored``: the runtime's own handle of a pulled image, if any.
+    """
+
+    image_id: str = ""
+    pulled_message: str = ""
+    stored: Any = None
 
 
 def _utcnow() -> datetime:
@@ -423,14 +441,21 @@ class ProcessRuntime:
         """Processes have no sandbox to keep: there is never one to find again."""
         return False
 
-    def image_present(self, image: str) -> bool:
-        """There are no images: any name runs the container's command on the host."""
-        return True
+    def bind(self, client: Any) -> None:
+        """Nothing of the API is needed: there are no images to pull."""
+
+    async def collect_image_garbage(self) -> list[str]:
+        return []
 
     def reopen_log(self, handle: ContainerHandle) -> bool:
         return False
 
     # ------------------------------------------------------------------ sandbox and adoption (none here)
+
+    async def ensure_image(self, image: str, policy: str, pod: dict,
+                           on_pulling: Callable[[str], None] | None = None) -> ImageRef:
+        """Nothing to pull: the command runs on the host."""
+        return ImageRef()
 
     async def prepare_pod(self, pod: dict, pod_ips: Sequence[str] = ()) -> None:
         """No sandbox: processes share the host's namespaces."""

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from .runtime import ContainerSpec, ExitInfo, PodKeyLike, ProcessRuntime
+from .runtime import ContainerSpec, ExitInfo, ImageRef, PodKeyLike, ProcessRuntime
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,12 @@ class ContainerRuntime(Protocol):
 
     def has_sandbox(self, pod_key: PodKeyLike) -> bool: ...
 
-    def image_present(self, image: str) -> bool: ...
+    def bind(self, client: Any) -> None: ...
+
+    async def ensure_image(self, image: str, policy: str, pod: dict,
+                           on_pulling: Callable[[str], None] | None = None) -> ImageRef: ...
+
+    async def collect_image_garbage(self) -> list[str]: ...
 
     async def prepare_pod(self, pod: dict, pod_ips: Sequence[str] = ()) -> None: ...
 
@@ -107,7 +112,8 @@ class ContainerRuntime(Protocol):
     def kill_all_now(self) -> None: ...
 
 
-def choose_runtime(root_dir: Path, wanted: str = "auto") -> tuple[ContainerRuntime, str]:
+def choose_runtime(root_dir: Path, wanted: str = "auto", *,
+                   allowed_registries: Sequence[str] = ()) -> tuple[ContainerRuntime, str]:
     """The runtime for ``--container-runtime wanted``, and why it was chosen (for the log)."""
     if wanted not in CHOICES:
         raise ValueError(f"--container-runtime must be one of {', '.join(CHOICES)}, not {wanted!r}")
@@ -117,7 +123,7 @@ def choose_runtime(root_dir: Path, wanted: str = "auto") -> tuple[ContainerRunti
     from .oci_pods import OCIPodRuntime
 
     try:
-        runtime = OCIPodRuntime(root_dir)
+        runtime = OCIPodRuntime(root_dir, allowed_registries=allowed_registries)
     except RuntimeUnavailableError as exc:
         if wanted == "oci":
             raise

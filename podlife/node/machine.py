@@ -123,9 +123,14 @@ class SandboxFailed:
 
 @dataclass(frozen=True, slots=True)
 class ContainerStarted:
+    """The container runs. ``image_id``: the runtime's ``imageID`` ("": one made up from the
+    name); ``pulled``: the ``Pulled`` event's text ("": already present on the machine)."""
+
     container: str
     container_id: str
     started_at: str  # RFC 3339
+    image_id: str = ""
+    pulled: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +162,9 @@ class ImagePullFailed:
     shown_for: float = 1.0
     backoff: float = 10.0
     backoff_max: float = 300.0
+    #: the waiting reason: ErrImagePull (which turns into ImagePullBackOff), ErrImageNeverPull
+    #: or InvalidImageName (which stay as they are until the next attempt)
+    reason: str = ERR_IMAGE_PULL
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,9 +472,9 @@ class PodLifecycle:
         rec.current = Running(fact.started_at, fact.container_id)
         rec.alive = True
         rec.verdict = None
-        rec.image_id = image_id(rec.image)
+        rec.image_id = fact.image_id or image_id(rec.image)
         self._dirty = True
-        out: list[Effect] = [*self._created_events(rec),
+        out: list[Effect] = [*self._created_events(rec, fact.pulled),
                              RecordEvent("Normal", "Started", f"Started container {rec.name}", rec.name, True)]
         if self.terminating and self._kill_issued:  # started while the pod is being killed
             out.append(KillContainers((rec.name,), self.kill_grace()))
@@ -475,9 +483,9 @@ class PodLifecycle:
         return out
 
     @staticmethod
-    def _created_events(rec: ContainerRecord) -> list[Effect]:
-        return [RecordEvent("Normal", "Pulled", f'Container image "{rec.image}" already present on machine', rec.name,
-                            True),
+    def _created_events(rec: ContainerRecord, pulled: str = "") -> list[Effect]:
+        pulled = pulled or f'Container image "{rec.image}" already present on machine'
+        return [RecordEvent("Normal", "Pulled", pulled, rec.name, True),
                 RecordEvent("Normal", "Created", f"Created container {rec.name}", rec.name, True)]
 
     def _container_start_failed(self, fact: ContainerStartFailed, now: float) -> list[Effect]:
@@ -499,11 +507,13 @@ class PodLifecycle:
     def _image_pull_failed(self, fact: ImagePullFailed, now: float) -> list[Effect]:
         rec = self._begin(fact.container)
         rec.pull_attempts += 1
-        rec.waiting = Waiting(ERR_IMAGE_PULL, fact.message)
+        rec.waiting = Waiting(fact.reason, fact.message)
         rec.pull_backoff_at = now + fact.shown_for
         wait = min(fact.backoff * 2 ** (rec.pull_attempts - 1), max(fact.backoff_max, fact.backoff))
         rec.retry_at = rec.pull_backoff_at + wait
         self._dirty = True
+        if fact.reason != ERR_IMAGE_PULL:  # the kubelet names these events after the reason
+            return [RecordEvent("Warning", fact.reason, fact.message, rec.name)]
         return [RecordEvent("Warning", "Failed", f'Failed to pull image "{rec.image}": {fact.message}', rec.name)]
 
     def _container_exited(self, fact: ContainerExited, now: float) -> list[Effect]:

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -89,7 +89,17 @@ def normalize_image_name(image: str) -> str:
     return last.split(":", 1)[0].lower()
 
 
-def container_argv(image: HostImage, command: Sequence[str], args: Sequence[str]) -> list[str]:
+class ImageDefaults(Protocol):
+    """What an image's config says about its process (a catalog entry or a pulled image)."""
+
+    @property
+    def entrypoint(self) -> Sequence[str]: ...
+
+    @property
+    def cmd(self) -> Sequence[str]: ...
+
+
+def container_argv(image: ImageDefaults, command: Sequence[str], args: Sequence[str]) -> list[str]:
     """The process's argv from the container's ``command``/``args`` and the image's defaults."""
     if command:
         return [*command, *args]

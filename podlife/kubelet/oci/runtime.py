@@ -42,6 +42,12 @@ containerd reports a lost task). ``ExitInfo.signal`` stays None: conmon records 
 death by signal N only as exit code ``128 + N`` (137 for SIGKILL), which is also all
 Kubernetes shows.
 
+A container's root is either the host image class's (:mod:`podlife.kubelet.oci.rootfs`)
+or, for a pulled or loaded image (``ContainerRequest.stored_image``), an overlay of the
+image's layers that the node's :class:`~podlife.kubelet.oci.image_store.ImageStore`
+mounts and, when the container is removed, unmounts; the image's User applies where
+``securityContext`` names no user.
+
 Stopping follows Kubernetes: the stop signal (SIGTERM), up to the grace period, then
 SIGKILL. Removing a container deletes it from runc (runc removes its cgroup), its
 exit file and its bundle; removing a sandbox does so for each container of the pod,
@@ -67,6 +73,7 @@ from typing import Any
 from podlife.kubelet.oci import conmon
 from podlife.kubelet.oci.bundle import BundleSpec, Mount, Namespace, build_config, capabilities, write_config
 from podlife.kubelet.oci.cgroups import CgroupLayout, CgroupStats, container_cgroup_path, detect_layout, pod_cgroup_path
+from podlife.kubelet.oci.image_store import ImageStore, StoredImage, resolve_user
 from podlife.kubelet.oci.images import ImageCatalog, container_argv, default_catalog
 from podlife.kubelet.oci.resources import ContainerResources
 from podlife.kubelet.oci.rootfs import prepare_rootfs_async
@@ -104,6 +111,7 @@ ANN_RESTART_COUNT = "io.podlife.restart-count"
 ANN_LOG_PATH = "io.podlife.log-path"
 ANN_STARTED_AT = "io.podlife.started-at"
 ANN_CGROUP = "io.podlife.cgroup"
+ANN_IMAGE = "io.kubernetes.cri.image-name"
 TYPE_SANDBOX = "sandbox"
 TYPE_CONTAINER = "container"
 SANDBOX_NAME = "POD"
@@ -152,6 +160,8 @@ class ContainerRequest:
     read_only_root_filesystem: bool = False
     mounts: Sequence[Mount] = ()
     seccomp: Mapping[str, Any] | None = None  # linux.seccomp (None: unconfined)
+    #: a pulled or loaded image of the node's store (None: ``image`` is of the host image class)
+    stored_image: StoredImage | None = None
 
 
 class OCIContainer:
@@ -170,6 +180,7 @@ class OCIContainer:
         started_at: datetime,
         cgroup_path: str,
         paths: conmon.ConmonPaths,
+        image: str = "",
     ) -> None:
         self.id = container_id
         self.container_id = f"{CONTAINER_ID_SCHEME}://{container_id}"
@@ -185,6 +196,8 @@ class OCIContainer:
         self.stop_requested = False
         #: the process's environment as started (empty for an adopted container)
         self.env: dict[str, str] = {}
+        #: the image it runs, as the pod names it
+        self.image = image
         self._exit: ExitInfo | None = None
         self._done: asyncio.Future[ExitInfo] = asyncio.get_running_loop().create_future()
 
@@ -253,6 +266,7 @@ class OCIRuntime:
         conmon_binary: str | None = None,
         cgroup_parent: str = "podlife",
         cgroup_layout: CgroupLayout | None = None,
+        images: ImageStore | None = None,
     ) -> None:
         runc_path = runc_binary or find_runc()
         conmon_path = conmon_binary or conmon.find_conmon()
@@ -264,6 +278,8 @@ class OCIRuntime:
         self.root_dir = Path(root_dir)
         self.state_dir = self.root_dir / "oci"
         self.catalog = catalog or default_catalog()
+        #: pulled and loaded images (their containers' roots are overlays of the image's layers)
+        self.images = images or ImageStore(self.root_dir / "images")
         self.runc = Runc(runc_path, self.state_dir / "runc")
         self.conmon_binary = conmon_path
         self.cgroups = layout
@@ -354,7 +370,7 @@ class OCIRuntime:
         """Create and start ``request`` in ``sandbox``; :class:`OCIStartError` when it cannot start."""
         if not sandbox.pause.running:
             raise OCIStartError(f"pod sandbox {sandbox.id[:12]} is not running")
-        image = self.catalog.resolve(request.image)
+        image = request.stored_image or self.catalog.resolve(request.image)
         try:
             caps = capabilities(request.capabilities_add, request.capabilities_drop, privileged=request.privileged)
         except ValueError as exc:
@@ -363,7 +379,7 @@ class OCIRuntime:
         spec = BundleSpec(
             args=container_argv(image, request.command, request.args),
             env=env,
-            cwd=request.working_dir or image.working_dir,
+            cwd=request.working_dir or image.working_dir or "/",
             uid=request.run_as_user or 0,
             gid=request.run_as_group if request.run_as_group is not None else 0,
             additional_gids=list(request.supplemental_groups),
@@ -387,6 +403,8 @@ class OCIRuntime:
             image_name=request.image,
             hostname=sandbox.request.hostname,
             extra_mounts=request.mounts,
+            stored=request.stored_image,
+            image_user=request.stored_image.user if request.stored_image and request.run_as_user is None else "",
         )
 
     def _container_namespaces(self, sandbox: Sandbox) -> list[Namespace]:
@@ -414,6 +432,8 @@ class OCIRuntime:
         image_name: str,
         hostname: str,
         extra_mounts: Sequence[Mount] = (),
+        stored: StoredImage | None = None,
+        image_user: str = "",
     ) -> OCIContainer:
         container_id = secrets.token_hex(32)
         paths = self._paths(container_id, log_path)
@@ -422,8 +442,16 @@ class OCIRuntime:
         bundle = paths.bundle_dir
         bundle.mkdir(parents=True)
         try:
-            image = self.catalog.resolve(image_name)
-            mounts = await prepare_rootfs_async(bundle, image, hostname=hostname)
+            if stored is not None:
+                mounts = await self.images.prepare_rootfs(stored, bundle / "rootfs")
+                if image_user:  # the image's User, where securityContext names none
+                    try:
+                        spec.uid, spec.gid, groups = await asyncio.to_thread(resolve_user, image_user, bundle / "rootfs")
+                    except ValueError as exc:
+                        raise OCIStartError(f"unable to find user {image_user}: {exc}") from exc
+                    spec.additional_gids = [*groups, *spec.additional_gids]
+            else:
+                mounts = await prepare_rootfs_async(bundle, self.catalog.resolve(image_name), hostname=hostname)
             spec.mounts = [*mounts, *extra_mounts]
             spec.cgroups_path = cgroup
             spec.annotations = {
@@ -437,6 +465,7 @@ class OCIRuntime:
                 ANN_LOG_PATH: str(log_path),
                 ANN_STARTED_AT: started_at.isoformat(),
                 ANN_CGROUP: cgroup,
+                ANN_IMAGE: image_name,
             }
             if sandbox_id is not None:
                 spec.hostname = None  # the pod's UTS namespace already has it
@@ -468,6 +497,7 @@ class OCIRuntime:
             paths=paths,
         )
         container.env = dict(spec.env)
+        container.image = image_name
         self._containers[container_id] = container
         self._watch(container)
         return container
@@ -481,6 +511,7 @@ class OCIRuntime:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(conmon.wait_for_exit(pid), 10)
         conmon.remove_exit_file(paths, container_id)
+        await self.images.release_rootfs(paths.bundle_dir / "rootfs")
         await asyncio.to_thread(shutil.rmtree, paths.bundle_dir, True)
         if cgroup:
             await asyncio.to_thread(self.cgroups.remove, cgroup)
@@ -504,6 +535,7 @@ class OCIRuntime:
             await self.stop_container(container, 0)
         await self.runc.delete(container.id, force=True)
         conmon.remove_exit_file(container.paths, container.id)
+        await self.images.release_rootfs(container.paths.bundle_dir / "rootfs")
         await asyncio.to_thread(shutil.rmtree, container.paths.bundle_dir, True)
         await asyncio.to_thread(self.cgroups.remove, container.cgroup_path)
         self._containers.pop(container.id, None)
@@ -610,6 +642,7 @@ class OCIRuntime:
             started_at=started,
             cgroup_path=ann.get(ANN_CGROUP) or container_cgroup_path(pod.uid, state.id, self.cgroup_parent),
             paths=self._paths(state.id, log_path),
+            image=ann.get(ANN_IMAGE, ""),
         )
 
     async def remove_everything(self) -> None:
