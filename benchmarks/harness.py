@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -79,7 +80,8 @@ class Server:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
-    def stop(self) -> None:
+    def stop(self, *, failed: bool = False) -> None:
+        """End the server (SIGTERM, then SIGKILL after 60 s); if the run ``failed``, keep its log first."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -87,7 +89,16 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        if failed:
+            self._keep_log()
         self.tmp.cleanup()
+
+    def _keep_log(self) -> None:
+        """Copy the server's log beside the results, where a failed run can be looked into."""
+        kept = RESULTS_DIR / f"failed-server-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(self.tmp.name) / "server.log", kept)
+        print(f"the run failed; the server's log is kept in {kept}", file=sys.stderr)
 
 
 async def wait_ready(client: Client, nodes: int, timeout: float = 120) -> float:

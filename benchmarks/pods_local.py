@@ -41,16 +41,20 @@ async def run(pods: int, concurrency: int, container_runtime: str = "auto") -> d
         await asyncio.wait_for(deleted.wait(), 300)
         all_gone = time.monotonic() - t1
         watcher.cancel()
-        return {
+        result = {
             "pods": pods, "concurrency": concurrency,
             "create_seconds": created, "all_running_seconds": all_running, "pods_per_second": pods / all_running,
             "latency_p50_s": percentile(lat, 50), "latency_p90_s": percentile(lat, 90), "latency_p99_s": percentile(lat, 99),
             "delete_all_gone_seconds": all_gone,
             "server_cpu_seconds": server.cpu_seconds() - cpu0, "server_peak_rss_mb": server.peak_rss_mb(),
         }
-    finally:
+    except BaseException:
         await client.close()
-        server.stop()
+        server.stop(failed=True)
+        raise
+    await client.close()
+    server.stop()
+    return result
 
 
 def _manifest(name: str) -> dict:

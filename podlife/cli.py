@@ -81,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="rotate a container's log once it is bigger than this (a quantity; default: 10Mi)")
     up.add_argument("--container-log-max-files", type=int, default=5,
                     help="log files kept per container instance, the current one included (default: 5)")
+    up.add_argument("--cluster-dns", default="10.96.0.10",
+                    help="comma-separated nameserver IPs written into ClusterFirst pods' /etc/resolv.conf "
+                         "(default: 10.96.0.10, kube-dns's conventional ClusterIP; empty: pods fall back to Default)")
+    up.add_argument("--cluster-domain", default="cluster.local",
+                    help="the cluster's DNS domain, searched by ClusterFirst pods (default: cluster.local)")
     up.add_argument("--disable-admission-plugins", type=_admission_plugins, default="",
                     help="comma-separated admission plugins not to run, by their Kubernetes names (e.g. LimitRanger, "
                          "ServiceAccount, PodSecurity, ResourceQuota, ValidatingAdmissionWebhook)")
@@ -157,7 +162,9 @@ async def _up(args: argparse.Namespace) -> None:
                         allowed_image_registries=tuple(r.strip() for r in args.allowed_image_registries.split(",")
                                                        if r.strip()),
                         container_log_max_size=args.container_log_max_size,
-                        container_log_max_files=args.container_log_max_files)
+                        container_log_max_files=args.container_log_max_files,
+                        cluster_dns=tuple(ip.strip() for ip in args.cluster_dns.split(",") if ip.strip()),
+                        cluster_domain=args.cluster_domain)
     cluster = Cluster(cfg)
 
     async def start() -> None:

@@ -95,6 +95,9 @@ class ClusterConfig:
     #: ``--container-log-max-size``/``--container-log-max-files``: log rotation (Kubernetes' defaults)
     container_log_max_size: int = 10 * 1024 * 1024
     container_log_max_files: int = 5
+    #: ``--cluster-dns``/``--cluster-domain``: the pods' nameservers and domain (their resolv.conf)
+    cluster_dns: tuple[str, ...] = ("10.96.0.10",)
+    cluster_domain: str = "cluster.local"
 
 
 class Cluster:
@@ -206,6 +209,7 @@ class Cluster:
             root_dir = self.data_dir / "nodes" / name
             runtime, why = choose_runtime(root_dir, self.config.container_runtime,
                                           allowed_registries=self.config.allowed_image_registries)
+            self._configure_dns(runtime)
             kubelet = Kubelet(self.component_client(node_user(name), "kubelet"), name,
                               root_dir=root_dir, cni=CNIPlugin(), runtime=runtime, runtime_reason=why,
                               address="127.0.0.1", server_token=token, tls=self.pki.kubelet_server_ssl_context(),
@@ -240,6 +244,14 @@ class Cluster:
         """A controller's client: writes as its service account, reads as kube-controller-manager's informers."""
         return self.component_client(controller_user(controller), f"kube-controller-manager/{controller}",
                                      reads_as=CONTROLLER_MANAGER_USER)
+
+    def _configure_dns(self, runtime: Any) -> None:
+        """Give a real-container runtime ``--cluster-dns``/``--cluster-domain`` (pods' resolv.conf)."""
+        from .kubelet.dns import DNSSettings
+        from .kubelet.oci_pods import OCIPodRuntime
+
+        if isinstance(runtime, OCIPodRuntime):
+            runtime.dns = DNSSettings(self.config.cluster_dns, self.config.cluster_domain)
 
     def _kubelet_options(self) -> dict[str, Any]:
         """The local kubelets' options: ``kubelet_options`` with the log rotation settings."""

@@ -6,6 +6,7 @@ the pinned 1.37 from the virtualenv, and 1.33 and 1.30 where the machine has the
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import signal
@@ -147,6 +148,12 @@ def test_services_get_cluster_ips(cluster: PodlifeProcess) -> None:
     a = cluster.kubectl_json("get", "service", "svc-a")["spec"]["clusterIP"]
     b = cluster.kubectl_json("get", "service", "svc-b")["spec"]["clusterIP"]
     assert a != b and a.startswith("10.9") and b.startswith("10.9")
+    # given from above the static band (the first 256 of 10.96.0.0/12), which stays for fixed
+    # ClusterIPs such as the cluster DNS Service's 10.96.0.10
+    assert all(ipaddress.ip_address(ip) >= ipaddress.ip_address("10.96.1.0") for ip in (a, b))
+    dns = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dns"},
+           "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 53, "protocol": "UDP"}]}}
+    cluster.kubectl("create", "-f", "-", input=json.dumps(dns))
     assert a in cluster.kubectl("get", "service", "svc-a").stdout
     taken = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc-c"},
              "spec": {"clusterIP": a, "ports": [{"port": 80}]}}

@@ -234,6 +234,20 @@ def test_a_config_error_waits_and_is_retried() -> None:
     assert d.plan() == [StartContainer("app", 0)]  # the same instance: nothing restarted
 
 
+def test_a_runtime_failure_before_the_process_exists_is_create_container_error_and_retried() -> None:
+    d = Driver()
+    d.plan()
+    d.observe(SandboxReady(("10.244.0.5",)))
+    assert d.plan() == [StartContainer("app", 0)]
+    d.observe(ContainerConfigFailed("app", "failed to create container app: disk full", retry_in=2,
+                                    reason="CreateContainerError"))
+    assert d.plan() == [WakeAt(2)]
+    assert d.state() == {"waiting": {"reason": "CreateContainerError",
+                                     "message": "failed to create container app: disk full"}}
+    d.now = 2
+    assert d.plan() == [StartContainer("app", 0)]  # started again, not left waiting for an answer
+
+
 def test_image_pull_failures_back_off() -> None:
     d = Driver()
     d.plan()

@@ -5,6 +5,7 @@ cgroupfs). No root, runc or conmon needed."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from podlife.kubelet.oci.bundle import (
     DEFAULT_PATH,
     DEFAULT_READONLY_PATHS,
     BundleSpec,
+    Mount,
     Namespace,
     bind_mount,
     build_config,
@@ -30,7 +32,7 @@ from podlife.kubelet.oci.images import (
     normalize_image_name,
 )
 from podlife.kubelet.oci.resources import ContainerResources, linux_resources, milli_cpu_to_quota, milli_cpu_to_shares
-from podlife.kubelet.oci.rootfs import prepare_rootfs
+from podlife.kubelet.oci.rootfs import LAYER_REFERENCES, overlay_supported, prepare_rootfs
 from podlife.kubelet.oci.runc import runc_message
 
 # ---------------------------------------------------------------- resources (pkg/kubelet/cm/helpers_linux.go)
@@ -168,6 +170,20 @@ def test_joined_namespaces_carry_their_paths() -> None:
     assert "hostname" not in config
 
 
+def test_a_read_only_root_covers_the_mounts_that_stand_for_part_of_it() -> None:
+    etc = Mount("/etc", "overlay", "overlay", ("lowerdir=/l", "upperdir=/u", "workdir=/w"), part_of_root=True)
+    mounts = [etc, bind_mount("/srv/cfg", "/etc/cfg")]
+    writable = build_config(_spec(mounts=mounts))
+    assert writable["linux"]["readonlyPaths"] == list(DEFAULT_READONLY_PATHS)
+    read_only = build_config(_spec(mounts=mounts, readonly_rootfs=True))
+    assert read_only["linux"]["readonlyPaths"] == [*DEFAULT_READONLY_PATHS, "/etc"]
+    privileged = build_config(_spec(mounts=mounts, readonly_rootfs=True, privileged=True))
+    assert privileged["linux"]["readonlyPaths"] == ["/etc"] and "maskedPaths" not in privileged["linux"]
+    by_dest = {m["destination"]: m for m in read_only["mounts"]}
+    assert by_dest["/etc"] == {"destination": "/etc", "type": "overlay", "source": "overlay",
+                               "options": ["lowerdir=/l", "upperdir=/u", "workdir=/w"]}
+
+
 def test_no_new_privileges_and_privileged() -> None:
     assert build_config(_spec(no_new_privileges=True))["process"]["noNewPrivileges"] is True
     privileged = build_config(_spec(privileged=True))
@@ -275,7 +291,8 @@ def _fake_host(root: Path) -> Path:
 def test_rootfs_binds_system_dirs_read_only_and_copies_an_etc_allow_list(tmp_path: Path) -> None:
     host = _fake_host(tmp_path / "host")
     bundle = tmp_path / "bundle"
-    mounts = prepare_rootfs(bundle, HostImage("debian", etc=("shadow",)), hostname="web", host_root=host)
+    mounts = prepare_rootfs(bundle, HostImage("debian", etc=("shadow",)), hostname="web", host_root=host,
+                            share_layers=False)
     rootfs = bundle / "rootfs"
     binds = {m.destination: m for m in mounts if m.type == "bind"}
     assert set(binds) == {"/usr", "/lib64"}
@@ -295,10 +312,89 @@ def test_rootfs_binds_system_dirs_read_only_and_copies_an_etc_allow_list(tmp_pat
     assert list((rootfs / "root").iterdir()) == [] and list((rootfs / "home").iterdir()) == []
 
 
-def test_rootfs_is_idempotent(tmp_path: Path) -> None:
+@pytest.mark.parametrize("share", [False, True])
+def test_rootfs_is_idempotent(tmp_path: Path, share: bool) -> None:
     host = _fake_host(tmp_path / "host")
-    first = prepare_rootfs(tmp_path / "b", HostImage("debian"), host_root=host)
-    assert prepare_rootfs(tmp_path / "b", HostImage("debian"), host_root=host) == first
+    first = prepare_rootfs(tmp_path / "b", HostImage("debian"), host_root=host, share_layers=share)
+    assert prepare_rootfs(tmp_path / "b", HostImage("debian"), host_root=host, share_layers=share) == first
+
+
+def _fake_busybox(host: Path) -> None:
+    """A multi-call binary that lists three applets (``--list``), as busybox does."""
+    binary = host / "usr/bin/busybox"
+    binary.write_text("#!/bin/sh\nprintf 'sh\\nls\\nwget\\n'\n")
+    binary.chmod(0o755)
+
+
+def _overlays(mounts: list[Mount]) -> dict[str, dict[str, Path]]:
+    """destination -> {"lowerdir": ..., "upperdir": ..., "workdir": ...} of each overlay mount."""
+    out = {}
+    for m in mounts:
+        if m.type == "overlay":
+            assert m.part_of_root
+            out[m.destination] = {k: Path(v) for k, _, v in (o.partition("=") for o in m.options)}
+    return out
+
+
+def test_containers_of_an_image_share_read_only_layers_and_own_what_they_write(tmp_path: Path) -> None:
+    host = _fake_host(tmp_path / "host")
+    _fake_busybox(host)
+    image = HostImage("busybox", applets="/usr/bin/busybox", etc=("shadow",), dirs=("/opt/busybox/data", "/var/log/bb"))
+    bundles, layers = tmp_path / "containers", tmp_path / "layers"
+    a = _overlays(prepare_rootfs(bundles / "a", image, hostname="web-a", host_root=host, layers_dir=layers,
+                                 share_layers=True))
+    b = _overlays(prepare_rootfs(bundles / "b", image, hostname="web-b", host_root=host, layers_dir=layers,
+                                 share_layers=True))
+    assert set(a) == set(b) == {"/etc", "/opt"}
+    etc = a["/etc"]["lowerdir"]
+    assert etc == b["/etc"]["lowerdir"] and etc.parent == layers  # one layer, made once
+    assert (etc / "passwd").read_text().startswith("root:")
+    assert (etc / "ssl/certs/ca.pem").read_text() == "CERT\n"
+    assert os.readlink(etc / "localtime") == "/usr/share/zoneinfo/UTC"
+    assert not (etc / "shadow").exists() and not (etc / "pip.conf").exists() and not (etc / "ssh").exists()
+    assert not (etc / "hostname").exists() and not (etc / "hosts").exists()  # those are each container's
+    for name, overlays in (("a", a), ("b", b)):
+        upper = overlays["/etc"]["upperdir"]
+        assert upper.parent == bundles / name and overlays["/etc"]["workdir"].parent == bundles / name
+        assert (upper / "hostname").read_text() == f"web-{name}\n"
+        assert f"web-{name}" in (upper / "hosts").read_text() and "the-host" not in (upper / "hosts").read_text()
+        assert (overlays["/opt"]["upperdir"] / "busybox/data").is_dir()  # an image dir below an overlay
+        assert (bundles / name / "rootfs/var/log/bb").is_dir()
+        assert list((bundles / name / "rootfs/etc").iterdir()) == []  # the mount point only
+        assert (bundles / name / LAYER_REFERENCES).read_text().split() == [etc.name, overlays["/opt"]["lowerdir"].name]
+    applets = a["/opt"]["lowerdir"] / "busybox/bin"
+    assert sorted(p.name for p in applets.iterdir()) == ["ls", "sh", "wget"]
+    assert os.readlink(applets / "sh") == "/usr/bin/busybox"
+
+
+def test_a_changed_host_etc_gets_a_new_layer_and_layers_nobody_uses_go(tmp_path: Path) -> None:
+    host = _fake_host(tmp_path / "host")
+    bundles, layers = tmp_path / "containers", tmp_path / "layers"
+
+    def etc_layer(name: str) -> Path:
+        mounts = prepare_rootfs(bundles / name, HostImage("debian"), host_root=host, layers_dir=layers,
+                                share_layers=True)
+        return _overlays(mounts)["/etc"]["lowerdir"]
+
+    first = etc_layer("a")
+    assert etc_layer("b") == first
+    with open(host / "etc/passwd", "a") as f:  # changed in place
+        f.write("app:x:1000:1000::/home/app:/bin/sh\n")
+    second = etc_layer("c")
+    assert second != first and "app:x:1000" in (second / "passwd").read_text()
+    assert first.is_dir()  # containers a and b still use it
+    (host / "etc/ssl/certs/new.pem").write_text("NEW\n")  # added below a copied directory
+    shutil.rmtree(bundles / "a")
+    shutil.rmtree(bundles / "b")  # what the runtime does when it removes a container
+    third = etc_layer("d")
+    assert (third / "ssl/certs/new.pem").read_text() == "NEW\n"
+    assert not first.exists() and second.is_dir()  # c still uses the second
+    assert sorted(p.name for p in layers.iterdir()) == sorted([second.name, third.name])
+
+
+def test_overlays_are_not_used_where_mount_options_cannot_name_the_layers(tmp_path: Path) -> None:
+    assert overlay_supported(tmp_path / "a,b") is False
+    assert overlay_supported(tmp_path / "a:b") is False
 
 
 # ---------------------------------------------------------------- cgroups

@@ -147,6 +147,54 @@ async def test_busybox_container_is_isolated_and_logs_in_cri_format(node: Node) 
     assert Path("/root").is_dir()  # the host has one; the container saw its own, empty
 
 
+async def _sh(node: Node, container: OCIContainer, script: str) -> tuple[int, str, str]:
+    exec_ = await node.runtime.exec_in_container(container, ["sh", "-c", script])
+    out, err = await asyncio.wait_for(exec_.process.communicate(), 30)
+    assert exec_.process.returncode is not None
+    return exec_.process.returncode, out.decode(), err.decode()
+
+
+async def test_each_container_writes_its_own_etc_and_opt_over_the_shared_layers(node: Node) -> None:
+    first, second = await node.sandbox("first"), await node.sandbox("second")
+    idle = ContainerRequest("idle", "busybox", command=["sleep", "3600"])
+    a, b = await node.run(first, idle), await node.run(second, idle)
+    code, _, err = await _sh(node, a, "echo app:x:1000:1000::/:/bin/sh >> /etc/passwd && echo 1 > /etc/new "
+                                       "&& rm /etc/os-release && echo x > /opt/busybox/bin/mine")
+    assert code == 0, err
+    code, out, _ = await _sh(node, a, "grep -c app: /etc/passwd; cat /etc/new; test -e /etc/os-release || echo gone; "
+                                      "cat /etc/hostname")
+    assert (code, out.split()) == (0, ["1", "1", "gone", "first"])
+    # The other container (of another pod) sees none of it; its applets are there.
+    code, out, _ = await _sh(node, b, "grep -c app: /etc/passwd; test -e /etc/new || echo no-new; "
+                                      "test -e /etc/os-release && echo has-release; cat /etc/hostname; "
+                                      "test -e /opt/busybox/bin/mine || echo no-mine; readlink /opt/busybox/bin/wget")
+    assert out.split() == ["0", "no-new", "has-release", "second", "no-mine", "/usr/bin/busybox"]
+    # Both read one shared layer on the host, which their writes did not touch.
+    layers = node.runtime.state_dir / "host-images"
+    etc_layers = [p for p in layers.iterdir() if p.name.startswith("etc-")]
+    assert len(etc_layers) == 1 and "app:x:1000" not in (etc_layers[0] / "passwd").read_text()
+    assert (etc_layers[0] / "os-release").exists() or (etc_layers[0] / "os-release").is_symlink()
+    assert not (etc_layers[0] / "new").exists()
+
+
+async def test_a_read_only_root_makes_etc_read_only_and_volumes_below_it_still_mount(node: Node, tmp_path: Path) -> None:
+    from podlife.kubelet.oci.bundle import bind_mount
+
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "greeting").write_text("hello\n")
+    sandbox = await node.sandbox("locked")
+    request = ContainerRequest("locked", "busybox", command=["sleep", "3600"], read_only_root_filesystem=True,
+                               mounts=[bind_mount(str(config), "/etc/app/config"), bind_mount(str(config), "/opt/cfg")])
+    container = await node.run(sandbox, request)
+    for path in ("/etc/x", "/opt/x", "/x"):
+        code, _, err = await _sh(node, container, f"touch {path}")
+        assert code != 0 and "Read-only file system" in err, (path, err)
+    code, out, err = await _sh(node, container, "cat /etc/app/config/greeting /opt/cfg/greeting; cat /etc/hostname; "
+                                                 "echo ok > /tmp/f && cat /tmp/f")
+    assert (code, out.split()) == (0, ["hello", "hello", "locked", "ok"]), err
+
+
 async def test_memory_limit_oom_kills_and_is_reported_oomkilled(node: Node) -> None:
     sandbox = await node.sandbox("hog")
     request = ContainerRequest(
@@ -201,6 +249,20 @@ async def test_start_errors_carry_runcs_message_and_leave_nothing(node: Node) ->
         await node.run(sandbox, ContainerRequest("main", "quay.io/x/not-in-catalog"))
     assert node.runtime.containers(sandbox.pod) == []
     assert [s.id for s in await node.runtime.runc.list()] == [sandbox.id]
+
+
+async def test_commands_report_their_output_and_a_timed_out_one_is_killed_and_reaped() -> None:
+    from podlife.kubelet.oci.runc import run_command
+
+    big = await run_command([sys.executable, "-c", "import sys; sys.stdout.write('x' * 300000); "
+                             "sys.stderr.write('oops'); sys.exit(3)"], timeout=30)
+    assert (big.returncode, len(big.stdout), big.stderr) == (3, 300000, b"oops")  # more than a pipe holds
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError):
+        await run_command(["sleep", "30"], timeout=0.3)
+    assert asyncio.get_running_loop().time() - started < 10
+    children = Path(f"/proc/self/task/{os.getpid()}/children").read_text().split()
+    assert not [pid for pid in children if Path(f"/proc/{pid}/stat").read_text().split()[1] == "(sleep)"]  # nor a zombie
 
 
 STARTER = textwrap.dedent(

@@ -22,6 +22,9 @@ What it adds is Kubernetes' translation of a pod into OCI terms, in pure functio
 * **/etc/hosts** is written per pod, as the kubelet's ``etc-hosts`` file: localhost,
   the pod's IPs with its hostname (and ``subdomain`` FQDN), then ``hostAliases``.
   ``hostNetwork`` pods get the host's file.
+* **/etc/resolv.conf** is written per pod beside it, as ``dnsPolicy`` and ``dnsConfig``
+  say with the kubelet's ``--cluster-dns``/``--cluster-domain`` (:mod:`podlife.kubelet.dns`),
+  and bind-mounted the same way (unless a volume is mounted there).
 * **Logs** are where :class:`ProcessRuntime` puts them
   (``pods/<namespace>_<name>_<uid>/<container>/<restartCount>.log``, CRI format);
   conmon writes them, so output written while the agent is down is not lost, and
@@ -54,6 +57,7 @@ from typing import Any
 
 from ..client.base import Client, Obj
 from ..machinery.quantity import milli_value, parse_quantity
+from .dns import HOST_RESOLV_CONF, DNSSettings, pod_resolv_conf
 from .oci import conmon
 from .oci.bundle import Mount, bind_mount
 from .oci.images import ImageCatalog, ImageNotFoundError, normalize_image_name
@@ -99,7 +103,7 @@ def sandbox_request(pod: Obj) -> SandboxRequest:
     )
 
 
-def etc_hosts(pod: Obj, pod_ips: Sequence[str]) -> str:
+def etc_hosts(pod: Obj, pod_ips: Sequence[str], cluster_domain: str = "cluster.local") -> str:
     """The pod's ``/etc/hosts``, as the kubelet's managed hosts file."""
     spec = pod.get("spec") or {}
     meta = pod.get("metadata") or {}
@@ -109,7 +113,7 @@ def etc_hosts(pod: Obj, pod_ips: Sequence[str]) -> str:
     subdomain = spec.get("subdomain")
     names = hostname
     if subdomain:
-        names = f"{hostname}.{subdomain}.{meta.get('namespace') or 'default'}.svc.cluster.local\t{hostname}"
+        names = f"{hostname}.{subdomain}.{meta.get('namespace') or 'default'}.svc.{cluster_domain}\t{hostname}"
     for ip in pod_ips:
         lines.append(f"{ip}\t{names}")
     aliases = spec.get("hostAliases") or []
@@ -145,15 +149,17 @@ def container_resources(container: Obj) -> ContainerResources:
                               cpu_limit_milli=cpu_limit, memory_limit_bytes=memory)
 
 
-def volume_mounts(spec: ContainerSpec, hosts_file: Path | None) -> list[Mount]:
-    """The container's volumes and the pod's hosts file as bind mounts."""
+def volume_mounts(spec: ContainerSpec, hosts_file: Path | None, resolv_file: Path | None = None) -> list[Mount]:
+    """The container's volumes and the pod's hosts and resolv.conf files as bind mounts."""
     mounts = [bind_mount(str(m.source), m.destination, readonly=m.read_only) for m in spec.mounts]
-    if hosts_file is not None and not any(m.destination == "/etc/hosts" for m in spec.mounts):
-        mounts.append(bind_mount(str(hosts_file), "/etc/hosts", readonly=False, recursive=False))
+    for file, target in ((hosts_file, "/etc/hosts"), (resolv_file, "/etc/resolv.conf")):
+        if file is not None and not any(m.destination == target for m in spec.mounts):
+            mounts.append(bind_mount(str(file), target, readonly=False, recursive=False))
     return mounts
 
 
-def container_request(spec: ContainerSpec, pod: Obj, hosts_file: Path | None) -> ContainerRequest:
+def container_request(spec: ContainerSpec, pod: Obj, hosts_file: Path | None,
+                      resolv_file: Path | None = None) -> ContainerRequest:
     """Kubernetes' container (already resolved by the kubelet) as an OCI container request."""
     pod_ctx, ctx = _security(pod, spec.container)
     caps = ctx.get("capabilities") or {}
@@ -180,8 +186,14 @@ def container_request(spec: ContainerSpec, pod: Obj, hosts_file: Path | None) ->
         privileged=bool(ctx.get("privileged")),
         allow_privilege_escalation=True if escalation is None else bool(escalation),
         read_only_root_filesystem=bool(ctx.get("readOnlyRootFilesystem")),
-        mounts=volume_mounts(spec, hosts_file),
+        mounts=volume_mounts(spec, hosts_file, resolv_file),
     )
+
+
+def container_stdio(container: Obj) -> conmon.Stdio:
+    """``stdin``, ``stdinOnce`` and ``tty`` of the container (all false by default, as in Kubernetes)."""
+    return conmon.Stdio(stdin=container.get("stdin") is True, stdin_once=container.get("stdinOnce") is True,
+                        tty=container.get("tty") is True)
 
 
 class OCIPodRuntime:
@@ -192,8 +204,10 @@ class OCIPodRuntime:
     can_reopen_logs = True  # conmon reopens its log file when asked (log rotation)
 
     def __init__(self, root_dir: Path, *, oci: OCIRuntime | None = None, catalog: ImageCatalog | None = None,
-                 allowed_registries: Sequence[str] = ()) -> None:
+                 allowed_registries: Sequence[str] = (), dns: DNSSettings | None = None) -> None:
         self.root_dir = Path(root_dir)
+        #: ``--cluster-dns``/``--cluster-domain``, for the pods' resolv.conf
+        self.dns = dns or DNSSettings()
         self.oci = oci or OCIRuntime(self.root_dir, catalog=catalog)
         self.allowed_registries = tuple(allowed_registries)
         self._images: ImageManager | None = None  # made once the kubelet gives its client (bind)
@@ -218,6 +232,9 @@ class OCIPodRuntime:
     def _hosts_file(self, pod_key: PodKeyLike) -> Path:
         return self.root_dir / "pod-files" / pod_key.uid / "etc-hosts"
 
+    def _resolv_file(self, pod_key: PodKeyLike) -> Path:
+        return self.root_dir / "pod-files" / pod_key.uid / "resolv.conf"
+
     # ------------------------------------------------------------------ queries
 
     def running_containers(self, pod_key: PodKeyLike | None = None) -> list[OCIContainer]:
@@ -231,7 +248,7 @@ class OCIPodRuntime:
     # ------------------------------------------------------------------ sandbox
 
     async def prepare_pod(self, pod: Obj, pod_ips: Sequence[str] = ()) -> None:
-        """Start the pod's sandbox unless it runs; write its hosts file."""
+        """Start the pod's sandbox unless it runs; write its hosts and resolv.conf files."""
         if self._closed:
             raise RuntimeError("the runtime has been shut down")
         key = pod_key_of(pod)
@@ -244,6 +261,7 @@ class OCIPodRuntime:
             await asyncio.to_thread(self.pod_dir(key).mkdir, parents=True, exist_ok=True)
             await self.oci.run_sandbox(sandbox_request(pod), Path(os.devnull))
         await self.write_hosts(pod, pod_ips)
+        await self.write_resolv_conf(pod)
 
     async def write_hosts(self, pod: Obj, pod_ips: Sequence[str]) -> None:
         """(Re)write the pod's ``/etc/hosts`` in place, so running containers see the change."""
@@ -252,14 +270,17 @@ class OCIPodRuntime:
         if (pod.get("spec") or {}).get("hostNetwork"):
             text = await asyncio.to_thread(Path("/etc/hosts").read_text)
         else:
-            text = etc_hosts(pod, pod_ips)
+            text = etc_hosts(pod, pod_ips, self.dns.cluster_domain)
+        await asyncio.to_thread(_write_in_place, path, text)
 
-        def write() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "w") as f:  # in place: a bind mount follows the inode, not the name
-                f.write(text)
-
-        await asyncio.to_thread(write)
+    async def write_resolv_conf(self, pod: Obj) -> None:
+        """Write the pod's ``/etc/resolv.conf`` (:mod:`podlife.kubelet.dns`); only written, never queried."""
+        host = await asyncio.to_thread(_read_or_empty, Path(HOST_RESOLV_CONF))
+        conf = pod_resolv_conf(pod, self.dns, host)
+        key = pod_key_of(pod)
+        for warning in conf.warnings:  # the kubelet's DNSConfigForming events
+            log.warning("pod %s/%s: DNSConfigForming: %s", key.namespace, key.name, warning)
+        await asyncio.to_thread(_write_in_place, self._resolv_file(key), conf.render())
 
     # ------------------------------------------------------------------ containers
 
@@ -270,12 +291,14 @@ class OCIPodRuntime:
         sandbox = self.oci.sandbox(key)
         if sandbox is None or not sandbox.pause.running:
             raise OCIStartError("pod sandbox is not running")
-        hosts = self._hosts_file(key)
-        request = container_request(spec, spec.pod, hosts if hosts.exists() else None)
+        hosts, resolv = self._hosts_file(key), self._resolv_file(key)
+        request = container_request(spec, spec.pod, hosts if hosts.exists() else None,
+                                    resolv if resolv.exists() else None)
         if spec.image_ref is not None and spec.image_ref.stored is not None:
             request.stored_image = spec.image_ref.stored
         else:
             self._check_catalog(spec.image)
+        request.stdio = container_stdio(spec.container)
         pod_ctx, ctx = _security(spec.pod, spec.container)
         try:
             request.seccomp = seccomp_section(effective_profile(pod_ctx, ctx), privileged=request.privileged,
@@ -321,13 +344,23 @@ class OCIPodRuntime:
     async def exec_in_container(self, handle: OCIContainer, command: Sequence[str], *, stdin: bool = False,
                                 env: Mapping[str, str] | None = None,
                                 terminal: int | None = None) -> asyncio.subprocess.Process:
-        """``runc exec`` in the container; with ``terminal`` its stdio is that pseudo-terminal."""
+        """``runc exec`` in the container; with ``terminal`` runc's stdio is that pseudo-terminal,
+        and the command's a terminal of the container that runc relays it to."""
         if not handle.running:
             raise ContainerNotRunningError(f"container {handle.name} is not running")
         if terminal is None:
             process = await self.oci.exec_in_container(handle, command, env=env, stdin=stdin)
             return process.process
-        return (await self.oci.exec_in_container(handle, command, env=env, stdio_fd=terminal)).process
+        # runc exec --tty: runc makes a terminal in the container's /dev/pts (the command's
+        # controlling terminal) and copies between it and ours, as under CRI-O.
+        return (await self.oci.exec_in_container(handle, command, env=env, tty=True, stdio_fd=terminal)).process
+
+    async def attach_container(self, handle: OCIContainer) -> conmon.AttachSocket | None:
+        """conmon's attach socket for a container with ``stdin: true``; None without (its output
+        is then followed in the log, and input has nowhere to go, as on Kubernetes)."""
+        if not handle.stdio.stdin:
+            return None
+        return await self.oci.attach(handle)
 
     # ------------------------------------------------------------------ removal
 
@@ -407,6 +440,19 @@ class OCIPodRuntime:
                 with contextlib.suppress(OSError, subprocess.SubprocessError):
                     subprocess.run([*self.oci.runc.base_argv(), "kill", container.id, "KILL"],
                                    capture_output=True, timeout=5)
+
+
+def _write_in_place(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:  # in place: a bind mount follows the inode, not the name
+        f.write(text)
+
+
+def _read_or_empty(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def image_reference_valid(image: str) -> bool:

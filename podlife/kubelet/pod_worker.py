@@ -398,6 +398,11 @@ class PodWorker:
         except ContainerStartError as exc:
             await self._observe(ContainerStartFailed(name, exc.exit_code, exc.message, rfc3339()))
             return
+        except Exception as exc:  # the runtime failed before a process existed: retried, as the kubelet does
+            log.exception("%r: cannot create container %s", self, name)
+            await self._observe(ContainerConfigFailed(name, f"failed to create container {name}: {exc}",
+                                                      self.config.config_retry, reason="CreateContainerError"))
+            return
         self._handles[name] = handle
         self._background.start(self._wake_on_exit(handle))
         await self._observe(ContainerStarted(name, handle.container_id, rfc3339(handle.started_at),

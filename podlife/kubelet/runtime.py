@@ -83,6 +83,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from podlife.kubelet.logs import CRILogEncoder
+from podlife.kubelet.pipes import PipeReader
 from podlife.machinery.tasks import Supervisor
 
 __all__ = [
@@ -309,21 +310,14 @@ class _LogFile:
             self._fd = None
 
 
-async def _connect_pipe(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
-    """Wrap the read end of a pipe in a StreamReader on the running loop (asyncio or uvloop)."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=PIPE_READ_BYTES, loop=loop)
-    pipe = os.fdopen(fd, "rb", buffering=0)
-    try:
-        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe)
-    except BaseException:
-        pipe.close()
-        raise
-    return reader, transport
+async def _connect_pipe(fd: int) -> tuple[asyncio.StreamReader, PipeReader]:
+    """Wrap the read end of a pipe in a StreamReader on the running loop (one owner of ``fd``: :mod:`podlife.kubelet.pipes`)."""
+    pipe = PipeReader(fd, limit=PIPE_READ_BYTES)
+    return pipe.reader, pipe
 
 
 async def _pump(
-    reader: asyncio.StreamReader, transport: asyncio.BaseTransport, encoder: CRILogEncoder, out: _LogFile
+    reader: asyncio.StreamReader, transport: PipeReader, encoder: CRILogEncoder, out: _LogFile
 ) -> None:
     """Copy one output stream into the log file as CRI records until EOF (or cancellation)."""
     try:

@@ -313,7 +313,7 @@ class KubeletServer:
         def run(conn: streams.StreamConnection) -> Awaitable[None]:
             if needs_command:
                 return streams.run_exec(conn, host.runtime, handle, opts)
-            return streams.run_attach(conn, handle, opts)
+            return streams.run_attach(conn, handle, opts, host.runtime)
 
         if spdy:
             return self._spdy(request, protocol, lambda conn: streams.run_spdy_container_stream(conn, protocol, opts, run))

@@ -41,18 +41,28 @@ gets the follower end of a pseudo-terminal as stdin, stdout, stderr and
 controlling terminal; the leader end is read and written here without
 blocking the event loop, resize messages become ``TIOCSWINSZ`` (which sends
 the foreground job ``SIGWINCH``), and there is no channel 2, since a terminal
-merges both outputs. When the command exits, output still in flight is sent
+merges both outputs. For real containers the follower is ``runc exec --tty``'s
+stdio: runc relays it to a terminal it makes in the container's ``/dev/pts``,
+and copies our window size to that one on ``SIGWINCH``. runc has no
+controlling terminal to be signalled by, so each resize also sends the
+command's process ``SIGWINCH`` (harmless where the kernel already did). When the command exits, output still in flight is sent
 (waiting at most :data:`DRAIN_IDLE_SECONDS` for more when a background child
 keeps the output open), then the status. If the client goes away first, the
 command's process group is killed: a stream nobody reads should not leave
 processes behind.
 
-**attach** has no process of its own. Containers here write stdout and stderr
-to their log file and read stdin from ``/dev/null``, so attaching means
-following the log file from its current end and sending each record on the
-channel of its stream, until the container exits. Input and resize messages
-are read and dropped: a container's stdin is not connected (``stdin: true``
-containers are not supported yet).
+**attach** has no process of its own. A container of a runtime that keeps its
+stdin (:class:`ConsoleAttach`: conmon's attach socket, for ``stdin: true``)
+is attached to through that: its output comes from there, channel 0 goes to
+its stdin, resizes to its terminal; the end of the client's stdin (or the
+client leaving) closes the container's stdin when it is ``stdinOnce`` (conmon
+does that), and otherwise ends the session, the container keeping its stdin
+open for the next attach (CRI-O's behaviour). Every other container writes
+stdout and stderr to its log file and reads stdin from ``/dev/null``, so
+attaching means following the log file from its current end and sending each
+record on the channel of its stream, until the container exits; input and
+resize messages are read and dropped (as on Kubernetes, where the stdin of a
+container without ``stdin: true`` is not connected).
 
 **port-forward** connects to ``127.0.0.1:<port>`` on this machine: containers
 share the host's network until a CNI gives them a namespace, so loopback is
@@ -99,7 +109,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -494,7 +504,12 @@ class PtyIO:
 
     def __init__(self, leader: int) -> None:
         self._fd = leader
+        self._winch_pid: int | None = None
         os.set_blocking(leader, False)
+
+    def signal_resizes_to(self, pid: int) -> None:
+        """Send ``pid`` SIGWINCH on each resize (runc, which relays the size, has no controlling terminal)."""
+        self._winch_pid = pid
 
     @classmethod
     def open(cls) -> tuple[PtyIO, int]:
@@ -536,6 +551,9 @@ class PtyIO:
     def resize(self, width: int, height: int) -> None:
         if self._fd >= 0:
             fcntl.ioctl(self._fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+            if self._winch_pid is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(self._winch_pid, signal.SIGWINCH)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -637,15 +655,16 @@ async def _start_command(runtime: ContainerRuntime, handle: ContainerLike,
     if not opts.tty:
         process = await runtime.exec_in_container(handle, opts.command, stdin=opts.stdin)
         return process, PipeIO(process, opts)
+    env = {} if "TERM" in handle.env else {"TERM": "xterm"}
     io, follower = PtyIO.open()
     try:
-        env = {} if "TERM" in handle.env else {"TERM": "xterm"}
         process = await runtime.exec_in_container(handle, opts.command, env=env, terminal=follower)
     except BaseException:
         io.close()
         raise
     finally:
         os.close(follower)
+    io.signal_resizes_to(process.pid)
     return process, io
 
 
@@ -743,9 +762,93 @@ async def _ignore_input(conn: StreamConnection) -> None:
         pass
 
 
-async def run_attach(conn: StreamConnection, handle: ContainerLike, opts: StreamOptions) -> None:
+class AttachedStdio(Protocol):
+    """A container's own stdin, output and terminal, as conmon's attach socket offers them."""
+
+    #: whether the container's stdin closes with the first attach's input (``stdinOnce``)
+    stdin_once: bool
+
+    async def read(self) -> tuple[str, bytes]:
+        """``("stdout"|"stderr", data)``; ``("", b"")`` once the container has exited."""
+        ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    def close_input(self) -> None: ...
+
+    def resize(self, width: int, height: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ConsoleAttach(Protocol):
+    """A runtime that can connect a client to a container's stdin (``stdin: true``)."""
+
+    async def attach_container(self, handle: Any) -> AttachedStdio | None:
+        """The container's stdio; None when its stdin is not kept (its output is in the log)."""
+        ...
+
+
+async def _pump_attached(conn: StreamConnection, stdio: AttachedStdio, opts: StreamOptions) -> None:
+    """Send the container's output until it exits (or the client is gone)."""
+    while True:
+        stream, data = await stdio.read()
+        if not data:
+            return
+        channel = STDERR_CHANNEL if stream == "stderr" and not opts.tty else STDOUT
+        if (opts.stderr if channel == STDERR_CHANNEL else opts.stdout) and not await conn.send(channel, data):
+            return
+
+
+async def _feed_attached(conn: StreamConnection, stdio: AttachedStdio, input_ended: asyncio.Event) -> None:
+    """Route the client's input to the container until the client closes; note the end of its stdin."""
+    async for channel, payload in conn.receive():
+        if channel == STDIN and not input_ended.is_set():
+            await stdio.write(payload)
+        elif channel == RESIZE and (size := parse_resize(payload)) is not None:
+            stdio.resize(*size)
+        elif channel == CLOSE and conn.accepts_close_signal and payload[:1] == bytes((STDIN,)):
+            stdio.close_input()
+            input_ended.set()
+
+
+async def _run_attached(conn: StreamConnection, stdio: AttachedStdio, opts: StreamOptions) -> None:
+    """Attach to the container's own stdio (see the module's design) until it exits or the client leaves."""
+    input_ended = asyncio.Event()
+    output = asyncio.create_task(_pump_attached(conn, stdio, opts))
+    feeder = asyncio.create_task(_feed_attached(conn, stdio, input_ended))
+    ended = asyncio.create_task(input_ended.wait())
+    # stdinOnce (or a terminal): the end of input is the container's; wait for its exit.
+    # Otherwise the end of input detaches, the container's stdin staying open (CRI-O).
+    detaches = not (stdio.stdin_once or opts.tty)
+    try:
+        await asyncio.wait({output, feeder, *([ended] if detaches else [])}, return_when=asyncio.FIRST_COMPLETED)
+        if (output.done() or ended.done()) and not conn.closed:
+            await conn.send_status(success_status())
+            await conn.close()
+    finally:
+        for task in (output, feeder, ended):
+            task.cancel()
+        await asyncio.gather(output, feeder, ended, return_exceptions=True)
+        stdio.close()
+
+
+async def run_attach(conn: StreamConnection, handle: ContainerLike, opts: StreamOptions,
+                     runtime: ContainerRuntime | None = None) -> None:
     """Stream a running container's output until it exits (then ``Success``) or the client leaves."""
+    stdio: AttachedStdio | None = None
+    if opts.stdin and isinstance(runtime, ConsoleAttach):
+        try:
+            stdio = await runtime.attach_container(handle)
+        except ContainerNotRunningError as exc:
+            await conn.send_status(internal_error_status(f"error attaching to container: {exc}"))
+            await conn.close()
+            return
     await conn.send(opts.first_output, b"")
+    if stdio is not None:
+        await _run_attached(conn, stdio, opts)
+        return
     follow = asyncio.create_task(_follow_log(conn, handle, opts))
     reader = asyncio.create_task(_ignore_input(conn))
     try:

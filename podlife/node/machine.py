@@ -145,11 +145,14 @@ class ContainerStartFailed:
 
 @dataclass(frozen=True, slots=True)
 class ContainerConfigFailed:
-    """The container's configuration cannot be built (a missing ConfigMap key): retried."""
+    """The container cannot be created: its configuration (a missing ConfigMap key,
+    ``CreateContainerConfigError``) or the runtime failed before the process existed
+    (``CreateContainerError``). Shown as that waiting reason, and retried."""
 
     container: str
     message: str
     retry_in: float
+    reason: str = "CreateContainerConfigError"
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,7 +502,7 @@ class PodLifecycle:
 
     def _container_config_failed(self, fact: ContainerConfigFailed, now: float) -> list[Effect]:
         rec = self._begin(fact.container)
-        rec.waiting = Waiting("CreateContainerConfigError", fact.message)
+        rec.waiting = Waiting(fact.reason, fact.message)
         rec.retry_at = now + fact.retry_in
         self._dirty = True
         return [RecordEvent("Warning", "Failed", f"Error: {fact.message}", rec.name)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import itertools
 from collections.abc import Iterable
 
 from ..machinery.timeutil import now_rfc3339
@@ -255,8 +256,16 @@ class ServiceStrategy(Strategy):
 
     @staticmethod
     def _lowest_free(used: set[str]) -> str | None:
-        base = int(SERVICE_CIDR.network_address)
-        for offset in range(2, SERVICE_CIDR.num_addresses - 1):  # .1 is the kubernetes Service's
+        """The lowest free address of the dynamic band, else of the static one (KEP-3070).
+
+        As kube-apiserver does, addresses given without a request come first from above
+        the range's static band (its first 1/16, at least 16 and at most 256 addresses),
+        which is left for Services that ask for a fixed ClusterIP, such as the cluster
+        DNS Service at ``--cluster-dns`` (10.96.0.10). ``.1`` is the kubernetes Service's.
+        """
+        base, size = int(SERVICE_CIDR.network_address), SERVICE_CIDR.num_addresses
+        static_band = min(max(16, size // 16), 256)
+        for offset in itertools.chain(range(static_band, size - 1), range(2, static_band)):
             candidate = str(ipaddress.ip_address(base + offset))
             if candidate not in used:
                 return candidate

@@ -27,6 +27,8 @@ Defaults follow containerd's CRI plugin (``pkg/cri/opts/spec_linux.go``,
 * Standard mounts (:data:`standard_mounts`): ``/proc``, a tmpfs ``/dev`` that runc
   fills with its default device nodes, ``/dev/pts``, ``/dev/shm``,
   ``/dev/mqueue``, a read-only ``/sys`` and ``/sys/fs/cgroup``.
+* ``root.readonly`` (``readOnlyRootFilesystem``) also covers mounts that stand for
+  part of the root (:attr:`Mount.part_of_root`): they are added to the read-only paths.
 * ``PATH`` defaults to containerd's default when the environment has none.
 * Namespaces: a :class:`Namespace` without a path is created for the container;
   with a path (``/proc/<pause pid>/ns/net``) it is joined, which is how the
@@ -160,12 +162,20 @@ NAMESPACE_TYPES = frozenset({"pid", "network", "mount", "ipc", "uts", "user", "c
 
 @dataclass(frozen=True)
 class Mount:
-    """One entry of ``config.json``'s ``mounts``."""
+    """One entry of ``config.json``'s ``mounts``.
+
+    ``part_of_root``: the mount stands for part of the container's root (the host
+    image class's ``/etc`` overlay, :mod:`podlife.kubelet.oci.rootfs`), so a
+    read-only root makes it read-only too (:func:`build_config` lists it in
+    ``linux.readonlyPaths``, which runc applies after every mount is made, so mount
+    points below it can still be created). Not written to ``config.json``.
+    """
 
     destination: str
     type: str
     source: str
     options: tuple[str, ...] = ()
+    part_of_root: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"destination": self.destination, "type": self.type, "source": self.source, "options": list(self.options)}
@@ -331,11 +341,14 @@ def _linux(spec: BundleSpec) -> dict[str, Any]:
     }
     if spec.cgroups_path:
         linux["cgroupsPath"] = spec.cgroups_path
+    readonly_parts = [m.destination for m in spec.mounts if m.part_of_root] if spec.readonly_rootfs else []
     if not spec.privileged:
         linux["maskedPaths"] = list(spec.masked_paths)
-        linux["readonlyPaths"] = list(spec.readonly_paths)
+        linux["readonlyPaths"] = [*spec.readonly_paths, *readonly_parts]
         if spec.seccomp is not None:
             linux["seccomp"] = dict(spec.seccomp)
+    elif readonly_parts:
+        linux["readonlyPaths"] = readonly_parts
     return linux
 
 

@@ -8,7 +8,9 @@ starts ``conmon`` with the flags CRI-O passes (``internal/oci/runtime_oci.go``):
 ``-c/-u`` (container id), ``-n`` (name), ``-r`` (runtime binary), ``--runtime-arg
 --root=<state dir>``, ``-b`` (bundle), ``-p`` (container pidfile), ``-P`` (conmon's own
 pidfile), ``-l`` (log file), ``--exit-dir``, ``-0`` (persist dir), ``--socket-dir-path``
-and ``--api-version 1``.
+and ``--api-version 1``; for a container with ``tty: true`` also ``-t`` (conmon makes the
+console and keeps its controller end), for one with ``stdin: true`` (and no ``tty``) ``-i``,
+plus ``--leave-stdin-open`` unless ``stdinOnce`` (:func:`stdio_flags`, as CRI-O).
 
 conmon then runs ``runc create`` itself, double-forks so it is no child of ours
 (re-parented to init or the nearest subreaper: it keeps running when podlife dies,
@@ -21,11 +23,21 @@ which is what makes re-adoption possible), and:
   to ``<exit-dir>/<id>`` and ``<persist-dir>/exit``, and an ``oom`` file to the
   persist dir when the cgroup saw an OOM kill; then exits.
 
-The start handshake uses conmon's two pipes: ``_OCI_STARTPIPE`` (conmon waits for a
+conmon is started with :func:`podlife.kubelet.oci.runc.spawn` (``vfork``, not the
+event loop's ``fork`` of the whole agent). The start handshake uses conmon's two pipes: ``_OCI_STARTPIPE`` (conmon waits for a
 byte on it before it forks) and ``_OCI_SYNCPIPE`` (conmon answers
 ``{"data": <container pid>}`` once ``runc create`` has succeeded, or ``{"data": -1,
 "message": ...}`` with runc's error). The env vars carry the fd numbers, so the fds
 are passed as they are, with no ``preexec_fn`` (asyncio and uvloop alike).
+
+**Attaching** (:class:`AttachSocket`) is CRI-O's ``AttachContainer``: conmon listens on
+``<socket dir>/<container id>/attach`` (a ``SOCK_SEQPACKET`` socket; the path is a symlink
+to the bundle, which keeps it short enough for ``sun_path``). Every packet conmon sends
+starts with the stream it comes from (2 stdout, 3 stderr; a terminal's output is stdout);
+what is written to the socket goes to the container's stdin (or its terminal). When an
+attached client closes its sending side (or the connection), conmon closes the container's
+stdin -- unless ``--leave-stdin-open``: that is ``stdinOnce``. Terminal resizes are
+``1 <height> <width>`` lines on the ``ctl`` fifo in the bundle.
 
 Waiting for an exit uses a pidfd on conmon's pid (:func:`wait_for_exit`): the
 event loop is woken when conmon exits, without polling and without being its
@@ -40,21 +52,28 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from podlife.kubelet.oci.runc import runc_message
+from podlife.kubelet.oci import runc
+from podlife.kubelet.pipes import PipeReader
+from podlife.kubelet.oci.runc import runc_message, spawn, wait_process
 
 __all__ = [
+    "AttachSocket",
     "ConmonError",
     "ConmonPaths",
+    "Stdio",
     "conmon_pid",
     "create_container",
     "find_conmon",
     "read_exit_code",
     "read_oom",
     "reopen_log",
+    "resize_message",
+    "stdio_flags",
     "wait_for_exit",
 ]
 
@@ -124,8 +143,27 @@ def reopen_log(paths: ConmonPaths) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Stdio:
+    """A container's ``stdin``, ``stdinOnce`` and ``tty`` (``pod.spec.containers[i]``)."""
+
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
+
+
+def stdio_flags(stdio: Stdio) -> list[str]:
+    """conmon's flags for the container's stdin and terminal, as CRI-O passes them."""
+    if stdio.tty:
+        return ["-t"]
+    if stdio.stdin:
+        return ["-i"] if stdio.stdin_once else ["--leave-stdin-open", "-i"]
+    return []
+
+
 def conmon_argv(
-    conmon: str, runtime: str, runtime_root: Path, container_id: str, name: str, paths: ConmonPaths
+    conmon: str, runtime: str, runtime_root: Path, container_id: str, name: str, paths: ConmonPaths,
+    stdio: Stdio | None = None,
 ) -> list[str]:
     """conmon's command line for ``container_id`` (see the module's design)."""
     return [
@@ -158,11 +196,13 @@ def conmon_argv(
         str(paths.socket_dir),
         "--log-level",
         "error",
+        *stdio_flags(stdio or Stdio()),
     ]
 
 
 async def create_container(
-    conmon: str, runtime: str, runtime_root: Path, container_id: str, name: str, paths: ConmonPaths
+    conmon: str, runtime: str, runtime_root: Path, container_id: str, name: str, paths: ConmonPaths,
+    stdio: Stdio | None = None,
 ) -> int:
     """Have conmon ``runc create`` the container; return the container's init pid.
 
@@ -174,11 +214,11 @@ async def create_container(
     sync_r, sync_w = os.pipe()
     start_r, start_w = os.pipe()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "_OCI_SYNCPIPE": str(sync_w), "_OCI_STARTPIPE": str(start_r)}
-    argv = conmon_argv(conmon, runtime, runtime_root, container_id, name, paths)
+    argv = conmon_argv(conmon, runtime, runtime_root, container_id, name, paths, stdio)
     try:
         with open(paths.conmon_stderr, "wb") as stderr:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
+            process = spawn(
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
@@ -202,21 +242,19 @@ async def create_container(
     try:
         answer = await _read_sync_answer(sync_r)
     finally:
-        await process.wait()  # the parent conmon exits once it has forked the monitor
+        await asyncio.shield(wait_process(process))  # the parent conmon exits once it has forked the monitor
     return _container_pid(answer, paths)
 
 
 async def _read_sync_answer(fd: int) -> bytes:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(loop=loop)
-    pipe = os.fdopen(fd, "rb", buffering=0)
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe)
+    """conmon's one-line answer on the sync pipe (``fd`` is closed after)."""
+    pipe = PipeReader(fd)
     try:
-        return await asyncio.wait_for(reader.readline(), CREATE_TIMEOUT_SECONDS)
+        return await asyncio.wait_for(pipe.reader.readline(), CREATE_TIMEOUT_SECONDS)
     except TimeoutError:
         raise ConmonError(f"conmon did not report the container's creation within {CREATE_TIMEOUT_SECONDS}s") from None
     finally:
-        transport.close()
+        pipe.close()
 
 
 def _container_pid(answer: bytes, paths: ConmonPaths) -> int:
@@ -281,23 +319,7 @@ def process_starttime(pid: int) -> str | None:
 
 async def wait_for_exit(pid: int) -> None:
     """Return when process ``pid`` (not necessarily our child) has exited."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    loop = asyncio.get_running_loop()
-    exited: asyncio.Future[None] = loop.create_future()
-
-    def readable() -> None:
-        if not exited.done():
-            exited.set_result(None)
-
-    loop.add_reader(fd, readable)
-    try:
-        await exited
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
+    await runc.wait_for_exit(pid)
 
 
 def read_exit_code(paths: ConmonPaths, container_id: str) -> int | None:
@@ -318,3 +340,116 @@ def remove_exit_file(paths: ConmonPaths, container_id: str) -> None:
     for path in (paths.exit_dir / container_id, paths.socket_dir / container_id):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+# --------------------------------------------------------------------------- attach
+
+#: conmon's stream ids in attach packets, and the stream names of the CRI log format
+ATTACH_STREAMS = {2: "stdout", 3: "stderr"}
+#: conmon's stdio buffer (``STDIO_BUF_SIZE``) plus the stream byte
+ATTACH_PACKET_BYTES = 8192 + 1
+#: how long a terminal resize waits for a later one before it is written (see AttachSocket.resize)
+RESIZE_SETTLE_SECONDS = 0.05
+
+
+def resize_message(width: int, height: int) -> bytes:
+    """The ``ctl`` fifo line that resizes the container's terminal (height first, as conmon reads it)."""
+    return f"1 {height} {width}\n".encode()
+
+
+def parse_attach_packet(packet: bytes) -> tuple[str, bytes] | None:
+    """``(stream, data)`` of one packet from the attach socket; None for an unknown stream."""
+    stream = ATTACH_STREAMS.get(packet[0]) if packet else None
+    return (stream, packet[1:]) if stream is not None else None
+
+
+class AttachSocket:
+    """A connection to a container's conmon attach socket (see the module's design)."""
+
+    def __init__(self, sock: socket.socket, paths: ConmonPaths, stdio: Stdio) -> None:
+        self._sock = sock
+        self._paths = paths
+        self._input_closed = False
+        self._size: tuple[int, int] | None = None
+        self._resize_timer: asyncio.TimerHandle | None = None
+        #: whether conmon closes the container's stdin when this client's input ends
+        self.stdin_once = stdio.stdin_once or not stdio.stdin
+
+    @classmethod
+    async def connect(cls, paths: ConmonPaths, container_id: str, stdio: Stdio) -> AttachSocket:
+        """Connect to the container's attach socket; ``OSError`` when conmon is not listening."""
+        # The path may not fit ``sun_path`` (108 bytes); as conmon binds it, reach it by a
+        # descriptor of its directory.
+        directory = os.open(paths.socket_dir / container_id, os.O_PATH | os.O_CLOEXEC)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, f"/proc/self/fd/{directory}/attach")
+        except BaseException:
+            sock.close()
+            raise
+        finally:
+            os.close(directory)
+        return cls(sock, paths, stdio)
+
+    async def read(self) -> tuple[str, bytes]:
+        """The next output ``(stream, data)``; ``("", b"")`` once conmon has closed the socket."""
+        loop = asyncio.get_running_loop()
+        while self._sock.fileno() >= 0:
+            try:
+                packet = await loop.sock_recv(self._sock, ATTACH_PACKET_BYTES)
+            except OSError:
+                break
+            if not packet:
+                break
+            parsed = parse_attach_packet(packet)
+            if parsed is not None and parsed[1]:
+                return parsed
+        return "", b""
+
+    async def write(self, data: bytes) -> None:
+        """Send ``data`` to the container's stdin (dropped once input is closed or conmon is gone)."""
+        if self._input_closed or self._sock.fileno() < 0:
+            return
+        with contextlib.suppress(OSError):
+            await asyncio.get_running_loop().sock_sendall(self._sock, data)
+
+    def close_input(self) -> None:
+        """End of the client's input: conmon closes the container's stdin unless it is left open."""
+        if not self._input_closed and self._sock.fileno() >= 0:
+            self._input_closed = True
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_WR)
+
+    def resize(self, width: int, height: int) -> None:
+        """Resize the container's terminal, with the last size of :data:`RESIZE_SETTLE_SECONDS`.
+
+        conmon (2.1) relays ``ctl`` lines to its terminal through a second fifo and reads only
+        the first of the sizes that arrive together there; kubectl sends two at once when it
+        attaches (its size plus one, then its size), so only the last of a burst is written.
+        """
+        self._size = (width, height)
+        if self._resize_timer is None:
+            self._resize_timer = asyncio.get_running_loop().call_later(RESIZE_SETTLE_SECONDS, self._write_size)
+
+    def _write_size(self) -> None:
+        self._resize_timer = None
+        if self._size is None or self._sock.fileno() < 0:
+            return
+        width, height = self._size
+        try:
+            fd = os.open(self._paths.control_fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            os.write(fd, resize_message(width, height))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        if self._resize_timer is not None:
+            self._resize_timer.cancel()
+            self._resize_timer = None
+        self._sock.close()

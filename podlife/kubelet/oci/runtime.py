@@ -48,6 +48,11 @@ image's layers that the node's :class:`~podlife.kubelet.oci.image_store.ImageSto
 mounts and, when the container is removed, unmounts; the image's User applies where
 ``securityContext`` names no user.
 
+A container's ``stdin``/``stdinOnce``/``tty`` go to conmon (:func:`conmon.stdio_flags`) and,
+for ``tty``, to the bundle's ``process.terminal``; they are kept in annotations, so an adopted
+container is attached to as the one started. :meth:`OCIRuntime.attach` connects to conmon's
+attach socket.
+
 Stopping follows Kubernetes: the stop signal (SIGTERM), up to the grace period, then
 SIGKILL. Removing a container deletes it from runc (runc removes its cgroup), its
 exit file and its bundle; removing a sandbox does so for each container of the pod,
@@ -112,6 +117,9 @@ ANN_LOG_PATH = "io.podlife.log-path"
 ANN_STARTED_AT = "io.podlife.started-at"
 ANN_CGROUP = "io.podlife.cgroup"
 ANN_IMAGE = "io.kubernetes.cri.image-name"
+ANN_STDIN = "io.podlife.stdin"
+ANN_STDIN_ONCE = "io.podlife.stdin-once"
+ANN_TTY = "io.podlife.tty"
 TYPE_SANDBOX = "sandbox"
 TYPE_CONTAINER = "container"
 SANDBOX_NAME = "POD"
@@ -162,6 +170,8 @@ class ContainerRequest:
     seccomp: Mapping[str, Any] | None = None  # linux.seccomp (None: unconfined)
     #: a pulled or loaded image of the node's store (None: ``image`` is of the host image class)
     stored_image: StoredImage | None = None
+    #: ``stdin``, ``stdinOnce``, ``tty``: the container's stdin is kept for attaching, or a terminal
+    stdio: conmon.Stdio = field(default_factory=conmon.Stdio)
 
 
 class OCIContainer:
@@ -181,6 +191,7 @@ class OCIContainer:
         cgroup_path: str,
         paths: conmon.ConmonPaths,
         image: str = "",
+        stdio: conmon.Stdio | None = None,
     ) -> None:
         self.id = container_id
         self.container_id = f"{CONTAINER_ID_SCHEME}://{container_id}"
@@ -198,6 +209,8 @@ class OCIContainer:
         self.env: dict[str, str] = {}
         #: the image it runs, as the pod names it
         self.image = image
+        #: whether its stdin is open for attaching (and a terminal): see :meth:`OCIRuntime.attach`
+        self.stdio = stdio or conmon.Stdio()
         self._exit: ExitInfo | None = None
         self._done: asyncio.Future[ExitInfo] = asyncio.get_running_loop().create_future()
 
@@ -390,6 +403,7 @@ class OCIRuntime:
             readonly_rootfs=request.read_only_root_filesystem,
             privileged=request.privileged,
             seccomp=request.seccomp,
+            terminal=request.stdio.tty,
         )
         if not spec.args:
             raise OCIStartError(f'container "{request.name}": no command given and image "{request.image}" has none')
@@ -405,6 +419,7 @@ class OCIRuntime:
             extra_mounts=request.mounts,
             stored=request.stored_image,
             image_user=request.stored_image.user if request.stored_image and request.run_as_user is None else "",
+            stdio=request.stdio,
         )
 
     def _container_namespaces(self, sandbox: Sandbox) -> list[Namespace]:
@@ -434,7 +449,9 @@ class OCIRuntime:
         extra_mounts: Sequence[Mount] = (),
         stored: StoredImage | None = None,
         image_user: str = "",
+        stdio: conmon.Stdio | None = None,
     ) -> OCIContainer:
+        stdio = stdio or conmon.Stdio()
         container_id = secrets.token_hex(32)
         paths = self._paths(container_id, log_path)
         cgroup = container_cgroup_path(pod.uid, container_id, self.cgroup_parent)
@@ -466,6 +483,7 @@ class OCIRuntime:
                 ANN_STARTED_AT: started_at.isoformat(),
                 ANN_CGROUP: cgroup,
                 ANN_IMAGE: image_name,
+                **_stdio_annotations(stdio),
             }
             if sandbox_id is not None:
                 spec.hostname = None  # the pod's UTS namespace already has it
@@ -476,7 +494,7 @@ class OCIRuntime:
             await asyncio.to_thread(write_config, bundle, config)
             try:
                 pid = await conmon.create_container(
-                    self.conmon_binary, self.runc.binary, self.runc.root, container_id, name, paths
+                    self.conmon_binary, self.runc.binary, self.runc.root, container_id, name, paths, stdio
                 )
                 await self.runc.start(container_id)
             except (conmon.ConmonError, RuncError) as exc:
@@ -495,6 +513,7 @@ class OCIRuntime:
             started_at=started_at,
             cgroup_path=cgroup,
             paths=paths,
+            stdio=stdio,
         )
         container.env = dict(spec.env)
         container.image = image_name
@@ -574,6 +593,15 @@ class OCIRuntime:
             stdio_fd=stdio_fd,
         )
 
+    async def attach(self, container: OCIContainer) -> conmon.AttachSocket:
+        """Connect to the container's conmon attach socket (its stdin, output and terminal)."""
+        if not container.running:
+            raise ContainerNotRunningError(f"container {container.name} is not running")
+        try:
+            return await conmon.AttachSocket.connect(container.paths, container.id, container.stdio)
+        except OSError as exc:
+            raise ContainerNotRunningError(f"container {container.name}: cannot attach: {exc.strerror or exc}") from exc
+
     # ------------------------------------------------------------ exits
 
     def _watch(self, container: OCIContainer) -> None:
@@ -643,6 +671,7 @@ class OCIRuntime:
             cgroup_path=ann.get(ANN_CGROUP) or container_cgroup_path(pod.uid, state.id, self.cgroup_parent),
             paths=self._paths(state.id, log_path),
             image=ann.get(ANN_IMAGE, ""),
+            stdio=_stdio_from_annotations(ann),
         )
 
     async def remove_everything(self) -> None:
@@ -716,6 +745,16 @@ def _sandbox_request_from_config(sandbox: Sandbox) -> SandboxRequest:
         host_ipc="ipc" not in kinds,
         host_pid="pid" not in kinds,
     )
+
+
+def _stdio_annotations(stdio: conmon.Stdio) -> dict[str, str]:
+    return {ANN_STDIN: str(stdio.stdin).lower(), ANN_STDIN_ONCE: str(stdio.stdin_once).lower(),
+            ANN_TTY: str(stdio.tty).lower()}
+
+
+def _stdio_from_annotations(ann: Mapping[str, str]) -> conmon.Stdio:
+    return conmon.Stdio(stdin=ann.get(ANN_STDIN) == "true", stdin_once=ann.get(ANN_STDIN_ONCE) == "true",
+                        tty=ann.get(ANN_TTY) == "true")
 
 
 def _parse_time(value: str | None) -> datetime | None:
