@@ -165,6 +165,35 @@ def test_env_configmap_secret_and_emptydir_volumes(cluster: PodlifeProcess) -> N
         cluster.kubectl("delete", "secret", "sec", check=False)
 
 
+def test_a_bound_claim_mounts_its_host_path_volume(cluster: PodlifeProcess, tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "e2e-disk"},
+          "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                   "hostPath": {"path": str(disk), "type": "DirectoryOrCreate"},
+                   "claimRef": {"namespace": "default", "name": "disk"}}}
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "disk"},
+           "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                    "storageClassName": "", "volumeName": "e2e-disk"}}
+    cluster.kubectl("apply", "-f", "-", input=f"{json.dumps(pv)}\n---\n{json.dumps(pvc)}\n")
+    apply(cluster, pod_manifest("claims", busybox(volumeMounts=[{"name": "d", "mountPath": "/data"}]),
+                                volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "disk"}}]))
+    try:
+        # no binder runs yet (storage controllers): until the claim is Bound the pod waits to mount it
+        wait_for(lambda: any("PVC is not bound" in e.get("message", "") for e in cluster.kubectl_json(
+            "get", "events", "--field-selector=involvedObject.name=claims").get("items", [])), 60,
+            what="FailedMount for the unbound claim")
+        assert status(cluster, "claims").get("phase") == "Pending"
+        cluster.kubectl("patch", "pvc", "disk", "--subresource=status", "--type=merge",
+                        "-p", '{"status":{"phase":"Bound"}}')
+        wait_ready(cluster, "claims")
+        exec_out(cluster, "claims", "sh", "-c", "echo kept > /data/file")
+        assert (disk / "file").read_text() == "kept\n"  # on the PV's path, outliving the pod
+    finally:
+        delete(cluster, "claims")
+        cluster.kubectl("delete", "pvc", "disk", "--wait=false", check=False)
+        cluster.kubectl("delete", "pv", "e2e-disk", "--wait=false", check=False)
+
+
 def test_missing_configmap_keeps_pod_creating_until_it_appears(cluster: PodlifeProcess) -> None:
     apply(cluster, pod_manifest("waits", busybox(volumeMounts=[{"name": "v", "mountPath": "/v"}]),
                                 volumes=[{"name": "v", "configMap": {"name": "later"}}]))

@@ -521,11 +521,74 @@ def _umask() -> int:
     return current
 
 
-async def test_persistent_volume_claims_are_not_supported_yet(api: HTTPClient, manager: VolumeManager) -> None:
-    ns = await namespace(api)
-    p = await pod(api, ns, [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}])
-    assert await failure(manager, p) == ('MountVolume.SetUp failed for volume "data" : '
-                                         "persistentVolumeClaim volumes are not supported yet")
+PVCS = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
+PVS = Resource("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False)
+
+
+async def claim(api: HTTPClient, ns: str, name: str, volume: str | None, *, bound: bool) -> Obj:
+    """A claim naming ``volume``, marked Bound in its status when ``bound`` (no binder runs here)."""
+    spec: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                 "storageClassName": ""}
+    if volume is not None:
+        spec["volumeName"] = volume
+    created = await api.create(PVCS, {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                      "metadata": {"name": name}, "spec": spec}, ns)
+    if bound:
+        created["status"] = {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}}
+        created = await api.update(PVCS, created, subresource="status")
+    return created
+
+
+async def persistent_volume(api: HTTPClient, name: str, source: Obj, claim_ref: tuple[str, str] | None) -> Obj:
+    spec: Obj = {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "", **source}
+    if "local" in source:
+        spec["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE]}]}]}}
+    if claim_ref is not None:
+        spec["claimRef"] = {"namespace": claim_ref[0], "name": claim_ref[1]}
+    return await api.create(PVS, {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+                                  "spec": spec})
+
+
+async def test_a_bound_claim_mounts_its_host_path_or_local_volume(api: HTTPClient, manager: VolumeManager,
+                                                                 tmp_path: Path) -> None:
+    ns = await namespace(api, privileged=True)
+    tag = uuid.uuid4().hex[:8]
+    data, disk = tmp_path / "data", tmp_path / "disk"
+    disk.mkdir()
+    pvs = [f"hp-{tag}", f"local-{tag}", f"other-{tag}", f"nfs-{tag}"]
+    try:
+        await persistent_volume(api, pvs[0], {"hostPath": {"path": str(data), "type": "DirectoryOrCreate"}}, (ns, "data"))
+        await persistent_volume(api, pvs[1], {"local": {"path": str(disk)}}, (ns, "disk"))
+        await persistent_volume(api, pvs[2], {"hostPath": {"path": str(data)}}, (ns, "someone-else"))
+        await persistent_volume(api, pvs[3], {"nfs": {"server": "nfs.example", "path": "/x"}}, (ns, "remote"))
+        await claim(api, ns, "data", pvs[0], bound=True)
+        await claim(api, ns, "disk", pvs[1], bound=True)
+        await claim(api, ns, "pending", None, bound=False)
+        await claim(api, ns, "stolen", pvs[2], bound=True)
+        await claim(api, ns, "remote", pvs[3], bound=True)
+        good = await pod(api, ns, [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+                                   {"name": "disk", "persistentVolumeClaim": {"claimName": "disk", "readOnly": True}}])
+        volumes = await manager.set_up(good)
+        assert volumes["data"] == HostVolume("data", data, False, "persistentVolumeClaim")
+        assert data.is_dir()  # the PV's hostPath type made it
+        assert volumes["disk"] == HostVolume("disk", disk, True, "persistentVolumeClaim")
+
+        cases = {
+            "pending": f"error processing PVC {ns}/pending: PVC is not bound",
+            "missing": 'persistentvolumeclaim "missing" not found',
+            "stolen": f"error processing PVC {ns}/stolen: volume {pvs[2]} is bound to another claim",
+            "remote": f"persistentVolume {pvs[3]}: nfs volumes are not supported yet",
+        }
+        for claim_name, reason in cases.items():
+            bad = await pod(api, ns, [{"name": "v", "persistentVolumeClaim": {"claimName": claim_name}}])
+            assert await failure(manager, bad) == f'MountVolume.SetUp failed for volume "v" : {reason}', claim_name
+    finally:
+        for pv in pvs:
+            try:
+                await api.delete(PVS, pv)
+            except Exception:  # noqa: BLE001 - a create that failed left nothing to delete
+                pass
 
 
 @needs_root

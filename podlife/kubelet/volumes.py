@@ -50,7 +50,10 @@ All blocking filesystem work runs in ``asyncio.to_thread``; one lock per pod kee
 must not run twice at once on a directory). :func:`container_mounts` is synchronous by
 design: it only stats and creates subPath directories.
 
-Left out: PersistentVolumeClaims and other network or CSI kinds, the ``image`` kind,
+``persistentVolumeClaim``: the bound PV's path, for ``hostPath`` and ``local`` PVs
+(binding itself is the storage controllers' job).
+
+Left out: network and CSI volume kinds (also behind a PVC), the ``image`` kind,
 ``clusterTrustBundle`` and ``podCertificate`` projections (an error unless ``optional``),
 emptyDir ``HugePages`` media, ``sizeLimit`` enforcement for disk-backed emptyDirs (the
 eviction manager's job), ``fsGroupChangePolicy`` and token ``fsUser``.
@@ -98,6 +101,13 @@ PLUGIN_DIRS = {
 }
 #: the kinds whose files come from API objects (read-only, refreshed, atomically written)
 FILE_KINDS = ("configMap", "secret", "downwardAPI", "projected")
+#: A PersistentVolume's spec fields that are not its volume source.
+PV_SPEC_FIELDS = frozenset({"accessModes", "capacity", "claimRef", "mountOptions", "nodeAffinity",
+                            "persistentVolumeReclaimPolicy", "storageClassName", "volumeMode",
+                            "volumeAttributesClassName"})
+#: The claims and volumes a pod's persistentVolumeClaim volume reads.
+PERSISTENT_VOLUME_CLAIMS = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
+PERSISTENT_VOLUMES = Resource("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False)
 #: the kinds the kubelet keeps on a tmpfs (it wraps them in an emptyDir of medium Memory)
 MEMORY_KINDS = ("secret", "projected")
 
@@ -564,12 +574,12 @@ class _Sources:
         self._objects: dict[tuple[str, str], Obj | None] = {}
         self._allocatable: dict[str, Any] | None = None
 
-    async def read(self, res: Resource, name: str, optional: bool) -> Obj | None:
+    async def read(self, res: Resource, name: str, optional: bool, *, namespaced: bool = True) -> Obj | None:
         """The object, or None when it is missing and ``optional``; a missing one that is not is a failure."""
         key = (res.plural, name)
         if key not in self._objects:
             try:
-                self._objects[key] = await self.client.get(res, name, self.namespace)
+                self._objects[key] = await self.client.get(res, name, self.namespace if namespaced else None)
             except ApiError as exc:
                 if exc.code != 404:
                     raise _Failure(exc.message) from None
@@ -750,7 +760,43 @@ class VolumeManager:
             target = self.volume_dir(uid, kind, name)
             await asyncio.to_thread(self._materialize_files, target, payload, kind, _fs_group(pod))
             return HostVolume(name, target, True, kind)
+        if kind == "persistentVolumeClaim":
+            return await self._claimed_volume(name, source, sources)
         raise _Failure(f"{kind} volumes are not supported yet")
+
+    async def _claimed_volume(self, name: str, source: Obj, sources: _Sources) -> HostVolume:
+        """A PersistentVolumeClaim's bound PV, when it is a ``hostPath`` or ``local`` one: its path.
+
+        As the kubelet's volume manager, only a Bound claim is used (a Pending one keeps the
+        pod in ContainerCreating, retried); ``readOnly`` of the pod's volume makes every mount
+        of it read-only. A ``local`` PV's path must exist; a ``hostPath`` PV's is checked by
+        its ``type``, as a hostPath volume's.
+        """
+        claim_name = str(source.get("claimName") or "")
+        claim = await sources.read(PERSISTENT_VOLUME_CLAIMS, claim_name, False)
+        assert claim is not None
+        claim_ref = f"{sources.namespace}/{claim_name}"
+        volume_name = str((claim.get("spec") or {}).get("volumeName") or "")
+        if (claim.get("status") or {}).get("phase") != "Bound" or not volume_name:
+            raise _Failure(f"error processing PVC {claim_ref}: PVC is not bound")
+        pv = await sources.read(PERSISTENT_VOLUMES, volume_name, False, namespaced=False)
+        assert pv is not None
+        spec = pv.get("spec") or {}
+        bound_to = spec.get("claimRef") or {}
+        if bound_to and (bound_to.get("namespace"), bound_to.get("name")) != (sources.namespace, claim_name):
+            raise _Failure(f"error processing PVC {claim_ref}: volume {volume_name} is bound to another claim")
+        read_only = bool(source.get("readOnly"))
+        if (host_path := spec.get("hostPath")) is not None:
+            path = str(host_path.get("path") or "")
+            await asyncio.to_thread(check_host_path, path, str(host_path.get("type") or ""))
+            return HostVolume(name, Path(path), read_only, "persistentVolumeClaim")
+        if (local := spec.get("local")) is not None:
+            path = str(local.get("path") or "")
+            if not await asyncio.to_thread(os.path.exists, path):
+                raise _Failure(f"path {path} does not exist")
+            return HostVolume(name, Path(path), read_only, "persistentVolumeClaim")
+        kinds = sorted(k for k in spec if k not in PV_SPEC_FIELDS)
+        raise _Failure(f"persistentVolume {volume_name}: {', '.join(kinds) or 'its'} volumes are not supported yet")
 
     def _prepare_empty_dir(self, target: Path, source: Obj, pod: Obj) -> None:
         medium = str(source.get("medium") or "")
