@@ -194,6 +194,23 @@ def test_a_bound_claim_mounts_its_host_path_volume(cluster: PodlifeProcess, tmp_
         cluster.kubectl("delete", "pv", "e2e-disk", "--wait=false", check=False)
 
 
+def test_termination_message_from_its_file_or_the_log(cluster: PodlifeProcess) -> None:
+    apply(cluster, pod_manifest("says-why", busybox("c", "sh", "-c", "echo disk full > /dev/termination-log; exit 3"),
+                                busybox("d", "sh", "-c", "echo last words; exit 4",
+                                        terminationMessagePolicy="FallbackToLogsOnError"),
+                                busybox("e", "sh", "-c", "echo why > /tmp/why; exit 5", terminationMessagePath="/tmp/why",
+                                        securityContext={"readOnlyRootFilesystem": True}),
+                                restartPolicy="Never"))
+    try:
+        wait_for(lambda: status(cluster, "says-why").get("phase") == "Failed", 60, what="the pod Failed")
+        terminated = {c["name"]: c["state"]["terminated"] for c in status(cluster, "says-why")["containerStatuses"]}
+        assert (terminated["c"]["exitCode"], terminated["c"]["message"]) == (3, "disk full\n")
+        assert (terminated["d"]["exitCode"], terminated["d"]["message"]) == (4, "last words\n")
+        assert (terminated["e"]["exitCode"], terminated["e"]["message"]) == (5, "why\n")
+    finally:
+        delete(cluster, "says-why")
+
+
 def test_missing_configmap_keeps_pod_creating_until_it_appears(cluster: PodlifeProcess) -> None:
     apply(cluster, pod_manifest("waits", busybox(volumeMounts=[{"name": "v", "mountPath": "/v"}]),
                                 volumes=[{"name": "v", "configMap": {"name": "later"}}]))

@@ -69,6 +69,10 @@ def test_pod_flow_watch_status_port_logs_delete(cluster: PodlifeProcess) -> None
         events = cluster.kubectl("describe", "pod", "ruby-ex").stdout
         for reason in ("Scheduled", "Pulled", "Created", "Started"):
             assert reason in events, f"{reason} event missing from describe:\n{events}"
+        # listed in the order they happened, though they share a second (event names carry nanoseconds)
+        listed = [line.split()[1] for line in events.split("Events:", 1)[1].splitlines()
+                  if line.strip().startswith(("Normal", "Warning"))]
+        assert listed[:4] == ["Scheduled", "Pulled", "Created", "Started"], events
 
         started = time.monotonic()
         cluster.kubectl("delete", "pod", "ruby-ex", "--wait=true", timeout=60)
@@ -136,6 +140,18 @@ def test_run_to_completion(cluster: PodlifeProcess, script: str, expected_phase:
     term = pod(cluster, name)["status"]["containerStatuses"][0]["state"]["terminated"]
     assert term["exitCode"] == (0 if expected_phase == "Succeeded" else 3)
     cluster.kubectl("delete", "pod", name, "--wait=true")
+
+
+def test_fallback_to_logs_on_error_is_the_message_of_a_failed_host_process(cluster: PodlifeProcess) -> None:
+    body = json.loads(pod_yaml("last-words", "echo first; echo cannot open db; exit 2", restart="Never"))
+    body["spec"]["containers"][0]["terminationMessagePolicy"] = "FallbackToLogsOnError"
+    cluster.kubectl("create", "-f", "-", input=json.dumps(body))
+    try:
+        wait_for(lambda: phase(cluster, "last-words") == "Failed", 60, what="last-words Failed")
+        term = pod(cluster, "last-words")["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert (term["exitCode"], term["message"]) == (2, "first\ncannot open db\n")
+    finally:
+        cluster.kubectl("delete", "pod", "last-words", "--wait=true")
 
 
 def test_always_restarts_a_crashing_container(cluster: PodlifeProcess) -> None:

@@ -5,11 +5,18 @@ Started, Killing -- as an Event whose ``involvedObject`` points at it. Recording
 blocks the caller and never fails it: events are best-effort, as in Kubernetes.
 Repeats of the same (object, reason, message) within the recorder are folded into one
 Event whose ``count`` grows, as kubectl shows ``(x3 over 2m)``.
+
+Names are the kubelet's and the scheduler's: ``<object>.<nanoseconds, hex>``, taken when
+the event happens (not when its write runs), and strictly increasing within a recorder.
+So a list of events -- which the API server returns in name order -- is in the order they
+happened, and ``kubectl describe``, which sorts by the whole-second ``lastTimestamp``,
+keeps that order among events of the same second instead of shuffling them.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from ..machinery.tasks import Supervisor
 from ..machinery.timeutil import now_rfc3339
@@ -28,6 +35,12 @@ class EventRecorder:
         self.host = host
         self._tasks = Supervisor(f"event recorder {component}", logger=log)
         self._seen: dict[tuple[str, str, str], tuple[str, int]] = {}
+        self._last_ns = 0
+
+    def _happened_now(self) -> int:
+        """Nanoseconds since the epoch, later than any this recorder gave before."""
+        self._last_ns = max(time.time_ns(), self._last_ns + 1)
+        return self._last_ns
 
     def event(self, obj: Obj, type_: str, reason: str, message: str, field_path: str = "") -> None:
         meta = obj.get("metadata") or {}
@@ -41,12 +54,11 @@ class EventRecorder:
         }
         if field_path:
             involved["fieldPath"] = field_path
-        self._tasks.start(self._record(involved, type_, reason, message))
+        self._tasks.start(self._record(involved, type_, reason, message, _now(), self._happened_now()))
 
-    async def _record(self, involved: dict, type_: str, reason: str, message: str) -> None:
+    async def _record(self, involved: dict, type_: str, reason: str, message: str, now: str, at_ns: int) -> None:
         namespace = involved["namespace"] or "default"
         key = (involved["uid"], reason, message)
-        now = _now()
         try:
             seen = self._seen.get(key)
             if seen is not None:
@@ -56,7 +68,7 @@ class EventRecorder:
                 return
             ev = {
                 "apiVersion": "v1", "kind": "Event",
-                "metadata": {"generateName": f"{involved['name']}.", "namespace": namespace},
+                "metadata": {"name": f"{involved['name']}.{at_ns:x}", "namespace": namespace},
                 "involvedObject": involved, "reason": reason, "message": message, "type": type_,
                 "source": {"component": self.component, **({"host": self.host} if self.host else {})},
                 "firstTimestamp": now, "lastTimestamp": now, "count": 1,

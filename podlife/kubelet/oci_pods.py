@@ -58,6 +58,7 @@ from typing import Any
 from ..client.base import Client, Obj
 from ..machinery.quantity import milli_value, parse_quantity
 from .dns import HOST_RESOLV_CONF, DNSSettings, pod_resolv_conf
+from .termination_message import message_path
 from .oci import conmon
 from .oci.bundle import Mount, bind_mount
 from .oci.images import ImageCatalog, ImageNotFoundError, normalize_image_name
@@ -305,9 +306,22 @@ class OCIPodRuntime:
                                               root_dir=self.root_dir)
         except SeccompError as exc:
             raise OCIStartError(str(exc)) from exc
+        target = message_path(spec.container)
+        if not any(m.destination == target for m in request.mounts):
+            message_file = self._termination_file(key, spec.name, restart_count)
+            await asyncio.to_thread(_empty_file, message_file)
+            request.mounts = [*request.mounts, bind_mount(str(message_file), target, readonly=False, recursive=False)]
         path = self.log_path(key, spec.name, restart_count)
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         return await self.oci.start_container(sandbox, request, restart_count, path)
+
+    def _termination_file(self, pod_key: PodKeyLike, container: str, restart_count: int) -> Path:
+        """The host file mounted at an instance's ``terminationMessagePath`` (the kubelet's ``containers/<name>/<id>``)."""
+        return self.pod_dir(pod_key) / "containers" / container / str(restart_count)
+
+    def termination_message_file(self, handle: OCIContainer) -> Path | None:
+        """Where the instance's termination message was written (:mod:`podlife.kubelet.termination_message`)."""
+        return self._termination_file(handle.pod_key, handle.name, handle.restart_count)
 
     def bind(self, client: Client) -> None:
         """Give the runtime the kubelet's client (image pull Secrets are read through it)."""
@@ -453,6 +467,13 @@ def _read_or_empty(path: Path) -> str:
         return path.read_text()
     except OSError:
         return ""
+
+
+def _empty_file(path: Path) -> None:
+    """An empty, world-writable file (a container running as any user may write its message)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    os.chmod(path, 0o666)
 
 
 def image_reference_valid(image: str) -> bool:

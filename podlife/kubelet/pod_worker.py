@@ -78,6 +78,7 @@ from .hooks import run_handler
 from .runtime import ContainerSpec, ContainerStartError, ImageUnavailableError, PodKey
 from .runtimes import ContainerLike, ContainerRuntime
 from .volumes import HostVolume, VolumeError, VolumeManager, container_mounts
+from .termination_message import termination_message
 from .server import LogTarget
 from .streams import RequestRefused
 
@@ -258,11 +259,20 @@ class PodWorker:
                 continue
             del self._handles[name]
             ago = (datetime.now(timezone.utc) - info.finished_at).total_seconds()
+            message = await self._termination_message(name, handle, info.exit_code)
             await self._observe(ContainerExited(name, info.exit_code, info.reason, rfc3339(info.finished_at),
-                                                self._now() - max(ago, 0.0)))
+                                                self._now() - max(ago, 0.0), message=message))
         inbox, self._inbox = self._inbox, []
         for fact in inbox:
             await self._observe(fact)
+
+    async def _termination_message(self, name: str, handle: ContainerLike, exit_code: int) -> str:
+        """The ended instance's ``terminated.message`` (:mod:`podlife.kubelet.termination_message`)."""
+        rec = self.machine.container(name)
+        if rec is None:
+            return ""
+        message_file = self.runtime.termination_message_file(handle)
+        return await asyncio.to_thread(termination_message, rec.spec, exit_code, message_file, handle.log_path)
 
     async def _observe(self, fact: Fact) -> None:
         await self._carry_out_all(self.machine.observe(fact, self._now()))

@@ -422,6 +422,10 @@ class ProcessRuntime:
         """``root_dir/pods/<namespace>_<name>_<uid>/<container>/<restartCount>.log``."""
         return self.pod_log_dir(pod_key) / container / f"{restart_count}.log"
 
+    def termination_message_file(self, handle: ContainerHandle) -> Path | None:
+        """None: a host process has no mount namespace to put the message file in (the log fallback still applies)."""
+        return None
+
     # ------------------------------------------------------------------ queries
 
     def running_containers(self, pod_key: PodKeyLike | None = None) -> list[ContainerHandle]:
