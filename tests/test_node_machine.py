@@ -430,3 +430,51 @@ def test_random_lives_keep_the_rules(policy: str, steps: list[str]) -> None:
             assert after == before
     if policy == "Never":
         assert restarts == 0
+
+
+# --------------------------------------------------------------------------- liveness and startup probes
+
+
+def test_a_failed_liveness_probe_kills_the_container_and_it_restarts() -> None:
+    d = Driver(pod(terminationGracePeriodSeconds=5))
+    d.running()
+    effects = d.observe(ProbeResult("app", False, "Liveness", "cat: /tmp/healthy: No such file"))
+    assert effects == [KillContainers(("app",), 5.0)]
+    assert d.events[-2:] == [
+        RecordEvent("Warning", "Unhealthy", "Liveness probe failed: cat: /tmp/healthy: No such file", "app"),
+        RecordEvent("Normal", "Killing", "Container app failed liveness probe, will be restarted", "app"),
+    ]
+    d.exit(code=137, reason="Error")
+    assert d.plan() == [StartContainer("app", 1)]  # the first restart comes at once
+    d.start(cid="cid-2")
+    d.plan()
+    assert d.status["containerStatuses"][0]["restartCount"] == 1
+
+
+def test_a_failed_startup_probe_kills_the_container_with_never_the_pod_fails() -> None:
+    d = Driver(pod("Never", terminationGracePeriodSeconds=1))
+    d.running()
+    assert d.observe(ProbeResult("app", False, "Startup", "HTTP 500")) == [KillContainers(("app",), 2.0)]
+    assert d.events[-1].message == "Container app failed startup probe, will be restarted"
+    d.exit(code=137, reason="Error")
+    d.plan()
+    assert d.status["phase"] == "Failed"
+
+
+def test_passing_liveness_results_and_failures_of_ended_or_terminating_containers_do_nothing() -> None:
+    d = Driver()
+    d.running()
+    assert d.observe(ProbeResult("app", True, "Liveness")) == []
+    assert d.observe(ProbeResult("app", True, "Startup")) == []
+    d.exit(code=1, reason="Error")
+    assert d.observe(ProbeResult("app", False, "Liveness", "x")) == []
+    assert "Killing" not in d.reasons()
+
+
+def test_the_initial_readiness_verdict_makes_the_pod_unready_without_an_event() -> None:
+    d = Driver()
+    d.running()
+    d.observe(ProbeResult("app", False))
+    d.plan()
+    assert d.status["containerStatuses"][0]["ready"] is False
+    assert "Unhealthy" not in d.reasons()

@@ -26,9 +26,9 @@ the API server's process or on another machine unchanged.
 * :mod:`.runtime` and :mod:`.logs` -- containers as process groups with
   CRI-format log files, and reading those logs with ``PodLogOptions``.
 
-What happens to a pod is decided by the machine and carried out here, so readiness
-probes (a later addition) only have to feed a verdict into ``PodWorker.set_readiness``
-(a ``ProbeResult`` fact). The kubelet's client tracks its own writes
+What happens to a pod is decided by the machine and carried out here, so the probes
+(:mod:`.prober`: startup, liveness, readiness) only feed verdicts to their worker as
+``ProbeResult`` facts; the machine turns them into ``ready``, or a kill and a restart. The kubelet's client tracks its own writes
 (:class:`podlife.client.own_writes.TrackingClient`): the echoes of a worker's status
 writes wake no worker.
 """

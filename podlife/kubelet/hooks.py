@@ -16,7 +16,9 @@ A handler is one of Kubernetes' three actions:
 :func:`run_handler` returns None on success, or the message Kubernetes puts in
 the ``FailedPostStartHook``/``FailedPreStopHook`` event. *When* hooks run, what
 a failure does to the container and how the grace period is shared are the pod
-worker's (:mod:`podlife.kubelet.pod_worker`).
+worker's (:mod:`podlife.kubelet.pod_worker`). The probes
+(:mod:`podlife.kubelet.prober`) run their exec and httpGet actions with the same
+:func:`exec_handler` and :func:`http_handler`.
 """
 
 from __future__ import annotations
@@ -51,16 +53,27 @@ def hook_host(requested: str | None) -> str | None:
         return None
 
 
+def container_port(container: Obj, port: object) -> int | None:
+    """A handler's ``port``: a number, or the name of one of the container's ports (None: no such port)."""
+    if isinstance(port, str) and not port.isdigit():
+        named = [p for p in container.get("ports") or [] if p.get("name") == port]
+        return int(named[0].get("containerPort") or 0) if named else None
+    try:
+        return int(str(port))
+    except ValueError:
+        return None
+
+
 async def run_handler(handler: Obj, *, runtime: ContainerRuntime, handle: ContainerLike, container: Obj,
                       pod: Obj) -> str | None:
     """Run a lifecycle handler (exec, httpGet or sleep) of ``container``; an error message, or None."""
     name = str(container.get("name", ""))
     if (action := handler.get("exec")) is not None:
         command = [str(a) for a in action.get("command") or []]
-        error = await _exec_handler(runtime, handle, command)
+        error = await exec_handler(runtime, handle, command)
         kind = f"Exec lifecycle hook ({go_list(command)})"
     elif (action := handler.get("httpGet")) is not None:
-        error = await _http_handler(container, action)
+        error = await http_handler(container, action)
         kind = f"HTTP lifecycle hook ({action.get('path', '/')})"
     elif (action := handler.get("sleep")) is not None:
         await asyncio.sleep(float(action.get("seconds") or 0))
@@ -72,7 +85,7 @@ async def run_handler(handler: Obj, *, runtime: ContainerRuntime, handle: Contai
     return f'{kind} for Container "{name}" in Pod "{format_pod(pod)}" failed - error: {error}'
 
 
-async def _exec_handler(runtime: ContainerRuntime, handle: ContainerLike, command: list[str]) -> str | None:
+async def exec_handler(runtime: ContainerRuntime, handle: ContainerLike, command: list[str]) -> str | None:
     """Run ``command`` next to the container; killed (its whole group) if we stop waiting."""
     try:
         process = await runtime.exec_in_container(handle, command)
@@ -90,14 +103,11 @@ async def _exec_handler(runtime: ContainerRuntime, handle: ContainerLike, comman
     return None
 
 
-async def _http_handler(container: Obj, action: Obj) -> str | None:
+async def http_handler(container: Obj, action: Obj) -> str | None:
     """GET ``action`` (on loopback, see :func:`hook_host`); a status of 400 or more is a failure."""
-    port = action.get("port")
-    if isinstance(port, str) and not port.isdigit():
-        named = [p for p in container.get("ports") or [] if p.get("name") == port]
-        if not named:
-            return f"port {port!r} not found"
-        port = named[0].get("containerPort")
+    port = container_port(container, action.get("port"))
+    if port is None:
+        return f"port {action.get('port')!r} not found"
     host = hook_host(action.get("host"))
     if host is None:
         return f"refusing to connect to {action.get('host')}: pod and service addresses are only reachable inside their network namespace"

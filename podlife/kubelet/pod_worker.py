@@ -33,6 +33,9 @@ effect                      carried out by
 ``RecordEvent``/``WakeAt``  the event recorder / a timer that wakes the task
 ==========================  ===================================================
 
+Each running container instance is probed (:mod:`podlife.kubelet.prober`) from
+its start until its exit; verdicts come back as ``ProbeResult`` facts.
+
 The kubelet hands the worker every new version of the pod (:meth:`PodWorker.update`);
 container exits and timers wake it too. Each wake feeds what happened to the machine
 and carries out its plan until only a wait is left. A single task owns the pod's
@@ -75,6 +78,7 @@ from ..node.machine import (
 from ..node.status import Running, Terminated, rfc3339
 from .environment import EnvError, EnvResolver, expand
 from .hooks import run_handler
+from .prober import PodProbers
 from .runtime import ContainerSpec, ContainerStartError, ImageUnavailableError, PodKey
 from .runtimes import ContainerLike, ContainerRuntime
 from .volumes import HostVolume, VolumeError, VolumeManager, container_mounts
@@ -144,7 +148,8 @@ class PodWorker:
         self.machine = PodLifecycle(pod, host_ip=host_ip, config=self.config.lifecycle())
         self.machine.recover(pod.get("status") or {}, now=self._now(), now_text=rfc3339())
         self._handles: dict[str, ContainerLike] = {}  # container -> its newest instance's process, while known
-        self._inbox: list[Fact] = []  # facts from outside the task (readiness verdicts)
+        self._inbox: list[Fact] = []  # facts from outside the task (probe verdicts)
+        self._probers = PodProbers(runtime, self._report)  # probes of the running instances
         self._pod_changed = False
         self._gone = False
         self._wake = asyncio.Event()
@@ -180,7 +185,11 @@ class PodWorker:
 
     def set_readiness(self, container: str, ready: bool) -> None:
         """A readiness verdict for ``container`` (the hook for a readiness prober)."""
-        self._inbox.append(ProbeResult(container, ready))
+        self._report(ProbeResult(container, ready))
+
+    def _report(self, fact: Fact) -> None:
+        """A fact from outside the task (a prober's verdict): taken on the next pass."""
+        self._inbox.append(fact)
         self._wake.set()
 
     async def cancel(self) -> None:
@@ -204,6 +213,8 @@ class PodWorker:
         for name, handle in adopted.items():
             self._handles[name] = handle
             self._background.start(self._wake_on_exit(handle))
+            if (rec := self.machine.container(name)) is not None:
+                self._probers.start(rec.spec, handle)
         log.info("%r: re-adopted %s", self, ", ".join(sorted(adopted)) or "the sandbox")
 
     async def _run(self) -> None:
@@ -232,6 +243,7 @@ class PodWorker:
             if self._refresh_task is not None:
                 self._refresh_task.cancel()
             self._background.cancel()
+            self._probers.stop_all()
 
     async def _drive(self) -> None:
         """Feed what happened to the machine and carry out its plan until only a wait is left."""
@@ -258,6 +270,7 @@ class PodWorker:
             if info is None:
                 continue
             del self._handles[name]
+            self._probers.stop(name)
             ago = (datetime.now(timezone.utc) - info.finished_at).total_seconds()
             message = await self._termination_message(name, handle, info.exit_code)
             await self._observe(ContainerExited(name, info.exit_code, info.reason, rfc3339(info.finished_at),
@@ -415,6 +428,7 @@ class PodWorker:
             return
         self._handles[name] = handle
         self._background.start(self._wake_on_exit(handle))
+        self._probers.start(rec.spec, handle)
         await self._observe(ContainerStarted(name, handle.container_id, rfc3339(handle.started_at),
                                              image_id=image.image_id, pulled=image.pulled_message))
 

@@ -199,7 +199,9 @@ class HookFailed:
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
-    """A probe's verdict on the running instance of ``container`` (today: readiness)."""
+    """A probe's verdict on the running instance of ``container``: ``probe`` is Readiness
+    (sets ``ready``), Liveness or Startup (a failure kills the instance; it restarts per
+    the restart policy)."""
 
     container: str
     ok: bool
@@ -548,15 +550,32 @@ class PodLifecycle:
         return out
 
     def _probe_result(self, fact: ProbeResult, now: float) -> list[Effect]:
+        """Readiness sets ``ready``; a failed liveness or startup probe kills the instance.
+
+        The killed instance's exit then restarts it as the restart policy says. A
+        readiness failure with no message is the prober's initial "no success yet":
+        unready, but no event.
+        """
         rec = self._by_name[fact.container]
+        if fact.probe != "Readiness":
+            return self._unhealthy(rec, fact)
         if not rec.alive or rec.verdict is fact.ok:
             return []
         rec.verdict = fact.ok
         self._dirty = True
-        if fact.ok:
+        if fact.ok or not fact.message:
+            return []
+        return [RecordEvent("Warning", "Unhealthy", f"{fact.probe} probe failed: {fact.message}", rec.name)]
+
+    def _unhealthy(self, rec: ContainerRecord, fact: ProbeResult) -> list[Effect]:
+        """Kubernetes' kill of a container that failed its liveness or startup probe."""
+        if fact.ok or not rec.alive or self.terminating:
             return []
         message = f"{fact.probe} probe failed: {fact.message}" if fact.message else f"{fact.probe} probe failed"
-        return [RecordEvent("Warning", "Unhealthy", message, rec.name)]
+        return [RecordEvent("Warning", "Unhealthy", message, rec.name),
+                RecordEvent("Normal", "Killing",
+                            f"Container {rec.name} failed {fact.probe.lower()} probe, will be restarted", rec.name),
+                KillContainers((rec.name,), self.kill_grace())]
 
     # ------------------------------------------------------------------ what next
 
