@@ -26,8 +26,8 @@ import pytest
 from podlife.kubelet.oci import conmon
 from podlife.kubelet.oci_pods import container_stdio
 
-from .cluster_harness import PodlifeProcess, require_tool, wait_for
-from .test_e2e_containers import _leftovers, _remove_everything, _require_oci, apply, busybox, delete, pod_manifest
+from .cluster_harness import PodlifeProcess, wait_for
+from .test_e2e_containers import oci_cluster, apply, busybox, delete, pod_manifest
 from .test_e2e_containers import status, wait_ready
 
 SESSION_TIMEOUT = 30.0
@@ -35,20 +35,8 @@ SESSION_TIMEOUT = 30.0
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess]:
-    _require_oci()
-    data_dir = tmp_path_factory.mktemp("attach-tty") / "data"
-    proc = PodlifeProcess(data_dir, "--container-runtime", "oci", kubectl=require_tool("kubectl"))
-    try:
-        yield proc.start()
-    finally:
-        proc.stop()
-        left = _leftovers(data_dir)
-        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-                  if str(data_dir) in line.split()[1]]
-        _remove_everything(data_dir)
-        for mount in reversed(mounts):
-            subprocess.run(["umount", "-l", mount], check=False)
-        assert not left, f"containers left behind by podlife up: {left}"
+    with oci_cluster(tmp_path_factory.mktemp("attach-tty") / "data") as proc:
+        yield proc
 
 
 def _set_size(fd: int, rows: int, cols: int) -> None:

@@ -10,6 +10,7 @@ test that kills ``podlife up`` with SIGKILL and starts it again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -55,12 +56,15 @@ def _remove_everything(data_dir: Path) -> None:
         asyncio.run(OCIRuntime(node).remove_everything())
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess]:
+@contextlib.contextmanager
+def oci_cluster(data_dir: Path, *args: str) -> Iterator[PodlifeProcess]:
+    """A ``podlife up --container-runtime oci`` cluster that leaves no container or mount behind.
+
+    After it stops, whatever is left is removed (a failed test must not leave containers
+    or mounts behind either), and then named in a failure.
+    """
     _require_oci()
-    data_dir = tmp_path_factory.mktemp("containers") / "data"
-    proc = PodlifeProcess(data_dir, "--container-runtime", "oci", "--container-log-max-size", "16Ki",
-                          "--container-log-max-files", "3", kubectl=require_tool("kubectl"))
+    proc = PodlifeProcess(data_dir, "--container-runtime", "oci", *args, kubectl=require_tool("kubectl"))
     try:
         yield proc.start()
     finally:
@@ -68,11 +72,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess
         left = _leftovers(data_dir)
         mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
                   if str(data_dir) in line.split()[1]]
-        _remove_everything(data_dir)  # a failed test must not leave containers or mounts behind either
+        _remove_everything(data_dir)
         for mount in reversed(mounts):
             subprocess.run(["umount", "-l", mount], check=False)
         assert not left, f"containers left behind by podlife up: {left}"
         assert not mounts, f"mounts left behind by podlife up: {mounts}"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess]:
+    with oci_cluster(tmp_path_factory.mktemp("containers") / "data",
+                     "--container-log-max-size", "16Ki", "--container-log-max-files", "3") as proc:
+        yield proc
 
 
 def apply(cluster: PodlifeProcess, pod: dict) -> None:

@@ -7,14 +7,13 @@ only written into the file: nothing here resolves a name.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .cluster_harness import PodlifeProcess, require_tool
-from .test_e2e_containers import _leftovers, _remove_everything, _require_oci, apply, busybox, delete, exec_out
+from .cluster_harness import PodlifeProcess
+from .test_e2e_containers import oci_cluster, apply, busybox, delete, exec_out
 from .test_e2e_containers import pod_manifest, wait_ready
 
 pytestmark = pytest.mark.e2e
@@ -24,21 +23,8 @@ DOMAIN = "podlife.test"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess]:
-    _require_oci()
-    data_dir = tmp_path_factory.mktemp("dns-env") / "data"
-    proc = PodlifeProcess(data_dir, "--container-runtime", "oci", "--cluster-domain", DOMAIN,
-                          kubectl=require_tool("kubectl"))
-    try:
-        yield proc.start()
-    finally:
-        proc.stop()
-        left = _leftovers(data_dir)
-        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-                  if str(data_dir) in line.split()[1]]
-        _remove_everything(data_dir)
-        for mount in reversed(mounts):
-            subprocess.run(["umount", "-l", mount], check=False)
-        assert not left, f"containers left behind by podlife up: {left}"
+    with oci_cluster(tmp_path_factory.mktemp("dns-env") / "data", "--cluster-domain", DOMAIN) as proc:
+        yield proc
 
 
 def _env(cluster: PodlifeProcess, pod: str) -> dict[str, str]:

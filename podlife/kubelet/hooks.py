@@ -103,14 +103,23 @@ async def exec_handler(runtime: ContainerRuntime, handle: ContainerLike, command
     return None
 
 
-async def http_handler(container: Obj, action: Obj) -> str | None:
-    """GET ``action`` (on loopback, see :func:`hook_host`); a status of 400 or more is a failure."""
+def handler_address(container: Obj, action: Obj) -> tuple[str, int] | str:
+    """Where an httpGet or tcpSocket action connects (on loopback, see :func:`hook_host`), or why it cannot."""
     port = container_port(container, action.get("port"))
     if port is None:
         return f"port {action.get('port')!r} not found"
     host = hook_host(action.get("host"))
     if host is None:
         return f"refusing to connect to {action.get('host')}: pod and service addresses are only reachable inside their network namespace"
+    return host, port
+
+
+async def http_handler(container: Obj, action: Obj) -> str | None:
+    """GET ``action`` (on loopback, see :func:`hook_host`); a status of 400 or more is a failure."""
+    address = handler_address(container, action)
+    if isinstance(address, str):
+        return address
+    host, port = address
     url = f"{str(action.get('scheme') or 'HTTP').lower()}://{host}:{port}{action.get('path') or '/'}"
     headers = {str(h.get("name")): str(h.get("value")) for h in action.get("httpHeaders") or []}
     try:

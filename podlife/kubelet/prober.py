@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from ..client.base import Obj
 from ..node.machine import ProbeResult
-from .hooks import container_port, exec_handler, hook_host, http_handler
+from .hooks import exec_handler, handler_address, http_handler
 from .runtimes import ContainerLike, ContainerRuntime
 
 log = logging.getLogger(__name__)
@@ -122,12 +122,10 @@ async def _handler(probe: Obj, runtime: ContainerRuntime, handle: ContainerLike,
 
 async def _tcp_handler(container: Obj, action: Obj) -> str | None:
     """Open (and close) a TCP connection, on loopback only (see hook_host)."""
-    port = container_port(container, action.get("port"))
-    if port is None:
-        return f"port {action.get('port')!r} not found"
-    host = hook_host(action.get("host"))
-    if host is None:
-        return f"refusing to connect to {action.get('host')}: pod addresses are only reachable inside their network"
+    address = handler_address(container, action)
+    if isinstance(address, str):
+        return address
+    host, port = address
     try:
         _reader, writer = await asyncio.open_connection(host, port)
     except OSError as exc:

@@ -19,8 +19,8 @@ Commands used, as CRI-O uses them (``internal/oci/runtime_oci.go``):
 * ``delete [--force] <id>``: forget a stopped container; runc removes its cgroup.
 * ``exec``: a process in a running container's namespaces and cgroup, with
   ``--env``, ``--user uid:gid``, ``--additional-gids``, ``--cwd`` and, for a
-  terminal, ``--tty --console-socket``: runc sends the pseudo-terminal's controller
-  over that Unix socket (:func:`receive_console`).
+  terminal, ``--tty`` with the caller's pseudo-terminal as its stdio (runc relays it to
+  one it makes in the container).
 
 runc reports failures on stderr as ``level=error msg="..."`` lines;
 :class:`RuncError` carries the message.
@@ -43,9 +43,7 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +58,6 @@ __all__ = [
     "Runc",
     "RuncError",
     "find_runc",
-    "receive_console",
     "run_command",
     "spawn",
     "wait_for_exit",
@@ -203,16 +200,9 @@ class ContainerState:
 
 @dataclass
 class ExecProcess:
-    """A ``runc exec``: the process, and the terminal's controller fd when it has a terminal."""
+    """A ``runc exec``: its process (whose stdio is pipes, or the caller's terminal)."""
 
     process: asyncio.subprocess.Process
-    terminal_fd: int | None = None
-
-    def close_terminal(self) -> None:
-        if self.terminal_fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self.terminal_fd)
-            self.terminal_fd = None
 
 
 class Runc:
@@ -297,7 +287,8 @@ class Runc:
         ``stdio_fd`` and ``tty``: ``runc exec --tty`` with that terminal as its stdio. runc makes
         a terminal in the container (the command's controlling one), sets ours to raw mode,
         copies between the two, and copies our window size to it on ``SIGWINCH``. ``tty``
-        alone: ``--console-socket``, which runc accepts only with ``--detach``.
+        without ``stdio_fd`` is refused: runc's other way, ``--console-socket``, needs
+        ``--detach``, which would lose the command's exit status.
         """
         options: list[str] = []
         for key, value in (env or {}).items():
@@ -314,7 +305,7 @@ class Runc:
                 stdin=stdio_fd, stdout=stdio_fd, stderr=stdio_fd, start_new_session=True,
             )
             return ExecProcess(process)
-        if not tty:
+        if not tty:  # a terminal comes only as stdio_fd (above)
             process = await asyncio.create_subprocess_exec(
                 *self.base_argv(),
                 "exec",
@@ -326,61 +317,4 @@ class Runc:
                 stderr=subprocess.PIPE,
             )
             return ExecProcess(process)
-        with tempfile.TemporaryDirectory(prefix="podlife-console-") as tmp:
-            path = os.path.join(tmp, "console.sock")
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                listener.bind(path)
-                listener.listen(1)
-                process = await asyncio.create_subprocess_exec(
-                    *self.base_argv(),
-                    "exec",
-                    "--tty",
-                    "--console-socket",
-                    path,
-                    *options,
-                    container_id,
-                    *argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    start_new_session=True,  # its group is killed when the client leaves
-                )
-                try:
-                    fd = await receive_console(listener, process)
-                except BaseException:
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
-                    await process.wait()
-                    raise
-            finally:
-                listener.close()
-        return ExecProcess(process, fd)
-
-
-async def receive_console(listener: socket.socket, process: asyncio.subprocess.Process) -> int:
-    """Accept runc's connection on ``listener`` and take the terminal fd it sends.
-
-    Fails with :class:`RuncError` if runc exits first (a bad command, say).
-    """
-    loop = asyncio.get_running_loop()
-    listener.setblocking(False)
-    accept = asyncio.ensure_future(loop.sock_accept(listener))
-    exited = asyncio.ensure_future(process.wait())
-    done, _ = await asyncio.wait({accept, exited}, timeout=RUNC_TIMEOUT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
-    if accept not in done:
-        accept.cancel()
-        stderr = b""
-        if process.stderr is not None and exited in done:
-            stderr = await process.stderr.read()
-        raise RuncError(["exec"], process.returncode, stderr.decode(errors="replace") or "runc sent no terminal")
-    exited.cancel()
-    conn, _ = accept.result()
-    try:
-        conn.setblocking(True)
-        _, fds, _, _ = await asyncio.to_thread(socket.recv_fds, conn, 4096, 1)
-    finally:
-        conn.close()
-    if not fds:
-        raise RuncError(["exec"], None, "runc sent no terminal")
-    return fds[0]
+        raise ValueError("a terminal needs stdio_fd: runc exec --console-socket works only with --detach")
