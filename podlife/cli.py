@@ -58,9 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--sim-nodes", type=int, default=0, help="simulated nodes (default: 0)")
     up.add_argument("--sim-stages", type=Path, default=None, help="YAML stage file for simulated nodes")
     up.add_argument("--in-memory", action="store_true", help="keep the store in memory only (nothing survives a restart)")
-    up.add_argument("--pod-security-default", choices=("privileged", "baseline", "restricted"), default="baseline",
+    up.add_argument("--pod-security-default", choices=("privileged", "baseline", "restricted"), default="privileged",
                     help="PodSecurity level enforced in namespaces without pod-security.kubernetes.io labels "
-                         "(default: baseline; kube-system is exempt)")
+                         "(default: privileged, as in Kubernetes; kube-system is exempt)")
     up.add_argument("--audit-log-path", type=Path, default=None,
                     help="write audit.k8s.io/v1 events of every request to this file (JSON lines)")
     up.add_argument("--audit-policy-file", type=Path, default=None,

@@ -77,7 +77,7 @@ class ClusterConfig:
     guard_routes: bool = True
     kubelet_options: dict[str, Any] = field(default_factory=dict)
     #: ``--pod-security-default``: the PodSecurity level enforced in namespaces without labels
-    pod_security_default: str = "baseline"
+    pod_security_default: str = "privileged"
     #: ``--audit-log-path``/``--audit-policy-file``: the audit log (none without a path)
     audit_log_path: Path | None = None
     audit_policy_file: Path | None = None

@@ -58,7 +58,7 @@ def create(cluster: PodlifeProcess, path: str, body: dict) -> dict:
 
 
 def test_pod_defaults(cluster: PodlifeProcess) -> None:
-    # a hostPath volume is beyond the default PodSecurity level (baseline): this namespace allows it
+    # a hostPath volume is beyond the baseline PodSecurity level: this namespace allows it whatever the default
     cluster.kubectl("create", "namespace", "defaults-privileged")
     cluster.kubectl("label", "namespace", "defaults-privileged", "pod-security.kubernetes.io/enforce=privileged")
     pod = create(cluster, "/api/v1/namespaces/defaults-privileged/pods", {"metadata": {"name": "defaults-pod"}, "spec": {

@@ -108,9 +108,23 @@ def test_kubectl_shows_the_refusal_and_the_warning(cluster: PodlifeProcess) -> N
 
 
 @pytest.mark.e2e
-def test_podlife_up_enforces_baseline_where_no_label_says_otherwise(cluster: PodlifeProcess) -> None:
-    """``podlife up --pod-security-default`` (default ``baseline``): a privileged pod in ``default`` is refused."""
-    manifest = ("apiVersion: v1\nkind: Pod\nmetadata: {name: priv-default}\nspec:\n  containers: [{name: c, "
-                "image: busybox, securityContext: {privileged: true}}]\n")
-    refused = cluster.kubectl("create", "-f", "-", input=manifest, check=False)
+def test_podlife_up_admits_privileged_pods_where_no_label_says_otherwise(cluster: PodlifeProcess) -> None:
+    """Kubernetes' default level is ``privileged``: a privileged pod in ``default`` is admitted."""
+    created = cluster.kubectl("create", "-f", "-", input=PRIVILEGED_POD)
+    assert "pod/priv-default created" in created.stdout
+    cluster.kubectl("delete", "pod", "priv-default", "--grace-period=0", "--force", "--wait=false")
+
+
+@pytest.mark.e2e
+def test_podlife_up_pod_security_default_enforces_a_level_where_no_label_says_otherwise(tmp_path: Any) -> None:
+    """``podlife up --pod-security-default baseline``: a privileged pod in ``default`` is refused."""
+    proc = PodlifeProcess(tmp_path / "data", "--nodes", "0", "--pod-security-default", "baseline")
+    try:
+        refused = proc.start().kubectl("create", "-f", "-", input=PRIVILEGED_POD, check=False)
+    finally:
+        proc.stop()
     assert refused.returncode != 0 and 'violates PodSecurity "baseline:latest": privileged' in refused.stderr
+
+
+PRIVILEGED_POD = ("apiVersion: v1\nkind: Pod\nmetadata: {name: priv-default}\nspec:\n  containers: [{name: c, "
+                  "image: busybox, securityContext: {privileged: true}}]\n")

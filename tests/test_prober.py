@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from podlife.kubelet.prober import ProbeCounter, ProbeSpec, run_probe
+from podlife.kubelet.runtime import ProcessRuntime
 
 
 def counter(kind: str, **probe: int) -> ProbeCounter:
@@ -54,20 +56,24 @@ def test_startup_reports_its_first_verdict() -> None:
     assert c.record(True) is True
 
 
+#: host processes share this machine's network: probes connect in the test's own namespace
+HOST = ProcessRuntime(Path("/nonexistent-podlife-test-root"))
+
+
 def test_tcp_probe_succeeds_when_something_listens_and_times_out_as_a_failure() -> None:
     async def main() -> None:
         server = await asyncio.start_server(lambda _r, w: w.close(), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         spec = ProbeSpec.of({"livenessProbe": {"tcpSocket": {"port": port}}}, "Liveness")
         assert spec is not None
-        assert await run_probe(spec, runtime=None, handle=None, container={}) is None  # type: ignore[arg-type]
+        assert await run_probe(spec, runtime=HOST, handle=None, container={}) is None  # type: ignore[arg-type]
         server.close()
         await server.wait_closed()
-        error = await run_probe(spec, runtime=None, handle=None, container={})  # type: ignore[arg-type]
+        error = await run_probe(spec, runtime=HOST, handle=None, container={})  # type: ignore[arg-type]
         assert error is not None and f"127.0.0.1:{port}" in error
         far = ProbeSpec.of({"livenessProbe": {"tcpSocket": {"port": port, "host": "10.0.0.1"}}}, "Liveness")
         assert far is not None
-        error = await run_probe(far, runtime=None, handle=None, container={})  # type: ignore[arg-type]
+        error = await run_probe(far, runtime=HOST, handle=None, container={})  # type: ignore[arg-type]
         assert error is not None and error.startswith("refusing")
 
     asyncio.run(main())

@@ -8,9 +8,11 @@ A handler is one of Kubernetes' three actions:
   group is killed.
 - ``httpGet``: a GET of ``scheme://host:port/path`` with the given headers; a
   status of 400 or more, or no connection, is a failure. A named port is looked
-  up in the container's ports. Until the CNI plugs a real network namespace a
-  container shares this machine's network, so the host is loopback -- and any
-  other requested host is refused rather than contacted (:func:`hook_host`).
+  up in the container's ports. The host is loopback -- any other requested host
+  is refused rather than contacted (:func:`hook_host`) -- *as the container sees
+  it*: the connection is made inside the pod's network namespace
+  (:mod:`podlife.kubelet.netns`; the runtime's ``network_namespace``), or in this
+  machine's for host processes and ``hostNetwork`` pods.
 - ``sleep``: waits the given seconds; it cannot fail.
 
 :func:`run_handler` returns None on success, or the message Kubernetes puts in
@@ -32,14 +34,16 @@ import signal
 import aiohttp
 
 from ..client.base import Obj
+from ..machinery.constants import KUBERNETES_VERSION
 from ..node.lifecycle import format_pod
 from ..node.status import go_list
+from .netns import socket_factory
 from .runtime import ContainerNotRunningError, ContainerStartError
 from .runtimes import ContainerLike, ContainerRuntime
 
-#: Until the CNI plugs a real network namespace, a container shares this machine's
-#: network, so its servers are reached on loopback -- never on its pod IP, and never
-#: on any other address (podlife sends traffic only where it is safe to).
+#: A container's servers are reached on loopback inside its own network namespace --
+#: never on its pod IP from outside, and never on any other address (podlife sends
+#: traffic only where it is safe to).
 CONTAINER_HOST = "127.0.0.1"
 
 
@@ -73,7 +77,7 @@ async def run_handler(handler: Obj, *, runtime: ContainerRuntime, handle: Contai
         error = await exec_handler(runtime, handle, command)
         kind = f"Exec lifecycle hook ({go_list(command)})"
     elif (action := handler.get("httpGet")) is not None:
-        error = await http_handler(container, action)
+        error = await http_handler(container, action, runtime=runtime, handle=handle)
         kind = f"HTTP lifecycle hook ({action.get('path', '/')})"
     elif (action := handler.get("sleep")) is not None:
         await asyncio.sleep(float(action.get("seconds") or 0))
@@ -114,18 +118,32 @@ def handler_address(container: Obj, action: Obj) -> tuple[str, int] | str:
     return host, port
 
 
-async def http_handler(container: Obj, action: Obj) -> str | None:
-    """GET ``action`` (on loopback, see :func:`hook_host`); a status of 400 or more is a failure."""
+async def http_handler(container: Obj, action: Obj, *, runtime: ContainerRuntime,
+                       handle: ContainerLike, probe: bool = False) -> str | None:
+    """GET ``action`` (on the container's loopback, see :func:`hook_host`); a status of 400 or more fails.
+
+    The messages are Go's, as Kubernetes prints them (``Get "url": dial tcp ...: connect:
+    connection refused``); ``probe`` words a bad status as the prober does.
+    """
     address = handler_address(container, action)
     if isinstance(address, str):
         return address
     host, port = address
     url = f"{str(action.get('scheme') or 'HTTP').lower()}://{host}:{port}{action.get('path') or '/'}"
-    headers = {str(h.get("name")): str(h.get("value")) for h in action.get("httpHeaders") or []}
+    # Kubernetes' defaults, which the probe's own headers replace
+    headers = {"User-Agent": f"kube-{'probe' if probe else 'lifecycle'}/{KUBERNETES_VERSION}", "Accept": "*/*"}
+    headers.update({str(h.get("name")): str(h.get("value")) for h in action.get("httpHeaders") or []})
     try:
-        async with aiohttp.ClientSession() as session, session.get(url, headers=headers, ssl=False) as resp:
+        connector = aiohttp.TCPConnector(socket_factory=socket_factory(runtime.network_namespace(handle)),
+                                         force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as session, \
+                session.get(url, headers=headers, ssl=False) as resp:
             if resp.status >= 400:
-                return f"Get {url!r}: HTTP status {resp.status}"
+                return f"HTTP probe failed with statuscode: {resp.status}" if probe else \
+                    f'Get "{url}": HTTP status {resp.status}'
+    except aiohttp.ClientConnectorError as exc:
+        reason = os.strerror(exc.os_error.errno).lower() if exc.os_error.errno else str(exc.os_error)
+        return f'Get "{url}": dial tcp {host}:{port}: connect: {reason}'
     except (aiohttp.ClientError, OSError) as exc:
-        return f"Get {url!r}: {exc}"
+        return f'Get "{url}": {exc}'
     return None

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -188,6 +189,7 @@ def container_request(spec: ContainerSpec, pod: Obj, hosts_file: Path | None,
         allow_privilege_escalation=True if escalation is None else bool(escalation),
         read_only_root_filesystem=bool(ctx.get("readOnlyRootFilesystem")),
         mounts=volume_mounts(spec, hosts_file, resolv_file),
+        stop_signal=(spec.container.get("lifecycle") or {}).get("stopSignal") or None,
     )
 
 
@@ -245,6 +247,19 @@ class OCIPodRuntime:
     def has_sandbox(self, pod_key: PodKeyLike) -> bool:
         sandbox = self.oci.sandbox(PodKey(pod_key.namespace, pod_key.name, pod_key.uid))
         return sandbox is not None and sandbox.pause.running
+
+    def network_namespace(self, handle: OCIContainer) -> str | None:
+        """The container's network namespace (its sandbox's), or None when that is the host's.
+
+        Without a running sandbox there is nothing to connect to: an OSError, never the
+        host's namespace in its place.
+        """
+        sandbox = self.oci.sandbox(handle.pod_key)
+        if sandbox is not None and sandbox.request.host_network:
+            return None
+        if sandbox is None or not sandbox.pause.running:
+            raise OSError(errno.ENOENT, "the pod's sandbox is not running")
+        return sandbox.namespace_path("net")
 
     # ------------------------------------------------------------------ sandbox
 
@@ -409,7 +424,7 @@ class OCIPodRuntime:
         """
         key = PodKey(pod_key.namespace, pod_key.name, pod_key.uid)
         shown = {(str(e.get("containerID") or ""), int(e.get("restartCount") or 0))
-                 for e in status.get("containerStatuses") or []}
+                 for key in ("initContainerStatuses", "containerStatuses") for e in status.get(key) or []}
         claimed: dict[str, OCIContainer] = {}
         for cid, container in list(self._adopted.items()):
             if container.pod_key != key:

@@ -71,9 +71,9 @@ from ..node.cni import CNIError
 from ..node.lifecycle import go_duration
 from ..node.machine import (
     ContainerConfigFailed, ContainerExited, ContainerStarted, ContainerStartFailed, DeletePod, Effect, Fact,
-    HookFailed, ImagePullFailed, KillContainers, LifecycleConfig, PodGone, PodLifecycle, PodUpdated, ProbeResult,
-    RecordEvent, ReleaseSandbox, RunHook, SandboxFailed, SandboxReady, SetUpSandbox, StartContainer, WakeAt,
-    WriteStatus, only_waits,
+    HookFailed, ImagePullFailed, KillContainers, LifecycleConfig, PodEvicted, PodGone, PodLifecycle, PodUpdated,
+    PostStartDone, ProbeResult, RecordEvent, ReleaseSandbox, RunHook, SandboxFailed, SandboxReady, SetUpSandbox,
+    StartContainer, WakeAt, WriteStatus, only_waits,
 )
 from ..node.status import Running, Terminated, rfc3339
 from .environment import EnvError, EnvResolver, expand
@@ -186,6 +186,10 @@ class PodWorker:
     def set_readiness(self, container: str, ready: bool) -> None:
         """A readiness verdict for ``container`` (the hook for a readiness prober)."""
         self._report(ProbeResult(container, ready))
+
+    def evict(self, message: str, grace: float | None = None) -> None:
+        """The node evicts this pod (the eviction manager's decision): Failed, reason Evicted."""
+        self._report(PodEvicted(message, grace))
 
     def _report(self, fact: Fact) -> None:
         """A fact from outside the task (a prober's verdict): taken on the next pass."""
@@ -301,8 +305,8 @@ class PodWorker:
         if isinstance(effect, WriteStatus):
             return await self._write_status(effect.terminal)
         if isinstance(effect, RecordEvent):
-            field_path = f"spec.containers{{{effect.container}}}" if effect.container else ""
-            self.recorder.event(self.pod, effect.type, effect.reason, effect.message, field_path)
+            self.recorder.event(self.pod, effect.type, effect.reason, effect.message,
+                                self.machine.field_path(effect.container))
         elif isinstance(effect, StartContainer):
             await self._start_container(effect.container, effect.instance)
         elif isinstance(effect, SetUpSandbox):
@@ -385,7 +389,7 @@ class PodWorker:
         except EnvError as exc:
             await self._observe(ContainerConfigFailed(name, str(exc), self.config.config_retry))
             return
-        field_path = f"spec.containers{{{name}}}"
+        field_path = rec.field_path
         try:
             image = await self.runtime.ensure_image(
                 rec.image, str(rec.spec.get("imagePullPolicy") or ""), self.pod,
@@ -438,8 +442,8 @@ class PodWorker:
         if rec is None or handle is None or rec.post_start is None:
             return
         finished, error = await self._unless_deleted(self._run_hook(rec.spec, handle, rec.post_start))
-        if finished and error is not None:
-            await self._observe(HookFailed(name, "PostStart", error))
+        if finished:
+            await self._observe(PostStartDone(name) if error is None else HookFailed(name, "PostStart", error))
 
     async def _wake_on_exit(self, handle: ContainerLike) -> None:
         await handle.wait()

@@ -12,10 +12,12 @@ failure). The handlers reuse the lifecycle hooks' building blocks
 - ``exec``: the command runs in the container (the runtime's
   ``exec_in_container``); exit 0 is a success,
 - ``httpGet``: a status of 200-399 is a success; the host is loopback, as for
-  hooks (:func:`~podlife.kubelet.hooks.hook_host`): until pods have their own
-  network namespace nothing else is ever contacted,
-- ``tcpSocket``: the connection opens,
-- ``grpc`` is not supported yet: it counts as a failure with a message saying so.
+  hooks (:func:`~podlife.kubelet.hooks.hook_host`), inside the pod's network
+  namespace (:mod:`podlife.kubelet.netns`): nothing else is ever contacted,
+- ``tcpSocket``: the connection opens (the same way),
+- ``grpc``: the standard health check (``grpc.health.v1.Health/Check``) on the
+  same loopback address answers ``SERVING`` (:mod:`podlife.kubelet.grpc_probe`);
+  it bounds itself by the timeout, to tell a failed connection from a slow call.
 
 :class:`ProbeCounter` is the pure part: it counts consecutive results against
 ``successThreshold``/``failureThreshold`` and yields a new verdict only when it
@@ -24,7 +26,9 @@ verdict does (ready, or kill and restart) is the machine's
 (:mod:`podlife.node.machine`). The startup probe gates the two others: they
 start once it has succeeded, and it stops probing then. A readiness probe's
 verdict is "not ready" until its first success: that initial verdict is reported
-with no message (the machine records no event for it).
+with no message (the machine records no event for it). Every failed run is an
+``Unhealthy`` event, as in Kubernetes: the run that changes the verdict carries
+it in its ``ProbeResult``, the others are reported as ``ProbeFailed``.
 """
 
 from __future__ import annotations
@@ -32,12 +36,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..client.base import Obj
-from ..node.machine import ProbeResult
+from ..node.machine import ProbeFailed, ProbeResult
+from .grpc_probe import grpc_handler
 from .hooks import exec_handler, handler_address, http_handler
+from .netns import open_connection
 from .runtimes import ContainerLike, ContainerRuntime
 
 log = logging.getLogger(__name__)
@@ -102,6 +109,8 @@ class ProbeCounter:
 async def run_probe(spec: ProbeSpec, *, runtime: ContainerRuntime, handle: ContainerLike,
                     container: Obj) -> str | None:
     """Run the probe's handler once within its timeout: None on success, else why it failed."""
+    if (action := spec.handler.get("grpc")) is not None:  # bounded by its own deadline (see grpc_probe)
+        return await grpc_handler(container, action, runtime.network_namespace(handle), spec.timeout)
     try:
         return await asyncio.wait_for(_handler(spec.handler, runtime, handle, container), spec.timeout)
     except TimeoutError:
@@ -112,24 +121,23 @@ async def _handler(probe: Obj, runtime: ContainerRuntime, handle: ContainerLike,
     if (action := probe.get("exec")) is not None:
         return await exec_handler(runtime, handle, [str(a) for a in action.get("command") or []])
     if (action := probe.get("httpGet")) is not None:
-        return await http_handler(container, action)
+        return await http_handler(container, action, runtime=runtime, handle=handle, probe=True)
     if (action := probe.get("tcpSocket")) is not None:
-        return await _tcp_handler(container, action)
-    if probe.get("grpc") is not None:
-        return "grpc probes are not supported by this node"
+        return await _tcp_handler(container, action, runtime.network_namespace(handle))
     return f"unsupported probe handler {sorted(probe)}"
 
 
-async def _tcp_handler(container: Obj, action: Obj) -> str | None:
-    """Open (and close) a TCP connection, on loopback only (see hook_host)."""
+async def _tcp_handler(container: Obj, action: Obj, netns: str | None) -> str | None:
+    """Open (and close) a TCP connection, on the container's loopback only (see hook_host)."""
     address = handler_address(container, action)
     if isinstance(address, str):
         return address
     host, port = address
     try:
-        _reader, writer = await asyncio.open_connection(host, port)
+        _reader, writer = await open_connection(netns, host, port)
     except OSError as exc:
-        return f"dial tcp {host}:{port}: {exc}"
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        return f"dial tcp {host}:{port}: connect: {reason}"
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
@@ -139,7 +147,7 @@ async def _tcp_handler(container: Obj, action: Obj) -> str | None:
 class PodProbers:
     """The probe tasks of one pod's running container instances."""
 
-    def __init__(self, runtime: ContainerRuntime, report: Callable[[ProbeResult], None]) -> None:
+    def __init__(self, runtime: ContainerRuntime, report: Callable[[ProbeResult | ProbeFailed], None]) -> None:
         self.runtime = runtime
         self.report = report
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
@@ -189,6 +197,8 @@ class PodProbers:
             verdict = counter.record(error is None)
             if verdict is not None:
                 self.report(ProbeResult(name, verdict, spec.kind, "" if verdict else error or "probe failed"))
+            elif error is not None:  # every failed run is an Unhealthy event, as in Kubernetes
+                self.report(ProbeFailed(name, spec.kind, error))
             if spec.kind == "Startup" and counter.verdict:
                 started.set()
                 return

@@ -118,6 +118,18 @@ LOG_DRAIN_TIMEOUT_SECONDS = 2.0
 PIPE_READ_BYTES = 64 * 1024
 
 
+def signal_number(name: str | None) -> int:
+    """A stop signal as Kubernetes and image configs write it (``SIGUSR1``, ``USR1``, ``10``);
+    SIGTERM when none (or one this machine does not know) is given."""
+    if not name:
+        return signal.SIGTERM
+    text = name.strip().upper()
+    if text.isdigit():
+        return int(text)
+    found = getattr(signal, text if text.startswith("SIG") else f"SIG{text}", None)
+    return int(found) if isinstance(found, signal.Signals) else signal.SIGTERM
+
+
 class PodKeyLike(Protocol):
     """Anything naming a pod: ``namespace``, ``name`` and ``uid`` attributes."""
 
@@ -439,6 +451,10 @@ class ProcessRuntime:
         """Processes have no sandbox to keep: there is never one to find again."""
         return False
 
+    def network_namespace(self, handle: Any) -> str | None:
+        """Host processes share this machine's network: None, the caller's own."""
+        return None
+
     def bind(self, client: Any) -> None:
         """Nothing of the API is needed: there are no images to pull."""
 
@@ -513,7 +529,8 @@ class ProcessRuntime:
         return handle
 
     async def stop_container(self, handle: ContainerHandle, grace_seconds: float) -> ExitInfo:
-        """Stop a container: SIGTERM to its group, SIGKILL after ``grace_seconds``.
+        """Stop a container: its stop signal (``lifecycle.stopSignal``, else SIGTERM) to its group,
+        SIGKILL after ``grace_seconds``.
 
         ``grace_seconds <= 0`` sends SIGKILL at once. Returns how it ended (also
         when it had already exited).
@@ -522,7 +539,7 @@ class ProcessRuntime:
             return handle.exited
         handle.stop_requested = True
         if grace_seconds > 0 and handle._process.returncode is None:
-            _signal_group(handle.pid, signal.SIGTERM)
+            _signal_group(handle.pid, signal_number((handle.spec.container.get("lifecycle") or {}).get("stopSignal")))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(handle._process_exited.wait(), grace_seconds)
         if handle._process.returncode is None and not handle._process_exited.is_set():

@@ -33,22 +33,37 @@ what to do next: a :class:`WriteStatus` when the status changed, then what is du
 ``WakeAt`` (or nothing) comes back. Carrying out a :class:`WriteStatus` means:
 :meth:`PodLifecycle.status_patch`, send it, then :meth:`PodLifecycle.written`.
 
-New behaviours (init containers, sidecars, probes, deadlines, eviction) are new facts
-and effects here, not new machines: e.g. a readiness prober reports
-:class:`ProbeResult` facts and the machine already turns them into ``ready`` and the
-``Unhealthy`` event.
+New behaviours are new facts and effects here, not new machines:
+
+* **Init containers** run one at a time, in spec order, before any app container;
+  a failed one is retried with the crash-loop back-off, or fails the pod under
+  ``restartPolicy: Never``. **Sidecars** (init containers with ``restartPolicy:
+  Always``) start in their place in that order -- the next one waits until the
+  sidecar has *started* (postStart done, startup probe passed) -- are always
+  restarted, and are stopped after the app containers: when the pod is deleted,
+  and when the app containers are done for good (a Job's pod completes).
+* **Probes** are verdicts (:class:`ProbeResult`): readiness sets ``ready``, a
+  startup success sets ``started`` (and gates readiness), a liveness or startup
+  failure kills the instance; every failed run is an ``Unhealthy`` event
+  (:class:`ProbeFailed` for the runs that do not change the verdict).
+* **The node failing a pod** -- ``activeDeadlineSeconds`` running out (read from the
+  newest pod, so a patched deadline counts), or an eviction (:class:`PodEvicted`) --
+  writes phase Failed with its reason and message at once, then stops every
+  container; nothing restarts after that.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from .lifecycle import CrashBackoff, format_pod, go_duration, image_id, should_restart, terminated_from_api
 from .status import (
-    CONTAINER_CREATING, CRASH_LOOP_BACK_OFF, KUBELET_CONDITIONS, SCHEDULED, START_ERROR, STATUS_UNKNOWN,
-    TERMINAL_PHASES, ContainerView, PodFacts, Running, Terminated, Waiting, build_pod_status, status_patch,
+    CONTAINER_CREATING, CRASH_LOOP_BACK_OFF, KUBELET_CONDITIONS, POD_INITIALIZING, SCHEDULED, START_ERROR,
+    STATUS_UNKNOWN, TERMINAL_PHASES, ContainerView, PodFacts, PodFailure, Running, Terminated, Waiting,
+    build_pod_status, status_patch,
 )
 
 Obj = dict[str, Any]
@@ -65,6 +80,10 @@ VANISHED_EXIT_CODE = 137
 TERMINAL_PHASE_ON_DELETION = False
 
 ERR_IMAGE_PULL, IMAGE_PULL_BACK_OFF = "ErrImagePull", "ImagePullBackOff"
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+#: Kubernetes' words for a pod that ran out its ``activeDeadlineSeconds``
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
+EVICTED = "Evicted"
 _KUBELET_CONDITIONS = frozenset(KUBELET_CONDITIONS)
 _NEVER = float("inf")
 
@@ -209,8 +228,37 @@ class ProbeResult:
     message: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeFailed:
+    """One failed run of a probe that did not change its verdict (yet): an ``Unhealthy`` event."""
+
+    container: str
+    probe: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class PostStartDone:
+    """The container's ``postStart`` hook succeeded (a sidecar counts as started from now)."""
+
+    container: str
+
+
+@dataclass(frozen=True, slots=True)
+class PodEvicted:
+    """The node evicts the pod (resource pressure): ``message`` names the resource.
+
+    ``grace``: the seconds its containers get to stop (None: the pod's own grace
+    period; a hard threshold's eviction gives 0, which the minimum grace floors).
+    """
+
+    message: str
+    grace: float | None = None
+
+
 Fact = (PodUpdated | PodGone | SandboxReady | SandboxFailed | ContainerStarted | ContainerStartFailed
-        | ContainerConfigFailed | ImagePullFailed | ContainerExited | HookFailed | ProbeResult)
+        | ContainerConfigFailed | ImagePullFailed | ContainerExited | HookFailed | ProbeResult | ProbeFailed
+        | PostStartDone | PodEvicted)
 
 
 # =========================================================================== effects
@@ -319,10 +367,34 @@ class ContainerRecord:
     verdict: bool | None = None  # a readiness verdict on the newest instance, once there is one
     alive: bool = False  # the newest instance runs
     starting: bool = False  # StartContainer issued, not answered yet
+    stopping: bool = False  # KillContainers issued for the newest instance
+    init: bool = False  # one of spec.initContainers
+    sidecar: bool = False  # an init container with restartPolicy Always
+    startup_passed: bool = False  # the newest instance's startup probe succeeded
+    hook_running: bool = False  # the newest instance's postStart hook has not finished
 
     @property
     def post_start(self) -> Obj | None:
         return (self.spec.get("lifecycle") or {}).get("postStart") or None
+
+    @property
+    def has_startup_probe(self) -> bool:
+        return bool(self.spec.get("startupProbe"))
+
+    @property
+    def started(self) -> bool:
+        """Kubernetes' ``started``: running, and past its startup probe if it has one."""
+        return self.alive and (self.startup_passed or not self.has_startup_probe)
+
+    @property
+    def completed(self) -> bool:
+        """A regular init container whose newest instance exited 0."""
+        return isinstance(self.current, Terminated) and self.current.succeeded and not self.alive
+
+    @property
+    def field_path(self) -> str:
+        """The ``fieldPath`` of events about it."""
+        return f"spec.{'initContainers' if self.init else 'containers'}{{{self.name}}}"
 
 
 class PodLifecycle:
@@ -333,12 +405,19 @@ class PodLifecycle:
         self.host_ip = host_ip
         self.config = config or LifecycleConfig()
         spec = pod.get("spec") or {}
-        self.containers = [
-            ContainerRecord(spec=c, name=str(c.get("name", "")), image=str(c.get("image", "")),
-                            backoff=CrashBackoff(self.config.backoff_initial, self.config.backoff_max))
-            for c in spec.get("containers") or []
-        ]
-        self._by_name = {rec.name: rec for rec in self.containers}
+        self.init_containers = [self._record(c, init=True) for c in spec.get("initContainers") or []]
+        self.containers = [self._record(c) for c in spec.get("containers") or []]
+        self.sidecars = [rec for rec in self.init_containers if rec.sidecar]
+        #: every container the node runs: init containers first, in spec order
+        self.all_containers = self.init_containers + self.containers
+        self._by_name = {rec.name: rec for rec in self.all_containers}
+        self._default_waiting = Waiting(POD_INITIALIZING) if self.init_containers else _CREATING
+        #: every regular init container has succeeded and every sidecar started, once
+        self.initialized = not self.init_containers
+        self.failure: PodFailure | None = None  # the node is failing the pod (deadline, eviction)
+        self._failure_grace: float | None = None
+        self._active_since: float | None = None  # driver time the pod became active here
+        self._kill_started = 0.0
         self.status: Obj = {}  # as last written (or read)
         #: ``status`` has only conditions the kubelet owns, PodScheduled among them: the
         #: next status can be built on it as it is (no copy; see _base_status).
@@ -359,6 +438,17 @@ class PodLifecycle:
 
     def __repr__(self) -> str:
         return f"<PodLifecycle {format_pod(self.pod)}>"
+
+    def _record(self, container: Obj, *, init: bool = False) -> ContainerRecord:
+        return ContainerRecord(spec=container, name=str(container.get("name", "")),
+                               image=str(container.get("image", "")), init=init,
+                               sidecar=init and container.get("restartPolicy") == "Always",
+                               backoff=CrashBackoff(self.config.backoff_initial, self.config.backoff_max))
+
+    def field_path(self, container: str) -> str:
+        """The ``fieldPath`` of an event about ``container`` ("" for the pod)."""
+        rec = self._by_name.get(container)
+        return rec.field_path if rec is not None else ""
 
     def container(self, name: str) -> ContainerRecord | None:
         return self._by_name.get(name)
@@ -386,11 +476,16 @@ class PodLifecycle:
         self.pod_ips = tuple(ips) or ((status["podIP"],) if status.get("podIP") else ())
         self.sandbox_ready = sandbox_ready and bool(self.pod_ips) and status.get("phase") not in TERMINAL_PHASES
         still = set(alive)
-        statuses = {s.get("name"): s for s in status.get("containerStatuses") or []}
-        for rec in self.containers:
+        statuses = {s.get("name"): s for key in ("initContainerStatuses", "containerStatuses")
+                    for s in status.get(key) or []}
+        for rec in self.all_containers:
             old = statuses.get(rec.name)
             if old is not None:
                 self._recover_container(rec, old, now=now, now_text=now_text, alive=rec.name in still)
+        self.initialized = self.initialized or self._init_complete() or any(
+            rec.current is not None or rec.restart_count for rec in self.containers)
+        if self.start_time and (elapsed := seconds_between(self.start_time, now_text)) is not None:
+            self._active_since = now - elapsed
         self._dirty = True
 
     @staticmethod
@@ -407,6 +502,7 @@ class PodLifecycle:
             if alive:
                 rec.current, rec.alive = Running(started, cid), True
                 rec.verdict = None if old.get("ready", True) else False
+                rec.startup_passed = bool(old.get("started", True))
             else:
                 rec.current = Terminated(VANISHED_EXIT_CODE, STATUS_UNKNOWN, started, now_text, cid, VANISHED_MESSAGE)
         elif rec.previous is not None:  # waiting to be restarted: the last one is the newest
@@ -430,13 +526,13 @@ class PodLifecycle:
             self._sandbox_retry_at = 0.0  # the port may be there now
         if (fact.pod.get("metadata") or {}).get("deletionTimestamp") and not self.terminating:
             self.terminating = True
-            for rec in self.containers:
+            for rec in self.all_containers:
                 rec.starting = False
         return []
 
     def _pod_gone(self, fact: PodGone, now: float) -> list[Effect]:
         self.gone = self.terminating = True
-        running = tuple(rec.name for rec in self.containers if rec.alive)
+        running = tuple(rec.name for rec in self.all_containers if rec.alive)
         out: list[Effect] = []
         if running:
             out.append(KillContainers(running, self.config.min_kill_grace, pre_stop=False))
@@ -477,13 +573,16 @@ class PodLifecycle:
         rec.current = Running(fact.started_at, fact.container_id)
         rec.alive = True
         rec.verdict = None
+        rec.startup_passed = rec.stopping = False
+        rec.hook_running = rec.post_start is not None
         rec.image_id = fact.image_id or image_id(rec.image)
         self._dirty = True
         out: list[Effect] = [*self._created_events(rec, fact.pulled),
                              RecordEvent("Normal", "Started", f"Started container {rec.name}", rec.name, True)]
-        if self.terminating and self._kill_issued:  # started while the pod is being killed
+        if (self.terminating and self._kill_issued) or self._stopping_all():  # started while the pod stops
+            rec.stopping = True
             out.append(KillContainers((rec.name,), self.kill_grace()))
-        elif rec.post_start is not None:
+        elif rec.hook_running:
             out.append(RunHook(rec.name))
         return out
 
@@ -534,7 +633,7 @@ class PodLifecycle:
         rec.current = Terminated(fact.exit_code, fact.reason, cur.started_at, fact.finished_at, cur.container_id,
                                  fact.message)
         rec.finished_at = fact.at
-        rec.alive = False
+        rec.alive = rec.hook_running = False
         self._dirty = True
         if self._restart_wait(rec, now):
             return [RecordEvent("Warning", "BackOff",
@@ -545,9 +644,36 @@ class PodLifecycle:
     def _hook_failed(self, fact: HookFailed, now: float) -> list[Effect]:
         rec = self._by_name[fact.container]
         out: list[Effect] = [RecordEvent("Warning", f"Failed{fact.hook}Hook", fact.message, rec.name)]
-        if fact.hook == "PostStart" and rec.alive and not self.terminating:
-            out.append(KillContainers((rec.name,), self.kill_grace(), pre_stop=False))
+        if fact.hook == "PostStart":
+            rec.hook_running = False
+            if rec.alive and not self.terminating:
+                out.append(KillContainers((rec.name,), self.kill_grace(), pre_stop=False))
         return out
+
+    def _post_start_done(self, fact: PostStartDone, now: float) -> list[Effect]:
+        rec = self._by_name[fact.container]
+        if rec.hook_running:
+            rec.hook_running = False
+            self._dirty = True  # the next init container may start
+        return []
+
+    def _probe_failed(self, fact: ProbeFailed, now: float) -> list[Effect]:
+        rec = self._by_name[fact.container]
+        if not rec.alive or self.terminating:
+            return []
+        return [RecordEvent("Warning", "Unhealthy", f"{fact.probe} probe failed: {fact.message}", rec.name)]
+
+    def _pod_evicted(self, fact: PodEvicted, now: float) -> list[Effect]:
+        if self.failure is not None or self.terminating or self.api_terminal():
+            return []
+        return self._fail(PodFailure(EVICTED, fact.message, disruption=True), fact.grace, "Evicted")
+
+    def _fail(self, failure: PodFailure, grace: float | None, event_reason: str) -> list[Effect]:
+        """The node fails the pod: phase Failed at the next write, every container stopped."""
+        self.failure = failure
+        self._failure_grace = grace
+        self._dirty = True
+        return [RecordEvent("Warning", event_reason, failure.message)]
 
     def _probe_result(self, fact: ProbeResult, now: float) -> list[Effect]:
         """Readiness sets ``ready``; a failed liveness or startup probe kills the instance.
@@ -557,6 +683,11 @@ class PodLifecycle:
         unready, but no event.
         """
         rec = self._by_name[fact.container]
+        if fact.probe == "Startup" and fact.ok:
+            if rec.alive and not rec.startup_passed:
+                rec.startup_passed = True
+                self._dirty = True
+            return []
         if fact.probe != "Readiness":
             return self._unhealthy(rec, fact)
         if not rec.alive or rec.verdict is fact.ok:
@@ -575,7 +706,15 @@ class PodLifecycle:
         return [RecordEvent("Warning", "Unhealthy", message, rec.name),
                 RecordEvent("Normal", "Killing",
                             f"Container {rec.name} failed {fact.probe.lower()} probe, will be restarted", rec.name),
-                KillContainers((rec.name,), self.kill_grace())]
+                KillContainers((rec.name,), self.probe_kill_grace(rec, fact.probe))]
+
+    def probe_kill_grace(self, rec: ContainerRecord, probe: str) -> float:
+        """A probe's own ``terminationGracePeriodSeconds`` wins over the pod's."""
+        field = "livenessProbe" if probe == "Liveness" else "startupProbe"
+        grace = (rec.spec.get(field) or {}).get("terminationGracePeriodSeconds")
+        if isinstance(grace, int) and not isinstance(grace, bool) and grace >= 0:
+            return max(float(grace), self.config.min_kill_grace)
+        return self.kill_grace()
 
     # ------------------------------------------------------------------ what next
 
@@ -584,9 +723,16 @@ class PodLifecycle:
         if self.deleted:
             return []
         if self.terminating:
-            return self._plan_termination()
+            return self._plan_termination(now)
         out: list[Effect] = []
+        if self._active_since is None:
+            self._active_since = now
         self._timed_transitions(now, out)
+        deadline = self._check_deadline(now, out)
+        if self._init_complete() and not self.initialized:
+            self.initialized = True
+            self._dirty = True
+        stops = self._stops_due(now)
         if self._finished():
             if self.sandbox_ready:
                 self.sandbox_ready = False
@@ -597,17 +743,18 @@ class PodLifecycle:
             return out
         if self._dirty:
             out.append(WriteStatus())
+        out += stops
+        wake = deadline
         if not self.sandbox_ready:
             if self._sandbox_asked:
-                return out
+                return _with_wake(out, wake)
             if now >= self._sandbox_retry_at:
                 self._sandbox_asked = True
                 out.append(SetUpSandbox())
-            elif self._sandbox_retry_at < _NEVER:
-                out.append(WakeAt(self._sandbox_retry_at))
-            return out
-        wake = _NEVER
-        for rec in self.containers:
+            else:
+                wake = min(wake, self._sandbox_retry_at)
+            return _with_wake(out, wake)
+        for rec in self._runnable():
             if rec.alive or rec.starting:
                 continue
             wake = min(wake, rec.pull_backoff_at)  # ErrImagePull turns into ImagePullBackOff
@@ -618,9 +765,69 @@ class PodLifecycle:
                 out.append(self._start(rec))
             else:
                 wake = min(wake, due)
-        if wake < _NEVER:
-            out.append(WakeAt(wake))
+        return _with_wake(out, wake)
+
+    def _check_deadline(self, now: float, out: list[Effect]) -> float:
+        """Fail the pod once it has been active ``activeDeadlineSeconds``; else when that will be."""
+        limit = (self.pod.get("spec") or {}).get("activeDeadlineSeconds")
+        if (not isinstance(limit, int) or isinstance(limit, bool) or self._active_since is None
+                or self.failure is not None or self.api_terminal()):
+            return _NEVER
+        due = self._active_since + limit
+        if now < due:
+            return due
+        out += self._fail(PodFailure(DEADLINE_EXCEEDED, DEADLINE_MESSAGE), None, DEADLINE_EXCEEDED)
+        return _NEVER
+
+    def _runnable(self) -> list[ContainerRecord]:
+        """The containers that may be (re)started now, in the order of Kubernetes' init sequence.
+
+        Before the pod is initialized: the init containers up to the first that has not
+        done its part (a regular one that has not exited 0, a sidecar not started yet).
+        After: the sidecars and the app containers.
+        """
+        if self.initialized:
+            return self.sidecars + self.containers
+        out: list[ContainerRecord] = []
+        for rec in self.init_containers:
+            if rec.sidecar:
+                out.append(rec)
+                if not (rec.started and not rec.hook_running):
+                    return out
+            elif not rec.completed:
+                out.append(rec)
+                return out
         return out
+
+    def _init_complete(self) -> bool:
+        for rec in self.init_containers:
+            if not ((rec.started and not rec.hook_running) if rec.sidecar else rec.completed):
+                return False
+        return True
+
+    def _stopping_all(self) -> bool:
+        """Whether every container is to stop: the pod failed (by the node or in the API), or
+        an init container failed under ``restartPolicy: Never``."""
+        return self.failure is not None or self.api_terminal() or self._init_failed()
+
+    def _stops_due(self, now: float) -> list[Effect]:
+        """Kills the pod's state asks for: all of them when it fails; the sidecars (last
+        first) once the app containers are done for good."""
+        if self._stopping_all():
+            wanted = [rec for rec in self.all_containers if rec.alive and not rec.stopping]
+            grace = self._failure_grace if self._failure_grace is not None else self.kill_grace()
+            grace = max(grace, self.config.min_kill_grace)
+        elif self.sidecars and self._app_done():
+            wanted = [rec for rec in reversed(self.sidecars) if rec.alive and not rec.stopping]
+            grace = self.kill_grace()
+        else:
+            return []
+        if not wanted:
+            return []
+        for rec in wanted:
+            rec.stopping = True
+        return [*(RecordEvent("Normal", "Killing", f"Stopping container {rec.name}", rec.name) for rec in wanted),
+                KillContainers(tuple(rec.name for rec in wanted), grace)]
 
     def _timed_transitions(self, now: float, out: list[Effect]) -> None:
         """Changes that only time makes: ErrImagePull turning into ImagePullBackOff."""
@@ -653,23 +860,32 @@ class PodLifecycle:
         self._dirty = True
         return rec
 
-    def _plan_termination(self) -> list[Effect]:
-        """Graceful deletion: unready (one write) and Killing, kill, then final states and delete."""
+    def _plan_termination(self, now: float) -> list[Effect]:
+        """Graceful deletion: unready (one write), then Killing and kill -- the app and regular
+        init containers first, the sidecars (last first) once those have stopped, within
+        what is left of the grace period -- then final states and delete."""
         out: list[Effect] = []
         if not self._kill_issued:
             self._kill_issued = True
+            self._kill_started = now
             self._dirty = True  # every container unready
             out.append(WriteStatus())
-            running = tuple(rec.name for rec in self.containers if rec.alive)
-            out += [RecordEvent("Normal", "Killing", f"Stopping container {name}", name) for name in running]
-            if running:
-                out.append(KillContainers(running, self.kill_grace()))
-                return out
         elif self._dirty:
             out.append(WriteStatus())
-        if any(rec.alive for rec in self.containers):
+        first = [rec for rec in self.all_containers if not rec.sidecar]
+        if not any(rec.alive for rec in first):
+            first = list(reversed(self.sidecars))
+        wanted = [rec for rec in first if rec.alive and not rec.stopping]
+        if wanted:
+            for rec in wanted:
+                rec.stopping = True
+            grace = max(self.kill_grace() - (now - self._kill_started), self.config.min_kill_grace)
+            out += [RecordEvent("Normal", "Killing", f"Stopping container {rec.name}", rec.name) for rec in wanted]
+            out.append(KillContainers(tuple(rec.name for rec in wanted), grace))
+            return out
+        if any(rec.alive for rec in self.all_containers):
             return out  # the ContainerExited facts come as the containers stop
-        for rec in self.containers:
+        for rec in self.all_containers:
             if not isinstance(rec.current, Terminated):
                 rec.current = Terminated(VANISHED_EXIT_CODE, STATUS_UNKNOWN, "", "", message=NEVER_RAN_MESSAGE)
             rec.waiting = None
@@ -699,21 +915,34 @@ class PodLifecycle:
         return (self.status.get("phase") in TERMINAL_PHASES
                 or (self.pod.get("status") or {}).get("phase") in TERMINAL_PHASES)
 
+    def policy(self, rec: ContainerRecord) -> str:
+        """The restart policy ``rec`` lives by: a sidecar's is Always; a regular init container
+        is retried after a failure unless the pod's is Never; app containers follow the pod's."""
+        if rec.sidecar:
+            return "Always"
+        if rec.init:
+            return "Never" if self.restart_policy == "Never" else "OnFailure"
+        return self.restart_policy
+
+    def _restarts(self, rec: ContainerRecord, cur: Terminated) -> bool:
+        """Whether the ended instance ``cur`` of ``rec`` is to run again."""
+        if self.terminating or self._stopping_all() or not should_restart(self.policy(rec), cur.exit_code):
+            return False
+        return not (rec.sidecar and self._app_done())
+
     def _restart_wait(self, rec: ContainerRecord, now: float) -> float | None:
         """Seconds until the ended newest instance is restarted; None if it never will be."""
         cur = rec.current
-        if not isinstance(cur, Terminated) or self.terminating or self.api_terminal():
-            return None
-        if not should_restart(self.restart_policy, cur.exit_code):
+        if not isinstance(cur, Terminated) or not self._restarts(rec, cur):
             return None
         return rec.backoff.remaining(rec.finished_at, now)
 
     def _in_crash_loop(self, rec: ContainerRecord) -> bool:
         """Waiting out a back-off -- shown until the restart happens, even once the wait is over."""
         cur = rec.current
-        if not isinstance(cur, Terminated) or self.terminating or self.api_terminal():
+        if not isinstance(cur, Terminated) or not self._restarts(rec, cur):
             return False
-        return should_restart(self.restart_policy, cur.exit_code) and rec.backoff.applies(rec.finished_at)
+        return rec.backoff.applies(rec.finished_at)
 
     def _due_at(self, rec: ContainerRecord, now: float) -> float | None:
         """When ``rec`` should be (re)started; None: not now, nor at a known time."""
@@ -726,17 +955,30 @@ class PodLifecycle:
         wait = self._restart_wait(rec, now)
         return None if wait is None else now + wait
 
-    def _finished(self) -> bool:
-        """Nothing runs and nothing will: the pod has reached (or keeps) a terminal phase."""
-        if self.api_terminal():
-            return not any(rec.alive or rec.starting for rec in self.containers)
+    def _init_failed(self) -> bool:
+        """A regular init container failed and the pod's restart policy is Never."""
+        if self.restart_policy != "Never" or self.initialized:
+            return False
+        for rec in self.init_containers:
+            cur = rec.current
+            if not rec.sidecar and not rec.alive and isinstance(cur, Terminated) and not cur.succeeded:
+                return True
+        return False
+
+    def _app_done(self) -> bool:
+        """Every app container has ended and none will run again."""
         for rec in self.containers:
             if rec.alive or rec.starting or not isinstance(rec.current, Terminated) or rec.waiting is not None:
                 return False
-            cur = rec.current
-            if should_restart(self.restart_policy, cur.exit_code):
+            if should_restart(self.restart_policy, rec.current.exit_code):
                 return False
         return bool(self.containers)
+
+    def _finished(self) -> bool:
+        """Nothing runs and nothing will: the pod has reached (or keeps) a terminal phase."""
+        if self._stopping_all():
+            return not any(rec.alive or rec.starting for rec in self.all_containers)
+        return self._app_done() and not any(rec.alive or rec.starting for rec in self.sidecars)
 
     @property
     def finished(self) -> bool:
@@ -752,21 +994,30 @@ class PodLifecycle:
             state = rec.waiting
             last = cur if isinstance(cur, Terminated) else last
         elif cur is None:
-            state = _CREATING
+            state = self._default_waiting
         elif isinstance(cur, Terminated) and self._in_crash_loop(rec):
             state = Waiting(CRASH_LOOP_BACK_OFF, f"back-off {go_duration(rec.backoff.delay)} restarting failed "
                                                  f"container={rec.name} pod={format_pod(self.pod)}")
             last = cur
         else:
             state = cur
-        ready = isinstance(state, Running) and not self.terminating and rec.verdict is not False
+        if rec.init and not rec.sidecar:
+            ready = isinstance(state, Terminated) and state.succeeded
+        else:
+            ready = (isinstance(state, Running) and not self.terminating and rec.verdict is not False
+                     and (rec.startup_passed or not rec.has_startup_probe) and not self._stopping_all())
         return ContainerView(name=rec.name, image=rec.image, state=state, last_state=last,
                              restart_count=rec.restart_count, ready=ready,
                              container_id=cur.container_id if cur is not None else "",
-                             image_id=rec.image_id if cur is not None else "")
+                             image_id=rec.image_id if cur is not None else "",
+                             started_probe=rec.startup_passed if rec.has_startup_probe else None,
+                             init=rec.init, sidecar=rec.sidecar)
 
     def views(self) -> list[ContainerView]:
         return [self.view(rec) for rec in self.containers]
+
+    def init_views(self) -> list[ContainerView]:
+        return [self.view(rec) for rec in self.init_containers]
 
     def _pod_facts(self) -> PodFacts:
         facts = self._facts
@@ -803,8 +1054,10 @@ class PodLifecycle:
         if not self.start_time:  # the first status the node writes stamps it
             self.start_time = str(self.status.get("startTime") or now_text)
         base, plain = self._base_status()
+        failure = self.failure
         return build_pod_status(self.pod, self.views(), self._pod_facts(), previous=base, now=now_text,
-                                terminal=terminal), plain
+                                terminal=terminal, init_views=self.init_views(), failure=failure), (
+            plain and failure is None)
 
     def status_patch(self, now_text: str, *, terminal: bool = False) -> tuple[Obj, Obj | None]:
         """(the wanted status, the merge patch from the last written one; None when equal)."""
@@ -836,7 +1089,26 @@ _HANDLERS: dict[type, Any] = {
     ContainerExited: PodLifecycle._container_exited,
     HookFailed: PodLifecycle._hook_failed,
     ProbeResult: PodLifecycle._probe_result,
+    ProbeFailed: PodLifecycle._probe_failed,
+    PostStartDone: PodLifecycle._post_start_done,
+    PodEvicted: PodLifecycle._pod_evicted,
 }
+
+
+def _with_wake(out: list[Effect], wake: float) -> list[Effect]:
+    if wake < _NEVER:
+        out.append(WakeAt(wake))
+    return out
+
+
+def seconds_between(earlier: str, later: str) -> float | None:
+    """Seconds from one RFC 3339 time to another (None if either does not parse)."""
+    try:
+        first = datetime.fromisoformat(earlier.replace("Z", "+00:00"))
+        second = datetime.fromisoformat(later.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (second - first).total_seconds()
 
 
 def _kubelet_only(conditions: Iterable[Obj]) -> bool:
@@ -864,8 +1136,9 @@ def only_waits(effects: Sequence[Effect]) -> bool:
 
 __all__ = [
     "ContainerConfigFailed", "ContainerExited", "ContainerRecord", "ContainerStartFailed", "ContainerStarted",
-    "DeletePod", "ERR_IMAGE_PULL", "Effect", "Fact", "HookFailed", "IMAGE_PULL_BACK_OFF", "ImagePullFailed",
-    "KillContainers", "LifecycleConfig", "NEVER_RAN_MESSAGE", "PodGone", "PodLifecycle", "PodUpdated",
+    "DEADLINE_EXCEEDED", "DEADLINE_MESSAGE", "DeletePod", "ERR_IMAGE_PULL", "EVICTED", "Effect", "Fact",
+    "HookFailed", "IMAGE_PULL_BACK_OFF", "ImagePullFailed", "KillContainers", "LifecycleConfig",
+    "NEVER_RAN_MESSAGE", "PodEvicted", "PodGone", "PodLifecycle", "PodUpdated", "PostStartDone", "ProbeFailed",
     "ProbeResult", "RecordEvent", "ReleaseSandbox", "RunHook", "SandboxFailed", "SandboxReady", "SetUpSandbox",
     "StartContainer", "TERMINAL_PHASE_ON_DELETION", "VANISHED_EXIT_CODE", "VANISHED_MESSAGE", "WakeAt",
     "WriteStatus", "only_waits",

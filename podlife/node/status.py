@@ -7,11 +7,13 @@ shows is derived here, following the kubelet of Kubernetes 1.32
 (``pkg/kubelet/status/generate.go`` and ``getPhase`` in
 ``pkg/kubelet/kubelet_pods.go``):
 
-* ``containerStatuses``: one entry per spec container, in spec order, with
-  ``state``/``lastState``/``ready``/``restartCount``/``image``/``imageID``/
-  ``containerID``/``started``;
-* ``phase`` from the container states and the restart policy; a phase never
-  leaves Succeeded or Failed;
+* ``containerStatuses`` and ``initContainerStatuses``: one entry per spec
+  container, in spec order, with ``state``/``lastState``/``ready``/
+  ``restartCount``/``image``/``imageID``/``containerID``/``started``;
+* ``phase`` from the container states and the restart policy (``getPhase``:
+  init containers keep a pod Pending, a failed one fails it under ``Never``,
+  sidecars -- init containers with ``restartPolicy: Always`` -- count as running
+  but never as stopped); a phase never leaves Succeeded or Failed;
 * the kubelet-owned conditions, always in the same order --
   ``PodReadyToStartContainers``, ``Initialized``, ``Ready``,
   ``ContainersReady``, ``PodScheduled`` -- after any condition somebody else
@@ -19,9 +21,10 @@ shows is derived here, following the kubelet of Kubernetes 1.32
   are. ``lastTransitionTime`` moves only when a condition's status changes, so
   rebuilding an unchanged status gives an identical document and costs no write.
 
-Readiness is an input (``ContainerView.ready``), not something decided here:
-today a running container is ready; a readiness prober only has to flip that
-flag for ``Ready``/``ContainersReady`` to follow.
+Readiness and startedness are inputs (``ContainerView.ready``/``started``), not
+something decided here: the lifecycle machine (:mod:`podlife.node.machine`)
+folds the probes' verdicts into them, and ``Ready``/``ContainersReady``/
+``Initialized`` follow.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ TERMINAL_PHASES = frozenset({SUCCEEDED, FAILED})
 
 # Container state reasons (as the kubelet and containerd report them).
 CONTAINER_CREATING = "ContainerCreating"
+#: the waiting reason of every container not created yet, in a pod with init containers
+POD_INITIALIZING = "PodInitializing"
 CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
 CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
 COMPLETED = "Completed"
@@ -56,6 +61,10 @@ SCHEDULED = "PodScheduled"
 #: Conditions the kubelet writes (all others on a pod are preserved untouched).
 KUBELET_CONDITIONS = (READY_TO_START, INITIALIZED, READY, CONTAINERS_READY, SCHEDULED)
 CONTAINERS_NOT_READY = "ContainersNotReady"
+CONTAINERS_NOT_INITIALIZED = "ContainersNotInitialized"
+#: the condition a kubelet adds to a pod it evicts (with reason TERMINATION_BY_KUBELET)
+DISRUPTION_TARGET = "DisruptionTarget"
+TERMINATION_BY_KUBELET = "TerminationByKubelet"
 READINESS_GATES_NOT_READY = "ReadinessGatesNotReady"
 POD_COMPLETED = "PodCompleted"
 POD_FAILED = "PodFailed"
@@ -136,10 +145,21 @@ class ContainerView:
     ready: bool = False
     container_id: str = ""
     image_id: str = ""
+    #: running and past its startup probe (None: running is enough -- no startup probe)
+    started_probe: bool | None = None
+    #: an init container; ``sidecar``: one with ``restartPolicy: Always``
+    init: bool = False
+    sidecar: bool = False
 
     @property
     def started(self) -> bool:
-        return isinstance(self.state, Running)
+        running = isinstance(self.state, Running)
+        return running if self.started_probe is None else running and self.started_probe
+
+    @property
+    def completed(self) -> bool:
+        """A regular init container that has done its work (exit 0)."""
+        return isinstance(self.state, Terminated) and self.state.succeeded
 
     def to_api(self) -> Obj:
         out: Obj = {
@@ -160,14 +180,34 @@ class ContainerView:
 # --------------------------------------------------------------------------- phase
 
 
-def pod_phase(restart_policy: str, views: Sequence[ContainerView], *, terminal: bool = False) -> str:
-    """The phase Kubernetes' ``getPhase`` gives for these (regular) containers.
+def pod_phase(restart_policy: str, views: Sequence[ContainerView], *, terminal: bool = False,
+              init_views: Sequence[ContainerView] = ()) -> str:
+    """The phase Kubernetes' ``getPhase`` gives for these containers.
 
     ``terminal`` says the pod will run nothing again (it is being removed), so
     stopped containers make it Succeeded or Failed whatever the restart policy.
     A container waiting to be restarted counts as stopped, not as pending.
+    Regular init containers still to finish keep the pod Pending, and one that
+    failed fails it under ``Never``; sidecars still to start keep it Pending
+    until an app container has started, and count as running while they run.
     """
+    pending_init = failed_init = pending_sidecars = 0
     running = waiting = stopped = succeeded = 0
+    for view in init_views:
+        state = view.state
+        if view.sidecar:
+            if isinstance(state, Running):
+                running += 1
+                pending_sidecars += not view.started
+            elif isinstance(state, Waiting) and view.last_state is None:
+                pending_sidecars += 1
+                waiting += 1
+        elif isinstance(state, Terminated):
+            failed_init += not state.succeeded
+        elif isinstance(state, Waiting) and view.last_state is not None:
+            failed_init += not view.last_state.succeeded
+        else:
+            pending_init += 1
     for view in views:
         state = view.state
         if isinstance(state, Running):
@@ -179,7 +219,9 @@ def pod_phase(restart_policy: str, views: Sequence[ContainerView], *, terminal: 
             stopped += 1
         else:
             waiting += 1
-    if waiting or not views:
+    if failed_init and restart_policy == "Never":
+        return FAILED
+    if pending_init or (pending_sidecars and not any_app_started(views)) or waiting or not views:
         return PENDING
     if running:
         return RUNNING
@@ -192,6 +234,14 @@ def pod_phase(restart_policy: str, views: Sequence[ContainerView], *, terminal: 
     if restart_policy == "Never":
         return FAILED
     return RUNNING  # OnFailure: the failed ones are being restarted
+
+
+def any_app_started(views: Sequence[ContainerView]) -> bool:
+    """Whether an app container has ever run (then the pod was initialized once)."""
+    for view in views:
+        if not isinstance(view.state, Waiting) or view.last_state is not None:
+            return True
+    return False
 
 
 def next_phase(previous: str | None, computed: str) -> str:
@@ -216,12 +266,14 @@ def _condition(type_: str, ok: bool, reason: str = "", message: str = "") -> Obj
     return cond
 
 
-def containers_ready_condition(views: Sequence[ContainerView], phase: str) -> Obj:
+def containers_ready_condition(views: Sequence[ContainerView], phase: str,
+                               init_views: Sequence[ContainerView] = ()) -> Obj:
+    """``ContainersReady``: every sidecar and app container ready (sidecars named first)."""
     if phase == SUCCEEDED:
         return _condition(CONTAINERS_READY, False, POD_COMPLETED)
     if phase == FAILED:
         return _condition(CONTAINERS_READY, False, POD_FAILED)
-    unready = [v.name for v in views if not v.ready]
+    unready = [v.name for v in init_views if v.sidecar and not v.ready] + [v.name for v in views if not v.ready]
     if unready:
         return _condition(CONTAINERS_READY, False, CONTAINERS_NOT_READY,
                           f"containers with unready status: {go_list(unready)}")
@@ -246,9 +298,20 @@ def ready_condition(containers_ready: Obj, readiness_gates: Sequence[Obj], condi
     return _condition(READY, True)
 
 
-def initialized_condition(phase: str) -> Obj:
-    """No init containers run here, so a pod is initialized as soon as the kubelet has it."""
-    return _condition(INITIALIZED, True, POD_COMPLETED if phase == SUCCEEDED else "")
+def initialized_condition(phase: str, init_views: Sequence[ContainerView] = (),
+                          views: Sequence[ContainerView] = ()) -> Obj:
+    """``Initialized``: every regular init container exited 0 and every sidecar started.
+
+    A pod that has run an app container stays initialized (a sidecar restarting
+    later does not undo that), and a Succeeded pod is PodCompleted.
+    """
+    if phase == SUCCEEDED:
+        return _condition(INITIALIZED, True, POD_COMPLETED)
+    incomplete = [v.name for v in init_views if not (v.started if v.sidecar else v.completed)]
+    if not incomplete or any_app_started(views):
+        return _condition(INITIALIZED, True)
+    return _condition(INITIALIZED, False, CONTAINERS_NOT_INITIALIZED,
+                      f"containers with incomplete status: {go_list(incomplete)}")
 
 
 def _stamp(cond: Obj, previous: dict[str, Obj], now: str) -> Obj:
@@ -264,14 +327,15 @@ def _stamp(cond: Obj, previous: dict[str, Obj], now: str) -> Obj:
 
 
 def pod_conditions(views: Sequence[ContainerView], phase: str, *, sandbox_ready: bool, previous: Sequence[Obj],
-                   readiness_gates: Sequence[Obj] = (), now: str) -> list[Obj]:
+                   readiness_gates: Sequence[Obj] = (), now: str,
+                   init_views: Sequence[ContainerView] = ()) -> list[Obj]:
     """All conditions: foreign ones first (untouched), then the kubelet's in a fixed order."""
     foreign = [c for c in previous if c.get("type") not in KUBELET_CONDITIONS]
     before = {str(c.get("type")): c for c in previous if c.get("type") in KUBELET_CONDITIONS}
-    containers_ready = containers_ready_condition(views, phase)
+    containers_ready = containers_ready_condition(views, phase, init_views)
     generated = [
         _condition(READY_TO_START, sandbox_ready),
-        initialized_condition(phase),
+        initialized_condition(phase, init_views, views),
         ready_condition(containers_ready, readiness_gates, foreign),
         containers_ready,
     ]
@@ -285,6 +349,16 @@ def pod_conditions(views: Sequence[ContainerView], phase: str, *, sandbox_ready:
 
 
 @dataclass(frozen=True)
+class PodFailure:
+    """Why the node fails a pod: ``status.reason``/``message`` (DeadlineExceeded, Evicted);
+    ``disruption``: the pod also gets the DisruptionTarget condition (an eviction)."""
+
+    reason: str
+    message: str
+    disruption: bool = False
+
+
+@dataclass(frozen=True)
 class PodFacts:
     """Pod-level facts the status needs besides the containers."""
 
@@ -295,25 +369,38 @@ class PodFacts:
 
 
 def build_pod_status(pod: Obj, views: Sequence[ContainerView], facts: PodFacts, *, previous: Obj,
-                     now: str, terminal: bool = False) -> Obj:
+                     now: str, terminal: bool = False, init_views: Sequence[ContainerView] = (),
+                     failure: PodFailure | None = None) -> Obj:
     """The pod's next ``status``: ``previous`` with every kubelet-owned field recomputed.
 
     ``previous`` is the status as last written (or read); fields the kubelet
     does not own (``qosClass``, ``nominatedNodeName``, ...) pass through.
+    ``failure``: the node is failing the pod (a deadline, an eviction): phase
+    Failed with its reason and message at once, while its containers still stop.
     """
     spec = pod.get("spec") or {}
-    phase = next_phase(previous.get("phase"), pod_phase(spec.get("restartPolicy", "Always"), views, terminal=terminal))
+    phase = next_phase(previous.get("phase"), pod_phase(spec.get("restartPolicy", "Always"), views,
+                                                        terminal=terminal, init_views=init_views))
     status: Obj = dict(previous)
+    conditions = previous.get("conditions") or []
+    if failure is not None:
+        phase = FAILED
+        status["reason"], status["message"] = failure.reason, failure.message
+        if failure.disruption and not any(c.get("type") == DISRUPTION_TARGET for c in conditions):
+            conditions = [_stamp(_condition(DISRUPTION_TARGET, True, TERMINATION_BY_KUBELET, failure.message), {}, now),
+                          *conditions]
     status["phase"] = phase
-    status["conditions"] = pod_conditions(views, phase, sandbox_ready=facts.sandbox_ready,
-                                          previous=previous.get("conditions") or [],
-                                          readiness_gates=spec.get("readinessGates") or [], now=now)
+    status["conditions"] = pod_conditions(views, phase, sandbox_ready=facts.sandbox_ready, previous=conditions,
+                                          readiness_gates=spec.get("readinessGates") or [], now=now,
+                                          init_views=init_views)
     status["hostIP"] = facts.host_ip
     status["hostIPs"] = [{"ip": facts.host_ip}]
     if facts.pod_ips:
         status["podIP"] = facts.pod_ips[0]
         status["podIPs"] = [{"ip": ip} for ip in facts.pod_ips]
     status["startTime"] = facts.start_time
+    if init_views:
+        status["initContainerStatuses"] = [v.to_api() for v in init_views]
     status["containerStatuses"] = [v.to_api() for v in views]
     return status
 

@@ -83,7 +83,7 @@ from podlife.kubelet.oci.images import ImageCatalog, container_argv, default_cat
 from podlife.kubelet.oci.resources import ContainerResources
 from podlife.kubelet.oci.rootfs import prepare_rootfs_async
 from podlife.kubelet.oci.runc import ContainerState, ExecProcess, Runc, RuncError, find_runc
-from podlife.kubelet.runtime import ContainerNotRunningError, ContainerStartError, ExitInfo, PodKey
+from podlife.kubelet.runtime import ContainerNotRunningError, ContainerStartError, ExitInfo, PodKey, signal_number
 from podlife.machinery.tasks import Supervisor
 
 __all__ = [
@@ -120,9 +120,11 @@ ANN_IMAGE = "io.kubernetes.cri.image-name"
 ANN_STDIN = "io.podlife.stdin"
 ANN_STDIN_ONCE = "io.podlife.stdin-once"
 ANN_TTY = "io.podlife.tty"
+ANN_STOP_SIGNAL = "io.podlife.stop-signal"
 TYPE_SANDBOX = "sandbox"
 TYPE_CONTAINER = "container"
 SANDBOX_NAME = "POD"
+
 
 
 class OCIStartError(ContainerStartError):
@@ -172,6 +174,8 @@ class ContainerRequest:
     stored_image: StoredImage | None = None
     #: ``stdin``, ``stdinOnce``, ``tty``: the container's stdin is kept for attaching, or a terminal
     stdio: conmon.Stdio = field(default_factory=conmon.Stdio)
+    #: ``lifecycle.stopSignal`` (None: the image's ``StopSignal``, else SIGTERM)
+    stop_signal: str | None = None
 
 
 class OCIContainer:
@@ -192,6 +196,7 @@ class OCIContainer:
         paths: conmon.ConmonPaths,
         image: str = "",
         stdio: conmon.Stdio | None = None,
+        stop_signal: int = signals.SIGTERM,
     ) -> None:
         self.id = container_id
         self.container_id = f"{CONTAINER_ID_SCHEME}://{container_id}"
@@ -211,6 +216,8 @@ class OCIContainer:
         self.image = image
         #: whether its stdin is open for attaching (and a terminal): see :meth:`OCIRuntime.attach`
         self.stdio = stdio or conmon.Stdio()
+        #: what stopping it sends first (``lifecycle.stopSignal``, the image's, or SIGTERM)
+        self.stop_signal = stop_signal
         self._exit: ExitInfo | None = None
         self._done: asyncio.Future[ExitInfo] = asyncio.get_running_loop().create_future()
 
@@ -418,6 +425,7 @@ class OCIRuntime:
             hostname=sandbox.request.hostname,
             extra_mounts=request.mounts,
             stored=request.stored_image,
+            stop_signal=signal_number(request.stop_signal or getattr(image, "stop_signal", None)),
             image_user=request.stored_image.user if request.stored_image and request.run_as_user is None else "",
             stdio=request.stdio,
         )
@@ -448,6 +456,7 @@ class OCIRuntime:
         hostname: str,
         extra_mounts: Sequence[Mount] = (),
         stored: StoredImage | None = None,
+        stop_signal: int = signals.SIGTERM,
         image_user: str = "",
         stdio: conmon.Stdio | None = None,
     ) -> OCIContainer:
@@ -483,6 +492,7 @@ class OCIRuntime:
                 ANN_STARTED_AT: started_at.isoformat(),
                 ANN_CGROUP: cgroup,
                 ANN_IMAGE: image_name,
+                ANN_STOP_SIGNAL: str(int(stop_signal)),
                 **_stdio_annotations(stdio),
             }
             if sandbox_id is not None:
@@ -514,6 +524,7 @@ class OCIRuntime:
             cgroup_path=cgroup,
             paths=paths,
             stdio=stdio,
+            stop_signal=stop_signal,
         )
         container.env = dict(spec.env)
         container.image = image_name
@@ -535,14 +546,12 @@ class OCIRuntime:
         if cgroup:
             await asyncio.to_thread(self.cgroups.remove, cgroup)
 
-    async def stop_container(
-        self, container: OCIContainer, grace_seconds: float, stop_signal: int = signals.SIGTERM
-    ) -> ExitInfo:
-        """The stop signal, up to ``grace_seconds`` for the exit, then SIGKILL; the exit."""
+    async def stop_container(self, container: OCIContainer, grace_seconds: float) -> ExitInfo:
+        """The container's stop signal, up to ``grace_seconds`` for the exit, then SIGKILL; the exit."""
         container.stop_requested = True
         if container.exited is not None:
             return container.exited
-        if grace_seconds > 0 and await self.runc.kill(container.id, int(stop_signal)):
+        if grace_seconds > 0 and await self.runc.kill(container.id, int(container.stop_signal)):
             with contextlib.suppress(TimeoutError):
                 return await asyncio.wait_for(container.wait(), grace_seconds)
         await self.runc.kill(container.id, int(signals.SIGKILL))
@@ -672,6 +681,7 @@ class OCIRuntime:
             paths=self._paths(state.id, log_path),
             image=ann.get(ANN_IMAGE, ""),
             stdio=_stdio_from_annotations(ann),
+            stop_signal=signal_number(ann.get(ANN_STOP_SIGNAL)),
         )
 
     async def remove_everything(self) -> None:
