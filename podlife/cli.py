@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="rotate a container's log once it is bigger than this (a quantity; default: 10Mi)")
     up.add_argument("--container-log-max-files", type=int, default=5,
                     help="log files kept per container instance, the current one included (default: 5)")
+    _add_eviction_flags(up)
     up.add_argument("--cluster-dns", default="10.96.0.10",
                     help="comma-separated nameserver IPs written into ClusterFirst pods' /etc/resolv.conf "
                          "(default: 10.96.0.10, kube-dns's conventional ClusterIP; empty: pods fall back to Default)")
@@ -148,6 +150,50 @@ async def _serve_until_signal(start, stop) -> None:
         await stop()
 
 
+def _duration(text: str) -> float:
+    """A Go duration flag (``30s``, ``5m0s``) in seconds."""
+    from .kubelet.eviction import EvictionConfigError, parse_duration
+
+    try:
+        return parse_duration(text)
+    except EvictionConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_eviction_flags(up: argparse.ArgumentParser) -> None:
+    """The kubelet's node-pressure eviction flags (Kubernetes' names and defaults)."""
+    up.add_argument("--eviction-hard", default=None,
+                    help="hard eviction thresholds, e.g. 'memory.available<100Mi,nodefs.available<10%%' (default: "
+                         "memory.available<100Mi,nodefs.available<10%%,imagefs.available<15%%,nodefs.inodesFree<5%%; "
+                         "giving any replaces them all)")
+    up.add_argument("--eviction-soft", default="",
+                    help="soft eviction thresholds, e.g. 'memory.available<1Gi' (each needs a grace period)")
+    up.add_argument("--eviction-soft-grace-period", default="",
+                    help="grace period of each soft threshold, e.g. 'memory.available=1m30s'")
+    up.add_argument("--eviction-pressure-transition-period", type=_duration, default="5m0s",
+                    help="how long a pressure condition stays True after its last threshold was met (default: 5m0s)")
+    up.add_argument("--eviction-max-pod-grace-period", type=int, default=0,
+                    help="the grace period (seconds) of pods evicted for a soft threshold (default: 0)")
+    up.add_argument("--housekeeping-interval", type=_duration, default="10s",
+                    help="how often the kubelet measures the node for eviction (default: 10s)")
+
+
+def _eviction_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ClusterConfig fields of the eviction flags, checked now (a bad threshold fails ``up``)."""
+    from .kubelet.eviction import EvictionConfig, EvictionConfigError
+
+    config = EvictionConfig(hard=args.eviction_hard, soft=args.eviction_soft,
+                            soft_grace_period=args.eviction_soft_grace_period,
+                            pressure_transition_period=args.eviction_pressure_transition_period,
+                            max_pod_grace_period=args.eviction_max_pod_grace_period,
+                            housekeeping_interval=args.housekeeping_interval)
+    try:
+        config.thresholds()
+    except EvictionConfigError as exc:
+        raise SystemExit(f"podlife up: {exc}") from None
+    return {"eviction": config}
+
+
 async def _up(args: argparse.Namespace) -> None:
     from .cluster import Cluster, ClusterConfig
 
@@ -164,7 +210,7 @@ async def _up(args: argparse.Namespace) -> None:
                         container_log_max_size=args.container_log_max_size,
                         container_log_max_files=args.container_log_max_files,
                         cluster_dns=tuple(ip.strip() for ip in args.cluster_dns.split(",") if ip.strip()),
-                        cluster_domain=args.cluster_domain)
+                        cluster_domain=args.cluster_domain, **_eviction_options(args))
     cluster = Cluster(cfg)
 
     async def start() -> None:

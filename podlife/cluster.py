@@ -24,7 +24,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .api.authn import AuthenticationOptions
 from .api.context import build_api
@@ -42,6 +42,9 @@ from .api.local_client import LocalClient
 from .machinery.tasks import Supervisor
 from .store import SQLiteStore, Store
 from .store.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from .kubelet.eviction import EvictionConfig
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,8 @@ class ClusterConfig:
     #: ``--cluster-dns``/``--cluster-domain``: the pods' nameservers and domain (their resolv.conf)
     cluster_dns: tuple[str, ...] = ("10.96.0.10",)
     cluster_domain: str = "cluster.local"
+    #: ``--eviction-hard`` and the other eviction flags (None: Kubernetes' defaults)
+    eviction: EvictionConfig | None = None
 
 
 class Cluster:
@@ -263,6 +268,8 @@ class Cluster:
         config.logs = LogRotationConfig(max_size=self.config.container_log_max_size,
                                         max_files=self.config.container_log_max_files,
                                         interval=config.logs.interval)
+        if self.config.eviction is not None:
+            config.eviction = self.config.eviction
         options["config"] = config
         return options
 

@@ -9,6 +9,8 @@ One cluster for the module; each test makes its own pods.
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -166,3 +168,39 @@ def test_a_container_is_stopped_with_its_stop_signal(cluster: PodlifeProcess) ->
 
     assert wait_for(last, 60, what="the container stopped by its liveness probe")["exitCode"] == 7
     remove(cluster, "stopsig")
+
+
+def test_a_termination_interrupted_by_an_agent_restart_gets_its_grace_period_again(cluster: PodlifeProcess) -> None:
+    """The agent dies while a pod's containers wait out their grace period; the new agent
+    adopts them and starts that grace period over (preStop again, then the signals)."""
+    create(cluster, "slowstop", [busybox("c", "sleep", "3600")], terminationGracePeriodSeconds=15)
+    wait_for(lambda: status(cluster, "slowstop").get("phase") == "Running", 30, what="Running")
+    before = status(cluster, "slowstop")["containerStatuses"][0]["containerID"]
+    cluster.kubectl("delete", "pod", "slowstop", "--wait=false")
+    wait_for(lambda: condition(cluster, "slowstop", "Ready").get("status") == "False", 10, what="unready")
+    assert cluster.proc is not None
+    os.kill(cluster.proc.pid, signal.SIGKILL)  # the agent only: conmon and the container go on
+    cluster.proc.wait(10)
+    cluster.proc = None
+    cluster.start()
+    # sleep ignores SIGTERM as PID 1: only SIGKILL, after the (new) grace period, ends it
+    shown = status(cluster, "slowstop")["containerStatuses"][0]
+    assert shown["containerID"] == before and "running" in shown["state"]
+    wait_for(lambda: cluster.kubectl("get", "pod", "slowstop", check=False).returncode != 0, 60,
+             what="the pod gone after its grace period")
+
+
+def test_readiness_gates_combine_with_a_condition_somebody_else_patches(cluster: PodlifeProcess) -> None:
+    gate = "example.com/load-balancer"
+    create(cluster, "gated", [busybox("c", "sleep", "3600")], readinessGates=[{"conditionType": gate}])
+    wait_for(lambda: condition(cluster, "gated", "ContainersReady").get("status") == "True", 30,
+             what="the containers ready")
+    ready = condition(cluster, "gated", "Ready")
+    assert (ready["status"], ready["reason"], ready["message"]) == (
+        "False", "ReadinessGatesNotReady", f'corresponding condition of pod readiness gate "{gate}" does not exist.')
+    assert shown(cluster, "gated")[0] == "1/1"
+    cluster.kubectl("patch", "pod", "gated", "--subresource=status", "--type=json", "-p", json.dumps([
+        {"op": "add", "path": "/status/conditions/-", "value": {"type": gate, "status": "True"}}]))
+    wait_for(lambda: condition(cluster, "gated", "Ready").get("status") == "True", 30, what="Ready")
+    assert condition(cluster, "gated", gate)["status"] == "True"  # kept by the node's writes
+    remove(cluster, "gated")

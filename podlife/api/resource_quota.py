@@ -58,13 +58,18 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from ..machinery import errors
-from ..machinery.quantity import QuantityError, parse_quantity
+from ..machinery.resources import (
+    DECIMAL_SI, HUGEPAGES as _HUGEPAGES, NANO as _NANO, ONE, POD_LEVEL as _POD_LEVEL, ZERO,
+    Quantity, ResourceList,
+    add_into as _add_into, container_list as _container_list, containers_of as _containers, format_quantity,
+    parse, pod_level as _pod_level, pod_level_set as _pod_level_set, pod_limits,
+    pod_requests, resource_list as _resource_list,
+)
 from .admission_plugin import CREATE_ONLY, AdmissionPlugin, Attributes
 
 if TYPE_CHECKING:
@@ -80,118 +85,12 @@ IGNORED_RESOURCES = frozenset({
     ("authorization.k8s.io", "localsubjectaccessreviews"), ("authorization.k8s.io", "selfsubjectrulesreviews"),
 })
 
-# ---- quantities as Kubernetes keeps them ---------------------------------------------
-
-DECIMAL_SI, BINARY_SI, DECIMAL_EXPONENT = "DecimalSI", "BinarySI", "DecimalExponent"
-_NANO = 10**9
-_DECIMAL_SUFFIX = {-9: "n", -6: "u", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P", 18: "E"}
-_BINARY_SUFFIX = {0: "", 10: "Ki", 20: "Mi", 30: "Gi", 40: "Ti", 50: "Pi", 60: "Ei"}
-
-
-@dataclass(frozen=True, slots=True)
-class Quantity:
-    """An exact amount and the format Kubernetes prints it in (that of the text it was parsed from)."""
-
-    value: Fraction
-    format: str = DECIMAL_SI
-
-    def plus(self, other: Quantity) -> Quantity:
-        """The sum, in this one's format unless this one is zero (``Quantity.Add``)."""
-        return Quantity(self.value + other.value, other.format if self.value == 0 else self.format)
-
-    def __str__(self) -> str:
-        return format_quantity(self)
-
-
-ZERO = Quantity(Fraction(0))
-ONE = Quantity(Fraction(1))
-
-
-def parse(value: Any) -> Quantity | None:
-    """A quantity (rounded up to nano units, as Kubernetes parses), or None if it is not one."""
-    try:
-        amount = parse_quantity(value)
-    except (QuantityError, TypeError, ValueError):
-        return None
-    if amount.denominator != 1 and (amount * _NANO).denominator != 1:
-        magnitude = Fraction(math.ceil(abs(amount) * _NANO), _NANO)
-        amount = magnitude if amount > 0 else -magnitude
-    text = value.strip() if isinstance(value, str) else ""
-    if text[-2:] in ("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"):
-        return Quantity(amount, BINARY_SI)
-    body = text.lstrip("+-")
-    mark = max(body.rfind("e"), body.rfind("E"))
-    if 0 < mark < len(body) - 1:  # 1e3, 5E-2 (a trailing E is the exa suffix)
-        return Quantity(amount, DECIMAL_EXPONENT)
-    return Quantity(amount, DECIMAL_SI)
-
-
-def format_quantity(q: Quantity) -> str:
-    """Kubernetes' canonical text: the largest suffix (or exponent) that keeps the number whole.
-
-    Binary quantities keep binary suffixes when they are whole bytes of at least 1Ki
-    (``1536Mi``), else print as decimal; decimal ones use exponents of 3 (``1500m``,
-    ``2k``); zero is ``0``.
-    """
-    if q.value == 0:
-        return "0"
-    sign = "-" if q.value < 0 else ""
-    amount = abs(q.value)
-    fmt = q.format
-    if fmt == BINARY_SI:
-        if amount < 1024 or amount.denominator != 1:
-            fmt = DECIMAL_SI
-        else:
-            number, exponent = amount.numerator, 0
-            while exponent < 60 and number % 1024 == 0:
-                number, exponent = number // 1024, exponent + 10
-            return f"{sign}{number}{_BINARY_SUFFIX[exponent]}"
-    exponent = 0
-    while amount.denominator != 1:
-        amount, exponent = amount * 10, exponent - 1
-    number = amount.numerator
-    while number % 10 == 0:
-        number, exponent = number // 10, exponent + 1
-    while exponent % 3:
-        number, exponent = number * 10, exponent - 1
-    if fmt == DECIMAL_SI and exponent in _DECIMAL_SUFFIX:
-        return f"{sign}{number}{_DECIMAL_SUFFIX[exponent]}"
-    return f"{sign}{number}e{exponent}" if exponent else f"{sign}{number}"
-
-
-ResourceList = dict[str, Quantity]
-
-
-def _resource_list(values: Any) -> ResourceList:
-    if not isinstance(values, dict):
-        return {}
-    out = {}
-    for name, value in values.items():
-        q = parse(value)
-        if q is not None:
-            out[str(name)] = q
-    return out
-
-
-def _add_into(total: ResourceList, more: Mapping[str, Quantity]) -> None:
-    for name, q in more.items():
-        total[name] = total[name].plus(q) if name in total else q
-
-
-def _max_into(total: ResourceList, more: Mapping[str, Quantity]) -> None:
-    for name, q in more.items():
-        if name not in total or q.value > total[name].value:
-            total[name] = q
-
-
 def _pretty(values: Mapping[str, Quantity], names: Iterable[str]) -> str:
     return ",".join(f"{name}={values[name]}" for name in sorted(names) if name in values)
 
 
 # ---- pods: what one uses --------------------------------------------------------------
 
-_POD_LEVEL = ("cpu", "memory")
-_HUGEPAGES = "hugepages-"
 _REQUESTS = "requests."
 #: what a quota on pods may limit (besides hugepages and extended resources)
 POD_RESOURCES = frozenset({"count/pods", "pods", "cpu", "memory", "ephemeral-storage", "requests.cpu", "requests.memory",
@@ -203,72 +102,6 @@ _MUST_SPECIFY = frozenset({"cpu", "memory", "requests.cpu", "requests.memory", "
 def _spec(obj: Obj) -> Obj:
     spec = obj.get("spec")
     return spec if isinstance(spec, dict) else {}
-
-
-def _containers(spec: Obj, key: str) -> list[Obj]:
-    items = spec.get(key)
-    return [c for c in items if isinstance(c, dict)] if isinstance(items, list) else []
-
-
-def _container_list(c: Obj, kind: str) -> ResourceList:
-    resources = c.get("resources")
-    return _resource_list(resources.get(kind)) if isinstance(resources, dict) else {}
-
-
-def _pod_level(spec: Obj, kind: str) -> ResourceList:
-    resources = spec.get("resources")
-    return _resource_list(resources.get(kind)) if isinstance(resources, dict) else {}
-
-
-def _pod_level_supported(name: str) -> bool:
-    return name in _POD_LEVEL or name.startswith(_HUGEPAGES)
-
-
-def _pod_level_set(spec: Obj, kind: str | None = None) -> bool:
-    kinds = (kind,) if kind else ("requests", "limits")
-    return any(_pod_level_supported(name) for k in kinds for name in _pod_level(spec, k))
-
-
-def _aggregate(spec: Obj, kind: str) -> ResourceList:
-    """Containers summed; each init container with the sidecars before it; the larger of the two."""
-    total: ResourceList = {}
-    for c in _containers(spec, "containers"):
-        _add_into(total, _container_list(c, kind))
-    sidecars: ResourceList = {}
-    init: ResourceList = {}
-    for c in _containers(spec, "initContainers"):
-        own = _container_list(c, kind)
-        if c.get("restartPolicy") == "Always":
-            _add_into(total, own)
-            _add_into(sidecars, own)
-            _max_into(init, sidecars)
-        else:
-            combined: ResourceList = {}
-            _add_into(combined, own)
-            _add_into(combined, sidecars)
-            _max_into(init, combined)
-    _max_into(total, init)
-    return total
-
-
-def pod_requests(spec: Obj) -> ResourceList:
-    """A pod's effective requests (``resourcehelper.PodRequests``): pod-level ones win, overhead added."""
-    reqs = _aggregate(spec, "requests")
-    if _pod_level_set(spec, "requests"):
-        reqs.update({n: q for n, q in _pod_level(spec, "requests").items() if _pod_level_supported(n)})
-    _add_into(reqs, _resource_list(spec.get("overhead")))
-    return reqs
-
-
-def pod_limits(spec: Obj) -> ResourceList:
-    """A pod's effective limits (``resourcehelper.PodLimits``): overhead added to the limits it has."""
-    limits = _aggregate(spec, "limits")
-    if _pod_level_set(spec):
-        limits.update({n: q for n, q in _pod_level(spec, "limits").items() if _pod_level_supported(n)})
-    for name, q in _resource_list(spec.get("overhead")).items():
-        if name in limits and limits[name].value != 0:
-            limits[name] = limits[name].plus(q)
-    return limits
 
 
 def _is_extended(name: str) -> bool:

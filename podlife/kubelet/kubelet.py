@@ -26,6 +26,11 @@
   Real containers outlive the agent: a new kubelet adopts them before its
   workers start, and removes those of pods that are no longer this node's once
   it has listed its pods. Stopping the kubelet stops and removes every container.
+* **Node-pressure eviction.** An :class:`~podlife.kubelet.eviction.EvictionManager`
+  watches memory, disk and PIDs; its pressure state is the Node's MemoryPressure,
+  DiskPressure and PIDPressure conditions, and when they flip the kubelet writes the
+  status at once and sets the matching ``node.kubernetes.io/*-pressure:NoSchedule``
+  taints (the node lifecycle controller's job in Kubernetes; podlife has none yet).
 
 Everything goes through :class:`~podlife.client.base.Client`, so the kubelet
 runs the same in the API server's process (LocalClient) or on another host
@@ -53,6 +58,7 @@ from ..node.node_status import (
     DEFAULT_MAX_PODS, LEASE_NAMESPACE, MachineInfo, lease_object, lease_spec, node_labels, node_object, node_status,
     probe_machine, status_differs,
 )
+from .eviction import EvictionConfig, EvictionManager, pressure_taints
 from .log_rotation import ContainerLogManager, LogRotationConfig
 from .pod_worker import CNI, PodWorker, WorkerConfig
 from .runtime import ProcessRuntime
@@ -63,6 +69,19 @@ from .streams import RequestRefused
 from ..node.status import rfc3339
 
 log = logging.getLogger(__name__)
+
+#: the Node events of a pressure condition turning True / False (Kubernetes' recordNodeStatusEvent)
+_PRESSURE_EVENTS = (
+    ("MemoryPressure", "NodeHasInsufficientMemory", "NodeHasSufficientMemory"),
+    ("DiskPressure", "NodeHasDiskPressure", "NodeHasNoDiskPressure"),
+    ("PIDPressure", "NodeHasInsufficientPID", "NodeHasSufficientPID"),
+)
+
+
+def _image_dir(runtime: object) -> Path | None:
+    """Where the runtime keeps its images (the imagefs), when it has an image store."""
+    root = getattr(getattr(getattr(runtime, "oci", None), "images", None), "root", None)
+    return Path(root) if root is not None else None
 
 
 
@@ -80,6 +99,8 @@ class KubeletConfig:
     logs: LogRotationConfig = field(default_factory=LogRotationConfig)
     #: how often unused images are collected when the disk is full (the kubelet's ImageGCPeriod)
     image_gc_period: float = 300.0
+    #: node-pressure eviction (``--eviction-hard`` and friends)
+    eviction: EvictionConfig = field(default_factory=EvictionConfig)
 
 
 class Kubelet:
@@ -122,6 +143,12 @@ class Kubelet:
         self._node_uid = ""
         self._last_report = 0.0
         self._tasks = Supervisor(f"kubelet {node_name}", logger=log)
+        self.eviction = EvictionManager(
+            self.config.eviction, root_dir=self.root_dir, runtime=self.runtime,
+            volume_dir=lambda uid, name: self.volumes.volume_dir(uid, "emptyDir", name),
+            workers=lambda: list(self._workers.values()), recorder=self.recorder, node_ref=self._node_ref,
+            on_pressure_change=self._pressure_changed, reclaim_images=self.runtime.collect_image_garbage,
+            image_dir=_image_dir(self.runtime))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -163,6 +190,7 @@ class Kubelet:
         self._tasks.start(self._lease_loop(), f"kubelet {self.node_name} lease")
         self._tasks.start(self._node_status_loop(), f"kubelet {self.node_name} node status")
         self._tasks.start(self._image_gc_loop(), f"kubelet {self.node_name} image GC")
+        self._tasks.start(self.eviction.run(), f"kubelet {self.node_name} eviction manager")
         if self.runtime.can_reopen_logs:
             self._tasks.start(ContainerLogManager(self.runtime, self.config.logs).run(),
                               f"kubelet {self.node_name} log rotation")
@@ -193,7 +221,8 @@ class Kubelet:
     def _build_node_status(self, previous: Obj | None = None) -> Obj:
         assert self.machine is not None
         return node_status(self.machine, node_name=self.node_name, address=self.address, port=self.server.port,
-                           now=rfc3339(), previous=previous, max_pods=self.config.max_pods)
+                           now=rfc3339(), previous=previous, max_pods=self.config.max_pods,
+                           pressure=self.eviction.pressure)
 
     async def _register(self) -> None:
         """Create the Node, or take over the one left by an earlier kubelet of this name."""
@@ -268,6 +297,25 @@ class Kubelet:
                 continue
             if removed:
                 log.info("kubelet %s: image GC removed %s", self.node_name, ", ".join(removed))
+
+    def _node_ref(self) -> Obj:
+        """The Node, as events name it."""
+        return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.node_name, "uid": self._node_uid}}
+
+    async def _pressure_changed(self, previous: frozenset[str]) -> None:
+        """A pressure condition flipped: write the status now, set the taints, say so in events."""
+        node = await self.client.get(NODES, self.node_name)
+        await self._sync_node_status(node)
+        taints = (node.get("spec") or {}).get("taints") or []
+        wanted = pressure_taints(taints, self.eviction.pressure)
+        if wanted != taints:
+            await self.client.patch(NODES, self.node_name, {"spec": {"taints": wanted or None}})
+        for type_, reason_on, reason_off in _PRESSURE_EVENTS:
+            now = type_ in self.eviction.pressure
+            if (type_ in previous) != now:
+                reason = reason_on if now else reason_off
+                self.recorder.event(self._node_ref(), "Normal", reason,
+                                    f"Node {self.node_name} status is now: {reason}")
 
     def _lease(self) -> Obj:
         return lease_object(self.node_name, self._node_uid, self.config.lease_duration_seconds)

@@ -369,10 +369,18 @@ class PodWorker:
                 log.debug("%r: volume refresh failed: %s", self, exc)
 
     async def _release_sandbox(self) -> None:
+        """Unplug the network; a pod that ended (Succeeded, Failed, Evicted) also gives its volumes
+        back now, as Kubernetes' volume manager does for terminated pods -- an evicted pod's
+        emptyDir must not keep the node under disk pressure until somebody deletes the pod."""
         try:
             await self.cni.delete(self.pod)
         except Exception as exc:  # the port is the network controller's to collect
             log.warning("%r: CNI delete failed: %s", self, exc)
+        if self.runtime.mounts_volumes and not self.machine.terminating:
+            if self._refresh_task is not None:
+                self._refresh_task.cancel()
+                self._refresh_task = None
+            await self.volumes.tear_down(self.uid)
 
     # ------------------------------------------------------------------ containers
 

@@ -55,8 +55,9 @@ design: it only stats and creates subPath directories.
 
 Left out: network and CSI volume kinds (also behind a PVC), the ``image`` kind,
 ``clusterTrustBundle`` and ``podCertificate`` projections (an error unless ``optional``),
-emptyDir ``HugePages`` media, ``sizeLimit`` enforcement for disk-backed emptyDirs (the
-eviction manager's job), ``fsGroupChangePolicy`` and token ``fsUser``.
+emptyDir ``HugePages`` media, ``fsGroupChangePolicy`` and token ``fsUser``. A disk-backed
+emptyDir's ``sizeLimit`` is not a mount limit: the eviction manager
+(:mod:`podlife.kubelet.eviction`) evicts a pod whose emptyDir grows past it, as Kubernetes does.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ times supplied by the caller (``nodeInfo`` holds every field of Kubernetes'
 ``NodeSystemInfo``: clients declare them all required); :func:`status_differs` compares two statuses
 ignoring heartbeats so the kubelet can skip writes that would only move a
 timestamp (Kubernetes writes those every 5 minutes at most; the Lease is the
-liveness signal in between).
+liveness signal in between). The pressure conditions (``MemoryPressure``,
+``DiskPressure``, ``PIDPressure``) are what the kubelet's eviction manager says
+(:mod:`podlife.kubelet.eviction`), with Kubernetes' reasons and messages.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import platform
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -151,15 +154,32 @@ def node_info(*, machine_id: str, system_uuid: str, boot_id: str, kernel_version
     }
 
 
-def node_conditions(now: str, previous: list[Obj] | None = None) -> list[Obj]:
-    """The four conditions a healthy kubelet reports, keeping unchanged transition times."""
+#: (type, True reason, True message, False reason, False message) of the pressure conditions (Kubernetes' setters)
+PRESSURE_CONDITIONS = (
+    ("MemoryPressure", "KubeletHasInsufficientMemory", "kubelet has insufficient memory available",
+     "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+    ("DiskPressure", "KubeletHasDiskPressure", "kubelet has disk pressure",
+     "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+    ("PIDPressure", "KubeletHasInsufficientPID", "kubelet has insufficient PID available",
+     "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+)
+
+
+def pressure_conditions(pressure: Iterable[str] = ()) -> list[tuple[str, str, str, str]]:
+    """(type, status, reason, message) of MemoryPressure, DiskPressure and PIDPressure."""
+    on = set(pressure)
+    return [(type_, "True", r_true, m_true) if type_ in on else (type_, "False", r_false, m_false)
+            for type_, r_true, m_true, r_false, m_false in PRESSURE_CONDITIONS]
+
+
+def node_conditions(now: str, previous: list[Obj] | None = None, pressure: Iterable[str] = ()) -> list[Obj]:
+    """The four conditions the kubelet reports, keeping unchanged transition times.
+
+    ``pressure``: the pressure conditions the eviction manager has True now
+    (:mod:`podlife.kubelet.eviction`); the others are False.
+    """
     before = {c.get("type"): c for c in previous or []}
-    wanted = [
-        ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-        ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-        ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-        ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
-    ]
+    wanted = [*pressure_conditions(pressure), ("Ready", "True", "KubeletReady", "kubelet is posting ready status")]
     out = []
     for type_, status, reason, message in wanted:
         old = before.get(type_)
@@ -171,12 +191,12 @@ def node_conditions(now: str, previous: list[Obj] | None = None) -> list[Obj]:
 
 
 def node_status(machine: MachineInfo, *, node_name: str, address: str, port: int, now: str,
-                previous: Obj | None = None, max_pods: int = DEFAULT_MAX_PODS) -> Obj:
+                previous: Obj | None = None, max_pods: int = DEFAULT_MAX_PODS, pressure: Iterable[str] = ()) -> Obj:
     previous = previous or {}
     return {
         "capacity": capacity(machine, max_pods),
         "allocatable": allocatable(machine, max_pods),
-        "conditions": node_conditions(now, previous.get("conditions")),
+        "conditions": node_conditions(now, previous.get("conditions"), pressure),
         "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": node_name}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
         "nodeInfo": node_info(machine_id=machine.machine_id, system_uuid=machine.system_uuid, boot_id=machine.boot_id,
