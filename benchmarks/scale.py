@@ -1,6 +1,6 @@
 """The scale benchmark: N pods on M simulated nodes, scheduler included.
 
-    .venv/bin/python benchmarks/scale.py --nodes 1000 --pods 10000 [--concurrency 32]
+    .venv/bin/python benchmarks/scale.py --nodes 1000 --pods 10000 [--concurrency 32] [--readiness-probe [N]]
 
 Starts a fresh ``podlife up --nodes 0 --sim-nodes M`` (a separate process), waits for
 all nodes Ready, then creates the pods over HTTPS from this process with
@@ -14,6 +14,11 @@ deletes them all (grace 0) and prints and writes (``benchmarks/results/``):
 - scheduler throughput (pods bound per second, first bind to last);
 - API requests/s (from the server's /metrics); server peak RSS and CPU seconds;
 - the same for deleting every pod.
+
+``--readiness-probe N`` (N defaults to 1) gives every pod's container
+``readinessProbe: {exec: {command: [true]}, initialDelaySeconds: N, periodSeconds: 10}``:
+a simulated node then writes Running unready and, N s later, ready. The result then
+also has the time to all pods Ready and the create->Ready latencies.
 """
 
 from __future__ import annotations
@@ -59,8 +64,10 @@ class Observer:
         self.bound: dict[str, float] = {}
         self.networked: dict[str, float] = {}
         self.running: dict[str, float] = {}
+        self.ready: dict[str, float] = {}
         self.gone: dict[str, float] = {}
         self.all_running = asyncio.Event()
+        self.all_ready = asyncio.Event()
         self.all_gone = asyncio.Event()
 
     async def run(self, client: HTTPClient, rv: str) -> None:
@@ -82,9 +89,24 @@ class Observer:
                 self.running[name] = now
                 if len(self.running) >= self.expected:
                     self.all_running.set()
+            if name not in self.ready and any(c.get("type") == "Ready" and c.get("status") == "True"
+                                              for c in obj.get("status", {}).get("conditions") or ()):
+                self.ready[name] = now
+                if len(self.ready) >= self.expected:
+                    self.all_ready.set()
 
 
-async def run(nodes: int, pods: int, concurrency: int, timeout: float) -> dict:
+def bench_pod(name: str, readiness_delay: int | None) -> dict:
+    """The benchmark's pod; with ``readiness_delay``, its container has a readiness probe that waits that long."""
+    manifest = pod_manifest(name)
+    if readiness_delay is not None:
+        for container in manifest["spec"]["containers"]:
+            container["readinessProbe"] = {"exec": {"command": ["true"]}, "initialDelaySeconds": readiness_delay,
+                                           "periodSeconds": 10}
+    return manifest
+
+
+async def run(nodes: int, pods: int, concurrency: int, timeout: float, readiness_delay: int | None = None) -> dict:
     server = Server("--nodes", "0", "--sim-nodes", str(nodes))
     t_start = time.monotonic()
     server.start()
@@ -103,7 +125,7 @@ async def run(nodes: int, pods: int, concurrency: int, timeout: float) -> dict:
             while queue:
                 name = queue.pop()
                 sent[name] = time.monotonic()
-                await client.create(PODS, pod_manifest(name), "default")
+                await client.create(PODS, bench_pod(name, readiness_delay), "default")
 
         queue = list(reversed(names))
         t0 = time.monotonic()
@@ -111,8 +133,11 @@ async def run(nodes: int, pods: int, concurrency: int, timeout: float) -> dict:
         created = time.monotonic() - t0
         await asyncio.wait_for(observer.all_running.wait(), timeout)
         all_running = time.monotonic() - t0
+        await asyncio.wait_for(observer.all_ready.wait(), timeout)
+        all_ready = time.monotonic() - t0
         cpu1, req1 = server.cpu_seconds(), await requests_served(client)
         latencies = [observer.running[n] - sent[n] for n in names]
+        ready_latencies = [observer.ready[n] - sent[n] for n in names]
         stages = {stage: [seen[n] - sent[n] for n in names if n in seen]
                   for stage, seen in (("created", observer.created), ("bound", observer.bound),
                                       ("networked", observer.networked))}
@@ -132,12 +157,15 @@ async def run(nodes: int, pods: int, concurrency: int, timeout: float) -> dict:
         cpu2, req2 = server.cpu_seconds(), await requests_served(client)
         watch.cancel()
         return {
-            "nodes": nodes, "pods": pods, "concurrency": concurrency,
+            "nodes": nodes, "pods": pods, "concurrency": concurrency, "readiness_probe_delay": readiness_delay,
             "nodes_ready_seconds": nodes_ready, "startup_to_nodes_ready_seconds": startup_to_ready,
             "create_requests_seconds": created,
             "all_running_seconds": all_running, "pods_per_second": pods / all_running,
             "latency_p50_s": percentile(latencies, 50), "latency_p90_s": percentile(latencies, 90),
             "latency_p99_s": percentile(latencies, 99),
+            "all_ready_seconds": all_ready,
+            "ready_latency_p50_s": percentile(ready_latencies, 50),
+            "ready_latency_p99_s": percentile(ready_latencies, 99),
             # where the time goes: from sending the create to the watch seeing each step
             **{f"{stage}_p50_s": percentile(values, 50) for stage, values in stages.items()},
             **{f"{stage}_p99_s": percentile(values, 99) for stage, values in stages.items()},
@@ -160,9 +188,12 @@ def main() -> None:
     p.add_argument("--pods", type=int, default=10000)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--timeout", type=float, default=300)
+    p.add_argument("--readiness-probe", type=int, nargs="?", const=1, default=None, metavar="N",
+                   help="give every pod a readiness probe with initialDelaySeconds N (default 1)")
     args = p.parse_args()
-    result = asyncio.run(run(args.nodes, args.pods, args.concurrency, args.timeout))
-    print_result(f"{args.pods} pods on {args.nodes} simulated nodes", result)
+    result = asyncio.run(run(args.nodes, args.pods, args.concurrency, args.timeout, args.readiness_probe))
+    probe = f", readiness probe after {args.readiness_probe}s" if args.readiness_probe is not None else ""
+    print_result(f"{args.pods} pods on {args.nodes} simulated nodes{probe}", result)
     print(f"  written to {write_result('scale', result)}")
 
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from podlife.node.machine import (
-    DEADLINE_MESSAGE, ContainerStarted, KillContainers, PodEvicted, PodUpdated, PostStartDone, ProbeFailed,
+    DEADLINE_MESSAGE, ContainerStarted, ImagePullFailed, KillContainers, PodEvicted, PodUpdated, PostStartDone, ProbeFailed,
     ProbeResult, RecordEvent, ReleaseSandbox, RunHook, SandboxReady, SetUpSandbox, StartContainer, WakeAt,
 )
 
@@ -357,3 +357,13 @@ def test_random_lives_with_init_containers_keep_the_rules(policy: str, steps: li
     for before, after in zip(phases, phases[1:]):
         if before in ("Succeeded", "Failed"):
             assert after == before
+
+
+def test_an_init_containers_image_pull_error_turns_into_back_off() -> None:
+    d = Driver(init_pod("Always", {"name": "i1", "image": "nope"}))
+    sandbox(d)
+    d.observe(ImagePullFailed("i1", "not found", shown_for=1.0))
+    d.plan()
+    d.now = 2.0
+    assert d.plan() != [WakeAt(1.0)]
+    assert statuses(d)["i1"]["state"]["waiting"]["reason"] == "ImagePullBackOff"

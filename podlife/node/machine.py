@@ -831,7 +831,7 @@ class PodLifecycle:
 
     def _timed_transitions(self, now: float, out: list[Effect]) -> None:
         """Changes that only time makes: ErrImagePull turning into ImagePullBackOff."""
-        for rec in self.containers:
+        for rec in self.all_containers:
             waiting = rec.waiting
             if waiting is not None and waiting.reason == ERR_IMAGE_PULL and now >= rec.pull_backoff_at:
                 rec.waiting = Waiting(IMAGE_PULL_BACK_OFF, f'Back-off pulling image "{rec.image}"')

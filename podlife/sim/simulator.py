@@ -6,8 +6,9 @@ A simulated pod lives the life a real one does because it runs through the same
 state machine, :class:`podlife.node.machine.PodLifecycle`, that the kubelet drives
 with processes. The simulator is the machine's other driver: where the kubelet has a
 process exit, the simulator has a *stage* (:mod:`podlife.sim.stages`) whose timer
-injects the same fact -- ``crash``/``oom``/``complete`` a ``ContainerExited``,
-``unready`` a readiness ``ProbeResult``, ``image-pull-error`` an ``ImagePullFailed``,
+injects the same fact -- ``crash``/``oom``/``complete`` (``init-fail``/``init-complete``
+for init containers) a ``ContainerExited``, ``unready`` a readiness ``ProbeResult``,
+``evict`` a ``PodEvicted``, ``image-pull-error`` an ``ImagePullFailed``,
 ``delete`` the containers' exits once the deletion's delay is over. The machine
 answers with the same effects either way, and the simulator carries them out with
 timers instead of processes: statuses, events, restarts and back-offs, terminal
@@ -48,6 +49,17 @@ Delayed facts go into one :class:`~podlife.sim.stages.Timers` heap; a timer only
 puts its fact in the pod's inbox and queues the key. A timer of a run the pod has
 left (its *run generation* changed) or of a start it no longer waits for is ignored,
 so nothing is ever cancelled.
+
+Pod health (issue 12): a regular init container that starts completes through a
+timer of its own (at once, or as an ``init-complete``/``init-fail`` stage says), so
+each init step is one write and ``PodInitializing`` is shown before the app
+containers start; a ``RunHook`` is answered with ``PostStartDone`` at once; a
+container with a startup or readiness probe gets the successes a prober would
+report at the time it would first report them (:func:`verdict_times`), kept in the
+pod's ``health`` list and woken by the pod's one wake timer -- nothing per period,
+and nothing at all for a pod without probes or init containers. The machine itself
+asks for the ``activeDeadlineSeconds`` wake-up, and an ``evict`` stage injects
+``PodEvicted``. Events about a container carry the machine's ``field_path``.
 
 Chaos on demand: ``podlife.io/chaos`` on a pod (``crash``, ``oom``, ``unready``,
 ``ready``) acts once per value, as soon as the pod runs, and is acknowledged by
@@ -90,15 +102,15 @@ from ..machinery.errors import ApiError
 from ..machinery.tasks import Supervisor
 from ..machinery.timeutil import now_rfc3339
 from ..node.machine import (
-    ContainerExited, ContainerRecord, ContainerStarted, DeletePod, Effect, Fact, ImagePullFailed, KillContainers, LifecycleConfig,
-    PodLifecycle, PodUpdated, ProbeResult, RecordEvent, SandboxFailed, SandboxReady, SetUpSandbox, StartContainer,
-    WakeAt, WriteStatus, only_waits,
+    ContainerExited, ContainerRecord, ContainerStarted, DeletePod, Effect, Fact, ImagePullFailed, KillContainers,
+    LifecycleConfig, PodEvicted, PodLifecycle, PodUpdated, PostStartDone, ProbeResult, RecordEvent, RunHook,
+    SandboxFailed, SandboxReady, SetUpSandbox, StartContainer, WakeAt, WriteStatus, only_waits, seconds_between,
 )
 from ..node.status import Running, Terminated, status_patch
 from .nodes import NodePool, SimNode
 from .stages import (
-    COMPLETE, CRASH, CREATE, DELETE, IMAGE_PULL_ERROR, OOM, PATCH, RUN, UNREADY, Next, StageSet, Timers,
-    apply_status_patch, load_stages,
+    COMPLETE, CRASH, CREATE, DELETE, EVICT, IMAGE_PULL_ERROR, INIT_COMPLETE, INIT_FAIL, OOM, PATCH, RUN, UNREADY,
+    Next, StageSet, Timers, apply_status_patch, load_stages,
 )
 
 log = logging.getLogger(__name__)
@@ -108,9 +120,13 @@ OOM_KILLED, OOM_EXIT_CODE = "OOMKilled", 137
 #: What ends a container run, in the order they are looked at when due together.
 RUN_ENDERS = (CRASH, OOM, COMPLETE)
 #: The stages looked up each time the containers start.
-RUN_STAGES = (*RUN_ENDERS, UNREADY, PATCH)
+RUN_STAGES = (*RUN_ENDERS, UNREADY, PATCH, EVICT)
 SIMULATED_PULL_FAILURE = "simulated pull failure (podlife sim)"
 SIMULATED_PROBE_FAILURE = "simulated (podlife sim)"
+#: What an ``evict`` stage says when it names no message (the kubelet's words for a node-pressure eviction).
+DEFAULT_EVICTION_MESSAGE = "The node was low on resource: memory. "
+#: A health timer fires this close to a verdict's time: the verdict is due (Timers' own tolerance).
+_DUE_SLACK = 1e-3
 
 
 class Step(enum.Enum):
@@ -119,6 +135,7 @@ class Step(enum.Enum):
     NEW = "new"  # bound, nothing written yet
     CREATING = "creating"  # ContainerCreating written; waiting for the port
     NETWORKED = "networked"  # pod IP known; containers not started yet
+    INITIALIZING = "initializing"  # init containers running (or waiting their turn)
     PULLING = "pulling"  # an image pull failing (never runs)
     RUNNING = "running"
     BACKOFF = "backoff"  # crashed containers wait to be restarted
@@ -164,6 +181,43 @@ def _targets(machine: PodLifecycle, container: str | None) -> list[str]:
     return [name for name in names if name == container]
 
 
+def _is_init(machine: PodLifecycle, name: str) -> bool:
+    rec = machine.container(name)
+    return rec is not None and rec.init
+
+
+def _probed(rec: ContainerRecord) -> bool:
+    """Whether ``rec`` has a probe whose success a simulated node must report (startup, readiness)."""
+    spec = rec.spec
+    return "startupProbe" in spec or "readinessProbe" in spec
+
+
+def _probe_field(probe: Any, name: str, default: int) -> float:
+    value = probe.get(name) if isinstance(probe, dict) else None
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else float(default)
+
+
+def verdict_times(container: Obj, started: float) -> tuple[float | None, float | None]:
+    """When a container's startup and readiness probes first succeed on a simulated node.
+
+    Every probe run succeeds, so: the startup probe at its ``initialDelaySeconds``
+    after the start; the readiness probe, which a real kubelet only runs once the
+    startup probe passed, at its own ``initialDelaySeconds`` (or then, if later), plus
+    ``successThreshold - 1`` periods for the successes it needs in a row. A container
+    with a startup probe and no readiness probe is ready when it is started. None:
+    no such probe. One time per probe, not a run per period: nothing happens between.
+    """
+    startup, readiness = container.get("startupProbe"), container.get("readinessProbe")
+    startup_at = started + _probe_field(startup, "initialDelaySeconds", 0) if startup else None
+    if not readiness:
+        return startup_at, None
+    ready_at = started + _probe_field(readiness, "initialDelaySeconds", 0)
+    if startup_at is not None:
+        ready_at = max(ready_at, startup_at)
+    ready_at += (_probe_field(readiness, "successThreshold", 1) - 1) * _probe_field(readiness, "periodSeconds", 10)
+    return startup_at, ready_at
+
+
 def _seconds_until(stamp: str) -> float:
     try:
         when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
@@ -181,9 +235,10 @@ class _Gone(Exception):
 #   ("create",)                              the create stage's delay is over
 #   ("start", container, instance)           a delayed start happens
 #   ("pull", container, instance)            a delayed image pull fails
-#   ("run", generation, action, Next)        a run stage fires (crash, oom, complete, unready, patch)
-#   ("kill", exit_code)                      the deletion's delay is over: the containers stop
-#   ("wake",)                                the machine asked to be woken (WakeAt)
+#   ("run", generation, action, Next)        a run stage fires (crash, oom, complete, unready, patch, evict)
+#   ("init", container, instance, action, Next | None)   an init container completes or fails
+#   ("kill", exit_code, containers)          the deletion's delay is over: the containers stop
+#   ("wake",)                                the machine asked to be woken (WakeAt), or a probe verdict is due
 _Due = tuple[Any, ...]
 
 
@@ -212,6 +267,10 @@ class PodSim:
     patches: list[Next] = field(default_factory=list)  # patch stages that fired, to apply in this sync
     wake_at: float = 0.0  # the WakeAt timer set (0: none)
     chaos_acked: str | None = None
+    #: a regular init container that started, (name, instance): its stages are looked up after the next write
+    init_due: tuple[str, int] | None = None
+    #: probe verdicts to come, (when, container, instance, probe); None for the pods without probes
+    health: list[tuple[float, str, int, str]] | None = None
 
     @property
     def step(self) -> Step:
@@ -226,6 +285,8 @@ class PodSim:
             return Step.DONE
         if not m.sandbox_ready:
             return Step.CREATING
+        if not m.initialized:
+            return Step.INITIALIZING
         recs = m.containers
         if any(rec.waiting is not None and rec.pull_attempts for rec in recs):
             return Step.PULLING
@@ -253,6 +314,8 @@ class Simulator:
             raise ValueError("the number of simulated nodes must not be negative")
         self.client = TrackingClient(client)  # so the informer skips the echoes of our writes
         self.stages = stages if stages is not None else load_stages(stages_file, seed=seed)
+        #: the run actions the stage set has stages for: the others are not looked up per run
+        self._run_actions = tuple(action for action in RUN_STAGES if self.stages.has(action))
         self.timers = Timers()
         self.restart_backoff = restart_backoff
         self.max_restart_backoff = max_restart_backoff
@@ -352,6 +415,8 @@ class Simulator:
         inbox, sim.inbox = sim.inbox, []
         for due in inbox:
             pod = await self._carry_out(sim, pod, self._due_facts(sim, pod, due, now))
+        if sim.health:
+            pod = await self._carry_out(sim, pod, self._due_verdicts(sim, now))
         while sim.patches:
             pod = await self._apply_patch(sim, pod, sim.patches.pop(0))
         if _chaos_pending(sim, pod) and not machine.terminating:
@@ -361,6 +426,8 @@ class Simulator:
         # echo wakes no second sync.
         if _chaos_pending(sim, pod) and not machine.terminating and not machine.deleted:
             await self._advance(sim, await self._chaos(sim, pod))
+        if sim.health:
+            self._wake(sim, WakeAt(min(entry[0] for entry in sim.health)))
 
     def _admit(self, sim: PodSim, pod: Obj) -> bool:
         """The ``create`` stage: whether the node takes the pod in now (else its timer is set once)."""
@@ -372,7 +439,7 @@ class Simulator:
         if match is None or match.delay <= 0:
             sim.created = True
             if match is not None:
-                self._stage_event(pod, match.stage.next)
+                self._stage_event(sim, pod, match.stage.next)
             return True
         if not sim.create_timer:
             sim.create_timer = True
@@ -388,14 +455,42 @@ class Simulator:
         status = pod.get("status") or {}
         loop_now = asyncio.get_running_loop().time()
         running = [s.get("name") for s in status.get("containerStatuses") or () if "running" in (s.get("state") or {})]
-        machine.recover(status, now=loop_now, now_text=now_rfc3339(), alive=running, sandbox_ready=True)
+        running_init = [s.get("name") for s in status.get("initContainerStatuses") or ()
+                        if "running" in (s.get("state") or {})]
+        machine.recover(status, now=loop_now, now_text=now_rfc3339(), alive=running + running_init, sandbox_ready=True)
         sim = PodSim(key, meta.get("uid", ""), meta["name"], meta.get("namespace", "default"), node, machine,
                      created=bool(status.get("containerStatuses")),
                      chaos_acked=(meta.get("annotations") or {}).get(CHAOS_ACK_ANNOTATION))
         sim.seen_rv = meta.get("resourceVersion") or ""
         sim.arm_due = bool(running) and not machine.finished
+        if running or running_init:  # only an adopted pod has containers that run already
+            self._recover_health(sim, loop_now)
         self.sims[key] = sim
         return sim
+
+    def _recover_health(self, sim: PodSim, now: float) -> None:
+        """An adopted pod's running containers: the init container's stages and the probes still to pass.
+
+        Their timers were the old simulator's; the verdicts still missing are due as
+        long after each container's start as they would have been (at once if that is past).
+        """
+        machine, now_text = sim.machine, now_rfc3339()
+        for rec in machine.all_containers:
+            cur = rec.current
+            if not rec.alive or not isinstance(cur, Running):
+                continue
+            if rec.init and not rec.sidecar:
+                sim.init_due = (rec.name, rec.restart_count)
+            if _probed(rec):
+                elapsed = seconds_between(cur.started_at, now_text) or 0.0
+                started = now - max(elapsed, 0.0)
+                self._schedule_verdicts(sim, rec, started, startup=not rec.startup_passed,
+                                        readiness=rec.verdict is False)
+                startup_at = verdict_times(rec.spec, started)[0]
+                if "readinessProbe" not in rec.spec and rec.verdict is False and startup_at is not None:
+                    # stored unready only for want of its startup probe: ready once that passes
+                    assert sim.health is not None
+                    sim.health.append((startup_at, rec.name, rec.restart_count, "Readiness"))
 
     async def _advance(self, sim: PodSim, pod: Obj) -> Obj:
         """Carry out the machine's plan until only waits are left; returns the newest pod seen."""
@@ -409,6 +504,8 @@ class Simulator:
             pod = await self._carry_out(sim, pod, effects)
         if sim.arm_due and not any(rec.starting for rec in machine.containers):
             self._arm_run(sim, pod)
+        if sim.init_due is not None and not machine.deleted:
+            self._arm_init(sim, pod)
         return pod
 
     async def _carry_out(self, sim: PodSim, pod: Obj, effects: list[Effect]) -> Obj:
@@ -422,9 +519,12 @@ class Simulator:
                 pod = await self._write(sim, pod, effect.terminal)
                 if sim.arm_due and not any(rec.starting for rec in machine.containers):
                     self._arm_run(sim, pod)
+                if sim.init_due is not None:
+                    self._arm_init(sim, pod)
             elif isinstance(effect, RecordEvent):
                 if not effect.routine:
-                    self._event(pod, effect.type, effect.reason, effect.message, effect.container)
+                    self._event(pod, effect.type, effect.reason, effect.message,
+                                machine.field_path(effect.container) if effect.container else "")
             elif isinstance(effect, SetUpSandbox):
                 follow = self._set_up_sandbox(sim, pod)
             elif isinstance(effect, StartContainer):
@@ -435,8 +535,10 @@ class Simulator:
                 await self._delete(sim)
             elif isinstance(effect, WakeAt):
                 self._wake(sim, effect)
-            # ReleaseSandbox: a simulated sandbox holds nothing; RunHook: simulated
-            # containers have no hooks to run, so a postStart hook "finishes" at once.
+            elif isinstance(effect, RunHook):
+                # a simulated container's postStart hook succeeds at once
+                follow = machine.observe(PostStartDone(effect.container), asyncio.get_running_loop().time())
+            # ReleaseSandbox: a simulated sandbox holds nothing.
             if follow:
                 pod = await self._carry_out(sim, pod, follow)
         return pod
@@ -467,13 +569,57 @@ class Simulator:
         return sim.run_delay
 
     def _started(self, sim: PodSim, pod: Obj, name: str, instance: int) -> list[Effect]:
-        """A simulated container starts now (the run stage's event comes with the pod's first start)."""
-        if instance == 0 and sim.run_next is not None:
-            self._stage_event(pod, sim.run_next)
-            sim.run_next = None
-        sim.arm_due = True
+        """A simulated container starts now (the run stage's event comes with the pod's first app start).
+
+        An app container's start arms the run stages; a regular init container's, its
+        own (:meth:`_arm_init`); a container with probes gets its verdicts' times.
+        """
+        machine = sim.machine
         now = asyncio.get_running_loop().time()
-        return sim.machine.observe(ContainerStarted(name, new_container_id(), now_rfc3339()), now)
+        out = machine.observe(ContainerStarted(name, new_container_id(), now_rfc3339()), now)
+        rec = machine.container(name)
+        if rec is None:
+            return out
+        if rec.init:
+            if not rec.sidecar:
+                sim.init_due = (name, rec.restart_count)
+        else:
+            if instance == 0 and sim.run_next is not None:
+                self._stage_event(sim, pod, sim.run_next)
+                sim.run_next = None
+            sim.arm_due = True
+        if _probed(rec) and rec.alive:
+            if "readinessProbe" in rec.spec:  # not ready before its first success (no event)
+                out += machine.observe(ProbeResult(name, False), now)
+            self._schedule_verdicts(sim, rec, now, startup=True, readiness=True)
+        return out
+
+    def _schedule_verdicts(self, sim: PodSim, rec: ContainerRecord, started: float, *, startup: bool,
+                           readiness: bool) -> None:
+        """When the probes of the instance that started at ``started`` succeed (see :func:`verdict_times`)."""
+        startup_at, ready_at = verdict_times(rec.spec, started)
+        entries = sim.health if sim.health is not None else []
+        if startup and startup_at is not None:
+            entries.append((startup_at, rec.name, rec.restart_count, "Startup"))
+        if readiness and ready_at is not None:
+            entries.append((ready_at, rec.name, rec.restart_count, "Readiness"))
+        sim.health = entries
+
+    def _due_verdicts(self, sim: PodSim, now: float) -> list[Effect]:
+        """The probe verdicts whose time has come, for the instances they were meant for."""
+        machine = sim.machine
+        due: list[tuple[float, str, int, str]] = []
+        later: list[tuple[float, str, int, str]] = []
+        for entry in sim.health or ():
+            (due if entry[0] <= now + _DUE_SLACK else later).append(entry)
+        sim.health = later or None
+        out: list[Effect] = []
+        for _, name, instance, probe in sorted(due):
+            rec = machine.container(name)
+            if rec is None or not rec.alive or rec.restart_count != instance or machine.terminating:
+                continue
+            out += machine.observe(ProbeResult(name, True, probe), now)
+        return out
 
     def _pull_stage(self, pod: Obj, container: str) -> Next | None:
         match = self.stages.first(IMAGE_PULL_ERROR, pod)
@@ -483,7 +629,7 @@ class Simulator:
 
     def _starts_at_once(self, sim: PodSim, pod: Obj, effect: StartContainer) -> bool:
         return (effect.instance == 0 and self._pull_stage(pod, effect.container) is None
-                and self._first_run_delay(sim, pod) <= 0)
+                and (self._first_run_delay(sim, pod) <= 0 or _is_init(sim.machine, effect.container)))
 
     def _merges_with_starts(self, sim: PodSim, pod: Obj, effects: list[Effect], i: int) -> bool:
         """Whether the write at ``effects[i]`` can wait for the first starts right after it.
@@ -496,6 +642,8 @@ class Simulator:
         starts = [e for e in rest if isinstance(e, StartContainer)]
         if not starts or len(starts) != sum(1 for e in rest if not isinstance(e, (RecordEvent, WakeAt))):
             return False
+        if sim.machine.init_containers and not all(_is_init(sim.machine, e.container) for e in starts):
+            return False  # the write that shows the pod initialized (PodInitializing) is one of its own
         return all(self._starts_at_once(sim, pod, e) for e in starts)
 
     def _start(self, sim: PodSim, pod: Obj, effect: StartContainer) -> list[Effect]:
@@ -510,9 +658,9 @@ class Simulator:
                 self._later(sim, match.delay, ("pull", name, instance))
                 return []
             if rec is not None and rec.pull_attempts == 0:
-                self._stage_event(pod, pull)
+                self._stage_event(sim, pod, pull)
             return sim.machine.observe(self._pull_failure(rec, pull), now) if rec is not None else []
-        delay = self._first_run_delay(sim, pod) if instance == 0 else 0.0
+        delay = self._first_run_delay(sim, pod) if instance == 0 and (rec is None or not rec.init) else 0.0
         if delay > 0:
             self._later(sim, delay, ("start", name, instance))
             return []
@@ -534,10 +682,10 @@ class Simulator:
             stamp = (pod.get("metadata") or {}).get("deletionTimestamp")
             delay = min(match.delay, _seconds_until(stamp)) if stamp else 0.0
         if delay > 0:
-            self._later(sim, delay, ("kill", code))
+            self._later(sim, delay, ("kill", code, effect.containers))
             return []
         if match is not None:
-            self._stage_event(pod, match.stage.next)
+            self._stage_event(sim, pod, match.stage.next)
         return self._exits(sim, list(effect.containers), code, "Completed" if code == 0 else "Error")
 
     def _exits(self, sim: PodSim, names: list[str], code: int, reason: str, message: str = "",
@@ -573,25 +721,60 @@ class Simulator:
                 nxt = self._pull_stage(pod, rec.name)
                 if nxt is None:
                     return []
-                self._stage_event(pod, nxt)
+                self._stage_event(sim, pod, nxt)
                 return machine.observe(self._pull_failure(rec, nxt), now)
             return self._started(sim, pod, rec.name, due[2])
         if kind == "run":
             if due[1] != sim.run_gen or machine.terminating:
                 return []
             return self._run_stage(sim, pod, due[2], due[3])
+        if kind == "init":
+            return self._init_ends(sim, pod, *due[1:])
         if kind == "kill":
-            code = due[1]
-            names = [rec.name for rec in machine.containers if rec.alive]
+            code, wanted = due[1], due[2]
+            names = [name for name in wanted if (rec := machine.container(name)) is not None and rec.alive]
             return self._exits(sim, names, code, "Completed" if code == 0 else "Error")
         return []  # "wake": the plan that follows does the work
+
+    def _arm_init(self, sim: PodSim, pod: Obj) -> None:
+        """Look up the stages of the init container that started (``init-fail``, ``init-complete``).
+
+        Done after the write that shows it running, so a selector sees this run's
+        restart count. With neither matching it completes at once -- still a timer of
+        its own, so the write of each step is one: Init:0/2, Init:1/2, PodInitializing.
+        """
+        if sim.init_due is None:
+            return
+        (name, instance), sim.init_due = sim.init_due, None
+        armed = False
+        for action in (INIT_FAIL, INIT_COMPLETE):
+            match = self.stages.first(action, pod, name)
+            if match is not None:
+                armed = True
+                self._later(sim, match.delay, ("init", name, instance, action, match.stage.next))
+        if not armed:
+            self._later(sim, 0.0, ("init", name, instance, INIT_COMPLETE, None))
+
+    def _init_ends(self, sim: PodSim, pod: Obj, name: str, instance: int, action: str,
+                   nxt: Next | None) -> list[Effect]:
+        """An init container's stage fires: it exits 0 (``init-complete``) or fails (``init-fail``)."""
+        machine = sim.machine
+        rec = machine.container(name)
+        if rec is None or not rec.alive or rec.restart_count != instance or machine.terminating:
+            return []  # an instance that already ended (the other stage fired first), or the pod stops
+        if nxt is not None:
+            self._stage_event(sim, pod, nxt, name)
+        if action == INIT_FAIL and nxt is not None:
+            code = nxt.exit_code if nxt.exit_code is not None else 1
+            return self._exits(sim, [name], code, nxt.reason or "Error", nxt.message or "", nxt)
+        return self._exits(sim, [name], 0, "Completed", nxt=nxt)
 
     def _arm_run(self, sim: PodSim, pod: Obj) -> None:
         """Look up this run's stages (crash, oom, complete, unready, patch) and set their timers."""
         sim.arm_due = False
         sim.run_gen += 1
         sim.armed.clear()
-        for action in RUN_STAGES:
+        for action in self._run_actions:
             match = self.stages.first(action, pod)
             if match is not None:
                 sim.armed[action] = match.stage.next
@@ -602,10 +785,13 @@ class Simulator:
         targets = _targets(sim.machine, nxt.container)
         if not targets:
             return []
-        self._stage_event(pod, nxt)
+        self._stage_event(sim, pod, nxt)
         if action == OOM:
             self._event(pod, "Warning", "OOMKilling", f"Memory cgroup out of memory: killed container {targets}")
             return self._exits(sim, targets, OOM_EXIT_CODE, OOM_KILLED, nxt=nxt)
+        if action == EVICT:
+            fact = PodEvicted(nxt.message or DEFAULT_EVICTION_MESSAGE, nxt.grace_period)
+            return sim.machine.observe(fact, asyncio.get_running_loop().time())
         if action == COMPLETE:
             return self._exits(sim, targets, 0, "Completed", nxt=nxt)
         if action == CRASH:
@@ -621,11 +807,16 @@ class Simulator:
             sim.patches.append(nxt)  # applied by this sync, between the machine's writes
         return []
 
-    def _stage_event(self, pod: Obj, nxt: Next) -> None:
-        """The event a stage declares (``next.event``), recorded when its fact is injected."""
+    def _stage_event(self, sim: PodSim, pod: Obj, nxt: Next, container: str | None = None) -> None:
+        """The event a stage declares (``next.event``), recorded when its fact is injected.
+
+        It names ``container`` (else the stage's own ``container``), by the fieldPath the
+        kubelet gives it (``spec.initContainers{x}`` or ``spec.containers{x}``).
+        """
         event = nxt.event
         if event is not None:
-            self._event(pod, event.type, event.reason, event.message, nxt.container or "")
+            name = container or nxt.container
+            self._event(pod, event.type, event.reason, event.message, sim.machine.field_path(name) if name else "")
 
     async def _apply_patch(self, sim: PodSim, pod: Obj, nxt: Next) -> Obj:
         """A ``patch`` stage: its status patch, written as it is; the machine then sees the pod it made.
@@ -672,14 +863,15 @@ class Simulator:
         sim.seen_rv = (new.get("metadata") or {}).get("resourceVersion") or ""
         return new
 
-    def _event(self, pod: Obj, type_: str, reason: str, message: str, container: str = "") -> None:
+    def _event(self, pod: Obj, type_: str, reason: str, message: str, field_path: str = "") -> None:
+        """Record an event about ``pod`` (``field_path``: the container's, from the machine)."""
         if not self.record_events:
             return
         node = str((pod.get("spec") or {}).get("nodeName") or "")
         recorder = self.recorders.get(node)
         if recorder is None:
             recorder = self.recorders[node] = EventRecorder(self.client, "kubelet", node)
-        recorder.event(pod, type_, reason, message, f"spec.containers{{{container}}}" if container else "")
+        recorder.event(pod, type_, reason, message, field_path)
 
     # ------------------------------------------------------------------ chaos
 

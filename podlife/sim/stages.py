@@ -41,6 +41,9 @@ action                  the fact it injects
 ``image-pull-error``    the image pull failed (then back-off, retry, ... for ever)
 ``delete``              the containers stopped, after the delay; the pod is then removed
 ``patch``               a status patch (``next.statusPatch``) and its event, if any
+``evict``               PodEvicted(message, gracePeriod): the node evicts the pod (Failed, Evicted)
+``init-complete``       ContainerExited(0, ``Completed``) of the init container that runs
+``init-fail``           ContainerExited(exitCode, reason) of it: non-zero, default 1 and ``Error``
 ``heartbeat-stop``      (Node) the node stops renewing its Lease and writing its status
 ======================  ====================================================================
 
@@ -60,13 +63,16 @@ moment                        actions (the first matching stage of each applies)
 pod bound to a sim node       ``create``
 sandbox has its IP            ``image-pull-error`` (never runs) or else ``run``
 each time containers start    ``crash``, ``oom``, ``complete`` (first to fire wins),
-                              ``unready``, ``patch``
+                              ``unready``, ``patch``, ``evict``
+each time an init container   ``init-complete``, ``init-fail`` (first to fire wins;
+starts (not a sidecar)        neither matching: it completes at once)
 pod being deleted             ``delete``
 node registered               ``heartbeat-stop``
 ============================  ====================================================
 
-A lifecycle action (``create``, ``run``, ``delete``) with no matching stage happens
-at once; a fault action, ``complete`` or ``patch`` with no matching stage does not
+A lifecycle action (``create``, ``run``, ``delete``, ``init-complete``) with no
+matching stage happens at once (``init-complete``: unless an ``init-fail`` stage
+matches); a fault action, ``complete`` or ``patch`` with no matching stage does not
 happen. Each action is looked at on its own: a ``crash`` stage and a ``complete``
 stage that both select a run are both armed and the first to fire ends it, so
 alternatives between actions are made by selectors that exclude each other.
@@ -130,14 +136,16 @@ DEFAULT_STAGES_RESOURCE = "default-stages.yaml"
 # Pod actions.
 CREATE, RUN, COMPLETE, DELETE = "create", "run", "complete", "delete"
 CRASH, OOM, IMAGE_PULL_ERROR, UNREADY = "crash", "oom", "image-pull-error", "unready"
-PATCH = "patch"
+PATCH, EVICT = "patch", "evict"
+INIT_COMPLETE, INIT_FAIL = "init-complete", "init-fail"
 # Node actions.
 HEARTBEAT_STOP = "heartbeat-stop"
 
 POD, NODE = "Pod", "Node"
 ACTIONS: dict[str, str] = {
     CREATE: POD, RUN: POD, COMPLETE: POD, DELETE: POD,
-    CRASH: POD, OOM: POD, IMAGE_PULL_ERROR: POD, UNREADY: POD, PATCH: POD,
+    CRASH: POD, OOM: POD, IMAGE_PULL_ERROR: POD, UNREADY: POD, PATCH: POD, EVICT: POD,
+    INIT_COMPLETE: POD, INIT_FAIL: POD,
     HEARTBEAT_STOP: NODE,
 }
 _BACKOFF = ("backoff", "maxBackoff")
@@ -150,6 +158,9 @@ ACTION_PARAMS: dict[str, tuple[str, ...]] = {
     IMAGE_PULL_ERROR: ("container", "message", "pullDuration", *_BACKOFF),
     UNREADY: ("container",),
     PATCH: ("statusPatch",),
+    EVICT: ("message", "gracePeriod"),
+    INIT_COMPLETE: ("container",),
+    INIT_FAIL: ("exitCode", "reason", "message", "container", *_BACKOFF),
     DELETE: ("exitCode",),
     HEARTBEAT_STOP: (),
 }
@@ -448,6 +459,8 @@ class Next:
     pull_duration: float | None = None
     event: StageEvent | None = None
     status_patch: Mapping[str, Any] | None = field(default=None, hash=False)
+    #: ``evict``: the seconds the containers get to stop (None: the pod's own grace period)
+    grace_period: float | None = None
 
 
 @dataclass(frozen=True)
@@ -511,22 +524,27 @@ class StageSet:
     def has(self, action: str) -> bool:
         return action in self._by_action
 
-    def first(self, action: str, obj: Mapping[str, Any]) -> Match | None:
+    def first(self, action: str, obj: Mapping[str, Any], container: str | None = None) -> Match | None:
         """The stage of ``action`` that applies to ``obj`` (with its delay), if any.
 
         The first selecting stage, or, when some selecting stages are weighted, one of
-        those drawn by weight.
+        those drawn by weight. ``container``: only stages that name no container or
+        this one (an init container's stages, looked up for the one that started).
         """
         if action in self._weighted:
-            return self._drawn(action, obj)
+            return self._drawn(action, obj, container)
         for candidate in self._candidates.get(action, ()):
+            if container is not None and candidate.stage.next.container not in (None, container):
+                continue
             match = self._match(candidate, obj)
             if match is not None:
                 return match
         return None
 
-    def _drawn(self, action: str, obj: Mapping[str, Any]) -> Match | None:
-        matches = [m for m in (self._match(c, obj) for c in self._candidates[action]) if m is not None]
+    def _drawn(self, action: str, obj: Mapping[str, Any], container: str | None = None) -> Match | None:
+        candidates = [c for c in self._candidates[action]
+                      if container is None or c.stage.next.container in (None, container)]
+        matches = [m for m in (self._match(c, obj) for c in candidates) if m is not None]
         weighted = [m for m in matches if m.stage.weight]
         if not weighted:
             return matches[0] if matches else None
@@ -855,6 +873,9 @@ def _next(raw: Any, where: _Where, resource: str) -> Next:
         raise where.error("spec.next.exitCode", f"must be an integer from 0 to 255, not {exit_code!r}")
     if action == CRASH and exit_code == 0:
         raise where.error("spec.next.exitCode", "a crash exits non-zero (use action: complete for exit code 0)")
+    if action == INIT_FAIL and exit_code == 0:
+        raise where.error("spec.next.exitCode", "a failed init container exits non-zero "
+                                                "(use action: init-complete for exit code 0)")
     for text_field in ("reason", "message", "container"):
         if text_field in raw and not isinstance(raw[text_field], str):
             raise where.error(f"spec.next.{text_field}", "must be a string")
@@ -865,7 +886,8 @@ def _next(raw: Any, where: _Where, resource: str) -> Next:
     nxt = Next(action, exit_code, raw.get("reason"), raw.get("message"), raw.get("container"),
                opt_duration("backoff"), opt_duration("maxBackoff"), opt_duration("pullDuration"),
                _event(raw["event"], where) if "event" in raw else None,
-               _status_patch(raw["statusPatch"], where) if "statusPatch" in raw else None)
+               _status_patch(raw["statusPatch"], where) if "statusPatch" in raw else None,
+               opt_duration("gracePeriod"))
     if nxt.backoff is not None and nxt.max_backoff is not None and nxt.max_backoff < nxt.backoff:
         raise where.error("spec.next.maxBackoff", "must not be less than spec.next.backoff")
     return nxt
