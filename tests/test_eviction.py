@@ -9,9 +9,9 @@ import pytest
 from podlife.kubelet.eviction import (
     DEFAULT_HARD, MEMORY_AVAILABLE, NODEFS_AVAILABLE, PID_AVAILABLE, EvictionConfig, EvictionConfigError,
     EvictionState, Observation, PodStats, empty_dir_violation, eviction_grace, eviction_message, meminfo,
-    parse_duration, parse_grace_periods, parse_thresholds, pressure_taints, rank_pods, synchronize, thresholds_met,
+    parse_duration, parse_grace_periods, parse_thresholds, rank_pods, synchronize, thresholds_met,
 )
-from podlife.node.node_status import node_conditions, pressure_conditions
+from podlife.node.node_status import node_conditions, pressure_conditions, pressure_taints
 
 MI = 1024 * 1024
 GI = 1024 * MI

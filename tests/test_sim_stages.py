@@ -56,6 +56,7 @@ from .test_sim import (
     state_of,
 )
 from .cluster_harness import async_wait_for
+from .test_stage_format import parse_error
 from .in_process import InProcessApi
 
 STAGES_DIR = Path(__file__).resolve().parent.parent / "podlife" / "sim" / "stages"
@@ -473,6 +474,35 @@ next: {action: heartbeat-stop}
         # chaos brings it back
         await client.patch(NODES, "sim-node-1", {"metadata": {"annotations": {"podlife.io/chaos": "heartbeat-start"}}})
         await async_wait_for(lambda: sim.pool.nodes["sim-node-1"].beating, what="resumed")
+
+
+
+async def test_node_pressure_stage_sets_the_condition_and_its_taint(client: LocalClient) -> None:
+    stages = parse_stages(one_stage("""
+resourceRef: {kind: Node}
+selector: {matchExpressions: [{key: .metadata.name, operator: In, values: [sim-node-1]}]}
+delay: {duration: 50ms}
+next: {action: node-pressure, condition: DiskPressure}
+"""))
+    async with simulator(client, 2, stages=stages):
+        async def tainted() -> Obj | None:
+            node = await client.get(NODES, "sim-node-1")
+            taints = (node.get("spec") or {}).get("taints") or []
+            return node if any(t.get("key") == "node.kubernetes.io/disk-pressure" for t in taints) else None
+
+        node = await async_wait_for(tainted, what="the disk-pressure taint")
+        conditions = {c["type"]: c for c in node["status"]["conditions"]}
+        assert (conditions["DiskPressure"]["status"], conditions["DiskPressure"]["reason"]) == (
+            "True", "KubeletHasDiskPressure")
+        assert conditions["MemoryPressure"]["status"] == "False" and conditions["Ready"]["status"] == "True"
+        other = await client.get(NODES, "sim-node-0")
+        assert not (other.get("spec") or {}).get("taints")
+
+
+def test_a_node_pressure_stage_names_its_condition() -> None:
+    bad = parse_error(one_stage("resourceRef: {kind: Node}\nnext: {action: node-pressure, condition: Hungry}"))
+    assert "spec.next.condition: required for action node-pressure: one of MemoryPressure, DiskPressure, " \
+           "PIDPressure, not 'Hungry'" in bad
 
 
 # --------------------------------------------------------------------------- fixtures

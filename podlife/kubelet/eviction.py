@@ -51,8 +51,9 @@ layer of a container is not counted); PIDs are the cgroup's or the session's pro
 
 **Taints.** The kubelet sets the Node's conditions from :attr:`EvictionManager.pressure`
 and, when they flip, the taints ``node.kubernetes.io/{memory,disk,pid}-pressure:NoSchedule``
-(:func:`pressure_taints`). In Kubernetes the node lifecycle controller adds those taints from
-the conditions; podlife has no such controller yet, so the kubelet does it.
+(:func:`podlife.node.node_status.pressure_taints`, shared with simulated nodes). In
+Kubernetes the node lifecycle controller adds those taints from the conditions; podlife
+has no such controller yet, so the kubelet does it.
 """
 
 from __future__ import annotations
@@ -96,11 +97,6 @@ DEFAULT_HARD = "memory.available<100Mi,nodefs.available<10%,imagefs.available<15
 POD_CLEANUP_TIMEOUT = 30.0
 
 #: the taint each pressure condition puts on the Node (effect NoSchedule)
-PRESSURE_TAINTS = {
-    "MemoryPressure": "node.kubernetes.io/memory-pressure",
-    "DiskPressure": "node.kubernetes.io/disk-pressure",
-    "PIDPressure": "node.kubernetes.io/pid-pressure",
-}
 
 NODE_LOW_MESSAGE = "The node was low on resource: {resource}. "
 THRESHOLD_MET_MESSAGE = "Threshold quantity: {quantity}, available: {available}. "
@@ -296,15 +292,6 @@ def synchronize(state: EvictionState, thresholds: Sequence[Threshold], observati
                                      if now - at < transition_period or c in {SIGNAL_CONDITION[t.signal] for t in met}}
     actionable = tuple(t for t in met if now - state.first_observed[t] >= t.grace)
     return Decision(frozenset(state.condition_last_observed), tuple(met), actionable)
-
-
-def pressure_taints(existing: Sequence[Obj], pressure: Iterable[str]) -> list[Obj]:
-    """``existing`` taints with the pressure taints of ``pressure`` added and the others removed."""
-    keys = set(PRESSURE_TAINTS.values())
-    kept = [t for t in existing if t.get("key") not in keys or t.get("effect") != "NoSchedule"]
-    on = set(pressure)
-    wanted = [{"key": key, "effect": "NoSchedule"} for c, key in PRESSURE_TAINTS.items() if c in on]
-    return kept + wanted
 
 
 # =========================================================================== pods

@@ -56,9 +56,9 @@ from ..client.workqueue import WorkQueue
 from ..machinery.tasks import Supervisor
 from ..node.node_status import (
     DEFAULT_MAX_PODS, LEASE_NAMESPACE, MachineInfo, lease_object, lease_spec, node_labels, node_object, node_status,
-    probe_machine, status_differs,
+    pressure_taints, probe_machine, status_differs,
 )
-from .eviction import EvictionConfig, EvictionManager, pressure_taints
+from .eviction import EvictionConfig, EvictionManager
 from .log_rotation import ContainerLogManager, LogRotationConfig
 from .pod_worker import CNI, PodWorker, WorkerConfig
 from .runtime import ProcessRuntime

@@ -24,7 +24,7 @@ import platform
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +163,23 @@ PRESSURE_CONDITIONS = (
     ("PIDPressure", "KubeletHasInsufficientPID", "kubelet has insufficient PID available",
      "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
 )
+
+
+#: the NoSchedule taint of each pressure condition (``TaintNodesByCondition``)
+PRESSURE_TAINTS = {
+    "MemoryPressure": "node.kubernetes.io/memory-pressure",
+    "DiskPressure": "node.kubernetes.io/disk-pressure",
+    "PIDPressure": "node.kubernetes.io/pid-pressure",
+}
+
+
+def pressure_taints(existing: Sequence[Obj], pressure: Iterable[str]) -> list[Obj]:
+    """``existing`` taints with the pressure taints of ``pressure`` added and the others removed."""
+    keys = set(PRESSURE_TAINTS.values())
+    kept = [t for t in existing if t.get("key") not in keys or t.get("effect") != "NoSchedule"]
+    on = set(pressure)
+    wanted = [{"key": key, "effect": "NoSchedule"} for c, key in PRESSURE_TAINTS.items() if c in on]
+    return kept + wanted
 
 
 def pressure_conditions(pressure: Iterable[str] = ()) -> list[tuple[str, str, str, str]]:

@@ -19,7 +19,10 @@ What it watches: one Node informer (``type=simulated``), only for the chaos
 annotation ``podlife.io/chaos`` on its own nodes, which is *level-triggered*:
 ``heartbeat-stop`` stops the Lease and status writes of that node,
 ``heartbeat-start`` or removing the annotation resumes them (at once). A
-``heartbeat-stop`` stage stops a node the same way after its delay.
+``heartbeat-stop`` stage stops a node the same way after its delay; a ``node-pressure``
+stage turns its MemoryPressure, DiskPressure or PIDPressure condition True, with the
+``node.kubernetes.io/*-pressure:NoSchedule`` taint the real kubelet sets (pods on it are
+evicted by ``evict`` stages: a simulated node measures nothing).
 
 Addresses: each node's InternalIP comes from ``198.18.0.0/15`` (RFC 2544, reserved
 for benchmarking, never routed on the Internet) and is only a label: nothing ever
@@ -49,10 +52,11 @@ from ..client.base import LEASES, NODES, Client, Obj
 from ..client.informer import Informer
 from ..machinery.tasks import Supervisor
 from ..node.node_status import (
-    LEASE_NAMESPACE, lease_object, lease_spec, micro_time, node_conditions, node_info, well_known_labels,
+    LEASE_NAMESPACE, lease_object, lease_spec, micro_time, node_conditions, node_info, pressure_taints,
+    well_known_labels,
 )
 from ..node.status import rfc3339
-from .stages import HEARTBEAT_STOP, StageSet, Timers
+from .stages import HEARTBEAT_STOP, NODE_PRESSURE, StageSet, Timers
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +125,7 @@ class SimNode:
     last_status: float = 0.0  # loop time of the last status write
     stopped: set[str] = field(default_factory=set)  # why heartbeats are stopped: "stage", "chaos"
     chaos_seen: str | None = None  # the chaos annotation value last acted on
+    pressure: set[str] = field(default_factory=set)  # pressure conditions a stage turned True
 
     @property
     def beating(self) -> bool:
@@ -157,6 +162,7 @@ class NodePool:
         await asyncio.gather(*(self._bounded(self._register_one, node) for node in self.nodes.values()))
         for node in self.nodes.values():
             self._plan_heartbeat_stop(node)
+            self._plan_pressure(node)
 
     async def _bounded(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """``fn(*args)`` with at most ``register_concurrency`` calls in flight."""
@@ -193,6 +199,33 @@ class NodePool:
         if match is not None:
             self.timers.call_later(match.delay, self.stop_heartbeat, node.name, "stage")
 
+    def _plan_pressure(self, node: SimNode) -> None:
+        obj = {"metadata": {"name": node.name, "labels": node_labels(node.name, self.labels)}}
+        match = self.stages.first(NODE_PRESSURE, obj)
+        if match is not None and match.stage.next.condition:
+            self.timers.call_later(match.delay, self.set_pressure, node.name, match.stage.next.condition)
+
+    def set_pressure(self, name: str, condition: str) -> None:
+        """A stage says the node is under pressure: the condition True now, with its taint."""
+        node = self.nodes.get(name)
+        if node is None or condition in node.pressure:
+            return
+        node.pressure.add(condition)
+        self._background.start(self._write_pressure(node), f"pressure {name}")
+
+    async def _write_pressure(self, node: SimNode) -> None:
+        """The status with the pressure conditions, and the taints that go with them (as the
+        real kubelet sets them, :mod:`podlife.kubelet.eviction`)."""
+        try:
+            await self._write_status(node)
+            current = await self.client.get(NODES, node.name)
+            taints = (current.get("spec") or {}).get("taints") or []
+            wanted = pressure_taints(taints, node.pressure)
+            if wanted != taints:
+                await self.client.patch(NODES, node.name, {"spec": {"taints": wanted}})
+        except Exception as exc:
+            log.warning("simulated node %s: pressure not written: %s", node.name, exc)
+
     # ------------------------------------------------------------------ heartbeats
 
     async def _renew(self, node: SimNode) -> None:
@@ -209,7 +242,7 @@ class NodePool:
                                                               renew_time), LEASE_NAMESPACE)
 
     async def _write_status(self, node: SimNode) -> None:
-        conditions = node_conditions(rfc3339(), node.conditions)
+        conditions = node_conditions(rfc3339(), node.conditions, node.pressure)
         try:
             await self.client.patch(NODES, node.name, {"status": {"conditions": conditions}}, subresource="status")
         except ApiError as exc:

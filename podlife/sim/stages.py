@@ -139,14 +139,16 @@ CRASH, OOM, IMAGE_PULL_ERROR, UNREADY = "crash", "oom", "image-pull-error", "unr
 PATCH, EVICT = "patch", "evict"
 INIT_COMPLETE, INIT_FAIL = "init-complete", "init-fail"
 # Node actions.
-HEARTBEAT_STOP = "heartbeat-stop"
+HEARTBEAT_STOP, NODE_PRESSURE = "heartbeat-stop", "node-pressure"
+#: what a ``node-pressure`` stage may turn True
+PRESSURE_CONDITIONS = ("MemoryPressure", "DiskPressure", "PIDPressure")
 
 POD, NODE = "Pod", "Node"
 ACTIONS: dict[str, str] = {
     CREATE: POD, RUN: POD, COMPLETE: POD, DELETE: POD,
     CRASH: POD, OOM: POD, IMAGE_PULL_ERROR: POD, UNREADY: POD, PATCH: POD, EVICT: POD,
     INIT_COMPLETE: POD, INIT_FAIL: POD,
-    HEARTBEAT_STOP: NODE,
+    HEARTBEAT_STOP: NODE, NODE_PRESSURE: NODE,
 }
 _BACKOFF = ("backoff", "maxBackoff")
 #: The ``next`` fields each action accepts besides ``action``.
@@ -163,6 +165,7 @@ ACTION_PARAMS: dict[str, tuple[str, ...]] = {
     INIT_FAIL: ("exitCode", "reason", "message", "container", *_BACKOFF),
     DELETE: ("exitCode",),
     HEARTBEAT_STOP: (),
+    NODE_PRESSURE: ("condition",),
 }
 #: The ``next`` fields every Pod action accepts besides its own (:data:`ACTION_PARAMS`):
 #: effects declared next to the fact, not parameters of it.
@@ -461,6 +464,8 @@ class Next:
     status_patch: Mapping[str, Any] | None = field(default=None, hash=False)
     #: ``evict``: the seconds the containers get to stop (None: the pod's own grace period)
     grace_period: float | None = None
+    #: ``node-pressure``: the condition that turns True (MemoryPressure, DiskPressure, PIDPressure)
+    condition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -883,11 +888,15 @@ def _next(raw: Any, where: _Where, resource: str) -> Next:
     def opt_duration(name: str) -> float | None:
         return _duration(raw[name], where, f"spec.next.{name}") if name in raw else None
 
+    if action == NODE_PRESSURE and raw.get("condition") not in PRESSURE_CONDITIONS:
+        raise where.error("spec.next.condition", f"required for action {NODE_PRESSURE}: one of "
+                                                 f"{', '.join(PRESSURE_CONDITIONS)}, not {raw.get('condition')!r}")
+
     nxt = Next(action, exit_code, raw.get("reason"), raw.get("message"), raw.get("container"),
                opt_duration("backoff"), opt_duration("maxBackoff"), opt_duration("pullDuration"),
                _event(raw["event"], where) if "event" in raw else None,
                _status_patch(raw["statusPatch"], where) if "statusPatch" in raw else None,
-               opt_duration("gracePeriod"))
+               opt_duration("gracePeriod"), raw.get("condition"))
     if nxt.backoff is not None and nxt.max_backoff is not None and nxt.max_backoff < nxt.backoff:
         raise where.error("spec.next.maxBackoff", "must not be less than spec.next.backoff")
     return nxt
