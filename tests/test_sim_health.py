@@ -235,7 +235,7 @@ def test_an_eviction_stage_fails_the_pod_as_evicted(cluster: PodlifeProcess) -> 
 
 
 def test_verdict_times_follow_the_probes_fields() -> None:
-    from podlife.sim.simulator import verdict_times
+    from podlife.sim.probes import verdict_times
 
     assert verdict_times({"name": "c"}, 100.0) == (None, None)
     assert verdict_times({"startupProbe": {"exec": {}}}, 100.0) == (100.0, None)  # initialDelaySeconds 0: at once

@@ -108,6 +108,7 @@ from ..node.machine import (
 )
 from ..node.status import Running, Terminated, status_patch
 from .nodes import NodePool, SimNode
+from .probes import probed as _probed, verdict_times
 from .stages import (
     COMPLETE, CRASH, CREATE, DELETE, EVICT, IMAGE_PULL_ERROR, INIT_COMPLETE, INIT_FAIL, OOM, PATCH, RUN, UNREADY,
     Next, StageSet, Timers, apply_status_patch, load_stages,
@@ -184,38 +185,6 @@ def _targets(machine: PodLifecycle, container: str | None) -> list[str]:
 def _is_init(machine: PodLifecycle, name: str) -> bool:
     rec = machine.container(name)
     return rec is not None and rec.init
-
-
-def _probed(rec: ContainerRecord) -> bool:
-    """Whether ``rec`` has a probe whose success a simulated node must report (startup, readiness)."""
-    spec = rec.spec
-    return "startupProbe" in spec or "readinessProbe" in spec
-
-
-def _probe_field(probe: Any, name: str, default: int) -> float:
-    value = probe.get(name) if isinstance(probe, dict) else None
-    return float(value) if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else float(default)
-
-
-def verdict_times(container: Obj, started: float) -> tuple[float | None, float | None]:
-    """When a container's startup and readiness probes first succeed on a simulated node.
-
-    Every probe run succeeds, so: the startup probe at its ``initialDelaySeconds``
-    after the start; the readiness probe, which a real kubelet only runs once the
-    startup probe passed, at its own ``initialDelaySeconds`` (or then, if later), plus
-    ``successThreshold - 1`` periods for the successes it needs in a row. A container
-    with a startup probe and no readiness probe is ready when it is started. None:
-    no such probe. One time per probe, not a run per period: nothing happens between.
-    """
-    startup, readiness = container.get("startupProbe"), container.get("readinessProbe")
-    startup_at = started + _probe_field(startup, "initialDelaySeconds", 0) if startup else None
-    if not readiness:
-        return startup_at, None
-    ready_at = started + _probe_field(readiness, "initialDelaySeconds", 0)
-    if startup_at is not None:
-        ready_at = max(ready_at, startup_at)
-    ready_at += (_probe_field(readiness, "successThreshold", 1) - 1) * _probe_field(readiness, "periodSeconds", 10)
-    return startup_at, ready_at
 
 
 def _seconds_until(stamp: str) -> float:
