@@ -62,17 +62,22 @@ def test_a_not_serving_grpc_liveness_probe_restarts_the_container(cluster: Podli
     port, go = free_port(), tmp_path / "go"
     go.touch()
     create(cluster, "grpc-live", health_server(tmp_path, port, "NOT_SERVING", go),
-           livenessProbe={"grpc": {"port": port}, "periodSeconds": 1, "failureThreshold": 1})
+           livenessProbe={"grpc": {"port": port}, "periodSeconds": 1, "failureThreshold": 1, "timeoutSeconds": 5})
     wait_for(lambda: container_status(cluster, "grpc-live").get("restartCount", 0) >= 1, 60, what="a restart")
     def killed() -> dict[str, str]:
         events = event_messages(cluster, "grpc-live")
         return events if "Killing" in events else {}
 
     events = wait_for(killed, 30, what="a Killing event")
-    # every failed run is an Unhealthy event: the server may not have listened for the first ones
-    unhealthy = [e["message"] for e in cluster.kubectl_json(
-        "get", "events", "--field-selector", "involvedObject.name=grpc-live")["items"] if e["reason"] == "Unhealthy"]
-    assert 'Liveness probe failed: service unhealthy (responded with "NOT_SERVING")' in unhealthy
+
+    def unhealthy() -> list[str]:
+        """Every failed run is an Unhealthy event: on a loaded machine the first ones may find
+        the server not listening yet, or too slow to answer."""
+        return [e["message"] for e in cluster.kubectl_json(
+            "get", "events", "--field-selector", "involvedObject.name=grpc-live")["items"] if e["reason"] == "Unhealthy"]
+
+    not_serving = 'Liveness probe failed: service unhealthy (responded with "NOT_SERVING")'
+    wait_for(lambda: not_serving in unhealthy(), 60, what="a NOT_SERVING Unhealthy event")
     assert events["Killing"] == "Container grpc-live failed liveness probe, will be restarted"
     described = cluster.kubectl("describe", "pod", "grpc-live").stdout
     assert "Unhealthy" in described and 'service unhealthy (responded with "NOT_SERVING")' in described
