@@ -13,7 +13,8 @@
 set -euo pipefail
 
 # package:command pairs; a package is installed only when its command is not on PATH.
-WANTED=("runc:runc" "conmon:conmon" "busybox-static:busybox" "nginx-light:nginx" "docker-registry:docker-registry")
+WANTED=("runc:runc" "conmon:conmon" "busybox-static:busybox" "nginx-light:nginx" "docker-registry:docker-registry"
+        "iproute2:ip")
 
 missing=()
 for pair in "${WANTED[@]}"; do

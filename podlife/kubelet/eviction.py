@@ -61,13 +61,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..machinery.timeutil import go_duration_seconds
 from ..machinery.resources import BINARY_SI, Quantity, format_quantity, parse, pod_requests
 from ..client.base import Obj
 from ..client.events import EventRecorder
@@ -136,24 +136,14 @@ class Threshold:
         return str(self.quantity)
 
 
-_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_duration(text: str) -> float:
     """A Go duration (``30s``, ``1m30s``, ``500ms``, ``0``) in seconds."""
-    text = text.strip()
-    if text == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    for m in _DURATION_RE.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise EvictionConfigError(f'time: invalid duration "{text}"')
-    return total
+    seconds = go_duration_seconds(text)
+    if seconds is None:
+        raise EvictionConfigError(f'time: invalid duration "{text.strip()}"')
+    return seconds
 
 
 def _items(text: str) -> list[str]:

@@ -107,6 +107,12 @@ async def exec_handler(runtime: ContainerRuntime, handle: ContainerLike, command
     return None
 
 
+def dial_error(host: str, port: int, exc: OSError) -> str:
+    """Go's words for a connection that failed: ``dial tcp 127.0.0.1:80: connect: connection refused``."""
+    reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+    return f"dial tcp {host}:{port}: connect: {reason}"
+
+
 def handler_address(container: Obj, action: Obj) -> tuple[str, int] | str:
     """Where an httpGet or tcpSocket action connects (on loopback, see :func:`hook_host`), or why it cannot."""
     port = container_port(container, action.get("port"))
@@ -142,8 +148,7 @@ async def http_handler(container: Obj, action: Obj, *, runtime: ContainerRuntime
                 return f"HTTP probe failed with statuscode: {resp.status}" if probe else \
                     f'Get "{url}": HTTP status {resp.status}'
     except aiohttp.ClientConnectorError as exc:
-        reason = os.strerror(exc.os_error.errno).lower() if exc.os_error.errno else str(exc.os_error)
-        return f'Get "{url}": dial tcp {host}:{port}: connect: {reason}'
+        return f'Get "{url}": {dial_error(host, port, exc.os_error)}'
     except (aiohttp.ClientError, OSError) as exc:
         return f'Get "{url}": {exc}'
     return None

@@ -78,11 +78,6 @@ _PRESSURE_EVENTS = (
 )
 
 
-def _image_dir(runtime: object) -> Path | None:
-    """Where the runtime keeps its images (the imagefs), when it has an image store."""
-    root = getattr(getattr(getattr(runtime, "oci", None), "images", None), "root", None)
-    return Path(root) if root is not None else None
-
 
 
 @dataclass
@@ -148,7 +143,7 @@ class Kubelet:
             volume_dir=lambda uid, name: self.volumes.volume_dir(uid, "emptyDir", name),
             workers=lambda: list(self._workers.values()), recorder=self.recorder, node_ref=self._node_ref,
             on_pressure_change=self._pressure_changed, reclaim_images=self.runtime.collect_image_garbage,
-            image_dir=_image_dir(self.runtime))
+            image_dir=self.runtime.image_dir)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -248,6 +248,11 @@ class OCIPodRuntime:
         sandbox = self.oci.sandbox(PodKey(pod_key.namespace, pod_key.name, pod_key.uid))
         return sandbox is not None and sandbox.pause.running
 
+    @property
+    def image_dir(self) -> Path:
+        """The node's image store (the eviction manager's imagefs)."""
+        return Path(self.oci.images.root)
+
     def network_namespace(self, handle: OCIContainer) -> str | None:
         """The container's network namespace (its sandbox's), or None when that is the host's.
 

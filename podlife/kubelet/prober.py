@@ -36,14 +36,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..client.base import Obj
 from ..node.machine import ProbeFailed, ProbeResult
 from .grpc_probe import grpc_handler
-from .hooks import exec_handler, handler_address, http_handler
+from .hooks import dial_error, exec_handler, handler_address, http_handler
 from .netns import open_connection
 from .runtimes import ContainerLike, ContainerRuntime
 
@@ -136,8 +135,7 @@ async def _tcp_handler(container: Obj, action: Obj, netns: str | None) -> str | 
     try:
         _reader, writer = await open_connection(netns, host, port)
     except OSError as exc:
-        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
-        return f"dial tcp {host}:{port}: connect: {reason}"
+        return dial_error(host, port, exc)
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()

@@ -455,6 +455,11 @@ class ProcessRuntime:
         """Host processes share this machine's network: None, the caller's own."""
         return None
 
+    @property
+    def image_dir(self) -> Path | None:
+        """Host processes run no images."""
+        return None
+
     def bind(self, client: Any) -> None:
         """Nothing of the API is needed: there are no images to pull."""
 

@@ -81,6 +81,11 @@ class ContainerRuntime(Protocol):
 
     def network_namespace(self, handle: Any) -> str | None: ...
 
+    @property
+    def image_dir(self) -> Path | None:
+        """Where the runtime keeps its images (the eviction manager's imagefs); None: no image store."""
+        ...
+
     def bind(self, client: Any) -> None: ...
 
     async def ensure_image(self, image: str, policy: str, pod: dict,

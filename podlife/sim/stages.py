@@ -126,6 +126,7 @@ from typing import Any, TypeAlias
 import yaml
 
 from ..machinery.patch import apply_merge_patch
+from ..machinery.timeutil import go_duration_seconds
 from ..node.status import KUBELET_CONDITIONS
 
 log = logging.getLogger(__name__)
@@ -187,10 +188,6 @@ class StageError(ValueError):
 
 # --------------------------------------------------------------------------- durations
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-
-
 def parse_duration(value: Any) -> float:
     """Seconds from ``500ms``, ``2s``, ``1m30s``, ``1.5h`` or a plain number of seconds.
 
@@ -207,15 +204,10 @@ def parse_duration(value: Any) -> float:
     text = value.strip()
     if re.fullmatch(r"\d+(\.\d*)?", text):
         return float(text)
-    pos, total = 0, 0.0
-    for m in _DURATION_RE.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
+    seconds = go_duration_seconds(text)
+    if seconds is None:
         raise ValueError(f"invalid duration {value!r} (examples: 500ms, 2s, 1m30s)")
-    return total
+    return seconds
 
 
 # --------------------------------------------------------------------------- field paths
