@@ -35,8 +35,8 @@ check: $(TEST_STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-## system-deps: as root, install the system packages real containers need (runc, conmon,
-##     busybox-static, nginx-light) when missing; without root, say so and go on
+## system-deps: as root, install the system packages real containers and pod networking need (runc, conmon,
+##     busybox-static, nginx-light, docker-registry, iproute2, nftables) when missing; without root, say so and go on
 system-deps:
 	@if [ "$$(id -u)" -eq 0 ]; then bash scripts/install-system-deps.sh; \
 	else echo "system-deps: not root, not installing runc/conmon/busybox-static/nginx-light (real containers need them)"; fi

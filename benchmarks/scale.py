@@ -1,6 +1,7 @@
 """The scale benchmark: N pods on M simulated nodes, scheduler included.
 
     .venv/bin/python benchmarks/scale.py --nodes 1000 --pods 10000 [--concurrency 32] [--readiness-probe [N]]
+        [--port-pool-size N] [--subnet-per namespace|node]
 
 Starts a fresh ``podlife up --nodes 0 --sim-nodes M`` (a separate process), waits for
 all nodes Ready, then creates the pods over HTTPS from this process with
@@ -19,6 +20,12 @@ deletes them all (grace 0) and prints and writes (``benchmarks/results/``):
 ``readinessProbe: {exec: {command: [true]}, initialDelaySeconds: N, periodSeconds: 10}``:
 a simulated node then writes Running unready and, N s later, ready. The result then
 also has the time to all pods Ready and the create->Ready latencies.
+
+``--port-pool-size N`` (N > 0) runs the benchmark twice, on two fresh servers: without
+port pools and with ``podlife up --port-pool-size N`` (the network controller keeps N
+addresses reserved per namespace, or per node with ``--subnet-per node``), and reports
+both and the create->Running latencies side by side (``pool_comparison``).
+``--subnet-per node`` needs a pod range with a block per node (the default /16 has 256).
 """
 
 from __future__ import annotations
@@ -106,8 +113,10 @@ def bench_pod(name: str, readiness_delay: int | None) -> dict:
     return manifest
 
 
-async def run(nodes: int, pods: int, concurrency: int, timeout: float, readiness_delay: int | None = None) -> dict:
-    server = Server("--nodes", "0", "--sim-nodes", str(nodes))
+async def run(nodes: int, pods: int, concurrency: int, timeout: float, readiness_delay: int | None = None,
+              port_pool_size: int = 0, subnet_per: str = "namespace") -> dict:
+    server = Server("--nodes", "0", "--sim-nodes", str(nodes), "--port-pool-size", str(port_pool_size),
+                    "--subnet-per", subnet_per)
     t_start = time.monotonic()
     server.start()
     client = server.client(connections=concurrency + 4)
@@ -158,6 +167,7 @@ async def run(nodes: int, pods: int, concurrency: int, timeout: float, readiness
         watch.cancel()
         return {
             "nodes": nodes, "pods": pods, "concurrency": concurrency, "readiness_probe_delay": readiness_delay,
+            "port_pool_size": port_pool_size, "subnet_per": subnet_per,
             "nodes_ready_seconds": nodes_ready, "startup_to_nodes_ready_seconds": startup_to_ready,
             "create_requests_seconds": created,
             "all_running_seconds": all_running, "pods_per_second": pods / all_running,
@@ -190,11 +200,32 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=300)
     p.add_argument("--readiness-probe", type=int, nargs="?", const=1, default=None, metavar="N",
                    help="give every pod a readiness probe with initialDelaySeconds N (default 1)")
+    p.add_argument("--port-pool-size", type=int, default=0, metavar="N",
+                   help="also run with port pools of N addresses and compare (default 0: no pools, one run)")
+    p.add_argument("--subnet-per", choices=("namespace", "node"), default="namespace")
     args = p.parse_args()
-    result = asyncio.run(run(args.nodes, args.pods, args.concurrency, args.timeout, args.readiness_probe))
     probe = f", readiness probe after {args.readiness_probe}s" if args.readiness_probe is not None else ""
-    print_result(f"{args.pods} pods on {args.nodes} simulated nodes{probe}", result)
-    print(f"  written to {write_result('scale', result)}")
+    title = f"{args.pods} pods on {args.nodes} simulated nodes{probe}, subnet per {args.subnet_per}"
+    sizes = [0, args.port_pool_size] if args.port_pool_size > 0 else [0]
+    results = []
+    for size in sizes:
+        result = asyncio.run(run(args.nodes, args.pods, args.concurrency, args.timeout, args.readiness_probe,
+                                 size, args.subnet_per))
+        print_result(f"{title}, port pool {size or 'off'}", result)
+        results.append(result)
+    if len(results) == 1:
+        print(f"  written to {write_result('scale', results[0])}")
+        return
+    without, with_pool = results
+    comparison = pool_comparison(without, with_pool)
+    print_result("create->Running without / with port pools", comparison)
+    print(f"  written to {write_result('scale', {'without_pool': without, 'with_pool': with_pool, 'pool_comparison': comparison})}")
+
+
+def pool_comparison(without: dict, with_pool: dict) -> dict:
+    keys = ("latency_p50_s", "latency_p90_s", "latency_p99_s", "networked_p50_s", "networked_p99_s",
+            "all_running_seconds", "pods_per_second")
+    return {f"{k}_{label}": run[k] for k in keys for label, run in (("without_pool", without), ("with_pool", with_pool))}
 
 
 if __name__ == "__main__":

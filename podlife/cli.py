@@ -88,6 +88,15 @@ def _parser() -> argparse.ArgumentParser:
                          "(default: 10.96.0.10, kube-dns's conventional ClusterIP; empty: pods fall back to Default)")
     up.add_argument("--cluster-domain", default="cluster.local",
                     help="the cluster's DNS domain, searched by ClusterFirst pods (default: cluster.local)")
+    up.add_argument("--subnet-per", choices=("namespace", "node"), default="namespace",
+                    help="pod subnets: one (or more) per namespace, Kuryr's model (default), or a /24 block per node")
+    up.add_argument("--port-pool-size", type=int, default=0,
+                    help="addresses the network controller keeps reserved per namespace (or node), so a new pod "
+                         "takes one without waiting (Kuryr's port pools; default: 0, no pool)")
+    up.add_argument("--service-node-port-range", type=_port_range, default="30000-32767",
+                    help="the ports NodePort Services' node ports come from (default: 30000-32767)")
+    up.add_argument("--max-endpoints-per-slice", type=int, default=100,
+                    help="endpoints per EndpointSlice the EndpointSlice controller writes at most (default: 100)")
     up.add_argument("--disable-admission-plugins", type=_admission_plugins, default="",
                     help="comma-separated admission plugins not to run, by their Kubernetes names (e.g. LimitRanger, "
                          "ServiceAccount, PodSecurity, ResourceQuota, ValidatingAdmissionWebhook)")
@@ -105,6 +114,16 @@ def _parser() -> argparse.ArgumentParser:
 
     images_cli.add_parser(sub)
     return p
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    """``--service-node-port-range``: ``30000-32767``."""
+    from .registry.node_ports import parse_port_range
+
+    try:
+        return parse_port_range(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port range {text!r} (want e.g. 30000-32767)") from None
 
 
 def _tune_garbage_collector() -> None:
@@ -210,7 +229,10 @@ async def _up(args: argparse.Namespace) -> None:
                         container_log_max_size=args.container_log_max_size,
                         container_log_max_files=args.container_log_max_files,
                         cluster_dns=tuple(ip.strip() for ip in args.cluster_dns.split(",") if ip.strip()),
-                        cluster_domain=args.cluster_domain, **_eviction_options(args))
+                        cluster_domain=args.cluster_domain, subnet_per=args.subnet_per,
+                        port_pool_size=max(0, args.port_pool_size),
+                        service_node_port_range=args.service_node_port_range,
+                        max_endpoints_per_slice=max(1, args.max_endpoints_per_slice), **_eviction_options(args))
     cluster = Cluster(cfg)
 
     async def start() -> None:

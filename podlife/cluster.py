@@ -10,24 +10,33 @@
 5. the controllers (scheduler, network controller) and the nodes (kubelets, each
    with its own process runtime), all talking to the API through the in-process
    client, each as its own user (:func:`component_client`), so RBAC, the Node
-   authorizer, NodeRestriction and the audit log see who did what;
+   authorizer, NodeRestriction and the audit log see who did what; when the nodes run
+   real containers (and this process is root with ``ip``), first every local node's
+   network namespace and the fabric joining them (:mod:`podlife.nodenet.fabric`,
+   :attr:`Cluster.node_networks`), and each kubelet plugs its pods in with
+   ``podlife-cni`` as its node (``kubeconfigs/node-<name>.conf``);
 6. ``/readyz`` answers ok.
 
-Stopping runs it backwards; every pod process a kubelet started is stopped, and the
-routes are removed.
+Stopping runs it backwards; every pod process a kubelet started is stopped, the
+node network namespaces are deleted (after the kubelets), and the routes are removed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
+import os
 import re
+import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .api.authn import AuthenticationOptions
-from .api.context import build_api
+from .api.context import build_api, ensure_dns_service
+from .api.endpoint_reconciler import reconcile_kubernetes_endpoints
 from .api.pki import PKI, write_kubeconfig
 from .api.rest import ApiContext
 from .api.server import APIServer
@@ -36,15 +45,17 @@ from .api.pod_security import NamespacePolicy
 from .api.authz.bootstrap import ensure_bootstrap_policy
 from .api.default_toleration_seconds import TolerationDefaults
 from .api.priority_admission import ensure_system_priority_classes
-from .api.identity import (AUTHENTICATED, CONTROLLER_MANAGER_USER, SCHEDULER_USER, UserInfo,
+from .api.identity import (AUTHENTICATED, CONTROLLER_MANAGER_USER, KUBE_PROXY_USER, SCHEDULER_USER, UserInfo,
                            controller_user, node_user)
 from .api.local_client import LocalClient
+from .machinery.errors import ApiError
 from .machinery.tasks import Supervisor
 from .store import SQLiteStore, Store
 from .store.memory import MemoryStore
 
 if TYPE_CHECKING:
     from .kubelet.eviction import EvictionConfig
+    from .nodenet.fabric import NodeNetwork, NodeNetworks
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +69,17 @@ COMPONENT_KUBECONFIGS: dict[str, UserInfo] = {
 
 DEFAULT_POD_CIDR = "10.244.0.0/16"
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+
+
+def kubernetes_service_ip(service_cidr: str) -> str:
+    """The ``kubernetes`` Service's ClusterIP: the first address of the service range."""
+    return str(next(ipaddress.ip_network(service_cidr).hosts()))
+
+
+def api_server_names(service_cidr: str, cluster_domain: str) -> list[str]:
+    """The names pods reach the API server by (the ``kubernetes`` Service), for its certificate, as kubeadm adds them."""
+    return [kubernetes_service_ip(service_cidr), "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+            f"kubernetes.default.svc.{cluster_domain}"]
 
 
 def default_node_name() -> str:
@@ -103,6 +125,14 @@ class ClusterConfig:
     cluster_domain: str = "cluster.local"
     #: ``--eviction-hard`` and the other eviction flags (None: Kubernetes' defaults)
     eviction: EvictionConfig | None = None
+    #: ``--service-node-port-range``: where NodePort Services' node ports come from
+    service_node_port_range: tuple[int, int] = (30000, 32767)
+    #: ``--max-endpoints-per-slice``: the EndpointSlice controller's slice size
+    max_endpoints_per_slice: int = 100
+    #: ``--subnet-per``: pod subnets per namespace (Kuryr's model) or per node (one block each)
+    subnet_per: str = "namespace"
+    #: ``--port-pool-size``: address reservations kept ready per namespace/node (0: no pool)
+    port_pool_size: int = 0
 
 
 class Cluster:
@@ -118,6 +148,9 @@ class Cluster:
         #: the control-plane components (controllers, scheduler, network controller)
         self.components = Supervisor("cluster", logger=log)
         self.route_guard: Any = None
+        #: the local nodes' network namespaces (real containers only), by node name
+        self.node_networks: dict[str, NodeNetwork] = {}
+        self._node_netns: NodeNetworks | None = None
         self.url = ""
 
     @property
@@ -131,11 +164,12 @@ class Cluster:
     async def start(self) -> str:
         cfg = self.config
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.pki.ensure([cfg.host])
+        self.pki.ensure([cfg.host, *api_server_names(cfg.service_cidr, cfg.cluster_domain)])
         token = self.pki.token()
         self.store = MemoryStore() if cfg.in_memory else SQLiteStore(self.data_dir / "store.sqlite")
         await self.store.start()
         self.ctx = await build_api(self.store)
+        await self._service_defaults()
         self.ctx.pod_security_defaults = NamespacePolicy(enforce=cfg.pod_security_default)
         self.ctx.toleration_defaults = TolerationDefaults(cfg.default_not_ready_toleration_seconds,
                                                           cfg.default_unreachable_toleration_seconds)
@@ -150,6 +184,7 @@ class Cluster:
                                 audit=audit)
         self._guard_routes()
         self.url = await self.server.start(cfg.host, cfg.port, self.pki.server_ssl_context())
+        await reconcile_kubernetes_endpoints(self.ctx, cfg.host, int(self.url.rsplit(":", 1)[1]))
         # the admin's client certificate, as kubeadm and k3s write it (no token: one credential per user)
         write_kubeconfig(self.kubeconfig, self.url, self.pki.ca_cert, self.pki.admin_credentials())
         self._write_component_kubeconfigs()
@@ -184,7 +219,6 @@ class Cluster:
     async def _start_components(self, token: str) -> None:
         from .kubelet.kubelet import Kubelet
         from .kubelet.runtimes import choose_runtime
-        from .node.cni import CNIPlugin
         from .network.controller import NetworkController
         from .scheduler.scheduler import Scheduler
 
@@ -198,6 +232,7 @@ class Cluster:
         self.components.start(GarbageCollector(kcm("generic-garbage-collector")).run(), "garbage-collector")
         self.components.start(ServiceAccountController(kcm("service-account-controller")).run(),
                               "serviceaccount-controller")
+        self._start_endpoint_controllers()
         self.components.start(ClusterRoleAggregationController(kcm("clusterrole-aggregation-controller")).run(),
                               "clusterrole-aggregation-controller")
         builtin_group_versions = {(t.group, t.version) for t in builtin_types()}
@@ -209,18 +244,23 @@ class Cluster:
         scheduler = self.component_client(COMPONENT_KUBECONFIGS["scheduler"], "kube-scheduler")
         self.components.start(Scheduler(scheduler).run(), "scheduler")
         network = self.component_client(COMPONENT_KUBECONFIGS["network-controller"], "network-controller")
-        self.components.start(NetworkController(network, pod_cidr=self.config.pod_cidr).run(), "network-controller")
+        self.components.start(NetworkController(
+            network, pod_cidr=self.config.pod_cidr, subnet_per=self.config.subnet_per,
+            port_pool_size=self.config.port_pool_size, dns_nameservers=self.config.cluster_dns).run(), "network-controller")
         for name in self.node_names():
             root_dir = self.data_dir / "nodes" / name
             runtime, why = choose_runtime(root_dir, self.config.container_runtime,
                                           allowed_registries=self.config.allowed_image_registries)
             self._configure_dns(runtime)
             kubelet = Kubelet(self.component_client(node_user(name), "kubelet"), name,
-                              root_dir=root_dir, cni=CNIPlugin(), runtime=runtime, runtime_reason=why,
+                              root_dir=root_dir, cni=await self._node_cni(name, runtime), runtime=runtime,
+                              runtime_reason=why,
                               address="127.0.0.1", server_token=token, tls=self.pki.kubelet_server_ssl_context(),
                               **self._kubelet_options())
             await kubelet.start()
             self.kubelets.append(kubelet)
+        if self.node_networks:
+            self._start_node_services()
         if self.config.sim_nodes:
             from .sim.simulator import Simulator
 
@@ -228,6 +268,96 @@ class Cluster:
             sim = Simulator(simulator, self.config.sim_nodes, stages_file=self.config.sim_stages)
             self.kubelets.append(sim)
             await sim.start()
+
+    async def _node_cni(self, name: str, runtime: Any) -> Any:
+        """The node's CNI plugin: ``podlife-cni`` in the node's network namespace for real containers
+        (the namespaces are made on first need), else the records-only :class:`CNIPlugin`."""
+        from .node.cni import CNIPlugin, ExecCNIPlugin
+
+        if not await self._ensure_node_networks(runtime):
+            return CNIPlugin()
+        network = self.node_networks[name]
+        return ExecCNIPlugin(network.cni_config(self._write_node_kubeconfig(name)))
+
+    async def _ensure_node_networks(self, runtime: Any) -> bool:
+        """Create every local node's network namespace and the fabric (:mod:`podlife.nodenet.fabric`)
+        once, when pods run as real containers and this process may manage namespaces; whether they exist."""
+        from .kubelet.oci_pods import OCIPodRuntime
+        from .nodenet.fabric import NodeNetworks
+
+        if self._node_netns is not None:
+            return True
+        if not isinstance(runtime, OCIPodRuntime) or os.geteuid() != 0 or shutil.which("ip") is None:
+            return False
+        networks = NodeNetworks(self.data_dir, self.node_names(), self._node_service_addresses())
+        self._node_netns = networks
+        made = await asyncio.to_thread(networks.setup)
+        self.node_networks = {n.node_name: n for n in made}
+        log.info("node network namespaces: %s (fabric %s)", ", ".join(n.netns for n in made), networks.fabric_netns)
+        return True
+
+    def _start_node_services(self) -> None:
+        """The service proxy, NetworkPolicy agent and API forwarder of every node namespace, and the cluster DNS
+        (:mod:`podlife.nodenet.node_services`), each reading the API as its own user."""
+        from .nodenet.node_services import NodeServiceClients, NodeServiceSettings, run_node_services
+
+        cfg = self.config
+        clients = NodeServiceClients(
+            proxy=self.component_client(KUBE_PROXY_USER, "kube-proxy"),
+            dns=self.component_client(controller_user("coredns"), "coredns"),
+            policy=self.component_client(controller_user("network-policy-agent"), "network-policy-agent"))
+        settings = NodeServiceSettings(
+            api_port=int(self.url.rsplit(":", 1)[1]), api_host=cfg.host,
+            kubernetes_ip=kubernetes_service_ip(cfg.service_cidr),
+            cluster_dns=cfg.cluster_dns, cluster_domain=cfg.cluster_domain,
+            pod_cidr=cfg.pod_cidr, service_cidr=cfg.service_cidr)
+        self.components.start(run_node_services(list(self.node_networks.values()), clients, settings),
+                              "node-network-services")
+
+    def _node_service_addresses(self) -> list[str]:
+        """What node-local servers bind in each node namespace: the cluster DNS and the ``kubernetes`` Service."""
+        return [*self.config.cluster_dns, kubernetes_service_ip(self.config.service_cidr)]
+
+    def _write_node_kubeconfig(self, name: str) -> Path:
+        """``kubeconfigs/node-<name>.conf``: the node's identity (``system:node:<name>``, group ``system:nodes``),
+        as a kubelet's; what the CNI plugin talks to the API with."""
+        user = node_user(name)
+        path = self.data_dir / "kubeconfigs" / f"node-{name}.conf"
+        credentials = self.pki.component_credentials(f"node-{name}", user.username,
+                                                     [g for g in user.groups if g != AUTHENTICATED])
+        write_kubeconfig(path, self.url, self.pki.ca_cert, credentials, name=f"node-{name}")
+        return path
+
+    async def _tear_down_node_networks(self) -> None:
+        networks, self._node_netns = self._node_netns, None
+        self.node_networks = {}
+        if networks is not None:
+            await asyncio.to_thread(networks.teardown)
+
+    async def _service_defaults(self) -> None:
+        """The Service registry's node port range, and the cluster DNS Service on the first ``--cluster-dns`` address."""
+        assert self.ctx is not None
+        services = self.ctx.rest_by("", "v1", "services")
+        if services is not None:
+            services.strategy.node_port_range = self.config.service_node_port_range  # type: ignore[attr-defined]
+        if self.config.cluster_dns:
+            try:
+                await ensure_dns_service(self.ctx, self.config.cluster_dns[0])
+            except ApiError as exc:  # e.g. an address outside the service range: no kube-dns Service
+                log.warning("the kube-dns Service could not be created: %s", exc)
+
+    def _start_endpoint_controllers(self) -> None:
+        """kube-controller-manager's endpoint, endpointslice and endpointslicemirroring controllers."""
+        from .controllers.endpoints import EndpointsController
+        from .controllers.endpointslices import EndpointSliceController, EndpointSliceMirroringController
+
+        kcm = self.controller_client
+        self.components.start(EndpointsController(kcm("endpoint-controller")).run(), "endpoint-controller")
+        self.components.start(EndpointSliceController(kcm("endpointslice-controller"),
+                                                      max_endpoints_per_slice=self.config.max_endpoints_per_slice).run(),
+                              "endpointslice-controller")
+        self.components.start(EndpointSliceMirroringController(kcm("endpointslicemirroring-controller")).run(),
+                              "endpointslicemirroring-controller")
 
     def _start_token_controller(self) -> None:
         """Legacy token Secrets' tokens (kube-controller-manager runs it with its own identity)."""
@@ -292,6 +422,10 @@ class Cluster:
             if self.store is not None:
                 await _quietly(self.store.close(), "closing the store")
         finally:
+            try:
+                await self._tear_down_node_networks()  # after the kubelets: their pods' veths end there
+            except Exception:
+                log.exception("removing the node network namespaces failed")
             if self.route_guard is not None:
                 self.route_guard.remove()
                 self.route_guard = None

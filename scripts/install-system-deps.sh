@@ -8,13 +8,15 @@
 #   nginx-light     the `nginx` image of the host image class (installed without starting the
 #                   host's nginx service: only containers run it)
 #   docker-registry the registry the tests pull images from, on loopback (no service is started)
+#   iproute2        `ip`: network namespaces, veths and routes of pod networking (and test_netns)
+#   nftables        `nft`: the service proxy and NetworkPolicy rules inside each node namespace
 # Idempotent: installs nothing when every command is present, and says what it did either way.
 # Needs root (apt-get); without root it says what is missing and exits 0, so `make test` still runs.
 set -euo pipefail
 
 # package:command pairs; a package is installed only when its command is not on PATH.
 WANTED=("runc:runc" "conmon:conmon" "busybox-static:busybox" "nginx-light:nginx" "docker-registry:docker-registry"
-        "iproute2:ip")
+        "iproute2:ip" "nftables:nft")
 
 missing=()
 for pair in "${WANTED[@]}"; do

@@ -23,6 +23,7 @@ import pytest
 from podlife.kubelet.oci.cgroups import detect_layout, pod_cgroup_path
 from podlife.kubelet.oci.runtime import OCIRuntime, unavailable_reasons
 from podlife.kubelet.oci.conmon import find_conmon
+from podlife.nodenet import names
 from podlife.kubelet.oci.runc import find_runc
 
 from .cluster_harness import PodlifeProcess, require_tool, wait_for
@@ -51,6 +52,12 @@ def _leftovers(data_dir: Path) -> list[str]:
     return left
 
 
+def _network_namespaces(data_dir: Path) -> list[str]:
+    """The cluster's node and fabric network namespaces still pinned under /run/netns."""
+    prefix = names.cluster_netns_prefix(names.cluster_id(data_dir))
+    return sorted(p.name for p in names.NETNS_DIR.glob(f"{prefix}*")) if names.NETNS_DIR.is_dir() else []
+
+
 def _remove_everything(data_dir: Path) -> None:
     for node in _node_dirs(data_dir):
         asyncio.run(OCIRuntime(node).remove_everything())
@@ -75,8 +82,12 @@ def oci_cluster(data_dir: Path, *args: str) -> Iterator[PodlifeProcess]:
         _remove_everything(data_dir)
         for mount in reversed(mounts):
             subprocess.run(["umount", "-l", mount], check=False)
+        namespaces = _network_namespaces(data_dir)
+        for name in namespaces:
+            subprocess.run(["ip", "netns", "del", name], check=False)
         assert not left, f"containers left behind by podlife up: {left}"
         assert not mounts, f"mounts left behind by podlife up: {mounts}"
+        assert not namespaces, f"network namespaces left behind by podlife up: {namespaces}"
 
 
 @pytest.fixture(scope="module")

@@ -149,11 +149,12 @@ def test_services_get_cluster_ips(cluster: PodlifeProcess) -> None:
     b = cluster.kubectl_json("get", "service", "svc-b")["spec"]["clusterIP"]
     assert a != b and a.startswith("10.9") and b.startswith("10.9")
     # given from above the static band (the first 256 of 10.96.0.0/12), which stays for fixed
-    # ClusterIPs such as the cluster DNS Service's 10.96.0.10
+    # ClusterIPs such as the cluster DNS Service's 10.96.0.10 (kube-system/kube-dns, made at start)
     assert all(ipaddress.ip_address(ip) >= ipaddress.ip_address("10.96.1.0") for ip in (a, b))
-    dns = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dns"},
-           "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 53, "protocol": "UDP"}]}}
-    cluster.kubectl("create", "-f", "-", input=json.dumps(dns))
+    assert cluster.kubectl_json("get", "service", "kube-dns", "-n", "kube-system")["spec"]["clusterIP"] == "10.96.0.10"
+    fixed = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dns"},
+             "spec": {"clusterIP": "10.96.0.53", "ports": [{"port": 53, "protocol": "UDP"}]}}
+    cluster.kubectl("create", "-f", "-", input=json.dumps(fixed))
     assert a in cluster.kubectl("get", "service", "svc-a").stdout
     taken = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc-c"},
              "spec": {"clusterIP": a, "ports": [{"port": 80}]}}

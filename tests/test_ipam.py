@@ -20,6 +20,7 @@ from podlife.network.ipam import (
     PortRecord,
     SubnetInUseError,
     SubnetRecord,
+    allocation_pools,
 )
 
 MAC_RE = re.compile(r"^fa:16:3e(:[0-9a-f]{2}){3}$")
@@ -486,6 +487,87 @@ def check_restore_matches(ipam: IPAM, live: dict[str, Allocation]) -> None:
                 restored.allocate(ns, f"probe-{ns}")
             continue
         assert restored.allocate(ns, f"probe-{ns}") == expected
+
+
+# -- port pools: transfer, usage, allocation pools ------------------------------------
+
+
+def test_transfer_hands_a_reservation_to_a_pod() -> None:
+    ipam = IPAM()
+    reserved = ipam.allocate("default", "pool/default/1")
+    taken = ipam.transfer("pool/default/1", "pod-uid")
+    assert taken is not None and (taken.ip, taken.mac, taken.subnet) == (reserved.ip, reserved.mac, reserved.subnet)
+    assert ipam.get("pool/default/1") is None and ipam.get("pod-uid") is taken
+    assert ipam.transfer("pool/default/1", "other") is None  # nothing left to hand over
+    with pytest.raises(ValueError):
+        ipam.transfer("pod-uid", "pod-uid")
+    assert ipam.allocate("default", "next").ip != taken.ip
+    ipam.release("pod-uid")
+    assert ipam.allocate("default", "again").ip == taken.ip  # freed by its new owner
+
+
+def test_usage_counts_held_addresses_and_capacity() -> None:
+    ipam = IPAM()
+    assert ipam.usage("default-0") is None
+    for i in range(3):
+        ipam.allocate("default", f"u{i}")
+    assert ipam.usage("default-0") == (3, 253)
+
+
+def test_allocation_pools_leave_out_the_gateway() -> None:
+    assert allocation_pools(SubnetRecord("a-0", "a", "10.244.0.0/24", "10.244.0.1")) == [("10.244.0.2", "10.244.0.254")]
+    assert allocation_pools(SubnetRecord("a-0", "a", "10.244.0.0/24", "10.244.0.9")) == [
+        ("10.244.0.1", "10.244.0.8"), ("10.244.0.10", "10.244.0.254")]
+
+
+POOL_OPS = st.lists(
+    st.tuples(st.sampled_from(["pod", "pod", "reserve", "release", "restart"]), st.integers(0, 2), st.integers(0, 25)),
+    min_size=20,
+    max_size=150,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=POOL_OPS)
+def test_property_pools_and_restarts_never_give_an_address_twice(ops: list[tuple[str, int, int]]) -> None:
+    """Pods take pool reservations or fresh addresses; groups are namespaces and nodes alike;
+    a restart keeps only what the Port objects record (the pods), never the pools."""
+    ipam = IPAM(PROP_CIDR, block_prefix=PROP_PREFIX)
+    groups = ("ns0", "node.n1", "node.n2")
+    pools: dict[str, list[str]] = {g: [] for g in groups}
+    pods: dict[str, Allocation] = {}
+    seq = 0
+    for op, g, n in ops:
+        group, owner = groups[g], f"pod-{n}"
+        if op == "reserve":
+            seq += 1
+            try:
+                ipam.allocate(group, f"pool/{group}/{seq}")
+                pools[group].append(f"pool/{group}/{seq}")
+            except ExhaustedError:
+                pass
+        elif op == "release":
+            ipam.release(owner)
+            pods.pop(owner, None)
+        elif op == "restart":
+            subnets, ports = snapshot(ipam, list(pods))
+            ipam = IPAM(PROP_CIDR, block_prefix=PROP_PREFIX)
+            assert ipam.restore(subnets, ports) == []
+            pools = {g: [] for g in groups}
+        elif owner not in pods:
+            alloc = None
+            while pools[group] and alloc is None:
+                alloc = ipam.transfer(pools[group].pop(0), owner)
+            try:
+                pods[owner] = alloc or ipam.allocate(group, owner)
+            except ExhaustedError:
+                continue
+        held = [a for a in (ipam.get(o) for o in [*pods, *(o for p in pools.values() for o in p)]) if a is not None]
+        assert len({a.ip for a in held}) == len(held) == len(ipam)
+        assert len({a.mac for a in held}) == len(held)
+    for owner, alloc in pods.items():  # every pod kept its address through the restarts
+        now = ipam.get(owner)
+        assert now is not None and (now.ip, now.mac, now.subnet) == (alloc.ip, alloc.mac, alloc.subnet)
 
 
 # -- ClusterIPs ------------------------------------------------------------------------

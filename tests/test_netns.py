@@ -2,7 +2,7 @@
 
 A real namespace is made for each test (``ip netns add``, removed afterwards even when
 the test fails), with only its loopback up and a server listening on it. The server is
-reachable through :mod:`podlife.kubelet.netns` and *not* on this machine's loopback, and
+reachable through :mod:`podlife.machinery.netns` and *not* on this machine's loopback, and
 the calling thread is back in its own namespace afterwards.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from podlife.kubelet.netns import open_connection, socket_factory, socket_in
+from podlife.machinery.netns import open_connection, socket_factory, socket_in
 
 from .cluster_harness import require_tool, wait_for
 

@@ -7,6 +7,7 @@ import ipaddress
 import json
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,10 +16,10 @@ from podlife.machinery.errors import ApiError
 from podlife.client.base import NAMESPACES, PODS, PORTS, SUBNETS, Client, Obj
 from podlife.api.local_client import LocalClient
 from podlife.node.cni import CNIError, CNIPlugin, PortInfo, read_port_annotation
-from podlife.machinery.constants import PORT_ANNOTATION
+from podlife.machinery.constants import PORT_ANNOTATION, SUBNET_ANNOTATION
 from podlife.network.controller import NetworkController
 
-from .cluster_harness import async_wait_for
+from .cluster_harness import PodlifeProcess, async_wait_for, require_tool, wait_for
 from .in_process import InProcessApi
 
 MAC_RE = re.compile(r"^fa:16:3e(:[0-9a-f]{2}){3}$")
@@ -114,7 +115,7 @@ async def test_scheduled_pod_gets_port_subnet_and_annotation(client: LocalClient
     spec = port["spec"]
     assert spec["podName"] == "nginx" and spec["podUID"] == pod["metadata"]["uid"] and spec["nodeName"] == "node-1"
     assert MAC_RE.match(spec["macAddress"])
-    assert port["status"]["phase"] == "Active"
+    assert port["status"]["phase"] == "DOWN"
     (owner,) = port["metadata"]["ownerReferences"]
     assert owner["kind"] == "Pod" and owner["uid"] == pod["metadata"]["uid"] and owner["controller"] is True
 
@@ -130,6 +131,171 @@ async def test_scheduled_pod_gets_port_subnet_and_annotation(client: LocalClient
     assert doc["fixed_ips"] == [{"ip_address": port_ip(port), "subnet_id": "default-0"}]
     assert doc["subnet"] == {"id": "default-0", "cidr": subnet["spec"]["cidr"], "gateway_ip": subnet["spec"]["gateway"]}
     assert doc["binding:host_id"] == "node-1"
+
+
+async def test_port_has_neutron_fields_and_both_annotations(client: LocalClient, running: Running) -> None:
+    await running.start(dns_nameservers=("10.96.0.10",))
+    pod = await client.create(PODS, make_pod("nginx"), "default")
+    uid = pod["metadata"]["uid"]
+    port = await wait_port(client, "nginx")
+    assert port["status"] == {"phase": "DOWN"}
+    spec = port["spec"]
+    assert (spec["adminStateUp"], spec["securityGroups"], spec["deviceOwner"], spec["deviceID"], spec["hostID"]) == (
+        True, ["default-default"], "podlife:container", uid, "node-1")
+    assert (spec["vifType"], spec["vnicType"], spec["vifDetails"]) == ("veth", "normal", {"port_filter": True})
+
+    annotations = (await wait_annotated(client, "nginx"))["metadata"]["annotations"]
+    doc, subnet_doc = json.loads(annotations[PORT_ANNOTATION]), json.loads(annotations[SUBNET_ANNOTATION])
+    assert (doc["admin_state_up"], doc["port_security_enabled"], doc["security_groups"]) == (True, True, ["default-default"])
+    assert (doc["binding:vif_type"], doc["binding:vnic_type"], doc["binding:vif_details"]) == ("veth", "normal",
+                                                                                            {"port_filter": True})
+    assert (doc["device_owner"], doc["device_id"], doc["network_id"], doc["status"]) == (
+        "podlife:container", uid, "default", "DOWN")
+    subnet = await client.get(SUBNETS, "default-0", "default")
+    cidr, gateway = subnet["spec"]["cidr"], subnet["spec"]["gateway"]
+    assert subnet_doc == {
+        "id": "default-0", "name": "default-0", "network_id": "default", "cidr": cidr, "gateway_ip": gateway,
+        "allocation_pools": [{"start": "10.244.0.2", "end": "10.244.0.254"}], "ip_version": 4, "enable_dhcp": False,
+        "dns_nameservers": ["10.96.0.10"], "host_routes": []}
+    assert subnet["spec"]["allocationPools"] == [{"start": "10.244.0.2", "end": "10.244.0.254"}]
+    # the CNI side still reads the port document
+    assert read_port_annotation({"metadata": {"annotations": annotations}}).ip == port_ip(port)
+
+
+async def test_active_status_survives_the_controllers_writes(client: LocalClient, running: Running) -> None:
+    controller = await running.start()
+    await client.create(PODS, make_pod("web"), "default")
+    port = await wait_port(client, "web")
+    await wait_annotated(client, "web")
+    # what the node's CNI plugin does once the veth is plugged
+    await client.patch(PORTS, "web", {"status": {"phase": "ACTIVE"}}, "default", subresource="status")
+    # a main-resource write cannot touch the status (status is a subresource)
+    await client.patch(PORTS, "web", {"metadata": {"labels": {"x": "y"}}, "status": {"phase": "DOWN"}}, "default")
+    assert (await client.get(PORTS, "web", "default"))["status"]["phase"] == "ACTIVE"
+    with pytest.raises(ApiError):
+        await client.patch(PORTS, "web", {"status": {"phase": "BROKEN"}}, "default", subresource="status")
+
+    # the controller writes again: the annotations are lost and rewritten, then it restarts
+    await client.patch(PODS, "web", {"metadata": {"annotations": {PORT_ANNOTATION: None, SUBNET_ANNOTATION: None}}},
+                       "default")
+    await wait_annotated(client, "web")
+    await running.stop(controller)
+    again = await running.start()
+    await client.create(PODS, make_pod("marker"), "default")
+    await wait_annotated(client, "marker")
+    now = await client.get(PORTS, "web", "default")
+    assert now["metadata"]["uid"] == port["metadata"]["uid"] and now["status"]["phase"] == "ACTIVE"
+    assert again.stats.ports_created == 1  # only the marker's
+
+
+# ---- port pools ------------------------------------------------------------------------------------
+
+
+async def wait_subnet_status(client: Client, name: str, namespace: str, **expected: int) -> Obj:
+    async def check() -> Obj | None:
+        subnet = await get_or_none(client, SUBNETS, name, namespace)
+        status = (subnet or {}).get("status") or {}
+        return subnet if all(status.get(k) == v for k, v in expected.items()) else None
+    return await async_wait_for(check, what=f"subnet {namespace}/{name} status {expected}")
+
+
+async def test_a_new_pod_takes_a_pool_address_and_the_pool_refills(client: LocalClient, running: Running) -> None:
+    controller = await running.start(port_pool_size=3)
+    await client.create(PODS, make_pod("first"), "default")
+    first = port_ip(await wait_port(client, "first"))
+    pool = controller.pool_addresses("default")
+    assert len(pool) == 3 and first not in pool
+    await client.create(PODS, make_pod("second"), "default")
+    second = port_ip(await wait_port(client, "second"))
+    assert second == pool[0] and controller.stats.pool_hits == 1
+    refilled = controller.pool_addresses("default")
+    assert len(refilled) == 3 and second not in refilled and set(pool[1:]) <= set(refilled)
+    subnet = await wait_subnet_status(client, "default-0", "default", used=2, reserved=3)
+    assert subnet["status"] == {"allocated": 5, "used": 2, "reserved": 3, "free": 253 - 5}
+    ips = {port_ip(p) for p in (await client.list(PORTS, "default"))["items"]}
+    assert ips == {first, second} and not ips & set(refilled)
+
+
+async def test_pool_is_released_with_its_namespace(client: LocalClient, running: Running) -> None:
+    controller = await running.start(port_pool_size=2)
+    for ns in ("team-p", "team-q"):
+        await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    await client.create(PODS, make_pod("p", "team-p"), "team-p")
+    port = await wait_port(client, "p", "team-p")
+    cidr = (await client.get(SUBNETS, port["spec"]["subnet"], "team-p"))["spec"]["cidr"]
+    assert len(controller.pool_addresses("team-p")) == 2
+    await client.delete(PODS, "p", "team-p", grace_period_seconds=0)
+    await client.delete(SUBNETS, "team-p-0", "team-p")
+    await wait_port_gone(client, "p", "team-p")
+
+    async def released() -> bool:
+        return controller.ipam.subnets("team-p") == [] and "team-p" not in controller.pools
+    await async_wait_for(released, what="the namespace's pool and subnets to be released")
+    assert len(controller.ipam) == 0
+    await client.create(PODS, make_pod("q", "team-q"), "team-q")
+    port = await wait_port(client, "q", "team-q")
+    assert (await client.get(SUBNETS, port["spec"]["subnet"], "team-q"))["spec"]["cidr"] == cidr
+
+
+# ---- subnet per node -------------------------------------------------------------------------------
+
+
+async def test_subnet_per_node(client: LocalClient, running: Running) -> None:
+    await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-n"}})
+    await running.start(subnet_per="node")
+    await client.create(PODS, make_pod("a", "default", node="node-1"), "default")
+    await client.create(PODS, make_pod("b", "team-n", node="node-1"), "team-n")
+    await client.create(PODS, make_pod("c", "default", node="node-2"), "default")
+    a, b, c = await wait_port(client, "a"), await wait_port(client, "b", "team-n"), await wait_port(client, "c")
+    assert (a["spec"]["subnet"], b["spec"]["subnet"], c["spec"]["subnet"]) == ("node.node-1-0", "node.node-1-0",
+                                                                               "node.node-2-0")
+    one = await client.get(SUBNETS, "node.node-1-0", "kube-system")
+    two = await client.get(SUBNETS, "node.node-2-0", "kube-system")
+    assert (one["spec"]["node"], two["spec"]["node"]) == ("node-1", "node-2")
+    net_one, net_two = ipaddress.ip_network(one["spec"]["cidr"]), ipaddress.ip_network(two["spec"]["cidr"])
+    assert net_one.prefixlen == 24 and not net_one.overlaps(net_two)
+    assert {ipaddress.ip_address(port_ip(p)) in net_one for p in (a, b)} == {True}
+    assert ipaddress.ip_address(port_ip(c)) in net_two
+    doc = json.loads((await wait_annotated(client, "b", "team-n"))["metadata"]["annotations"][SUBNET_ANNOTATION])
+    assert (doc["id"], doc["cidr"]) == ("node.node-1-0", one["spec"]["cidr"])
+    assert (await client.list(SUBNETS, "default"))["items"] == []  # no namespace subnets in this mode
+
+
+async def test_no_address_twice_across_restarts_pools_and_nodes(client: LocalClient, running: Running) -> None:
+    """Pods created concurrently while the controller restarts (pool on, subnet per node):
+    every live port has its own address and MAC, and the ports that existed keep theirs."""
+    controller = await running.start(port_pool_size=4, subnet_per="node")
+    await asyncio.gather(*(client.create(PODS, make_pod(f"a-{i}", node=f"node-{i % 3}"), "default") for i in range(60)))
+
+    async def some_done() -> bool:
+        return controller.stats.ports_created >= 20
+    await async_wait_for(some_done, what="20 ports")
+    await running.stop(controller)  # most likely in the middle of the others
+    before = {p["metadata"]["name"]: (port_ip(p), p["metadata"]["uid"]) for p in (await client.list(PORTS, "default"))["items"]}
+    assert len(before) >= 20
+    creates = asyncio.gather(*(client.create(PODS, make_pod(f"b-{i}", node=f"node-{i % 4}"), "default")
+                               for i in range(60)))
+    second = await running.start(port_pool_size=4, subnet_per="node")
+    await creates
+    for i in range(0, 60, 3):
+        await client.delete(PODS, f"a-{i}", "default", grace_period_seconds=0)
+
+    async def settled() -> list[Obj] | None:
+        ports = (await client.list(PORTS, "default"))["items"]
+        pods = (await client.list(PODS, "default"))["items"]
+        annotated = all(PORT_ANNOTATION in (p["metadata"].get("annotations") or {}) for p in pods)
+        return ports if len(ports) == len(pods) == 100 and annotated else None
+    ports = await async_wait_for(settled, 60, what="100 ports")
+    assert len({port_ip(p) for p in ports}) == 100 and len({p["spec"]["macAddress"] for p in ports}) == 100
+    pooled = {ip for group in second.pools for ip in second.pool_addresses(group)}
+    assert not pooled & {port_ip(p) for p in ports}
+    for p in ports:
+        name = p["metadata"]["name"]
+        if name in before and before[name][1] == p["metadata"]["uid"]:
+            assert port_ip(p) == before[name][0]
+        node = p["spec"]["nodeName"]
+        cidr = (await client.get(SUBNETS, p["spec"]["subnet"], "kube-system"))["spec"]
+        assert cidr["node"] == node and ipaddress.ip_address(port_ip(p)) in ipaddress.ip_network(cidr["cidr"])
 
 
 async def test_pending_pod_gets_a_port_once_bound(client: LocalClient, running: Running) -> None:
@@ -383,3 +549,53 @@ async def test_cni_host_network_pod_uses_the_node_address() -> None:
 
 def test_port_info_prefix() -> None:
     assert PortInfo("10.244.1.5", "fa:16:3e:00:00:01", "10.244.1.0/24", "10.244.1.1", "p").ip_with_prefix == "10.244.1.5/24"
+
+
+# ---- through the real server and kubectl ---------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_kubectl_shows_ports_subnets_and_both_annotations(tmp_path: Path) -> None:
+    proc = PodlifeProcess(tmp_path / "data", "--nodes", "0", "--sim-nodes", "1", "--port-pool-size", "2",
+                          "--subnet-per", "node", kubectl=require_tool("kubectl"))
+    try:
+        proc.start()
+        manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nginx"},
+                    "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}
+        proc.kubectl("create", "-f", "-", input=json.dumps(manifest))
+
+        def annotated() -> dict | None:
+            pod = proc.kubectl_json("get", "pod", "nginx")
+            annotations = pod["metadata"].get("annotations") or {}
+            return pod if SUBNET_ANNOTATION in annotations and PORT_ANNOTATION in annotations else None
+        pod = wait_for(annotated, 30, what="the pod's port and subnet annotations")
+        printed = proc.kubectl("get", "pod", "nginx", "-o", "template", "--template={{.metadata.annotations}}").stdout
+        assert printed.startswith("map[") and f"{PORT_ANNOTATION}:{{" in printed and f"{SUBNET_ANNOTATION}:{{" in printed
+        port_doc = json.loads(pod["metadata"]["annotations"][PORT_ANNOTATION])
+        subnet_doc = json.loads(pod["metadata"]["annotations"][SUBNET_ANNOTATION])
+        node = pod["spec"]["nodeName"]
+        assert port_doc["binding:host_id"] == node and subnet_doc["id"] == f"node.{node}-0"
+
+        header, row = proc.kubectl("get", "ports").stdout.splitlines()
+        assert header.split() == ["NAME", "IP", "MAC", "SUBNET", "NODE", "STATUS", "AGE"]
+        assert row.split()[:6] == ["nginx", port_doc["fixed_ips"][0]["ip_address"], port_doc["mac_address"],
+                                   subnet_doc["id"], node, "DOWN"]
+        proc.kubectl("patch", "port", "nginx", "--subresource=status", "--type=merge", "-p",
+                     '{"status":{"phase":"ACTIVE"}}')
+        wide_header, wide_row = proc.kubectl("get", "ports", "-o", "wide").stdout.splitlines()
+        assert re.split(r"\s{2,}", wide_header)[-4:] == ["POD UID", "DEVICE OWNER", "VIF TYPE", "SECURITY GROUPS"]
+        assert wide_row.split()[5] == "ACTIVE"
+        assert wide_row.split()[-4:] == [pod["metadata"]["uid"], "podlife:container", "veth", "default-default"]
+
+        def subnet_rows() -> list[str] | None:
+            lines = proc.kubectl("get", "subnets", "-n", "kube-system").stdout.splitlines()
+            # one pod and the pool's two reservations: used 1, free 253 - 3
+            return lines if len(lines) == 2 and lines[1].split()[3:5] == ["1", "250"] else None
+        lines = wait_for(subnet_rows, 30, what="the subnet's used/free counts")
+        assert lines[0].split() == ["NAME", "CIDR", "GATEWAY", "USED", "FREE", "AGE"]
+        assert lines[1].split()[:3] == [subnet_doc["id"], subnet_doc["cidr"], subnet_doc["gateway_ip"]]
+
+        proc.kubectl("delete", "pod", "nginx", "--grace-period=0", "--force")
+        wait_for(lambda: proc.kubectl("get", "ports", "--no-headers").stdout.strip() == "", 30, what="the port to go")
+    finally:
+        proc.stop()

@@ -916,25 +916,32 @@ def test_to_table_is_json_serializable() -> None:
 
 
 def test_port_table() -> None:
-    assert normal_names("Port", "network.podlife.io") == ["Name", "IP", "MAC", "Subnet", "Status", "Age"]
-    assert wide_names("Port", "network.podlife.io") == ["Node", "Pod", "Pod-UID"]
+    assert normal_names("Port", "network.podlife.io") == ["Name", "IP", "MAC", "Subnet", "Node", "Status", "Age"]
+    assert wide_names("Port", "network.podlife.io") == ["Pod UID", "Device Owner", "VIF Type", "Security Groups"]
     port = {"apiVersion": "network.podlife.io/v1", "kind": "Port",
             "metadata": {"name": "port-web", "namespace": "default", "creationTimestamp": ago(seconds=45)},
             "spec": {"subnet": "pods", "macAddress": "fa:16:3e:00:00:01",
                      "fixedIPs": [{"ipAddress": "10.244.0.5", "subnet": "pods"}],
-                     "podName": "web", "podUID": "u-1", "nodeName": "node-a"},
-            "status": {"phase": "Active"}}
+                     "podName": "web", "podUID": "u-1", "nodeName": "node-a", "deviceID": "u-1",
+                     "deviceOwner": "podlife:container", "vifType": "veth", "securityGroups": ["default-default"]},
+            "status": {"phase": "ACTIVE"}}
     assert row_cells(port, "Port", "network.podlife.io", NOW) == [
-        "port-web", "10.244.0.5", "fa:16:3e:00:00:01", "pods", "Active", "45s", "node-a", "web", "u-1"]
+        "port-web", "10.244.0.5", "fa:16:3e:00:00:01", "pods", "node-a", "ACTIVE", "45s", "u-1", "podlife:container",
+        "veth", "default-default"]
     bare = {"metadata": {"name": "p"}, "spec": {"fixedIPs": [{"ipAddress": "10.0.0.2", "subnet": "s1"},
                                                            {"ipAddress": "fd00::2", "subnet": "s1"}]}}
     assert row_cells(bare, "Port", "network.podlife.io", NOW) == [
-        "p", "10.0.0.2,fd00::2", "<none>", "s1", "<none>", "<unknown>", "<none>", "<none>", "<none>"]
+        "p", "10.0.0.2,fd00::2", "<none>", "s1", "<none>", "<none>", "<unknown>", "<none>", "<none>", "<none>", "<none>"]
 
 
 def test_subnet_table() -> None:
-    assert normal_names("Subnet", "network.podlife.io") == ["Name", "CIDR", "Gateway", "Age"]
-    assert wide_names("Subnet", "network.podlife.io") == ["Allocated"]
+    assert normal_names("Subnet", "network.podlife.io") == ["Name", "CIDR", "Gateway", "Used", "Free", "Age"]
+    assert wide_names("Subnet", "network.podlife.io") == ["Reserved", "Node"]
     subnet = {"metadata": {"name": "pods", "creationTimestamp": ago(days=2, hours=3)},
-              "spec": {"cidr": "10.244.0.0/16", "gateway": "10.244.0.1"}, "status": {"allocated": 12}}
-    assert row_cells(subnet, "Subnet", "network.podlife.io", NOW) == ["pods", "10.244.0.0/16", "10.244.0.1", "2d3h", 12]
+              "spec": {"cidr": "10.244.0.0/24", "gateway": "10.244.0.1"},
+              "status": {"allocated": 15, "used": 12, "reserved": 3, "free": 238}}
+    assert row_cells(subnet, "Subnet", "network.podlife.io", NOW) == [
+        "pods", "10.244.0.0/24", "10.244.0.1", 12, 238, "2d3h", 3, "<none>"]
+    older = {"metadata": {"name": "pods", "creationTimestamp": ago(days=2, hours=3)},
+             "spec": {"cidr": "10.244.0.0/24", "gateway": "10.244.0.1"}, "status": {"allocated": 12}}
+    assert row_cells(older, "Subnet", "network.podlife.io", NOW)[3:5] == [12, 241]

@@ -51,6 +51,25 @@ async def ensure_kubernetes_service(ctx: ApiContext) -> None:
                                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}})
 
 
+#: the cluster DNS Service as kubeadm creates it (no selector here: podlife's DNS is a node-local
+#: component that answers on the Service's address inside each node namespace, not pods)
+DNS_SERVICE_LABELS = {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"}
+
+
+async def ensure_dns_service(ctx: ApiContext, cluster_ip: str) -> None:
+    """``kube-system/kube-dns`` on ``cluster_ip`` (the first ``--cluster-dns`` address), if missing."""
+    rest = ctx.rest_by("", "v1", "services")
+    if rest is None or rest.cache.get(rest.rt.key("kube-system", "kube-dns")) is not None:
+        return
+    await rest.create({"apiVersion": "v1", "kind": "Service",
+                       "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": dict(DNS_SERVICE_LABELS),
+                                    "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"}},
+                       "spec": {"clusterIP": cluster_ip, "type": "ClusterIP",
+                                "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                                          {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                                          {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]}})
+
+
 async def ensure_namespaces(ctx: ApiContext) -> None:
     ns_rest = ctx.rest_by("", "v1", "namespaces")
     if ns_rest is None:

@@ -104,6 +104,8 @@ KUBE_SYSTEM = "kube-system"
 APISERVER_USER = UserInfo("system:apiserver", uid=str(uuid.uuid4()), groups=(MASTERS, AUTHENTICATED))
 SCHEDULER_USER = UserInfo("system:kube-scheduler", groups=(AUTHENTICATED,))
 CONTROLLER_MANAGER_USER = UserInfo("system:kube-controller-manager", groups=(AUTHENTICATED,))
+#: the service proxy's identity (kube-proxy's: bound to ``system:node-proxier``)
+KUBE_PROXY_USER = UserInfo("system:kube-proxy", groups=(AUTHENTICATED,))
 
 
 def node_user(node: str) -> UserInfo:

@@ -1,7 +1,7 @@
 """NodeRestriction admission: a node writes only its own Node, its own Lease and its own pods.
 
-The Node authorizer lets a node identity (``system:node:<name>``) write Nodes, Leases and
-pod statuses at all; this plugin narrows each write to what belongs to the node, with
+The Node authorizer lets a node identity (``system:node:<name>``) write Nodes, Leases,
+pod statuses and (podlife's) port statuses at all; this plugin narrows each write to what belongs to the node, with
 Kubernetes' messages -- so a compromised kubelet on one host cannot mark another node
 NotReady, renew another node's Lease, or rewrite the status of pods elsewhere.
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 Obj = dict[str, Any]
 NAME = "NodeRestriction"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+PORTS_GROUP = "network.podlife.io"
 
 
 def _requesting_node() -> str | None:
@@ -66,6 +67,9 @@ def restrict(rest: ResourceREST, obj: Obj, old: Obj | None, attrs: Attributes) -
         elif bound != node:
             what = "update pod status" if attrs.subresource == "status" else "update pods"
             raise _forbidden(rest, name, f'node "{node}" can only {what} for pods with spec.nodeName set to itself')
+    elif rt.group == PORTS_GROUP and rt.plural == "ports":  # podlife's: the node's CNI plugin marks its ports ACTIVE
+        if ((old or obj).get("spec") or {}).get("nodeName") != node:
+            raise _forbidden(rest, name, f'node "{node}" can only update ports with spec.nodeName set to itself')
     return []
 
 
@@ -83,7 +87,8 @@ def restrict_delete(rest: ResourceREST, obj: Obj, attrs: Attributes) -> list[str
 
 
 #: the API server's own writes (a binding) are seen too, as they always were here
-PLUGIN = AdmissionPlugin(NAME, frozenset({("", "nodes"), ("coordination.k8s.io", "leases"), ("", "pods")}),
+PLUGIN = AdmissionPlugin(NAME, frozenset({("", "nodes"), ("coordination.k8s.io", "leases"), ("", "pods"),
+                                          (PORTS_GROUP, "ports")}),
                          ALL_OPERATIONS, frozenset({OBJECT, SUBRESOURCE, SERVER_WRITE}),
                          validate=restrict, validate_delete=restrict_delete)
 

@@ -132,7 +132,7 @@ class PKI:
         os.chmod(self.dir, 0o700)
         if not self.ca_cert.exists() or not self.ca_key.exists():
             _write_ca(self.dir)
-        if not self.server_cert.exists() or not self.server_key.exists():
+        if not self.server_cert.exists() or not self.server_key.exists() or not _names_covered(self.server_cert, hosts):
             _write_server_cert(self.dir, hosts)
         if not _client_cert_usable(self.admin_cert, self.admin_key, self.ca_cert):
             admin = self.client_certificate(ADMIN_COMMON_NAME, ADMIN_ORGANIZATIONS)
@@ -272,6 +272,17 @@ def _client_cert_usable(cert_path: Path, key_path: Path, ca_path: Path) -> bool:
             cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
         return False
     return cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc) > RENEW_BEFORE
+
+
+def _names_covered(cert_path: Path, hosts: list[str]) -> bool:
+    """Whether the certificate names every one of ``hosts`` (a data dir from before a name was added gets a new one)."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return False
+    have = {str(v) for v in sans.get_values_for_type(x509.IPAddress)} | set(sans.get_values_for_type(x509.DNSName))
+    return all(h in have for h in hosts)
 
 
 def _write_ca(d: Path) -> None:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import builtins
 
+import asyncio
 import base64
+import contextlib
 import random
 import secrets
 import uuid
@@ -168,6 +170,7 @@ class ResourceREST:
         self.ctx = ctx
         self.cache = cache
         self.strategy = rt.strategy
+        self._allocation_lock: asyncio.Lock | None = None
 
     @property
     def store(self) -> Store:
@@ -328,6 +331,13 @@ class ResourceREST:
         if allocate is not None:
             self._validate(obj, allocate(obj, (co.obj for co in self.cache.objects.values())))
 
+    def _allocate_update(self, new: Obj, old: Obj) -> None:
+        """What an update of the object needs allocated (a Service's new node ports:
+        ``ServiceStrategy.allocate_update``), from what the watch cache holds."""
+        allocate = getattr(self.strategy, "allocate_update", None)
+        if allocate is not None:
+            self._validate(new, allocate(new, old, (co.obj for co in self.cache.objects.values())))
+
     def run_checkers(self, obj: Obj, mode: str | None) -> builtins.list[str]:
         """Schema checks (unknown fields etc.); raises for Strict, returns warnings for Warn."""
         warnings: list[str] = []
@@ -337,9 +347,25 @@ class ResourceREST:
             warnings += check(self.rt, obj, mode)
         return warnings
 
+    def _allocation_guard(self, allocator: str) -> contextlib.AbstractAsyncContextManager[Any]:
+        """For kinds whose registry allocates (a Service's ClusterIP and node ports), one write at a
+        time from allocation to commit: the used values are read from the watch cache, which
+        has a write only once it committed, so two concurrent writes could pick the same one."""
+        if getattr(self.strategy, allocator, None) is None:
+            return contextlib.nullcontext()
+        if self._allocation_lock is None:
+            self._allocation_lock = asyncio.Lock()
+        return self._allocation_lock
+
     async def create(self, obj: Any, namespace: str | None = None, *, dry_run: bool = False,
                      field_validation: str | None = "Ignore", now: datetime | None = None,
                      manager: str | None = None) -> tuple[CachedObject | Obj, builtins.list[str]]:
+        async with self._allocation_guard("allocate"):
+            return await self._create(obj, namespace, dry_run=dry_run, field_validation=field_validation, now=now,
+                                      manager=manager)
+
+    async def _create(self, obj: Any, namespace: str | None, *, dry_run: bool, field_validation: str | None,
+                      now: datetime | None, manager: str | None) -> tuple[CachedObject | Obj, builtins.list[str]]:
         meta = self._check_kind(obj)
         self._set_namespace(meta, namespace)
         warnings = self.run_checkers(obj, field_validation)
@@ -513,6 +539,16 @@ class ResourceREST:
                                 subresource: str | None = None, dry_run: bool = False, retry: bool = True,
                                 manager: str | None = None, shallow_read: bool = False,
                                 warnings: builtins.list[str] | None = None) -> CachedObject | Obj:
+        """:meth:`_guaranteed_update`, one at a time for kinds that allocate on update (see :meth:`_allocation_guard`)."""
+        async with self._allocation_guard("allocate_update"):
+            return await self._guaranteed_update(namespace, name, mutate, subresource=subresource, dry_run=dry_run,
+                                                 retry=retry, manager=manager, shallow_read=shallow_read,
+                                                 warnings=warnings)
+
+    async def _guaranteed_update(self, namespace: str | None, name: str, mutate: Callable[[Obj], Obj], *,
+                                 subresource: str | None = None, dry_run: bool = False, retry: bool = True,
+                                 manager: str | None = None, shallow_read: bool = False,
+                                 warnings: builtins.list[str] | None = None) -> CachedObject | Obj:
         """Read the newest object, ``mutate`` a copy, validate and commit; retry on races.
 
         ``shallow_read``: ``mutate`` changes nothing below the top level and metadata of
@@ -596,6 +632,8 @@ class ResourceREST:
         else:
             raise errors.path_not_found(subresource)
         self._validate(new, errs)
+        if subresource in (None, ""):
+            self._allocate_update(new, old)
         if subresource != "status" and self.strategy.tracks_generation and self.strategy.spec_changed(new, old):
             new["metadata"]["generation"] = int(old_meta.get("generation") or 0) + 1
         # a fresh metadata dict: strategies may have shared old's, which must stay untouched

@@ -22,6 +22,11 @@ a time from live reads, so every step is idempotent and safe to retry.
 - :class:`ClusterRoleAggregationController` (:mod:`.clusterrole_aggregation`) -- the
   rules of ClusterRoles with an ``aggregationRule`` (admin, edit, view): the union of
   the ClusterRoles their selectors pick.
+- :class:`EndpointsController` (:mod:`.endpoints`) -- the Endpoints of every Service
+  with a selector: its Ready pods as addresses, the others as not ready.
+- :class:`EndpointSliceController`, :class:`EndpointSliceMirroringController`
+  (:mod:`.endpointslices`) -- the Services' EndpointSlices (ready/serving/terminating),
+  and slices mirroring the Endpoints of Services without a selector.
 
 The namespace controller and the garbage collector act on every served kind: they ask
 the server (``Client.discover``), so kinds added by CRDs after start are included.
@@ -29,10 +34,13 @@ the server (``Client.discover``), so kinds added by CRDs after start are include
 
 from .apiservice_registration import APIServiceRegistration
 from .clusterrole_aggregation import ClusterRoleAggregationController
+from .endpoints import EndpointsController
+from .endpointslices import EndpointSliceController, EndpointSliceMirroringController
 from .garbage_collector import GarbageCollector
 from .namespace import NamespaceController
 from .root_ca import RootCAPublisher
 from .serviceaccounts import ServiceAccountController
 
-__all__ = ["APIServiceRegistration", "ClusterRoleAggregationController", "GarbageCollector", "NamespaceController",
+__all__ = ["APIServiceRegistration", "ClusterRoleAggregationController", "EndpointSliceController",
+           "EndpointSliceMirroringController", "EndpointsController", "GarbageCollector", "NamespaceController",
            "RootCAPublisher", "ServiceAccountController"]

@@ -17,7 +17,7 @@ it. The channel asks grpc for exactly one thing: no proxy (grpc would otherwise 
 an ``ipv4:``/``ipv6:`` target that resolves nothing.
 
 A pod's own network namespace: grpc's C core opens its sockets in threads of its
-own, which :mod:`podlife.kubelet.netns` cannot move into the pod's namespace. There
+own, which :mod:`podlife.machinery.netns` cannot move into the pod's namespace. There
 the channel's target is a Unix socket in a private (0700) directory, and each
 connection to it is piped to a TCP connection made in the namespace
 (:func:`grpc_target`); nothing of grpc ever leaves this machine's loopback.
@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator
 from ..client.base import Obj
 from ..machinery.constants import KUBERNETES_VERSION
 from .hooks import handler_address
-from .netns import open_connection
+from ..machinery.netns import open_connection
 
 #: Channel options of a probe: one health call to the loopback address and nothing else
 CHANNEL_OPTIONS: list[tuple[str, str | int]] = [

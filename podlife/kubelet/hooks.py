@@ -11,7 +11,7 @@ A handler is one of Kubernetes' three actions:
   up in the container's ports. The host is loopback -- any other requested host
   is refused rather than contacted (:func:`hook_host`) -- *as the container sees
   it*: the connection is made inside the pod's network namespace
-  (:mod:`podlife.kubelet.netns`; the runtime's ``network_namespace``), or in this
+  (:mod:`podlife.machinery.netns`; the runtime's ``network_namespace``), or in this
   machine's for host processes and ``hostNetwork`` pods.
 - ``sleep``: waits the given seconds; it cannot fail.
 
@@ -37,7 +37,7 @@ from ..client.base import Obj
 from ..machinery.constants import KUBERNETES_VERSION
 from ..node.lifecycle import format_pod
 from ..node.status import go_list
-from .netns import socket_factory
+from ..machinery.netns import socket_factory
 from .runtime import ContainerNotRunningError, ContainerStartError
 from .runtimes import ContainerLike, ContainerRuntime
 

@@ -266,6 +266,19 @@ class OCIPodRuntime:
             raise OSError(errno.ENOENT, "the pod's sandbox is not running")
         return sandbox.namespace_path("net")
 
+    def pod_network_namespace(self, pod: Obj) -> str | None:
+        """The running sandbox's network namespace (what CNI ADD/DEL are given); None for a
+        ``hostNetwork`` pod or when no sandbox runs."""
+        sandbox = self.oci.sandbox(pod_key_of(pod))
+        if (pod.get("spec") or {}).get("hostNetwork") or sandbox is None or sandbox.request.host_network:
+            return None
+        return sandbox.namespace_path("net") if sandbox.pause.running else None
+
+    def pod_sandbox_id(self, pod: Obj) -> str:
+        """The pod's sandbox id (its pause container's; CNI's ``CNI_CONTAINERID``), "" without one."""
+        sandbox = self.oci.sandbox(pod_key_of(pod))
+        return sandbox.id if sandbox is not None else ""
+
     # ------------------------------------------------------------------ sandbox
 
     async def prepare_pod(self, pod: Obj, pod_ips: Sequence[str] = ()) -> None:

@@ -16,10 +16,13 @@ effect                      carried out by
 ``SetUpSandbox``            the pod's volumes (:mod:`podlife.kubelet.volumes`; one
                             that cannot be set up yet is a ``FailedMount``
                             event and a retry), the runtime's sandbox, then the
-                            CNI step (:mod:`podlife.node.cni`); it raises
-                            ``CNIError`` until the network controller has written
-                            the port: retried with a short back-off, or at once
-                            when the pod object changes
+                            CNI step (:mod:`podlife.node.cni`) in the sandbox's
+                            network namespace; it raises ``CNIError`` until the
+                            network controller has written the port: retried
+                            with a short back-off, or at once when the pod
+                            object changes. A CNI plugin executable's failure
+                            is also a ``FailedCreatePodSandBox`` Warning in
+                            Kubernetes' words (:func:`sandbox_network_error`)
 ``StartContainer``          environment (:mod:`podlife.kubelet.environment`),
                             then the runtime (:mod:`podlife.kubelet.runtimes`:
                             a container, or a process); an image the node cannot
@@ -29,7 +32,7 @@ effect                      carried out by
                             SIGKILL once it is over (a shorter grace asked for
                             meanwhile is honoured; at least 2 s for the signals)
 ``DeletePod``               delete with grace 0 and a uid precondition
-``ReleaseSandbox``          CNI delete
+``ReleaseSandbox``          CNI delete (DEL, while the sandbox's namespace exists)
 ``RecordEvent``/``WakeAt``  the event recorder / a timer that wakes the task
 ==========================  ===================================================
 
@@ -67,7 +70,7 @@ from ..client.base import PODS, Client, Obj
 from ..client.events import EventRecorder
 from ..machinery.errors import ApiError
 from ..machinery.tasks import Supervisor
-from ..node.cni import CNIError
+from ..node.cni import CNIError, CNIPluginError
 from ..node.lifecycle import go_duration
 from ..node.machine import (
     ContainerConfigFailed, ContainerExited, ContainerStarted, ContainerStartFailed, DeletePod, Effect, Fact,
@@ -96,11 +99,17 @@ class PortInfoLike(Protocol):
 
 
 class CNI(Protocol):
-    """The part of :class:`podlife.node.cni.CNIPlugin` the kubelet uses."""
+    """The part of :class:`podlife.node.cni.CNIPlugin` the kubelet uses (``netns_path``: the
+    sandbox's network namespace, None without one; ``sandbox_id``: CNI's container id)."""
 
-    async def add(self, pod: Obj) -> PortInfoLike: ...
+    async def add(self, pod: Obj, netns_path: str | None = None, *, sandbox_id: str = "") -> PortInfoLike: ...
 
-    async def delete(self, pod: Obj) -> None: ...
+    async def delete(self, pod: Obj, netns_path: str | None = None, *, sandbox_id: str = "") -> None: ...
+
+
+def sandbox_network_error(sandbox_id: str, error: Exception) -> str:
+    """A failed CNI ADD as the CRI runtime reports it (the kubelet's event prefixes "Failed to create pod sandbox: ")."""
+    return f'rpc error: code = Unknown desc = failed to setup network for sandbox "{sandbox_id}": {error}'
 
 
 @dataclass
@@ -341,8 +350,13 @@ class PodWorker:
             log.warning("%r: sandbox failed: %s", self, exc)
             await self._observe(SandboxFailed(str(exc), warn=True))
             return
+        sandbox_id = self.runtime.pod_sandbox_id(self.pod)
         try:
-            port = await self.cni.add(self.pod)
+            port = await self.cni.add(self.pod, self.runtime.pod_network_namespace(self.pod), sandbox_id=sandbox_id)
+        except CNIPluginError as exc:  # the plugin's own failure (or the annotation race): an event, and a retry
+            log.debug("%r: CNI ADD failed: %s", self, exc)
+            await self._observe(SandboxFailed(sandbox_network_error(sandbox_id, exc), warn=True))
+            return
         except CNIError as exc:
             log.debug("%r: network not ready yet: %s", self, exc)
             await self._observe(SandboxFailed(str(exc)))
@@ -373,7 +387,8 @@ class PodWorker:
         back now, as Kubernetes' volume manager does for terminated pods -- an evicted pod's
         emptyDir must not keep the node under disk pressure until somebody deletes the pod."""
         try:
-            await self.cni.delete(self.pod)
+            await self.cni.delete(self.pod, self.runtime.pod_network_namespace(self.pod),
+                                  sandbox_id=self.runtime.pod_sandbox_id(self.pod))
         except Exception as exc:  # the port is the network controller's to collect
             log.warning("%r: CNI delete failed: %s", self, exc)
         if self.runtime.mounts_volumes and not self.machine.terminating:
@@ -634,4 +649,4 @@ class PodWorker:
             self._timer = None
 
 
-__all__ = ["CNI", "PodWorker", "WorkerConfig"]
+__all__ = ["CNI", "PodWorker", "WorkerConfig", "sandbox_network_error"]

@@ -13,7 +13,7 @@ failure). The handlers reuse the lifecycle hooks' building blocks
   ``exec_in_container``); exit 0 is a success,
 - ``httpGet``: a status of 200-399 is a success; the host is loopback, as for
   hooks (:func:`~podlife.kubelet.hooks.hook_host`), inside the pod's network
-  namespace (:mod:`podlife.kubelet.netns`): nothing else is ever contacted,
+  namespace (:mod:`podlife.machinery.netns`): nothing else is ever contacted,
 - ``tcpSocket``: the connection opens (the same way),
 - ``grpc``: the standard health check (``grpc.health.v1.Health/Check``) on the
   same loopback address answers ``SERVING`` (:mod:`podlife.kubelet.grpc_probe`);
@@ -43,7 +43,7 @@ from ..client.base import Obj
 from ..node.machine import ProbeFailed, ProbeResult
 from .grpc_probe import grpc_handler
 from .hooks import dial_error, exec_handler, handler_address, http_handler
-from .netns import open_connection
+from ..machinery.netns import open_connection
 from .runtimes import ContainerLike, ContainerRuntime
 
 log = logging.getLogger(__name__)

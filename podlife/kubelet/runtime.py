@@ -455,6 +455,13 @@ class ProcessRuntime:
         """Host processes share this machine's network: None, the caller's own."""
         return None
 
+    def pod_network_namespace(self, pod: Any) -> str | None:
+        """No sandbox, no namespace: the CNI step only records the port."""
+        return None
+
+    def pod_sandbox_id(self, pod: Any) -> str:
+        return ""
+
     @property
     def image_dir(self) -> Path | None:
         """Host processes run no images."""

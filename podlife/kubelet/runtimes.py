@@ -81,6 +81,12 @@ class ContainerRuntime(Protocol):
 
     def network_namespace(self, handle: Any) -> str | None: ...
 
+    def pod_network_namespace(self, pod: dict) -> str | None:
+        """The pod's sandbox network namespace (for CNI); None: hostNetwork, or the runtime has none."""
+        ...
+
+    def pod_sandbox_id(self, pod: dict) -> str: ...
+
     @property
     def image_dir(self) -> Path | None:
         """Where the runtime keeps its images (the eviction manager's imagefs); None: no image store."""

@@ -13,6 +13,8 @@ KUBERNETES_MINOR = KUBERNETES_VERSION.split(".")[1]
 
 #: the Neutron-style port of a pod, written by the network controller, read by the CNI step
 PORT_ANNOTATION = "network.podlife.io/port"
+#: the Neutron-style subnet of that port (written with it, in the same patch)
+SUBNET_ANNOTATION = "network.podlife.io/subnet"
 #: on a pod or a simulated node: fault injection for simulated nodes (``crash``, ``oom``, ...)
 CHAOS_ANNOTATION = "podlife.io/chaos"
 #: the simulator's acknowledgement that it carried out a chaos request

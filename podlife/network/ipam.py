@@ -11,7 +11,13 @@ network and broadcast addresses are never handed out. When every subnet of a
 namespace is full, the namespace gets the lowest free block as an extra
 subnet, so one namespace can hold 10,000 pods while other namespaces still get
 their own subnets. This follows Kuryr-Kubernetes, where each namespace has its
-own Neutron subnet and each pod has a Neutron port.
+own Neutron subnet and each pod has a Neutron port. The "namespace" is only a
+group key: with subnets per node the controller passes ``node.<node>`` (a
+namespace name has no dot, so the two kinds of group never clash).
+
+Port pools reserve addresses under an owner of their own and hand them to a pod
+with :meth:`IPAM.transfer` (same address, MAC and subnet, new owner), so a
+reservation is never free and taken at the same time.
 
 Why it works this way:
 
@@ -245,6 +251,17 @@ class _Lease:
     allocation: Allocation
 
 
+def allocation_pools(record: SubnetRecord) -> list[tuple[str, str]]:
+    """The address ranges pods get addresses from: the host addresses but the gateway
+    (Neutron's ``allocation_pools``), e.g. ``[("10.244.0.2", "10.244.0.254")]``."""
+    network = ipaddress.ip_network(record.cidr, strict=False)
+    first, last = _host_offsets(network)
+    gateway = int(ipaddress.ip_address(record.gateway)) - int(network.network_address)
+    spans = [(first, gateway - 1), (gateway + 1, last)] if first <= gateway <= last else [(first, last)]
+    base = network.network_address
+    return [(str(base + lo), str(base + hi)) for lo, hi in spans if lo <= hi]
+
+
 def _host_offsets(network: IPNetwork) -> tuple[int, int]:
     """First and last offsets a host may use (no network/broadcast address)."""
     return 1, network.num_addresses - 2
@@ -355,6 +372,28 @@ class IPAM:
     def get(self, owner: str) -> Allocation | None:
         lease = self._leases.get(owner)
         return lease.allocation if lease else None
+
+    def transfer(self, owner: str, new_owner: str) -> Allocation | None:
+        """Hand ``owner``'s address and MAC over to ``new_owner`` (a port pool's reservation
+        taken by a pod). Returns the new owner's Allocation, or None when ``owner`` holds
+        nothing. Raises ``ValueError`` if ``new_owner`` already holds an address.
+        """
+        if new_owner in self._leases:
+            raise ValueError(f"owner {new_owner!r} already has an address")
+        lease = self._leases.pop(owner, None)
+        if lease is None:
+            return None
+        old = lease.allocation
+        allocation = Allocation(old.subnet, old.ip, old.mac, False)
+        self._leases[new_owner] = _Lease(lease.subnet, lease.offset, allocation)
+        return allocation
+
+    def usage(self, subnet: str) -> tuple[int, int] | None:
+        """``(addresses held, addresses a subnet can hand out)`` of a live subnet, else None."""
+        state = self._subnets_by_name.get(subnet)
+        if state is None:
+            return None
+        return len(state.pool), state.pool.capacity
 
     def __len__(self) -> int:
         """The number of live allocations."""

@@ -37,6 +37,7 @@ from .config_validation import (
 )
 from .core_validation import validate_event, validate_service_account
 from .service_validation import keep_cluster_ip, validate_endpoints, validate_service, validate_service_update
+from .node_ports import DEFAULT_NODE_PORT_RANGE, allocate_node_ports, keep_node_ports, ports_in_use
 from .storage_validation import validate_persistent_volume, validate_persistent_volume_update
 from .types import FieldError, Obj, Strategy, invalid, not_supported, required
 
@@ -182,17 +183,20 @@ KUBERNETES_SERVICE_IP = str(SERVICE_CIDR.network_address + 1)
 
 
 class ServiceStrategy(Strategy):
-    """Services; :meth:`allocate` is their registry's ClusterIP allocator.
+    """Services; :meth:`allocate` is their registry's ClusterIP and node port allocator.
 
     Kubernetes allocates a Service's ClusterIP in its service registry (not in admission):
     the lowest free address of the service range (the first one is reserved for the
     ``kubernetes`` Service), a requested ``spec.clusterIP`` if it is free and in range, none
     for headless (``None``) and ExternalName services. The used addresses are those of the
     existing services (the REST layer passes its watch cache's), so there is no second
-    record of them to keep in sync.
+    record of them to keep in sync. Node ports: :mod:`~podlife.registry.node_ports`, on
+    create and (:meth:`allocate_update`) on update.
     """
 
     has_status = True
+    #: ``--service-node-port-range``: where node ports come from (:mod:`~podlife.registry.node_ports`)
+    node_port_range: tuple[int, int] = DEFAULT_NODE_PORT_RANGE
 
     def prepare_for_create(self, obj: Obj) -> None:
         obj["status"] = with_status_defaults(None, _SERVICE_STATUS)
@@ -208,6 +212,7 @@ class ServiceStrategy(Strategy):
     def prepare_for_update(self, new: Obj, old: Obj) -> None:
         super().prepare_for_update(new, old)
         keep_cluster_ip(new, old)
+        keep_node_ports(new, old)
 
     def validate(self, obj: Obj) -> list[FieldError]:
         return validate_service(obj)
@@ -216,8 +221,26 @@ class ServiceStrategy(Strategy):
         return validate_service(new) + validate_service_update(new, old)
 
     def allocate(self, obj: Obj, existing: Iterable[Obj]) -> list[FieldError]:
-        """Give a validated new Service its ClusterIP (``spec.clusterIP``/``clusterIPs``); the
-        errors are Kubernetes' allocation failures, for a 422."""
+        """Give a validated new Service its ClusterIP (``spec.clusterIP``/``clusterIPs``) and its
+        node ports; the errors are Kubernetes' allocation failures, for a 422."""
+        others = list(existing)
+        errs = self._allocate_cluster_ip(obj, others)
+        spec = obj.get("spec")
+        if errs or not isinstance(spec, dict):
+            return errs
+        return allocate_node_ports(spec, ports_in_use(others), self.node_port_range)
+
+    def allocate_update(self, new: Obj, old: Obj, existing: Iterable[Obj]) -> list[FieldError]:
+        """The node ports of an updated Service: new ones checked or picked, kept ones kept
+        (:meth:`prepare_for_update` carried them over), dropped ones freed by their absence."""
+        spec = new.get("spec")
+        if not isinstance(spec, dict):
+            return []
+        meta = new.get("metadata") or {}
+        used = ports_in_use(existing, skip=(meta.get("namespace"), meta.get("name")))
+        return allocate_node_ports(spec, used, self.node_port_range)
+
+    def _allocate_cluster_ip(self, obj: Obj, existing: list[Obj]) -> list[FieldError]:
         spec = obj.get("spec")
         if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
             return []

@@ -3,11 +3,20 @@
 Kuryr-Kubernetes keeps its ports in Neutron; podlife keeps them in the API, so that
 ``kubectl get ports`` shows what the network controller allocated for each pod:
 
-- ``Subnet`` (namespaced): a block of the pod range owned by a namespace.
-  ``spec: {cidr, gateway}``, ``status: {allocated}``.
-- ``Port`` (namespaced, named after its pod): one pod's address.
-  ``spec: {subnet, macAddress, fixedIPs: [{ipAddress, subnet}], podName, podUID, nodeName}``,
-  ``status: {phase: Active|Down}``.
+- ``Subnet`` (namespaced): a block of the pod range owned by a namespace (or, with
+  ``--subnet-per node``, by a node: then ``spec.node`` names it).
+  ``spec: {cidr, gateway, allocationPools: [{start, end}], node?}``,
+  ``status: {allocated, used, reserved, free}`` (only through ``subnets/status``).
+- ``Port`` (namespaced, named after its pod): one pod's address, with Neutron's port
+  attributes: ``spec: {subnet, macAddress, fixedIPs: [{ipAddress, subnet}], podName, podUID,
+  nodeName, adminStateUp, securityGroups, deviceOwner, deviceID, hostID, vifType, vnicType,
+  vifDetails}``, ``status: {phase: DOWN|ACTIVE}``.
+
+Both kinds have a ``status`` subresource, as Kubernetes kinds do: writes to the main
+resource keep the stored status, so the network controller (which writes ports) can never
+undo the ``ACTIVE`` the node's CNI plugin patched through ``ports/status``. A new Port
+always starts ``DOWN`` (Neutron's state for a port nothing is plugged into), whatever the
+create request says -- the way a new Pod always starts ``Pending``.
 """
 
 from __future__ import annotations
@@ -19,8 +28,15 @@ from .types import FieldError, Obj, Strategy, invalid, required
 
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
+#: Neutron's port states podlife uses: nothing plugged yet / plugged by the CNI plugin
+PORT_DOWN = "DOWN"
+PORT_ACTIVE = "ACTIVE"
+PORT_PHASES = (PORT_DOWN, PORT_ACTIVE)
+
 
 class SubnetStrategy(Strategy):
+    has_status = True
+
     def validate(self, obj: Obj) -> list[FieldError]:
         spec = obj.get("spec")
         if not isinstance(spec, dict):
@@ -37,10 +53,36 @@ class SubnetStrategy(Strategy):
                     errs.append(invalid("spec.gateway", gw, "must be inside spec.cidr"))
             except ValueError:
                 errs.append(invalid("spec.gateway", gw, "must be an IP address"))
+        pools = spec.get("allocationPools")
+        if pools is not None:
+            errs.extend(_validate_pools(pools, net))
         return errs
 
 
+def _validate_pools(pools: object, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> list[FieldError]:
+    if not isinstance(pools, list):
+        return [invalid("spec.allocationPools", pools, "must be a list of {start, end}")]
+    errs: list[FieldError] = []
+    for i, pool in enumerate(pools):
+        if not isinstance(pool, dict):
+            errs.append(invalid(f"spec.allocationPools[{i}]", pool, "must be {start, end}"))
+            continue
+        try:
+            start, end = ipaddress.ip_address(str(pool.get("start"))), ipaddress.ip_address(str(pool.get("end")))
+        except ValueError:
+            errs.append(invalid(f"spec.allocationPools[{i}]", pool, "start and end must be IP addresses"))
+            continue
+        if start not in net or end not in net or int(start) > int(end):
+            errs.append(invalid(f"spec.allocationPools[{i}]", pool, "must be an address range inside spec.cidr"))
+    return errs
+
+
 class PortStrategy(Strategy):
+    has_status = True
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        obj["status"] = {"phase": PORT_DOWN}
+
     def validate(self, obj: Obj) -> list[FieldError]:
         spec = obj.get("spec")
         if not isinstance(spec, dict):
@@ -58,4 +100,16 @@ class PortStrategy(Strategy):
                     ipaddress.ip_address(str((fip or {}).get("ipAddress")))
                 except ValueError:
                     errs.append(invalid(f"spec.fixedIPs[{i}].ipAddress", (fip or {}).get("ipAddress"), "must be an IP address"))
+        groups = spec.get("securityGroups")
+        if groups is not None and (not isinstance(groups, list) or not all(isinstance(g, str) for g in groups)):
+            errs.append(invalid("spec.securityGroups", groups, "must be a list of names"))
+        admin = spec.get("adminStateUp")
+        if admin is not None and not isinstance(admin, bool):
+            errs.append(invalid("spec.adminStateUp", admin, "must be a boolean"))
         return errs
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        phase = (new.get("status") or {}).get("phase")
+        if phase is not None and phase not in PORT_PHASES:
+            return [invalid("status.phase", phase, f"must be one of {', '.join(PORT_PHASES)}")]
+        return []

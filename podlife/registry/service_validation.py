@@ -18,8 +18,8 @@ Kubernetes facts followed (``pkg/apis/core/validation/validation.go``: ``Validat
   each port 1-65535, a protocol TCP/UDP/SCTP, a name (a DNS label) required when there
   is more than one and unique; ``(protocol, port)`` pairs unique; ``targetPort`` a port
   number or an IANA service name;
-* ``nodePort`` only for NodePort/LoadBalancer, in 30000-32767 (the allocator's range),
-  unique per protocol;
+* ``nodePort`` only for NodePort/LoadBalancer, unique per protocol (its range, 30000-32767
+  by default, is checked by the allocator, :mod:`podlife.registry.node_ports`);
 * the selector's keys and values are label keys and values; ``sessionAffinity``
   ClientIP/None with a ClientIP timeout in (0, 86400]; ``ipFamilies`` IPv4/IPv6, no
   family twice; ``ipFamilyPolicy`` SingleStack/PreferDualStack/RequireDualStack;
@@ -148,12 +148,8 @@ def _node_ports(ports: list[Any], kind: Any) -> list[FieldError]:
         if kind not in ("NodePort", "LoadBalancer"):
             errs.append(forbidden(path, f"may not be used when `type` is '{kind}'"))
             continue
-        problems = _port_number_errors(node_port, path)
-        if problems:
-            errs += problems
-        elif not NODE_PORT_RANGE[0] <= node_port <= NODE_PORT_RANGE[1]:
-            errs.append(invalid(path, node_port, "provided port is not in the valid range. The range of valid ports is "
-                                                 f"{NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}"))
+        # the range (``--service-node-port-range``) is the allocator's to check: podlife.registry.node_ports
+        errs += _port_number_errors(node_port, path)
         key = (port.get("protocol"), node_port)
         if key in seen:
             errs.append(FieldError("FieldValueDuplicate", path, "", node_port))

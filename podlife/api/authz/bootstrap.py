@@ -296,6 +296,10 @@ def node_rules() -> list[Obj]:
         rule(READ, [STORAGE], "csidrivers"),
         rule("get create update patch delete", [STORAGE], "csinodes"),
         rule(READ, ["node.k8s.io"], "runtimeclasses"),
+        # podlife's: the CNI plugin on the node reads its pods' ports and reports them ACTIVE
+        # (NodeRestriction narrows the writes to ports bound to the node)
+        rule(READ, [PODLIFE_NETWORK], "ports"),
+        rule("get update patch", [PODLIFE_NETWORK], "ports/status"),
     ]
 
 
@@ -307,6 +311,11 @@ def _component_roles() -> list[Obj]:
             rule("get", [CORE], "nodes"),
             rule("patch", [CORE], "nodes/status"),
             events_rule(),
+        ]),
+        # kubeadm's role for the cluster DNS (CoreDNS); podlife's DNS component acts as kube-system:coredns
+        cluster_role("system:coredns", [
+            rule("list watch", [CORE], "endpoints services pods namespaces"),
+            rule("list watch", [DISCOVERY], "endpointslices"),
         ]),
         cluster_role("system:node-proxier", [
             rule("list watch", [CORE], "services endpoints"),
@@ -490,6 +499,11 @@ def _controller_rules() -> dict[str, list[Obj]]:
             rule("update patch", [PODLIFE_NETWORK], "ports/status subnets/status"),
             events_rule(),
         ],
+        # the NetworkPolicy agent of each real node (Calico's felix role): it only reads
+        "network-policy-agent": [
+            rule("list watch", [NETWORKING], "networkpolicies"),
+            rule("list watch", [CORE], "pods namespaces"),
+        ],
         "node-simulator": [
             rule(f"{READ_UPDATE} create delete", [CORE], "nodes"),
             rule("update patch", [CORE], "nodes/status"),
@@ -616,6 +630,7 @@ def bootstrap_cluster_role_bindings() -> list[Obj]:
         cluster_role_binding("system:node-proxier", [user("system:kube-proxy")]),
         cluster_role_binding("system:kube-controller-manager", [user("system:kube-controller-manager")]),
         cluster_role_binding("system:kube-dns", [service_account(KUBE_SYSTEM, "kube-dns")]),
+        cluster_role_binding("system:coredns", [service_account(KUBE_SYSTEM, "coredns")]),
         cluster_role_binding("system:kube-scheduler", [user("system:kube-scheduler")]),
         cluster_role_binding("system:volume-scheduler", [user("system:kube-scheduler")]),
         # deprecated since the Node authorizer: kept, with no subjects, so reconciling never re-adds system:nodes
