@@ -325,7 +325,7 @@ class Cluster:
         path = self.data_dir / "kubeconfigs" / f"node-{name}.conf"
         credentials = self.pki.component_credentials(f"node-{name}", user.username,
                                                      [g for g in user.groups if g != AUTHENTICATED])
-        write_kubeconfig(path, self.url, self.pki.ca_cert, credentials, name=f"node-{name}")
+        write_kubeconfig(path, self.url, self.pki.ca_cert, credentials, name=f"node-{name}", as_json=True)
         return path
 
     async def _tear_down_node_networks(self) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
+import json
 import os
 import secrets
 import ssl
@@ -329,12 +330,14 @@ def _write_server_cert(d: Path, hosts: list[str], name: str = "server", common_n
 
 
 def write_kubeconfig(path: Path, server_url: str, ca_file: Path, credentials: ClientCredentials, *,
-                     token: str | None = None, name: str = "podlife") -> None:
+                     token: str | None = None, name: str = "podlife", as_json: bool = False) -> None:
     """A kubeconfig: the CA, and a user's client certificate and key (the admin's, or a component's).
 
     ``token`` adds a bearer token to the same user. kubectl and the client libraries then
     send both, and the token decides: podlife's token authenticators run before x509
-    (:mod:`podlife.api.authn`).
+    (:mod:`podlife.api.authn`). ``as_json``: written as JSON (which is YAML too, so kubectl
+    reads it), for a reader that starts per pod and should not import a YAML parser (the
+    ``podlife-cni`` plugin).
     """
     user: dict[str, str] = {
         "client-certificate-data": base64.b64encode(credentials.certificate).decode(),
@@ -355,5 +358,6 @@ def write_kubeconfig(path: Path, server_url: str, ca_file: Path, credentials: Cl
         "preferences": {},
     }
     tmp = path.with_suffix(".tmp")
-    _write_private(tmp, yaml.safe_dump(config, sort_keys=False).encode())
+    text = json.dumps(config, indent=2) if as_json else yaml.safe_dump(config, sort_keys=False)
+    _write_private(tmp, text.encode())
     tmp.replace(path)

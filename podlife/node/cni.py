@@ -44,13 +44,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 import shutil
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +56,7 @@ import orjson
 
 from ..client.base import Obj
 from ..machinery.constants import PORT_ANNOTATION
+from .port_annotation import CNIError, PortInfo, read_port_annotation
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +69,6 @@ TRY_AGAIN_LATER = 11
 _CODES = {1: "incompatible CNI version", 2: "unsupported field in network configuration", 3: "container unknown",
           4: "invalid necessary environment variables", 5: "I/O failure", 6: "failed to decode content",
           7: "invalid network config", 11: "try again later"}
-
-
-class CNIError(Exception):
-    """The pod's network cannot be set up (yet); the kubelet retries."""
 
 
 class CNIPluginError(CNIError):
@@ -92,63 +87,6 @@ class CNIPluginError(CNIError):
     @property
     def try_again_later(self) -> bool:
         return self.code == TRY_AGAIN_LATER
-
-
-@dataclass(frozen=True, slots=True)
-class PortInfo:
-    """A pod's port as the node needs it."""
-
-    ip: str
-    mac: str
-    cidr: str
-    gateway: str
-    port_name: str
-    port_id: str = ""
-    node: str = ""
-
-    @property
-    def prefixlen(self) -> int:
-        return ipaddress.ip_network(self.cidr).prefixlen if self.cidr else 32
-
-    @property
-    def ip_with_prefix(self) -> str:
-        """``10.244.0.2/24``: what goes on the pod's ``eth0``."""
-        return f"{self.ip}/{self.prefixlen}"
-
-
-def read_port_annotation(pod: Obj) -> PortInfo:
-    """The port recorded on ``pod``; :class:`CNIError` if it is missing or malformed."""
-    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(PORT_ANNOTATION)
-    if raw is None:
-        raise CNIError("port annotation not present yet")
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise CNIError(f"port annotation is not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise CNIError("port annotation is not a JSON object")
-    return _port_info(doc)
-
-
-def _port_info(doc: dict[str, Any]) -> PortInfo:
-    fixed = doc.get("fixed_ips")
-    subnet = doc.get("subnet")
-    if not isinstance(subnet, dict):
-        subnet = {}
-    if not isinstance(fixed, list) or not fixed or not isinstance(fixed[0], dict):
-        raise CNIError("port annotation has no fixed_ips")
-    ip, mac = fixed[0].get("ip_address"), doc.get("mac_address")
-    cidr, gateway = subnet.get("cidr") or "", subnet.get("gateway_ip") or ""
-    try:
-        address = ipaddress.ip_address(str(ip))
-        if cidr and address not in ipaddress.ip_network(cidr):
-            raise CNIError(f"port address {ip} is outside its subnet {cidr}")
-    except ValueError as exc:
-        raise CNIError(f"port annotation has a bad address: {exc}") from None
-    if not isinstance(mac, str) or not mac:
-        raise CNIError("port annotation has no mac_address")
-    return PortInfo(str(address), mac, cidr, gateway, str(doc.get("name") or ""), str(doc.get("id") or ""),
-                    str(doc.get("binding:host_id") or ""))
 
 
 class CNIPlugin:

@@ -5,7 +5,7 @@ What it reads
 The runtime's ``CNI_*`` environment and the network configuration on stdin
 (:mod:`.spec`); for ADD (and CHECK without ``prevResult``) the pod, with the node's
 kubeconfig, for its ``network.podlife.io/port`` annotation -- the port the network
-controller allocated (:func:`podlife.node.cni.read_port_annotation`).
+controller allocated (:func:`podlife.node.port_annotation.read_port_annotation`).
 
 What it writes
 --------------
@@ -37,7 +37,7 @@ from . import spec
 from .spec import CniError
 
 if TYPE_CHECKING:
-    from ...node.cni import PortInfo
+    from ...node.port_annotation import PortInfo
     from .plumbing import PodNetwork
 
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
@@ -131,7 +131,7 @@ def cmd_check(inv: spec.Invocation, conf: spec.NetConf) -> None:
 
 def _port_of(pod: dict[str, Any], inv: spec.Invocation, conf: spec.NetConf) -> PortInfo:
     """The pod's PortInfo, or the CNI error the runtime should see (11 while it may still appear)."""
-    from ...node.cni import CNIError, read_port_annotation
+    from ...node.port_annotation import CNIError, read_port_annotation
 
     meta = pod.get("metadata") or {}
     where = f"pod {inv.pod_namespace}/{inv.pod_name}"
