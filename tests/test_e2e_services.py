@@ -18,6 +18,7 @@ import pytest
 
 from .cluster_harness import PodlifeProcess, wait_for
 from .test_e2e_containers import oci_cluster
+from .test_e2e_portforward import free_port, http_get, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -241,3 +242,33 @@ def test_pods_exchange_udp_across_nodes(cluster: PodlifeProcess) -> None:
         assert answer == "udp-echo"
     finally:
         delete(cluster, "pod/udp-echo", "pod/udp-client")
+
+
+def test_a_host_network_pod_has_the_node_address_and_no_port(cluster: PodlifeProcess) -> None:
+    first = nodes(cluster)[0]
+    pod = client_pod("host-net", first)
+    pod["spec"]["hostNetwork"] = True
+    apply(cluster, pod)
+    try:
+        ready(cluster, "host-net")
+        status = cluster.kubectl_json("get", "pod", "host-net")["status"]
+        assert status["podIP"] == status["hostIP"] == "127.0.0.1"
+        assert cluster.kubectl("get", "port", "host-net", check=False).returncode != 0  # no port: the host's network
+    finally:
+        delete(cluster, "pod/host-net")
+
+
+def test_port_forward_reaches_the_pods_own_loopback(cluster: PodlifeProcess) -> None:
+    """The pod's server listens in its own namespace: port-forward dials the pod's loopback, not the host's."""
+    apply(cluster, web_pod("pf-web", {"app": "pf"}, nodes(cluster)[1]))
+    local = free_port()
+    try:
+        ready(cluster, "pf-web")
+        proc = cluster.kubectl_popen("port-forward", "pod/pf-web", f"{local}:8080")
+        try:
+            status, body = wait_for(lambda: http_get(local), 30, what="port-forward answering")
+            assert (status, body) == (200, b"pf-web\n")
+        finally:
+            stop(proc)
+    finally:
+        delete(cluster, "pod/pf-web")

@@ -394,6 +394,13 @@ class Kubelet:
             raise RequestRefused.not_found(f'pods "{pod}" not found')
         return worker.uid
 
+    def pod_network_namespace(self, namespace: str, pod: str) -> str | None:
+        """Where port-forward dials the pod's loopback: its sandbox's network namespace (None: the host's)."""
+        worker = self._workers.get(f"{namespace}/{pod}")
+        if worker is None:
+            raise RequestRefused.not_found(f'pods "{pod}" not found')
+        return self.runtime.pod_network_namespace(worker.pod)
+
     def running_container(self, namespace: str, pod: str, container: str) -> ContainerLike:
         """The running instance of ``container``, as the kubelet finds it for exec and attach."""
         worker = self._workers.get(f"{namespace}/{pod}")

@@ -105,6 +105,8 @@ class StreamHost(Protocol):
 
     def pod_uid(self, namespace: str, pod: str) -> str: ...
 
+    def pod_network_namespace(self, namespace: str, pod: str) -> str | None: ...
+
 
 def status_response(code: int, reason: str, message: str) -> web.Response:
     body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -322,18 +324,19 @@ class KubeletServer:
     def _start_port_forward(self, request: web.Request) -> Serve:
         host, info = self._host(), request.match_info
         pod, uid = info["pod"], host.pod_uid(info["namespace"], info["pod"])
+        netns = host.pod_network_namespace(info["namespace"], pod)
         if is_spdy_request(request):
             protocol = streams.negotiate_spdy(request.headers, streams.SPDY_PORT_FORWARD_PROTOCOLS)
-            return self._spdy(request, protocol, lambda conn: streams.run_spdy_port_forward(conn, pod, uid))
+            return self._spdy(request, protocol, lambda conn: streams.run_spdy_port_forward(conn, pod, uid, netns))
         protocol = streams.negotiate(offered_protocols(request.headers), streams.PORT_FORWARD_PROTOCOLS)
         if protocol.tunnels_spdy:  # SPDY inside the WebSocket: the ports come per stream
             return self._websocket(request, protocol, lambda conn: streams.run_spdy_port_forward(
-                WebSocketTransport(conn.ws), pod, uid))
+                WebSocketTransport(conn.ws), pod, uid, netns))
         # As in Kubernetes, the ports are in the query only for WebSockets (SPDY sends them per
         # stream); a plain request offering subprotocols is the API server asking why we refused one.
         websocket = is_websocket_request(request) or "Sec-WebSocket-Protocol" in request.headers
         ports = streams.port_list(request.query) if websocket else []
-        return self._websocket(request, protocol, lambda conn: streams.run_port_forward(conn, ports, pod, uid))
+        return self._websocket(request, protocol, lambda conn: streams.run_port_forward(conn, ports, pod, uid, netns))
 
 
 async def _run_session(session: Any, conn: Any, what: str) -> None:

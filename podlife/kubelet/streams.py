@@ -64,9 +64,11 @@ record on the channel of its stream, until the container exits; input and
 resize messages are read and dropped (as on Kubernetes, where the stdin of a
 container without ``stdin: true`` is not connected).
 
-**port-forward** connects to ``127.0.0.1:<port>`` on this machine: containers
-share the host's network until a CNI gives them a namespace, so loopback is
-where their servers listen. Only loopback is ever dialled, never a pod IP.
+**port-forward** connects to ``127.0.0.1:<port>`` *inside the pod's network
+namespace* (the sandbox's; the host's own loopback for a ``hostNetwork`` pod or
+the process runtime, whose containers share the host's network), with a socket
+made there (:func:`podlife.machinery.netns.open_connection`). Only the pod's
+loopback is ever dialled, never a pod IP from the host namespace.
 The WebSocket closes once every port's connection has ended.
 
 **SPDY** (:mod:`.spdy`) is what kubectl speaks where it does not speak these
@@ -115,6 +117,7 @@ import orjson
 from aiohttp import WSMsgType, web
 from multidict import MultiMapping
 
+from ..machinery.netns import open_connection
 from ..machinery.query import InvalidBool, query_bool
 from ..machinery.tasks import Supervisor
 from . import spdy
@@ -874,9 +877,11 @@ def port_prefix(port: int) -> bytes:
 class _ForwardedPort:
     """One requested port: a loopback connection and its pair of channels."""
 
-    def __init__(self, conn: ChannelConnection, index: int, port: int, pod: str, uid: str) -> None:
+    def __init__(self, conn: ChannelConnection, index: int, port: int, pod: str, uid: str,
+                 netns: str | None = None) -> None:
         self.conn = conn
         self.port = port
+        self.netns = netns
         self.data_channel = 2 * index
         self.error_channel = 2 * index + 1
         self._pod, self._uid = pod, uid
@@ -891,7 +896,7 @@ class _ForwardedPort:
 
     async def run(self) -> None:
         """Copy both ways until the server side closes; errors go to the error channel."""
-        await forward_loopback(self.port, receive=self._inbox.get,
+        await forward_loopback(self.port, netns=self.netns, receive=self._inbox.get,
                                send=lambda data: self.conn.send(self.data_channel, data), report=self._error)
 
     async def _error(self, message: str) -> None:
@@ -910,9 +915,10 @@ async def _route_port_data(conn: ChannelConnection, ports: list[_ForwardedPort])
             port.finish_input()
 
 
-async def run_port_forward(conn: ChannelConnection, ports: Sequence[int], pod: str, uid: str) -> None:
-    """Forward each port to loopback; close once every connection has ended or the client leaves."""
-    forwarded = [_ForwardedPort(conn, i, port, pod, uid) for i, port in enumerate(ports)]
+async def run_port_forward(conn: ChannelConnection, ports: Sequence[int], pod: str, uid: str,
+                           netns: str | None = None) -> None:
+    """Forward each port to the pod's loopback (in ``netns``); close once every connection has ended or the client leaves."""
+    forwarded = [_ForwardedPort(conn, i, port, pod, uid, netns) for i, port in enumerate(ports)]
     for port in forwarded:
         await conn.send(port.data_channel, port_prefix(port.port))
         await conn.send(port.error_channel, port_prefix(port.port))
@@ -929,16 +935,16 @@ async def run_port_forward(conn: ChannelConnection, ports: Sequence[int], pod: s
         await asyncio.gather(router, copies, return_exceptions=True)
 
 
-async def forward_loopback(port: int, *, receive: Callable[[], Awaitable[bytes | None]],
+async def forward_loopback(port: int, *, netns: str | None = None, receive: Callable[[], Awaitable[bytes | None]],
                            send: Callable[[bytes], Awaitable[bool]], report: Callable[[str], Awaitable[None]]) -> None:
-    """One forwarded connection, whatever the protocol: ``127.0.0.1:port`` <-> the client's stream.
+    """One forwarded connection, whatever the protocol: ``127.0.0.1:port`` of ``netns`` <-> the client's stream.
 
     ``receive`` gives what the client sent (empty or None: it is done sending), ``send``
     passes the container's bytes on (False: the client is gone), ``report`` tells the
     client a failure in Kubernetes' words. Only loopback is ever dialled.
     """
     try:
-        reader, writer = await asyncio.open_connection(LOOPBACK, port)
+        reader, writer = await open_connection(netns, LOOPBACK, port)
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         await report(f"failed to connect to {LOOPBACK}:{port}: {reason}")
@@ -1112,8 +1118,10 @@ class SpdyPortForwarder:
     request ids (very old ones) are paired by stream id, as the kubelet pairs them.
     """
 
-    def __init__(self, pod: str, uid: str, *, pair_timeout: float = STREAM_CREATION_TIMEOUT_SECONDS) -> None:
+    def __init__(self, pod: str, uid: str, *, pair_timeout: float = STREAM_CREATION_TIMEOUT_SECONDS,
+                 netns: str | None = None) -> None:
         self._pod, self._uid = pod, uid
+        self._netns = netns
         self._pair_timeout = pair_timeout
         self._pairs: dict[str, dict[str, spdy.SpdyStream]] = {}
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
@@ -1154,7 +1162,7 @@ class SpdyPortForwarder:
             await error.write(forward_error(port, self._pod, self._uid, message).encode())
 
         try:
-            await forward_loopback(port, receive=data.read, send=send, report=report)
+            await forward_loopback(port, netns=self._netns, receive=data.read, send=send, report=report)
         finally:
             await data.close()
             await error.close()
@@ -1165,9 +1173,9 @@ class SpdyPortForwarder:
         await self._tasks.stop()
 
 
-async def run_spdy_port_forward(transport: spdy.ByteTransport, pod: str, uid: str) -> None:
-    """Serve port-forward streams until the client closes the connection."""
-    forwarder = SpdyPortForwarder(pod, uid)
+async def run_spdy_port_forward(transport: spdy.ByteTransport, pod: str, uid: str, netns: str | None = None) -> None:
+    """Serve port-forward streams (to the pod's loopback, in ``netns``) until the client closes the connection."""
+    forwarder = SpdyPortForwarder(pod, uid, netns=netns)
     session = spdy.SpdySession(transport, forwarder.accept)
     try:
         await session.run()
