@@ -14,7 +14,8 @@
    real containers (and this process is root with ``ip``), first every local node's
    network namespace and the fabric joining them (:mod:`podlife.nodenet.fabric`,
    :attr:`Cluster.node_networks`), and each kubelet plugs its pods in with
-   ``podlife-cni`` as its node (``kubeconfigs/node-<name>.conf``);
+   ``podlife-cni`` as its node (``kubeconfigs/node-<name>.conf``), which forwards to
+   the node's CNI daemon (:mod:`podlife.nodenet.cni.daemon`, started before the kubelet);
 6. ``/readyz`` answers ok.
 
 Stopping runs it backwards; every pod process a kubelet started is stopped, the
@@ -69,6 +70,8 @@ COMPONENT_KUBECONFIGS: dict[str, UserInfo] = {
 
 DEFAULT_POD_CIDR = "10.244.0.0/16"
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+#: the local nodes' address (InternalIP): the host's loopback, where each kubelet serves; hostNetwork pods' IP
+NODE_ADDRESS = "127.0.0.1"
 
 
 def kubernetes_service_ip(service_cidr: str) -> str:
@@ -151,6 +154,8 @@ class Cluster:
         #: the local nodes' network namespaces (real containers only), by node name
         self.node_networks: dict[str, NodeNetwork] = {}
         self._node_netns: NodeNetworks | None = None
+        #: the local nodes' CNI daemons (:mod:`podlife.nodenet.cni.daemon`), which ``podlife-cni`` forwards to
+        self.cni_daemons: list[Any] = []
         self.url = ""
 
     @property
@@ -255,7 +260,7 @@ class Cluster:
             kubelet = Kubelet(self.component_client(node_user(name), "kubelet"), name,
                               root_dir=root_dir, cni=await self._node_cni(name, runtime), runtime=runtime,
                               runtime_reason=why,
-                              address="127.0.0.1", server_token=token, tls=self.pki.kubelet_server_ssl_context(),
+                              address=NODE_ADDRESS, server_token=token, tls=self.pki.kubelet_server_ssl_context(),
                               **self._kubelet_options())
             await kubelet.start()
             self.kubelets.append(kubelet)
@@ -275,9 +280,16 @@ class Cluster:
         from .node.cni import CNIPlugin, ExecCNIPlugin
 
         if not await self._ensure_node_networks(runtime):
-            return CNIPlugin()
+            return CNIPlugin(host_ip=NODE_ADDRESS)
+        from .nodenet.cni.daemon import CNIDaemon, socket_path_for
+
+        daemon = CNIDaemon(self.component_client(node_user(name), "podlife-cni"), name,
+                           socket_path_for(self.data_dir / "nodes" / name))
+        await daemon.start()
+        self.cni_daemons.append(daemon)
         network = self.node_networks[name]
-        return ExecCNIPlugin(network.cni_config(self._write_node_kubeconfig(name)))
+        return ExecCNIPlugin(network.cni_config(self._write_node_kubeconfig(name), daemon_socket=daemon.socket_path),
+                             host_ip=NODE_ADDRESS)
 
     async def _ensure_node_networks(self, runtime: Any) -> bool:
         """Create every local node's network namespace and the fabric (:mod:`podlife.nodenet.fabric`)
@@ -416,6 +428,9 @@ class Cluster:
                 self.server.ready = False
             for kubelet in reversed(self.kubelets):
                 await _quietly(kubelet.stop(), f"stopping {kubelet!r}")
+            for daemon in reversed(self.cni_daemons):  # after the kubelets (their DELs), before the namespaces go
+                await _quietly(daemon.stop(), f"stopping the CNI daemon of {daemon.node_name}")
+            self.cni_daemons = []
             await self.components.stop()
             if self.server is not None:
                 await _quietly(self.server.stop(), "stopping the API server")

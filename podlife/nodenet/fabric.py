@@ -85,11 +85,16 @@ class NodeNetwork:
     fabric_link: str
     mtu: int = DEFAULT_MTU
 
-    def cni_config(self, kubeconfig: Path) -> dict[str, Any]:
-        """The network configuration ``podlife-cni`` reads on stdin for this node's pods."""
-        return {"cniVersion": "1.0.0", "name": "podlife", "type": "podlife-cni", "kubeconfig": str(kubeconfig),
-                "nodeName": self.node_name, "nodeNetns": self.netns, "fabricNetns": self.fabric_netns,
-                "fabricLink": self.fabric_link, "uplinkAddress": self.uplink_address, "mtu": self.mtu}
+    def cni_config(self, kubeconfig: Path, daemon_socket: Path | None = None) -> dict[str, Any]:
+        """The network configuration ``podlife-cni`` reads on stdin for this node's pods (``daemonSocket``: the
+        node's CNI daemon, :mod:`podlife.nodenet.cni.daemon`, which the plugin forwards to when it answers)."""
+        config: dict[str, Any] = {
+            "cniVersion": "1.0.0", "name": "podlife", "type": "podlife-cni", "kubeconfig": str(kubeconfig),
+            "nodeName": self.node_name, "nodeNetns": self.netns, "fabricNetns": self.fabric_netns,
+            "fabricLink": self.fabric_link, "uplinkAddress": self.uplink_address, "mtu": self.mtu}
+        if daemon_socket is not None:
+            config["daemonSocket"] = str(daemon_socket)
+        return config
 
 
 def uplink_addresses(index: int) -> tuple[str, str]:

@@ -26,11 +26,13 @@ How (and why this way)
 The plugin runs once per pod start, so its cost is its start-up plus its system
 calls. pyroute2 alone takes ~0.2 s to import, five times this whole module's work, so
 the netlink requests are made by iproute2's ``ip`` (``-batch`` runs many in one
-process; ``-j`` reads state as JSON). Namespaces are entered with ``setns(2)`` by this
-(single-threaded) process, and every ``ip`` it starts inherits the namespace: that
+process; ``-j`` reads state as JSON). Namespaces are entered with ``setns(2)`` by the
+calling thread (the plugin's only one, or a worker thread of the node's CNI daemon,
+:mod:`.daemon`: ``setns`` moves that thread alone, and the handles are of
+``/proc/thread-self``), and every ``ip`` it starts inherits the namespace: that
 works for namespace *paths* (``/proc/<pid>/ns/net``) as well as names, and the
 per-interface sysctls are plain writes under ``/proc/sys/net`` made while inside. The
-process always returns to its own namespace before it talks to the API server.
+thread always returns to its own namespace before it talks to the API server.
 
 Decisions are pure functions over what ``ip -j`` reported (:func:`plan_add`,
 :func:`check_problems`, :func:`stale_fabric_routes`); the functions that run
