@@ -207,6 +207,11 @@ class FakeHost:
             raise RequestRefused.not_found(f'pods "{pod}" not found')
         return POD.uid
 
+    def pod_network_namespace(self, namespace: str, pod: str) -> str | None:
+        """The process runtime's pods share the host's network: port-forward dials the host's loopback."""
+        self.pod_uid(namespace, pod)
+        return None
+
     def running_container(self, namespace: str, pod: str, container: str) -> ContainerHandle:
         self.pod_uid(namespace, pod)
         handle = self.containers.get(container)
