@@ -364,9 +364,12 @@ class Cluster:
         from .controllers.endpointslices import EndpointSliceController, EndpointSliceMirroringController
 
         kcm = self.controller_client
-        self.components.start(EndpointsController(kcm("endpoint-controller")).run(), "endpoint-controller")
+        endpoints = EndpointsController(kcm("endpoint-controller"))
+        self.components.start(endpoints.run(), "endpoint-controller")
+        # one Service and one Pod watch for both, as kube-controller-manager's shared informers
         self.components.start(EndpointSliceController(kcm("endpointslice-controller"),
-                                                      max_endpoints_per_slice=self.config.max_endpoints_per_slice).run(),
+                                                      max_endpoints_per_slice=self.config.max_endpoints_per_slice,
+                                                      services=endpoints.services, pods=endpoints.pods).run(),
                               "endpointslice-controller")
         self.components.start(EndpointSliceMirroringController(kcm("endpointslicemirroring-controller")).run(),
                               "endpointslicemirroring-controller")

@@ -340,6 +340,10 @@ class ServicePodIndex:
             if not keys:
                 del self.by_namespace[str(meta.get("namespace"))]
 
+    def watches(self, pod: Obj) -> bool:
+        """Whether any Service is in ``pod``'s namespace (else none of its events matter: most pods at scale)."""
+        return str((pod.get("metadata") or {}).get("namespace")) in self.by_namespace
+
     def selecting(self, *pods: Obj | None) -> set[str]:
         found: set[str] = set()
         for pod in pods:
@@ -431,7 +435,7 @@ class EndpointsController:
 
     def _pod_changed(self, old: Obj | None, new: Obj | None) -> None:
         self.pods_by_namespace.changed(old, new)
-        if endpoints_view(old) == endpoints_view(new):
+        if not self.index.watches(new if new is not None else old) or endpoints_view(old) == endpoints_view(new):  # type: ignore[arg-type]
             return
         when = trigger_time_of_pod(new if new is not None else old)  # type: ignore[arg-type]
         for key in self.index.selecting(old, new):

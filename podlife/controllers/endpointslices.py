@@ -450,13 +450,19 @@ class _SliceControllerBase:
             self.queue.add(key)  # a deleted slice is made again if it is still wanted
 
     def informers(self) -> list[Informer]:
+        """The informers this controller runs."""
         return [self.slices]
+
+    def borrowed(self) -> list[Informer]:
+        """Informers another controller runs and this one only listens to (kube-controller-manager's
+        shared informers: one pod watch for the endpoints and the endpointslice controllers)."""
+        return []
 
     async def run(self) -> None:
         informers = self.informers()
         runs = [asyncio.ensure_future(i.run()) for i in informers]
         try:
-            await asyncio.gather(*(i.wait_synced() for i in informers))
+            await asyncio.gather(*(i.wait_synced() for i in [*informers, *self.borrowed()]))
             await asyncio.gather(*runs, self.queue.run_workers(self.sync, self.workers))
         finally:
             for task in runs:
@@ -477,11 +483,14 @@ class _SliceControllerBase:
 
 class EndpointSliceController(_SliceControllerBase):
     def __init__(self, client: Client, *, workers: int = 2,
-                 max_endpoints_per_slice: int = DEFAULT_MAX_ENDPOINTS_PER_SLICE) -> None:
+                 max_endpoints_per_slice: int = DEFAULT_MAX_ENDPOINTS_PER_SLICE,
+                 services: Informer | None = None, pods: Informer | None = None) -> None:
+        """``services``/``pods``: another controller's informers to listen to (it runs them), else its own."""
         super().__init__(client, workers)
         self.max_endpoints_per_slice = max_endpoints_per_slice
-        self.services = Informer(client, SERVICES)
-        self.pods = Informer(client, PODS)
+        self._borrowed = [i for i in (services, pods) if i is not None]
+        self.services = services or Informer(client, SERVICES)
+        self.pods = pods or Informer(client, PODS)
         self.index = ServicePodIndex(self.services)
         self.pods_by_namespace = PodsByNamespace()
         self.triggers = TriggerTimes()
@@ -491,7 +500,10 @@ class EndpointSliceController(_SliceControllerBase):
                                on_delete=lambda pod: self._pod_changed(pod, None))
 
     def informers(self) -> list[Informer]:
-        return [self.services, self.pods, self.slices]
+        return [i for i in (self.services, self.pods, self.slices) if i not in self._borrowed]
+
+    def borrowed(self) -> list[Informer]:
+        return list(self._borrowed)
 
     def _service_added(self, service: Obj) -> None:
         self.index.add(service)
@@ -506,7 +518,7 @@ class EndpointSliceController(_SliceControllerBase):
 
     def _pod_changed(self, old: Obj | None, new: Obj | None) -> None:
         self.pods_by_namespace.changed(old, new)
-        if endpoints_view(old) == endpoints_view(new):
+        if not self.index.watches(new if new is not None else old) or endpoints_view(old) == endpoints_view(new):  # type: ignore[arg-type]
             return
         when = trigger_time_of_pod(new if new is not None else old)  # type: ignore[arg-type]
         for key in self.index.selecting(old, new):
