@@ -244,20 +244,18 @@ def test_only_loopback_upstreams_are_taken_from_resolv_conf() -> None:
     assert loopback_upstreams(text) == [("127.0.0.53", 53), ("::1", 53)]
 
 
-def test_a_thousand_services_and_ten_thousand_pods_build_quickly_and_one_change_is_cheap() -> None:
-    import time
+def test_a_change_in_a_large_zone_recomputes_only_what_it_touches() -> None:
+    """1000 Services and 10000 pods: a Service's change names only itself, a plain pod's none (its
+    own A record aside), so an event costs one Service's records, never the zone's. (How fast is for
+    benchmarks; this asserts what is recomputed.)"""
     services = [service(f"s{i}", ns=f"ns{i % 20}", ip=f"10.96.{i // 250}.{i % 250 + 1}") for i in range(1000)]
     pods = [pod(f"p{i}", f"10.244.{i // 250}.{i % 250 + 1}", ns=f"ns{i % 20}") for i in range(10000)]
-    start = time.monotonic()
     zone = build(services, [], pods)
-    built = time.monotonic() - start
-    start = time.monotonic()
-    for _ in range(100):
-        zone.refresh([zone.set_service(services[7])])
-        zone.set_pod(pods[7])
-    per_change = (time.monotonic() - start) / 100
+    assert zone.set_service(services[7]) == "ns7/s7"
+    assert zone.set_pod(pods[7]) == set()
+    zone.refresh(["ns7/s7"])
     assert data(ask(zone, "s7.ns7.svc.cluster.local")) == ["10.96.0.8"]
-    assert built < 5 and per_change < 0.005, (built, per_change)
+    assert data(ask(zone, "10-244-0-8.ns7.pod.cluster.local")) == ["10.244.0.8"]
 
 
 # -- the server in a namespace ------------------------------------------------------------------------------------

@@ -63,7 +63,6 @@ async def test_add_check_del_through_the_daemon(world: World, daemon: CNIDaemon)
 
     answer = await cni("ADD", via(world, daemon), pod, sandbox)
     assert answer.returncode == 0, answer
-    print(f"\npodlife-cni ADD via the daemon took {answer.seconds * 1000:.0f} ms")
     result = answer.doc
     assert result is not None and result["cniVersion"] == "1.0.0"
     assert result["interfaces"][1] == {"name": "eth0", "mac": pod.mac, "sandbox": sandbox}

@@ -319,7 +319,6 @@ async def test_add_plugs_the_pod_and_marks_its_port_active(world: World) -> None
 
     answer = await cni("ADD", world.config(), pod, sandbox)
     assert answer.returncode == 0, answer
-    print(f"\npodlife-cni ADD took {answer.seconds * 1000:.0f} ms")
     result = answer.doc
     assert result is not None and result["cniVersion"] == "1.0.0"
     host_if, pod_if = result["interfaces"]

