@@ -304,7 +304,7 @@ class Cluster:
         networks = NodeNetworks(self.data_dir, self.node_names(), self._node_service_addresses())
         self._node_netns = networks
         made = await asyncio.to_thread(networks.setup)
-        self.node_networks = {n.node_name: n for n in made}
+        self.node_networks = networks.by_node()
         log.info("node network namespaces: %s (fabric %s)", ", ".join(n.netns for n in made), networks.fabric_netns)
         return True
 

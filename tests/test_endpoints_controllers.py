@@ -270,6 +270,21 @@ async def get_or_none(client: Any, res: Any, name: str) -> Obj | None:
         raise
 
 
+async def controllers_caught_up(client: Any, marker: str, *, selector: bool = True) -> None:
+    """A barrier instead of a sleep: a new Service (``selector``: for the endpoint and slice controllers; else a
+    selector-less one with Endpoints, for the mirroring controller) and waiting for what the controllers write
+    for it. Their queues are first in, first out, so work queued by earlier events has been done by then."""
+    if selector:
+        await client.create(SERVICES, {"metadata": {"name": marker}, "spec": {"selector": {"app": marker},
+                                                                              "ports": [{"port": 80}]}}, NS)
+        await async_wait_for(lambda: _is_some(get_or_none(client, ENDPOINTS, marker)), 10, what=f"Endpoints {marker}")
+    else:
+        await client.create(SERVICES, {"metadata": {"name": marker}, "spec": {"ports": [{"port": 80}]}}, NS)
+        await client.create(ENDPOINTS, {"metadata": {"name": marker}, "subsets": [
+            {"addresses": [{"ip": "192.0.2.99"}], "ports": [{"port": 80}]}]}, NS)
+    await async_wait_for(lambda: _eq_async(slices_of(client, marker), bool), 10, what=f"a slice for {marker}")
+
+
 async def slices_of(client: Any, name: str) -> list[Obj]:
     listed = await client.list(ENDPOINT_SLICES, NS, label_selector=f"kubernetes.io/service-name={name}")
     return listed["items"]
@@ -302,7 +317,7 @@ async def test_endpoints_follow_readiness_without_write_storms(api: InProcessApi
     slices_before = [s["metadata"]["resourceVersion"] for s in await slices_of(client, "web")]
     await client.patch(PODS, "a", {"status": {"message": "still fine"}}, NS, subresource="status")
     await set_ready(client, "b", False)
-    await asyncio.sleep(0.2)  # give a wrong write the chance to happen
+    await controllers_caught_up(client, "settle")  # had the writes queued a sync, it has run by now
     assert (await client.get(ENDPOINTS, "web", NS))["metadata"]["resourceVersion"] == before
     assert [s["metadata"]["resourceVersion"] for s in await slices_of(client, "web")] == slices_before
     # a terminating pod leaves the addresses at once but stays in the slice as terminating
@@ -343,7 +358,7 @@ async def test_selectorless_services_are_mirrored_and_kubernetes_endpoints_are_t
     rv = ep["metadata"]["resourceVersion"]
     await reconcile_kubernetes_endpoints(api.ctx, "127.0.0.1", 16443)  # the same address: no write
     assert (await client.get(ENDPOINTS, "kubernetes", NS))["metadata"]["resourceVersion"] == rv
-    await asyncio.sleep(0.1)
+    await controllers_caught_up(client, "settle", selector=False)
     assert len(await slices_of(client, "kubernetes")) == 1  # not mirrored (skip-mirror), not the controller's
 
 
@@ -421,6 +436,10 @@ async def _eq_async(value: Any, check: Any) -> bool:
 
 async def _is_none(value: Any) -> bool:
     return (await value) is None
+
+
+async def _is_some(value: Any) -> bool:
+    return (await value) is not None
 
 
 # --------------------------------------------------------------------------- a real podlife, with kubectl

@@ -393,6 +393,21 @@ class TriggerTimes:
         return self.pending.pop(key, None)
 
 
+def queue_pod_change(index: ServicePodIndex, pods: PodsByNamespace, triggers: TriggerTimes, queue: WorkQueue,
+                     old: Obj | None, new: Obj | None) -> None:
+    """A pod event, for both endpoint controllers: kept in ``pods``, and the Services selecting the pod
+    (before or after) queued with the change's time -- unless nothing the endpoints show changed, or no
+    Service is in its namespace (most pods at scale)."""
+    pods.changed(old, new)
+    pod = new if new is not None else old
+    if pod is None or not index.watches(pod) or endpoints_view(old) == endpoints_view(new):
+        return
+    when = trigger_time_of_pod(pod)
+    for key in index.selecting(old, new):
+        triggers.note(key, when)
+        queue.add(key)
+
+
 class EndpointsController:
     def __init__(self, client: Client, *, workers: int = 2) -> None:
         self.client = client
@@ -434,13 +449,7 @@ class EndpointsController:
         self.queue.add(object_key(service))
 
     def _pod_changed(self, old: Obj | None, new: Obj | None) -> None:
-        self.pods_by_namespace.changed(old, new)
-        if not self.index.watches(new if new is not None else old) or endpoints_view(old) == endpoints_view(new):  # type: ignore[arg-type]
-            return
-        when = trigger_time_of_pod(new if new is not None else old)  # type: ignore[arg-type]
-        for key in self.index.selecting(old, new):
-            self.triggers.note(key, when)
-            self.queue.add(key)
+        queue_pod_change(self.index, self.pods_by_namespace, self.triggers, self.queue, old, new)
 
     # ---- the loop
 

@@ -50,7 +50,7 @@ from .endpoints import (
     ServicePodIndex,
     TriggerTimes,
     endpoint_port,
-    endpoints_view,
+    queue_pod_change,
     find_port,
     hostname_for,
     in_endpoints,
@@ -62,7 +62,6 @@ from .endpoints import (
     selects,
     service_labels,
     target_ref,
-    trigger_time_of_pod,
 )
 
 log = logging.getLogger(__name__)
@@ -160,18 +159,24 @@ def service_groups(service: Obj, pods: Iterable[Obj]) -> dict[PortsKey, Endpoint
     return groups
 
 
+def _slice_template(owner: Obj, labels: dict[str, str], managed_by: str) -> Obj:
+    """A slice owned by ``owner`` (its Service, or the Endpoints it mirrors), named after it, with ``labels``
+    plus the service-name and managed-by labels."""
+    meta = owner.get("metadata") or {}
+    name = str(meta.get("name"))
+    reference = {"apiVersion": "v1", "kind": owner.get("kind"), "name": name, "uid": meta.get("uid"),
+                 "controller": True, "blockOwnerDeletion": True}
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"generateName": f"{name[:57]}-", "namespace": meta.get("namespace"),
+                         "labels": {**labels, SERVICE_NAME_LABEL: name, MANAGED_BY_LABEL: managed_by},
+                         "ownerReferences": [reference]},
+            "addressType": ADDRESS_TYPE}
+
+
 def service_template(service: Obj) -> Obj:
     """What every slice of the Service carries: labels, owner, name prefix, address type."""
-    meta = service.get("metadata") or {}
-    name = str(meta.get("name"))
-    labels = {**service_labels(service, (SERVICE_NAME_LABEL, MANAGED_BY_LABEL)),
-              SERVICE_NAME_LABEL: name, MANAGED_BY_LABEL: CONTROLLER_NAME}
-    owner = {"apiVersion": "v1", "kind": "Service", "name": name, "uid": meta.get("uid"),
-             "controller": True, "blockOwnerDeletion": True}
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"generateName": f"{name[:57]}-", "namespace": meta.get("namespace"), "labels": labels,
-                         "ownerReferences": [owner]},
-            "addressType": ADDRESS_TYPE}
+    return _slice_template({"kind": "Service", **service},
+                           service_labels(service, (SERVICE_NAME_LABEL, MANAGED_BY_LABEL)), CONTROLLER_NAME)
 
 
 def desired_slices(service: Obj, pods: Iterable[Obj], existing: Iterable[Obj], *,
@@ -218,17 +223,9 @@ def mirror_groups(endpoints: Obj) -> dict[PortsKey, EndpointGroup]:
 
 
 def mirror_template(endpoints: Obj) -> Obj:
-    meta = endpoints.get("metadata") or {}
-    name = str(meta.get("name"))
     reserved = {SERVICE_NAME_LABEL, MANAGED_BY_LABEL, SKIP_MIRROR_LABEL}
-    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in reserved}
-    labels.update({SERVICE_NAME_LABEL: name, MANAGED_BY_LABEL: MIRRORING_CONTROLLER_NAME})
-    owner = {"apiVersion": "v1", "kind": "Endpoints", "name": name, "uid": meta.get("uid"),
-             "controller": True, "blockOwnerDeletion": True}
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"generateName": f"{name[:57]}-", "namespace": meta.get("namespace"), "labels": labels,
-                         "ownerReferences": [owner]},
-            "addressType": ADDRESS_TYPE}
+    labels = {k: v for k, v in ((endpoints.get("metadata") or {}).get("labels") or {}).items() if k not in reserved}
+    return _slice_template({"kind": "Endpoints", **endpoints}, labels, MIRRORING_CONTROLLER_NAME)
 
 
 def should_mirror(service: Obj | None, endpoints: Obj | None) -> bool:
@@ -517,13 +514,7 @@ class EndpointSliceController(_SliceControllerBase):
         self.queue.add(object_key(service))
 
     def _pod_changed(self, old: Obj | None, new: Obj | None) -> None:
-        self.pods_by_namespace.changed(old, new)
-        if not self.index.watches(new if new is not None else old) or endpoints_view(old) == endpoints_view(new):  # type: ignore[arg-type]
-            return
-        when = trigger_time_of_pod(new if new is not None else old)  # type: ignore[arg-type]
-        for key in self.index.selecting(old, new):
-            self.triggers.note(key, when)
-            self.queue.add(key)
+        queue_pod_change(self.index, self.pods_by_namespace, self.triggers, self.queue, old, new)
 
     def plan(self, key: str) -> SlicePlan:
         service = self.services.cache.get(key)

@@ -84,6 +84,7 @@ that already holds an address keeps it even when ``--subnet-per`` changed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 from collections import Counter, deque
@@ -207,8 +208,10 @@ def port_annotation(port_name: str, port: PortState, alloc: Allocation, namespac
     return _dumps(doc)
 
 
-def subnet_annotation(record: SubnetRecord, dns_nameservers: Sequence[str]) -> str:
-    """The ``network.podlife.io/subnet`` value: the port's subnet as Neutron would describe it."""
+@functools.lru_cache(maxsize=4096)
+def subnet_annotation(record: SubnetRecord, dns_nameservers: tuple[str, ...]) -> str:
+    """The ``network.podlife.io/subnet`` value: the port's subnet as Neutron would describe it (the
+    same text for every pod of the subnet: computed once per subnet, not per pod)."""
     doc = {
         "id": record.name,
         "name": record.name,

@@ -225,9 +225,6 @@ class ApiSession:
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         return self.request("GET", f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}")
 
-    def get_port(self, namespace: str, name: str) -> dict[str, Any]:
-        return self.request("GET", PORTS_PATH.format(namespace=quote(namespace), name=quote(name)))
-
     def patch_port_phase(self, namespace: str, name: str, phase: str) -> dict[str, Any]:
         """Merge-patch ``status.phase`` of Port ``namespace/name`` through its status subresource."""
         path = PORTS_PATH.format(namespace=quote(namespace), name=quote(name)) + "/status"
