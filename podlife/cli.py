@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .controllers.options import add_flags as controller_manager_flags, from_args as controller_manager_options
 
 
 def _quantity_bytes(text: str) -> int:
@@ -83,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--container-log-max-files", type=int, default=5,
                     help="log files kept per container instance, the current one included (default: 5)")
     _add_eviction_flags(up)
+    controller_manager_flags(up)
     up.add_argument("--cluster-dns", default="10.96.0.10",
                     help="comma-separated nameserver IPs written into ClusterFirst pods' /etc/resolv.conf "
                          "(default: 10.96.0.10, kube-dns's conventional ClusterIP; empty: pods fall back to Default)")
@@ -232,7 +234,8 @@ async def _up(args: argparse.Namespace) -> None:
                         cluster_domain=args.cluster_domain, subnet_per=args.subnet_per,
                         port_pool_size=max(0, args.port_pool_size),
                         service_node_port_range=args.service_node_port_range,
-                        max_endpoints_per_slice=max(1, args.max_endpoints_per_slice), **_eviction_options(args))
+                        max_endpoints_per_slice=max(1, args.max_endpoints_per_slice),
+                        controller_manager=controller_manager_options(args), **_eviction_options(args))
     cluster = Cluster(cfg)
 
     async def start() -> None:

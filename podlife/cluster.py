@@ -49,6 +49,7 @@ from .api.priority_admission import ensure_system_priority_classes
 from .api.identity import (AUTHENTICATED, CONTROLLER_MANAGER_USER, KUBE_PROXY_USER, SCHEDULER_USER, UserInfo,
                            controller_user, node_user)
 from .api.local_client import LocalClient
+from .controllers.options import ControllerManagerOptions
 from .machinery.errors import ApiError
 from .machinery.tasks import Supervisor
 from .store import SQLiteStore, Store
@@ -136,6 +137,8 @@ class ClusterConfig:
     subnet_per: str = "namespace"
     #: ``--port-pool-size``: address reservations kept ready per namespace/node (0: no pool)
     port_pool_size: int = 0
+    #: kube-controller-manager's flags (``--controllers``, ``--node-monitor-grace-period``, ...)
+    controller_manager: ControllerManagerOptions = field(default_factory=ControllerManagerOptions)
 
 
 class Cluster:
@@ -156,6 +159,7 @@ class Cluster:
         self._node_netns: NodeNetworks | None = None
         #: the local nodes' CNI daemons (:mod:`podlife.nodenet.cni.daemon`), which ``podlife-cni`` forwards to
         self.cni_daemons: list[Any] = []
+        self.controller_manager: Any = None
         self.url = ""
 
     @property
@@ -246,6 +250,7 @@ class Cluster:
         self.components.start(RootCAPublisher(kcm("root-ca-cert-publisher"), self.pki.ca_cert.read_text()).run(),
                               "root-ca-cert-publisher")
         self._start_token_controller()
+        self._start_controller_manager()
         scheduler = self.component_client(COMPONENT_KUBECONFIGS["scheduler"], "kube-scheduler")
         self.components.start(Scheduler(scheduler).run(), "scheduler")
         network = self.component_client(COMPONENT_KUBECONFIGS["network-controller"], "network-controller")
@@ -373,6 +378,15 @@ class Cluster:
                               "endpointslice-controller")
         self.components.start(EndpointSliceMirroringController(kcm("endpointslicemirroring-controller")).run(),
                               "endpointslicemirroring-controller")
+
+    def _start_controller_manager(self) -> None:
+        """The controllers around pods (workloads, nodes, pod GC, quotas, budgets): :mod:`podlife.controllers.manager`."""
+        from .controllers.manager import ControllerManager
+
+        self.controller_manager = ControllerManager(
+            self.controller_client, self.component_client(CONTROLLER_MANAGER_USER, "kube-controller-manager"),
+            self.config.controller_manager)
+        self.components.start(self.controller_manager.run(), "controller-manager")
 
     def _start_token_controller(self) -> None:
         """Legacy token Secrets' tokens (kube-controller-manager runs it with its own identity)."""

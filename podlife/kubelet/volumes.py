@@ -83,7 +83,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..client.base import CONFIGMAPS, NODES, SECRETS, Client, Obj, Resource
+from ..client.base import CONFIGMAPS, NODES, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, SECRETS, Client, Obj, Resource
 from ..machinery.errors import ApiError
 from ..machinery.quantity import QuantityError, int_value, milli_value, parse_quantity
 from .environment import EnvError, field_ref_value
@@ -106,9 +106,6 @@ FILE_KINDS = ("configMap", "secret", "downwardAPI", "projected")
 PV_SPEC_FIELDS = frozenset({"accessModes", "capacity", "claimRef", "mountOptions", "nodeAffinity",
                             "persistentVolumeReclaimPolicy", "storageClassName", "volumeMode",
                             "volumeAttributesClassName"})
-#: The claims and volumes a pod's persistentVolumeClaim volume reads.
-PERSISTENT_VOLUME_CLAIMS = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
-PERSISTENT_VOLUMES = Resource("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False)
 #: the kinds the kubelet keeps on a tmpfs (it wraps them in an emptyDir of medium Memory)
 MEMORY_KINDS = ("secret", "projected")
 

@@ -23,12 +23,12 @@ import os
 import platform
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..machinery.constants import KUBERNETES_VERSION
+from ..machinery.timeutil import micro_time
 
 Obj = dict[str, Any]
 
@@ -253,11 +253,6 @@ def status_differs(a: Obj, b: Obj) -> bool:
 
 #: Where node Leases live (the node-lease heartbeat, KEP 589).
 LEASE_NAMESPACE = "kube-node-lease"
-
-
-def micro_time(moment: datetime | None = None) -> str:
-    """``metav1.MicroTime`` text, as Lease times are written."""
-    return (moment or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def lease_spec(node_name: str, duration_seconds: int, renew_time: str | None = None) -> Obj:
