@@ -275,7 +275,8 @@ class Cluster:
             from .sim.simulator import Simulator
 
             simulator = self.component_client(COMPONENT_KUBECONFIGS["node-simulator"], "node-simulator")
-            sim = Simulator(simulator, self.config.sim_nodes, stages_file=self.config.sim_stages)
+            sim = Simulator(simulator, self.config.sim_nodes, stages_file=self.config.sim_stages,
+                            lease_period=self._lease_renew_interval())
             self.kubelets.append(sim)
             await sim.start()
 
@@ -429,8 +430,15 @@ class Cluster:
                                         interval=config.logs.interval)
         if self.config.eviction is not None:
             config.eviction = self.config.eviction
+        config.lease_renew_interval = min(config.lease_renew_interval, self._lease_renew_interval())
         options["config"] = config
         return options
+
+    def _lease_renew_interval(self) -> float:
+        """How often nodes renew their Leases: often enough for ``--node-monitor-grace-period`` (short in tests)."""
+        from .controllers.node_lifecycle import lease_renew_interval
+
+        return lease_renew_interval(self.config.controller_manager.node_monitor_grace_period)
 
     def local_kubelets(self) -> list[Any]:
         """The kubelets of this host's local nodes (not the simulator)."""

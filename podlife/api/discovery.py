@@ -36,6 +36,8 @@ _SUBRESOURCE_VERBS = {
 _SUBRESOURCE_KINDS = {"binding": "Binding", "eviction": "Eviction", "scale": "Scale", "log": "Pod",
                       "exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions",
                       "token": "TokenRequest"}
+#: subresources whose kind is of another group (kubectl drain finds the Eviction's group here)
+_SUBRESOURCE_GROUP_VERSIONS = {"eviction": ("policy", "v1")}
 
 
 def api_versions() -> dict[str, Any]:
@@ -88,8 +90,10 @@ def api_resource_list(catalog: Catalog, group: str, version: str) -> dict[str, A
     for rt in types:
         resources.append(_resource_entry(rt))
         for sub in rt.subresources:
-            resources.append({"name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced,
-                              "kind": _SUBRESOURCE_KINDS.get(sub, rt.kind), "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])})
+            entry = {"name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced}
+            if sub in _SUBRESOURCE_GROUP_VERSIONS:
+                entry["group"], entry["version"] = _SUBRESOURCE_GROUP_VERSIONS[sub]
+            resources.append({**entry, "kind": _SUBRESOURCE_KINDS.get(sub, rt.kind), "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])})
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
 
@@ -109,7 +113,8 @@ def _aggregated_resource(rt: ResourceType) -> dict[str, Any]:
     if rt.subresources:
         out["subresources"] = [
             {"subresource": sub,
-             "responseKind": {"group": rt.group if sub in ("status", "ephemeralcontainers") else ("autoscaling" if sub == "scale" else ""),
+             "responseKind": {"group": rt.group if sub in ("status", "ephemeralcontainers") else ("autoscaling" if sub == "scale" else
+                                                                                      _SUBRESOURCE_GROUP_VERSIONS.get(sub, ("",))[0]),
                               "version": rt.version if sub in ("status", "ephemeralcontainers") else "v1",
                               "kind": _SUBRESOURCE_KINDS.get(sub, rt.kind)},
              "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])}

@@ -458,7 +458,8 @@ async def _subresource(request: web.Request, target: Target) -> web.StreamRespon
         return await serve_log(request, target)
     if sub in ("binding", "eviction") and request.method == "POST":
         body = await read_body(request)
-        result = await create_subresource(target.rest.ctx, target.rest, target.namespace, target.name, sub, body)
+        result = await create_subresource(target.rest.ctx, target.rest, target.namespace, target.name, sub, body,
+                                          dry_run=_dry_run(request, "CreateOptions"))
         return json_response(orjson.dumps(result), 201)
     handler = request.app[SUBRESOURCE_HANDLERS].get(sub)
     if handler is not None:

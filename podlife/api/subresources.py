@@ -3,6 +3,8 @@
 A Binding names the node a pod goes to; the API sets ``spec.nodeName`` and the
 ``PodScheduled`` condition in one write, and refuses a pod already bound (409), which
 is what keeps two schedulers from placing one pod twice.
+
+An Eviction is a delete that respects the pod's PodDisruptionBudget: :mod:`.eviction`.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from typing import Any
 
 from ..registry.pods import bind_pod
 from ..machinery import errors
-from .rest import INTERNAL, ApiContext, DeleteOptions, ResourceREST, now_rfc3339
+from .eviction import evict
+from .rest import INTERNAL, ApiContext, ResourceREST, now_rfc3339
 
 SUCCESS = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
 
 async def create_subresource(ctx: ApiContext, rest: ResourceREST, namespace: str | None, name: str,
-                             subresource: str, body: Any) -> dict:
+                             subresource: str, body: Any, *, dry_run: bool = False) -> dict:
     if rest.rt.kind != "Pod" or rest.rt.group:
         raise errors.method_not_allowed()
     if not isinstance(body, dict):
@@ -25,9 +28,7 @@ async def create_subresource(ctx: ApiContext, rest: ResourceREST, namespace: str
     if subresource == "binding":
         return await _bind(rest, namespace, name, body)
     if subresource == "eviction":
-        opts = DeleteOptions.from_body(body.get("deleteOptions"))
-        await rest.delete(namespace, name, opts)
-        return dict(SUCCESS)
+        return await evict(rest, namespace, name, body, dry_run=dry_run)
     raise errors.path_not_found(subresource)
 
 

@@ -13,7 +13,9 @@ controls" or "the pods on this node" must not scan 10,000 cached pods per sync.
 objects under each value, updated by the informer's handlers before any controller
 looks (handlers only enqueue; workers read later). Indexes are shared by name, like the
 informers. The common ones are here: :data:`BY_NAMESPACE`, :data:`BY_CONTROLLER`
-(the ``controller: true`` owner reference's uid), :data:`BY_NODE` (``spec.nodeName``).
+(the ``controller: true`` owner reference's uid), :data:`BY_NODE` (``spec.nodeName``),
+:data:`ORPHANS_BY_NAMESPACE` (objects no controller controls -- rare, so a controller
+looking for pods to adopt reads a short list, not its namespace).
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ def by_controller(obj: Obj) -> Iterable[str]:
     return ()
 
 
+def orphans_by_namespace(obj: Obj) -> Iterable[str]:
+    """The namespace of an object no controller controls (what a controller may adopt)."""
+    meta = obj.get("metadata") or {}
+    if not meta.get("namespace") or any(ref.get("controller") for ref in meta.get("ownerReferences") or ()):
+        return ()
+    return (meta["namespace"],)
+
+
 def by_node(obj: Obj) -> Iterable[str]:
     node = (obj.get("spec") or {}).get("nodeName")
     return (node,) if node else ()
@@ -49,7 +59,9 @@ def by_node(obj: Obj) -> Iterable[str]:
 BY_NAMESPACE = "namespace"
 BY_CONTROLLER = "controller"
 BY_NODE = "node"
-_STANDARD: dict[str, IndexFunc] = {BY_NAMESPACE: by_namespace, BY_CONTROLLER: by_controller, BY_NODE: by_node}
+ORPHANS_BY_NAMESPACE = "orphans-by-namespace"
+_STANDARD: dict[str, IndexFunc] = {BY_NAMESPACE: by_namespace, BY_CONTROLLER: by_controller, BY_NODE: by_node,
+                                   ORPHANS_BY_NAMESPACE: orphans_by_namespace}
 
 
 class Index:

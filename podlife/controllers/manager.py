@@ -99,13 +99,8 @@ class ControllerManager:
         for name, (module, cls, account) in CONTROLLERS.items():
             if not self.options.enabled(name):
                 continue
-            try:
-                factory = _controller_class(module, cls)
-            except (ModuleNotFoundError, AttributeError):  # TODO(issue 14): strict once every controller exists
-                log.warning("controller %s is not available yet", name)
-                continue
             context = ControllerContext(self.client_for(account), self.informers, self.options, account)
-            self.controllers[name] = factory(context)
+            self.controllers[name] = _controller_class(module, cls)(context)
         return self.controllers
 
     async def run(self) -> None:

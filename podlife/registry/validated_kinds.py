@@ -101,7 +101,9 @@ def endpoint_slice_strategy() -> ValidatedStrategy:
 
 
 def pod_disruption_budget_strategy() -> ValidatedStrategy:
-    return ValidatedStrategy("policy", "PodDisruptionBudget", validate_pod_disruption_budget, has_status=True)
+    strategy = ValidatedStrategy("policy", "PodDisruptionBudget", validate_pod_disruption_budget, has_status=True)
+    strategy.tracks_generation = True  # the eviction API waits for status.observedGeneration to catch up
+    return strategy
 
 
 def horizontal_pod_autoscaler_strategy() -> ValidatedStrategy:
