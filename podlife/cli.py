@@ -97,8 +97,6 @@ def _parser() -> argparse.ArgumentParser:
                          "takes one without waiting (Kuryr's port pools; default: 0, no pool)")
     up.add_argument("--service-node-port-range", type=_port_range, default="30000-32767",
                     help="the ports NodePort Services' node ports come from (default: 30000-32767)")
-    up.add_argument("--max-endpoints-per-slice", type=int, default=100,
-                    help="endpoints per EndpointSlice the EndpointSlice controller writes at most (default: 100)")
     up.add_argument("--disable-admission-plugins", type=_admission_plugins, default="",
                     help="comma-separated admission plugins not to run, by their Kubernetes names (e.g. LimitRanger, "
                          "ServiceAccount, PodSecurity, ResourceQuota, ValidatingAdmissionWebhook)")
@@ -234,7 +232,6 @@ async def _up(args: argparse.Namespace) -> None:
                         cluster_domain=args.cluster_domain, subnet_per=args.subnet_per,
                         port_pool_size=max(0, args.port_pool_size),
                         service_node_port_range=args.service_node_port_range,
-                        max_endpoints_per_slice=max(1, args.max_endpoints_per_slice),
                         controller_manager=controller_manager_options(args), **_eviction_options(args))
     cluster = Cluster(cfg)
 

@@ -7,7 +7,8 @@
 3. the host's ``unreachable`` routes for the pod and service ranges, *before* any
    pod can get an address (network safety);
 4. the HTTPS server, then the kubeconfig (written before ``/readyz`` turns ready);
-5. the controllers (scheduler, network controller) and the nodes (kubelets, each
+5. the controllers (the controller manager -- every kube-controller-manager controller,
+   under its leader election --, scheduler, network controller) and the nodes (kubelets, each
    with its own process runtime), all talking to the API through the in-process
    client, each as its own user (:func:`component_client`), so RBAC, the Node
    authorizer, NodeRestriction and the audit log see who did what; when the nodes run
@@ -131,8 +132,6 @@ class ClusterConfig:
     eviction: EvictionConfig | None = None
     #: ``--service-node-port-range``: where NodePort Services' node ports come from
     service_node_port_range: tuple[int, int] = (30000, 32767)
-    #: ``--max-endpoints-per-slice``: the EndpointSlice controller's slice size
-    max_endpoints_per_slice: int = 100
     #: ``--subnet-per``: pod subnets per namespace (Kuryr's model) or per node (one block each)
     subnet_per: str = "namespace"
     #: ``--port-pool-size``: address reservations kept ready per namespace/node (0: no pool)
@@ -231,25 +230,13 @@ class Cluster:
         from .network.controller import NetworkController
         from .scheduler.scheduler import Scheduler
 
-        from .controllers import (APIServiceRegistration, ClusterRoleAggregationController, GarbageCollector,
-                                  NamespaceController, RootCAPublisher, ServiceAccountController)
+        from .controllers import APIServiceRegistration
         from .registry.catalog import builtin_types
 
         assert self.client is not None and self.ctx is not None
-        kcm = self.controller_client
-        self.components.start(NamespaceController(kcm("namespace-controller")).run(), "namespace-controller")
-        self.components.start(GarbageCollector(kcm("generic-garbage-collector")).run(), "garbage-collector")
-        self.components.start(ServiceAccountController(kcm("service-account-controller")).run(),
-                              "serviceaccount-controller")
-        self._start_endpoint_controllers()
-        self.components.start(ClusterRoleAggregationController(kcm("clusterrole-aggregation-controller")).run(),
-                              "clusterrole-aggregation-controller")
         builtin_group_versions = {(t.group, t.version) for t in builtin_types()}
-        # the API server's own controller: its loopback identity (system:apiserver)
+        # the API server's own controller: its loopback identity (system:apiserver), outside the controller manager
         self.components.start(APIServiceRegistration(self.client, builtin_group_versions).run(), "apiservice-registration")
-        self.components.start(RootCAPublisher(kcm("root-ca-cert-publisher"), self.pki.ca_cert.read_text()).run(),
-                              "root-ca-cert-publisher")
-        self._start_token_controller()
         self._start_controller_manager()
         scheduler = self.component_client(COMPONENT_KUBECONFIGS["scheduler"], "kube-scheduler")
         self.components.start(Scheduler(scheduler).run(), "scheduler")
@@ -364,41 +351,22 @@ class Cluster:
             except ApiError as exc:  # e.g. an address outside the service range: no kube-dns Service
                 log.warning("the kube-dns Service could not be created: %s", exc)
 
-    def _start_endpoint_controllers(self) -> None:
-        """kube-controller-manager's endpoint, endpointslice and endpointslicemirroring controllers."""
-        from .controllers.endpoints import EndpointsController
-        from .controllers.endpointslices import EndpointSliceController, EndpointSliceMirroringController
-
-        kcm = self.controller_client
-        endpoints = EndpointsController(kcm("endpoint-controller"))
-        self.components.start(endpoints.run(), "endpoint-controller")
-        # one Service and one Pod watch for both, as kube-controller-manager's shared informers
-        self.components.start(EndpointSliceController(kcm("endpointslice-controller"),
-                                                      max_endpoints_per_slice=self.config.max_endpoints_per_slice,
-                                                      services=endpoints.services, pods=endpoints.pods).run(),
-                              "endpointslice-controller")
-        self.components.start(EndpointSliceMirroringController(kcm("endpointslicemirroring-controller")).run(),
-                              "endpointslicemirroring-controller")
-
     def _start_controller_manager(self) -> None:
-        """The controllers around pods (workloads, nodes, pod GC, quotas, budgets): :mod:`podlife.controllers.manager`."""
-        from .controllers.manager import ControllerManager
+        """kube-controller-manager: every controller of :mod:`podlife.controllers.manager` (namespaces, garbage
+        collection, service accounts and their tokens, endpoints and slices, RBAC aggregation, the root CA, the
+        workloads, nodes, pod GC, quotas, budgets), under its leader election and ``--controllers``.
 
-        self.controller_manager = ControllerManager(
-            self.controller_client, self.component_client(CONTROLLER_MANAGER_USER, "kube-controller-manager"),
-            self.config.controller_manager)
-        self.components.start(self.controller_manager.run(), "controller-manager")
-
-    def _start_token_controller(self) -> None:
-        """Legacy token Secrets' tokens (kube-controller-manager runs it with its own identity)."""
+        What its flags would name is given here: the cluster CA (``--root-ca-file``) and the signer of legacy
+        tokens (``--service-account-private-key-file``)."""
         from .api.identity import load_signing_key
         from .api.legacy_tokens import LegacyTokenGenerator
-        from .controllers.service_account_tokens import TokensController
+        from .controllers.manager import ControllerManager
 
         generator = LegacyTokenGenerator(load_signing_key(self.pki.service_account_key()))
-        client = self.component_client(CONTROLLER_MANAGER_USER, "kube-controller-manager/serviceaccount-token-controller")
-        self.components.start(TokensController(client, generator.generate, self.pki.ca_cert.read_text()).run(),
-                              "serviceaccount-token-controller")
+        self.controller_manager = ControllerManager(
+            self.controller_client, self.component_client(CONTROLLER_MANAGER_USER, "kube-controller-manager"),
+            self.config.controller_manager, root_ca=self.pki.ca_cert.read_text(), token_generator=generator.generate)
+        self.components.start(self.controller_manager.run(), "controller-manager")
 
     def component_client(self, user: UserInfo, user_agent: str, *, reads_as: UserInfo | None = None) -> LocalClient:
         """The in-process client a component calls the API with, as ``user``."""

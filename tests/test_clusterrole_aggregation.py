@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +30,7 @@ from podlife.registry.rbac import RBAC_GROUP, rbac_strategy
 from podlife.store.memory import MemoryStore
 
 from .cluster_harness import async_wait_for
+from .controller_harness import controller_context, running
 from .in_process import InProcessApi
 
 Obj = dict[str, Any]
@@ -56,18 +56,17 @@ PODS, NODES, LEASES, SECRETS = r("get list", "pods"), r("get", "nodes"), r("get"
 
 
 @asynccontextmanager
-async def running(controller: ClusterRoleAggregationController) -> AsyncIterator[ClusterRoleAggregationController]:
-    task = asyncio.create_task(controller.run())
-    try:
+async def aggregating(c: LocalClient, **kwargs: Any) -> AsyncIterator[ClusterRoleAggregationController]:
+    """The controller on ``c``, running with its shared informers until the block ends."""
+    ctx = controller_context(c, "clusterrole-aggregation-controller")
+    controller = ClusterRoleAggregationController(ctx, **kwargs)
+    async with running(ctx, controller):
         yield controller
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 @pytest.fixture
 async def client(local_api: InProcessApi) -> AsyncIterator[LocalClient]:
-    async with running(ClusterRoleAggregationController(local_api.client)):
+    async with aggregating(local_api.client):
         yield local_api.client
 
 
@@ -157,7 +156,7 @@ async def test_no_write_when_nothing_differs(local_api: InProcessApi) -> None:
     c = local_api.client
     await c.create(CLUSTER_ROLES, cluster_role("piece", [PODS], labels={LABEL: "true"}))
     await c.create(CLUSTER_ROLES, cluster_role("whole", selectors=[{"matchLabels": {LABEL: "true"}}]))
-    async with running(ClusterRoleAggregationController(c, workers=1)):
+    async with aggregating(c, workers=1):
         await wait_rules(c, "whole", [PODS], "the first aggregation")
         version = (await c.get(CLUSTER_ROLES, "whole"))["metadata"]["resourceVersion"]
         # a change that selects nothing new; the sentinel, queued after "whole", tells when it was handled
@@ -207,7 +206,7 @@ async def test_bootstrap_policy_is_accepted_and_admin_edit_view_are_aggregated(r
     view = roles["system:aggregate-to-view"]["rules"]
     edit = roles["system:aggregate-to-edit"]["rules"] + [x for x in view if x not in roles["system:aggregate-to-edit"]["rules"]]
     admin = edit + roles["system:aggregate-to-admin"]["rules"]  # "edit" sorts before "system:aggregate-to-admin"
-    async with running(ClusterRoleAggregationController(c)):
+    async with aggregating(c):
         await wait_rules(c, "view", view, "view = system:aggregate-to-view")
         await wait_rules(c, "edit", edit, "edit = system:aggregate-to-edit + view")
         await wait_rules(c, "admin", admin, "admin = edit + system:aggregate-to-admin")

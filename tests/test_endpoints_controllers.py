@@ -33,6 +33,7 @@ from podlife.registry.node_ports import allocate_node_ports, keep_node_ports, pi
 from podlife.store import SQLiteStore
 
 from .cluster_harness import PodlifeProcess, async_wait_for, require_tool, wait_for
+from .controller_harness import controller_context, running
 from .in_process import InProcessApi, in_process_api
 
 Obj = dict[str, Any]
@@ -234,15 +235,10 @@ def test_updates_keep_node_ports_and_a_type_change_drops_them() -> None:
 
 @pytest.fixture
 async def api(local_api: InProcessApi) -> AsyncIterator[InProcessApi]:
-    controllers = [EndpointsController(local_api.client), EndpointSliceController(local_api.client),
-                   EndpointSliceMirroringController(local_api.client)]
-    tasks = [asyncio.create_task(c.run()) for c in controllers]
-    try:
+    # the three on one set of shared informers (one Service, Pod and Endpoints watch), as in the controller manager
+    ctx = controller_context(local_api.client)
+    async with running(ctx, EndpointsController(ctx), EndpointSliceController(ctx), EndpointSliceMirroringController(ctx)):
         yield local_api
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def make_pod(client: Any, name: str, ip: str, ready: bool, labels: dict[str, str] | None = None) -> None:
@@ -368,13 +364,10 @@ async def test_leftover_endpoints_of_deleted_services_go_and_users_stay(local_ap
     await client.create(ENDPOINTS, {"metadata": {"name": "orphan", "labels": {
         "endpoints.kubernetes.io/managed-by": "endpoint-controller"}}, "subsets": subsets}, NS)
     await client.create(ENDPOINTS, {"metadata": {"name": "mine"}, "subsets": subsets}, NS)
-    task = asyncio.create_task(EndpointsController(local_api.client).run())
-    try:
+    ctx = controller_context(local_api.client, "endpoint-controller")
+    async with running(ctx, EndpointsController(ctx)):
         await async_wait_for(lambda: _is_none(get_or_none(client, ENDPOINTS, "orphan")), 10, what="the leftover deleted")
         assert await get_or_none(client, ENDPOINTS, "mine") is not None
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_node_ports_through_the_registry(local_api: InProcessApi) -> None:

@@ -14,8 +14,10 @@ from podlife.client.base import CONFIGMAPS, NAMESPACES, PODS, Resource
 from podlife.api.local_client import LocalClient
 from podlife.controllers import GarbageCollector
 from podlife.controllers.garbage_collector import DependencyGraph, OwnerRef, owner_refs
+from podlife.controllers.manager import run_controllers
 
 from .cluster_harness import async_wait_for
+from .controller_harness import controller_context
 from .in_process import InProcessApi
 
 TIMEOUT = 10.0
@@ -31,8 +33,9 @@ class Cluster:
         self._task: asyncio.Task[None] | None = None
 
     async def start_gc(self) -> GarbageCollector:
-        self.gc = GarbageCollector(self.client)  # kinds from discovery, CRDs followed
-        self._task = asyncio.create_task(self.gc.run())
+        ctx = controller_context(self.client, "generic-garbage-collector")
+        self.gc = GarbageCollector(ctx)  # kinds from discovery, CRDs followed
+        self._task = asyncio.create_task(run_controllers(ctx.informers, {"garbage-collector-controller": self.gc}))
         await asyncio.wait_for(self.gc.wait_synced(), TIMEOUT)
         return self.gc
 

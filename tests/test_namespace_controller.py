@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from podlife.controllers import NamespaceController
 from podlife.controllers.namespace import Content, deletion_conditions, merge_conditions
 
 from .cluster_harness import async_wait_for
+from .controller_harness import controller_context, running
 from .in_process import InProcessApi
 
 TIMEOUT = 10.0
@@ -39,13 +39,10 @@ class Api:
 
 @pytest.fixture
 async def api(local_api: InProcessApi) -> AsyncIterator[Api]:
-    controller = NamespaceController(local_api.client)
-    task = asyncio.create_task(controller.run())
-    try:
+    ctx = controller_context(local_api.client, "namespace-controller")
+    controller = NamespaceController(ctx)
+    async with running(ctx, controller):
         yield Api(local_api.client, controller)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 def pod(name: str, **spec: Any) -> dict[str, Any]:

@@ -282,7 +282,9 @@ def test_a_node_that_stops_heartbeating_is_tainted_and_its_pods_evicted(sim_clus
     wait_for(lambda: node_taints(sim_cluster, node_name) >= {(UNREACHABLE_TAINT, "NoSchedule"), (UNREACHABLE_TAINT, "NoExecute")},
              what="the unreachable taints")
     wait_for(lambda: pod_condition(sim_cluster, "forever", "Ready") == "False", what="the pod marked not Ready")
-    wait_for(lambda: "short" not in pod_names(sim_cluster), what="the pod tolerating 1 s deleted")
+    # deleted: Terminating until the cut-off node can confirm (as on Kubernetes)
+    wait_for(lambda: sim_cluster.kubectl_json("get", "pod", "short")["metadata"].get("deletionTimestamp"),
+             what="the pod tolerating 1 s deleted")
     assert "Marking for deletion Pod default/short" in events(sim_cluster, "TaintManagerEviction")
     assert f"Node {node_name} status is now: NodeNotReady" in events(sim_cluster, "NodeNotReady")
     assert f"Registered Node {node_name} in Controller" in events(sim_cluster, "RegisteredNode")
@@ -295,5 +297,6 @@ def test_a_node_that_stops_heartbeating_is_tainted_and_its_pods_evicted(sim_clus
     wait_for(lambda: not {k for k, _ in node_taints(sim_cluster, node_name)} & {UNREACHABLE_TAINT, NOT_READY_TAINT},
              what="the taints removed")
     assert {"forever", "patient"} <= pod_names(sim_cluster)
+    wait_for(lambda: "short" not in pod_names(sim_cluster), what="the deleted pod gone once its node is back")
     wait_for(lambda: "Cancelling deletion of Pod default/patient" in events(sim_cluster, "TaintManagerEviction"),
              what="the patient pod's deletion cancelled")

@@ -36,8 +36,9 @@ _SUBRESOURCE_VERBS = {
 _SUBRESOURCE_KINDS = {"binding": "Binding", "eviction": "Eviction", "scale": "Scale", "log": "Pod",
                       "exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions",
                       "token": "TokenRequest"}
-#: subresources whose kind is of another group (kubectl drain finds the Eviction's group here)
-_SUBRESOURCE_GROUP_VERSIONS = {"eviction": ("policy", "v1")}
+#: subresources whose kind is of another group (kubectl drain finds the Eviction's group here); Kubernetes
+#: names them in the legacy list's ``group``/``version`` and the aggregated ``responseKind``
+_SUBRESOURCE_GROUP_VERSIONS = {"eviction": ("policy", "v1"), "token": ("authentication.k8s.io", "v1"), "scale": ("autoscaling", "v1")}
 
 
 def api_versions() -> dict[str, Any]:
@@ -113,8 +114,8 @@ def _aggregated_resource(rt: ResourceType) -> dict[str, Any]:
     if rt.subresources:
         out["subresources"] = [
             {"subresource": sub,
-             "responseKind": {"group": rt.group if sub in ("status", "ephemeralcontainers") else ("autoscaling" if sub == "scale" else
-                                                                                      _SUBRESOURCE_GROUP_VERSIONS.get(sub, ("",))[0]),
+             "responseKind": {"group": rt.group if sub in ("status", "ephemeralcontainers")
+                              else _SUBRESOURCE_GROUP_VERSIONS.get(sub, ("",))[0],
                               "version": rt.version if sub in ("status", "ephemeralcontainers") else "v1",
                               "kind": _SUBRESOURCE_KINDS.get(sub, rt.kind)},
              "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])}

@@ -36,6 +36,7 @@ from ..machinery.field_order import put_in_kubernetes_order
 from ..registry.types import FieldError, Obj, ResourceType
 from ..machinery.timeutil import format_rfc3339
 from ..machinery.timeutil import now_rfc3339 as current_rfc3339
+from ..registry.object_meta import drop_empty_metadata
 from ..registry.validation import validate_metadata
 from ..store.base import Compare, Delete, Put, Store, TxnResult
 from . import managed_fields
@@ -396,6 +397,7 @@ class ResourceREST:
         rbac_guard(self, obj)
         key = self.rt.key(meta.get("namespace"), meta["name"])
         warnings += await plugins.validate(self, obj, None, attrs)  # ResourceQuota last: charged until released
+        drop_empty_metadata(meta)  # what Kubernetes' omitempty leaves out of the stored object
         try:
             if dry_run:
                 if self.cache.get(key) is not None:
@@ -577,6 +579,7 @@ class ResourceREST:
                 warnings += hook_warnings
             if manager is not None:  # an HTTP write (see create)
                 managed_fields.track_update(self.rt, old, new, manager, subresource, schemas=self.ctx.catalog.schemas)
+            drop_empty_metadata(new["metadata"])  # after the field manager, which reads the request's own managedFields
             if _same(new, old):
                 return self.cache.get(key) or self._cached(key, mod_rev, old)
             if dry_run:

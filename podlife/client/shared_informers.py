@@ -65,36 +65,46 @@ _STANDARD: dict[str, IndexFunc] = {BY_NAMESPACE: by_namespace, BY_CONTROLLER: by
 
 
 class Index:
-    """Cached objects by index value: ``get(value)`` is every object indexed under it."""
+    """Cached objects by index value: ``get(value)`` is every object indexed under it.
 
-    def __init__(self, func: IndexFunc) -> None:
+    The index keeps keys, not objects, and reads the objects from the informer's cache
+    when asked: an update that leaves an object's index values as they were (nearly
+    every update: a status change) costs one call of the index function and one
+    comparison, nothing more.
+    """
+
+    def __init__(self, func: IndexFunc, informer: Informer) -> None:
         self._func = func
-        self._objects: dict[str, dict[str, Obj]] = {}  # value -> key -> object
+        self._informer = informer
+        self._keys: dict[str, dict[str, None]] = {}  # value -> keys under it (a dict: insertion-ordered set)
         self._values: dict[str, tuple[str, ...]] = {}  # key -> its values
 
     def get(self, value: str) -> list[Obj]:
-        return list(self._objects.get(value, {}).values())
+        cache = self._informer.cache
+        return [obj for key in self._keys.get(value, ()) if (obj := cache.get(key)) is not None]
 
     def keys(self) -> list[str]:
         """Every index value some object is under."""
-        return list(self._objects)
+        return list(self._keys)
 
     def _put(self, obj: Obj) -> None:
         key = object_key(obj)
-        self._drop(key)
         values = tuple(self._func(obj))
+        if self._values.get(key, ()) == values:
+            return
+        self._drop(key)
         if values:
             self._values[key] = values
             for value in values:
-                self._objects.setdefault(value, {})[key] = obj
+                self._keys.setdefault(value, {})[key] = None
 
     def _drop(self, key: str) -> None:
         for value in self._values.pop(key, ()):
-            bucket = self._objects.get(value)
+            bucket = self._keys.get(value)
             if bucket is not None:
                 bucket.pop(key, None)
                 if not bucket:
-                    del self._objects[value]
+                    del self._keys[value]
 
     def _on_update(self, _old: Obj, new: Obj) -> None:
         self._put(new)
@@ -124,8 +134,8 @@ class SharedInformers:
         index = self._indexes.get((res, name))
         if index is None:
             func = func or _STANDARD[name]
-            index = self._indexes[(res, name)] = Index(func)
             informer = self.informer(res)
+            index = self._indexes[(res, name)] = Index(func, informer)
             for obj in informer.cache.values():
                 index._put(obj)
             informer.add_handlers(index._put, index._on_update, index._on_delete)

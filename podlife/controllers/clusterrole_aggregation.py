@@ -8,7 +8,7 @@ rules of every ClusterRole its ``clusterRoleSelectors`` select by label. That is
 ``rbac.authorization.k8s.io/aggregate-to-view: "true"`` for its own kinds, and how
 ``admin`` includes ``edit`` (labelled ``aggregate-to-admin``), which includes ``view``.
 
-What it watches: every ClusterRole (one informer). Any add, change or deletion may
+What it watches: every ClusterRole (the shared informer). Any add, change or deletion may
 change what some selector selects, or the rules of a selected role, so each event
 queues every aggregated ClusterRole (there are few), as Kubernetes does.
 
@@ -29,17 +29,16 @@ one that does not parse selects nothing (validation rejects such roles on write)
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 from collections.abc import Iterable
 from typing import Any
 
-from ..client.base import Client, Obj, Resource
-from ..client.informer import Informer
+from ..client.base import Obj, Resource
 from ..client.workqueue import WorkQueue
 from ..machinery.errors import ApiError
 from ..machinery.selectors import LabelSelector, SelectorError, label_selector_from_dict
+from .manager import ControllerContext
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +95,9 @@ def same_rules(a: Iterable[Any] | None, b: Iterable[Any] | None) -> bool:
 
 
 class ClusterRoleAggregationController:
-    def __init__(self, client: Client, *, workers: int = 2) -> None:
-        self.client = client
-        self.roles = Informer(client, CLUSTER_ROLES)
+    def __init__(self, ctx: ControllerContext, *, workers: int = 2) -> None:
+        self.client = ctx.client
+        self.roles = ctx.informers.informer(CLUSTER_ROLES)
         self.queue = WorkQueue()
         self.workers = workers
         self.roles.add_handlers(on_add=self._enqueue_aggregated, on_update=lambda _old, new: self._enqueue_aggregated(new),
@@ -111,7 +110,8 @@ class ClusterRoleAggregationController:
                 self.queue.add(role["metadata"]["name"])
 
     async def run(self) -> None:
-        await asyncio.gather(self.roles.run(), self.queue.run_workers(self.sync, self.workers))
+        await self.roles.wait_synced()
+        await self.queue.run_workers(self.sync, self.workers)
 
     async def sync(self, name: str) -> None:
         role = self.roles.get(None, name)

@@ -271,7 +271,7 @@ class DisruptionController:
         self._check_stale(pod)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if _relevant_change(old, new):
+        if self.pdbs.cache and _relevant_change(old, new):  # no budget anywhere: nothing to wake
             self._enqueue_for_pod(new)
             if (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get("labels"):
                 self._enqueue_for_pod(old)

@@ -1,7 +1,9 @@
 """The Endpoints controller: each Service with a selector gets Endpoints of its name.
 
-As kube-controller-manager's ``endpoint-controller``. What it watches: Services, Pods,
-Endpoints (informers; a pod event queues the Services of its namespace whose selector
+As kube-controller-manager's ``endpoints-controller`` (acting as ``endpoint-controller``).
+What it watches: Services, Pods, Endpoints (the controller manager's shared informers, one
+watch each for every controller; the pods of a namespace come from the shared
+by-namespace index; a pod event queues the Services of its namespace whose selector
 matches the pod before or after the change, and only when something the Endpoints show
 changed -- IP, readiness, deletion, labels, node, hostname, ports). What it writes: the
 ``Endpoints`` of each queued Service, computed by the pure :func:`desired_endpoints` and
@@ -33,16 +35,17 @@ Kubernetes facts followed (``pkg/controller/endpoint``, ``pkg/api/v1/endpoints``
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 from collections.abc import Iterable
 from typing import Any
 
-from ..client.base import ENDPOINTS, PODS, SERVICES, Client, Obj
+from ..client.base import ENDPOINTS, PODS, SERVICES, Obj
 from ..client.informer import Informer, object_key
+from ..client.shared_informers import BY_NAMESPACE
 from ..client.workqueue import WorkQueue
 from ..machinery.errors import ApiError
+from .manager import ControllerContext
 
 log = logging.getLogger(__name__)
 
@@ -358,27 +361,6 @@ class ServicePodIndex:
         return found
 
 
-class PodsByNamespace:
-    """The informer's pods by namespace (kept by its handlers), so a sync reads only its namespace's."""
-
-    def __init__(self) -> None:
-        self.pods: dict[str, dict[str, Obj]] = {}
-
-    def changed(self, old: Obj | None, new: Obj | None) -> None:
-        if new is not None:
-            self.pods.setdefault(str((new.get("metadata") or {}).get("namespace")), {})[object_key(new)] = new
-        elif old is not None:
-            namespace = str((old.get("metadata") or {}).get("namespace"))
-            pods = self.pods.get(namespace)
-            if pods is not None:
-                pods.pop(object_key(old), None)
-                if not pods:
-                    del self.pods[namespace]
-
-    def pods_in(self, namespace: str) -> list[Obj]:
-        return list(self.pods.get(namespace, {}).values())
-
-
 class TriggerTimes:
     """The earliest not yet written change per Service key (the trigger-time annotation's value)."""
 
@@ -393,12 +375,11 @@ class TriggerTimes:
         return self.pending.pop(key, None)
 
 
-def queue_pod_change(index: ServicePodIndex, pods: PodsByNamespace, triggers: TriggerTimes, queue: WorkQueue,
+def queue_pod_change(index: ServicePodIndex, triggers: TriggerTimes, queue: WorkQueue,
                      old: Obj | None, new: Obj | None) -> None:
-    """A pod event, for both endpoint controllers: kept in ``pods``, and the Services selecting the pod
-    (before or after) queued with the change's time -- unless nothing the endpoints show changed, or no
-    Service is in its namespace (most pods at scale)."""
-    pods.changed(old, new)
+    """A pod event, for both endpoint controllers: the Services selecting the pod (before or after) queued
+    with the change's time -- unless nothing the endpoints show changed, or no Service is in its namespace
+    (most pods at scale)."""
     pod = new if new is not None else old
     if pod is None or not index.watches(pod) or endpoints_view(old) == endpoints_view(new):
         return
@@ -409,18 +390,19 @@ def queue_pod_change(index: ServicePodIndex, pods: PodsByNamespace, triggers: Tr
 
 
 class EndpointsController:
-    def __init__(self, client: Client, *, workers: int = 2) -> None:
-        self.client = client
-        self.services = Informer(client, SERVICES)
-        self.pods = Informer(client, PODS)
-        self.endpoints = Informer(client, ENDPOINTS)
+    def __init__(self, ctx: ControllerContext, *, workers: int = 2) -> None:
+        self.client = ctx.client
+        self.informers = ctx.informers
+        self.services = ctx.informers.informer(SERVICES)
+        self.pods = ctx.informers.informer(PODS)
+        self.pods_by_namespace = ctx.informers.index(PODS, BY_NAMESPACE)
+        self.endpoints = ctx.informers.informer(ENDPOINTS)
         self.index = ServicePodIndex(self.services)
         self.triggers = TriggerTimes()
         self.queue = WorkQueue()
         self.workers = workers
         self.services.add_handlers(on_add=self._service_added, on_update=self._service_updated,
                                    on_delete=self._service_deleted)
-        self.pods_by_namespace = PodsByNamespace()
         self.pods.add_handlers(on_add=lambda pod: self._pod_changed(None, pod), on_update=self._pod_changed,
                                on_delete=lambda pod: self._pod_changed(pod, None))
         self.endpoints.add_handlers(on_delete=lambda ep: self.queue.add(object_key(ep)))
@@ -449,23 +431,17 @@ class EndpointsController:
         self.queue.add(object_key(service))
 
     def _pod_changed(self, old: Obj | None, new: Obj | None) -> None:
-        queue_pod_change(self.index, self.pods_by_namespace, self.triggers, self.queue, old, new)
+        queue_pod_change(self.index, self.triggers, self.queue, old, new)
 
     # ---- the loop
 
     async def run(self) -> None:
-        informers = (self.services, self.pods, self.endpoints)
-        runs = [asyncio.ensure_future(i.run()) for i in informers]
-        try:
-            await asyncio.gather(*(i.wait_synced() for i in informers))
-            self._queue_leftovers()
-            await asyncio.gather(*runs, self.queue.run_workers(self.sync, self.workers))
-        finally:
-            for task in runs:
-                task.cancel()
+        await self.informers.wait_synced(SERVICES, PODS, ENDPOINTS)
+        self._queue_leftovers()
+        await self.queue.run_workers(self.sync, self.workers)
 
     def pods_in(self, namespace: str) -> list[Obj]:
-        return self.pods_by_namespace.pods_in(namespace)
+        return self.pods_by_namespace.get(namespace)
 
     async def sync(self, key: str) -> None:
         namespace, _, name = key.partition("/")

@@ -25,6 +25,13 @@ so an unchanged endpoint stays where it is, filling slices with room before crea
 ones, and changing only slices whose content differs -- so a pod update that changes no
 endpoint writes nothing. The I/O (:func:`apply_plan`) creates, updates and deletes.
 
+Both run in the controller manager (``endpointslice-controller`` and
+``endpointslice-mirroring-controller`` in ``--controllers``, acting as
+``endpointslice-controller`` and ``endpointslicemirroring-controller``): Services, Pods and
+Endpoints come from its shared informers (one watch each, shared with the Endpoints
+controller; a namespace's pods from the by-namespace index), the managed slices from each
+controller's own informer (label-selected on its managed-by value).
+
 Informer caches may lag the controller's own writes over HTTP (in-process they are
 current when a write returns); :class:`WriteTracker` holds a Service's next sync until the
 cache has seen its last writes, so a stale cache never makes a second slice.
@@ -42,11 +49,12 @@ from typing import Any
 
 from ..client.base import ENDPOINTS, PODS, SERVICES, Client, Obj, Resource
 from ..client.informer import Informer, object_key
+from ..client.shared_informers import BY_NAMESPACE, SharedInformers
 from ..client.workqueue import WorkQueue
 from ..machinery.errors import ApiError
+from .manager import ControllerContext
 from .endpoints import (
     TRIGGER_TIME_ANNOTATION,
-    PodsByNamespace,
     ServicePodIndex,
     TriggerTimes,
     endpoint_port,
@@ -427,13 +435,16 @@ class SlicesByOwner:
 
 
 class _SliceControllerBase:
-    """The loop both controllers share: informers, a queue of keys, the managed slices' index."""
+    """The loop both controllers share: their slice informer, a queue of keys, the managed slices' index."""
 
     managed_by = CONTROLLER_NAME
+    #: the shared informers' resources this controller reads
+    shared: tuple[Resource, ...] = ()
 
-    def __init__(self, client: Client, workers: int) -> None:
-        self.client = client
-        self.slices = Informer(client, ENDPOINT_SLICES, label_selector=f"{MANAGED_BY_LABEL}={self.managed_by}")
+    def __init__(self, ctx: ControllerContext, workers: int) -> None:
+        self.client = ctx.client
+        self.informers: SharedInformers = ctx.informers
+        self.slices = Informer(ctx.client, ENDPOINT_SLICES, label_selector=f"{MANAGED_BY_LABEL}={self.managed_by}")
         self.owned = SlicesByOwner()
         self.tracker = WriteTracker(self.slices)
         self.queue = WorkQueue()
@@ -446,24 +457,14 @@ class _SliceControllerBase:
         if key is not None and new is None:
             self.queue.add(key)  # a deleted slice is made again if it is still wanted
 
-    def informers(self) -> list[Informer]:
-        """The informers this controller runs."""
-        return [self.slices]
-
-    def borrowed(self) -> list[Informer]:
-        """Informers another controller runs and this one only listens to (kube-controller-manager's
-        shared informers: one pod watch for the endpoints and the endpointslice controllers)."""
-        return []
-
     async def run(self) -> None:
-        informers = self.informers()
-        runs = [asyncio.ensure_future(i.run()) for i in informers]
+        own = asyncio.ensure_future(self.slices.run())
         try:
-            await asyncio.gather(*(i.wait_synced() for i in [*informers, *self.borrowed()]))
-            await asyncio.gather(*runs, self.queue.run_workers(self.sync, self.workers))
+            await asyncio.gather(self.slices.wait_synced(), self.informers.wait_synced(*self.shared))
+            await asyncio.gather(own, self.queue.run_workers(self.sync, self.workers))
         finally:
-            for task in runs:
-                task.cancel()
+            own.cancel()
+            await asyncio.gather(own, return_exceptions=True)
 
     async def sync(self, key: str) -> None:
         if not self.tracker.caught_up(key):
@@ -479,28 +480,21 @@ class _SliceControllerBase:
 
 
 class EndpointSliceController(_SliceControllerBase):
-    def __init__(self, client: Client, *, workers: int = 2,
-                 max_endpoints_per_slice: int = DEFAULT_MAX_ENDPOINTS_PER_SLICE,
-                 services: Informer | None = None, pods: Informer | None = None) -> None:
-        """``services``/``pods``: another controller's informers to listen to (it runs them), else its own."""
-        super().__init__(client, workers)
-        self.max_endpoints_per_slice = max_endpoints_per_slice
-        self._borrowed = [i for i in (services, pods) if i is not None]
-        self.services = services or Informer(client, SERVICES)
-        self.pods = pods or Informer(client, PODS)
+    shared = (SERVICES, PODS)
+
+    def __init__(self, ctx: ControllerContext, *, workers: int = 2) -> None:
+        """Slices of at most ``--max-endpoints-per-slice`` (``ctx.options.max_endpoints_per_slice``) endpoints."""
+        super().__init__(ctx, workers)
+        self.max_endpoints_per_slice = max(1, ctx.options.max_endpoints_per_slice)
+        self.services = ctx.informers.informer(SERVICES)
+        self.pods = ctx.informers.informer(PODS)
+        self.pods_by_namespace = ctx.informers.index(PODS, BY_NAMESPACE)
         self.index = ServicePodIndex(self.services)
-        self.pods_by_namespace = PodsByNamespace()
         self.triggers = TriggerTimes()
         self.services.add_handlers(on_add=self._service_added, on_update=lambda _o, new: self._service_added(new),
                                    on_delete=self._service_deleted)
         self.pods.add_handlers(on_add=lambda pod: self._pod_changed(None, pod), on_update=self._pod_changed,
                                on_delete=lambda pod: self._pod_changed(pod, None))
-
-    def informers(self) -> list[Informer]:
-        return [i for i in (self.services, self.pods, self.slices) if i not in self._borrowed]
-
-    def borrowed(self) -> list[Informer]:
-        return list(self._borrowed)
 
     def _service_added(self, service: Obj) -> None:
         self.index.add(service)
@@ -514,7 +508,7 @@ class EndpointSliceController(_SliceControllerBase):
         self.queue.add(object_key(service))
 
     def _pod_changed(self, old: Obj | None, new: Obj | None) -> None:
-        queue_pod_change(self.index, self.pods_by_namespace, self.triggers, self.queue, old, new)
+        queue_pod_change(self.index, self.triggers, self.queue, old, new)
 
     def plan(self, key: str) -> SlicePlan:
         service = self.services.cache.get(key)
@@ -523,26 +517,24 @@ class EndpointSliceController(_SliceControllerBase):
         if service is None or selector_of(service) is None:
             # gone (the garbage collector would remove the owned slices too) or no longer selecting
             return SlicePlan(delete=existing)
-        return desired_slices(service, self.pods_by_namespace.pods_in(key.partition("/")[0]), existing,
+        return desired_slices(service, self.pods_by_namespace.get(key.partition("/")[0]), existing,
                               max_endpoints_per_slice=self.max_endpoints_per_slice, trigger_time=trigger)
 
 
 class EndpointSliceMirroringController(_SliceControllerBase):
     managed_by = MIRRORING_CONTROLLER_NAME
+    shared = (SERVICES, ENDPOINTS)
 
-    def __init__(self, client: Client, *, workers: int = 1,
+    def __init__(self, ctx: ControllerContext, *, workers: int = 1,
                  max_endpoints_per_slice: int = MIRRORING_MAX_ENDPOINTS_PER_SLICE) -> None:
-        super().__init__(client, workers)
+        super().__init__(ctx, workers)
         self.max_endpoints_per_slice = max_endpoints_per_slice
-        self.services = Informer(client, SERVICES)
-        self.endpoints = Informer(client, ENDPOINTS)
+        self.services = ctx.informers.informer(SERVICES)
+        self.endpoints = ctx.informers.informer(ENDPOINTS)
         for informer in (self.services, self.endpoints):
             informer.add_handlers(on_add=lambda obj: self.queue.add(object_key(obj)),
                                   on_update=lambda _old, new: self.queue.add(object_key(new)),
                                   on_delete=lambda obj: self.queue.add(object_key(obj)))
-
-    def informers(self) -> list[Informer]:
-        return [self.services, self.endpoints, self.slices]
 
     def plan(self, key: str) -> SlicePlan:
         service, endpoints = self.services.cache.get(key), self.endpoints.cache.get(key)

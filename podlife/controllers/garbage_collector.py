@@ -44,6 +44,10 @@ pinned to the ``resourceVersion`` it was computed from: a conflict re-queues the
 and the next attempt starts from the live object again, so every step is idempotent.
 Removing the last finalizer is what lets the API server remove the owner.
 
+*Where.* In the controller manager as ``garbage-collector-controller``, acting as the
+``generic-garbage-collector`` service account. Its metadata informers are its own (the
+shared informers hold whole objects; Kubernetes' collector too uses metadata informers).
+
 *Why* this shape: it is Kubernetes' garbage collector (graph builder + two queues),
 so ``kubectl delete --cascade=background|foreground|orphan`` behaves as users expect;
 decisions are taken on live reads, never on the (possibly lagging) graph alone.
@@ -69,6 +73,7 @@ from ..client.base import CRDS, Client, Obj, Resource, WatchEvent, one_version_e
 from ..client.informer import Informer
 from ..machinery.tasks import Supervisor
 from ..client.workqueue import WorkQueue
+from .manager import ControllerContext
 
 log = logging.getLogger(__name__)
 
@@ -415,9 +420,9 @@ class GarbageCollector:
     changes, so the custom resources of a CRD created later are collected too.
     """
 
-    def __init__(self, client: Client, resources: Iterable[Resource] | None = None, *, workers: int = 4,
+    def __init__(self, ctx: ControllerContext, resources: Iterable[Resource] | None = None, *, workers: int = 4,
                  ignored: frozenset[tuple[str, str]] = IGNORED_RESOURCES) -> None:
-        self.client = client
+        client = self.client = ctx.client
         self.ignored = ignored
         self._fixed = list(resources) if resources is not None else None
         self._kinds: dict[tuple[str, str], Resource] = {}  # owner references may name any version

@@ -13,7 +13,29 @@ this process holds the Lease ``kube-system/kube-controller-manager``
 two podlife servers on one store never both act; without it they start at once.
 
 Each controller class takes the context and has ``async run()``; it waits for the
-informers it uses to sync before its workers start.
+informers it uses to sync before its workers start. A controller that cannot run with
+what it was given raises :class:`ControllerDisabled` from its constructor and is left
+out, as kube-controller-manager leaves out a controller whose start function says it is
+disabled (the token controller without ``--service-account-private-key-file``).
+
+Every controller kube-controller-manager runs that podlife has is here, under
+kube-controller-manager's canonical ``--controllers`` name (``namespace-controller``,
+``garbage-collector-controller``, ...; :data:`~.options.ALIASES` holds the older names)
+and with the service account Kubernetes gives it (``namespace-controller``,
+``generic-garbage-collector``, ``endpoint-controller``, ``root-ca-cert-publisher``, ...).
+The service-account token controller is the exception, as in Kubernetes: it acts as
+kube-controller-manager itself (:data:`OWN_IDENTITY`; its root client), since it makes
+the very tokens service accounts authenticate with.
+
+What they need beyond a client comes in the context, as kube-controller-manager's
+flags give it: :attr:`ControllerContext.root_ca` (``--root-ca-file``: the CA bundle the
+root CA publisher and the token controller hand out) and
+:attr:`ControllerContext.token_generator` (what ``--service-account-private-key-file``
+signs legacy tokens with); the options (``--max-endpoints-per-slice``, the
+``--concurrent-*-syncs``, ...) in :attr:`ControllerContext.options`.
+
+The API server's own loops (APIService registration, the ``kubernetes`` Service's
+endpoint reconciler) are not here: they run as the API server, outside the election.
 """
 
 from __future__ import annotations
@@ -38,22 +60,44 @@ log = logging.getLogger(__name__)
 LEADER_LEASE = "kube-controller-manager"
 LEADER_NAMESPACE = "kube-system"
 
-#: ``--controllers`` name -> (module, class, service account the controller acts as), in start order
-CONTROLLERS: dict[str, tuple[str, str, str]] = {
-    "nodelifecycle": ("node_lifecycle", "NodeLifecycleController", "node-controller"),
+#: the registry's account for a controller that acts as kube-controller-manager itself (its root client)
+OWN_IDENTITY: str | None = None
+
+#: ``--controllers`` name (kube-controller-manager's canonical one) -> (module, class, service account the
+#: controller acts as, or :data:`OWN_IDENTITY`), in start order
+CONTROLLERS: dict[str, tuple[str, str, str | None]] = {
+    "serviceaccount-token-controller": ("service_account_tokens", "TokensController", OWN_IDENTITY),
+    "namespace-controller": ("namespace", "NamespaceController", "namespace-controller"),
+    "garbage-collector-controller": ("garbage_collector", "GarbageCollector", "generic-garbage-collector"),
+    "serviceaccount-controller": ("serviceaccounts", "ServiceAccountController", "service-account-controller"),
+    "endpoints-controller": ("endpoints", "EndpointsController", "endpoint-controller"),
+    "endpointslice-controller": ("endpointslices", "EndpointSliceController", "endpointslice-controller"),
+    "endpointslice-mirroring-controller": ("endpointslices", "EndpointSliceMirroringController",
+                                           "endpointslicemirroring-controller"),
+    "clusterrole-aggregation-controller": ("clusterrole_aggregation", "ClusterRoleAggregationController",
+                                           "clusterrole-aggregation-controller"),
+    "root-ca-certificate-publisher-controller": ("root_ca", "RootCAPublisher", "root-ca-cert-publisher"),
+    "node-lifecycle-controller": ("node_lifecycle", "NodeLifecycleController", "node-controller"),
     "taint-eviction-controller": ("taint_eviction", "TaintEvictionController", "node-controller"),
-    "podgc": ("podgc", "PodGCController", "pod-garbage-collector"),
-    "replicaset": ("replicaset", "ReplicaSetController", "replicaset-controller"),
-    "replicationcontroller": ("replicaset", "ReplicationControllerController", "replication-controller"),
-    "deployment": ("deployment", "DeploymentController", "deployment-controller"),
-    "job": ("job", "JobController", "job-controller"),
-    "cronjob": ("cronjob", "CronJobController", "cronjob-controller"),
-    "ttl-after-finished": ("ttl_after_finished", "TTLAfterFinishedController", "ttl-after-finished-controller"),
-    "daemonset": ("daemonset", "DaemonSetController", "daemon-set-controller"),
-    "statefulset": ("statefulset", "StatefulSetController", "statefulset-controller"),
-    "resourcequota": ("resource_quota", "ResourceQuotaController", "resourcequota-controller"),
-    "disruption": ("disruption", "DisruptionController", "disruption-controller"),
+    "pod-garbage-collector-controller": ("podgc", "PodGCController", "pod-garbage-collector"),
+    "replicaset-controller": ("replicaset", "ReplicaSetController", "replicaset-controller"),
+    "replicationcontroller-controller": ("replicaset", "ReplicationControllerController", "replication-controller"),
+    "deployment-controller": ("deployment", "DeploymentController", "deployment-controller"),
+    "job-controller": ("job", "JobController", "job-controller"),
+    "cronjob-controller": ("cronjob", "CronJobController", "cronjob-controller"),
+    "ttl-after-finished-controller": ("ttl_after_finished", "TTLAfterFinishedController", "ttl-after-finished-controller"),
+    "daemonset-controller": ("daemonset", "DaemonSetController", "daemon-set-controller"),
+    "statefulset-controller": ("statefulset", "StatefulSetController", "statefulset-controller"),
+    "resourcequota-controller": ("resource_quota", "ResourceQuotaController", "resourcequota-controller"),
+    "disruption-controller": ("disruption", "DisruptionController", "disruption-controller"),
 }
+
+#: ``(namespace, account, account uid, secret name) -> token``: a legacy service-account token's signer
+TokenGenerator = Callable[[str, str, str, str], str]
+
+
+class ControllerDisabled(Exception):
+    """Raised by a controller's constructor when it cannot run with this context (the reason is the message)."""
 
 
 @dataclass
@@ -66,6 +110,10 @@ class ControllerContext:
     options: ControllerManagerOptions
     #: the component name its Events carry (``replicaset-controller``, ...)
     component: str
+    #: ``--root-ca-file``'s content: the CA bundle (PEM) published to namespaces and put in token Secrets
+    root_ca: str = ""
+    #: ``--service-account-private-key-file``'s signer of legacy tokens (None: the token controller is off)
+    token_generator: TokenGenerator | None = None
 
     def recorder(self) -> EventRecorder:
         return EventRecorder(self.client, self.component)
@@ -80,28 +128,54 @@ def _identity() -> str:
     return f"{socket.gethostname()}_{uuid.uuid4()}"
 
 
+async def run_controllers(informers: SharedInformers, controllers: dict[str, Any], what: str = "controllers") -> None:
+    """Run ``controllers`` (name -> built controller) and the informers they share, until cancelled."""
+    tasks = Supervisor(what, logger=log)
+    tasks.start(informers.run(), "shared-informers")
+    for name, controller in controllers.items():
+        tasks.start(controller.run(), name)
+    try:
+        await tasks.wait()
+    finally:
+        await tasks.stop()
+
+
 class ControllerManager:
     def __init__(self, client_for: Callable[[str], Client], informer_client: Client,
-                 options: ControllerManagerOptions, *, lease_client: Client | None = None) -> None:
-        """``client_for(service_account)``: each controller's client; ``informer_client``: the shared watches'."""
+                 options: ControllerManagerOptions, *, lease_client: Client | None = None, root_ca: str = "",
+                 token_generator: TokenGenerator | None = None) -> None:
+        """``client_for(service_account)``: each controller's client; ``informer_client``: the shared watches'
+        and the manager's own identity (:data:`OWN_IDENTITY`); ``root_ca``/``token_generator``: see
+        :class:`ControllerContext`."""
         self.client_for = client_for
         self.options = options
         self.informer_client = informer_client
         self.informers = SharedInformers(informer_client)
         self.lease_client = lease_client or informer_client
+        self.root_ca = root_ca
+        self.token_generator = token_generator
         self.identity = _identity()
+        #: the controllers running now (empty while another manager leads)
         self.controllers: dict[str, Any] = {}
+
+    def _context(self, account: str | None) -> ControllerContext:
+        client = self.informer_client if account is None else self.client_for(account)  # None: OWN_IDENTITY
+        return ControllerContext(client, self.informers, self.options, account or LEADER_LEASE,
+                                 root_ca=self.root_ca, token_generator=self.token_generator)
 
     def build(self) -> dict[str, Any]:
         """The enabled controllers, built afresh (not started) on fresh informers: each leadership term starts clean."""
         self.informers = SharedInformers(self.informer_client)
-        self.controllers = {}
+        built: dict[str, Any] = {}
         for name, (module, cls, account) in CONTROLLERS.items():
             if not self.options.enabled(name):
                 continue
-            context = ControllerContext(self.client_for(account), self.informers, self.options, account)
-            self.controllers[name] = _controller_class(module, cls)(context)
-        return self.controllers
+            try:
+                built[name] = _controller_class(module, cls)(self._context(account))
+            except ControllerDisabled as why:
+                log.warning("%s is disabled: %s", name, why)
+        self.controllers = built
+        return built
 
     async def run(self) -> None:
         if not self.options.leader_elect:
@@ -117,13 +191,9 @@ class ControllerManager:
 
     async def _run_controllers(self) -> None:
         """Run the controllers and their informers until cancelled (leadership lost or stop)."""
-        self.build()
-        tasks = Supervisor("controller manager", logger=log)
-        tasks.start(self.informers.run(), "shared-informers")
-        for name, controller in self.controllers.items():
-            tasks.start(controller.run(), f"{name}-controller")
-        log.info("controller manager %s (pid %d) runs %s", self.identity, os.getpid(), ", ".join(self.controllers))
+        controllers = self.build()
+        log.info("controller manager %s (pid %d) runs %s", self.identity, os.getpid(), ", ".join(controllers))
         try:
-            await tasks.wait()
+            await run_controllers(self.informers, controllers, "controller manager")
         finally:
-            await tasks.stop()
+            self.controllers = {}

@@ -2,7 +2,8 @@
 
 Design
 ------
-*Watches* Namespaces only (one informer). A namespace whose ``metadata.deletionTimestamp``
+*Watches* Namespaces only (the controller manager's shared informer; it runs there as
+``namespace-controller``, acting as the ``namespace-controller`` service account). A namespace whose ``metadata.deletionTimestamp``
 is set -- the API server has already set ``status.phase: Terminating`` and refuses new
 content in it -- is queued by name while ``spec.finalizers`` still holds
 ``kubernetes``, the finalizer that belongs to this controller.
@@ -47,10 +48,9 @@ from typing import Any
 
 from ..machinery.timeutil import format_rfc3339
 from ..machinery.errors import ApiError
-from ..client.base import NAMESPACES, Client, Obj, Resource, one_version_each
-from ..client.informer import Informer
-from ..machinery.tasks import Supervisor
+from ..client.base import NAMESPACES, Obj, Resource, one_version_each
 from ..client.workqueue import WorkQueue
+from .manager import ControllerContext
 
 log = logging.getLogger(__name__)
 
@@ -163,26 +163,21 @@ def merge_conditions(current: list[dict[str, Any]], wanted: dict[str, tuple[str,
 class NamespaceController:
     """Deletes the content of terminating namespaces, then finalizes them."""
 
-    def __init__(self, client: Client, resources: Iterable[Resource] | None = None, *, workers: int = 2,
+    def __init__(self, ctx: ControllerContext, resources: Iterable[Resource] | None = None, *, workers: int = 2,
                  max_backoff: float = 5.0) -> None:
-        self.client = client
+        self.client = ctx.client
         self._fixed = [r for r in resources if r.namespaced] if resources is not None else None
         self.workers = workers
         self.max_backoff = max_backoff
         self.queue = WorkQueue()
-        self.informer = Informer(client, NAMESPACES)
+        self.informer = ctx.informers.informer(NAMESPACES)
         self.informer.add_handlers(on_add=self._enqueue, on_update=lambda _old, new: self._enqueue(new))
         self._waits: dict[str, int] = {}
         self._finalize_served: bool | None = None  # unknown until the first finalize
 
     async def run(self) -> None:
-        tasks = Supervisor("namespace controller", logger=log)
-        tasks.start(self.informer.run(), "namespace-informer")
-        try:
-            await self.informer.wait_synced()
-            await self.queue.run_workers(self.sync, self.workers)
-        finally:
-            await tasks.stop()
+        await self.informer.wait_synced()
+        await self.queue.run_workers(self.sync, self.workers)
 
     def _enqueue(self, ns: Obj) -> None:
         meta = ns.get("metadata") or {}

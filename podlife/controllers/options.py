@@ -9,7 +9,14 @@ them and one place holds each default.
 
 ``--controllers`` is kube-controller-manager's list: ``*`` is every controller on by
 default, ``name`` turns one on, ``-name`` turns one off (``*,-job`` runs all but the Job
-controller); :meth:`ControllerManagerOptions.enabled` answers for one name.
+controller); :meth:`ControllerManagerOptions.enabled` answers for one name. Names are
+kube-controller-manager's canonical ones (``garbage-collector-controller``,
+``serviceaccount-controller``, ...); the older short names it still accepts as aliases
+(``garbagecollector``, ``serviceaccount``, ``podgc``, ...: :data:`ALIASES`) mean the same
+controller, and a name it does not know is refused when the flag is parsed.
+
+``--max-endpoints-per-slice`` (100) is the EndpointSlice controller's slice size, as in
+kube-controller-manager (values below 1 count as 1).
 """
 
 from __future__ import annotations
@@ -20,6 +27,38 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..machinery.timeutil import go_duration_seconds
+
+#: kube-controller-manager's older ``--controllers`` names (its ``KCMControllerAliases``) -> the canonical names
+ALIASES: dict[str, str] = {
+    "serviceaccount-token": "serviceaccount-token-controller",
+    "endpoint": "endpoints-controller",
+    "endpointslice": "endpointslice-controller",
+    "endpointslicemirroring": "endpointslice-mirroring-controller",
+    "replicationcontroller": "replicationcontroller-controller",
+    "podgc": "pod-garbage-collector-controller",
+    "resourcequota": "resourcequota-controller",
+    "namespace": "namespace-controller",
+    "serviceaccount": "serviceaccount-controller",
+    "garbagecollector": "garbage-collector-controller",
+    "daemonset": "daemonset-controller",
+    "job": "job-controller",
+    "deployment": "deployment-controller",
+    "replicaset": "replicaset-controller",
+    "disruption": "disruption-controller",
+    "statefulset": "statefulset-controller",
+    "cronjob": "cronjob-controller",
+    "nodelifecycle": "node-lifecycle-controller",
+    "clusterrole-aggregation": "clusterrole-aggregation-controller",
+    "ttl-after-finished": "ttl-after-finished-controller",
+    "root-ca-cert-publisher": "root-ca-certificate-publisher-controller",
+}
+
+
+def canonical(name: str) -> str:
+    """A ``--controllers`` name in its canonical form (an alias resolved; ``-name`` stays negated)."""
+    if name.startswith("-"):
+        return "-" + ALIASES.get(name[1:], name[1:])
+    return ALIASES.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -36,6 +75,8 @@ class ControllerManagerOptions:
     large_cluster_size_threshold: int = 50
     #: pod garbage collection (``pkg/controller/podgc``)
     terminated_pod_gc_threshold: int = 12500
+    #: ``--max-endpoints-per-slice``: endpoints per EndpointSlice the EndpointSlice controller writes at most
+    max_endpoints_per_slice: int = 100
     #: workers per controller (``--concurrent-*-syncs``)
     concurrent_replicaset_syncs: int = 5
     concurrent_rc_syncs: int = 5
@@ -55,12 +96,15 @@ class ControllerManagerOptions:
     leader_elect_retry_period: float = 2.0
 
     def enabled(self, name: str) -> bool:
-        """kube-controller-manager's rule: an explicit ``name``/``-name`` wins, else ``*`` turns it on."""
-        if name in self.controllers:
+        """kube-controller-manager's rule: an explicit ``name``/``-name`` wins, else ``*`` turns it on
+        (aliases and canonical names alike)."""
+        name = canonical(name)
+        listed = [canonical(entry) for entry in self.controllers]
+        if name in listed:
             return True
-        if f"-{name}" in self.controllers:
+        if f"-{name}" in listed:
             return False
-        return "*" in self.controllers
+        return "*" in listed
 
 
 def _duration(text: str) -> float:
@@ -71,7 +115,21 @@ def _duration(text: str) -> float:
 
 
 def _controllers(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    """``--controllers``: every name known (canonical or alias; ``*``), as kube-controller-manager checks them."""
+    from .manager import CONTROLLERS  # the registry imports these options: a late import
+
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    for name in names:
+        if name != "*" and canonical(name).removeprefix("-") not in CONTROLLERS:
+            raise argparse.ArgumentTypeError(f"{name.removeprefix('-')!r} is not in the list of known controllers")
+    return names
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        return max(1, int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
 
 
 #: (flag, attribute, type, help); the default is the dataclass's
@@ -93,6 +151,8 @@ _FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
      "zones with more nodes than this use the secondary eviction rate when unhealthy"),
     ("--terminated-pod-gc-threshold", "terminated_pod_gc_threshold", int,
      "terminated pods kept before the oldest are deleted (<= 0: none deleted)"),
+    ("--max-endpoints-per-slice", "max_endpoints_per_slice", _at_least_one,
+     "endpoints per EndpointSlice the EndpointSlice controller writes at most"),
     ("--concurrent-replicaset-syncs", "concurrent_replicaset_syncs", int, "ReplicaSets synced at once"),
     ("--concurrent-rc-syncs", "concurrent_rc_syncs", int, "ReplicationControllers synced at once"),
     ("--concurrent-deployment-syncs", "concurrent_deployment_syncs", int, "Deployments synced at once"),
@@ -130,7 +190,11 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     for flag, attr, type_, help_ in _FLAGS:
         default = getattr(defaults, attr)
         shown = _shown(default) if type_ in (_duration, _controllers) else str(default)
-        metavar = {_duration: "DURATION", _controllers: "NAMES", int: "N", float: "X"}[type_]
+        metavar = {_duration: "DURATION", _controllers: "NAMES", int: "N", _at_least_one: "N", float: "X"}[type_]
+        if type_ is _controllers:
+            from .manager import CONTROLLERS  # the registry imports these options: a late import
+
+            help_ = f"{help_}; all controllers: {', '.join(sorted(CONTROLLERS))}"
         group.add_argument(flag, dest=f"kcm_{attr}", type=type_, default=default, metavar=metavar,
                            help=f"{help_} (default: {shown})")
     group.add_argument("--leader-elect", dest="kcm_leader_elect", action=argparse.BooleanOptionalAction,

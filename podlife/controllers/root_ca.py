@@ -2,9 +2,13 @@
 
 Kubernetes publishes the cluster CA bundle in each namespace (key ``ca.crt``) so that
 pods can verify the API server; the projected service-account volume mounts it, and
-clients and charts read it. This controller watches namespaces and those ConfigMaps, and
-creates the missing one or puts its data back when somebody changed or deleted it.
-AlreadyExists and Conflict are fine: the next event brings the key back to the queue.
+clients and charts read it. kube-controller-manager's
+``root-ca-certificate-publisher-controller`` (acting as ``root-ca-cert-publisher``); the
+bundle is ``--root-ca-file``'s (:attr:`ControllerContext.root_ca`): without one it is
+disabled. This controller watches namespaces (the shared informer) and those ConfigMaps
+(its own informer, of that one name), and creates the missing one or puts its data back
+when somebody changed or deleted it. AlreadyExists and Conflict are fine: the next event
+brings the key back to the queue.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import asyncio
 import logging
 
 from ..machinery.errors import ApiError
-from ..client.base import NAMESPACES, Client, Obj, Resource
+from ..client.base import NAMESPACES, Obj, Resource
 from ..client.informer import Informer
 from ..client.workqueue import WorkQueue
+from .manager import ControllerContext, ControllerDisabled
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +39,14 @@ def desired_config_map(namespace: str, ca_pem: str) -> Obj:
 
 
 class RootCAPublisher:
-    def __init__(self, client: Client, ca_pem: str, *, workers: int = 2) -> None:
-        self.client = client
-        self.ca_pem = ca_pem
-        self.namespaces = Informer(client, NAMESPACES)
-        self.config_maps = Informer(client, CONFIG_MAPS, field_selector=f"metadata.name={ROOT_CA_NAME}")
+    def __init__(self, ctx: ControllerContext, *, workers: int = 2) -> None:
+        if not ctx.root_ca:
+            raise ControllerDisabled("no root CA bundle (--root-ca-file) to publish")
+        self.client = ctx.client
+        self.ca_pem = ctx.root_ca
+        self.informers = ctx.informers
+        self.namespaces = ctx.informers.informer(NAMESPACES)
+        self.config_maps = Informer(ctx.client, CONFIG_MAPS, field_selector=f"metadata.name={ROOT_CA_NAME}")
         self.queue = WorkQueue()
         self.workers = workers
         self.namespaces.add_handlers(on_add=self._enqueue_namespace, on_update=lambda _old, new: self._enqueue_namespace(new))
@@ -52,8 +60,13 @@ class RootCAPublisher:
         self.queue.add((cm.get("metadata") or {}).get("namespace") or "")
 
     async def run(self) -> None:
-        await asyncio.gather(self.namespaces.run(), self.config_maps.run(),
-                             self.queue.run_workers(self.sync, self.workers))
+        own = asyncio.ensure_future(self.config_maps.run())
+        try:
+            await asyncio.gather(self.informers.wait_synced(NAMESPACES), self.config_maps.wait_synced())
+            await asyncio.gather(own, self.queue.run_workers(self.sync, self.workers))
+        finally:
+            own.cancel()
+            await asyncio.gather(own, return_exceptions=True)
 
     async def sync(self, namespace: str) -> None:
         if not _active(self.namespaces.get(None, namespace)):

@@ -15,8 +15,15 @@ acts on Secrets a user made: it never creates one (Kubernetes 1.24+).
   its uid as precondition. When an account is deleted, every token Secret naming it
   (and its uid, or no uid) is deleted.
 
-Reads the Secrets and ServiceAccounts through informers, falling back to a live GET on
-an informer miss for the account (a just-created one); writes Secrets.
+Reads the Secrets (its own informer, of that type only) and ServiceAccounts (the shared
+informer) through informers, falling back to a live GET on an informer miss for the
+account (a just-created one); writes Secrets.
+
+Runs in the controller manager as ``serviceaccount-token-controller`` with
+kube-controller-manager's own identity (Kubernetes starts it with its root client: it
+makes the tokens the other controllers' accounts would use); the signer is
+``--service-account-private-key-file``'s (:attr:`ControllerContext.token_generator`) --
+without one it is disabled, as in Kubernetes -- and the CA is ``--root-ca-file``'s.
 """
 
 from __future__ import annotations
@@ -24,12 +31,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Callable
 
-from ..client.base import SECRETS, Client, Obj
+from ..client.base import SECRETS, Obj
 from ..client.informer import Informer
 from ..client.workqueue import WorkQueue
 from ..machinery.errors import ApiError
+from .manager import ControllerContext, ControllerDisabled, TokenGenerator
 from .serviceaccounts import SERVICE_ACCOUNTS
 
 log = logging.getLogger(__name__)
@@ -37,8 +44,6 @@ log = logging.getLogger(__name__)
 TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"
 ACCOUNT_NAME_ANNOTATION = "kubernetes.io/service-account.name"
 ACCOUNT_UID_ANNOTATION = "kubernetes.io/service-account.uid"
-#: ``(namespace, account, account uid, secret name) -> token``
-TokenGenerator = Callable[[str, str, str, str], str]
 
 
 def _b64(text: str) -> str:
@@ -63,12 +68,15 @@ def is_token_secret_of(secret: Obj, account: Obj) -> bool:
 
 
 class TokensController:
-    def __init__(self, client: Client, generate: TokenGenerator, root_ca: str, *, workers: int = 2) -> None:
-        self.client = client
-        self.generate = generate
-        self.root_ca = _b64(root_ca)
-        self.secrets = Informer(client, SECRETS, field_selector=f"type={TOKEN_SECRET_TYPE}")
-        self.accounts = Informer(client, SERVICE_ACCOUNTS)
+    def __init__(self, ctx: ControllerContext, *, workers: int = 2) -> None:
+        if ctx.token_generator is None:
+            raise ControllerDisabled("no service-account private key (--service-account-private-key-file) to sign with")
+        self.client = ctx.client
+        self.generate: TokenGenerator = ctx.token_generator
+        self.root_ca = _b64(ctx.root_ca)
+        self.informers = ctx.informers
+        self.secrets = Informer(ctx.client, SECRETS, field_selector=f"type={TOKEN_SECRET_TYPE}")
+        self.accounts = ctx.informers.informer(SERVICE_ACCOUNTS)
         self.queue = WorkQueue()
         self.workers = workers
         self.secrets.add_handlers(on_add=self._enqueue_secret, on_update=lambda _old, new: self._enqueue_secret(new))
@@ -83,7 +91,13 @@ class TokensController:
         self.queue.add(f"account/{meta.get('namespace')}/{meta.get('name')}/{meta.get('uid') or ''}")
 
     async def run(self) -> None:
-        await asyncio.gather(self.secrets.run(), self.accounts.run(), self.queue.run_workers(self.sync, self.workers))
+        own = asyncio.ensure_future(self.secrets.run())
+        try:
+            await asyncio.gather(self.secrets.wait_synced(), self.informers.wait_synced(SERVICE_ACCOUNTS))
+            await asyncio.gather(own, self.queue.run_workers(self.sync, self.workers))
+        finally:
+            own.cancel()
+            await asyncio.gather(own, return_exceptions=True)
 
     async def sync(self, key: str) -> None:
         kind, namespace, name, *rest = key.split("/")

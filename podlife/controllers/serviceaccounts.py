@@ -1,8 +1,14 @@
 """The service-account controller: every namespace has a ``default`` ServiceAccount.
 
-Kubernetes creates it in each new namespace; pods run as it unless they name another,
-and ``kubectl create token default`` needs it. This controller watches namespaces and
-creates the missing ones (AlreadyExists is fine: another writer won the race).
+Kubernetes creates it in each new namespace (``serviceaccount-controller`` of
+kube-controller-manager, acting as ``service-account-controller``); pods run as it
+unless they name another, and ``kubectl create token default`` needs it.
+
+Watches (the shared informers): Namespaces (an added or changed namespace that is not
+terminating is queued) and ServiceAccounts (a deleted ``default`` queues its namespace,
+so it is made again, as Kubernetes' ``serviceAccountDeleted`` does). Writes: the missing
+``default`` ServiceAccount (AlreadyExists is fine: another writer won the race;
+Forbidden too: the namespace began terminating).
 """
 
 from __future__ import annotations
@@ -10,9 +16,9 @@ from __future__ import annotations
 import logging
 
 from ..machinery.errors import ApiError
-from ..client.base import NAMESPACES, Client, Obj, Resource
-from ..client.informer import Informer
+from ..client.base import NAMESPACES, Obj, Resource
 from ..client.workqueue import WorkQueue
+from .manager import ControllerContext
 
 log = logging.getLogger(__name__)
 
@@ -21,21 +27,27 @@ DEFAULT_NAME = "default"
 
 
 class ServiceAccountController:
-    def __init__(self, client: Client, *, workers: int = 2) -> None:
-        self.client = client
-        self.namespaces = Informer(client, NAMESPACES)
+    def __init__(self, ctx: ControllerContext, *, workers: int = 2) -> None:
+        self.client = ctx.client
+        self.informers = ctx.informers
+        self.namespaces = ctx.informers.informer(NAMESPACES)
         self.queue = WorkQueue()
         self.workers = workers
         self.namespaces.add_handlers(on_add=self._enqueue, on_update=lambda _old, new: self._enqueue(new))
+        ctx.informers.informer(SERVICE_ACCOUNTS).add_handlers(on_delete=self._account_deleted)
 
     def _enqueue(self, ns: Obj) -> None:
         if not (ns.get("metadata") or {}).get("deletionTimestamp"):
             self.queue.add(ns["metadata"]["name"])
 
-    async def run(self) -> None:
-        import asyncio
+    def _account_deleted(self, account: Obj) -> None:
+        meta = account.get("metadata") or {}
+        if meta.get("name") == DEFAULT_NAME and meta.get("namespace"):
+            self.queue.add(str(meta["namespace"]))
 
-        await asyncio.gather(self.namespaces.run(), self.queue.run_workers(self.ensure_default, self.workers))
+    async def run(self) -> None:
+        await self.informers.wait_synced(NAMESPACES, SERVICE_ACCOUNTS)
+        await self.queue.run_workers(self.ensure_default, self.workers)
 
     async def ensure_default(self, namespace: str) -> None:
         ns = self.namespaces.get(None, namespace)

@@ -19,7 +19,11 @@ What it watches: one Node informer (``type=simulated``), only for the chaos
 annotation ``podlife.io/chaos`` on its own nodes, which is *level-triggered*:
 ``heartbeat-stop`` stops the Lease and status writes of that node,
 ``heartbeat-start`` or removing the annotation resumes them (at once). A
-``heartbeat-stop`` stage stops a node the same way after its delay; a ``node-pressure``
+``heartbeat-stop`` stage stops a node the same way after its delay. A stopped node is
+cut off from the API as a whole, not only its heartbeats: :attr:`NodePool.listeners`
+hear ``(node, False)`` the moment it stops and ``(node, True)`` once a resumed node's
+Lease and status are written again, and the simulator holds that node's pod writes in
+between (:mod:`podlife.sim.simulator`, "Cut-off nodes"). A ``node-pressure``
 stage turns its MemoryPressure, DiskPressure or PIDPressure condition True, with the
 ``node.kubernetes.io/*-pressure:NoSchedule`` taint the real kubelet sets (pods on it are
 evicted by ``evict`` stages: a simulated node measures nothing).
@@ -154,6 +158,9 @@ class NodePool:
         self.informer.add_handlers(on_add=self._on_node, on_update=lambda _old, new: self._on_node(new))
         #: called with a node name when its heartbeats stop or resume (for tests and tools)
         self.on_change: Callable[[str, bool], None] | None = None
+        #: called with (node, False) when its heartbeats stop, and with (node, True) once the
+        #: first Lease renewal and status write after a resume are done (the simulator's pods)
+        self.listeners: list[Callable[[str, bool], None]] = []
 
     # ------------------------------------------------------------------ registration
 
@@ -299,6 +306,7 @@ class NodePool:
         log.info("simulated node %s: heartbeats stopped (%s)", name, why)
         if self.on_change is not None:
             self.on_change(name, False)
+        self._tell(name, False)
 
     def resume_heartbeat(self, name: str) -> None:
         """Heartbeats again, whatever stopped them, starting with one right now."""
@@ -312,11 +320,22 @@ class NodePool:
             self.on_change(name, True)
 
     async def _resume_now(self, node: SimNode) -> None:
+        """The first heartbeat after a resume; then the listeners hear the node is back (the
+        node's own status first, as a reconnecting kubelet's, so its pods follow a Ready node)."""
         try:
             await self._renew(node)
             await self._write_status(node)
         except Exception as exc:
             log.warning("simulated node %s: heartbeat failed: %s", node.name, exc)
+        if node.beating:  # not stopped again meanwhile
+            self._tell(node.name, True)
+
+    def _tell(self, name: str, reachable: bool) -> None:
+        for listener in self.listeners:
+            try:
+                listener(name, reachable)
+            except Exception:
+                log.exception("simulated node %s: listener failed", name)
 
     def _on_node(self, obj: Obj) -> None:
         meta = obj.get("metadata") or {}

@@ -67,6 +67,27 @@ writing the same value to ``podlife.io/chaos-ack``; the simulator acts whenever
 the two differ. Removing ``podlife.io/chaos`` clears the ack, so setting the same
 value again acts again. (Node chaos lives in :mod:`podlife.sim.nodes`.)
 
+Cut-off nodes: a node whose heartbeats stop (``podlife.io/chaos=heartbeat-stop`` or a
+``heartbeat-stop`` stage) is a kubelet that cannot reach the API server, so the
+simulator writes nothing about its pods either: no status, no event, no completed
+deletion, no new pod started. The node lifecycle controller meanwhile marks the node
+Unknown and its pods Ready=False, and the taint eviction controller deletes the pods
+whose tolerations run out -- they stay Terminating, since nobody confirms. A sync of
+a pod of a cut-off node parks its key in a per-node set and returns; the pod's inbox
+and timers are kept, so no work is lost. (Healthy nodes pay one truthiness test of
+an empty set per sync.) When the node's first heartbeat after the resume is written
+(:attr:`NodePool.listeners <podlife.sim.nodes.NodePool.listeners>`), its parked keys
+are queued again and each pod syncs as it would have: pending deletions are carried
+out, waiting pods start, and the status is re-reported. For that last part the node
+*reconciles* for :data:`RECONCILE_WINDOW` seconds, as the kubelet's status manager
+does (``needsReconcile``: the kubelet is the source of truth of a pod's status): each
+write of one of its pods is the difference between the status the machine holds and
+the pod's status *in the API*, not the one last written, so a Ready condition the node
+controller turned False is True again -- with the ``lastTransitionTime`` the node
+holds, since the kubelet's own status never left True (``updateLastTransitionTime``
+compares with its cache). The window outlasts the race with the node controller, which
+marks a pod not Ready again if it sees it turn Ready before it sees the node Ready.
+
 State: per pod the machine and the run's armed stages. A restarted simulator
 recovers each machine from the pod's status (its containers keep running: they are
 not processes).
@@ -128,6 +149,9 @@ SIMULATED_PROBE_FAILURE = "simulated (podlife sim)"
 DEFAULT_EVICTION_MESSAGE = "The node was low on resource: memory. "
 #: A health timer fires this close to a verdict's time: the verdict is due (Timers' own tolerance).
 _DUE_SLACK = 1e-3
+#: Seconds after a cut-off node is back during which its pods' writes reconcile with the API's
+#: status (the kubelet's status manager reconciles every 10 s: ``syncBatch``).
+RECONCILE_WINDOW = 10.0
 
 
 class Step(enum.Enum):
@@ -180,6 +204,21 @@ def _targets(machine: PodLifecycle, container: str | None) -> list[str]:
     if machine.container(container) is None:
         log.warning("stage names container %r, which the pod does not have", container)
     return [name for name in names if name == container]
+
+
+def reconcile_patch(api_status: Obj, wanted: Obj, patch: Obj | None) -> Obj | None:
+    """``patch`` (from the status last written) widened to every member of ``wanted`` that the API's
+    status shows otherwise; None when there is nothing to write.
+
+    The kubelet's reconciliation: what somebody else changed in a member the node
+    writes (a Ready condition turned False) is put back. Members the node does not
+    write (``qosClass``, ...) are left alone.
+    """
+    out = dict(patch or {})
+    for key, value in wanted.items():
+        if key not in out and api_status.get(key) != value:
+            out[key] = value
+    return out or None
 
 
 def _is_init(machine: PodLifecycle, name: str) -> bool:
@@ -305,6 +344,13 @@ class Simulator:
         #: events name their node as source.host, as the kubelet's do.
         self.recorders: dict[str, EventRecorder] = {}
         self.sims: dict[str, PodSim] = {}
+        #: nodes cut off from the API (heartbeats stopped): their pods' syncs are parked
+        self.cut_off: set[str] = set()
+        #: per cut-off node, the keys of its pods whose syncs wait for it to be back
+        self.parked: dict[str, set[str]] = {}
+        #: node -> loop time until which its pods' writes reconcile with the API (see the docstring)
+        self._reconcile_until: dict[str, float] = {}
+        self.pool.listeners.append(self._node_reachable)
         self._tasks = Supervisor("simulator", logger=log)
 
     def __repr__(self) -> str:
@@ -355,6 +401,35 @@ class Simulator:
     def _later(self, sim: PodSim, delay: float, due: _Due) -> None:
         self.timers.call_later(delay, self._fire, sim.key, sim.uid, due)
 
+    # ------------------------------------------------------------------ cut-off nodes
+
+    def _node_reachable(self, name: str, reachable: bool) -> None:
+        """A node's heartbeats stopped (its pods' syncs park from now on), or it is back (they run)."""
+        if not reachable:
+            self.cut_off.add(name)
+            return
+        if name not in self.cut_off:
+            return
+        self.cut_off.discard(name)
+        self._reconcile_until[name] = asyncio.get_running_loop().time() + RECONCILE_WINDOW
+        keys = self.parked.pop(name, set())
+        log.info("simulated node %s is back: %d pods to sync", name, len(keys))
+        for key in keys:
+            self.queue.add(key)
+
+    def _reconciling(self, sim: PodSim) -> bool:
+        """Whether the pod's node came back less than :data:`RECONCILE_WINDOW` ago."""
+        if not self._reconcile_until:
+            return False
+        name = sim.node.name
+        until = self._reconcile_until.get(name)
+        if until is None:
+            return False
+        if asyncio.get_running_loop().time() <= until:
+            return True
+        del self._reconcile_until[name]
+        return False
+
     # ------------------------------------------------------------------ sync
 
     async def _sync(self, key: str) -> None:
@@ -362,6 +437,9 @@ class Simulator:
         node = self.pool.nodes.get(((pod or {}).get("spec") or {}).get("nodeName", ""))
         if pod is None or node is None:
             self.sims.pop(key, None)
+            return
+        if self.cut_off and node.name in self.cut_off:  # nothing reaches the API: wait for the node
+            self.parked.setdefault(node.name, set()).add(key)
             return
         sim = self._sim_for(key, pod, node)
         try:
@@ -817,6 +895,8 @@ class Simulator:
         """Patch the status as the machine wants it; returns the newest pod. Raises _Gone."""
         machine = sim.machine
         wanted, patch = machine.status_patch(now_rfc3339(), terminal=terminal)
+        if self._reconciling(sim):
+            patch = reconcile_patch(pod.get("status") or {}, wanted, patch)
         if patch is None:
             machine.written(wanted)
             return pod

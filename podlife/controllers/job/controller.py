@@ -206,25 +206,17 @@ class JobController:
     async def _remove_finalizer(self, pod: Obj) -> bool:
         """Remove the tracking finalizer (a pod that is gone counts as done).
 
-        When it is the pod's only finalizer a JSON patch tests that and drops the list
-        (an empty list is no list, as Kubernetes serves it); if the pod changed since
-        the cache saw it, or has other finalizers, a strategic merge patch removes just ours.
+        One strategic merge patch whose ``$deleteFromPrimitiveList`` drops just ours,
+        whatever other finalizers the pod has (the API server leaves out a list it
+        empties, as Kubernetes does). It carries the pod's uid: a pod of that name
+        that is not the one seen (409) means ours is gone, as a 404 does.
         """
         meta = pod["metadata"]
         try:
-            if list(meta.get("finalizers") or ()) == [JOB_TRACKING_FINALIZER]:
-                only_ours = [{"op": "test", "path": "/metadata/finalizers", "value": [JOB_TRACKING_FINALIZER]},
-                             {"op": "remove", "path": "/metadata/finalizers"}]
-                try:
-                    await self.client.patch(PODS, meta["name"], only_ours, meta.get("namespace"), patch_type="json")
-                    return True
-                except ApiError as exc:
-                    if exc.code != 422:
-                        raise
-            await self.client.patch(PODS, meta["name"], remove_finalizer_patch(), meta.get("namespace"),
+            await self.client.patch(PODS, meta["name"], remove_finalizer_patch(uid_of(pod)), meta.get("namespace"),
                                     patch_type="strategic")
         except ApiError as exc:
-            if exc.code != 404:
+            if exc.code != 404 and not (exc.code == 409 and "Precondition failed: UID" in exc.message):
                 raise
         return True
 

@@ -49,9 +49,16 @@ def has_tracking_finalizer(pod: Obj) -> bool:
     return JOB_TRACKING_FINALIZER in ((pod.get("metadata") or {}).get("finalizers") or ())
 
 
-def remove_finalizer_patch() -> Obj:
-    """The strategic merge patch removing the tracking finalizer (and nothing else)."""
-    return {"metadata": {"$deleteFromPrimitiveList/finalizers": [JOB_TRACKING_FINALIZER]}}
+def remove_finalizer_patch(uid: str = "") -> Obj:
+    """The strategic merge patch removing the tracking finalizer (and nothing else).
+
+    With ``uid``, the patch also names the pod's uid, which the API server takes as a
+    precondition (409 Conflict when the pod of that name is another one).
+    """
+    meta: Obj = {"$deleteFromPrimitiveList/finalizers": [JOB_TRACKING_FINALIZER]}
+    if uid:
+        meta["uid"] = uid
+    return {"metadata": meta}
 
 
 def uid_of(obj: Obj) -> str:

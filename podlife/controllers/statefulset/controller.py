@@ -110,7 +110,7 @@ class StatefulSetController:
         key = _set_key_of(pod)
         if key is not None:
             return key
-        if controller_of(pod) is not None:
+        if controller_of(pod) is not None or not self.sets.cache:  # no StatefulSet: no orphan to look at
             return None
         parent, ordinal = parent_and_ordinal(pod["metadata"].get("name") or "")
         namespace = pod["metadata"].get("namespace")
