@@ -360,12 +360,14 @@ class Cluster:
         tokens (``--service-account-private-key-file``)."""
         from .api.identity import load_signing_key
         from .api.legacy_tokens import LegacyTokenGenerator
-        from .controllers.manager import ControllerManager
+        from .controllers.manager import ControllerManager, candidate_identity
+        from .nodenet.names import cluster_id
 
         generator = LegacyTokenGenerator(load_signing_key(self.pki.service_account_key()))
         self.controller_manager = ControllerManager(
             self.controller_client, self.component_client(CONTROLLER_MANAGER_USER, "kube-controller-manager"),
-            self.config.controller_manager, root_ca=self.pki.ca_cert.read_text(), token_generator=generator.generate)
+            self.config.controller_manager, root_ca=self.pki.ca_cert.read_text(), token_generator=generator.generate,
+            identity=candidate_identity(cluster_id(self.data_dir)))  # restarted after a crash: its own Lease back at once
         self.components.start(self.controller_manager.run(), "controller-manager")
 
     def component_client(self, user: UserInfo, user_agent: str, *, reads_as: UserInfo | None = None) -> LocalClient:

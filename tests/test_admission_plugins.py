@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .cluster_harness import PodlifeProcess, wait_for
+from .cluster_harness import PodlifeProcess, require_tool, wait_for
 
 TOKEN_MOUNT = {"mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": True}
 TOKEN_VOLUME_SOURCE = {
@@ -141,24 +140,38 @@ def test_a_missing_account_is_refused_with_kubernetes_message(cluster: PodlifePr
     assert cluster.http("GET", f"/api/v1/namespaces/{ns}/pods/lost")[0] == 404
 
 
-def test_the_default_account_is_waited_for_a_little(cluster: PodlifeProcess) -> None:
-    ns = namespace(cluster, "adm-wait")
-    cluster.kubectl("delete", "serviceaccount", "default", "-n", ns)
-    started = time.monotonic()
-    status, body = create_pod(cluster, ns, pod("early"))
-    waited = time.monotonic() - started
-    assert status == 403 and body["message"] == (f'pods "early" is forbidden: error looking up service account '
-                                                 f'{ns}/default: serviceaccount "default" not found')
-    assert 2.5 <= waited < 10, waited  # it waited for the controller, boundedly
+def test_the_default_account_is_waited_for_a_little(tmp_path: Path) -> None:
+    """Without the ServiceAccount controller (``--controllers '*,-serviceaccount-controller'``) nothing makes
+    ``default``: a pod naming it is refused once the admission's bounded wait is over, and a pod created while
+    someone makes the account is admitted with it."""
+    proc = PodlifeProcess(tmp_path / "data", "--nodes", "0", "--controllers", "*,-serviceaccount-controller",
+                          kubectl=require_tool("kubectl"))
+    try:
+        proc.start()
+        proc.kubectl("create", "namespace", "adm-wait")
+        status, body = create_pod(proc, "adm-wait", pod("early"))
+        assert status == 403 and body["message"] == ('pods "early" is forbidden: error looking up service account '
+                                                     'adm-wait/default: serviceaccount "default" not found')
+        answers: list[tuple[int, dict]] = []
+        creator = threading.Thread(target=lambda: answers.append(create_pod(proc, "adm-wait", pod("patient"))))
+        creator.start()
+        proc.kubectl("create", "serviceaccount", "default", "-n", "adm-wait")
+        creator.join(30)
+        [(status, body)] = answers
+        assert status == 201, body
+        assert body["spec"]["serviceAccountName"] == "default"
+    finally:
+        proc.stop()
 
-    answers: list[tuple[int, dict]] = []
-    creator = threading.Thread(target=lambda: answers.append(create_pod(cluster, ns, pod("patient"))))
-    creator.start()
-    cluster.kubectl("label", "namespace", ns, "touched=yes")  # the controller remakes default on the event
-    creator.join(30)
-    [(status, body)] = answers
-    assert status == 201, body
-    assert body["spec"]["serviceAccountName"] == "default"
+
+def test_a_deleted_default_account_is_made_again(cluster: PodlifeProcess) -> None:
+    """The ServiceAccount controller remakes ``default`` when it is deleted, so pods keep being admitted."""
+    ns = namespace(cluster, "adm-remade")
+    uid = cluster.kubectl_json("get", "serviceaccount", "default", "-n", ns)["metadata"]["uid"]
+    cluster.kubectl("delete", "serviceaccount", "default", "-n", ns)
+    wait_for(lambda: cluster.kubectl_json("get", "serviceaccount", "default", "-n", ns)["metadata"]["uid"] != uid,
+             what="a new default ServiceAccount")
+    assert created(cluster, ns, pod("after"))["spec"]["serviceAccountName"] == "default"
 
 
 def test_mirror_pods_are_left_alone_and_may_not_name_accounts(cluster: PodlifeProcess) -> None:

@@ -275,3 +275,28 @@ async def test_a_leader_that_cannot_renew_stops_its_work(local_api: InProcessApi
     await asyncio.wait_for(stopped.wait(), 10)
     await asyncio.wait_for(task, 10)  # run() returns once leadership is lost
     assert not leader.is_leader
+
+
+async def test_a_restarted_candidate_takes_its_own_lease_back_at_once(local_api: InProcessApi) -> None:
+    """A server restarted after a crash keeps its identity: its unexpired Lease is still its own."""
+    await local_api.client.create(LEASES, {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                                           "metadata": {"name": "kcm", "namespace": "kube-system"},
+                                           "spec": {"holderIdentity": "host_data", "leaseDurationSeconds": 3600}},
+                                  "kube-system")
+    stranger, restarted = elector(local_api, "host_other"), elector(local_api, "host_data")
+    assert not await stranger._try_acquire_or_renew()  # held, and not by it: it must wait the hour out
+    started = asyncio.Event()
+
+    async def lead() -> None:
+        started.set()
+        await asyncio.get_running_loop().create_future()
+
+    task = asyncio.create_task(restarted.run(lead))
+    try:
+        await asyncio.wait_for(started.wait(), 5)
+        lease = await local_api.client.get(LEASES, "kcm", "kube-system")
+        assert lease["spec"]["holderIdentity"] == "host_data" and lease["spec"].get("leaseTransitions", 0) == 0
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

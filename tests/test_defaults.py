@@ -9,17 +9,34 @@ typed models, which raise ``ValueError`` when a field they declare required is m
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from podlife.registry.schemas.decoder import validate_object
 
-from .cluster_harness import PodlifeProcess, require_module
+from .cluster_harness import PodlifeProcess, require_module, require_tool
 
 pytestmark = pytest.mark.e2e
 
 NS = "default"
+#: the controllers that write the status of the kinds checked here: off, so a read shows what the API stored
+WORKLOAD_CONTROLLERS_OFF = ",".join(["*"] + [f"-{name}" for name in (
+    "replicaset-controller", "replicationcontroller-controller", "deployment-controller", "daemonset-controller",
+    "statefulset-controller", "job-controller", "cronjob-controller", "disruption-controller",
+    "resourcequota-controller")])
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess]:
+    """``podlife up`` without the workload controllers: defaults are the API's, not a controller's later status."""
+    proc = PodlifeProcess(tmp_path_factory.mktemp("cluster") / "data", "--controllers", WORKLOAD_CONTROLLERS_OFF,
+                          kubectl=require_tool("kubectl"))
+    try:
+        yield proc.start()
+    finally:
+        proc.stop()
 IMAGE = "registry.example/app:1.0"
 CONTAINER = {"name": "c", "image": IMAGE}
 TEMPLATE = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [CONTAINER]}}

@@ -415,7 +415,10 @@ def create(cluster: PodlifeProcess, obj: Obj) -> Obj:
 
 
 def put(cluster: PodlifeProcess, obj: Obj) -> tuple[int, Any]:
-    return cluster.http("PUT", f'{path_of(obj)}/{obj["metadata"]["name"]}', obj)
+    """An unconditional update (no resourceVersion): a controller's status write in between must not turn the
+    validation under test into a conflict."""
+    body = {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}}
+    return cluster.http("PUT", f'{path_of(obj)}/{obj["metadata"]["name"]}', body)
 
 
 def test_deployment_selector_is_immutable(cluster: PodlifeProcess) -> None:

@@ -328,7 +328,10 @@ def test_kubectl_apply_shows_the_kubernetes_error(cluster: PodlifeProcess) -> No
 
 
 def put(cluster: PodlifeProcess, obj: Obj, raw: bytes | None = None) -> tuple[int, Any]:
-    return cluster.http("PUT", f'{path_of(obj)}/{obj["metadata"]["name"]}', None if raw else obj, raw=raw)
+    """An unconditional update (no resourceVersion): a controller's status write in between (the disruption
+    controller's, say) must not turn the validation under test into a conflict."""
+    body = {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}}
+    return cluster.http("PUT", f'{path_of(obj)}/{obj["metadata"]["name"]}', None if raw else body, raw=raw)
 
 
 def test_controller_revision_data_is_immutable(cluster: PodlifeProcess) -> None:

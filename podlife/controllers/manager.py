@@ -1,4 +1,4 @@
-"""The controller manager: the controllers around pods, started together on shared informers.
+"""The controller manager: every kube-controller-manager controller podlife has, started together on shared informers.
 
 kube-controller-manager in one class. What it runs: every controller of
 :data:`CONTROLLERS` that ``--controllers`` enables (:class:`ControllerManagerOptions`),
@@ -10,7 +10,11 @@ resource for all of them) and the options.
 Leader election: with ``--leader-elect`` (the default) the controllers start only once
 this process holds the Lease ``kube-system/kube-controller-manager``
 (:class:`~podlife.client.leaderelection.LeaderElector`), and stop when it loses it, so
-two podlife servers on one store never both act; without it they start at once.
+two podlife servers on one store never both act; without it they start at once. A
+candidate's identity is its host name and a suffix: unique per process by default (as
+kube-controller-manager's), or one the caller keeps stable across restarts of the same
+server (``podlife up`` derives it from its data directory), so a server restarted after
+a crash takes its own Lease back at once instead of waiting for it to expire.
 
 Each controller class takes the context and has ``async run()``; it waits for the
 informers it uses to sync before its workers start. A controller that cannot run with
@@ -51,6 +55,7 @@ from typing import Any
 
 from ..client.base import Client
 from ..client.events import EventRecorder
+from ..client.leaderelection import LeaderElector
 from ..client.shared_informers import SharedInformers
 from ..machinery.tasks import Supervisor
 from .options import ControllerManagerOptions
@@ -123,9 +128,9 @@ def _controller_class(module: str, cls: str) -> Any:
     return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
 
 
-def _identity() -> str:
-    """A candidate's identity, as kube-controller-manager's: host name and a unique suffix."""
-    return f"{socket.gethostname()}_{uuid.uuid4()}"
+def candidate_identity(suffix: str | None = None) -> str:
+    """A candidate's identity, as kube-controller-manager's: host name and a suffix (unique if none is given)."""
+    return f"{socket.gethostname()}_{suffix or uuid.uuid4()}"
 
 
 async def run_controllers(informers: SharedInformers, controllers: dict[str, Any], what: str = "controllers") -> None:
@@ -143,7 +148,7 @@ async def run_controllers(informers: SharedInformers, controllers: dict[str, Any
 class ControllerManager:
     def __init__(self, client_for: Callable[[str], Client], informer_client: Client,
                  options: ControllerManagerOptions, *, lease_client: Client | None = None, root_ca: str = "",
-                 token_generator: TokenGenerator | None = None) -> None:
+                 token_generator: TokenGenerator | None = None, identity: str | None = None) -> None:
         """``client_for(service_account)``: each controller's client; ``informer_client``: the shared watches'
         and the manager's own identity (:data:`OWN_IDENTITY`); ``root_ca``/``token_generator``: see
         :class:`ControllerContext`."""
@@ -154,7 +159,7 @@ class ControllerManager:
         self.lease_client = lease_client or informer_client
         self.root_ca = root_ca
         self.token_generator = token_generator
-        self.identity = _identity()
+        self.identity = identity or candidate_identity()
         #: the controllers running now (empty while another manager leads)
         self.controllers: dict[str, Any] = {}
 
@@ -181,8 +186,6 @@ class ControllerManager:
         if not self.options.leader_elect:
             await self._run_controllers()
             return
-        from ..client.leaderelection import LeaderElector
-
         elector = LeaderElector(self.lease_client, LEADER_LEASE, LEADER_NAMESPACE, self.identity,
                                 lease_duration=self.options.leader_elect_lease_duration,
                                 renew_deadline=self.options.leader_elect_renew_deadline,
