@@ -436,23 +436,30 @@ class NodeLifecycleController:
         self.tainters: dict[str, ZoneTainter] = {}
         self.node_queue = WorkQueue()  # NoSchedule taints
         self.pod_queue = WorkQueue()  # pods appearing on a node that is not Ready
-        self.nodes.add_handlers(on_add=self._node_changed, on_update=lambda _old, new: self._node_changed(new))
+        #: nodes whose Ready condition is posted and not True (what a pod event on them must look at)
+        self.not_ready: set[str] = set()
+        self.nodes.add_handlers(on_add=self._node_changed, on_update=lambda _old, new: self._node_changed(new),
+                                on_delete=self._node_deleted)
         self.pods.add_handlers(on_add=self._pod_changed, on_update=lambda _old, new: self._pod_changed(new))
 
     # ---- handlers: only enqueue
 
     def _node_changed(self, node: Obj) -> None:
-        self.node_queue.add((node.get("metadata") or {}).get("name", ""))
+        name = (node.get("metadata") or {}).get("name", "")
+        (self.not_ready.discard if ready_status(node) in ("True", None) else self.not_ready.add)(name)
+        self.node_queue.add(name)
+
+    def _node_deleted(self, node: Obj) -> None:
+        self.not_ready.discard((node.get("metadata") or {}).get("name", ""))
 
     def _pod_changed(self, pod: Obj) -> None:
         node_name = (pod.get("spec") or {}).get("nodeName")
         if not node_name:
             return
-        ready = pod_ready_condition(pod)
-        if ready is None or ready.get("status") != "True":
+        if node_name not in self.not_ready or node_name not in self.health:  # nearly always: a Ready node
             return
-        node = self.nodes.cache.get(node_name)
-        if node is not None and ready_status(node) not in ("True", None) and node_name in self.health:
+        ready = pod_ready_condition(pod)
+        if ready is not None and ready.get("status") == "True":
             self.pod_queue.add(f"{(pod.get('metadata') or {}).get('namespace')}/{(pod.get('metadata') or {}).get('name')}")
 
     # ---- the loops

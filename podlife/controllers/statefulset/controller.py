@@ -4,8 +4,8 @@ As kube-controller-manager's ``statefulset-controller`` (``pkg/controller/statef
 What it watches (shared informers): StatefulSets, Pods (a pod event queues the set that
 controls it, or for an orphan the set its name belongs to), ControllerRevisions (those
 a set controls) and PersistentVolumeClaims (looked up by name; no claim event queues a
-set). Pods are found through indexes (``BY_CONTROLLER``, and orphans by
-``namespace/parent name``), never by scanning; revisions likewise.
+set). Pods are found through indexes (``BY_CONTROLLER``, and the orphans of the set's
+namespace -- rare -- filtered by name), never by scanning; revisions likewise.
 
 What it writes: Pods (create, delete, identity labels), PersistentVolumeClaims (create,
 and owner references for the retention policy), ControllerRevisions (create, renumber,
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 from ...client.base import CONTROLLER_REVISIONS, PERSISTENT_VOLUME_CLAIMS, PODS, STATEFUL_SETS, Obj
@@ -55,20 +54,10 @@ from .update import Action, CreateClaims, CreatePod, DeletePod, FixClaimOwners, 
 
 log = logging.getLogger(__name__)
 
-ORPHANS_BY_PARENT = "statefulset-orphans-by-parent"
 #: collisions tried before giving up on naming a revision (each bumps ``collisionCount``)
 MAX_COLLISIONS = 10
 #: seconds before looking again at a pod whose claim still belongs to a previous pod of its name
 STALE_CLAIM_RECHECK = 1.0
-
-
-def orphan_parent(pod: Obj) -> Iterable[str]:
-    """Index: an orphan pod (no controller) under ``namespace/<the set its name belongs to>``."""
-    meta = pod.get("metadata") or {}
-    if controller_of(pod) is not None:
-        return ()
-    parent, ordinal = parent_and_ordinal(meta.get("name") or "")
-    return (f"{meta.get('namespace')}/{parent}",) if ordinal >= 0 and parent else ()
 
 
 def _set_key_of(obj: Obj) -> str | None:
@@ -94,7 +83,7 @@ class StatefulSetController:
         self.revisions = ctx.informers.informer(CONTROLLER_REVISIONS)
         self.claims = ctx.informers.informer(PERSISTENT_VOLUME_CLAIMS)
         self.pods_by_controller = ctx.informers.index(PODS, BY_CONTROLLER)
-        self.orphan_pods = ctx.informers.index(PODS, ORPHANS_BY_PARENT, orphan_parent)
+        self.orphan_pods = ctx.informers.index(PODS, ORPHANS_BY_NAMESPACE)
         self.revisions_by_controller = ctx.informers.index(CONTROLLER_REVISIONS, BY_CONTROLLER)
         self.orphan_revisions = ctx.informers.index(CONTROLLER_REVISIONS, ORPHANS_BY_NAMESPACE)
         self.sets.add_handlers(self._on_set, lambda _old, new: self._on_set(new), self._on_set)
@@ -180,7 +169,7 @@ class StatefulSetController:
     async def _claim_pods(self, sts: Obj, selector: LabelSelector, ref: Obj) -> list[Obj]:
         meta = sts["metadata"]
         owned = self.pods_by_controller.get(meta["uid"])
-        orphans = self.orphan_pods.get(f"{meta['namespace']}/{meta['name']}")
+        orphans = self.orphan_pods.get(meta["namespace"])  # rare; the set's own names are picked by is_member
         members = [p for p in owned + orphans if is_member(sts, p)]
         decisions = claim_decisions(sts, selector, members)
         strays = [p for p in owned if not is_member(sts, p)]
