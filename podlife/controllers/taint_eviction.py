@@ -40,6 +40,7 @@ from ..client.shared_informers import BY_NODE
 from ..client.workqueue import WorkQueue
 from ..machinery.errors import ApiError
 from ..machinery.timeutil import now_rfc3339
+from ..machinery.scheduling import tolerates
 from .pod_control import parse_time
 
 log = logging.getLogger(__name__)
@@ -59,20 +60,6 @@ def no_execute_taints(node: Obj | None) -> list[Obj]:
     if node is None:
         return []
     return [t for t in (node.get("spec") or {}).get("taints") or () if isinstance(t, dict) and t.get("effect") == NO_EXECUTE]
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """``Toleration.ToleratesTaint``: effect and key match (empty: any), then Exists, or Equal on the value."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def taints_view(taints: list[Obj]) -> tuple[tuple[Any, ...], ...]:

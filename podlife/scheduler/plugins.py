@@ -56,6 +56,7 @@ import numpy as np
 from ..client.base import PODS, Client, Obj
 from .columns import NodeColumns, Rows, within_limit
 from ..machinery.quantity import QuantityError, resource_value
+from ..machinery.scheduling import node_matches_terms, required_node_affinity, toleration_tolerates
 
 #: the taints Kubernetes' node lifecycle controller puts on such nodes; tolerating
 #: them (as DaemonSet pods do) lets a pod through :class:`NodeReady` and
@@ -116,22 +117,12 @@ class Toleration:
                    str(t.get("effect") or ""))
 
     def tolerates(self, taint: Taint) -> bool:
-        """Kubernetes' rule: same effect (or any), same key (or any with Exists), value per operator."""
-        if self.effect and self.effect != taint.effect:
-            return False
-        if self.key and self.key != taint.key:
-            return False
-        if self.operator == "Exists":
-            return True
-        return self.operator == "Equal" and self.value == taint.value
+        """Kubernetes' rule (:func:`~podlife.machinery.scheduling.toleration_tolerates`)."""
+        return toleration_tolerates(self.key, self.operator, self.value, self.effect, taint.key, taint.value, taint.effect)
 
 
 def tolerated(tolerations: tuple[Toleration, ...], taint: Taint) -> bool:
     return any(t.tolerates(taint) for t in tolerations)
-
-
-#: one node-affinity requirement: (on_field, key, operator, values)
-Requirement = tuple[bool, str, str, tuple[str, ...]]
 
 
 class PodInfo:
@@ -169,7 +160,7 @@ class PodInfo:
         selector = spec.get("nodeSelector")
         self.node_selector: tuple[tuple[str, str], ...] = (
             tuple(sorted((str(k), str(v)) for k, v in selector.items())) if isinstance(selector, dict) else ())
-        self.affinity = _required_node_affinity(spec)
+        self.affinity = required_node_affinity(spec)
 
     def resources_key(self) -> tuple:
         return self.cpu, self.memory, tuple(sorted(self.scalar.items())), self.nz_cpu, self.nz_memory
@@ -339,49 +330,6 @@ def pod_requests(spec: Obj) -> tuple[dict[str, int], dict[str, int]]:
         _add(total, extra)
         _add(total_nz, extra)
     return total, total_nz
-
-
-def _required_node_affinity(spec: Obj) -> tuple[tuple[Requirement, ...], ...] | None:
-    """``requiredDuringSchedulingIgnoredDuringExecution`` terms, or None when there are none."""
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution"))
-    if not isinstance(required, dict):
-        return None
-    terms: list[tuple[Requirement, ...]] = []
-    for term in required.get("nodeSelectorTerms") or []:
-        if not isinstance(term, dict):
-            continue
-        reqs: list[Requirement] = []
-        for on_field, group in ((False, "matchExpressions"), (True, "matchFields")):
-            for r in term.get(group) or []:
-                if isinstance(r, dict):
-                    reqs.append((on_field, str(r.get("key") or ""), str(r.get("operator") or ""),
-                                 tuple(str(v) for v in r.get("values") or [])))
-        terms.append(tuple(reqs))
-    return tuple(terms)
-
-
-def _requirement_matches(req: Requirement, labels: dict[str, str], node_name: str) -> bool:
-    on_field, key, op, values = req
-    if on_field:
-        present, value = key == "metadata.name", node_name
-    else:
-        present, value = key in labels, labels.get(key, "")
-    if op == "In":
-        return present and value in values
-    if op == "NotIn":
-        return not present or value not in values
-    if op == "Exists":
-        return present
-    if op == "DoesNotExist":
-        return not present
-    if op in ("Gt", "Lt") and present and len(values) == 1:
-        try:
-            have, bound = int(value), int(values[0])
-        except ValueError:
-            return False
-        return have > bound if op == "Gt" else have < bound
-    return False
 
 
 # ---- extension points --------------------------------------------------------------------
@@ -556,8 +504,7 @@ class NodeAffinity(FilterPlugin):
             if labels.get(key) != value:
                 return self._mismatch
         terms = pod.affinity
-        if terms is not None and not any(
-                term and all(_requirement_matches(r, labels, node.name) for r in term) for term in terms):
+        if terms is not None and not node_matches_terms(terms, labels, node.name):
             return self._mismatch
         return None
 

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ...machinery.scheduling import node_matches_terms, required_node_affinity, tolerates
 from ...client.base import Obj
 from ..history import CONTROLLER_REVISION_HASH_LABEL
 from ..pod_control import pod_from_template
@@ -71,20 +72,6 @@ def with_daemon_tolerations(spec: Obj) -> list[Obj]:
     return tolerations
 
 
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """``Toleration.ToleratesTaint``: effect (empty: any), key (empty: any), then the operator."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != (taint.get("effect") or ""):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != (taint.get("key") or ""):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
-
-
 def untolerated(taints: Iterable[Mapping[str, Any]], tolerations: list[Obj], effects: tuple[str, ...]) -> bool:
     """Whether some taint with one of ``effects`` is tolerated by none of ``tolerations``."""
     return any(t.get("effect") in effects and not any(tolerates(tol, t) for tol in tolerations)
@@ -92,54 +79,6 @@ def untolerated(taints: Iterable[Mapping[str, Any]], tolerations: list[Obj], eff
 
 
 # --------------------------------------------------------------------------- node affinity
-
-
-def _requirement_matches(req: Mapping[str, Any], labels: Mapping[str, str], node_name: str, on_field: bool) -> bool:
-    key, op = req.get("key") or "", req.get("operator") or ""
-    values = [str(v) for v in req.get("values") or ()]
-    if on_field:
-        if key != "metadata.name":
-            return False
-        if op == "In":
-            return node_name in values
-        return op == "NotIn" and node_name not in values
-    present = key in labels
-    value = labels.get(key, "")
-    if op == "In":
-        return present and value in values
-    if op == "NotIn":
-        return not present or value not in values
-    if op == "Exists":
-        return present
-    if op == "DoesNotExist":
-        return not present
-    if op in ("Gt", "Lt") and present and len(values) == 1:
-        try:
-            have, bound = int(value), int(values[0])
-        except ValueError:
-            return False
-        return have > bound if op == "Gt" else have < bound
-    return False
-
-
-def _term_matches(term: Any, labels: Mapping[str, str], node_name: str) -> bool:
-    """A node selector term: all its requirements hold; an empty term matches nothing."""
-    if not isinstance(term, dict):
-        return False
-    exprs = [r for r in term.get("matchExpressions") or () if isinstance(r, dict)]
-    fields = [r for r in term.get("matchFields") or () if isinstance(r, dict)]
-    if not exprs and not fields:
-        return False
-    return (all(_requirement_matches(r, labels, node_name, False) for r in exprs)
-            and all(_requirement_matches(r, labels, node_name, True) for r in fields))
-
-
-def _required_terms(spec: Obj) -> list[Any] | None:
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution"))
-    if not isinstance(required, dict):
-        return None
-    return list(required.get("nodeSelectorTerms") or ())
 
 
 @dataclass(frozen=True)
@@ -161,7 +100,7 @@ class TemplateFit:
         self.node_name: str = template_spec.get("nodeName") or ""
         selector = template_spec.get("nodeSelector")
         self.node_selector: dict[str, str] = dict(selector) if isinstance(selector, dict) else {}
-        self.terms = _required_terms(template_spec)
+        self.terms = required_node_affinity(template_spec)
         self.tolerations = with_daemon_tolerations(template_spec)
 
     def fits_affinity(self, node: Obj) -> bool:
@@ -170,7 +109,7 @@ class TemplateFit:
         name = meta.get("name") or ""
         if any(labels.get(k) != v for k, v in self.node_selector.items()):
             return False
-        return self.terms is None or any(_term_matches(t, labels, name) for t in self.terms)
+        return self.terms is None or node_matches_terms(self.terms, labels, name)
 
     def judge(self, node: Obj) -> Fit:
         name = (node.get("metadata") or {}).get("name") or ""
@@ -205,13 +144,10 @@ def target_node(pod: Obj) -> str | None:
     spec = pod.get("spec") or {}
     if spec.get("nodeName"):
         return str(spec["nodeName"])
-    for term in _required_terms(spec) or ():
-        if not isinstance(term, dict):
-            continue
-        for req in term.get("matchFields") or ():
-            if isinstance(req, dict) and req.get("key") == "metadata.name" and req.get("operator") == "In":
-                values = req.get("values") or []
-                return str(values[0]) if len(values) == 1 else None
+    for term in required_node_affinity(spec) or ():
+        for on_field, key, operator, values in term:
+            if on_field and key == "metadata.name" and operator == "In":
+                return values[0] if len(values) == 1 else None
     return None
 
 
