@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=int, default=1, help="local nodes running real processes (default: 1; 0 allowed)")
     up.add_argument("--sim-nodes", type=int, default=0, help="simulated nodes (default: 0)")
     up.add_argument("--sim-stages", type=Path, default=None, help="YAML stage file for simulated nodes")
+    up.add_argument("--local-path-dir", type=Path, default=None, metavar="DIR",
+                    help="where local nodes' local-path volumes are made, DIR/<node>/<pv>_<namespace>_<claim> "
+                         "(default: DATA_DIR/nodes/<node>/storage)")
     up.add_argument("--in-memory", action="store_true", help="keep the store in memory only (nothing survives a restart)")
     up.add_argument("--pod-security-default", choices=("privileged", "baseline", "restricted"), default="privileged",
                     help="PodSecurity level enforced in namespaces without pod-security.kubernetes.io labels "
@@ -100,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--disable-admission-plugins", type=_admission_plugins, default="",
                     help="comma-separated admission plugins not to run, by their Kubernetes names (e.g. LimitRanger, "
                          "ServiceAccount, PodSecurity, ResourceQuota, ValidatingAdmissionWebhook)")
+    up.add_argument("--no-default-storage-class", dest="default_storage_class", action="store_false",
+                    help="do not create the local-path StorageClass (the default class, as k3s ships it) and its "
+                         "CSIDriver at start (default: create them on a new cluster)")
 
     sim = sub.add_parser("sim", help="run simulated nodes against a podlife server")
     sim.add_argument("--server", default=None, help="API server URL (default: from --kubeconfig)")
@@ -218,11 +224,13 @@ async def _up(args: argparse.Namespace) -> None:
 
     cfg = ClusterConfig(data_dir=args.data_dir, host=args.host, port=args.port, nodes=args.nodes,
                         sim_nodes=args.sim_nodes, sim_stages=args.sim_stages, in_memory=args.in_memory,
+                        local_path_dir=args.local_path_dir,
                         audit_log_path=args.audit_log_path, audit_policy_file=args.audit_policy_file,
                         pod_security_default=args.pod_security_default,
                         default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
                         default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
                         disable_admission_plugins=args.disable_admission_plugins,
+                        default_storage_class=args.default_storage_class,
                         container_runtime=args.container_runtime,
                         allowed_image_registries=tuple(r.strip() for r in args.allowed_image_registries.split(",")
                                                        if r.strip()),

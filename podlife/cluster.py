@@ -9,7 +9,8 @@
 4. the HTTPS server, then the kubeconfig (written before ``/readyz`` turns ready);
 5. the controllers (the controller manager -- every kube-controller-manager controller,
    under its leader election --, scheduler, network controller) and the nodes (kubelets, each
-   with its own process runtime), all talking to the API through the in-process
+   with its own process runtime; one local-path provisioner, :mod:`podlife.node.local_path`, making
+   the local nodes' volumes and CSINodes), all talking to the API through the in-process
    client, each as its own user (:func:`component_client`), so RBAC, the Node
    authorizer, NodeRestriction and the audit log see who did what; when the nodes run
    real containers (and this process is root with ``ip``), first every local node's
@@ -32,6 +33,7 @@ import os
 import re
 import shutil
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +49,7 @@ from .api.pod_security import NamespacePolicy
 from .api.authz.bootstrap import ensure_bootstrap_policy
 from .api.default_toleration_seconds import TolerationDefaults
 from .api.priority_admission import ensure_system_priority_classes
+from .registry.storage_defaults import ensure_storage_defaults
 from .api.identity import (AUTHENTICATED, CONTROLLER_MANAGER_USER, KUBE_PROXY_USER, SCHEDULER_USER, UserInfo,
                            controller_user, node_user)
 from .api.local_client import LocalClient
@@ -118,6 +121,8 @@ class ClusterConfig:
     default_unreachable_toleration_seconds: int = 300
     #: ``--disable-admission-plugins``: e.g. ``("ServiceAccount",)``
     disable_admission_plugins: tuple[str, ...] = ()
+    #: the ``local-path`` default StorageClass and its CSIDriver at start (``--no-default-storage-class``: off)
+    default_storage_class: bool = True
     #: ``--container-runtime``: auto (real containers when this machine can run them), oci, process
     container_runtime: str = "auto"
     #: ``--allowed-image-registries``: registries beyond loopback that nodes may pull from ("*": any)
@@ -138,6 +143,8 @@ class ClusterConfig:
     port_pool_size: int = 0
     #: kube-controller-manager's flags (``--controllers``, ``--node-monitor-grace-period``, ...)
     controller_manager: ControllerManagerOptions = field(default_factory=ControllerManagerOptions)
+    #: ``--local-path-dir``: where local nodes' local-path volumes are made (``<dir>/<node>``; None: in the data dir)
+    local_path_dir: Path | None = None
 
 
 class Cluster:
@@ -185,6 +192,8 @@ class Cluster:
         self.client = LocalClient(self.ctx, shared_results=True)  # components only read what writes return
         await ensure_bootstrap_policy(self.client)  # kube-apiserver's rbac/bootstrap-roles, before anyone asks
         await ensure_system_priority_classes(self.client)  # its scheduling/bootstrap-system-priority-classes
+        if cfg.default_storage_class:
+            await ensure_storage_defaults(self.client)  # k3s' local-path StorageClass, as the default
         authentication = AuthenticationOptions(client_ca_file=self.pki.ca_cert, token_auth_file=cfg.token_auth_file)
         audit = AuditLog(cfg.audit_log_path, load_policy(cfg.audit_policy_file)) if cfg.audit_log_path else None
         self.server = APIServer(self.ctx, token=token, service_account_key=self.pki.service_account_key(),
@@ -256,6 +265,8 @@ class Cluster:
                               **self._kubelet_options())
             await kubelet.start()
             self.kubelets.append(kubelet)
+        if self.node_names():
+            self._start_local_path_provisioner()
         if self.node_networks:
             self._start_node_services()
         if self.config.sim_nodes:
@@ -266,6 +277,25 @@ class Cluster:
                             lease_period=self._lease_renew_interval())
             self.kubelets.append(sim)
             await sim.start()
+
+    def local_path_dir(self, node: str) -> Path:
+        """Where the local-path provisioner makes a local node's volumes: ``--local-path-dir``/<node>, else
+        ``<data dir>/nodes/<node>/storage``."""
+        if self.config.local_path_dir is not None:
+            return self.config.local_path_dir.resolve() / node
+        return self.data_dir / "nodes" / node / "storage"
+
+    def _start_local_path_provisioner(self) -> None:
+        """One node-local provisioner (:mod:`podlife.node.local_path`) for every local node, as its own service
+        account; its identity is external-provisioner's kind (start time in ms, then who)."""
+        from .node.local_path import LocalPathProvisioner
+
+        names = self.node_names()
+        identity = f"{int(time.time() * 1000)}-{names[0] if len(names) == 1 else 'podlife'}"
+        client = self.component_client(controller_user("local-path-provisioner"), "local-path-provisioner")
+        provisioner = LocalPathProvisioner(client, {name: self.local_path_dir(name) for name in names},
+                                           identity=identity)
+        self.components.start(provisioner.run(), "local-path-provisioner")
 
     async def _node_cni(self, name: str, runtime: Any) -> Any:
         """The node's CNI plugin: ``podlife-cni`` in the node's network namespace for real containers

@@ -25,12 +25,13 @@ NS = "default"
 WORKLOAD_CONTROLLERS_OFF = ",".join(["*"] + [f"-{name}" for name in (
     "replicaset-controller", "replicationcontroller-controller", "deployment-controller", "daemonset-controller",
     "statefulset-controller", "job-controller", "cronjob-controller", "disruption-controller",
-    "resourcequota-controller")])
+    "resourcequota-controller", "persistentvolume-binder-controller", "persistentvolume-expander-controller")])
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess]:
-    """``podlife up`` without the workload controllers: defaults are the API's, not a controller's later status."""
+    """``podlife up`` without the workload and volume controllers: defaults are the API's, not a controller's
+    later status."""
     proc = PodlifeProcess(tmp_path_factory.mktemp("cluster") / "data", "--controllers", WORKLOAD_CONTROLLERS_OFF,
                           kubectl=require_tool("kubectl"))
     try:

@@ -39,7 +39,7 @@ from podlife.client.base import CONFIGMAPS, NAMESPACES, NODES, PODS, SECRETS, Ob
 from podlife.client.http import HTTPClient
 from podlife.kubelet.volumes import HostVolume, VolumeError, VolumeManager, container_mounts
 
-from .cluster_harness import PodlifeProcess, async_wait_for
+from .cluster_harness import PodlifeProcess, async_wait_for, require_tool
 
 SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
 TOKEN_REVIEWS = Resource("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", namespaced=False)
@@ -49,6 +49,17 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting tmpfs and ch
 
 
 # ---------------------------------------------------------------------- fixtures and helpers
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess]:
+    """A cluster without the PV controller: these tests bind claims by hand, and keep some unbound."""
+    proc = PodlifeProcess(tmp_path_factory.mktemp("cluster") / "data", "--controllers",
+                          "*,-persistentvolume-binder-controller", kubectl=require_tool("kubectl"))
+    try:
+        yield proc.start()
+    finally:
+        proc.stop()
 
 
 @pytest.fixture

@@ -17,10 +17,17 @@ goes:
   ValidatingAdmissionPolicy, ValidatingAdmissionWebhook, ResourceQuota (last, its charge
   released around the store write by ``ResourceREST.create``).
 
+A PersistentVolumeClaim's create meets DefaultStorageClass (the default class's name for a
+claim without one) and StorageObjectInUseProtection (its protection finalizer; a
+PersistentVolume's create too) after DefaultTolerationSeconds' place, and its update
+PersistentVolumeClaimResize's validating half (only a bound claim of an expandable class
+grows) there: :mod:`podlife.api.storage_admission`.
+
 An update is admitted the same way by the plugins that look at updates (Priority,
-DefaultTolerationSeconds, NodeRestriction, the policies, the webhooks); a client's write to
-a subresource (``status``...) only by NodeRestriction, the policies and the webhooks, and
-the API server's own writes (binding, scale) only by NodeRestriction.
+DefaultTolerationSeconds, PersistentVolumeClaimResize, NodeRestriction, the policies, the
+webhooks); a client's write to a subresource (``status``...) only by NodeRestriction, the
+policies and the webhooks, and the API server's own writes (binding, scale) only by
+NodeRestriction.
 
 A plugin named in ``ApiContext.disabled_admission_plugins`` (``--disable-admission-plugins``,
 Kubernetes' names) is skipped. Which plugins a write meets depends only on the resource,
@@ -43,7 +50,7 @@ from ..machinery import errors
 from ..registry.types import Obj
 from . import admission_policy, webhooks
 from . import default_toleration_seconds, limit_ranger, node_restriction, pod_security, priority_admission
-from . import resource_quota, service_account_admission
+from . import resource_quota, service_account_admission, storage_admission
 from .admission_plugin import (
     ALL_OPERATIONS, CREATE_AND_UPDATE, CREATE_ONLY, DELETE, OBJECT, SUBRESOURCE, AdmissionPlugin, Attributes,
     DeleteValidator, Mutator, Validator, Warnings,
@@ -136,6 +143,9 @@ ADMISSION_PLUGINS: tuple[AdmissionPlugin, ...] = (
     priority_admission.POD_PLUGIN,  # Priority (pods)
     priority_admission.PRIORITY_CLASS_PLUGIN,  # Priority (PriorityClasses)
     default_toleration_seconds.PLUGIN,  # DefaultTolerationSeconds
+    storage_admission.DEFAULT_STORAGE_CLASS_PLUGIN,  # DefaultStorageClass
+    storage_admission.STORAGE_OBJECT_IN_USE_PROTECTION_PLUGIN,  # StorageObjectInUseProtection
+    storage_admission.PERSISTENT_VOLUME_CLAIM_RESIZE_PLUGIN,  # PersistentVolumeClaimResize
     MUTATING_ADMISSION_POLICY,  # MutatingAdmissionPolicy
     MUTATING_ADMISSION_WEBHOOK,  # MutatingAdmissionWebhook
     VALIDATING_ADMISSION_POLICY,  # ValidatingAdmissionPolicy

@@ -95,6 +95,13 @@ CONTROLLERS: dict[str, tuple[str, str, str | None]] = {
     "statefulset-controller": ("statefulset", "StatefulSetController", "statefulset-controller"),
     "resourcequota-controller": ("resource_quota", "ResourceQuotaController", "resourcequota-controller"),
     "disruption-controller": ("disruption", "DisruptionController", "disruption-controller"),
+    "persistentvolume-binder-controller": ("volume.binder", "PersistentVolumeBinder", "persistent-volume-binder"),
+    "persistentvolume-protection-controller": ("volume.protection", "PVProtectionController",
+                                               "pv-protection-controller"),
+    "persistentvolumeclaim-protection-controller": ("volume.protection", "PVCProtectionController",
+                                                    "pvc-protection-controller"),
+    "persistentvolume-expander-controller": ("volume.expander", "VolumeExpander", "expand-controller"),
+    "ephemeral-volume-controller": ("volume.ephemeral", "EphemeralVolumeController", "ephemeral-volume-controller"),
 }
 
 #: ``(namespace, account, account uid, secret name) -> token``: a legacy service-account token's signer

@@ -51,6 +51,11 @@ ALIASES: dict[str, str] = {
     "clusterrole-aggregation": "clusterrole-aggregation-controller",
     "ttl-after-finished": "ttl-after-finished-controller",
     "root-ca-cert-publisher": "root-ca-certificate-publisher-controller",
+    "persistentvolume-binder": "persistentvolume-binder-controller",
+    "pv-protection": "persistentvolume-protection-controller",
+    "pvc-protection": "persistentvolumeclaim-protection-controller",
+    "persistentvolume-expander": "persistentvolume-expander-controller",
+    "ephemeral-volume": "ephemeral-volume-controller",
 }
 
 

@@ -34,28 +34,57 @@ serviceAccountToken projections are renewed once ``token_refresh_fraction`` of t
 lifetime has passed or they are 24 hours old (Kubernetes' token manager), and a failed
 renewal keeps the old token until it expires.
 
+``persistentVolumeClaim`` / ``ephemeral``
+    the bound PV's own path, used in place (the runtime bind-mounts it into the
+    containers): a ``hostPath`` PV's (its ``type`` checked), a ``local`` PV's (it must
+    exist), or the directory a ``csi`` PV of podlife's node-local driver
+    (``local-path.podlife.io``) names in ``volumeAttributes`` (it must exist: the
+    provisioner made it; else the driver's ``NotFound``). Only a Bound claim is used.
+    An ``ephemeral`` volume's claim is ``<pod>-<volume>``, made by the
+    ephemeral-volume controller; it must be controlled by this pod (``VolumeIsForPod``:
+    'PVC <ns>/<claim> was not created for pod <ns>/<pod> (pod is not owner)'). Binding
+    and provisioning are the storage controllers' job. ``readOnly`` (of the pod's volume,
+    or of the PV's csi source) makes every mount of it read-only.
+
 A volume that cannot be set up yet (a missing ConfigMap or Secret that is not
-``optional``, a missing key, a hostPath of the wrong type, a kind not supported here
-such as ``persistentVolumeClaim``) raises :class:`VolumeError`, whose ``message`` is
-the ``FailedMount`` event text the kubelet writes; the pod worker retries.
+``optional``, a missing key, a hostPath of the wrong type, an unbound or missing claim,
+a kind not supported here) raises :class:`VolumeError`, whose ``message`` is the
+``FailedMount`` event text the kubelet writes; the pod worker retries.
 
 ``spec.securityContext.fsGroup`` is applied as ``SetVolumeOwnership`` does it (group
 ownership, ``g+rw`` -- ``g+r`` for the read-only kinds -- and setgid directories; a
 projected token is written 0600 and so ends up 0640), when the kubelet runs as root.
+On claims it follows the volume's plugin, as in Kubernetes: ``local`` PVs and CSI
+volumes whose CSIDriver's ``fsGroupPolicy`` allows it (``File``; podlife's driver
+declares File, and is taken to when its CSIDriver object is missing;
+``ReadWriteOnceWithFSType`` needs an ``fsType`` and ``ReadWriteOnce``) get it at every
+mount unless mounted read-only; ``hostPath`` PVs never do. There
+``spec.securityContext.fsGroupChangePolicy`` counts: ``Always`` (the default) walks the
+whole volume each time, ``OnRootMismatch`` skips the walk when the volume's root already
+has the group, the setgid bit and the permissions the walk would give it.
 Without root, tmpfs mounts fall back to plain directories (logged once) and ownership
 is left alone.
+
+Node expansion: when a claim set up for a pod waits for it
+(:func:`podlife.node.volume_expansion.needs_node_expansion`: the PV grew past the claim's
+``status.capacity``, resize status ``NodeResizePending``), it is finished right after
+the mount and at each :meth:`VolumeManager.refresh` (the kubelet's in-use expansion) --
+there is nothing to grow in a directory, so it is the claim's status written as after a
+successful ``NodeExpandVolume`` and a Normal ``FileSystemResizeSuccessful`` event on the
+pod and the claim ('MountVolume.NodeExpandVolume succeeded for volume "<pv>" <node>'); a
+read-only mount gets ``FileSystemResizeFailed`` instead, once.
 
 All blocking filesystem work runs in ``asyncio.to_thread``; one lock per pod keeps
 ``set_up``, ``refresh`` and ``tear_down`` of a pod from overlapping (the atomic writer
 must not run twice at once on a directory). :func:`container_mounts` is synchronous by
 design: it only stats and creates subPath directories.
 
-``persistentVolumeClaim``: the bound PV's path, for ``hostPath`` and ``local`` PVs
-(binding itself is the storage controllers' job).
-
-Left out: network and CSI volume kinds (also behind a PVC), the ``image`` kind,
-``clusterTrustBundle`` and ``podCertificate`` projections (an error unless ``optional``),
-emptyDir ``HugePages`` media, ``fsGroupChangePolicy`` and token ``fsUser``. A disk-backed
+Left out: network volume kinds and other CSI drivers (also behind a PVC), inline
+``csi`` volumes, block-mode claims, the ``image`` kind, ``clusterTrustBundle`` and
+``podCertificate`` projections (an error unless ``optional``), emptyDir ``HugePages``
+media, ``fsGroupChangePolicy`` for emptyDir (its ownership is set once, when it is
+made), SELinux relabelling and token ``fsUser``. FailedMount messages name the pod's
+volume where Kubernetes names a PV-backed volume by its PV. A disk-backed
 emptyDir's ``sizeLimit`` is not a mount limit: the eviction manager
 (:mod:`podlife.kubelet.eviction`) evicts a pod whose emptyDir grows past it, as Kubernetes does.
 """
@@ -83,9 +112,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..client.base import CONFIGMAPS, NODES, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, SECRETS, Client, Obj, Resource
+from ..client.base import (
+    CONFIGMAPS, CSI_DRIVERS, NODES, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, SECRETS, Client, Obj, Resource,
+)
+from ..client.events import EventRecorder
 from ..machinery.errors import ApiError
 from ..machinery.quantity import QuantityError, int_value, milli_value, parse_quantity
+from ..machinery.storage import LOCAL_PATH_DRIVER, PATH_ATTRIBUTE, ephemeral_claim_name
+from ..node.volume_expansion import (
+    FILE_SYSTEM_RESIZE_FAILED, FILE_SYSTEM_RESIZE_SUCCESSFUL, expansion_read_only_message, expansion_succeeded_message,
+    finish_node_expansion, needs_node_expansion,
+)
 from .environment import EnvError, field_ref_value
 
 log = logging.getLogger(__name__)
@@ -108,6 +145,17 @@ PV_SPEC_FIELDS = frozenset({"accessModes", "capacity", "claimRef", "mountOptions
                             "volumeAttributesClassName"})
 #: the kinds the kubelet keeps on a tmpfs (it wraps them in an emptyDir of medium Memory)
 MEMORY_KINDS = ("secret", "projected")
+#: the kinds whose volume is a claim's PersistentVolume (mounted from the PV's own path, so no plugin directory)
+CLAIM_KINDS = ("persistentVolumeClaim", "ephemeral")
+#: ``spec.securityContext.fsGroupChangePolicy`` values (``Always`` is the default)
+FS_GROUP_ALWAYS = "Always"
+FS_GROUP_ON_ROOT_MISMATCH = "OnRootMismatch"
+#: CSIDriver ``fsGroupPolicy`` values; podlife's own driver declares File
+CSI_FS_GROUP_FILE = "File"
+CSI_FS_GROUP_NONE = "None"
+CSI_FS_GROUP_DEFAULT = "ReadWriteOnceWithFSType"
+#: how often a conflicting claim status write is tried again within one pass
+_EXPANSION_ATTEMPTS = 3
 
 DATA_DIR = "..data"
 DATA_DIR_TMP = "..data_tmp"
@@ -367,12 +415,15 @@ def mounts_under(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: len(p.parts), reverse=True)
 
 
+_RW_MASK, _RO_MASK, _EXEC_MASK = 0o660, 0o440, 0o110
+
+
 def apply_fs_group(root: Path, gid: int, *, read_only: bool) -> None:
     """``SetVolumeOwnership``: group ``gid``, ``g+r`` (read-only kinds) or ``g+rw``, directories setgid and ``g+x``.
 
     Symlinks are re-owned but not chmod-ed: chmod would reach their targets.
     """
-    mask = 0o440 if read_only else 0o660
+    mask = _RO_MASK if read_only else _RW_MASK
     for dirpath, dirnames, filenames in os.walk(root):
         for path in [dirpath] + [os.path.join(dirpath, name) for name in dirnames + filenames]:
             info = os.lstat(path)
@@ -381,6 +432,43 @@ def apply_fs_group(root: Path, gid: int, *, read_only: bool) -> None:
                 continue
             extra = mask | stat.S_ISGID | 0o110 if stat.S_ISDIR(info.st_mode) else mask
             os.chmod(path, stat.S_IMODE(info.st_mode) | extra)
+
+
+def root_needs_fs_group(root: Path, gid: int, *, read_only: bool) -> bool:
+    """``requiresPermissionChange``: the volume's root is not (or not yet) what :func:`apply_fs_group`
+    makes it -- group ``gid``, a directory, setgid, and at least ``rw``/``r`` plus ``x`` for user and group."""
+    try:
+        info = os.stat(root)
+    except OSError:
+        return True
+    if info.st_gid != gid or not stat.S_ISDIR(info.st_mode):
+        return True
+    wanted = (_RO_MASK if read_only else _RW_MASK) | _EXEC_MASK
+    return stat.S_IMODE(info.st_mode) & wanted != wanted or not info.st_mode & stat.S_ISGID
+
+
+def set_volume_ownership(root: Path, gid: int, policy: str, *, read_only: bool) -> bool:
+    """``SetVolumeOwnership`` with ``fsGroupChangePolicy``: ``OnRootMismatch`` leaves a volume whose
+    root already looks right alone (no walk of a big volume at every mount); ``Always`` (or unset)
+    walks it every time. True when the walk ran."""
+    if policy == FS_GROUP_ON_ROOT_MISMATCH and not root_needs_fs_group(root, gid, read_only=read_only):
+        log.debug("skipping permission and ownership change for volume %s", root)
+        return False
+    apply_fs_group(root, gid, read_only=read_only)
+    return True
+
+
+def csi_applies_fs_group(policy: str, pv: Obj) -> bool:
+    """Whether the kubelet gives a CSI volume the pod's fsGroup (``csiMountMgr.supportsFSGroup``, the
+    volume not read-only): ``File`` always, ``None`` never, ``ReadWriteOnceWithFSType`` (the default)
+    when the PV names an ``fsType`` and offers ``ReadWriteOnce``."""
+    if policy == CSI_FS_GROUP_FILE:
+        return True
+    if policy == CSI_FS_GROUP_NONE:
+        return False
+    spec = pv.get("spec") or {}
+    modes = spec.get("accessModes") or []
+    return bool((spec.get("csi") or {}).get("fsType")) and ("ReadWriteOnce" in modes or "ReadWriteOncePod" in modes)
 
 
 # ---------------------------------------------------------------------- hostPath
@@ -621,6 +709,36 @@ def _fs_group(pod: Obj) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _fs_group_change_policy(pod: Obj) -> str:
+    return str(((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroupChangePolicy") or FS_GROUP_ALWAYS)
+
+
+def _controller_uid(obj: Obj) -> str | None:
+    """The uid of the object's controller (the ownerReference with ``controller: true``), or None."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid") or "")
+    return None
+
+
+def ephemeral_claim_problem(pod: Obj, claim: Obj) -> str | None:
+    """``ephemeral.VolumeIsForPod``: why an ephemeral volume's claim is not the pod's own, or None."""
+    pod_meta, claim_meta = pod.get("metadata") or {}, claim.get("metadata") or {}
+    if (claim_meta.get("namespace") == pod_meta.get("namespace")
+            and _controller_uid(claim) == str(pod_meta.get("uid") or "")):
+        return None
+    return (f"PVC {claim_meta.get('namespace')}/{claim_meta.get('name')} was not created for pod "
+            f"{pod_meta.get('namespace')}/{pod_meta.get('name')} (pod is not owner)")
+
+
+@dataclass(frozen=True)
+class _MountedClaim:
+    """A claim volume set up for a pod: what :meth:`VolumeManager.refresh` looks at for node expansion."""
+
+    claim_name: str
+    read_only: bool
+
+
 def volume_kind(volume: Obj) -> str:
     """The source a volume names (``emptyDir`` when it names none, as defaulting makes it)."""
     for key, value in volume.items():
@@ -649,12 +767,18 @@ class VolumeManager:
     """The host side of the pods' volumes on one node (see the module docstring)."""
 
     def __init__(self, client: Client, root_dir: Path, *, node_name: str,
-                 token_refresh_fraction: float = 0.8) -> None:
+                 token_refresh_fraction: float = 0.8, recorder: EventRecorder | None = None) -> None:
         self.client = client
         self.root_dir = Path(root_dir)
         self.node_name = node_name
         self.token_refresh_fraction = token_refresh_fraction
+        #: the kubelet's events about volumes (node expansion); its own recorder unless given one
+        self.recorder = recorder or EventRecorder(client, "kubelet", node_name)
         self._tokens: dict[tuple[str, ...], _Token] = {}
+        #: pod uid -> the claim volumes set up for it (pod volume name -> claim), for node expansion
+        self._claims: dict[str, dict[str, _MountedClaim]] = {}
+        #: (pod uid, PV name) of read-only volumes already told they cannot be expanded
+        self._said_read_only: set[tuple[str, str]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._said_unprivileged = False
 
@@ -704,6 +828,8 @@ class VolumeManager:
     async def refresh(self, pod: Obj) -> bool:
         """Re-read configMap/secret/downwardAPI/projected sources and update the files in place
         atomically; renew projected serviceAccountTokens that are due. True if anything changed.
+        Claims set up for the pod are looked at again: one that needs node expansion gets it
+        (the kubelet's in-use expansion; it changes no file, so it is not "changed").
 
         Volumes not set up yet are skipped. A volume whose source fails now keeps its files
         (as the kubelet's remount does); the others are still refreshed, then the first
@@ -715,6 +841,8 @@ class VolumeManager:
         changed = False
         first_failure: VolumeError | None = None
         async with self._lock(uid):
+            for name, mounted in list(self._claims.get(uid, {}).items()):
+                await self._refresh_claim(pod, name, mounted, sources)
             for volume in (pod.get("spec") or {}).get("volumes") or []:
                 kind, name = volume_kind(volume), str(volume.get("name") or "")
                 path = self.volume_dir(uid, kind, name) if kind in FILE_KINDS else None
@@ -737,6 +865,8 @@ class VolumeManager:
             await asyncio.to_thread(self._remove_volumes, self.pod_volumes_dir(pod_uid))
             for key in [k for k in self._tokens if k[0] == pod_uid]:
                 del self._tokens[key]
+            self._claims.pop(pod_uid, None)
+            self._said_read_only = {k for k in self._said_read_only if k[0] != pod_uid}
         self._locks.pop(pod_uid, None)
 
     # ------------------------------------------------------------------ one volume
@@ -759,42 +889,144 @@ class VolumeManager:
             await asyncio.to_thread(self._materialize_files, target, payload, kind, _fs_group(pod))
             return HostVolume(name, target, True, kind)
         if kind == "persistentVolumeClaim":
-            return await self._claimed_volume(name, source, sources)
+            return await self._claimed_volume(pod, name, kind, str(source.get("claimName") or ""),
+                                              bool(source.get("readOnly")), sources)
+        if kind == "ephemeral":
+            pod_name = str((pod.get("metadata") or {}).get("name") or "")
+            return await self._claimed_volume(pod, name, kind, ephemeral_claim_name(pod_name, name), False, sources)
         raise _Failure(f"{kind} volumes are not supported yet")
 
-    async def _claimed_volume(self, name: str, source: Obj, sources: _Sources) -> HostVolume:
-        """A PersistentVolumeClaim's bound PV, when it is a ``hostPath`` or ``local`` one: its path.
+    async def _claimed_volume(self, pod: Obj, name: str, kind: str, claim_name: str, read_only: bool,
+                              sources: _Sources) -> HostVolume:
+        """A claim's bound PV, mounted from its own path: ``hostPath``, ``local`` or a ``csi`` volume
+        of :data:`~podlife.machinery.storage.LOCAL_PATH_DRIVER` (the directory its
+        ``volumeAttributes`` name).
 
         As the kubelet's volume manager, only a Bound claim is used (a Pending one keeps the
-        pod in ContainerCreating, retried); ``readOnly`` of the pod's volume makes every mount
-        of it read-only. A ``local`` PV's path must exist; a ``hostPath`` PV's is checked by
-        its ``type``, as a hostPath volume's.
+        pod in ContainerCreating, retried); an ``ephemeral`` volume's claim must also be
+        controlled by this pod (``VolumeIsForPod``). ``readOnly`` of the pod's volume (or of
+        the PV's csi source) makes every mount of it read-only. Then the pod's fsGroup, as
+        the volume's plugin applies it, and a node expansion the claim waits for.
         """
-        claim_name = str(source.get("claimName") or "")
         claim = await sources.read(PERSISTENT_VOLUME_CLAIMS, claim_name, False)
         assert claim is not None
         claim_ref = f"{sources.namespace}/{claim_name}"
         volume_name = str((claim.get("spec") or {}).get("volumeName") or "")
         if (claim.get("status") or {}).get("phase") != "Bound" or not volume_name:
             raise _Failure(f"error processing PVC {claim_ref}: PVC is not bound")
+        if kind == "ephemeral" and (problem := ephemeral_claim_problem(pod, claim)) is not None:
+            raise _Failure(problem)
         pv = await sources.read(PERSISTENT_VOLUMES, volume_name, False, namespaced=False)
         assert pv is not None
         spec = pv.get("spec") or {}
         bound_to = spec.get("claimRef") or {}
         if bound_to and (bound_to.get("namespace"), bound_to.get("name")) != (sources.namespace, claim_name):
             raise _Failure(f"error processing PVC {claim_ref}: volume {volume_name} is bound to another claim")
-        read_only = bool(source.get("readOnly"))
+        path, owned = await self._pv_path(pv, sources)
+        read_only = read_only or bool((spec.get("csi") or {}).get("readOnly"))
+        gid = _fs_group(pod)
+        if owned and gid is not None and not read_only and self._privileged(path):
+            await asyncio.to_thread(set_volume_ownership, Path(path), gid, _fs_group_change_policy(pod), read_only=False)
+        uid = str((pod.get("metadata") or {}).get("uid") or "")
+        self._claims.setdefault(uid, {})[name] = _MountedClaim(claim_name, read_only)
+        await self._expand(pod, claim, pv, read_only)
+        return HostVolume(name, Path(path), read_only, kind)
+
+    async def _pv_path(self, pv: Obj, sources: _Sources) -> tuple[str, bool]:
+        """The host path of a PV and whether its plugin applies the pod's fsGroup to it (``local``
+        and CSI do, by the driver's ``fsGroupPolicy``; ``hostPath`` never does)."""
+        spec = pv.get("spec") or {}
+        volume_name = str((pv.get("metadata") or {}).get("name") or "")
         if (host_path := spec.get("hostPath")) is not None:
             path = str(host_path.get("path") or "")
             await asyncio.to_thread(check_host_path, path, str(host_path.get("type") or ""))
-            return HostVolume(name, Path(path), read_only, "persistentVolumeClaim")
+            return path, False
         if (local := spec.get("local")) is not None:
             path = str(local.get("path") or "")
             if not await asyncio.to_thread(os.path.exists, path):
                 raise _Failure(f"path {path} does not exist")
-            return HostVolume(name, Path(path), read_only, "persistentVolumeClaim")
+            return path, True
+        if (csi := spec.get("csi")) is not None and csi.get("driver") == LOCAL_PATH_DRIVER:
+            return await self._local_path_volume(csi, sources), csi_applies_fs_group(
+                await self._csi_fs_group_policy(LOCAL_PATH_DRIVER, sources), pv)
+        if csi is not None:
+            raise _Failure(f"persistentVolume {volume_name}: CSI driver {csi.get('driver')} is not supported yet")
         kinds = sorted(k for k in spec if k not in PV_SPEC_FIELDS)
         raise _Failure(f"persistentVolume {volume_name}: {', '.join(kinds) or 'its'} volumes are not supported yet")
+
+    @staticmethod
+    async def _local_path_volume(csi: Obj, sources: _Sources) -> str:
+        """``NodePublishVolume`` of podlife's node-local driver: the directory must be there (the
+        provisioner made it); the driver's refusal reads as a CSI driver's gRPC status."""
+        handle = str(csi.get("volumeHandle") or "")
+        path = str((csi.get("volumeAttributes") or {}).get(PATH_ATTRIBUTE) or "")
+        if not path:
+            raise _Failure(f"rpc error: code = InvalidArgument desc = volume {handle}: "
+                           f"volume attribute {PATH_ATTRIBUTE} is missing")
+        if not await asyncio.to_thread(os.path.isdir, path):
+            raise _Failure(f"rpc error: code = NotFound desc = volume {handle}: directory {path} does not exist")
+        return path
+
+    @staticmethod
+    async def _csi_fs_group_policy(driver: str, sources: _Sources) -> str:
+        """The CSIDriver's ``spec.fsGroupPolicy``; without a CSIDriver object, what podlife's own
+        driver declares (File) for it and Kubernetes' default for any other."""
+        found = await sources.read(CSI_DRIVERS, driver, True, namespaced=False)
+        if found is None:
+            return CSI_FS_GROUP_FILE if driver == LOCAL_PATH_DRIVER else CSI_FS_GROUP_DEFAULT
+        return str((found.get("spec") or {}).get("fsGroupPolicy") or CSI_FS_GROUP_DEFAULT)
+
+    # ------------------------------------------------------------------ node expansion
+
+    async def _refresh_claim(self, pod: Obj, name: str, mounted: _MountedClaim, sources: _Sources) -> None:
+        """A mounted claim read again: finish a node expansion it waits for (failures are logged;
+        the next refresh tries again)."""
+        try:
+            claim = await sources.read(PERSISTENT_VOLUME_CLAIMS, mounted.claim_name, True)
+            volume_name = str(((claim or {}).get("spec") or {}).get("volumeName") or "")
+            pv = await sources.read(PERSISTENT_VOLUMES, volume_name, True, namespaced=False) if volume_name else None
+            if claim is not None and pv is not None:
+                await self._expand(pod, claim, pv, mounted.read_only)
+        except _Failure as exc:
+            log.debug("volume %s of pod %s: claim %s not looked at: %s", name,
+                      (pod.get("metadata") or {}).get("name"), mounted.claim_name, exc.reason)
+
+    async def _expand(self, pod: Obj, claim: Obj, pv: Obj, read_only: bool) -> None:
+        """The kubelet's node expansion of a mounted claim, when :func:`needs_node_expansion` says
+        so: nothing to grow in a directory, so the claim's status is written as after a successful
+        ``NodeExpandVolume`` and ``FileSystemResizeSuccessful`` recorded on the pod and the claim. A
+        read-only mount is not expanded (a ``FileSystemResizeFailed`` Warning, once per pod). A
+        conflicting write is tried again on the claim read anew; other failures are logged and
+        left to the next refresh (the volume stays mounted)."""
+        pv_name = str((pv.get("metadata") or {}).get("name") or "")
+        uid = str((pod.get("metadata") or {}).get("uid") or "")
+        for _ in range(_EXPANSION_ATTEMPTS):
+            if not needs_node_expansion(claim, pv):
+                return
+            if read_only:
+                if (uid, pv_name) not in self._said_read_only:
+                    self._said_read_only.add((uid, pv_name))
+                    self._record_both(pod, claim, "Warning", FILE_SYSTEM_RESIZE_FAILED,
+                                      expansion_read_only_message(pv_name))
+                return
+            meta = claim.get("metadata") or {}
+            try:
+                if await finish_node_expansion(self.client, claim, pv):
+                    self._record_both(pod, claim, "Normal", FILE_SYSTEM_RESIZE_SUCCESSFUL,
+                                      expansion_succeeded_message(pv_name, self.node_name))
+                    return
+                claim = await self.client.get(PERSISTENT_VOLUME_CLAIMS, str(meta.get("name") or ""),
+                                              str(meta.get("namespace") or "default"))
+            except (ApiError, OSError) as exc:
+                log.warning("node expansion of volume %s for claim %s/%s failed: %s", pv_name,
+                            meta.get("namespace"), meta.get("name"), exc)
+                return
+
+    def _record_both(self, pod: Obj, claim: Obj, type_: str, reason: str, message: str) -> None:
+        """An event on the pod and on the claim, as the kubelet's node expander records them."""
+        for kind, obj in (("Pod", pod), ("PersistentVolumeClaim", claim)):
+            self.recorder.event({"kind": kind, "apiVersion": "v1", "metadata": obj.get("metadata") or {}},
+                                type_, reason, message)
 
     def _prepare_empty_dir(self, target: Path, source: Obj, pod: Obj) -> None:
         medium = str(source.get("medium") or "")

@@ -50,10 +50,14 @@ def required_node_affinity(spec: Mapping[str, Any]) -> Terms | None:
     """The pod spec's required node-affinity terms, compiled; None when it has none."""
     required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
                 .get("requiredDuringSchedulingIgnoredDuringExecution"))
-    if not isinstance(required, dict):
-        return None
+    return node_selector_terms(required) if isinstance(required, dict) else None
+
+
+def node_selector_terms(selector: Mapping[str, Any]) -> Terms:
+    """A ``NodeSelector`` (``{nodeSelectorTerms: [...]}``, as a pod's required node affinity or a
+    PersistentVolume's ``spec.nodeAffinity.required``), compiled for :func:`node_matches_terms`."""
     terms: list[tuple[Requirement, ...]] = []
-    for term in required.get("nodeSelectorTerms") or []:
+    for term in selector.get("nodeSelectorTerms") or []:
         if not isinstance(term, dict):
             continue
         reqs: list[Requirement] = []

@@ -196,6 +196,11 @@ def validate_persistent_volume_claim_update(new: Obj, old: Obj) -> list[FieldErr
         if old_spec["volumeName"] is None:
             old_spec.pop("volumeName")
             new_spec.pop("volumeName", None)
+    if old_spec.get("storageClassName") is None and new_spec.get("storageClassName") is not None:
+        # ``validateStorageClassUpgradeFromNil``: the retroactive default class may be written once
+        old_class = ((old.get("metadata") or {}).get("annotations") or {}).get("volume.beta.kubernetes.io/storage-class")
+        if old_class is None or old_class == new_spec["storageClassName"]:
+            old_spec["storageClassName"] = new_spec["storageClassName"]
     bound = (new.get("status") or {}).get("phase") == "Bound"
     fixed_new, fixed_old = _without_requests(new_spec, bound), _without_requests(old_spec, bound)
     errs: list[FieldError] = []

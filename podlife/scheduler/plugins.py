@@ -11,7 +11,9 @@ extension point:
   reason strings are Kubernetes', so ``kubectl describe`` reads the same):
   :class:`NodeReady`, :class:`NodeUnschedulable`, :class:`NodeName`,
   :class:`TaintToleration`, :class:`NodeAffinity` (``nodeSelector`` and required
-  node affinity) and :class:`NodeResourcesFit`;
+  node affinity) and :class:`NodeResourcesFit`; for pods with claims,
+  :class:`~podlife.scheduler.volume_binding.VolumeBinding` (its own module: it
+  watches claims, volumes and classes, and binds volumes before the pod);
 - **Score** plugins rank the nodes that passed (:class:`NodeResourcesFit` with
   the LeastAllocated strategy: emptier nodes first, which spreads pods);
 - **Bind** writes the decision (:class:`DefaultBinder`: ``POST pods/binding``).
@@ -57,6 +59,7 @@ from ..client.base import PODS, Client, Obj
 from .columns import NodeColumns, Rows, within_limit
 from ..machinery.quantity import QuantityError, resource_value
 from ..machinery.scheduling import node_matches_terms, required_node_affinity, toleration_tolerates
+from ..machinery.storage import pod_claim_names
 
 #: the taints Kubernetes' node lifecycle controller puts on such nodes; tolerating
 #: them (as DaemonSet pods do) lets a pod through :class:`NodeReady` and
@@ -130,7 +133,7 @@ class PodInfo:
 
     __slots__ = ("key", "namespace", "name", "uid", "obj", "priority", "node_name", "deleting",
                  "cpu", "memory", "scalar", "nz_cpu", "nz_memory", "tolerations", "node_selector",
-                 "affinity", "error")
+                 "affinity", "error", "claims", "volumes")
 
     def __init__(self, obj: Obj) -> None:
         meta = obj.get("metadata") or {}
@@ -161,6 +164,10 @@ class PodInfo:
         self.node_selector: tuple[tuple[str, str], ...] = (
             tuple(sorted((str(k), str(v)) for k, v in selector.items())) if isinstance(selector, dict) else ())
         self.affinity = required_node_affinity(spec)
+        #: the claims its volumes use (empty for most pods: then no volume work at all)
+        self.claims: tuple[str, ...] = tuple(pod_claim_names(obj)) if spec.get("volumes") else ()
+        #: this scheduling attempt's :class:`~podlife.scheduler.volume_binding.PodVolumes` (pods with claims)
+        self.volumes: Any = None
 
     def resources_key(self) -> tuple:
         return self.cpu, self.memory, tuple(sorted(self.scalar.items())), self.nz_cpu, self.nz_memory

@@ -8,8 +8,9 @@ As kube-scheduler's ``PriorityQueue``, a pod is in one of three places:
   attempt); a timer moves it to active when that time comes;
 - **unschedulable**: it fitted nowhere and waits for a cluster change -- a node
   added or changed, an assigned pod gone (:meth:`SchedulingQueue.move_all`), or an
-  update of its own scheduling constraints -- and at the latest five minutes
-  (checked every 30 s); it then goes back through backoff.
+  update of its own scheduling constraints; for a pod with claims, an event of its claims,
+  of a volume or of a class (:meth:`SchedulingQueue.move_where`) -- and at the latest five
+  minutes (checked every 30 s); it then goes back through backoff.
 
 A pod the loop has popped is *in flight* until it is bound or comes back, so
 informer updates for it do not queue it twice. Heap entries carry a token: an
@@ -23,6 +24,7 @@ import asyncio
 import heapq
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from .plugins import PodInfo, PrioritySort
@@ -66,6 +68,9 @@ class SchedulingQueue:
         self._active: list[tuple[Any, int, str]] = []
         self._backoff: list[tuple[float, int, str]] = []
         self._unschedulable: dict[str, QueuedPod] = {}
+        #: the unschedulable pods with claims (a superset: entries that left ``_unschedulable``
+        #: are dropped when met), so volume events look at them only
+        self._unschedulable_with_claims: dict[str, QueuedPod] = {}
         self._tokens = itertools.count(1)
         self._ready = asyncio.Event()
         self._backoff_timer: asyncio.TimerHandle | None = None
@@ -118,6 +123,7 @@ class SchedulingQueue:
         qp = self._pods.pop(key, None)
         if qp is not None and qp.where == UNSCHEDULABLE:
             self._unschedulable.pop(key, None)
+            self._unschedulable_with_claims.pop(key, None)
         # heap entries of removed pods are skipped when popped
 
     def move_all(self) -> None:
@@ -128,6 +134,19 @@ class SchedulingQueue:
         waiting, self._unschedulable = self._unschedulable, {}
         for qp in waiting.values():
             self._requeue(qp, now)
+
+    def move_where(self, wanted: Callable[[PodInfo], bool]) -> None:
+        """A volume event may have made some unschedulable pods with claims schedulable: those ``wanted`` picks."""
+        if not self._unschedulable_with_claims:
+            return
+        now = asyncio.get_running_loop().time()
+        for key, qp in list(self._unschedulable_with_claims.items()):
+            if self._unschedulable.get(key) is not qp:
+                del self._unschedulable_with_claims[key]
+            elif wanted(qp.info):
+                del self._unschedulable_with_claims[key]
+                del self._unschedulable[key]
+                self._requeue(qp, now)
 
     # -- scheduler side --
 
@@ -163,6 +182,8 @@ class SchedulingQueue:
         qp.backoff_until = now + self.backoff_duration(qp.attempts)
         qp.where = UNSCHEDULABLE
         self._unschedulable[qp.info.key] = qp
+        if qp.info.claims:
+            self._unschedulable_with_claims[qp.info.key] = qp
 
     def backoff(self, key: str) -> None:
         """Scheduling or binding failed for another reason: retry after the backoff."""

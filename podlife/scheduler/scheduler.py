@@ -12,11 +12,16 @@ What it watches
   requests.
 - **Nodes**: every node becomes a :class:`~podlife.scheduler.plugins.NodeInfo`
   (declared attributes and allocatable parsed once).
+- **PersistentVolumeClaims, PersistentVolumes, StorageClasses**, through the
+  VolumeBinding plugin's informers (:mod:`podlife.scheduler.volume_binding`).
 
 What it writes
 --------------
 - ``POST pods/<name>/binding`` for each decision (the API server sets
   ``spec.nodeName`` and ``PodScheduled=True``), and a ``Scheduled`` event;
+- for a pod whose claims must be bound first: the chosen static volumes'
+  ``claimRef`` and the claims' ``volume.kubernetes.io/selected-node``, before the
+  binding (a failure there: ``PodScheduled=False`` / ``SchedulerError``);
 - for a pod that fits nowhere: ``PodScheduled=False`` / ``Unschedulable`` with
   Kubernetes' message (``0/3 nodes are available: 3 Insufficient cpu.
   preemption: ...``) through the status subresource, and a ``FailedScheduling``
@@ -58,8 +63,22 @@ starting where the previous pod stopped, so successive pods look at different
 nodes and spread. (The array path checks every candidate, which costs less than
 stopping early would save, then keeps the nodes the search would have found.)
 
+*Volumes.* A pod with claims (``PodInfo.claims``, empty for most pods, which
+then pay one attribute test) goes through the VolumeBinding plugin
+(:mod:`podlife.scheduler.volume_binding`): its PreFilter may reject it on every
+node (``0/3 nodes are available: persistentvolumeclaim "data" not found. ...``), its
+per-node filter joins the dynamic filters (after NodeResourcesFit, as in
+Kubernetes) only when the claims constrain the node. When the chosen node needs
+volumes bound or provisioned first, the pod does not go to the bind workers: a
+task of its own (at most ``max_volume_binds_in_flight`` at once) writes the
+volumes' ``claimRef`` and the claims' ``selected-node``, waits for the claims to be
+bound (``bind_timeout``, 600 s), then binds the pod; a failure un-assumes it and
+retries it with backoff. Claim, volume and class events re-queue the
+unschedulable pods they may help.
+
 *Retries.* A pod that fits nowhere waits in the unschedulable set until a node is
-added or changes, or an assigned pod goes away; it then comes back through a
+added or changes, or an assigned pod goes away (or, with claims, a claim, volume or
+class changes); it then comes back through a
 backoff queue (1 s, doubling to 10 s per attempt), and at the latest after five
 minutes (:mod:`podlife.scheduler.queue`).
 
@@ -99,6 +118,14 @@ from .plugins import (
     default_scores,
 )
 from .queue import IN_FLIGHT, INITIAL_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, QueuedPod, SchedulingQueue
+from .volume_binding import (
+    DEFAULT_BIND_TIMEOUT_SECONDS,
+    ERR_NOT_ELIGIBLE,
+    Rejection,
+    VolumeBindError,
+    VolumeBinding,
+    VolumePlan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +133,8 @@ DEFAULT_SCHEDULER_NAME = "default-scheduler"
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE = 5
 NO_NODES_MESSAGE = "no nodes available to schedule pods"
+#: pods waiting for their volumes to bind before their own binding (each in its own task)
+MAX_VOLUME_BINDS_IN_FLIGHT = 256
 
 
 def num_feasible_nodes_to_find(num_nodes: int, percentage: int = 0) -> int:
@@ -133,13 +162,16 @@ class FitError:
     #: nodes where nothing would help, and nodes where evicting pods might
     unresolvable: int = 0
     resolvable: int = 0
+    #: a PreFilter plugin rejected the pod on every node, for this reason (then no per-node reasons)
+    pre_filter_message: str = ""
 
     @property
     def message(self) -> str:
         if self.num_nodes == 0:
             return NO_NODES_MESSAGE
         n = self.num_nodes
-        histogram = ", ".join(sorted(f"{count} {reason}" for reason, count in self.reasons.items()))
+        histogram = self.pre_filter_message or ", ".join(
+            sorted(f"{count} {reason}" for reason, count in self.reasons.items()))
         preemption = []
         if self.unresolvable:
             preemption.append(f"{self.unresolvable} Preemption is not helpful for scheduling")
@@ -191,7 +223,9 @@ class Scheduler:
                  binder: DefaultBinder | None = None, queue_sort: PrioritySort | None = None,
                  percentage_of_nodes_to_score: int = 0, batch_size: int = 128, max_binds_in_flight: int = 64,
                  initial_backoff: float = INITIAL_BACKOFF_SECONDS, max_backoff: float = MAX_BACKOFF_SECONDS,
-                 rng: random.Random | None = None, start_node_index: int = 0) -> None:
+                 rng: random.Random | None = None, start_node_index: int = 0,
+                 bind_timeout: float = DEFAULT_BIND_TIMEOUT_SECONDS,
+                 max_volume_binds_in_flight: int = MAX_VOLUME_BINDS_IN_FLIGHT) -> None:
         self.client = client
         self.name = name
         self.filters = filters if filters is not None else default_filters()
@@ -210,6 +244,13 @@ class Scheduler:
         self.node_informer.add_handlers(self._on_node_add, self._on_node_update, self._on_node_delete)
         self._static_filters = [f for f in self.filters if f.static]
         self._dynamic_filters = [f for f in self.filters if not f.static]
+        #: VolumeBinding runs for pods with claims only, after the other filters (Kubernetes' order)
+        self.volume_binding = VolumeBinding(client, bind_timeout=bind_timeout)
+        self.volume_binding.requeue = self.queue.move_where
+        self.volume_binding.node_list = lambda: self.cache.node_list
+        self.volume_binding.claim_users = self._claims_in_use
+        self._volume_filters: list[FilterPlugin] = [*self._dynamic_filters, self.volume_binding]
+        self._volume_bind_slots = asyncio.Semaphore(max_volume_binds_in_flight)
         self._static_cache: dict[Hashable, _StaticResult] = {}
         self._static_generation = -1
         self._next_start = start_node_index  # where the next search starts (kube's nextStartNodeIndex)
@@ -223,6 +264,8 @@ class Scheduler:
     async def run(self) -> None:
         self._tasks.start(self.pod_informer.run(), "scheduler-pods")
         self._tasks.start(self.node_informer.run(), "scheduler-nodes")
+        for informer in self.volume_binding.informers():
+            self._tasks.start(informer.run(), f"scheduler-{informer.res.plural}")
         self.queue.start()
         try:
             await self.wait_synced()
@@ -236,6 +279,8 @@ class Scheduler:
     async def wait_synced(self) -> None:
         await self.pod_informer.wait_synced()
         await self.node_informer.wait_synced()
+        for informer in self.volume_binding.informers():
+            await informer.wait_synced()
 
     async def _schedule_loop(self) -> None:
         while True:
@@ -260,12 +305,26 @@ class Scheduler:
             self._unschedulable(qp, chosen)
             return
         self.cache.assume(info, chosen.name)
+        if info.claims:
+            plan = self.volume_binding.reserve(info, chosen)
+            if not plan.empty:  # PreBind: bind its volumes first, in its own task
+                self._tasks.start(self._bind_with_volumes(info, chosen.name, plan), f"scheduler-volumes-{info.key}")
+                return
         self._binds.put_nowait((info, chosen.name))
 
     def _find_node(self, info: PodInfo) -> NodeInfo | FitError:
         num_nodes = len(self.cache.node_list)
         if not num_nodes:
             return FitError(0)
+        if info.claims:  # VolumeBinding's PreFilter
+            volumes = self.volume_binding.pre_filter(info)
+            if isinstance(volumes, Rejection):
+                if volumes.resolvable:
+                    return FitError(num_nodes, resolvable=num_nodes, pre_filter_message=volumes.message)
+                return FitError(num_nodes, unresolvable=num_nodes, pre_filter_message=volumes.message)
+            info.volumes = volumes
+            if volumes.eligible is not None:
+                return self._find_node_among(info, volumes.eligible, num_nodes)
         static = self._static_for(info)
         wanted = num_feasible_nodes_to_find(num_nodes, self.percentage_of_nodes_to_score)
         rows = self._feasible_rows(info, static, wanted)
@@ -283,6 +342,35 @@ class Scheduler:
         if len(feasible) == 1:
             return feasible[0]
         return self._select(info, feasible)
+
+    def _find_node_among(self, info: PodInfo, names: frozenset[str], num_nodes: int) -> NodeInfo | FitError:
+        """A PreFilter narrowed the nodes to ``names`` (a handful): every filter on those, node by node;
+        the other nodes count as rejected by the plugin (Kubernetes' absent-nodes status)."""
+        nodes = [node for name in sorted(names) if (node := self.cache.nodes.get(name)) is not None and node.node]
+        absent = num_nodes - len(nodes)
+        error = FitError(num_nodes, Counter({ERR_NOT_ELIGIBLE: absent} if absent else {}), unresolvable=absent)
+        feasible: list[NodeInfo] = []
+        for node in nodes:
+            for f in itertools.chain(self._static_filters, self._dynamic_for(info)):
+                status = f.filter(info, node)
+                if status is not None:
+                    error.reasons.update(status.reasons)
+                    if status.unresolvable:
+                        error.unresolvable += 1
+                    else:
+                        error.resolvable += 1
+                    break
+            else:
+                feasible.append(node)
+        if not feasible:
+            return error
+        return feasible[0] if len(feasible) == 1 else self._select(info, feasible)
+
+    def _dynamic_for(self, info: PodInfo) -> list[FilterPlugin]:
+        """The dynamic filters for this pod: VolumeBinding too when its claims constrain the node."""
+        if info.claims and not info.volumes.everywhere:
+            return self._volume_filters
+        return self._dynamic_filters
 
     def _static_for(self, info: PodInfo) -> _StaticResult:
         if self._static_generation != self.cache.generation:
@@ -325,7 +413,7 @@ class Scheduler:
         start = self._next_start % n
         passing: Iterable[NodeInfo] = itertools.chain(itertools.islice(candidates, start, None),
                                                       itertools.islice(candidates, start))
-        for f in self._dynamic_filters:
+        for f in self._dynamic_for(info):
             passing = f.filter_many(info, passing)
         feasible = list(itertools.islice(passing, wanted))
         if len(feasible) < wanted:
@@ -371,7 +459,7 @@ class Scheduler:
     def _dynamic_mask(self, info: PodInfo, rows: Rows, n: int) -> np.ndarray | None:
         """Which candidates pass every dynamic filter, or None when one cannot say with arrays."""
         mask: np.ndarray | None = None
-        for f in self._dynamic_filters:
+        for f in self._dynamic_for(info):
             verdicts = f.filter_mask(info, self.cache.columns, rows)
             if verdicts is None:
                 return None
@@ -404,7 +492,7 @@ class Scheduler:
     def _diagnose(self, info: PodInfo, static: _StaticResult, num_nodes: int) -> FitError:
         error = FitError(num_nodes, Counter(static.reasons), static.unresolvable, static.resolvable)
         for node in static.candidates:
-            for f in self._dynamic_filters:
+            for f in self._dynamic_for(info):
                 status = f.filter(info, node)
                 if status is not None:
                     error.reasons.update(status.reasons)
@@ -494,6 +582,47 @@ class Scheduler:
         self.recorder.event(info.obj, "Normal", "Scheduled",
                             f"Successfully assigned {info.namespace}/{info.name} to {node_name}")
 
+    async def _bind_with_volumes(self, info: PodInfo, node_name: str, plan: VolumePlan) -> None:
+        """VolumeBinding's PreBind (write the plan, wait for the claims to be bound), then the binding;
+        a task per pod, so waiting for a provisioner holds none of the bind workers."""
+        try:
+            async with self._volume_bind_slots:
+                await self.volume_binding.bind_pod_volumes(
+                    info, node_name, plan, node=lambda: self._node_object(node_name),
+                    alive=lambda: self.cache.holds(info.key, info.uid))
+        except VolumeBindError as exc:
+            self._volume_bind_failed(info, node_name, exc)
+            return
+        finally:
+            self.volume_binding.unreserve(plan)
+        await self._bind(info, node_name)
+
+    def _claims_in_use(self, pod: PodInfo, names: list[str]) -> bool:
+        """Whether a pod other than ``pod``, bound or assumed, uses one of these claims of its namespace
+        (a scan of the cache: only pods with ReadWriteOncePod claims ask)."""
+        wanted = set(names)
+        return any(other.namespace == pod.namespace and other.key != pod.key and not wanted.isdisjoint(other.claims)
+                   for other, _ in self.cache.pods.values())
+
+    def _node_object(self, name: str) -> Obj | None:
+        node = self.cache.nodes.get(name)
+        return node.node if node is not None else None
+
+    def _volume_bind_failed(self, info: PodInfo, node_name: str, exc: VolumeBindError) -> None:
+        """As kube-scheduler's failure handler for a PreBind error: un-assume, tell, retry with backoff."""
+        self.stats.bind_errors += 1
+        if self.cache.forget(info.key, info.uid):
+            self.queue.move_all()
+        pod = self.pod_informer.get(info.namespace, info.name)
+        if pod is None or (pod.get("metadata") or {}).get("uid") != info.uid or (pod.get("spec") or {}).get("nodeName"):
+            self.queue.done(info.key, info.uid)
+            return
+        message = f'running PreBind plugin "VolumeBinding": {exc}'
+        log.info("scheduler: binding the volumes of %s on %s failed: %s", info.key, node_name, exc)
+        self.recorder.event(info.obj, "Warning", "FailedScheduling", message)
+        self._write_status(info, "SchedulerError", message)
+        self.queue.backoff(info.key)
+
     def _bind_failed(self, info: PodInfo, node_name: str, exc: Exception) -> None:
         self.stats.bind_errors += 1
         if self.cache.forget(info.key, info.uid):
@@ -550,6 +679,7 @@ class Scheduler:
         meta = pod.get("metadata") or {}
         key = f"{meta.get('namespace')}/{meta.get('name')}"
         self.queue.delete(key)
+        self.volume_binding.pod_gone(key)
         if self.cache.remove_pod(key):
             self.queue.move_all()
 

@@ -390,6 +390,21 @@ def _finalizers_rule(groups: Sequence[str], resource: str) -> Obj:
     return rule("update", groups, f"{resource}/finalizers")
 
 
+def _local_path_provisioner_rules() -> list[Obj]:
+    """What provisioning podlife's node-local volumes takes: making and removing volumes for claims,
+    the claims' annotations and status (expansion), the classes, nodes, CSINodes and the CSIDriver."""
+    return [
+        # patch: removing external-provisioner's finalizer from a volume it reclaimed
+        rule("get list watch create patch delete", [CORE], "persistentvolumes"),
+        rule(READ_UPDATE, [CORE], "persistentvolumeclaims"),
+        rule("update patch", [CORE], "persistentvolumeclaims/status"),
+        rule(READ, [STORAGE], "storageclasses"),
+        rule(READ, [CORE], "nodes"),
+        rule(f"{READ} create update patch delete", [STORAGE], "csinodes"),
+        rule("get", [STORAGE], "csidrivers"),
+    ]
+
+
 def _controller_rules() -> dict[str, list[Obj]]:
     """``system:controller:<name>`` rules, for the controllers of kinds podlife serves."""
     return {
@@ -460,6 +475,13 @@ def _controller_rules() -> dict[str, list[Obj]]:
             rule("get list watch create", [CORE], "persistentvolumeclaims"),
             events_rule(),
         ],
+        # Kubernetes' rules since 1.26 (the glusterfs ones -- classes, services, endpoints, secrets -- left with it)
+        "expand-controller": [
+            rule("get list watch update patch", [CORE], "persistentvolumes"),
+            rule("update patch", [CORE], "persistentvolumeclaims/status"),
+            rule(READ, [CORE], "persistentvolumeclaims"),
+            events_rule(),
+        ],
         "generic-garbage-collector": [
             rule("get list watch patch update delete", ["*"], "*"),  # every kind, CRDs included
             events_rule(),
@@ -491,8 +513,14 @@ def _controller_rules() -> dict[str, list[Obj]]:
             rule("get list watch delete deletecollection", ["*"], "*"),  # the content of every kind
         ],
         # podlife's own components, run as service accounts in kube-system like the others:
-        # the network controller (Kuryr's controller role: ports for pods) and the node
-        # simulator (KWOK's controller role: it plays every simulated node's kubelet)
+        # the node side of its local-path driver (Rancher's local-path-provisioner role, with
+        # the CSINodes a CSI node plugin registers: volumes made and removed for claims), the
+        # network controller (Kuryr's controller role: ports for pods) and the node simulator
+        # (KWOK's controller role: it plays every simulated node's kubelet)
+        "local-path-provisioner": [
+            *_local_path_provisioner_rules(),
+            rule("create patch", [CORE, EVENTS_GROUP], "events"),
+        ],
         "network-controller": [
             rule("get list watch patch", [CORE], "pods"),
             rule(f"{READ_UPDATE} create delete", [PODLIFE_NETWORK], "ports subnets"),
@@ -510,6 +538,7 @@ def _controller_rules() -> dict[str, list[Obj]]:
             rule(f"{READ_UPDATE} delete", [CORE], "pods"),
             rule("update patch", [CORE], "pods/status"),
             rule(f"{READ_UPDATE} create delete", [COORDINATION], "leases"),
+            *_local_path_provisioner_rules(),  # it provisions its nodes' local-path volumes too
             events_rule(),
         ],
         "node-controller": [

@@ -5,8 +5,10 @@ What: a request by a node identity -- user ``system:node:<name>`` in group
 here, before RBAC (Kubernetes' ``--authorization-mode=Node,RBAC``):
 
 * Secrets, ConfigMaps, PersistentVolumeClaims and service-account tokens are readable
-  (``get``) only when a pod bound to that node uses them (volumes, ``env``/``envFrom``
-  references, image pull secrets, its service account) -- the node's *graph*; anything
+  (``get``) only when a pod bound to that node uses them (volumes -- an ``ephemeral`` one's
+  claim ``<pod>-<volume>`` too --, ``env``/``envFrom`` references, image pull secrets, its
+  service account) -- the node's *graph*; a claim's ``status`` may be updated or patched
+  (``update``/``patch``: finishing an expansion) on the same terms; anything
   else is denied with Kubernetes' reason ``no relationship found between node '<n>' and
   this object``;
 * every other request is allowed when the ``system:node`` rules (the bootstrap policy's
@@ -25,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
+from ...machinery.storage import ephemeral_claim_name
 from ..identity import NODE_PREFIX, NODES_GROUP
 from .attributes import Attributes
 from .bootstrap import node_rules
@@ -63,6 +66,9 @@ def _pod_references(pod: Obj) -> Iterator[tuple[str, str]]:
             yield "configmaps", str(config.get("name") or "")
         if (claim := volume.get("persistentVolumeClaim")) is not None:
             yield "persistentvolumeclaims", str(claim.get("claimName") or "")
+        if volume.get("ephemeral") is not None:  # the claim of a generic ephemeral volume: <pod>-<volume>
+            pod_name = str((pod.get("metadata") or {}).get("name") or "")
+            yield "persistentvolumeclaims", ephemeral_claim_name(pod_name, str(volume.get("name") or ""))
         for source in ((volume.get("projected") or {}).get("sources") or []):
             if (secret := (source or {}).get("secret")) is not None:
                 yield "secrets", str(secret.get("name") or "")
@@ -96,7 +102,10 @@ class NodeAuthorizer:
             return Decision(False)
         if attrs.resource_request and attrs.resource in GRAPH_RESOURCES and (
                 attrs.resource != "serviceaccounts" or attrs.subresource == "token"):
-            if attrs.verb not in ("get", "create") or not attrs.name:
+            if attrs.resource == "persistentvolumeclaims" and attrs.subresource == "status":
+                if attrs.verb not in ("update", "patch") or not attrs.name:  # the kubelet finishing an expansion
+                    return Decision(False, "can only get/update/patch this type")
+            elif attrs.verb not in ("get", "create") or not attrs.name:
                 return Decision(False, "can only get individual resources of this type")
             if self._related(node, attrs):
                 return Decision(True)

@@ -135,6 +135,35 @@ STORAGE_CLASS_PRINTER = TablePrinter(
     ],
 )
 
+def _csi_driver_cells(obj: dict[str, Any], now: datetime) -> list[Any]:
+    driver = spec(obj)
+    tokens = driver.get("tokenRequests")
+    return [
+        name_of(obj),
+        driver.get("attachRequired") is not False,  # unset: true
+        driver.get("podInfoOnMount") is True,
+        driver.get("storageCapacity") is True,
+        ",".join(str((t or {}).get("audience") or "") for t in as_list(tokens)) if tokens is not None else "<unset>",
+        driver.get("requiresRepublish") is True,
+        ",".join(str(m) for m in as_list(driver.get("volumeLifecycleModes"))) or "<none>",
+        age(obj, now),
+    ]
+
+
+CSI_DRIVER_PRINTER = TablePrinter(
+    columns=(
+        name_column(),
+        column("AttachRequired", "boolean", "Whether the driver needs its volumes attached before mounting."),
+        column("PodInfoOnMount", "boolean", "Whether the pod's identity is passed to the mount."),
+        column("StorageCapacity", "boolean", "Whether the scheduler considers the driver's storage capacity."),
+        column("TokenRequests", description="Audiences of the service-account tokens passed to the mount."),
+        column("RequiresRepublish", "boolean", "Whether volumes are published again periodically."),
+        column("Modes", description="The volume lifecycle modes the driver supports."),
+        age_column(),
+    ),
+    cells=_csi_driver_cells,
+)
+
 CSI_NODE_PRINTER = TablePrinter(
     columns=(name_column(), column("Drivers", "integer", "Number of CSI drivers on the node."), age_column()),
     cells=lambda obj, now: [name_of(obj), len(as_list(spec(obj).get("drivers"))), age(obj, now)],
@@ -353,6 +382,7 @@ PRINTERS: dict[tuple[str, str], TablePrinter] = {
     ("rbac.authorization.k8s.io", "RoleBinding"): BINDING_PRINTER,
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): BINDING_PRINTER,
     ("storage.k8s.io", "StorageClass"): STORAGE_CLASS_PRINTER,
+    ("storage.k8s.io", "CSIDriver"): CSI_DRIVER_PRINTER,
     ("storage.k8s.io", "CSINode"): CSI_NODE_PRINTER,
     ("storage.k8s.io", "VolumeAttachment"): VOLUME_ATTACHMENT_PRINTER,
     ("networking.k8s.io", "Ingress"): INGRESS_PRINTER,
