@@ -94,6 +94,8 @@ class ControllerManagerOptions:
     concurrent_ttl_after_finished_syncs: int = 5
     #: ``--resource-quota-sync-period``: the quota controller's full recount
     resource_quota_sync_period: float = 300.0
+    #: ``--pvclaimbinder-sync-period``: how often the PV controller looks at every claim and volume again
+    pvclaimbinder_sync_period: float = 15.0
     #: leader election of the controller set (``--leader-elect`` and its timings)
     leader_elect: bool = True
     leader_elect_lease_duration: float = 15.0
@@ -170,6 +172,8 @@ _FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
      "finished Jobs whose TTL is handled at once"),
     ("--resource-quota-sync-period", "resource_quota_sync_period", _duration,
      "how often every quota's usage is recounted in full"),
+    ("--pvclaimbinder-sync-period", "pvclaimbinder_sync_period", _duration,
+     "how often the PV controller syncs every claim and volume again"),
     ("--leader-elect-lease-duration", "leader_elect_lease_duration", _duration,
      "how long a leader's Lease holds without renewal"),
     ("--leader-elect-renew-deadline", "leader_elect_renew_deadline", _duration,

@@ -88,6 +88,24 @@ holds, since the kubelet's own status never left True (``updateLastTransitionTim
 compares with its cache). The window outlasts the race with the node controller, which
 marks a pod not Ready again if it sees it turn Ready before it sees the node Ready.
 
+Storage (issue 15): the simulator runs the node-local driver's provisioner for its
+nodes (:class:`~podlife.node.local_path.LocalPathProvisioner` with no directories: PVs,
+CSINodes and reclaim are API objects only), so claims of the default ``local-path``
+class are provisioned on the simulated node their first pod was scheduled to. A pod
+whose volumes use claims (:func:`claim_volumes`; computed once per pod, ``()`` for the
+others, which pay nothing else) is "mounted" before its sandbox is set up, as the
+kubelet's volume manager does before it makes one: each claim is read (GETs, once per
+attempt) and must be Bound to a volume bound back to it whose node affinity admits the
+node. Until then the pod stays ContainerCreating with the kubelet's ``FailedMount``
+event (:func:`unable_to_mount`, :func:`node_affinity_failed`) and the machine retries
+after its sandbox back-off, doubling up to ``sandbox_retry_max`` (2 s). Once mounted, a
+claim whose expansion waits for a node (``FileSystemResizePending``) is finished as the
+kubelet's NodeExpandVolume would (:mod:`podlife.node.volume_expansion`), with a
+``FileSystemResizeSuccessful`` event on the pod and the claim (``FileSystemResizeFailed``
+instead when the pod mounts it read-only). The first mounted pod
+starts a claim informer (none before: a cluster without claims watches none), whose
+events wake the mounted pods of a claim that is expanded later (online expansion).
+
 State: per pod the machine and the run's armed stages. A restarted simulator
 recovers each machine from the pod's status (its containers keep running: they are
 not processes).
@@ -106,6 +124,7 @@ import enum
 import logging
 import os
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -113,13 +132,14 @@ from typing import Any
 
 import orjson
 
-from ..client.base import PODS, Client, Obj
+from ..client.base import PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, PODS, Client, Obj
 from ..client.events import EventRecorder
 from ..client.informer import Informer, object_key
 from ..client.own_writes import TrackingClient
 from ..client.workqueue import WorkQueue
 from ..machinery.constants import CHAOS_ACK_ANNOTATION, CHAOS_ANNOTATION, PORT_ANNOTATION
 from ..machinery.errors import ApiError
+from ..machinery.storage import is_claim_bound, pod_claim_names, volume_admits_node
 from ..machinery.tasks import Supervisor
 from ..machinery.timeutil import now_rfc3339
 from ..node.machine import (
@@ -128,7 +148,12 @@ from ..node.machine import (
     SandboxFailed, SandboxReady, SetUpSandbox, StartContainer, WakeAt, WriteStatus, only_waits, seconds_between,
 )
 from ..node.status import Running, Terminated, status_patch
-from .nodes import NodePool, SimNode
+from ..node.local_path import LocalPathProvisioner
+from ..node.volume_expansion import (
+    FILE_SYSTEM_RESIZE_FAILED, FILE_SYSTEM_RESIZE_PENDING, FILE_SYSTEM_RESIZE_SUCCESSFUL, expansion_read_only_message,
+    expansion_succeeded_message, finish_node_expansion, needs_node_expansion,
+)
+from .nodes import NodePool, SimNode, node_labels
 from .probes import probed as _probed, verdict_times
 from .stages import (
     COMPLETE, CRASH, CREATE, DELETE, EVICT, IMAGE_PULL_ERROR, INIT_COMPLETE, INIT_FAIL, OOM, PATCH, RUN, UNREADY,
@@ -234,6 +259,90 @@ def _seconds_until(stamp: str) -> float:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
+# --------------------------------------------------------------------------- claim volumes (pure)
+# The kubelet's volume manager, in the words it uses: its desired-state populator refuses a
+# claim that is missing, being deleted or not bound (``getPVCExtractPV``), or a volume not
+# bound back to it (``getPVSpec``); the reconciler refuses a volume whose node affinity
+# does not admit the node; ``WaitForAttachAndMount`` sums the populator's errors up.
+
+
+#: A pod's volume that uses a claim: (volume name, claim name, whether it is an ``ephemeral`` volume,
+#: whether the pod mounts it read-only).
+ClaimVolume = tuple[str, str, bool, bool]
+
+
+def claim_volumes(pod: Obj) -> tuple[ClaimVolume, ...]:
+    """The pod's volumes that use a claim, in volume order (``()`` for most pods: they cost nothing more)."""
+    volumes = [v for v in (pod.get("spec") or {}).get("volumes") or ()
+               if v.get("persistentVolumeClaim") is not None or v.get("ephemeral") is not None]
+    if not volumes:
+        return ()
+    return tuple((str(v.get("name") or ""), claim, v.get("persistentVolumeClaim") is None,
+                  bool((v.get("persistentVolumeClaim") or {}).get("readOnly")))
+                 for v, claim in zip(volumes, pod_claim_names(pod), strict=True))
+
+
+def claim_problem(pod: Obj, ephemeral: bool, claim: Obj | str, claim_name: str) -> str | None:
+    """Why the populator cannot use ``claim`` for the pod's volume (a string: why it could not be
+    read), or None when it can. An ``ephemeral`` volume's claim must be the pod's own."""
+    meta = pod.get("metadata") or {}
+    namespace = str(meta.get("namespace") or "default")
+    where = f"error processing PVC {namespace}/{claim_name}"
+    if isinstance(claim, str):
+        return f"{where}: failed to fetch PVC from API server: {claim}"
+    if (claim.get("metadata") or {}).get("deletionTimestamp"):
+        return f"{where}: PVC is being deleted"
+    if (claim.get("status") or {}).get("phase") != "Bound":
+        return f"{where}: PVC is not bound"
+    if not is_claim_bound(claim):
+        return f"{where}: PVC has empty pvc.Spec.VolumeName"
+    if ephemeral:
+        owners = (claim.get("metadata") or {}).get("ownerReferences") or ()
+        if not any(ref.get("controller") and ref.get("uid") == meta.get("uid") for ref in owners):
+            return f"PVC {namespace}/{claim_name} was not created for pod {namespace}/{meta.get('name')} (pod is not owner)"
+    return None
+
+
+def volume_problem(claim: Obj, pv: Obj | str) -> str | None:
+    """Why the claim's bound volume cannot be used (a string: why it could not be read; or it is not
+    bound back to the claim), or None when it can."""
+    meta = claim.get("metadata") or {}
+    where = f"error processing PVC {meta.get('namespace')}/{meta.get('name')}"
+    name = str((claim.get("spec") or {}).get("volumeName") or "")
+    if isinstance(pv, str):
+        return f"{where}: failed to fetch PV {name} from API server: {pv}"
+    ref = (pv.get("spec") or {}).get("claimRef")
+    if not ref:
+        return (f"{where}: found PV object {name} but it has a nil pv.Spec.ClaimRef indicating it is not yet "
+                "bound to the claim")
+    if ref.get("uid") != meta.get("uid"):
+        return (f"{where}: found PV object {name} but its pv.Spec.ClaimRef.UID {ref.get('uid') or ''} does not "
+                f"point to claim.UID {meta.get('uid')}")
+    return None
+
+
+def _go_list(names: list[str]) -> str:
+    """A list of names as Go's ``%v`` prints a ``[]string``."""
+    return "[" + " ".join(sorted(names)) + "]"
+
+
+def unable_to_mount(unmounted: list[str], unprocessed: list[str], errors: list[str]) -> str:
+    """The kubelet's ``FailedMount`` event when volumes could not be processed (``WaitForAttachAndMount``)."""
+    return (f"Unable to attach or mount volumes: unmounted volumes={_go_list(unmounted)}, unattached volumes=[], "
+            f"failed to process volumes={_go_list(unprocessed)}: {'; '.join(errors)}")
+
+
+def node_affinity_failed(pv_name: str) -> str:
+    """The reconciler's ``FailedMount`` event for a volume whose node affinity does not admit the node."""
+    return f'MountVolume.NodeAffinity check failed for volume "{pv_name}" : no matching NodeSelectorTerms'
+
+
+def has_resize_pending(claim: Obj) -> bool:
+    """The claim waits for a node to finish its expansion (condition ``FileSystemResizePending`` True)."""
+    return any(c.get("type") == FILE_SYSTEM_RESIZE_PENDING and c.get("status") == "True"
+               for c in (claim.get("status") or {}).get("conditions") or ())
+
+
 class _Gone(Exception):
     """The pod is gone (404) or is another pod now (uid precondition failed)."""
 
@@ -279,6 +388,9 @@ class PodSim:
     init_due: tuple[str, int] | None = None
     #: probe verdicts to come, (when, container, instance, probe); None for the pods without probes
     health: list[tuple[float, str, int, str]] | None = None
+    #: the volumes that use claims (``()``: none, the usual case) and whether they are "mounted"
+    claims: tuple[ClaimVolume, ...] = ()
+    mounted: bool = False
 
     @property
     def step(self) -> Step:
@@ -351,6 +463,14 @@ class Simulator:
         #: node -> loop time until which its pods' writes reconcile with the API (see the docstring)
         self._reconcile_until: dict[str, float] = {}
         self.pool.listeners.append(self._node_reachable)
+        #: the node-local driver's provisioner for the simulated nodes (API objects only: no directories)
+        self.provisioner = (LocalPathProvisioner(client, {name: None for name in self.pool.nodes},
+                                                 identity=f"{int(time.time() * 1000)}-{name_prefix}")
+                            if self.pool.nodes else None)
+        #: claims, watched only once a pod with claims is mounted (for online expansion)
+        self.claims: Informer | None = None
+        #: claim key -> keys of the mounted pods that use it
+        self.claim_users: dict[str, set[str]] = {}
         self._tasks = Supervisor("simulator", logger=log)
 
     def __repr__(self) -> str:
@@ -366,9 +486,13 @@ class Simulator:
         """Register the nodes, then start the heartbeats and the pod informer and workers."""
         await self.pool.register()
         self._tasks.start(self.pool.run(), "sim heartbeats")
+        if self.provisioner is not None:
+            self._tasks.start(self.provisioner.run(), "sim local-path provisioner")
         self._tasks.start(self.pods.run(), "sim pod informer")
         self._tasks.start(self.queue.run_workers(self._sync, workers=self.workers), "sim pod workers")
         await self.pods.wait_synced()
+        if self.provisioner is not None:
+            await self.provisioner.wait_synced()
 
     async def stop(self) -> None:
         """Stop all loops; nodes and pods stay in the API (a restarted simulator adopts them)."""
@@ -388,7 +512,20 @@ class Simulator:
         self._on_pod(new)
 
     def _on_pod_gone(self, pod: Obj) -> None:
-        self.sims.pop(object_key(pod), None)
+        self._drop(object_key(pod))
+
+    def _drop(self, key: str, sim: PodSim | None = None) -> None:
+        """Forget the pod of ``key`` (only ``sim``, when given: not a newer pod of that name)."""
+        if sim is not None and self.sims.get(key) is not sim:
+            return
+        sim = self.sims.pop(key, None)
+        if sim is not None and sim.mounted and sim.claims:
+            for _, claim, _, _ in sim.claims:
+                users = self.claim_users.get(f"{sim.namespace}/{claim}")
+                if users is not None:
+                    users.discard(key)
+                    if not users:
+                        del self.claim_users[f"{sim.namespace}/{claim}"]
 
     def _fire(self, key: str, uid: str, due: _Due) -> None:
         sim = self.sims.get(key)
@@ -436,7 +573,7 @@ class Simulator:
         pod = self.pods.cache.get(key)
         node = self.pool.nodes.get(((pod or {}).get("spec") or {}).get("nodeName", ""))
         if pod is None or node is None:
-            self.sims.pop(key, None)
+            self._drop(key)
             return
         if self.cut_off and node.name in self.cut_off:  # nothing reaches the API: wait for the node
             self.parked.setdefault(node.name, set()).add(key)
@@ -445,8 +582,7 @@ class Simulator:
         try:
             await self._sync_pod(sim, pod)
         except _Gone:
-            if self.sims.get(key) is sim:
-                del self.sims[key]
+            self._drop(key, sim)
 
     async def _sync_pod(self, sim: PodSim, pod: Obj) -> None:
         machine = sim.machine
@@ -461,6 +597,9 @@ class Simulator:
             return
         inbox, sim.inbox = sim.inbox, []
         for due in inbox:
+            if due[0] == "expand":
+                await self._expand_mounted(sim, pod)
+                continue
             pod = await self._carry_out(sim, pod, self._due_facts(sim, pod, due, now))
         if sim.health:
             pod = await self._carry_out(sim, pod, self._due_verdicts(sim, now))
@@ -507,9 +646,11 @@ class Simulator:
         machine.recover(status, now=loop_now, now_text=now_rfc3339(), alive=running + running_init, sandbox_ready=True)
         sim = PodSim(key, meta.get("uid", ""), meta["name"], meta.get("namespace", "default"), node, machine,
                      created=bool(status.get("containerStatuses")),
-                     chaos_acked=(meta.get("annotations") or {}).get(CHAOS_ACK_ANNOTATION))
+                     chaos_acked=(meta.get("annotations") or {}).get(CHAOS_ACK_ANNOTATION), claims=claim_volumes(pod))
         sim.seen_rv = meta.get("resourceVersion") or ""
         sim.arm_due = bool(running) and not machine.finished
+        if sim.claims and (running or running_init):  # an adopted pod's volumes were mounted
+            self._claims_mounted(sim)
         if running or running_init:  # only an adopted pod has containers that run already
             self._recover_health(sim, loop_now)
         self.sims[key] = sim
@@ -573,7 +714,10 @@ class Simulator:
                     self._event(pod, effect.type, effect.reason, effect.message,
                                 machine.field_path(effect.container) if effect.container else "")
             elif isinstance(effect, SetUpSandbox):
-                follow = self._set_up_sandbox(sim, pod)
+                if sim.claims and not sim.mounted:
+                    follow = await self._mount_claims(sim, pod)
+                else:
+                    follow = self._set_up_sandbox(sim, pod)
             elif isinstance(effect, StartContainer):
                 follow = self._start(sim, pod, effect)
             elif isinstance(effect, KillContainers):
@@ -607,6 +751,139 @@ class Simulator:
         if ip is None:  # the informer wakes us when the network controller writes the port
             return sim.machine.observe(SandboxFailed("no port yet", retry=False), now)
         return sim.machine.observe(SandboxReady((ip,)), now)
+
+    # ------------------------------------------------------------------ claim volumes
+
+    async def _mount_claims(self, sim: PodSim, pod: Obj) -> list[Effect]:
+        """"Mount" the pod's claims, then set up its sandbox; or a ``FailedMount`` and a retry.
+
+        As the kubelet, which waits for every volume before it makes the sandbox: each
+        claim must be Bound to a volume bound back to it whose node affinity admits
+        this node. Until then the pod stays ContainerCreating and the machine tries again
+        after its sandbox back-off (doubling, at most ``sandbox_retry_max``). Once
+        mounted, a volume whose expansion waits for a node is finished here (offline
+        expansion), and the claims are watched for later ones (online expansion).
+        """
+        now = asyncio.get_running_loop().time()
+        try:
+            ready = await self._claims_to_mount(sim, pod)
+        except Exception as exc:  # the API unreachable: a fact all the same, so the machine retries
+            log.warning("pod %s: reading its claims failed: %s", sim.key, exc)
+            return sim.machine.observe(SandboxFailed(str(exc), retry=True), now)
+        if isinstance(ready, str):
+            return sim.machine.observe(SandboxFailed(ready, retry=True, warn=True, reason="FailedMount"), now)
+        self._claims_mounted(sim)
+        for claim, pv, read_only in ready:
+            await self._finish_expansion(sim, pod, claim, pv, read_only)
+        return self._set_up_sandbox(sim, pod)
+
+    async def _claims_to_mount(self, sim: PodSim, pod: Obj) -> list[tuple[Obj, Obj, bool]] | str:
+        """Each claim with its volume (and whether it is mounted read-only); or the FailedMount event's text."""
+        problems: list[str] = []
+        unprocessed: list[str] = []
+        unmounted: list[str] = []
+        affinity: str | None = None
+        ready: list[tuple[Obj, Obj, bool]] = []
+        node = self._node_object(sim.node)
+        for volume, claim_name, ephemeral, read_only in sim.claims:
+            claim = await self._fetch(PERSISTENT_VOLUME_CLAIMS, claim_name, sim.namespace)
+            problem = claim_problem(pod, ephemeral, claim, claim_name)
+            pv: Obj | str = ""
+            if problem is None:
+                assert isinstance(claim, dict)
+                pv = await self._fetch(PERSISTENT_VOLUMES, str(claim["spec"]["volumeName"]))
+                problem = volume_problem(claim, pv)
+            if problem is not None:
+                problems.append(problem)
+                unprocessed.append(volume)
+                unmounted.append(volume)
+                continue
+            assert isinstance(claim, dict) and isinstance(pv, dict)
+            if not volume_admits_node(pv, node):
+                affinity = affinity or node_affinity_failed(str(pv["metadata"]["name"]))
+                unmounted.append(volume)
+                continue
+            ready.append((claim, pv, read_only))
+        if unmounted:
+            return unable_to_mount(unmounted, unprocessed, problems) if problems else str(affinity)
+        return ready
+
+    async def _fetch(self, res: Any, name: str, namespace: str | None = None) -> Obj | str:
+        """The object, or why it could not be read (the API's message, e.g. 'persistentvolumeclaims "x" not found')."""
+        try:
+            return await self.client.get(res, name, namespace)
+        except ApiError as exc:
+            return exc.message
+
+    def _node_object(self, node: SimNode) -> Obj:
+        """The node as the API shows it (its labels may have been changed), else as it was registered."""
+        known = self.pool.informer.cache.get(node.name)
+        return known if known is not None else {"metadata": {"name": node.name,
+                                                             "labels": node_labels(node.name, self.pool.labels)}}
+
+    def _claims_mounted(self, sim: PodSim) -> None:
+        """The pod's claims are in use on its node: watch them for expansions (the watch starts with the first)."""
+        sim.mounted = True
+        for _, claim, _, _ in sim.claims:
+            self.claim_users.setdefault(f"{sim.namespace}/{claim}", set()).add(sim.key)
+        if self.claims is None:
+            self.claims = Informer(self.client, PERSISTENT_VOLUME_CLAIMS)
+            self.claims.add_handlers(on_add=self._on_claim, on_update=lambda _old, new: self._on_claim(new))
+            self._tasks.start(self.claims.run(), "sim claim informer")
+
+    def _on_claim(self, claim: Obj) -> None:
+        """A claim waits for its node expansion: the pods that have it mounted finish it."""
+        users = self.claim_users.get(object_key(claim))
+        if not users or not has_resize_pending(claim):
+            return
+        for key in users:
+            sim = self.sims.get(key)
+            if sim is not None and ("expand",) not in sim.inbox:
+                sim.inbox.append(("expand",))
+                self.queue.add(key)
+
+    async def _expand_mounted(self, sim: PodSim, pod: Obj) -> None:
+        """Finish the node expansions the pod's mounted claims wait for (online expansion)."""
+        if not sim.mounted or sim.machine.deleted:
+            return
+        for _, claim_name, _, read_only in sim.claims:
+            claim = await self._fetch(PERSISTENT_VOLUME_CLAIMS, claim_name, sim.namespace)
+            if isinstance(claim, dict) and is_claim_bound(claim):
+                pv = await self._fetch(PERSISTENT_VOLUMES, str(claim["spec"]["volumeName"]))
+                if isinstance(pv, dict):
+                    await self._finish_expansion(sim, pod, claim, pv, read_only)
+
+    async def _finish_expansion(self, sim: PodSim, pod: Obj, claim: Obj, pv: Obj, read_only: bool) -> None:
+        """The kubelet's NodeExpandVolume for a directory: nothing grows, the claim's status says it is done.
+
+        A volume the pod mounts read-only is not expanded (a ``FileSystemResizeFailed``
+        warning instead, as the kubelet says). A conflict (the claim changed meanwhile) is
+        retried on the newest claim a few times; a claim still pending after that, or
+        after an API error, is woken again by its next change.
+        """
+        pv_name = str(pv["metadata"]["name"])
+        for _ in range(3):
+            if not needs_node_expansion(claim, pv):
+                return
+            if read_only:
+                message = expansion_read_only_message(pv_name)
+                self._event(pod, "Warning", FILE_SYSTEM_RESIZE_FAILED, message)
+                self._event(claim, "Warning", FILE_SYSTEM_RESIZE_FAILED, message, node=sim.node.name)
+                return
+            try:
+                finished = await finish_node_expansion(self.client, claim, pv)
+            except ApiError as exc:
+                log.warning("pod %s: finishing the expansion of %s failed: %s", sim.key, pv_name, exc)
+                return
+            if finished:
+                message = expansion_succeeded_message(pv_name, sim.node.name)
+                self._event(pod, "Normal", FILE_SYSTEM_RESIZE_SUCCESSFUL, message)
+                self._event(claim, "Normal", FILE_SYSTEM_RESIZE_SUCCESSFUL, message, node=sim.node.name)
+                return
+            fresh = await self._fetch(PERSISTENT_VOLUME_CLAIMS, str(claim["metadata"]["name"]), sim.namespace)
+            if not isinstance(fresh, dict):
+                return
+            claim = fresh
 
     def _first_run_delay(self, sim: PodSim, pod: Obj) -> float:
         if sim.run_delay is None:
@@ -912,15 +1189,18 @@ class Simulator:
         sim.seen_rv = (new.get("metadata") or {}).get("resourceVersion") or ""
         return new
 
-    def _event(self, pod: Obj, type_: str, reason: str, message: str, field_path: str = "") -> None:
-        """Record an event about ``pod`` (``field_path``: the container's, from the machine)."""
+    def _event(self, obj: Obj, type_: str, reason: str, message: str, field_path: str = "", *,
+               node: str | None = None) -> None:
+        """Record an event about a pod (``field_path``: the container's, from the machine), as its node;
+        or about another object (a claim), as ``node``."""
         if not self.record_events:
             return
-        node = str((pod.get("spec") or {}).get("nodeName") or "")
+        if node is None:
+            node = str((obj.get("spec") or {}).get("nodeName") or "")
         recorder = self.recorders.get(node)
         if recorder is None:
             recorder = self.recorders[node] = EventRecorder(self.client, "kubelet", node)
-        recorder.event(pod, type_, reason, message, field_path)
+        recorder.event(obj, type_, reason, message, field_path)
 
     # ------------------------------------------------------------------ chaos
 

@@ -20,7 +20,7 @@ Two work queues, of claim keys and of volume names. Handlers only enqueue:
   its claim (which turns Lost);
 * a StorageClass added or changed queues the unbound claims.
 
-Every :data:`RESYNC_PERIOD` (``--pvclaimbinder-sync-period``, 15 s) everything is queued
+Every ``--pvclaimbinder-sync-period`` (15 s) everything is queued
 again, so a transition missed in a crash heals.
 
 A claim's sync (``syncClaim``): without the ``bind-completed`` annotation it is unbound --
@@ -73,8 +73,6 @@ from .binding import Event, VolumeVerdict
 
 log = logging.getLogger(__name__)
 
-#: kube-controller-manager's ``--pvclaimbinder-sync-period`` default
-RESYNC_PERIOD = 15.0
 WORKERS = 4
 VOLUMES_BY_CLASS = "pv-binder/volumes-by-class"
 UNBOUND_CLAIMS_BY_CLASS = "pv-binder/unbound-claims-by-class"
@@ -135,7 +133,7 @@ class PersistentVolumeBinder:
         self.ctx = ctx
         self.client = ctx.client
         self.recorder = ctx.recorder()
-        self.resync_period = float(getattr(ctx.options, "pvclaimbinder_sync_period", RESYNC_PERIOD))
+        self.resync_period = ctx.options.pvclaimbinder_sync_period
         self.claim_queue = WorkQueue()
         self.volume_queue = WorkQueue()
         self.claims = _Newest(ctx.informers.informer(PERSISTENT_VOLUME_CLAIMS))
