@@ -568,18 +568,20 @@ class LocalPathProvisioner:
             await self._ignoring_gone(self.client.patch(
                 PERSISTENT_VOLUMES, meta["name"],
                 {"metadata": {"resourceVersion": meta.get("resourceVersion"), "finalizers": finalizers}}))
-        if action.delete_volume:
-            await self._ignoring_gone(self.client.delete(PERSISTENT_VOLUMES, meta["name"],
-                                                         preconditions={"uid": meta.get("uid")}))
-        log.info("volume %s reclaimed on node %s", meta["name"], action.node)
+        if action.delete_volume and await self._ignoring_gone(self.client.delete(
+                PERSISTENT_VOLUMES, meta["name"], preconditions={"uid": meta.get("uid")})):
+            log.info("volume %s reclaimed on node %s", meta["name"], action.node)
 
     @staticmethod
-    async def _ignoring_gone(request: Any) -> None:
+    async def _ignoring_gone(request: Any) -> bool:
+        """Send ``request``; False when its object is gone already (a second sync of a reclaimed volume)."""
         try:
             await request
         except ApiError as exc:
             if exc.code != 404:
                 raise
+            return False
+        return True
 
     # ---- CSINodes ----
 
