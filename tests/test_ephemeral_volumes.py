@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from podlife.controllers.volume.ephemeral import claim_for, ephemeral_claim_keys, is_claim_for_pod, wants_claims
+from podlife.controllers.volume.ephemeral import claim_for, ephemeral_claim_keys, wants_claims
+from podlife.machinery.storage import ephemeral_claim_problem
 from tests.cluster_harness import PodlifeProcess, require_tool, wait_for
 
 Obj = dict[str, Any]
@@ -48,9 +49,11 @@ def test_the_claim_of_a_template_is_named_after_pod_and_volume_and_owned_by_the_
         "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "web", "uid": "uid-web", "controller": True,
                              "blockOwnerDeletion": True}]}
     assert claim["spec"] == TEMPLATE_SPEC and claim["spec"] is not TEMPLATE_SPEC
-    assert is_claim_for_pod(claim, pod)
-    assert not is_claim_for_pod({**claim, "metadata": {**claim["metadata"], "ownerReferences": []}}, pod)
-    assert not is_claim_for_pod({**claim, "metadata": {**claim["metadata"], "namespace": "other"}}, pod)
+    assert ephemeral_claim_problem(pod, claim) is None
+    assert ephemeral_claim_problem(pod, {**claim, "metadata": {**claim["metadata"], "ownerReferences": []}}) == (
+        f"PVC {claim['metadata']['namespace']}/{claim['metadata']['name']} was not created for pod "
+        f"{pod['metadata']['namespace']}/{pod['metadata']['name']} (pod is not owner)")
+    assert ephemeral_claim_problem(pod, {**claim, "metadata": {**claim["metadata"], "namespace": "other"}}) is not None
 
 
 def test_which_pods_want_claims() -> None:

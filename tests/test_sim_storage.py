@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from podlife.sim.simulator import claim_problem, claim_volumes, unable_to_mount, volume_problem
+from podlife.machinery.storage import pod_claims
+from podlife.sim.simulator import claim_problem, unable_to_mount, volume_problem
 
 from .cluster_harness import PodlifeProcess, require_tool, wait_for
 
@@ -193,8 +194,8 @@ def test_claim_volumes_are_the_persistent_and_ephemeral_ones_in_order() -> None:
         {"name": "cfg", "configMap": {"name": "c"}},
         {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}},
         {"name": "data", "persistentVolumeClaim": {"claimName": "d", "readOnly": True}}]}}
-    assert claim_volumes(spec) == (("scratch", "p-scratch", True, False), ("data", "d", False, True))
-    assert claim_volumes({"metadata": {"name": "q"}, "spec": {"volumes": [{"name": "x", "emptyDir": {}}]}}) == ()
+    assert pod_claims(spec) == (("scratch", "p-scratch", True, False), ("data", "d", False, True))
+    assert pod_claims({"metadata": {"name": "q"}, "spec": {"volumes": [{"name": "x", "emptyDir": {}}]}}) == ()
 
 
 def test_claim_and_volume_problems_are_worded_as_the_kubelets() -> None:

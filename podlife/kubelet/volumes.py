@@ -118,7 +118,7 @@ from ..client.base import (
 from ..client.events import EventRecorder
 from ..machinery.errors import ApiError
 from ..machinery.quantity import QuantityError, int_value, milli_value, parse_quantity
-from ..machinery.storage import LOCAL_PATH_DRIVER, PATH_ATTRIBUTE, ephemeral_claim_name
+from ..machinery.storage import LOCAL_PATH_DRIVER, PATH_ATTRIBUTE, ephemeral_claim_name, ephemeral_claim_problem
 from ..node.volume_expansion import (
     FILE_SYSTEM_RESIZE_FAILED, FILE_SYSTEM_RESIZE_SUCCESSFUL, expansion_read_only_message, expansion_succeeded_message,
     finish_node_expansion, needs_node_expansion,
@@ -711,24 +711,6 @@ def _fs_group(pod: Obj) -> int | None:
 
 def _fs_group_change_policy(pod: Obj) -> str:
     return str(((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroupChangePolicy") or FS_GROUP_ALWAYS)
-
-
-def _controller_uid(obj: Obj) -> str | None:
-    """The uid of the object's controller (the ownerReference with ``controller: true``), or None."""
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return str(ref.get("uid") or "")
-    return None
-
-
-def ephemeral_claim_problem(pod: Obj, claim: Obj) -> str | None:
-    """``ephemeral.VolumeIsForPod``: why an ephemeral volume's claim is not the pod's own, or None."""
-    pod_meta, claim_meta = pod.get("metadata") or {}, claim.get("metadata") or {}
-    if (claim_meta.get("namespace") == pod_meta.get("namespace")
-            and _controller_uid(claim) == str(pod_meta.get("uid") or "")):
-        return None
-    return (f"PVC {claim_meta.get('namespace')}/{claim_meta.get('name')} was not created for pod "
-            f"{pod_meta.get('namespace')}/{pod_meta.get('name')} (pod is not owner)")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ on the node that the claim's first pod was scheduled to (:mod:`podlife.node.loca
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from .quantity import QuantityError, parse_quantity
 from .scheduling import node_matches_terms, node_selector_terms
@@ -142,17 +142,34 @@ def ephemeral_claim_name(pod_name: str, volume_name: str) -> str:
     return f"{pod_name}-{volume_name}"
 
 
-def pod_claim_names(pod: Mapping[str, Any]) -> list[str]:
-    """The claims a pod's volumes use, in volume order: ``persistentVolumeClaim.claimName`` and the
-    claims of ``ephemeral`` volumes."""
+class PodClaim(NamedTuple):
+    """One of a pod's volumes that uses a claim."""
+
+    volume: str
+    claim: str
+    #: a generic ephemeral volume's claim (``<pod>-<volume>``, which must be the pod's own)
+    ephemeral: bool
+    #: the pod mounts it read-only (``persistentVolumeClaim.readOnly``)
+    read_only: bool
+
+
+def pod_claims(pod: Mapping[str, Any]) -> tuple[PodClaim, ...]:
+    """The pod's volumes that use claims, in volume order: ``persistentVolumeClaim`` volumes and
+    ``ephemeral`` ones (``()`` for most pods)."""
     pod_name = str((pod.get("metadata") or {}).get("name") or "")
-    names: list[str] = []
-    for volume in (pod.get("spec") or {}).get("volumes") or []:
+    found: list[PodClaim] = []
+    for volume in (pod.get("spec") or {}).get("volumes") or ():
+        name = str(volume.get("name") or "")
         if (source := volume.get("persistentVolumeClaim")) is not None:
-            names.append(str(source.get("claimName") or ""))
+            found.append(PodClaim(name, str(source.get("claimName") or ""), False, bool(source.get("readOnly"))))
         elif volume.get("ephemeral") is not None:
-            names.append(ephemeral_claim_name(pod_name, str(volume.get("name") or "")))
-    return names
+            found.append(PodClaim(name, ephemeral_claim_name(pod_name, name), True, False))
+    return tuple(found)
+
+
+def pod_claim_names(pod: Mapping[str, Any]) -> list[str]:
+    """The claims a pod's volumes use, in volume order (:func:`pod_claims`' names)."""
+    return [c.claim for c in pod_claims(pod)]
 
 
 # ---- matching a claim to a volume -------------------------------------------------------
@@ -244,3 +261,15 @@ def claim_ref(claim: Mapping[str, Any]) -> Obj:
     meta = claim.get("metadata") or {}
     return {"kind": "PersistentVolumeClaim", "namespace": meta.get("namespace"), "name": meta.get("name"),
             "uid": meta.get("uid"), "apiVersion": "v1", "resourceVersion": meta.get("resourceVersion")}
+
+
+def ephemeral_claim_problem(pod: Mapping[str, Any], claim: Mapping[str, Any]) -> str | None:
+    """``ephemeral.VolumeIsForPod``: why the claim of a pod's ephemeral volume is not that pod's own (in
+    its namespace, the pod its controller), in Kubernetes' words; None when it is."""
+    pod_meta, claim_meta = pod.get("metadata") or {}, claim.get("metadata") or {}
+    if claim_meta.get("namespace") == pod_meta.get("namespace") and any(
+            ref.get("controller") and ref.get("uid") == pod_meta.get("uid")
+            for ref in claim_meta.get("ownerReferences") or ()):
+        return None
+    return (f"PVC {claim_meta.get('namespace')}/{claim_meta.get('name')} was not created for pod "
+            f"{pod_meta.get('namespace')}/{pod_meta.get('name')} (pod is not owner)")

@@ -77,9 +77,10 @@ from ..machinery.storage import (
     ANN_SELECTED_NODE,
     claim_class,
     claim_ref,
-    ephemeral_claim_name,
+    ephemeral_claim_problem,
     find_matching_volume,
     is_volume_bound_to_claim,
+    pod_claims,
     requested_bytes,
     volume_admits_node,
     volume_class,
@@ -141,25 +142,6 @@ def is_claim_fully_bound(claim: Mapping[str, Any]) -> bool:
     if not (claim.get("spec") or {}).get("volumeName"):
         return False
     return ANN_BIND_COMPLETED in (_meta(claim).get("annotations") or {}) or (claim.get("status") or {}).get("phase") == "Bound"
-
-
-def claim_volumes(pod: Mapping[str, Any]) -> list[tuple[str, bool]]:
-    """The pod's claims in volume order, each with whether it is a generic ephemeral volume's
-    (the same names as :func:`~podlife.machinery.storage.pod_claim_names`)."""
-    pod_name = str(_meta(pod).get("name") or "")
-    found: list[tuple[str, bool]] = []
-    for volume in (pod.get("spec") or {}).get("volumes") or []:
-        if (source := volume.get("persistentVolumeClaim")) is not None:
-            found.append((str(source.get("claimName") or ""), False))
-        elif volume.get("ephemeral") is not None:
-            found.append((ephemeral_claim_name(pod_name, str(volume.get("name") or "")), True))
-    return found
-
-
-def controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
-    """``metav1.IsControlledBy``: the object's controller reference is the owner with ``uid``."""
-    return any(isinstance(ref, dict) and ref.get("controller") and ref.get("uid") == uid
-               for ref in _meta(obj).get("ownerReferences") or [])
 
 
 def topology_admits(storage_class: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
@@ -360,7 +342,7 @@ class VolumeBinding(FilterPlugin):
         volume) that another scheduled or assumed pod uses keeps this one out of every node -- resolvable,
         by preempting that pod."""
         wanted: list[str] = []
-        for name, ephemeral in claim_volumes(pod.obj):
+        for _, name, ephemeral, _ in pod_claims(pod.obj):
             if ephemeral:
                 continue
             claim = self.claims.get(pod.namespace, name)
@@ -376,7 +358,7 @@ class VolumeBinding(FilterPlugin):
         bound: list[Obj] = []
         unbound: list[Obj] = []
         immediate = False
-        for name, ephemeral in claim_volumes(pod.obj):
+        for _, name, ephemeral, _ in pod_claims(pod.obj):
             claim = self.claims.get(pod.namespace, name)
             if claim is None:
                 if ephemeral:
@@ -387,9 +369,8 @@ class VolumeBinding(FilterPlugin):
                 return f'persistentvolumeclaim "{name}" bound to non-existent persistentvolume "{volume_name}"'
             if _meta(claim).get("deletionTimestamp"):
                 return f'persistentvolumeclaim "{name}" is being deleted'
-            if ephemeral and not controlled_by(claim, pod.uid):
-                return (f"PVC {pod.namespace}/{name} was not created for pod {pod.namespace}/{pod.name} "
-                        "(pod is not owner)")
+            if ephemeral and (problem := ephemeral_claim_problem(pod.obj, claim)) is not None:
+                return problem
             if is_claim_fully_bound(claim):
                 bound.append(claim)
             elif self._delayed_class(claim) is None or (claim.get("spec") or {}).get("volumeName"):

@@ -92,7 +92,7 @@ Storage (issue 15): the simulator runs the node-local driver's provisioner for i
 nodes (:class:`~podlife.node.local_path.LocalPathProvisioner` with no directories: PVs,
 CSINodes and reclaim are API objects only), so claims of the default ``local-path``
 class are provisioned on the simulated node their first pod was scheduled to. A pod
-whose volumes use claims (:func:`claim_volumes`; computed once per pod, ``()`` for the
+whose volumes use claims (:func:`~podlife.machinery.storage.pod_claims`; computed once per pod, ``()`` for the
 others, which pay nothing else) is "mounted" before its sandbox is set up, as the
 kubelet's volume manager does before it makes one: each claim is read (GETs, once per
 attempt) and must be Bound to a volume bound back to it whose node affinity admits the
@@ -139,7 +139,7 @@ from ..client.own_writes import TrackingClient
 from ..client.workqueue import WorkQueue
 from ..machinery.constants import CHAOS_ACK_ANNOTATION, CHAOS_ANNOTATION, PORT_ANNOTATION
 from ..machinery.errors import ApiError
-from ..machinery.storage import is_claim_bound, pod_claim_names, volume_admits_node
+from ..machinery.storage import PodClaim, ephemeral_claim_problem, is_claim_bound, pod_claims, volume_admits_node
 from ..machinery.tasks import Supervisor
 from ..machinery.timeutil import now_rfc3339
 from ..node.machine import (
@@ -266,22 +266,6 @@ def _seconds_until(stamp: str) -> float:
 # does not admit the node; ``WaitForAttachAndMount`` sums the populator's errors up.
 
 
-#: A pod's volume that uses a claim: (volume name, claim name, whether it is an ``ephemeral`` volume,
-#: whether the pod mounts it read-only).
-ClaimVolume = tuple[str, str, bool, bool]
-
-
-def claim_volumes(pod: Obj) -> tuple[ClaimVolume, ...]:
-    """The pod's volumes that use a claim, in volume order (``()`` for most pods: they cost nothing more)."""
-    volumes = [v for v in (pod.get("spec") or {}).get("volumes") or ()
-               if v.get("persistentVolumeClaim") is not None or v.get("ephemeral") is not None]
-    if not volumes:
-        return ()
-    return tuple((str(v.get("name") or ""), claim, v.get("persistentVolumeClaim") is None,
-                  bool((v.get("persistentVolumeClaim") or {}).get("readOnly")))
-                 for v, claim in zip(volumes, pod_claim_names(pod), strict=True))
-
-
 def claim_problem(pod: Obj, ephemeral: bool, claim: Obj | str, claim_name: str) -> str | None:
     """Why the populator cannot use ``claim`` for the pod's volume (a string: why it could not be
     read), or None when it can. An ``ephemeral`` volume's claim must be the pod's own."""
@@ -296,11 +280,7 @@ def claim_problem(pod: Obj, ephemeral: bool, claim: Obj | str, claim_name: str) 
         return f"{where}: PVC is not bound"
     if not is_claim_bound(claim):
         return f"{where}: PVC has empty pvc.Spec.VolumeName"
-    if ephemeral:
-        owners = (claim.get("metadata") or {}).get("ownerReferences") or ()
-        if not any(ref.get("controller") and ref.get("uid") == meta.get("uid") for ref in owners):
-            return f"PVC {namespace}/{claim_name} was not created for pod {namespace}/{meta.get('name')} (pod is not owner)"
-    return None
+    return ephemeral_claim_problem(pod, claim) if ephemeral else None
 
 
 def volume_problem(claim: Obj, pv: Obj | str) -> str | None:
@@ -389,7 +369,7 @@ class PodSim:
     #: probe verdicts to come, (when, container, instance, probe); None for the pods without probes
     health: list[tuple[float, str, int, str]] | None = None
     #: the volumes that use claims (``()``: none, the usual case) and whether they are "mounted"
-    claims: tuple[ClaimVolume, ...] = ()
+    claims: tuple[PodClaim, ...] = ()
     mounted: bool = False
 
     @property
@@ -646,7 +626,7 @@ class Simulator:
         machine.recover(status, now=loop_now, now_text=now_rfc3339(), alive=running + running_init, sandbox_ready=True)
         sim = PodSim(key, meta.get("uid", ""), meta["name"], meta.get("namespace", "default"), node, machine,
                      created=bool(status.get("containerStatuses")),
-                     chaos_acked=(meta.get("annotations") or {}).get(CHAOS_ACK_ANNOTATION), claims=claim_volumes(pod))
+                     chaos_acked=(meta.get("annotations") or {}).get(CHAOS_ACK_ANNOTATION), claims=pod_claims(pod))
         sim.seen_rv = meta.get("resourceVersion") or ""
         sim.arm_due = bool(running) and not machine.finished
         if sim.claims and (running or running_init):  # an adopted pod's volumes were mounted

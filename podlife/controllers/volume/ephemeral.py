@@ -38,7 +38,7 @@ from ...client.events import EventRecorder
 from ...client.informer import object_key
 from ...client.workqueue import WorkQueue
 from ...machinery.errors import ApiError
-from ...machinery.storage import ephemeral_claim_name
+from ...machinery.storage import ephemeral_claim_name, ephemeral_claim_problem
 from ..manager import ControllerContext
 
 log = logging.getLogger(__name__)
@@ -102,21 +102,6 @@ def claim_for(pod: Mapping[str, Any], volume: Mapping[str, Any]) -> Obj:
             metadata[field] = dict(template_meta[field])
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata,
             "spec": copy.deepcopy(template.get("spec") or {})}
-
-
-def is_claim_for_pod(claim: Mapping[str, Any], pod: Mapping[str, Any]) -> bool:
-    """``VolumeIsForPod``: the claim is in the pod's namespace and the pod is its controller."""
-    claim_meta, pod_meta = claim.get("metadata") or {}, pod.get("metadata") or {}
-    if claim_meta.get("namespace") != pod_meta.get("namespace"):
-        return False
-    return any(ref.get("controller") and ref.get("uid") == pod_meta.get("uid")
-               for ref in claim_meta.get("ownerReferences") or ())
-
-
-def not_for_pod_message(claim: Mapping[str, Any], pod: Mapping[str, Any]) -> str:
-    claim_meta, pod_meta = claim.get("metadata") or {}, pod.get("metadata") or {}
-    return (f"PVC {claim_meta.get('namespace')}/{claim_meta.get('name')} was not created for pod "
-            f"{pod_meta.get('namespace')}/{pod_meta.get('name')} (pod is not owner)")
 
 
 # --------------------------------------------------------------------------- the controller
@@ -192,8 +177,8 @@ class EphemeralVolumeController:
                 existing = await self._read_claim(namespace, name)  # our cache is behind: judge the one there
                 if existing is None:
                     raise VolumeError(f"create PVC {name}: {exc.message}") from exc
-        if not is_claim_for_pod(existing, pod):
-            raise VolumeError(not_for_pod_message(existing, pod))
+        if (problem := ephemeral_claim_problem(pod, existing)) is not None:
+            raise VolumeError(problem)
 
     async def _read_claim(self, namespace: str, name: str) -> Obj | None:
         try:
