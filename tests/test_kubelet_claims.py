@@ -135,9 +135,11 @@ def apply(cluster: PodlifeProcess, *objs: Obj) -> None:
 
 def make_bound_claim(cluster: PodlifeProcess, claim: str, pv: str, path: Path, *, status: Obj | None = None,
                      owner: Obj | None = None, capacity: str = "1Gi", node: str = "") -> None:
-    """A PV over ``path`` and its claim, bound by hand as the binder would."""
-    apply(cluster, local_path_pv(pv, path, claim, capacity=capacity, node=node),
-          claim_manifest(claim, pv, owner=owner))
+    """A PV over ``path`` and its claim, bound by hand as the binder would (``claimRef`` with the claim's uid)."""
+    apply(cluster, claim_manifest(claim, pv, owner=owner))
+    volume = local_path_pv(pv, path, claim, capacity=capacity, node=node)
+    volume["spec"]["claimRef"]["uid"] = cluster.kubectl_json("get", "pvc", claim)["metadata"]["uid"]
+    apply(cluster, volume)
     cluster.kubectl("patch", "pvc", claim, "--subresource=status", "--type=merge",
                     "-p", json.dumps(status or bound_status()))
 
@@ -285,8 +287,11 @@ def test_mounting_a_claim_finishes_its_node_expansion(cluster: PodlifeProcess, n
 
 
 async def make_claim(api: HTTPClient, name: str, pv: Obj, status: Obj | None = None) -> Obj:
-    await api.create(PERSISTENT_VOLUMES, pv)
+    """The claim and its volume, bound to each other by hand as the PV controller binds them (no binder
+    runs here): the volume's ``claimRef`` carries the claim's uid, which the kubelet checks."""
     claim = await api.create(PERSISTENT_VOLUME_CLAIMS, claim_manifest(name, pv["metadata"]["name"]), "default")
+    pv["spec"]["claimRef"]["uid"] = claim["metadata"]["uid"]
+    await api.create(PERSISTENT_VOLUMES, pv)
     claim["status"] = (status or bound_status())["status"]
     return await api.update(PERSISTENT_VOLUME_CLAIMS, claim, subresource="status")
 

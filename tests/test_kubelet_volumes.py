@@ -550,12 +550,17 @@ async def claim(api: HTTPClient, ns: str, name: str, volume: str | None, *, boun
     return created
 
 
-async def persistent_volume(api: HTTPClient, name: str, source: Obj, claim_ref: tuple[str, str] | None) -> Obj:
+async def persistent_volume(api: HTTPClient, name: str, source: Obj, claim_ref: Obj | tuple[str, str] | None) -> Obj:
+    """A PV of ``source`` bound to ``claim_ref``: a claim (its uid in the ``claimRef``, as the binder
+    writes it) or just a namespace and name (a reservation for a claim that is not this one)."""
     spec: Obj = {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "", **source}
     if "local" in source:
         spec["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
             {"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE]}]}]}}
-    if claim_ref is not None:
+    if isinstance(claim_ref, dict):
+        meta = claim_ref["metadata"]
+        spec["claimRef"] = {"namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"]}
+    elif claim_ref is not None:
         spec["claimRef"] = {"namespace": claim_ref[0], "name": claim_ref[1]}
     return await api.create(PVS, {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
                                   "spec": spec})
@@ -569,15 +574,15 @@ async def test_a_bound_claim_mounts_its_host_path_or_local_volume(api: HTTPClien
     disk.mkdir()
     pvs = [f"hp-{tag}", f"local-{tag}", f"other-{tag}", f"nfs-{tag}"]
     try:
-        await persistent_volume(api, pvs[0], {"hostPath": {"path": str(data), "type": "DirectoryOrCreate"}}, (ns, "data"))
-        await persistent_volume(api, pvs[1], {"local": {"path": str(disk)}}, (ns, "disk"))
-        await persistent_volume(api, pvs[2], {"hostPath": {"path": str(data)}}, (ns, "someone-else"))
-        await persistent_volume(api, pvs[3], {"nfs": {"server": "nfs.example", "path": "/x"}}, (ns, "remote"))
-        await claim(api, ns, "data", pvs[0], bound=True)
-        await claim(api, ns, "disk", pvs[1], bound=True)
+        data_claim = await claim(api, ns, "data", pvs[0], bound=True)
+        disk_claim = await claim(api, ns, "disk", pvs[1], bound=True)
         await claim(api, ns, "pending", None, bound=False)
-        await claim(api, ns, "stolen", pvs[2], bound=True)
-        await claim(api, ns, "remote", pvs[3], bound=True)
+        stolen = await claim(api, ns, "stolen", pvs[2], bound=True)
+        remote = await claim(api, ns, "remote", pvs[3], bound=True)
+        await persistent_volume(api, pvs[0], {"hostPath": {"path": str(data), "type": "DirectoryOrCreate"}}, data_claim)
+        await persistent_volume(api, pvs[1], {"local": {"path": str(disk)}}, disk_claim)
+        await persistent_volume(api, pvs[2], {"hostPath": {"path": str(data)}}, (ns, "someone-else"))
+        await persistent_volume(api, pvs[3], {"nfs": {"server": "nfs.example", "path": "/x"}}, remote)
         good = await pod(api, ns, [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
                                    {"name": "disk", "persistentVolumeClaim": {"claimName": "disk", "readOnly": True}}])
         volumes = await manager.set_up(good)
@@ -588,7 +593,8 @@ async def test_a_bound_claim_mounts_its_host_path_or_local_volume(api: HTTPClien
         cases = {
             "pending": f"error processing PVC {ns}/pending: PVC is not bound",
             "missing": 'persistentvolumeclaim "missing" not found',
-            "stolen": f"error processing PVC {ns}/stolen: volume {pvs[2]} is bound to another claim",
+            "stolen": f"error processing PVC {ns}/stolen: found PV object {pvs[2]} but its pv.Spec.ClaimRef.UID  "
+                      f"does not point to claim.UID {stolen['metadata']['uid']}",
             "remote": f"persistentVolume {pvs[3]}: nfs volumes are not supported yet",
         }
         for claim_name, reason in cases.items():

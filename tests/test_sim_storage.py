@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from podlife.machinery.storage import pod_claims
-from podlife.sim.simulator import claim_problem, unable_to_mount, volume_problem
+from podlife.node.claim_mounts import claim_problem, unable_to_mount, volume_problem
 
 from .cluster_harness import PodlifeProcess, require_tool, wait_for
 

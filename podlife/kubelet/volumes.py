@@ -118,7 +118,8 @@ from ..client.base import (
 from ..client.events import EventRecorder
 from ..machinery.errors import ApiError
 from ..machinery.quantity import QuantityError, int_value, milli_value, parse_quantity
-from ..machinery.storage import LOCAL_PATH_DRIVER, PATH_ATTRIBUTE, ephemeral_claim_name, ephemeral_claim_problem
+from ..machinery.storage import LOCAL_PATH_DRIVER, PATH_ATTRIBUTE, ephemeral_claim_name
+from ..node.claim_mounts import claim_problem, volume_problem
 from ..node.volume_expansion import (
     FILE_SYSTEM_RESIZE_FAILED, FILE_SYSTEM_RESIZE_SUCCESSFUL, expansion_read_only_message, expansion_succeeded_message,
     finish_node_expansion, needs_node_expansion,
@@ -892,18 +893,13 @@ class VolumeManager:
         """
         claim = await sources.read(PERSISTENT_VOLUME_CLAIMS, claim_name, False)
         assert claim is not None
-        claim_ref = f"{sources.namespace}/{claim_name}"
-        volume_name = str((claim.get("spec") or {}).get("volumeName") or "")
-        if (claim.get("status") or {}).get("phase") != "Bound" or not volume_name:
-            raise _Failure(f"error processing PVC {claim_ref}: PVC is not bound")
-        if kind == "ephemeral" and (problem := ephemeral_claim_problem(pod, claim)) is not None:
+        if (problem := claim_problem(pod, kind == "ephemeral", claim, claim_name)) is not None:
             raise _Failure(problem)
-        pv = await sources.read(PERSISTENT_VOLUMES, volume_name, False, namespaced=False)
+        pv = await sources.read(PERSISTENT_VOLUMES, str(claim["spec"]["volumeName"]), False, namespaced=False)
         assert pv is not None
+        if (problem := volume_problem(claim, pv)) is not None:
+            raise _Failure(problem)
         spec = pv.get("spec") or {}
-        bound_to = spec.get("claimRef") or {}
-        if bound_to and (bound_to.get("namespace"), bound_to.get("name")) != (sources.namespace, claim_name):
-            raise _Failure(f"error processing PVC {claim_ref}: volume {volume_name} is bound to another claim")
         path, owned = await self._pv_path(pv, sources)
         read_only = read_only or bool((spec.get("csi") or {}).get("readOnly"))
         gid = _fs_group(pod)

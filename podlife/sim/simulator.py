@@ -97,7 +97,7 @@ others, which pay nothing else) is "mounted" before its sandbox is set up, as th
 kubelet's volume manager does before it makes one: each claim is read (GETs, once per
 attempt) and must be Bound to a volume bound back to it whose node affinity admits the
 node. Until then the pod stays ContainerCreating with the kubelet's ``FailedMount``
-event (:func:`unable_to_mount`, :func:`node_affinity_failed`) and the machine retries
+event (:mod:`podlife.node.claim_mounts`, the kubelet's words) and the machine retries
 after its sandbox back-off, doubling up to ``sandbox_retry_max`` (2 s). Once mounted, a
 claim whose expansion waits for a node (``FileSystemResizePending``) is finished as the
 kubelet's NodeExpandVolume would (:mod:`podlife.node.volume_expansion`), with a
@@ -139,7 +139,8 @@ from ..client.own_writes import TrackingClient
 from ..client.workqueue import WorkQueue
 from ..machinery.constants import CHAOS_ACK_ANNOTATION, CHAOS_ANNOTATION, PORT_ANNOTATION
 from ..machinery.errors import ApiError
-from ..machinery.storage import PodClaim, ephemeral_claim_problem, is_claim_bound, pod_claims, volume_admits_node
+from ..machinery.storage import PodClaim, is_claim_bound, pod_claims, volume_admits_node
+from ..node.claim_mounts import claim_problem, node_affinity_failed, unable_to_mount, volume_problem
 from ..machinery.tasks import Supervisor
 from ..machinery.timeutil import now_rfc3339
 from ..node.machine import (
@@ -257,64 +258,6 @@ def _seconds_until(stamp: str) -> float:
     except ValueError:
         return 0.0
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-# --------------------------------------------------------------------------- claim volumes (pure)
-# The kubelet's volume manager, in the words it uses: its desired-state populator refuses a
-# claim that is missing, being deleted or not bound (``getPVCExtractPV``), or a volume not
-# bound back to it (``getPVSpec``); the reconciler refuses a volume whose node affinity
-# does not admit the node; ``WaitForAttachAndMount`` sums the populator's errors up.
-
-
-def claim_problem(pod: Obj, ephemeral: bool, claim: Obj | str, claim_name: str) -> str | None:
-    """Why the populator cannot use ``claim`` for the pod's volume (a string: why it could not be
-    read), or None when it can. An ``ephemeral`` volume's claim must be the pod's own."""
-    meta = pod.get("metadata") or {}
-    namespace = str(meta.get("namespace") or "default")
-    where = f"error processing PVC {namespace}/{claim_name}"
-    if isinstance(claim, str):
-        return f"{where}: failed to fetch PVC from API server: {claim}"
-    if (claim.get("metadata") or {}).get("deletionTimestamp"):
-        return f"{where}: PVC is being deleted"
-    if (claim.get("status") or {}).get("phase") != "Bound":
-        return f"{where}: PVC is not bound"
-    if not is_claim_bound(claim):
-        return f"{where}: PVC has empty pvc.Spec.VolumeName"
-    return ephemeral_claim_problem(pod, claim) if ephemeral else None
-
-
-def volume_problem(claim: Obj, pv: Obj | str) -> str | None:
-    """Why the claim's bound volume cannot be used (a string: why it could not be read; or it is not
-    bound back to the claim), or None when it can."""
-    meta = claim.get("metadata") or {}
-    where = f"error processing PVC {meta.get('namespace')}/{meta.get('name')}"
-    name = str((claim.get("spec") or {}).get("volumeName") or "")
-    if isinstance(pv, str):
-        return f"{where}: failed to fetch PV {name} from API server: {pv}"
-    ref = (pv.get("spec") or {}).get("claimRef")
-    if not ref:
-        return (f"{where}: found PV object {name} but it has a nil pv.Spec.ClaimRef indicating it is not yet "
-                "bound to the claim")
-    if ref.get("uid") != meta.get("uid"):
-        return (f"{where}: found PV object {name} but its pv.Spec.ClaimRef.UID {ref.get('uid') or ''} does not "
-                f"point to claim.UID {meta.get('uid')}")
-    return None
-
-
-def _go_list(names: list[str]) -> str:
-    """A list of names as Go's ``%v`` prints a ``[]string``."""
-    return "[" + " ".join(sorted(names)) + "]"
-
-
-def unable_to_mount(unmounted: list[str], unprocessed: list[str], errors: list[str]) -> str:
-    """The kubelet's ``FailedMount`` event when volumes could not be processed (``WaitForAttachAndMount``)."""
-    return (f"Unable to attach or mount volumes: unmounted volumes={_go_list(unmounted)}, unattached volumes=[], "
-            f"failed to process volumes={_go_list(unprocessed)}: {'; '.join(errors)}")
-
-
-def node_affinity_failed(pv_name: str) -> str:
-    """The reconciler's ``FailedMount`` event for a volume whose node affinity does not admit the node."""
-    return f'MountVolume.NodeAffinity check failed for volume "{pv_name}" : no matching NodeSelectorTerms'
 
 
 def has_resize_pending(claim: Obj) -> bool:
