@@ -165,6 +165,9 @@ def test_access_mode_mismatch_stays_pending(cluster: PodlifeProcess) -> None:
     assert phase(cluster, "pvc", "rwx-claim") == "Pending"
     assert phase(cluster, "pv", "rwo-only") == "Available"
     assert "VolumeMismatch" in cluster.kubectl("describe", "pvc", "rwx-claim").stdout
+    sources = {e["source"].get("component") for e in cluster.kubectl_json(
+        "get", "events", "-A", "--field-selector", "involvedObject.name=rwx-claim")["items"]}
+    assert sources == {"persistentvolume-controller"}  # the component Kubernetes' PV controller signs with
 
 
 def test_no_class_and_missing_class_and_provisioner(cluster: PodlifeProcess) -> None:

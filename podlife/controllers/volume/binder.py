@@ -54,6 +54,7 @@ import logging
 from collections.abc import Iterable
 
 from ...client.base import PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, STORAGE_CLASSES, Obj, Resource
+from ...client.events import EventRecorder
 from ...client.informer import Informer, object_key
 from ...client.workqueue import WorkQueue
 from ...machinery.errors import ApiError
@@ -72,6 +73,9 @@ from . import binding
 from .binding import Event, VolumeVerdict
 
 log = logging.getLogger(__name__)
+
+#: the component Kubernetes' PV controller signs its events with (not its service account's name)
+EVENT_SOURCE = "persistentvolume-controller"
 
 WORKERS = 4
 VOLUMES_BY_CLASS = "pv-binder/volumes-by-class"
@@ -132,7 +136,7 @@ class PersistentVolumeBinder:
     def __init__(self, ctx: ControllerContext) -> None:
         self.ctx = ctx
         self.client = ctx.client
-        self.recorder = ctx.recorder()
+        self.recorder = EventRecorder(ctx.client, EVENT_SOURCE)
         self.resync_period = ctx.options.pvclaimbinder_sync_period
         self.claim_queue = WorkQueue()
         self.volume_queue = WorkQueue()
