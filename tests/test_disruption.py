@@ -21,7 +21,7 @@ from podlife.controllers.disruption import (
 )
 from podlife.machinery.errors import ApiError
 from podlife.machinery.timeutil import format_rfc3339
-from podlife.registry.disruption import budgets_for, conditions_up_to_date, with_disruption_allowed_condition
+from podlife.machinery.disruption import budgets_for, conditions_up_to_date, with_disruption_allowed_condition
 
 from .in_process import InProcessApi
 

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import pytest
 
 from podlife.controllers.resource_quota import desired_status, status_differs, usage_changed
-from podlife.registry.quota import EVALUATORS, Evaluator
+from podlife.machinery.quota import EVALUATORS, Evaluator
 
 from .cluster_harness import PodlifeProcess, require_tool, wait_for
 

@@ -10,7 +10,7 @@ namespace (the watch caches); what it writes: the budget's status, the pod's
    looking at budgets (it disrupts nothing more); unless it is terminal or being deleted,
    the delete carries the pod's resourceVersion as precondition, so a pod that changed
    meanwhile is read again (conflicts retry unless the caller set a resourceVersion);
-2. the budgets that guard it (:func:`podlife.registry.disruption.budgets_for`): none --
+2. the budgets that guard it (:func:`podlife.machinery.disruption.budgets_for`): none --
    delete; more than one -- a ``500`` Status "This pod has more than one
    PodDisruptionBudget, which the eviction subresource does not support.";
 3. a pod that is not Ready is deleted without touching the budget when the budget's
@@ -38,7 +38,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..machinery import errors
-from ..registry import disruption as rules
+from ..machinery import disruption as rules
 from .rest import DeleteOptions, now_rfc3339
 
 if TYPE_CHECKING:

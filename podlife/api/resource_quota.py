@@ -38,7 +38,7 @@ Here the ResourceQuota controller (:mod:`podlife.controllers.resource_quota`) wr
 ``status.used`` for ``kubectl describe quota``, but admission does not trust it: the
 usage is counted from the API server's watch caches on every create in a namespace that
 has quotas (none: nothing to do); there is no store read. What an object uses, and which
-scopes it is in, are the rules of :mod:`podlife.registry.quota`, the controller's too.
+scopes it is in, are the rules of :mod:`podlife.machinery.quota`, the controller's too.
 
 A create is in the caches only once it commits, and creates run
 concurrently, so a create that passed admission and is still committing is remembered
@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..machinery import errors
 from ..machinery.resources import ResourceList, format_quantity
-from ..registry.quota import (
+from ..machinery.quota import (
     IGNORED_RESOURCES, POD_RESOURCES, Evaluator, Nanos, Quantity, Tally, counted_evaluators, evaluator_for, hard_of,
     in_nanos, matches_scopes, parse, pod_is_charged, pod_limits, pod_requests, pod_usage, pretty, scope_selectors,
 )

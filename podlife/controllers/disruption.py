@@ -21,7 +21,7 @@ The status of a budget (:func:`compute_status`, pure):
   cannot be found fails the sync;
 * ``currentHealthy``: pods Ready, not being deleted, and not in ``disruptedPods``;
 * ``disruptedPods``: the eviction API's entries for pods not yet being deleted, each
-  dropped after :data:`~podlife.registry.disruption.DELETION_TIMEOUT` (2 min; the budget
+  dropped after :data:`~podlife.machinery.disruption.DELETION_TIMEOUT` (2 min; the budget
   is synced again when the first one expires);
 * ``disruptionsAllowed``: ``currentHealthy - desiredHealthy``, 0 if negative or when no
   pod is expected; ``observedGeneration``; the ``DisruptionAllowed`` condition
@@ -53,7 +53,7 @@ from ..client.workqueue import WorkQueue
 from ..machinery.errors import ApiError
 from ..machinery.selectors import SelectorError, label_selector_from_dict
 from ..machinery.timeutil import format_rfc3339
-from ..registry import disruption as rules
+from ..machinery import disruption as rules
 from .manager import ControllerContext
 from .pod_control import controller_of, is_terminal, parse_time
 

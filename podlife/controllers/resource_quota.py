@@ -19,7 +19,7 @@ them. Counting uses the namespace index of each informer, never a scan of every 
 Why: admission (:mod:`podlife.api.resource_quota`) refuses what would exceed a quota,
 counting from the API server's caches; this controller makes the usage visible
 (``kubectl describe quota`` shows Used/Hard). Both count with the same rules,
-:mod:`podlife.registry.quota`.
+:mod:`podlife.machinery.quota`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from ..client.shared_informers import BY_NAMESPACE
 from ..client.workqueue import WorkQueue
 from ..machinery.errors import ApiError
 from ..machinery.resources import format_quantity
-from ..registry.quota import Evaluator, count_target, counted_evaluators, hard_of, in_nanos, scope_selectors, usage_of
+from ..machinery.quota import Evaluator, count_target, counted_evaluators, hard_of, in_nanos, scope_selectors, usage_of
 from .manager import ControllerContext
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..machinery.selectors import SelectorError, label_selector_from_dict
+from .selectors import SelectorError, label_selector_from_dict
 
 Obj = dict[str, Any]
 

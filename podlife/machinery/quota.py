@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any
 
-from ..machinery.resources import (
+from .resources import (
     DECIMAL_SI, HUGEPAGES as _HUGEPAGES, NANO as _NANO, ONE, POD_LEVEL as _POD_LEVEL, ZERO,
     Quantity, ResourceList,
     add_into as _add_into, container_list as _container_list, containers_of as _containers,
