@@ -85,3 +85,48 @@ metadata: {name: someone-else}
     assert status == 403 and "can only access node lease with the same name as the requesting node" in body["message"]
     status, body = node_call(cluster, tls, "GET", "/api/v1/namespaces/kube-system/secrets")
     assert status == 403  # a list of secrets is never a node's
+
+
+def test_a_node_reads_only_the_volumes_its_pods_claims_are_bound_to(cluster: PodlifeProcess, tmp_path: Path) -> None:
+    node = wait_for(lambda: (cluster.kubectl_json("get", "nodes")["items"] or [None])[0], 30, what="a node")
+    assert node is not None
+    name = node["metadata"]["name"]
+    pki = PKI(cluster.data_dir / "pki")
+    made = pki.client_certificate(f"system:node:{name}", ["system:nodes"])
+    (tmp_path / "node.crt").write_bytes(made.certificate)
+    (tmp_path / "node.key").write_bytes(made.key)
+    tls = ssl.create_default_context(cafile=str(pki.ca_cert))
+    tls.load_cert_chain(tmp_path / "node.crt", tmp_path / "node.key")
+    for volume in ("graph-used", "graph-other"):
+        cluster.kubectl("create", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": volume},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                     "hostPath": {"path": str(tmp_path / volume)}}}))
+    cluster.kubectl("create", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "graph-claim"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                 "storageClassName": "", "volumeName": "graph-used"}}))
+    cluster.kubectl("create", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "graph-claimer"},
+        "spec": {"nodeName": "someone-absent", "containers": [{"name": "c", "image": "busybox"}],
+                 "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "graph-claim"}}]}}))
+    try:
+        # the claim's pod is on another node: nothing links this node to the volume yet
+        status, body = node_call(cluster, tls, "GET", "/api/v1/persistentvolumes/graph-used")
+        assert status == 403 and f"no relationship found between node '{name}' and this object" in body["message"]
+        cluster.kubectl("delete", "pod", "graph-claimer", "--grace-period=0", "--force", check=False)
+        wait_for(lambda: cluster.kubectl("get", "pod", "graph-claimer", check=False).returncode != 0, 30,
+                 what="the other node's pod gone")
+        cluster.kubectl("create", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "graph-claimer"},
+            "spec": {"nodeName": name, "containers": [{"name": "c", "image": "busybox"}],
+                     "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "graph-claim"}}]}}))
+        assert node_call(cluster, tls, "GET", "/api/v1/persistentvolumes/graph-used")[0] == 200
+        status, body = node_call(cluster, tls, "GET", "/api/v1/persistentvolumes/graph-other")
+        assert status == 403 and "no relationship found" in body["message"]
+        status, body = node_call(cluster, tls, "GET", "/api/v1/persistentvolumes")
+        assert status == 403 and "can only get individual resources of this type" in body["message"]
+    finally:
+        cluster.kubectl("delete", "pod", "graph-claimer", "--grace-period=0", "--force", check=False)
+        cluster.kubectl("delete", "pvc", "graph-claim", "--wait=false", check=False)
+        cluster.kubectl("delete", "pv", "graph-used", "graph-other", "--wait=false", check=False)

@@ -85,13 +85,19 @@ class CacheRBACSource:
 
 
 class CachePodSource:
-    """The pods of one API server's cache (the Node authorizer's graph)."""
+    """The pods and claims of one API server's cache (the Node authorizer's graph)."""
 
     def __init__(self, ctx: ApiContext) -> None:
         self._ctx = ctx
 
-    def pods(self, namespace: str) -> Iterator[Obj]:
-        rest = self._ctx.rest_by("", "v1", "pods")
+    def pods(self, namespace: str | None) -> Iterator[Obj]:
+        return self._objects("pods", namespace)
+
+    def claims(self, namespace: str) -> Iterator[Obj]:
+        return self._objects("persistentvolumeclaims", namespace)
+
+    def _objects(self, plural: str, namespace: str | None) -> Iterator[Obj]:
+        rest = self._ctx.rest_by("", "v1", plural)
         if rest is None:
             return
         for co in rest.cache.in_namespace(namespace):

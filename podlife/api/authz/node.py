@@ -7,7 +7,8 @@ here, before RBAC (Kubernetes' ``--authorization-mode=Node,RBAC``):
 * Secrets, ConfigMaps, PersistentVolumeClaims and service-account tokens are readable
   (``get``) only when a pod bound to that node uses them (volumes -- an ``ephemeral`` one's
   claim ``<pod>-<volume>`` too --, ``env``/``envFrom`` references, image pull secrets, its
-  service account) -- the node's *graph*; a claim's ``status`` may be updated or patched
+  service account) -- the node's *graph*; a PersistentVolume only when one of those claims
+  is bound to it; a claim's ``status`` may be updated or patched
   (``update``/``patch``: finishing an expansion) on the same terms; anything
   else is denied with Kubernetes' reason ``no relationship found between node '<n>' and
   this object``;
@@ -27,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
-from ...machinery.storage import ephemeral_claim_name
+from ...machinery.storage import pod_claim_names
 from ..identity import NODE_PREFIX, NODES_GROUP
 from .attributes import Attributes
 from .bootstrap import node_rules
@@ -39,8 +40,12 @@ GRAPH_RESOURCES = frozenset({"secrets", "configmaps", "persistentvolumeclaims", 
 
 
 class PodSource(Protocol):
-    def pods(self, namespace: str) -> Iterable[Obj]:
-        """The pods of one namespace."""
+    def pods(self, namespace: str | None) -> Iterable[Obj]:
+        """The pods of one namespace (None: of every namespace)."""
+        ...
+
+    def claims(self, namespace: str) -> Iterable[Obj]:
+        """The PersistentVolumeClaims of one namespace."""
         ...
 
 
@@ -64,16 +69,13 @@ def _pod_references(pod: Obj) -> Iterator[tuple[str, str]]:
             yield "secrets", str(secret.get("secretName") or "")
         if (config := volume.get("configMap")) is not None:
             yield "configmaps", str(config.get("name") or "")
-        if (claim := volume.get("persistentVolumeClaim")) is not None:
-            yield "persistentvolumeclaims", str(claim.get("claimName") or "")
-        if volume.get("ephemeral") is not None:  # the claim of a generic ephemeral volume: <pod>-<volume>
-            pod_name = str((pod.get("metadata") or {}).get("name") or "")
-            yield "persistentvolumeclaims", ephemeral_claim_name(pod_name, str(volume.get("name") or ""))
         for source in ((volume.get("projected") or {}).get("sources") or []):
             if (secret := (source or {}).get("secret")) is not None:
                 yield "secrets", str(secret.get("name") or "")
             if (config := (source or {}).get("configMap")) is not None:
                 yield "configmaps", str(config.get("name") or "")
+    for claim in pod_claim_names(pod):  # persistentVolumeClaim volumes, and an ephemeral one's <pod>-<volume>
+        yield "persistentvolumeclaims", claim
     for key in ("initContainers", "containers", "ephemeralContainers"):
         for c in spec.get(key) or []:
             for var in (c or {}).get("env") or []:
@@ -100,6 +102,12 @@ class NodeAuthorizer:
         node = node_name(attrs)
         if node is None:
             return Decision(False)
+        if attrs.resource_request and attrs.resource == "persistentvolumes":
+            if attrs.verb != "get" or not attrs.name or attrs.subresource:
+                return Decision(False, "can only get individual resources of this type")
+            if self._volume_related(node, attrs.name):
+                return Decision(True)
+            return Decision(False, f"no relationship found between node '{node}' and this object")
         if attrs.resource_request and attrs.resource in GRAPH_RESOURCES and (
                 attrs.resource != "serviceaccounts" or attrs.subresource == "token"):
             if attrs.resource == "persistentvolumeclaims" and attrs.subresource == "status":
@@ -114,6 +122,18 @@ class NodeAuthorizer:
             if rule_allows(attrs, rule):
                 return Decision(True)
         return Decision(False)
+
+    def _volume_related(self, node: str, volume: str) -> bool:
+        """A pod of the node uses a claim bound to the volume (pod -> claim -> volume in Kubernetes' graph).
+        Every pod is scanned: a kubelet reads a volume once per mount, not per request it serves."""
+        for pod in self._pods.pods(None):
+            if (pod.get("spec") or {}).get("nodeName") != node or not (names := set(pod_claim_names(pod))):
+                continue
+            namespace = str((pod.get("metadata") or {}).get("namespace") or "")
+            if any((claim.get("metadata") or {}).get("name") in names
+                   and (claim.get("spec") or {}).get("volumeName") == volume for claim in self._pods.claims(namespace)):
+                return True
+        return False
 
     def _related(self, node: str, attrs: Attributes) -> bool:
         for pod in self._pods.pods(attrs.namespace):
