@@ -217,3 +217,52 @@ def test_claim_and_volume_problems_are_worded_as_the_kubelets() -> None:
     assert unable_to_mount(["b", "a"], ["a"], ["e1", "e2"]) == (
         "Unable to attach or mount volumes: unmounted volumes=[a b], unattached volumes=[], "
         "failed to process volumes=[a]: e1; e2")
+
+
+def test_a_stateful_set_gets_a_volume_per_pod_that_stays_with_its_name(cluster: PodlifeProcess) -> None:
+    """``volumeClaimTemplates`` on the default class: each pod's claim is provisioned on that pod's node, and
+    a pod deleted and made again by the controller comes back to its claim -- so to its volume's node."""
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+           "spec": {"serviceName": "db", "replicas": 2, "selector": {"matchLabels": {"app": "db"}},
+                    "template": {"metadata": {"labels": {"app": "db"}},
+                                 "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+                                     {"name": "db", "image": "nginx:1.27",
+                                      "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
+                    "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}
+    create(cluster, sts)
+    try:
+        cluster.kubectl("rollout", "status", "statefulset/db", "--timeout=60s", timeout=90)
+
+        def placement() -> dict[str, tuple[str, str]]:
+            """pod -> (its node, the node its claim's volume is pinned to)."""
+            found = {}
+            for index in range(2):
+                pod_obj = cluster.kubectl_json("get", "pod", f"db-{index}")
+                claim_obj = cluster.kubectl_json("get", "pvc", f"data-db-{index}")
+                assert claim_obj["status"]["phase"] == "Bound"
+                pv = cluster.kubectl_json("get", "pv", claim_obj["spec"]["volumeName"])
+                terms = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+                found[f"db-{index}"] = (pod_obj["spec"]["nodeName"], terms[0]["matchExpressions"][0]["values"][0])
+            return found
+
+        before = placement()
+        assert all(node == pinned for node, pinned in before.values())
+        volume = cluster.kubectl_json("get", "pvc", "data-db-0")["spec"]["volumeName"]
+        old_uid = cluster.kubectl_json("get", "pod", "db-0")["metadata"]["uid"]
+        cluster.kubectl("delete", "pod", "db-0", "--wait=true", "--timeout=60s", timeout=90)
+
+        def made_again() -> bool:
+            found = cluster.kubectl("get", "pod", "db-0", "-o", "json", check=False)
+            if found.returncode != 0:
+                return False
+            again = json.loads(found.stdout)
+            return again["metadata"]["uid"] != old_uid and again.get("status", {}).get("phase") == "Running"
+
+        wait_for(made_again, 60, what="db-0 made again and Running")
+        assert cluster.kubectl_json("get", "pvc", "data-db-0")["spec"]["volumeName"] == volume
+        assert placement()["db-0"] == before["db-0"]  # back on its volume's node
+    finally:
+        cluster.kubectl("delete", "statefulset", "db", "--wait=true", "--timeout=60s", check=False, timeout=90)
+        cluster.kubectl("delete", "pvc", "data-db-0", "data-db-1", "--wait=true", "--timeout=60s", check=False,
+                        timeout=90)
