@@ -266,3 +266,27 @@ def test_a_stateful_set_gets_a_volume_per_pod_that_stays_with_its_name(cluster: 
         cluster.kubectl("delete", "statefulset", "db", "--wait=true", "--timeout=60s", check=False, timeout=90)
         cluster.kubectl("delete", "pvc", "data-db-0", "data-db-1", "--wait=true", "--timeout=60s", check=False,
                         timeout=90)
+
+
+def test_a_restarted_simulator_keeps_its_pods_claims_mounted(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """After ``podlife up`` restarts on its data dir, a running simulated pod's claim is still in use on its
+    node: no FailedMount, and an expansion of it is finished by that node."""
+    proc = PodlifeProcess(tmp_path_factory.mktemp("sim-storage-restart") / "data", "--nodes", "0",
+                          "--sim-nodes", "1", kubectl=require_tool("kubectl")).start()
+    try:
+        create(proc, claim("kept-data"))
+        create(proc, pod("kept", "kept-data"))
+        wait_for(lambda: phase(proc, "pod", "kept") == "Running", 60, what="kept Running")
+        uid = get(proc, "pod", "kept")["metadata"]["uid"]
+        proc.stop()
+        proc.start()
+        proc.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s", timeout=90)
+        assert get(proc, "pod", "kept")["metadata"]["uid"] == uid and phase(proc, "pod", "kept") == "Running"
+        proc.kubectl("patch", "pvc", "kept-data", "--type=merge",
+                     "-p", '{"spec":{"resources":{"requests":{"storage":"2Gi"}}}}')
+        wait_for(lambda: get(proc, "pvc", "kept-data")["status"].get("capacity", {}).get("storage") == "2Gi", 60,
+                 what="the expansion finished by the pod's node after the restart")
+        wait_for(lambda: events(proc, "kept", "FileSystemResizeSuccessful"), 30, what="the pod's resize event")
+        assert not events(proc, "kept", "FailedMount")
+    finally:
+        proc.stop()
