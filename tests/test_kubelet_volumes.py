@@ -675,3 +675,19 @@ async def test_container_mounts_sub_path_read_only_and_propagation(api: HTTPClie
     os.symlink(str(tmp_path), work / "escape")
     assert "not within volume path" in one({"name": "work", "mountPath": "/x", "subPath": "escape/inside"})
     assert not (tmp_path / "inside").exists()
+
+
+async def test_the_manager_knows_which_pods_still_have_volumes(api: HTTPClient, manager: VolumeManager) -> None:
+    """What a stopping kubelet tears down: every pod with a volumes dir, also one no worker remembers."""
+    ns = await namespace(api)
+    first = await pod(api, ns, [{"name": "scratch", "emptyDir": {}}])
+    second = await pod(api, ns, [{"name": "scratch", "emptyDir": {"medium": "Memory"}}])
+    assert manager.pods_with_volumes() == []
+    await manager.set_up(first)
+    await manager.set_up(second)
+    uids = sorted([first["metadata"]["uid"], second["metadata"]["uid"]])
+    assert manager.pods_with_volumes() == uids
+    for uid in uids:
+        await manager.tear_down(uid)
+    assert manager.pods_with_volumes() == []
+    assert not mount_points(manager.root_dir)

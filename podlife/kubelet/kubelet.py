@@ -203,13 +203,24 @@ class Kubelet:
         await asyncio.gather(*(w.cancel() for w in workers), return_exceptions=True)
         self._workers.clear()
         self._retiring.clear()
-        await self.runtime.shutdown()
-        if self.runtime.mounts_volumes:  # the containers are gone: so are the mounts they had
-            for worker in workers:
-                await self.volumes.tear_down(worker.uid)
+        try:
+            await self.runtime.shutdown()
+        finally:  # even when removing a container failed: the mounts must not outlive the kubelet
+            if self.runtime.mounts_volumes:
+                await self._tear_down_volumes({w.uid for w in workers})
         await self.server.stop()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.recorder.flush(), 5)
+
+    async def _tear_down_volumes(self, uids: set[str]) -> None:
+        """The containers are gone: so are the mounts they had -- every pod's that has any (also one whose
+        worker was stopped half way through its own tear-down), each on its own, so one that cannot be
+        removed does not leave the others' behind."""
+        for uid in sorted(uids | set(self.volumes.pods_with_volumes())):
+            try:
+                await self.volumes.tear_down(uid)
+            except Exception:  # noqa: BLE001 - say which, go on
+                log.exception("kubelet %s: the volumes of pod %s could not be torn down", self.node_name, uid)
 
     # ------------------------------------------------------------------ node and lease
 

@@ -841,6 +841,11 @@ class VolumeManager:
             raise first_failure
         return changed
 
+    def pods_with_volumes(self) -> list[str]:
+        """The uids of the pods whose volumes are (still) set up under the root dir."""
+        pods = self.root_dir / "pods"
+        return sorted(d.name for d in pods.iterdir() if (d / "volumes").is_dir()) if pods.is_dir() else []
+
     async def tear_down(self, pod_uid: str) -> None:
         """Unmount what set_up mounted (tmpfs for emptyDir medium Memory, secrets, projected
         volumes), remove the pod's volume dirs. Never fails on what is already gone."""
