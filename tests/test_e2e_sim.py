@@ -158,6 +158,22 @@ def test_podlife_sim_as_a_separate_process(fresh_cluster: PodlifeProcess, tmp_pa
         wait_for(lambda: container(fresh_cluster, "ext-crash").get("restartCount", 0) >= 1, 60, what="stage crash")
         assert container(fresh_cluster, "ext-crash")["lastState"]["terminated"]["exitCode"] == 7
         assert status(fresh_cluster, "ext-crash")["podIP"].startswith("10.244.")
+        # storage too: the separate simulator provisions its nodes' volumes, as its own identity
+        fresh_cluster.kubectl("create", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "ext-data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
+        fresh_cluster.kubectl("create", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ext-claimer"},
+            "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+                {"name": "app", "image": "nginx:1.27", "volumeMounts": [{"name": "d", "mountPath": "/d"}]}],
+                "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "ext-data"}}]}}))
+        wait_for(lambda: status(fresh_cluster, "ext-claimer").get("phase") == "Running", 60,
+                 what="the pod with a claim Running on an external simulated node")
+        node = fresh_cluster.kubectl_json("get", "pod", "ext-claimer")["spec"]["nodeName"]
+        volume = fresh_cluster.kubectl_json("get", "pvc", "ext-data")["spec"]["volumeName"]
+        pv = fresh_cluster.kubectl_json("get", "pv", volume)
+        assert node.startswith("ext-")
+        assert pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == [node]
     finally:
         sim.send_signal(signal.SIGTERM)
         sim.wait(30)
