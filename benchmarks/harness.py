@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,14 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     k = min(len(ordered) - 1, max(0, int(round(p / 100 * (len(ordered) - 1)))))
     return ordered[k]
+
+
+def latency_summary(sent: dict[str, float], done: dict[str, float],
+                    key: Callable[[str], str] | None = None) -> dict[str, float]:
+    """p50/p99 of ``done[key(name)] - sent[name]`` over the names that are done (``key``: the name itself)."""
+    of: Callable[[str], str] = key or (lambda name: name)
+    values = [done[of(n)] - sent[n] for n in sent if of(n) in done]
+    return {"p50_s": round(percentile(values, 50), 3), "p99_s": round(percentile(values, 99), 3)}
 
 
 class Server:

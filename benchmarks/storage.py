@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import Server, percentile, print_result, write_result
+from harness import Server, latency_summary, print_result, write_result
 
 from podlife.client.base import PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, PODS, Resource
 from podlife.client.http import HTTPClient
@@ -115,11 +115,6 @@ async def _wait(event: asyncio.Event, seen: Seen, what: str, timeout: float, don
         raise TimeoutError(f"{what}: only {len(done)}/{seen.expected} after {timeout}s") from None
 
 
-def _latencies(sent: dict[str, float], done: dict[str, float], key: Callable[[str], str]) -> dict[str, float]:
-    values = [done[key(n)] - sent[n] for n in sent if key(n) in done]
-    return {"p50_s": round(percentile(values, 50), 3), "p99_s": round(percentile(values, 99), 3)}
-
-
 async def run(nodes: int, claims: int, size: str, concurrency: int, timeout: float) -> dict[str, Any]:
     server = Server("--nodes", "0", "--sim-nodes", str(nodes))
     server.start()
@@ -147,8 +142,8 @@ async def run(nodes: int, claims: int, size: str, concurrency: int, timeout: flo
         bind_s = max(max(bound.at.values()), max(running.at.values())) - t0
         bind = {"all_bound_and_running_s": round(bind_s, 2), "claims_per_s": round(claims / bind_s, 1),
                 "all_bound_s": round(max(bound.at.values()) - t0, 2),
-                "claim_bound": _latencies(sent, bound.at, lambda n: n),
-                "pod_running": _latencies(sent, running.at, lambda n: f"{n}-pod"),
+                "claim_bound": latency_summary(sent, bound.at),
+                "pod_running": latency_summary(sent, running.at, lambda n: f"{n}-pod"),
                 "volumes_made": len(volumes.at), "server_cpu_s": round(server.cpu_seconds() - cpu0, 1)}
 
         cpu1 = server.cpu_seconds()

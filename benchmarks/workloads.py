@@ -24,7 +24,7 @@ import asyncio
 import time
 from typing import Any
 
-from harness import Server, percentile, print_result, write_result
+from harness import Server, latency_summary, print_result, write_result
 
 from podlife.client.base import DEPLOYMENTS, REPLICA_SETS
 from podlife.client.http import HTTPClient
@@ -115,11 +115,6 @@ async def _wait(event: asyncio.Event, watcher: Watcher, what: str, timeout: floa
                            f"after {timeout}s") from None
 
 
-def _latencies(sent: dict[str, float], done: dict[str, float]) -> dict[str, float]:
-    values = [done[n] - sent[n] for n in sent if n in done]
-    return {"p50_s": round(percentile(values, 50), 3), "p99_s": round(percentile(values, 99), 3)}
-
-
 async def run(nodes: int, deployments: int, replicas: int, concurrency: int, timeout: float) -> dict[str, Any]:
     server = Server("--nodes", "0", "--sim-nodes", str(nodes))
     server.start()
@@ -136,7 +131,7 @@ async def run(nodes: int, deployments: int, replicas: int, concurrency: int, tim
         await _wait(watcher.all_done, watcher, "rollout", timeout)
         rollout_s = max(watcher.done_at.values()) - t0
         rollout = {"all_available_s": round(rollout_s, 2), "pods_per_s": round(deployments * replicas / rollout_s, 1),
-                   **_latencies(sent, watcher.done_at), "server_cpu_s": round(server.cpu_seconds() - cpu0, 1)}
+                   **latency_summary(sent, watcher.done_at), "server_cpu_s": round(server.cpu_seconds() - cpu0, 1)}
         watcher.reset()
         cpu1 = server.cpu_seconds()
         t1 = time.monotonic()
@@ -145,7 +140,7 @@ async def run(nodes: int, deployments: int, replicas: int, concurrency: int, tim
         update_s = max(watcher.done_at.values()) - t1
         left = [rs for rs in (await client.list(REPLICA_SETS, NAMESPACE))["items"]
                 if (rs.get("status") or {}).get("replicas", 0) > 0]
-        update = {"all_rolled_out_s": round(update_s, 2), **_latencies(updated, watcher.done_at),
+        update = {"all_rolled_out_s": round(update_s, 2), **latency_summary(updated, watcher.done_at),
                   "replica_sets_with_pods": len(left), "server_cpu_s": round(server.cpu_seconds() - cpu1, 1)}
         watch.cancel()
         failed = False

@@ -37,7 +37,8 @@ def node_call(cluster: PodlifeProcess, tls: ssl.SSLContext, method: str, path: s
         return err.code, json.loads(err.read())
 
 
-def test_a_node_reaches_only_what_is_its_own(cluster: PodlifeProcess, tmp_path: Path) -> None:
+def node_identity(cluster: PodlifeProcess, tmp_path: Path) -> tuple[str, ssl.SSLContext]:
+    """The cluster's node and a TLS context holding a client certificate for it, as a kubelet's."""
     node = wait_for(lambda: (cluster.kubectl_json("get", "nodes")["items"] or [None])[0], 30, what="a node")
     assert node is not None
     name = node["metadata"]["name"]
@@ -47,6 +48,11 @@ def test_a_node_reaches_only_what_is_its_own(cluster: PodlifeProcess, tmp_path: 
     (tmp_path / "node.key").write_bytes(made.key)
     tls = ssl.create_default_context(cafile=str(pki.ca_cert))
     tls.load_cert_chain(tmp_path / "node.crt", tmp_path / "node.key")
+    return name, tls
+
+
+def test_a_node_reaches_only_what_is_its_own(cluster: PodlifeProcess, tmp_path: Path) -> None:
+    name, tls = node_identity(cluster, tmp_path)
 
     for secret in ("used", "unused"):
         cluster.kubectl("create", "secret", "generic", f"node-{secret}", "--from-literal=k=v")
@@ -88,15 +94,7 @@ metadata: {name: someone-else}
 
 
 def test_a_node_reads_only_the_volumes_its_pods_claims_are_bound_to(cluster: PodlifeProcess, tmp_path: Path) -> None:
-    node = wait_for(lambda: (cluster.kubectl_json("get", "nodes")["items"] or [None])[0], 30, what="a node")
-    assert node is not None
-    name = node["metadata"]["name"]
-    pki = PKI(cluster.data_dir / "pki")
-    made = pki.client_certificate(f"system:node:{name}", ["system:nodes"])
-    (tmp_path / "node.crt").write_bytes(made.certificate)
-    (tmp_path / "node.key").write_bytes(made.key)
-    tls = ssl.create_default_context(cafile=str(pki.ca_cert))
-    tls.load_cert_chain(tmp_path / "node.crt", tmp_path / "node.key")
+    name, tls = node_identity(cluster, tmp_path)
     for volume in ("graph-used", "graph-other"):
         cluster.kubectl("create", "-f", "-", input=json.dumps({
             "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": volume},

@@ -114,6 +114,7 @@ from .plugins import (
     PodInfo,
     PrioritySort,
     ScorePlugin,
+    Status,
     default_filters,
     default_scores,
 )
@@ -164,6 +165,14 @@ class FitError:
     resolvable: int = 0
     #: a PreFilter plugin rejected the pod on every node, for this reason (then no per-node reasons)
     pre_filter_message: str = ""
+
+    def reject(self, status: Status) -> None:
+        """Count a node that ``status`` (its first failing filter's) rejected."""
+        self.reasons.update(status.reasons)
+        if status.unresolvable:
+            self.unresolvable += 1
+        else:
+            self.resolvable += 1
 
     @property
     def message(self) -> str:
@@ -350,18 +359,13 @@ class Scheduler:
         absent = num_nodes - len(nodes)
         error = FitError(num_nodes, Counter({ERR_NOT_ELIGIBLE: absent} if absent else {}), unresolvable=absent)
         feasible: list[NodeInfo] = []
+        filters = [*self._static_filters, *self._dynamic_for(info)]
         for node in nodes:
-            for f in itertools.chain(self._static_filters, self._dynamic_for(info)):
-                status = f.filter(info, node)
-                if status is not None:
-                    error.reasons.update(status.reasons)
-                    if status.unresolvable:
-                        error.unresolvable += 1
-                    else:
-                        error.resolvable += 1
-                    break
-            else:
+            status = _first_rejection(filters, info, node)
+            if status is None:
                 feasible.append(node)
+            else:
+                error.reject(status)
         if not feasible:
             return error
         return feasible[0] if len(feasible) == 1 else self._select(info, feasible)
@@ -491,16 +495,10 @@ class Scheduler:
 
     def _diagnose(self, info: PodInfo, static: _StaticResult, num_nodes: int) -> FitError:
         error = FitError(num_nodes, Counter(static.reasons), static.unresolvable, static.resolvable)
+        filters = self._dynamic_for(info)
         for node in static.candidates:
-            for f in self._dynamic_for(info):
-                status = f.filter(info, node)
-                if status is not None:
-                    error.reasons.update(status.reasons)
-                    if status.unresolvable:
-                        error.unresolvable += 1
-                    else:
-                        error.resolvable += 1
-                    break
+            if (status := _first_rejection(filters, info, node)) is not None:
+                error.reject(status)
         return error
 
     # ---- failures ----
@@ -693,6 +691,14 @@ class Scheduler:
 
     def _on_node_delete(self, node: Obj) -> None:
         self.cache.remove_node((node.get("metadata") or {}).get("name") or "")
+
+
+def _first_rejection(filters: Iterable[FilterPlugin], info: PodInfo, node: NodeInfo) -> Status | None:
+    """The status of the first filter that rejects the pod on the node (Kubernetes stops there), or None."""
+    for f in filters:
+        if (status := f.filter(info, node)) is not None:
+            return status
+    return None
 
 
 def _rotated_first(passing: np.ndarray, start: int, wanted: int) -> np.ndarray:
