@@ -431,13 +431,13 @@ def test_static_positions_follow_the_node_list() -> None:
     sched = Scheduler(None)  # type: ignore[arg-type]
     fill((sched,), [node_obj("a"), node_obj("b", ready=False), node_obj("c"), node_obj("d")])
     pod = pod_obj("p", {"cpu": "1"})
-    static = sched._static_for(pod)
+    static = sched._static_for(pod, sched.profiles["default-scheduler"])
     assert static.positions.tolist() == [0, 2, 3] and not static.everywhere
     sched.cache.remove_node("a")  # d moves to row 0: a new generation, new positions
-    static = sched._static_for(pod)
+    static = sched._static_for(pod, sched.profiles["default-scheduler"])
     assert [ni.name for ni in static.candidates] == ["d", "c"] and static.positions.tolist() == [0, 2]
     sched.cache.remove_node("b")
-    static = sched._static_for(pod)
+    static = sched._static_for(pod, sched.profiles["default-scheduler"])
     assert static.everywhere and static.rows == slice(0, 2)
 
 

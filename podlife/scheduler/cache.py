@@ -13,13 +13,24 @@ removed node's slot is filled with the last node, so rows stay dense.
 ``generation`` is bumped whenever a position or a node's declared attributes
 change: the scheduler's cache of static filter verdicts is valid for one
 generation.
+
+Plugins that judge a pod by the pods around it (inter-pod affinity, topology
+spread, host ports) keep their own indexes; they register in ``pod_listeners``
+and hear every charge (+1) and un-charge (-1) of a pod to a node, bound or
+assumed, so their indexes move with the cache and never rescan it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..client.base import Obj
 from .columns import NodeColumns
 from .plugins import NodeInfo, PodInfo
+
+
+#: told of every pod charged to (+1) or un-charged from (-1) a node: (pod, node name, sign)
+PodListener = Callable[[PodInfo, str, int], None]
 
 
 class SchedulerCache:
@@ -37,6 +48,7 @@ class SchedulerCache:
         #: bumped whenever the node list (so any node's position) or a node's
         #: declared attributes change
         self.generation = 0
+        self.pod_listeners: list[PodListener] = []
 
     def _node(self, name: str) -> NodeInfo:
         ni = self.nodes.get(name)
@@ -84,8 +96,7 @@ class SchedulerCache:
                 self.assumed.discard(info.key)
                 return
             self.remove_pod(info.key)
-        self._node(info.node_name).add_pod(info)
-        self.pods[info.key] = (info, info.node_name)
+        self._charge(info, info.node_name)
 
     def remove_pod(self, key: str) -> bool:
         """Uncharge a pod; True when it was charged somewhere."""
@@ -99,12 +110,19 @@ class SchedulerCache:
             ni.remove_pod(info)
             if ni.node is None and not ni.req_pods:
                 del self.nodes[node_name]
+        for listener in self.pod_listeners:
+            listener(info, node_name, -1)
         return True
+
+    def _charge(self, info: PodInfo, node_name: str) -> None:
+        self._node(node_name).add_pod(info)
+        self.pods[info.key] = (info, node_name)
+        for listener in self.pod_listeners:
+            listener(info, node_name, 1)
 
     def assume(self, info: PodInfo, node_name: str) -> None:
         self.remove_pod(info.key)
-        self._node(node_name).add_pod(info)
-        self.pods[info.key] = (info, node_name)
+        self._charge(info, node_name)
         self.assumed.add(info.key)
 
     def confirm(self, key: str) -> bool:

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -60,6 +60,9 @@ from .columns import NodeColumns, Rows, within_limit
 from ..machinery.quantity import QuantityError, resource_value
 from ..machinery.scheduling import node_matches_terms, required_node_affinity, toleration_tolerates
 from ..machinery.storage import pod_claim_names
+
+if TYPE_CHECKING:
+    from .scheduler import Scheduler
 
 #: the taints Kubernetes' node lifecycle controller puts on such nodes; tolerating
 #: them (as DaemonSet pods do) lets a pod through :class:`NodeReady` and
@@ -131,9 +134,9 @@ def tolerated(tolerations: tuple[Toleration, ...], taint: Taint) -> bool:
 class PodInfo:
     """What scheduling needs from a pod, computed once per pod version."""
 
-    __slots__ = ("key", "namespace", "name", "uid", "obj", "priority", "node_name", "deleting",
+    __slots__ = ("key", "namespace", "name", "uid", "obj", "labels", "priority", "node_name", "deleting",
                  "cpu", "memory", "scalar", "nz_cpu", "nz_memory", "tolerations", "node_selector",
-                 "affinity", "error", "claims", "volumes")
+                 "affinity", "error", "claims", "volumes", "cycle", "scheduler_name")
 
     def __init__(self, obj: Obj) -> None:
         meta = obj.get("metadata") or {}
@@ -143,8 +146,11 @@ class PodInfo:
         self.name: str = meta.get("name") or ""
         self.key = f"{self.namespace}/{self.name}"
         self.uid: str = meta.get("uid") or ""
+        labels = meta.get("labels")
+        self.labels: dict[str, str] = labels if isinstance(labels, dict) else {}
         self.deleting = bool(meta.get("deletionTimestamp"))
         self.node_name: str = spec.get("nodeName") or ""
+        self.scheduler_name: str = spec.get("schedulerName") or "default-scheduler"
         priority = spec.get("priority")
         self.priority: int = priority if isinstance(priority, int) else 0
         self.error = ""
@@ -168,6 +174,9 @@ class PodInfo:
         self.claims: tuple[str, ...] = tuple(pod_claim_names(obj)) if spec.get("volumes") else ()
         #: this scheduling attempt's :class:`~podlife.scheduler.volume_binding.PodVolumes` (pods with claims)
         self.volumes: Any = None
+        #: what plugins computed for this scheduling attempt (kube's CycleState), by plugin name;
+        #: the scheduler empties it before each attempt
+        self.cycle: dict[str, Any] = {}
 
     def resources_key(self) -> tuple:
         return self.cpu, self.memory, tuple(sorted(self.scalar.items())), self.nz_cpu, self.nz_memory
@@ -345,6 +354,18 @@ def pod_requests(spec: Obj) -> tuple[dict[str, int], dict[str, int]]:
 class Plugin:
     name: ClassVar[str] = ""
 
+    def attach(self, scheduler: Scheduler) -> None:
+        """Called once by the scheduler that runs this plugin, before it runs. A plugin that
+        reads more than one node at a time (pods per topology domain, ports in use) keeps
+        ``scheduler.cache`` and may add itself to its ``pod_listeners``; one that writes
+        (preemption) keeps ``scheduler.client``. The default keeps nothing."""
+
+    def applies(self, pod: PodInfo) -> bool:
+        """Whether this plugin has anything to say about ``pod``; when False the scheduler
+        skips it for this attempt (most pods have no affinity, spread or host ports, and
+        then pay one call per such plugin). The default: every pod."""
+        return True
+
 
 class FilterPlugin(Plugin):
     #: True when the verdict depends only on the node's declared attributes and on
@@ -353,6 +374,13 @@ class FilterPlugin(Plugin):
 
     def pod_key(self, pod: PodInfo) -> Hashable:
         """The pod fields this filter reads (static filters only)."""
+        return None
+
+    def pre_filter(self, pod: PodInfo) -> Status | None:
+        """Once per attempt before any node is filtered (dynamic filters that apply only):
+        compute what :meth:`filter` and :meth:`filter_mask` read, into
+        ``pod.cycle[self.name]``. A Status rejects the pod on every node with its reason
+        (Kubernetes' PreFilter). The default does nothing."""
         return None
 
     def filter(self, pod: PodInfo, node: NodeInfo) -> Status | None:
@@ -378,7 +406,18 @@ class FilterPlugin(Plugin):
 
 
 class ScorePlugin(Plugin):
+    #: the profile's weight for this plugin (Kubernetes' defaults; a config file may change it)
     weight: int = 1
+
+    def pre_score(self, pod: PodInfo, rows: np.ndarray) -> None:
+        """Once per attempt, before scoring the feasible nodes at ``rows`` (their places in
+        the cache's ``node_list``): compute what the score reads into ``pod.cycle``. The
+        default does nothing."""
+
+    def normalize(self, pod: PodInfo, scores: np.ndarray) -> np.ndarray:
+        """The raw scores of the feasible nodes brought to 0..100 (Kubernetes' NormalizeScore);
+        the default keeps them (plugins whose raw scores already are 0..100)."""
+        return scores
 
     def score(self, pod: PodInfo, node: NodeInfo) -> int:
         """0..100, higher is better."""
@@ -393,6 +432,16 @@ class ScorePlugin(Plugin):
         """:meth:`score` for the nodes at ``rows`` as an int64 array, in order; None
         when this plugin, or this pod, needs the per-node path (the default)."""
         return None
+
+
+class PostFilterPlugin(Plugin):
+    """PostFilter: runs when a pod fits on no node (Kubernetes' DefaultPreemption)."""
+
+    def post_filter(self, pod: PodInfo, error: Any) -> Any:
+        """Try to make room for ``pod``, which ``error`` (a
+        :class:`~podlife.scheduler.scheduler.FitError`) says fits nowhere; the plugin
+        defines what it returns and the scheduler acts on it."""
+        raise NotImplementedError
 
 
 class PrioritySort(Plugin):

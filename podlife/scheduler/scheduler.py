@@ -115,9 +115,8 @@ from .plugins import (
     PrioritySort,
     ScorePlugin,
     Status,
-    default_filters,
-    default_scores,
 )
+from .profile import DEFAULT_SCHEDULER_NAME, Profile
 from .queue import IN_FLIGHT, INITIAL_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, QueuedPod, SchedulingQueue
 from .volume_binding import (
     DEFAULT_BIND_TIMEOUT_SECONDS,
@@ -130,7 +129,6 @@ from .volume_binding import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SCHEDULER_NAME = "default-scheduler"
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE = 5
 NO_NODES_MESSAGE = "no nodes available to schedule pods"
@@ -229,16 +227,20 @@ class Scheduler:
 
     def __init__(self, client: Client, *, name: str = DEFAULT_SCHEDULER_NAME,
                  filters: list[FilterPlugin] | None = None, scores: list[ScorePlugin] | None = None,
-                 binder: DefaultBinder | None = None, queue_sort: PrioritySort | None = None,
+                 profiles: list[Profile] | None = None, binder: DefaultBinder | None = None, queue_sort: PrioritySort | None = None,
                  percentage_of_nodes_to_score: int = 0, batch_size: int = 128, max_binds_in_flight: int = 64,
                  initial_backoff: float = INITIAL_BACKOFF_SECONDS, max_backoff: float = MAX_BACKOFF_SECONDS,
                  rng: random.Random | None = None, start_node_index: int = 0,
                  bind_timeout: float = DEFAULT_BIND_TIMEOUT_SECONDS,
                  max_volume_binds_in_flight: int = MAX_VOLUME_BINDS_IN_FLIGHT) -> None:
         self.client = client
-        self.name = name
-        self.filters = filters if filters is not None else default_filters()
-        self.scores = scores if scores is not None else default_scores(self.filters)
+        if profiles is None:  # one profile: ``name`` with these plugins (or the defaults)
+            profiles = [Profile(name, filters, scores) if filters is not None else Profile(name, scores=scores)]
+        if not profiles or len({p.scheduler_name for p in profiles}) != len(profiles):
+            raise ValueError("a scheduler needs at least one profile, each with its own schedulerName")
+        self.profiles = {p.scheduler_name: p for p in profiles}
+        #: the first profile's name (the events' reporting component, as kube-scheduler's default profile)
+        self.name = profiles[0].scheduler_name
         self.binder = binder or DefaultBinder()
         self.percentage_of_nodes_to_score = percentage_of_nodes_to_score
         self.batch_size = batch_size
@@ -251,14 +253,14 @@ class Scheduler:
         self.node_informer = Informer(client, NODES)
         self.pod_informer.add_handlers(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
         self.node_informer.add_handlers(self._on_node_add, self._on_node_update, self._on_node_delete)
-        self._static_filters = [f for f in self.filters if f.static]
-        self._dynamic_filters = [f for f in self.filters if not f.static]
         #: VolumeBinding runs for pods with claims only, after the other filters (Kubernetes' order)
         self.volume_binding = VolumeBinding(client, bind_timeout=bind_timeout)
         self.volume_binding.requeue = self.queue.move_where
         self.volume_binding.node_list = lambda: self.cache.node_list
         self.volume_binding.claim_users = self._claims_in_use
-        self._volume_filters: list[FilterPlugin] = [*self._dynamic_filters, self.volume_binding]
+        for profile in profiles:
+            for plugin in profile.plugins():
+                plugin.attach(self)
         self._volume_bind_slots = asyncio.Semaphore(max_volume_binds_in_flight)
         self._static_cache: dict[Hashable, _StaticResult] = {}
         self._static_generation = -1
@@ -302,16 +304,27 @@ class Scheduler:
                     self.queue.backoff(qp.info.key)
             await asyncio.sleep(0)  # let bindings, informers and the API server run
 
+    @property
+    def filters(self) -> list[FilterPlugin]:
+        """The first profile's filters (the only profile's, for a scheduler built with one)."""
+        return next(iter(self.profiles.values())).filters
+
+    @property
+    def scores(self) -> list[ScorePlugin]:
+        return next(iter(self.profiles.values())).score_plugins
+
     # ---- one pod ----
 
     def _schedule_one(self, qp: QueuedPod) -> None:
         info = qp.info
-        if info.deleting:  # kube skips pods being deleted; the informer drops them soon
+        profile = self.profiles.get(info.scheduler_name)
+        if info.deleting or profile is None:  # kube skips pods being deleted; the informer drops them soon
             self.queue.done(info.key)
             return
-        chosen = self._find_node(info)
+        info.cycle.clear()
+        chosen = self._find_node(info, profile)
         if isinstance(chosen, FitError):
-            self._unschedulable(qp, chosen)
+            self._unschedulable(qp, chosen, profile)
             return
         self.cache.assume(info, chosen.name)
         if info.claims:
@@ -321,45 +334,52 @@ class Scheduler:
                 return
         self._binds.put_nowait((info, chosen.name))
 
-    def _find_node(self, info: PodInfo) -> NodeInfo | FitError:
+    def _find_node(self, info: PodInfo, profile: Profile | None = None) -> NodeInfo | FitError:
+        """Filter and score for ``info`` under ``profile`` (default: the one its schedulerName names)."""
+        if profile is None:
+            profile = self.profiles[info.scheduler_name]
         num_nodes = len(self.cache.node_list)
         if not num_nodes:
             return FitError(0)
+        filters = [f for f in profile.dynamic_filters if f.applies(info)]
+        for f in filters:  # PreFilter
+            if (status := f.pre_filter(info)) is not None:
+                return _rejected_everywhere(num_nodes, status.unresolvable, "; ".join(status.reasons))
         if info.claims:  # VolumeBinding's PreFilter
-            volumes = self.volume_binding.pre_filter(info)
+            volumes = self.volume_binding.pre_filter_volumes(info)
             if isinstance(volumes, Rejection):
-                if volumes.resolvable:
-                    return FitError(num_nodes, resolvable=num_nodes, pre_filter_message=volumes.message)
-                return FitError(num_nodes, unresolvable=num_nodes, pre_filter_message=volumes.message)
+                return _rejected_everywhere(num_nodes, not volumes.resolvable, volumes.message)
             info.volumes = volumes
+            if not volumes.everywhere:
+                filters.append(self.volume_binding)
             if volumes.eligible is not None:
-                return self._find_node_among(info, volumes.eligible, num_nodes)
-        static = self._static_for(info)
-        wanted = num_feasible_nodes_to_find(num_nodes, self.percentage_of_nodes_to_score)
-        rows = self._feasible_rows(info, static, wanted)
+                return self._find_node_among(info, profile, filters, volumes.eligible, num_nodes)
+        static = self._static_for(info, profile)
+        percentage = profile.percentage_of_nodes_to_score
+        wanted = num_feasible_nodes_to_find(
+            num_nodes, self.percentage_of_nodes_to_score if percentage is None else percentage)
+        rows = self._feasible_rows(info, filters, static, wanted)
         if rows is not None:  # the array path
             self.stats.array_searches += 1
-            if not len(rows):
-                return self._diagnose(info, static, num_nodes)
-            if len(rows) == 1:
-                return self.cache.node_list[int(rows[0])]
-            return self._select_row(info, rows)
-        self.stats.per_node_searches += 1
-        feasible = self._feasible(info, static.candidates, wanted)
-        if not feasible:
-            return self._diagnose(info, static, num_nodes)
-        if len(feasible) == 1:
-            return feasible[0]
-        return self._select(info, feasible)
+        else:
+            self.stats.per_node_searches += 1
+            feasible = self._feasible(info, filters, static.candidates, wanted)
+            rows = np.fromiter((node.row for node in feasible), dtype=np.intp, count=len(feasible))
+        if not len(rows):
+            return self._diagnose(info, filters, static, num_nodes)
+        if len(rows) == 1:
+            return self.cache.node_list[int(rows[0])]
+        return self._select_row(info, profile, rows)
 
-    def _find_node_among(self, info: PodInfo, names: frozenset[str], num_nodes: int) -> NodeInfo | FitError:
+    def _find_node_among(self, info: PodInfo, profile: Profile, dynamic: list[FilterPlugin],
+                         names: frozenset[str], num_nodes: int) -> NodeInfo | FitError:
         """A PreFilter narrowed the nodes to ``names`` (a handful): every filter on those, node by node;
         the other nodes count as rejected by the plugin (Kubernetes' absent-nodes status)."""
         nodes = [node for name in sorted(names) if (node := self.cache.nodes.get(name)) is not None and node.node]
         absent = num_nodes - len(nodes)
         error = FitError(num_nodes, Counter({ERR_NOT_ELIGIBLE: absent} if absent else {}), unresolvable=absent)
         feasible: list[NodeInfo] = []
-        filters = [*self._static_filters, *self._dynamic_for(info)]
+        filters = [*profile.static_filters, *dynamic]
         for node in nodes:
             status = _first_rejection(filters, info, node)
             if status is None:
@@ -368,31 +388,27 @@ class Scheduler:
                 error.reject(status)
         if not feasible:
             return error
-        return feasible[0] if len(feasible) == 1 else self._select(info, feasible)
+        if len(feasible) == 1:
+            return feasible[0]
+        return self._select_row(info, profile, np.array([node.row for node in feasible], dtype=np.intp))
 
-    def _dynamic_for(self, info: PodInfo) -> list[FilterPlugin]:
-        """The dynamic filters for this pod: VolumeBinding too when its claims constrain the node."""
-        if info.claims and not info.volumes.everywhere:
-            return self._volume_filters
-        return self._dynamic_filters
-
-    def _static_for(self, info: PodInfo) -> _StaticResult:
+    def _static_for(self, info: PodInfo, profile: Profile) -> _StaticResult:
         if self._static_generation != self.cache.generation:
             self._static_cache.clear()
             self._static_generation = self.cache.generation
-        key = tuple(f.pod_key(info) for f in self._static_filters)
+        key = (profile.scheduler_name, *(f.pod_key(info) for f in profile.static_filters))
         result = self._static_cache.get(key)
         if result is None:
-            result = self._static_cache[key] = self._run_static(info)
+            result = self._static_cache[key] = self._run_static(info, profile.static_filters)
         return result
 
-    def _run_static(self, info: PodInfo) -> _StaticResult:
+    def _run_static(self, info: PodInfo, static_filters: list[FilterPlugin]) -> _StaticResult:
         candidates: list[NodeInfo] = []
         positions: list[int] = []
         reasons: Counter[str] = Counter()
         unresolvable = resolvable = 0
         for position, node in enumerate(self.cache.node_list):
-            for f in self._static_filters:
+            for f in static_filters:
                 status = f.filter(info, node)
                 if status is not None:
                     reasons.update(status.reasons)
@@ -409,7 +425,8 @@ class Scheduler:
 
     # -- the per-node path: any plugin, any pod --
 
-    def _feasible(self, info: PodInfo, candidates: list[NodeInfo], wanted: int) -> list[NodeInfo]:
+    def _feasible(self, info: PodInfo, filters: list[FilterPlugin], candidates: list[NodeInfo],
+                  wanted: int) -> list[NodeInfo]:
         """Up to ``wanted`` nodes passing the dynamic filters, from a rotating start."""
         n = len(candidates)
         if not n:
@@ -417,7 +434,7 @@ class Scheduler:
         start = self._next_start % n
         passing: Iterable[NodeInfo] = itertools.chain(itertools.islice(candidates, start, None),
                                                       itertools.islice(candidates, start))
-        for f in self._dynamic_for(info):
+        for f in filters:
             passing = f.filter_many(info, passing)
         feasible = list(itertools.islice(passing, wanted))
         if len(feasible) < wanted:
@@ -427,28 +444,17 @@ class Scheduler:
         self._next_start = (start + processed) % n
         return feasible
 
-    def _select(self, info: PodInfo, feasible: list[NodeInfo]) -> NodeInfo:
-        """The best-scoring node; ties broken at random (as kube's selectHost)."""
-        plugins = self.scores
-        totals = plugins[0].score_many(info, feasible)
-        if plugins[0].weight != 1:
-            totals = [plugins[0].weight * s for s in totals]
-        for plugin in plugins[1:]:
-            totals = [t + plugin.weight * s for t, s in zip(totals, plugin.score_many(info, feasible))]
-        best = max(totals)
-        ties = [node for node, score in zip(feasible, totals) if score == best]
-        return ties[0] if len(ties) == 1 else ties[self._rng.randrange(len(ties))]
-
     # -- the array path: every candidate judged at once on the cache's columns --
 
-    def _feasible_rows(self, info: PodInfo, static: _StaticResult, wanted: int) -> np.ndarray | None:
+    def _feasible_rows(self, info: PodInfo, filters: list[FilterPlugin], static: _StaticResult,
+                       wanted: int) -> np.ndarray | None:
         """:meth:`_feasible` on the columns: the same nodes, as rows of ``node_list``, in the
         same order, with the same ``_next_start`` update; None (and nothing changed) when
         a dynamic filter has no array version for this pod."""
         n = len(static.candidates)
         if not n:
             return static.positions
-        mask = self._dynamic_mask(info, static.rows, n)
+        mask = self._dynamic_mask(info, filters, static.rows, n)
         if mask is None:
             return None
         start = self._next_start % n
@@ -460,42 +466,49 @@ class Scheduler:
         self._next_start = (start + processed) % n
         return chosen if static.everywhere else static.positions[chosen]
 
-    def _dynamic_mask(self, info: PodInfo, rows: Rows, n: int) -> np.ndarray | None:
+    def _dynamic_mask(self, info: PodInfo, filters: list[FilterPlugin], rows: Rows, n: int) -> np.ndarray | None:
         """Which candidates pass every dynamic filter, or None when one cannot say with arrays."""
         mask: np.ndarray | None = None
-        for f in self._dynamic_for(info):
+        for f in filters:
             verdicts = f.filter_mask(info, self.cache.columns, rows)
             if verdicts is None:
                 return None
             mask = verdicts if mask is None else mask & verdicts
         return mask if mask is not None else np.ones(n, dtype=bool)
 
-    def _select_row(self, info: PodInfo, rows: np.ndarray) -> NodeInfo:
-        """:meth:`_select` on the columns: the same totals, tie set and random pick."""
-        totals = self._total_scores(info, rows)
-        if totals is None:  # a plugin without arrays: score these nodes one by one
-            return self._select(info, [self.cache.node_list[r] for r in rows.tolist()])
+    def _select_row(self, info: PodInfo, profile: Profile, rows: np.ndarray) -> NodeInfo:
+        """The best-scoring of the feasible nodes at ``rows``; ties broken at random (kube's selectHost)."""
+        totals = self._total_scores(info, profile, rows)
         ties = (totals == totals.max()).nonzero()[0]
         pick = ties[0] if len(ties) == 1 else ties[self._rng.randrange(len(ties))]
         return self.cache.node_list[int(rows[pick])]
 
-    def _total_scores(self, info: PodInfo, rows: np.ndarray) -> np.ndarray | None:
-        """The weighted sum of the score plugins' arrays, or None when one has no array version."""
-        totals: np.ndarray | None = None
-        for plugin in self.scores:
+    def _total_scores(self, info: PodInfo, profile: Profile, rows: np.ndarray) -> np.ndarray:
+        """The weighted sum of the normalized scores of the plugins that apply, an int64 array over ``rows``.
+
+        A plugin's array form when it has one for this pod, else its per-node form on these nodes."""
+        totals = np.zeros(len(rows), dtype=np.int64)
+        nodes: list[NodeInfo] | None = None
+        for plugin in profile.score_plugins:
+            if not plugin.applies(info):
+                continue
+            plugin.pre_score(info, rows)
             scores = plugin.score_array(info, self.cache.columns, rows)
             if scores is None:
-                return None
+                if nodes is None:
+                    nodes = [self.cache.node_list[r] for r in rows.tolist()]
+                scores = np.array(plugin.score_many(info, nodes), dtype=np.int64)
+            scores = plugin.normalize(info, scores)
             if plugin.weight != 1:
                 scores = plugin.weight * scores
-            totals = scores if totals is None else totals + scores
+            totals += scores
         return totals
 
     # -- fits nowhere --
 
-    def _diagnose(self, info: PodInfo, static: _StaticResult, num_nodes: int) -> FitError:
+    def _diagnose(self, info: PodInfo, filters: list[FilterPlugin], static: _StaticResult,
+                  num_nodes: int) -> FitError:
         error = FitError(num_nodes, Counter(static.reasons), static.unresolvable, static.resolvable)
-        filters = self._dynamic_for(info)
         for node in static.candidates:
             if (status := _first_rejection(filters, info, node)) is not None:
                 error.reject(status)
@@ -503,8 +516,10 @@ class Scheduler:
 
     # ---- failures ----
 
-    def _unschedulable(self, qp: QueuedPod, error: FitError) -> None:
+    def _unschedulable(self, qp: QueuedPod, error: FitError, profile: Profile) -> None:
         info = qp.info
+        for plugin in profile.post_filters:  # PostFilter (preemption)
+            plugin.post_filter(info, error)
         self.stats.unschedulable += 1
         self.queue.unschedulable(qp)
         message = error.message
@@ -637,7 +652,7 @@ class Scheduler:
     # ---- informer handlers (they only update the cache and the queue) ----
 
     def _responsible(self, pod: Obj) -> bool:
-        return (pod.get("spec") or {}).get("schedulerName", DEFAULT_SCHEDULER_NAME) == self.name
+        return ((pod.get("spec") or {}).get("schedulerName") or DEFAULT_SCHEDULER_NAME) in self.profiles
 
     def _on_pod_add(self, pod: Obj) -> None:
         spec = pod.get("spec") or {}
@@ -691,6 +706,13 @@ class Scheduler:
 
     def _on_node_delete(self, node: Obj) -> None:
         self.cache.remove_node((node.get("metadata") or {}).get("name") or "")
+
+
+def _rejected_everywhere(num_nodes: int, unresolvable: bool, message: str) -> FitError:
+    """A PreFilter said no for every node at once, with one message."""
+    if unresolvable:
+        return FitError(num_nodes, unresolvable=num_nodes, pre_filter_message=message)
+    return FitError(num_nodes, resolvable=num_nodes, pre_filter_message=message)
 
 
 def _first_rejection(filters: Iterable[FilterPlugin], info: PodInfo, node: NodeInfo) -> Status | None:

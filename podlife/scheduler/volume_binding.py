@@ -325,7 +325,7 @@ class VolumeBinding(FilterPlugin):
 
     # ---- PreFilter ----
 
-    def pre_filter(self, pod: PodInfo) -> PodVolumes | Rejection:
+    def pre_filter_volumes(self, pod: PodInfo) -> PodVolumes | Rejection:
         """The pod's claims resolved, or why it fits nowhere (see the module docstring)."""
         conflict = self._read_write_once_pod_conflict(pod)
         if conflict is not None:
