@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--pod-security-default", choices=("privileged", "baseline", "restricted"), default="privileged",
                     help="PodSecurity level enforced in namespaces without pod-security.kubernetes.io labels "
                          "(default: privileged, as in Kubernetes; kube-system is exempt)")
+    up.add_argument("--scheduler-config", type=Path, default=None, metavar="FILE",
+                    help="kube-scheduler's KubeSchedulerConfiguration (kubescheduler.config.k8s.io/v1, YAML or "
+                         "JSON): scheduling profiles by schedulerName, enabled/disabled plugins and their weights "
+                         "and args, percentageOfNodesToScore, pod backoff; checked before anything starts "
+                         "(default: Kubernetes' default profile; see docs/scheduler.md)")
     up.add_argument("--audit-log-path", type=Path, default=None,
                     help="write audit.k8s.io/v1 events of every request to this file (JSON lines)")
     up.add_argument("--audit-policy-file", type=Path, default=None,
@@ -226,6 +231,7 @@ async def _up(args: argparse.Namespace) -> None:
                         sim_nodes=args.sim_nodes, sim_stages=args.sim_stages, in_memory=args.in_memory,
                         local_path_dir=args.local_path_dir,
                         audit_log_path=args.audit_log_path, audit_policy_file=args.audit_policy_file,
+                        scheduler_config=args.scheduler_config,
                         pod_security_default=args.pod_security_default,
                         default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
                         default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,

@@ -62,6 +62,7 @@ from .store.memory import MemoryStore
 if TYPE_CHECKING:
     from .kubelet.eviction import EvictionConfig
     from .nodenet.fabric import NodeNetwork, NodeNetworks
+    from .scheduler.config import SchedulerConfig
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,8 @@ class ClusterConfig:
     controller_manager: ControllerManagerOptions = field(default_factory=ControllerManagerOptions)
     #: ``--local-path-dir``: where local nodes' local-path volumes are made (``<dir>/<node>``; None: in the data dir)
     local_path_dir: Path | None = None
+    #: ``--scheduler-config``: a KubeSchedulerConfiguration file (profiles, plugins, weights, backoff); None: defaults
+    scheduler_config: Path | None = None
 
 
 class Cluster:
@@ -167,6 +170,8 @@ class Cluster:
         self.cni_daemons: list[Any] = []
         self.controller_manager: Any = None
         self.url = ""
+        #: the ``--scheduler-config`` file's settings, read by :meth:`start` (None: the scheduler's defaults)
+        self.scheduler_settings: SchedulerConfig | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -178,6 +183,8 @@ class Cluster:
 
     async def start(self) -> str:
         cfg = self.config
+        # read and checked before anything starts: a bad file stops ``up`` with every problem it has
+        self.scheduler_settings = self._load_scheduler_config()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.pki.ensure([cfg.host, *api_server_names(cfg.service_cidr, cfg.cluster_domain)])
         token = self.pki.token()
@@ -208,6 +215,17 @@ class Cluster:
         await self._start_components(token)
         self.server.ready = True
         return self.url
+
+    def _load_scheduler_config(self) -> SchedulerConfig | None:
+        """``--scheduler-config``, defaulted and validated (SchedulerConfigError, a ValueError, lists every problem)."""
+        if self.config.scheduler_config is None:
+            return None
+        from .scheduler.config import load_config
+
+        settings = load_config(self.config.scheduler_config)
+        log.info("scheduler profiles from %s: %s", self.config.scheduler_config,
+                 ", ".join(p.scheduler_name for p in settings.profiles))
+        return settings
 
     def _write_component_kubeconfigs(self) -> None:
         """``kubeconfigs/<component>.conf``: each component's own identity, for running it in another process.
@@ -248,7 +266,8 @@ class Cluster:
         self.components.start(APIServiceRegistration(self.client, builtin_group_versions).run(), "apiservice-registration")
         self._start_controller_manager()
         scheduler = self.component_client(COMPONENT_KUBECONFIGS["scheduler"], "kube-scheduler")
-        self.components.start(Scheduler(scheduler).run(), "scheduler")
+        options = self.scheduler_settings.scheduler_options() if self.scheduler_settings is not None else {}
+        self.components.start(Scheduler(scheduler, **options).run(), "scheduler")
         network = self.component_client(COMPONENT_KUBECONFIGS["network-controller"], "network-controller")
         self.components.start(NetworkController(
             network, pod_cidr=self.config.pod_cidr, subnet_per=self.config.subnet_per,

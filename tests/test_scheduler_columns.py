@@ -88,8 +88,11 @@ def assert_columns_in_sync(sched: Scheduler) -> None:
     for row, ni in enumerate(cache.node_list):
         assert ni.columns is cols and ni.row == row
         expected = (ni.free_cpu, ni.free_memory, ni.free_pods, ni.left_cpu, ni.left_memory,
-                    max(ni.alloc_cpu, 1), max(ni.alloc_memory, 1))
-        if within_limit(*expected) and ni.nz_cpu >= 0 and ni.nz_memory >= 0:
+                    max(ni.alloc_cpu, 1), max(ni.alloc_memory, 1), ni.free_ephemeral,
+                    max(ni.alloc_ephemeral, 1), ni.alloc_cpu, ni.alloc_memory, ni.alloc_ephemeral,
+                    ni.req_cpu, ni.req_memory)
+        if within_limit(*expected) and min(ni.nz_cpu, ni.nz_memory, ni.req_cpu, ni.req_memory, ni.req_ephemeral,
+                                           ni.alloc_cpu, ni.alloc_memory, ni.alloc_ephemeral) >= 0:
             assert tuple(int(getattr(cols, f)[row]) for f in FIELDS) == expected, ni.name
         else:
             exact = False
@@ -336,8 +339,8 @@ def test_huge_bound_pod_makes_its_node_inexact_until_it_goes() -> None:
 
 def test_negative_requests_make_a_node_inexact() -> None:
     """A negative request (a quantity may be signed) can push ``left`` above allocatable;
-    the per-node path then scores above 100, or divides by a zero allocatable -- the
-    arrays must not quietly differ."""
+    the per-node path then scores above 100 (a zero allocatable leaves the resource out of
+    the score, as kube does) -- the arrays must not quietly differ."""
     fast, slow = twins(6)
     fill((fast, slow), [node_obj("a", cpu="1"), node_obj("b", cpu="0"), node_obj("c")])
     searches = SearchPaths(fast)
@@ -345,11 +348,11 @@ def test_negative_requests_make_a_node_inexact() -> None:
         sched.cache.add_pod(pod_obj("neg-a", {"cpu": "-2"}, node_name="a"))
     assert not fast.cache.columns.exact
     pod = pod_obj("p", {"memory": "1Gi"})
-    assert outcome(fast._find_node(pod)) == outcome(slow._find_node(pod)) == "a"  # cpu share 290 %
+    # a's cpu share is 290 %, b has no cpu (left out of its scores): b wins on balance
+    assert outcome(fast._find_node(pod)) == outcome(slow._find_node(pod)) == "b"
     for sched in (fast, slow):
         sched.cache.add_pod(pod_obj("neg-b", {"cpu": "-2"}, node_name="b"))
-        with pytest.raises(ZeroDivisionError):
-            sched._find_node(pod)
+    assert outcome(fast._find_node(pod)) == outcome(slow._find_node(pod))
     assert searches.paths == {"per-node": 2}
 
 

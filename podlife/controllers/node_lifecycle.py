@@ -42,9 +42,13 @@ What it does, every ``--node-monitor-period``, for every node (:meth:`NodeLifecy
   stops tainting; leaving that state restarts every node's grace (:func:`disruption_step`).
 
 NoSchedule taints follow the conditions at once, on every node event
-(``doNoScheduleTaintingPass``, :func:`no_schedule_taints`): Ready False ->
-``not-ready:NoSchedule``, Ready Unknown -> ``unreachable:NoSchedule``, ``spec.unschedulable``
--> ``node.kubernetes.io/unschedulable:NoSchedule``.
+(``doNoScheduleTaintingPass``, :func:`no_schedule_taints`, kube's TaintNodesByCondition):
+Ready False -> ``not-ready:NoSchedule``, Ready Unknown -> ``unreachable:NoSchedule``,
+MemoryPressure / DiskPressure / PIDPressure / NetworkUnavailable True ->
+``memory-pressure`` / ``disk-pressure`` / ``pid-pressure`` / ``network-unavailable``
+``:NoSchedule``, ``spec.unschedulable`` -> ``node.kubernetes.io/unschedulable:NoSchedule``.
+(The kubelet and the simulator set the pressure taints too, with the condition; both
+writers want the same set, so they never undo each other.)
 
 Cost: a healthy node costs, per pass, two dict lookups and two string comparisons
 (its Lease and its Ready condition against what was seen before) and a look at its
@@ -72,6 +76,10 @@ log = logging.getLogger(__name__)
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+MEMORY_PRESSURE_TAINT = "node.kubernetes.io/memory-pressure"
+DISK_PRESSURE_TAINT = "node.kubernetes.io/disk-pressure"
+PID_PRESSURE_TAINT = "node.kubernetes.io/pid-pressure"
+NETWORK_UNAVAILABLE_TAINT = "node.kubernetes.io/network-unavailable"
 NO_EXECUTE, NO_SCHEDULE = "NoExecute", "NoSchedule"
 LEASE_NAMESPACE = "kube-node-lease"
 ZONE_LABEL, REGION_LABEL = "topology.kubernetes.io/zone", "topology.kubernetes.io/region"
@@ -199,21 +207,35 @@ def unknown_conditions(node: Obj, now: str) -> list[Obj] | None:
 # --------------------------------------------------------------------------- taints (pure)
 
 
+#: the NoSchedule taint of each node condition status (kube's ``nodeConditionToTaintKeyStatusMap``)
+CONDITION_TAINTS: dict[tuple[str, str], str] = {
+    ("Ready", "False"): NOT_READY_TAINT,
+    ("Ready", "Unknown"): UNREACHABLE_TAINT,
+    ("MemoryPressure", "True"): MEMORY_PRESSURE_TAINT,
+    ("DiskPressure", "True"): DISK_PRESSURE_TAINT,
+    ("NetworkUnavailable", "True"): NETWORK_UNAVAILABLE_TAINT,
+    ("PIDPressure", "True"): PID_PRESSURE_TAINT,
+}
+
+
 def no_schedule_taints(node: Obj) -> set[str]:
-    """The NoSchedule taint keys the node's conditions and ``spec.unschedulable`` call for."""
+    """The NoSchedule taint keys the node's conditions and ``spec.unschedulable`` call for
+    (``TaintNodesByCondition``: Ready False/Unknown, and each pressure or NetworkUnavailable
+    condition that is True)."""
     keys: set[str] = set()
-    status = ready_status(node)
-    if status == "False":
-        keys.add(NOT_READY_TAINT)
-    elif status == "Unknown":
-        keys.add(UNREACHABLE_TAINT)
+    for c in (node.get("status") or {}).get("conditions") or ():
+        if isinstance(c, dict):
+            key = CONDITION_TAINTS.get((str(c.get("type")), str(c.get("status"))))
+            if key is not None:
+                keys.add(key)
     if (node.get("spec") or {}).get("unschedulable"):
         keys.add(UNSCHEDULABLE_TAINT)
     return keys
 
 
 #: the NoSchedule taints this controller owns
-CONTROLLED_NO_SCHEDULE = (NOT_READY_TAINT, UNREACHABLE_TAINT, UNSCHEDULABLE_TAINT)
+CONTROLLED_NO_SCHEDULE = (NOT_READY_TAINT, UNREACHABLE_TAINT, MEMORY_PRESSURE_TAINT, DISK_PRESSURE_TAINT,
+                          NETWORK_UNAVAILABLE_TAINT, PID_PRESSURE_TAINT, UNSCHEDULABLE_TAINT)
 
 
 def reconcile_no_schedule(taints: list[Obj], wanted: set[str], now: str) -> list[Obj] | None:

@@ -10,7 +10,10 @@ node's running totals in numpy arrays, so the resource filter and score judge
 all nodes at once. :mod:`podlife.scheduler.queue` holds the pending pods
 (active, backoff, unschedulable) and :mod:`podlife.scheduler.cache` what each
 node holds (bound and assumed pods). See :mod:`podlife.scheduler.scheduler`
-for the design.
+for the design. :mod:`podlife.scheduler.profile` holds a profile's plugins,
+:mod:`podlife.scheduler.registry` every plugin by its Kubernetes name and the
+default set, :mod:`podlife.scheduler.config` reads ``KubeSchedulerConfiguration``
+files (``podlife up --scheduler-config``).
 """
 
 from .plugins import (
@@ -30,10 +33,26 @@ from .plugins import (
 )
 from ..machinery.quantity import QuantityError, int_value, milli_value, parse_quantity
 from .cache import SchedulerCache
+from .config import SchedulerConfig, SchedulerConfigError, load_config, parse_config, profiles_from_file
+from .profile import DEFAULT_SCHEDULER_NAME, Profile, build_profile, default_profile
+from .registry import DEFAULT_PLUGINS, REGISTRY, PluginSpec, new_plugin
 from .queue import SchedulingQueue
 from .scheduler import FitError, Scheduler, num_feasible_nodes_to_find
 
 __all__ = [
+    "DEFAULT_PLUGINS",
+    "DEFAULT_SCHEDULER_NAME",
+    "REGISTRY",
+    "PluginSpec",
+    "Profile",
+    "SchedulerConfig",
+    "SchedulerConfigError",
+    "build_profile",
+    "default_profile",
+    "load_config",
+    "new_plugin",
+    "parse_config",
+    "profiles_from_file",
     "DefaultBinder",
     "FilterPlugin",
     "FitError",

@@ -18,11 +18,19 @@ Plugins that judge a pod by the pods around it (inter-pod affinity, topology
 spread, host ports) keep their own indexes; they register in ``pod_listeners``
 and hear every charge (+1) and un-charge (-1) of a pod to a node, bound or
 assumed, so their indexes move with the cache and never rescan it.
+
+*Nominated pods* (Kubernetes' nominator): a pending pod that preempted others is
+nominated to the node where room is being made (``status.nominatedNodeName``, or
+at once in memory when the scheduler decides it). While a pod is filtered, the
+nominated pods of at least its priority are charged to their nodes for the search
+(:meth:`SchedulerCache.reserve_nominated`, undone by ``release_nominated``), so a
+pod of lower or equal priority cannot take the room freed for them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..client.base import Obj
 from .columns import NodeColumns
@@ -49,6 +57,9 @@ class SchedulerCache:
         #: declared attributes change
         self.generation = 0
         self.pod_listeners: list[PodListener] = []
+        #: nominated pending pods: key -> (pod, node name), and node name -> keys
+        self.nominated: dict[str, tuple[PodInfo, str]] = {}
+        self._nominated_on: dict[str, set[str]] = {}
 
     def _node(self, name: str) -> NodeInfo:
         ni = self.nodes.get(name)
@@ -121,6 +132,7 @@ class SchedulerCache:
             listener(info, node_name, 1)
 
     def assume(self, info: PodInfo, node_name: str) -> None:
+        self.remove_nominated(info.key)  # kube's DeleteNominatedPodIfExists: it has its node now
         self.remove_pod(info.key)
         self._charge(info, node_name)
         self.assumed.add(info.key)
@@ -146,3 +158,84 @@ class SchedulerCache:
         current = self.pods.get(key)
         return current is not None and current[0].uid == uid
 
+    # -- nominated pods --
+
+    def nominate(self, info: PodInfo, node_name: str) -> None:
+        """``info`` (pending) is nominated to ``node_name``; an empty name drops its nomination."""
+        self.remove_nominated(info.key)
+        if not node_name:
+            return
+        self.nominated[info.key] = (info, node_name)
+        self._nominated_on.setdefault(node_name, set()).add(info.key)
+
+    def remove_nominated(self, key: str) -> None:
+        current = self.nominated.pop(key, None)
+        if current is None:
+            return
+        keys = self._nominated_on.get(current[1])
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._nominated_on[current[1]]
+
+    def nominated_node(self, key: str) -> str:
+        current = self.nominated.get(key)
+        return current[1] if current is not None else ""
+
+    def nominated_on(self, node_name: str) -> list[PodInfo]:
+        """The pods nominated to ``node_name``."""
+        return [self.nominated[key][0] for key in self._nominated_on.get(node_name, ())]
+
+    def nominated_for(self, pod: PodInfo, node_name: str | None = None) -> list[tuple[PodInfo, str]]:
+        """The nominated pods (with their nodes; on ``node_name`` only, when given) that ``pod``
+        must leave room for: priority at least its own, not itself (kube's addGENominatedPods)."""
+        if not self.nominated:
+            return []
+        if node_name is not None:
+            entries = [self.nominated[key] for key in self._nominated_on.get(node_name, ())]
+        else:
+            entries = list(self.nominated.values())
+        return [(other, node) for other, node in entries
+                if other.priority >= pod.priority and other.uid != pod.uid and node in self.nodes]
+
+    def reserve_nominated(self, pod: PodInfo, node_name: str | None = None, *, notify: bool = True) -> Reservation:
+        """Charge the nominated pods ``pod`` must leave room for (see :meth:`nominated_for`) until
+        :meth:`release_nominated`. ``notify`` False spares the listeners (no plugin that judges
+        this pod keeps a pod index): each node's totals then move with one write of its row."""
+        reserved = Reservation(self.nominated_for(pod, node_name), notify)
+        self._charge_many(reserved, 1)
+        return reserved
+
+    def release_nominated(self, reserved: Reservation) -> None:
+        self._charge_many(reserved, -1)
+
+    def _charge_many(self, reserved: Reservation, sign: int) -> None:
+        if not reserved.pods:
+            return
+        by_node: dict[str, list[PodInfo]] = {}
+        for other, node in reserved.pods:
+            by_node.setdefault(node, []).append(other)
+        for node, pods in by_node.items():
+            ni = self.nodes.get(node)
+            if ni is None:
+                continue
+            columns, ni.columns = ni.columns, None  # the row is written once, below
+            try:
+                for other in pods:
+                    ni.add_pod(other, sign)
+            finally:
+                ni.columns = columns
+                if columns is not None:
+                    columns.store(ni.row, ni)
+            if reserved.notify:
+                for other in pods:
+                    for listener in self.pod_listeners:
+                        listener(other, node, sign)
+
+
+@dataclass
+class Reservation:
+    """Nominated pods charged for one search (:meth:`SchedulerCache.reserve_nominated`)."""
+
+    pods: list[tuple[PodInfo, str]]
+    notify: bool = True

@@ -10,22 +10,27 @@ per node is nanoseconds and a pod costs a few dozen numpy calls.
 
 How
 ---
-:class:`NodeColumns` keeps one int64 array per quantity the filter and score read
-(``free_*`` and ``left_*`` as :class:`~podlife.scheduler.plugins.NodeInfo` has
-them, and LeastAllocated's divisors ``divisor_*``: allocatable, but at least 1),
-indexed by the node's position in the
-:class:`~podlife.scheduler.cache.SchedulerCache`'s ``node_list``. A
+:class:`NodeColumns` keeps one int64 array per quantity the filter and the scores
+read (``free_*`` and ``left_*`` as :class:`~podlife.scheduler.plugins.NodeInfo` has
+them, allocatable ``alloc_*``, what is requested ``used_*`` (cpu and memory, for
+BalancedAllocation), and the divisors ``divisor_*``: allocatable, but at least 1), indexed by the node's position in the
+:class:`~podlife.scheduler.cache.SchedulerCache`'s ``node_list``. What a score needs
+besides is derived: requested = allocatable - free (ephemeral-storage), counted (with
+the scoring defaults) = allocatable - left. A
 :class:`~podlife.scheduler.plugins.NodeInfo` attached to the columns writes its
 row whenever its totals change (``NodeInfo._derive``), so the columns can never
 disagree with the per-node Python path. Capacity doubles as nodes are added; the
-cache moves a row when it fills a removed node's slot with the last node.
+cache moves a row when it fills a removed node's slot with the last node. Rows
+whose allocatable cpu, memory or ephemeral-storage is 0 are remembered
+(:meth:`NodeColumns.zero_allocatable`): kube leaves such a resource out of a node's
+score, which costs the scores a mask, so they pay it only while such a row exists.
 
-The arrays are exact only while every value fits comfortably in int64:
-LeastAllocated multiplies by 100 before dividing. A row whose values exceed
-:data:`SAFE_LIMIT` (or whose counted requests are negative, which would let the
-score divide by a zero allocatable) is marked *unsafe*; while any row is, the
-array plugins decline and the scheduler takes the per-node Python path, which
-computes with unbounded integers.
+The arrays are exact only while every value fits comfortably in int64 and is
+non-negative: the scores multiply by 100 before dividing, and numpy's floor division
+is Go's truncating one only on non-negative operands. A row whose values exceed
+:data:`SAFE_LIMIT`, or whose allocatable or counted requests are negative, is marked
+*unsafe*; while any row is, the array plugins decline and the scheduler takes the
+per-node Python path, which computes with unbounded integers and Go's division.
 """
 
 from __future__ import annotations
@@ -43,7 +48,11 @@ SAFE_LIMIT = 1 << 50
 #: ``divisor_*`` (LeastAllocated only keeps a quotient where the pod's counted request
 #: fits in what is left, which needs allocatable > 0; the 1 spares numpy a division by
 #: zero, and the score a mask, elsewhere)
-FIELDS = ("free_cpu", "free_memory", "free_pods", "left_cpu", "left_memory", "divisor_cpu", "divisor_memory")
+FIELDS = ("free_cpu", "free_memory", "free_pods", "left_cpu", "left_memory", "divisor_cpu", "divisor_memory",
+          "free_ephemeral", "divisor_ephemeral", "alloc_cpu", "alloc_memory", "alloc_ephemeral",
+          "used_cpu", "used_memory")
+#: the resources whose rows with allocatable 0 are remembered
+ZERO_TRACKED = ("cpu", "memory", "ephemeral-storage")
 INITIAL_CAPACITY = 64
 
 #: a selection of rows: a slice when every node is selected (a view, no copy), else positions
@@ -58,7 +67,7 @@ def within_limit(*values: int) -> bool:
 class NodeColumns:
     """int64 columns of per-node totals; row ``i`` is ``node_list[i]``."""
 
-    __slots__ = ("size", "_data", "_unsafe") + FIELDS
+    __slots__ = ("size", "_data", "_unsafe", "_zero") + FIELDS
     free_cpu: np.ndarray
     free_memory: np.ndarray
     free_pods: np.ndarray
@@ -66,11 +75,20 @@ class NodeColumns:
     left_memory: np.ndarray
     divisor_cpu: np.ndarray
     divisor_memory: np.ndarray
+    free_ephemeral: np.ndarray
+    divisor_ephemeral: np.ndarray
+    alloc_cpu: np.ndarray
+    alloc_memory: np.ndarray
+    alloc_ephemeral: np.ndarray
+    used_cpu: np.ndarray
+    used_memory: np.ndarray
 
     def __init__(self, capacity: int = INITIAL_CAPACITY) -> None:
         self.size = 0
         #: rows whose values the arrays cannot hold exactly (see the module docstring)
         self._unsafe: set[int] = set()
+        #: per resource, the rows whose allocatable is 0
+        self._zero: dict[str, set[int]] = {name: set() for name in ZERO_TRACKED}
         self._allocate(max(capacity, 1))
 
     # -- state --
@@ -83,6 +101,10 @@ class NodeColumns:
     def exact(self) -> bool:
         """True when every row holds its node's values exactly, so array verdicts are trustworthy."""
         return not self._unsafe
+
+    def zero_allocatable(self, resource: str) -> bool:
+        """True when some row's allocatable ``resource`` (cpu, memory, ephemeral-storage) is 0."""
+        return bool(self._zero[resource])
 
     def all_rows(self) -> slice:
         return slice(0, self.size)
@@ -110,17 +132,31 @@ class NodeColumns:
         self.size = size
         if self._unsafe:
             self._unsafe = {row for row in self._unsafe if row < size}
+        for name, rows in self._zero.items():
+            if rows:
+                self._zero[name] = {row for row in rows if row < size}
 
     def store(self, row: int, node: NodeInfo) -> None:
         """Write ``node``'s totals to ``row`` (called by ``NodeInfo._derive`` on every change)."""
         values = (node.free_cpu, node.free_memory, node.free_pods, node.left_cpu, node.left_memory,
-                  max(node.alloc_cpu, 1), max(node.alloc_memory, 1))
-        if within_limit(*values) and node.nz_cpu >= 0 and node.nz_memory >= 0:
+                  max(node.alloc_cpu, 1), max(node.alloc_memory, 1), node.free_ephemeral,
+                  max(node.alloc_ephemeral, 1), node.alloc_cpu, node.alloc_memory, node.alloc_ephemeral,
+                  node.req_cpu, node.req_memory)
+        if (within_limit(*values) and min(node.nz_cpu, node.nz_memory, node.req_cpu, node.req_memory,
+                                          node.req_ephemeral, node.alloc_cpu, node.alloc_memory,
+                                          node.alloc_ephemeral) >= 0):
             self._data[:, row] = values
             if self._unsafe:
                 self._unsafe.discard(row)
         else:
             self._unsafe.add(row)
+        for name, alloc in (("cpu", node.alloc_cpu), ("memory", node.alloc_memory),
+                            ("ephemeral-storage", node.alloc_ephemeral)):
+            zero = self._zero[name]
+            if alloc == 0:
+                zero.add(row)
+            elif zero:
+                zero.discard(row)
 
     # -- storage --
 

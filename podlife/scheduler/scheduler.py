@@ -82,6 +82,15 @@ class changes); it then comes back through a
 backoff queue (1 s, doubling to 10 s per attempt), and at the latest after five
 minutes (:mod:`podlife.scheduler.queue`).
 
+*Preemption.* When a pod fits nowhere, the profile's PostFilter plugins run
+(:mod:`podlife.scheduler.preemption`); one that makes room nominates the pod to a
+node, which the cache records at once and the status write carries
+(``status.nominatedNodeName``). While any pod is nominated, a search charges the
+nominated pods of at least the searching pod's priority to their nodes (kube's
+nominator), so the room made for them is not taken; a nominated pod tries its own
+node first. The FitError message ends with what the PostFilter said (nothing when it
+made room).
+
 This module is the loop and the decisions; the queue
 (:mod:`podlife.scheduler.queue`) says which pod comes next, the cache
 (:mod:`podlife.scheduler.cache`) what each node already holds.
@@ -111,6 +120,7 @@ from .plugins import (
     DefaultBinder,
     FilterPlugin,
     NodeInfo,
+    Plugin,
     PodInfo,
     PrioritySort,
     ScorePlugin,
@@ -163,29 +173,54 @@ class FitError:
     resolvable: int = 0
     #: a PreFilter plugin rejected the pod on every node, for this reason (then no per-node reasons)
     pre_filter_message: str = ""
+    #: the nodes (by name) whose status was resolvable (Unschedulable): preemption's candidates;
+    #: with a resolvable ``pre_filter_message``, every node is one
+    resolvable_nodes: list[str] = field(default_factory=list)
+    #: what the PostFilter plugins said (kube's ``Diagnosis.PostFilterMsg``): "" nothing (preemption
+    #: succeeded); None: no PostFilter ran, so the message says what DefaultPreemption would say
+    #: when no node has lower-priority pods
+    post_filter_message: str | None = None
 
-    def reject(self, status: Status) -> None:
-        """Count a node that ``status`` (its first failing filter's) rejected."""
+    def reject(self, status: Status, node: str | None = None) -> None:
+        """Count a node that ``status`` (its first failing filter's) rejected (named when known)."""
         self.reasons.update(status.reasons)
         if status.unresolvable:
             self.unresolvable += 1
         else:
             self.resolvable += 1
+            if node is not None:
+                self.resolvable_nodes.append(node)
 
     @property
     def message(self) -> str:
+        """kube's ``FitError.Error()``: the filters' histogram, then the PostFilter's message."""
         if self.num_nodes == 0:
             return NO_NODES_MESSAGE
         n = self.num_nodes
         histogram = self.pre_filter_message or ", ".join(
             sorted(f"{count} {reason}" for reason, count in self.reasons.items()))
-        preemption = []
-        if self.unresolvable:
-            preemption.append(f"{self.unresolvable} Preemption is not helpful for scheduling")
-        if self.resolvable:
-            preemption.append(f"{self.resolvable} No preemption victims found for incoming pod")
-        return (f"0/{n} nodes are available: {histogram}. "
-                f"preemption: 0/{n} nodes are available: {', '.join(sorted(preemption))}..")
+        message = f"0/{n} nodes are available:" + (f" {histogram}." if histogram else "")
+        post = self.post_filter_message
+        if post is None:
+            preemption = []
+            if self.unresolvable:
+                preemption.append(f"{self.unresolvable} Preemption is not helpful for scheduling")
+            if self.resolvable:
+                preemption.append(f"{self.resolvable} No preemption victims found for incoming pod")
+            post = f"preemption: 0/{n} nodes are available: {', '.join(sorted(preemption))}."
+        return f"{message} {post}." if post else message
+
+
+@dataclass
+class PostFilterResult:
+    """What a PostFilter plugin says (kube's PostFilterResult and Status)."""
+
+    #: the status message ("" on success)
+    message: str = ""
+    #: the pod can be placed after this (kube's Success): later PostFilter plugins do not run
+    success: bool = False
+    #: the pod's new nominated node: None leaves it, "" clears it
+    nominated_node: str | None = None
 
 
 # ---- the scheduler ---------------------------------------------------------------------------
@@ -205,6 +240,8 @@ class _StaticResult:
     unresolvable: int
     resolvable: int
     positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    #: the nodes a static filter rejected as resolvable (preemption may help there)
+    resolvable_nodes: list[str] = field(default_factory=list)
     #: every node is a candidate: ``rows`` is then a slice, which numpy reads without copying
     everywhere: bool = False
 
@@ -248,7 +285,9 @@ class Scheduler:
         self.queue = SchedulingQueue(queue_sort, initial_backoff=initial_backoff, max_backoff=max_backoff)
         self.cache = SchedulerCache()
         self.stats = SchedulerStats()
-        self.recorder = EventRecorder(client, name)
+        #: events are reported by the pod's profile (kube: each profile's recorder is its schedulerName)
+        self.recorders = {p.scheduler_name: EventRecorder(client, p.scheduler_name) for p in profiles}
+        self.recorder = self.recorders[self.name]
         self.pod_informer = Informer(client, PODS, field_selector="status.phase!=Succeeded,status.phase!=Failed")
         self.node_informer = Informer(client, NODES)
         self.pod_informer.add_handlers(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
@@ -270,12 +309,16 @@ class Scheduler:
         self._status_writes: dict[str, asyncio.Task[None]] = {}
         self._tasks = Supervisor(f"scheduler {name}", logger=log)
 
+    def _recorder(self, info: PodInfo) -> EventRecorder:
+        """The recorder of the profile that schedules ``info`` (the first profile's for any other)."""
+        return self.recorders.get(info.scheduler_name, self.recorder)
+
     # ---- running ----
 
     async def run(self) -> None:
         self._tasks.start(self.pod_informer.run(), "scheduler-pods")
         self._tasks.start(self.node_informer.run(), "scheduler-nodes")
-        for informer in self.volume_binding.informers():
+        for informer in self._plugin_informers():
             self._tasks.start(informer.run(), f"scheduler-{informer.res.plural}")
         self.queue.start()
         try:
@@ -290,8 +333,16 @@ class Scheduler:
     async def wait_synced(self) -> None:
         await self.pod_informer.wait_synced()
         await self.node_informer.wait_synced()
-        for informer in self.volume_binding.informers():
+        for informer in self._plugin_informers():
             await informer.wait_synced()
+
+    def _plugin_informers(self) -> list[Informer]:
+        """What the plugins watch besides pods and nodes (claims, volumes, budgets), each informer once."""
+        found: dict[int, Informer] = {id(i): i for i in self.volume_binding.informers()}
+        for profile in self.profiles.values():
+            for plugin in profile.plugins():
+                found.update((id(i), i) for i in plugin.informers())
+        return list(found.values())
 
     async def _schedule_loop(self) -> None:
         while True:
@@ -335,9 +386,31 @@ class Scheduler:
         self._binds.put_nowait((info, chosen.name))
 
     def _find_node(self, info: PodInfo, profile: Profile | None = None) -> NodeInfo | FitError:
-        """Filter and score for ``info`` under ``profile`` (default: the one its schedulerName names)."""
+        """Filter and score for ``info`` under ``profile`` (default: the one its schedulerName names),
+        with the nominated pods of at least its priority charged to their nodes meanwhile (kube
+        filters with them: the room made for them is not this pod's)."""
         if profile is None:
             profile = self.profiles[info.scheduler_name]
+        if not self.cache.nominated:
+            return self._search(info, profile)
+        reserved = self.cache.reserve_nominated(info, notify=needs_pod_listeners(profile.plugins(), info))
+        try:
+            return self._search(info, profile)
+        finally:
+            self.cache.release_nominated(reserved)
+
+    def _nominated_fits(self, info: PodInfo, profile: Profile, filters: list[FilterPlugin]) -> NodeInfo | None:
+        """The pod's nominated node when it passes every filter there (kube's evaluateNominatedNode:
+        a pod that preempted takes the room it made without a search)."""
+        name = self.cache.nominated_node(info.key) or ((info.obj.get("status") or {}).get("nominatedNodeName") or "")
+        node = self.cache.nodes.get(name) if name else None
+        if node is None or node.node is None:
+            return None
+        if _first_rejection([*profile.static_filters, *filters], info, node) is not None:
+            return None
+        return node
+
+    def _search(self, info: PodInfo, profile: Profile) -> NodeInfo | FitError:
         num_nodes = len(self.cache.node_list)
         if not num_nodes:
             return FitError(0)
@@ -354,6 +427,8 @@ class Scheduler:
                 filters.append(self.volume_binding)
             if volumes.eligible is not None:
                 return self._find_node_among(info, profile, filters, volumes.eligible, num_nodes)
+        if self.cache.nominated and (nominated := self._nominated_fits(info, profile, filters)) is not None:
+            return nominated
         static = self._static_for(info, profile)
         percentage = profile.percentage_of_nodes_to_score
         wanted = num_feasible_nodes_to_find(
@@ -385,7 +460,7 @@ class Scheduler:
             if status is None:
                 feasible.append(node)
             else:
-                error.reject(status)
+                error.reject(status, node.name)
         if not feasible:
             return error
         if len(feasible) == 1:
@@ -407,6 +482,7 @@ class Scheduler:
         positions: list[int] = []
         reasons: Counter[str] = Counter()
         unresolvable = resolvable = 0
+        resolvable_nodes: list[str] = []
         for position, node in enumerate(self.cache.node_list):
             for f in static_filters:
                 status = f.filter(info, node)
@@ -416,12 +492,13 @@ class Scheduler:
                         unresolvable += 1
                     else:
                         resolvable += 1
+                        resolvable_nodes.append(node.name)
                     break
             else:
                 candidates.append(node)
                 positions.append(position)
         return _StaticResult(candidates, reasons, unresolvable, resolvable, np.array(positions, dtype=np.intp),
-                             everywhere=len(candidates) == len(self.cache.node_list))
+                             resolvable_nodes, everywhere=len(candidates) == len(self.cache.node_list))
 
     # -- the per-node path: any plugin, any pod --
 
@@ -508,28 +585,51 @@ class Scheduler:
 
     def _diagnose(self, info: PodInfo, filters: list[FilterPlugin], static: _StaticResult,
                   num_nodes: int) -> FitError:
-        error = FitError(num_nodes, Counter(static.reasons), static.unresolvable, static.resolvable)
+        error = FitError(num_nodes, Counter(static.reasons), static.unresolvable, static.resolvable,
+                         resolvable_nodes=list(static.resolvable_nodes))
         for node in static.candidates:
             if (status := _first_rejection(filters, info, node)) is not None:
-                error.reject(status)
+                error.reject(status, node.name)
         return error
 
     # ---- failures ----
 
     def _unschedulable(self, qp: QueuedPod, error: FitError, profile: Profile) -> None:
         info = qp.info
-        for plugin in profile.post_filters:  # PostFilter (preemption)
-            plugin.post_filter(info, error)
+        nominated = self._post_filter(info, error, profile)
         self.stats.unschedulable += 1
         self.queue.unschedulable(qp)
         message = error.message
         log.debug("scheduler: %s is unschedulable: %s", info.key, message)
-        self.recorder.event(info.obj, "Warning", "FailedScheduling", message)
-        self._write_status(info, "Unschedulable", message)
+        self._recorder(info).event(info.obj, "Warning", "FailedScheduling", message)
+        self._write_status(info, "Unschedulable", message, nominated)
 
-    def _write_status(self, info: PodInfo, reason: str, message: str) -> None:
+    def _post_filter(self, info: PodInfo, error: FitError, profile: Profile) -> str | None:
+        """kube's RunPostFilterPlugins: until one succeeds; their messages joined. Returns the pod's
+        new nominated node (None: unchanged, "": cleared), already recorded in the cache."""
+        if error.num_nodes == 0 or not profile.post_filters:
+            return None
+        messages: list[str] = []
+        nominated: str | None = None
+        for plugin in profile.post_filters:
+            result = plugin.post_filter(info, error)
+            if not isinstance(result, PostFilterResult):
+                continue
+            if result.nominated_node is not None:
+                nominated = result.nominated_node
+            if result.success:
+                messages = []
+                break
+            if result.message:
+                messages.append(result.message)
+        error.post_filter_message = ", ".join(messages)
+        if nominated is not None:
+            self.cache.nominate(info, nominated)
+        return nominated
+
+    def _write_status(self, info: PodInfo, reason: str, message: str, nominated: str | None = None) -> None:
         previous = self._status_writes.get(info.key)
-        task = self._tasks.start(self._set_condition(info, reason, message, previous))
+        task = self._tasks.start(self._set_condition(info, reason, message, previous, nominated))
         self._status_writes[info.key] = task
 
         def forget(done: asyncio.Task[None], key: str = info.key) -> None:
@@ -538,7 +638,7 @@ class Scheduler:
         task.add_done_callback(forget)
 
     async def _set_condition(self, info: PodInfo, reason: str, message: str,
-                             previous: asyncio.Task[None] | None) -> None:
+                             previous: asyncio.Task[None] | None, nominated: str | None = None) -> None:
         """``PodScheduled=False`` on a still-pending pod (the full conditions list: merge
         patch replaces lists), pinned to the pod's resourceVersion so it can never land
         after a binding."""
@@ -548,7 +648,7 @@ class Scheduler:
         for _ in range(3):
             if pod is None or (pod.get("metadata") or {}).get("uid") != info.uid or (pod.get("spec") or {}).get("nodeName"):
                 return
-            patch = _condition_patch(pod, reason, message)
+            patch = _condition_patch(pod, reason, message, nominated)
             if patch is None:
                 return
             try:
@@ -592,7 +692,7 @@ class Scheduler:
         self.stats.scheduled += 1
         if self.queue.where(info.key) == IN_FLIGHT:
             self.queue.done(info.key, info.uid)
-        self.recorder.event(info.obj, "Normal", "Scheduled",
+        self._recorder(info).event(info.obj, "Normal", "Scheduled",
                             f"Successfully assigned {info.namespace}/{info.name} to {node_name}")
 
     async def _bind_with_volumes(self, info: PodInfo, node_name: str, plan: VolumePlan) -> None:
@@ -632,7 +732,7 @@ class Scheduler:
             return
         message = f'running PreBind plugin "VolumeBinding": {exc}'
         log.info("scheduler: binding the volumes of %s on %s failed: %s", info.key, node_name, exc)
-        self.recorder.event(info.obj, "Warning", "FailedScheduling", message)
+        self._recorder(info).event(info.obj, "Warning", "FailedScheduling", message)
         self._write_status(info, "SchedulerError", message)
         self.queue.backoff(info.key)
 
@@ -646,7 +746,7 @@ class Scheduler:
             self.queue.done(info.key, info.uid)
             return
         log.info("scheduler: binding %s to %s failed: %s", info.key, node_name, exc)
-        self.recorder.event(info.obj, "Warning", "FailedScheduling", f"Binding rejected: {exc}")
+        self._recorder(info).event(info.obj, "Warning", "FailedScheduling", f"Binding rejected: {exc}")
         self.queue.backoff(info.key)
 
     # ---- informer handlers (they only update the cache and the queue) ----
@@ -659,11 +759,13 @@ class Scheduler:
         if spec.get("nodeName"):
             info = PodInfo(pod)
             self.queue.delete(info.key)
+            self.cache.remove_nominated(info.key)
             self.cache.add_pod(info)
         elif self._responsible(pod):
             info = PodInfo(pod)
             if not info.deleting:
                 self.queue.add(info)
+                self.cache.nominate(info, _nominated_node_name(pod))
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
         spec = new.get("spec") or {}
@@ -675,16 +777,24 @@ class Scheduler:
             if current is not None and current[1] == node_name and current[0].uid == meta.get("uid"):
                 if self.cache.confirm(key):  # our binding arrived
                     self.queue.delete(key)
+                if (current[0].labels != (meta.get("labels") or {})
+                        or current[0].deleting != bool(meta.get("deletionTimestamp"))):
+                    # relabelled or terminating: the topology index (affinity, spread) must see it
+                    self.cache.remove_pod(key)
+                    self.cache.add_pod(PodInfo(new))
                 return
             self.queue.delete(key)
+            self.cache.remove_nominated(key)
             info = PodInfo(new)
             self.cache.add_pod(info)
             return
         info = PodInfo(new)
         if info.deleting or not self._responsible(new):
             self.queue.delete(info.key)
+            self.cache.remove_nominated(info.key)
         elif not self.cache.is_assumed(info.key):
             self.queue.add(info)
+            self._update_nomination(old, info)
         elif info.key in self.queue:
             self.queue.add(info)  # in flight: only refresh what the binder will send
 
@@ -692,9 +802,19 @@ class Scheduler:
         meta = pod.get("metadata") or {}
         key = f"{meta.get('namespace')}/{meta.get('name')}"
         self.queue.delete(key)
+        self.cache.remove_nominated(key)
         self.volume_binding.pod_gone(key)
         if self.cache.remove_pod(key):
             self.queue.move_all()
+
+    def _update_nomination(self, old: Obj, info: PodInfo) -> None:
+        """kube's updateNominatedPod: follow the pod's ``nominatedNodeName``, except that an update
+        saying nothing about it (none before, none now) keeps a nomination made in memory whose
+        write has not arrived yet."""
+        name = _nominated_node_name(info.obj)
+        if not name and not _nominated_node_name(old):
+            name = self.cache.nominated_node(info.key)
+        self.cache.nominate(info, name)
 
     def _on_node_add(self, node: Obj) -> None:
         if self.cache.set_node(node):
@@ -706,6 +826,23 @@ class Scheduler:
 
     def _on_node_delete(self, node: Obj) -> None:
         self.cache.remove_node((node.get("metadata") or {}).get("name") or "")
+
+
+#: plugins whose verdicts and scores read only the NodeInfo they are given (no index of pods
+#: fed by the cache's listeners): pods charged only for a moment need not be told to them
+NODE_LOCAL_PLUGINS = frozenset({
+    "NodeUnschedulable", "NodeName", "NodeReady", "TaintToleration", "NodeAffinity", "NodeResourcesFit",
+    "NodeResourcesBalancedAllocation", "ImageLocality", "VolumeBinding", "DefaultPreemption",
+})
+
+
+def needs_pod_listeners(plugins: Iterable[Plugin], pod: PodInfo) -> bool:
+    """Whether a plugin that judges ``pod`` keeps an index of pods (inter-pod affinity, spread, ports)."""
+    return any(p.name not in NODE_LOCAL_PLUGINS and p.applies(pod) for p in plugins)
+
+
+def _nominated_node_name(pod: Obj) -> str:
+    return str((pod.get("status") or {}).get("nominatedNodeName") or "")
 
 
 def _rejected_everywhere(num_nodes: int, unresolvable: bool, message: str) -> FitError:
@@ -733,11 +870,15 @@ def _rotated_first(passing: np.ndarray, start: int, wanted: int) -> np.ndarray:
     return np.concatenate((head, passing[:min(split, wanted - len(head))]))
 
 
-def _condition_patch(pod: Obj, reason: str, message: str) -> Obj | None:
-    """A status merge patch setting PodScheduled=False, or None when it already says so."""
-    conditions = [c for c in ((pod.get("status") or {}).get("conditions") or []) if isinstance(c, dict)]
+def _condition_patch(pod: Obj, reason: str, message: str, nominated: str | None = None) -> Obj | None:
+    """A status merge patch setting PodScheduled=False (and ``nominatedNodeName`` when ``nominated``
+    is not None: "" removes it), or None when the pod already says so (kube's updatePod)."""
+    status = pod.get("status") or {}
+    conditions = [c for c in (status.get("conditions") or []) if isinstance(c, dict)]
     old = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
-    if old is not None and old.get("status") == "False" and old.get("reason") == reason and old.get("message") == message:
+    nominate = nominated is not None and (status.get("nominatedNodeName") or "") != nominated
+    if (not nominate and old is not None and old.get("status") == "False" and old.get("reason") == reason
+            and old.get("message") == message):
         return None
     transition = old.get("lastTransitionTime") if old is not None and old.get("status") == "False" else None
     condition = {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
@@ -745,6 +886,8 @@ def _condition_patch(pod: Obj, reason: str, message: str) -> Obj | None:
     kept = [c for c in conditions if c.get("type") != "PodScheduled"]
     rv = (pod.get("metadata") or {}).get("resourceVersion")
     patch: Obj = {"status": {"conditions": kept + [condition]}}
+    if nominate:
+        patch["status"]["nominatedNodeName"] = nominated or None
     if rv:
         patch["metadata"] = {"resourceVersion": rv}
     return patch
