@@ -315,7 +315,7 @@ async def test_skips_not_ready_and_cordoned_nodes(client: LocalClient, run_sched
     await client.create(PODS, make_pod("web"), "default")
     cond = await wait_unschedulable(client, "web")
     assert cond["reason"] == "Unschedulable"
-    assert cond["message"] == ("0/2 nodes are available: 1 node(s) were not ready, 1 node(s) were unschedulable. "
+    assert cond["message"] == ("0/2 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, 1 node(s) were unschedulable. "
                                "preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling..")
     await client.create(NODES, make_node("up"))
     assert await wait_bound(client, "web") == "up"

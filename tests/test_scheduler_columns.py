@@ -247,7 +247,7 @@ def test_nothing_fits_gives_the_same_fit_error() -> None:
     got, want = fast._find_node(pod), slow._find_node(pod)
     assert isinstance(got, FitError) and got.message == want.message  # type: ignore[union-attr]
     assert got.message.startswith("0/3 nodes are available: 1 Insufficient cpu, 1 Too many pods, "
-                                  "1 node(s) were not ready.")
+                                  "1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }.")
 
 
 def test_weighted_score_plugins_add_up_as_on_the_per_node_path() -> None:

@@ -607,12 +607,14 @@ class NodeReady(FilterPlugin):
 
     Kubernetes expresses this as the ``node.kubernetes.io/not-ready`` NoSchedule
     taint; podlife checks the condition itself (no controller needs to taint the
-    node first) and honours a toleration of that taint the same way.
+    node first), honours a toleration of that taint the same way, and reports the
+    node as TaintToleration would report the taint, so the message reads as
+    Kubernetes' whether or not the node lifecycle controller has tainted it yet.
     """
 
     name = "NodeReady"
     static = True
-    _not_ready = _unresolvable("NodeReady", "node(s) were not ready")
+    _not_ready = _unresolvable("NodeReady", f"node(s) had untolerated taint {{{NOT_READY_TAINT}: }}")
     _taint = Taint(NOT_READY_TAINT, "", "NoSchedule")
 
     def pod_key(self, pod: PodInfo) -> Hashable:
