@@ -236,10 +236,11 @@ def run_context() -> dict[str, Any]:
     }
 
 
-def write_result(name: str, result: dict[str, Any]) -> Path:
-    """Write ``result`` with its run context to ``results/<name>-<time>.json``."""
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+def write_result(name: str, result: dict[str, Any], directory: Path | None = None) -> Path:
+    """Write ``result`` with its run context to ``results/<name>-<time>.json`` (or into ``directory``)."""
+    directory = directory or RESULTS_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps({**run_context(), **result}, indent=2))
     return path
 
