@@ -219,12 +219,13 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def run_context() -> dict[str, Any]:
-    """What a result needs to be compared with another: commit, arguments, machine."""
+def run_context(arguments: list[str] | None = None) -> dict[str, Any]:
+    """What a result needs to be compared with another: commit, arguments (the command line's unless
+    given: a benchmark called as a function passes its own), machine."""
     return {
         "commit": _git("rev-parse", "HEAD"),
         "tree_changed": bool(_git("status", "--porcelain", "--untracked-files=no")),
-        "arguments": sys.argv[1:],
+        "arguments": sys.argv[1:] if arguments is None else arguments,
         "machine": {
             "cpu": _cpu_model(),
             "cores": os.cpu_count(),
@@ -236,12 +237,13 @@ def run_context() -> dict[str, Any]:
     }
 
 
-def write_result(name: str, result: dict[str, Any], directory: Path | None = None) -> Path:
+def write_result(name: str, result: dict[str, Any], directory: Path | None = None,
+                 arguments: list[str] | None = None) -> Path:
     """Write ``result`` with its run context to ``results/<name>-<time>.json`` (or into ``directory``)."""
     directory = directory or RESULTS_DIR
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({**run_context(), **result}, indent=2))
+    path.write_text(json.dumps({**run_context(arguments), **result}, indent=2))
     return path
 
 

@@ -7,27 +7,35 @@ The workloads, their counts at 5,000 nodes and kube's CI thresholds are in
 :mod:`scheduler_workloads` (basic, node-affinity, pod-anti-affinity, pod-affinity,
 spread-required, spread-preferred, preemption).
 
-For each workload, on a fresh server:
+For each workload, on a fresh API server -- ``--api local`` (the default) or ``--api https``:
 
-1. ``podlife up --nodes 0 --controllers=*,-node-lifecycle-controller`` as its own process
-   (:class:`harness.Server`). The benchmark's nodes have no kubelet, so nothing renews
-   their Leases; the node lifecycle controller would mark them unreachable (and taint
-   them) after ``--node-monitor-grace-period``, so it is turned off for the run instead.
-2. From this process, over HTTPS as the admin: namespaces ``sched-0`` and ``sched-1``
-   (and waits for their ``default`` ServiceAccounts, which ServiceAccount admission
-   needs), the workload's PriorityClasses, N Node objects (Ready, allocatable, the
-   workload's labels), the init pods already bound round-robin (``spec.nodeName``), then
-   waits until the cluster's network controller has given every init pod its port, so
-   that its work is not counted against the scheduler.
+1. *local*: the API server assembled in this process on a fresh SQLite store
+   (:class:`LocalApi`), with no controllers: scheduler_perf's own shape (its harness runs
+   kube-apiserver on etcd inside the test process, without controllers; the scheduler
+   reaches it without a network hop), and how ``podlife up`` runs its components.
+   *https*: ``podlife up --nodes 0 --controllers=*,-node-lifecycle-controller`` as its
+   own process (:class:`harness.Server`, :class:`HTTPSApi`), the scheduler a separate
+   component paying for HTTP and TLS on both sides, with the cluster's controllers at
+   work (its network controller gives every bound pod a port). The benchmark's nodes
+   have no kubelet, so nothing renews their Leases; the node lifecycle controller would
+   mark them unreachable (and taint them) after ``--node-monitor-grace-period``, so it
+   is turned off for the run instead.
+2. As the admin: namespaces ``sched-0`` and ``sched-1`` (over HTTPS it waits for their
+   ``default`` ServiceAccounts, which ServiceAccount admission needs; in-process that
+   admission is off, as in Kubernetes' integration tests), the workload's
+   PriorityClasses, N Node objects (Ready, allocatable, the workload's labels), the init
+   pods already bound round-robin (``spec.nodeName``); over HTTPS it then waits until the
+   cluster's network controller has given every init pod its port, so that its work is
+   not counted against the scheduler.
 3. The measured pods, with ``spec.schedulerName: bench-scheduler`` (the cluster's own
-   default-scheduler ignores them), all created before the scheduler starts: the
+   default-scheduler, over HTTPS, ignores them), all created before the scheduler starts: the
    measurement is the scheduler's rate, not the creation rate (``--concurrency``
    creates in flight). scheduler_perf creates them while its scheduler runs, with a
    client allowed 5,000 requests/s; here creating them would compete with the
    scheduler for this process's event loop.
-4. podlife's :class:`~podlife.scheduler.scheduler.Scheduler` in this process, with the
-   real HTTPS client as ``system:kube-scheduler`` (``kubeconfigs/scheduler.conf``) and one
-   profile ``bench-scheduler`` (the default plugin set). The clock starts when its
+4. podlife's :class:`~podlife.scheduler.scheduler.Scheduler` in this process (over HTTPS
+   with the real client as ``system:kube-scheduler``, ``kubeconfigs/scheduler.conf``;
+   in-process with the in-process client) and one profile ``bench-scheduler`` (the default plugin set). The clock starts when its
    informers are synced (its loop starts then) and stops when the last measured pod's
    binding has returned -- scheduler_perf's throughput, pods bound per second over the
    measured pods; also the per-second throughput samples' p50/p90/p99 (as scheduler_perf's
@@ -72,7 +80,9 @@ import io
 import logging
 import math
 import pstats
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -91,6 +101,9 @@ from scheduler_workloads import (
     quality,
 )
 
+from podlife.api.context import build_api
+from podlife.api.crds import controller_of
+from podlife.api.local_client import LocalClient
 from podlife.client.base import NAMESPACES, NODES, PODS, Client, Resource
 from podlife.client.http import HTTPClient
 from podlife.machinery.constants import PORT_ANNOTATION
@@ -98,6 +111,7 @@ from podlife.scheduler.plugins import DefaultBinder, PodInfo
 from podlife.scheduler.profile import Profile
 from podlife.scheduler.queue import QueuedPod
 from podlife.scheduler.scheduler import Scheduler
+from podlife.store.sqlite import SQLiteStore
 
 PRIORITY_CLASSES = Resource("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", namespaced=False)
 SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
@@ -143,14 +157,6 @@ async def _wait_for(check: Callable[[], Any], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not done within {timeout}s")
         await asyncio.sleep(0.1)
-
-
-async def _namespaces(client: Client, timeout: float) -> None:
-    for ns in (INIT_NS, MEASURED_NS):
-        await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    for ns in (INIT_NS, MEASURED_NS):
-        await _wait_for(partial(client.get, SERVICE_ACCOUNTS, "default", ns), timeout,
-                        f"the default ServiceAccount of {ns}")
 
 
 class PortWatch:
@@ -263,25 +269,116 @@ def _throughput(bound: list[float], started: float) -> dict[str, float]:
             "throughput_p99": percentile(samples, 99)}
 
 
+class HTTPSApi:
+    """``podlife up`` as its own process, reached over HTTPS (``--api https``): the scheduler as a
+    separate component, paying for HTTP and TLS on both sides, with the cluster's controllers running
+    (its network controller gives every bound pod a port)."""
+
+    name = "https"
+
+    def __init__(self, concurrency: int, binds_in_flight: int) -> None:
+        self.server = Server(*SERVER_ARGS)
+        self.concurrency, self.binds_in_flight = concurrency, binds_in_flight
+        self.admin: Client | None = None
+        self.scheduler_client: Client | None = None
+
+    async def start(self) -> Client:
+        self.server.start()
+        self.admin = self.server.client(connections=self.concurrency + 8)
+        return self.admin
+
+    async def ready_namespace(self, namespace: str, timeout: float) -> None:
+        """ServiceAccount admission needs the namespace's ``default`` ServiceAccount (the controller makes it)."""
+        assert self.admin is not None
+        await _wait_for(partial(self.admin.get, SERVICE_ACCOUNTS, "default", namespace), timeout,
+                        f"the default ServiceAccount of {namespace}")
+
+    async def settle_init_pods(self, listed_rv: str, init: int, timeout: float, port_task: asyncio.Task[None],
+                               ports: PortWatch) -> None:
+        try:
+            await asyncio.wait_for(ports.done.wait(), timeout)
+        finally:
+            port_task.cancel()
+
+    def scheduler(self) -> Client:
+        self.scheduler_client = HTTPClient.from_kubeconfig(self.server.data_dir / "kubeconfigs" / "scheduler.conf",
+                                                           max_connections=self.binds_in_flight + 64)
+        return self.scheduler_client
+
+    def server_cpu_seconds(self) -> float:
+        return self.server.cpu_seconds()
+
+    async def close(self, failed: bool) -> None:
+        if self.scheduler_client is not None:
+            await self.scheduler_client.close()
+        if self.admin is not None:
+            await self.admin.close()
+        self.server.stop(failed=failed)
+
+
+class LocalApi:
+    """The API server assembled in this process on the SQLite store (``--api local``, the default):
+    scheduler_perf's own shape, whose integration harness runs kube-apiserver (on etcd) inside the
+    test process with no controllers, the scheduler talking to it without a network hop -- and what
+    ``podlife up`` does with its components (the in-process client). Only the scheduler acts on the
+    pods; ServiceAccount admission is off, as in Kubernetes' integration tests (no controller makes
+    the accounts). The server's CPU is this process's: it is reported within the scheduler's."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="podlife-sched-bench-"))
+        self.store = SQLiteStore(self.directory / "store.sqlite")
+        self.ctx: Any = None
+
+    async def start(self) -> Client:
+        await self.store.start()
+        self.ctx = await build_api(self.store)
+        self.ctx.disabled_admission_plugins.add("ServiceAccount")
+        return LocalClient(self.ctx, shared_results=True)
+
+    async def ready_namespace(self, namespace: str, timeout: float) -> None:
+        return None
+
+    async def settle_init_pods(self, listed_rv: str, init: int, timeout: float, port_task: asyncio.Task[None],
+                               ports: PortWatch) -> None:
+        port_task.cancel()  # no network controller here: nothing else acts on the pods
+
+    def scheduler(self) -> Client:
+        return LocalClient(self.ctx, shared_results=True, user_agent="kube-scheduler")
+
+    def server_cpu_seconds(self) -> float:
+        return 0.0
+
+    async def close(self, failed: bool) -> None:
+        crd_controller = controller_of(self.ctx) if self.ctx is not None else None
+        if crd_controller is not None:
+            await crd_controller.close()
+        await self.store.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
 async def run_workload(workload: Workload, nodes: int, measured: int | None = None, *, concurrency: int = 64,
                        timeout: float = 600, profile: bool = False, stall: float = 60,
-                       binds_in_flight: int = 64) -> dict[str, Any]:
-    """One workload on a fresh server; the result's figures (see the module docstring)."""
+                       binds_in_flight: int = 64, api: str = "local") -> dict[str, Any]:
+    """One workload on a fresh API server (``api``: "local" in this process, or "https"); the result's
+    figures (see the module docstring)."""
     n, init, m = workload.counts(nodes, measured)
     result: dict[str, Any] = {"workload": workload.name, "case": workload.case, "kube_threshold": workload.threshold,
-                              "nodes": n, "init_pods": init, "measured_pods": m}
+                              "nodes": n, "init_pods": init, "measured_pods": m, "api": api}
     bench_profile = Profile(SCHEDULER_NAME)
     reason = placeholder_reason(workload, bench_profile)
     if reason is not None:
         return {**result, "skipped": reason}
-    server = Server(*SERVER_ARGS)
-    server.start()
-    admin = server.client(connections=concurrency + 8)
-    sched_client: HTTPClient | None = None
+    backend: HTTPSApi | LocalApi = HTTPSApi(concurrency, binds_in_flight) if api == "https" else LocalApi()
     failed = True
     try:
+        admin = await backend.start()
         t = time.monotonic()
-        await _namespaces(admin, timeout)
+        for ns in (INIT_NS, MEASURED_NS):
+            await admin.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        for ns in (INIT_NS, MEASURED_NS):
+            await backend.ready_namespace(ns, timeout)
         for name, value in workload.priority_classes:
             await admin.create(PRIORITY_CLASSES, {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
                                                   "metadata": {"name": name}, "value": value})
@@ -301,10 +398,7 @@ async def run_workload(workload: Workload, nodes: int, measured: int | None = No
 
         await _pool(range(init), concurrency, create_init)
         result["create_init_pods_seconds"] = round(time.monotonic() - t, 2)
-        try:
-            await asyncio.wait_for(ports.done.wait(), timeout)
-        finally:
-            port_task.cancel()
+        await backend.settle_init_pods(listed["metadata"]["resourceVersion"], init, timeout, port_task, ports)
         result["init_pods_networked_seconds"] = round(time.monotonic() - t, 2)
 
         t = time.monotonic()
@@ -317,17 +411,13 @@ async def run_workload(workload: Workload, nodes: int, measured: int | None = No
         await _pool(range(m), concurrency, create_measured)
         result["create_measured_pods_seconds"] = round(time.monotonic() - t, 2)
 
-        sched_client = HTTPClient.from_kubeconfig(server.data_dir / "kubeconfigs" / "scheduler.conf",
-                                                  max_connections=binds_in_flight + 64)
-        result.update(await _measure(sched_client, bench_profile, m, timeout, profile, server, stall, binds_in_flight))
+        result.update(await _measure(backend.scheduler(), bench_profile, m, timeout, profile,
+                                     backend.server_cpu_seconds, stall, binds_in_flight))
         result.update(await _judge(admin, workload, init))
         failed = result["bound_pods"] < m
         return result
     finally:
-        if sched_client is not None:
-            await sched_client.close()
-        await admin.close()
-        server.stop(failed=failed)
+        await backend.close(failed)
 
 
 class _ErrorLog(logging.Handler):
@@ -371,8 +461,8 @@ async def _wait_bound(binder: TimedBinder, timeout: float, stall: float) -> bool
     return False
 
 
-async def _measure(client: HTTPClient, bench_profile: Profile, m: int, timeout: float, profile: bool,
-                   server: Server, stall: float, binds_in_flight: int) -> dict[str, Any]:
+async def _measure(client: Client, bench_profile: Profile, m: int, timeout: float, profile: bool,
+                   server_cpu_seconds: Callable[[], float], stall: float, binds_in_flight: int) -> dict[str, Any]:
     """Run the scheduler until every measured pod is bound (or ``timeout``); its figures."""
     binder = TimedBinder(m)
     scheduler = Scheduler(client, profiles=[bench_profile], binder=binder, max_binds_in_flight=binds_in_flight)
@@ -384,7 +474,7 @@ async def _measure(client: HTTPClient, bench_profile: Profile, m: int, timeout: 
     await scheduler.wait_synced()
     sync_seconds = time.monotonic() - t_sync
     gc.freeze()  # as podlife's processes do once started: what is cached now is never scanned again
-    cpu0, server_cpu0 = time.process_time(), server.cpu_seconds()
+    cpu0, server_cpu0 = time.process_time(), server_cpu_seconds()
     measurement.started = time.perf_counter()
     if prof is not None:
         prof.enable()
@@ -402,7 +492,7 @@ async def _measure(client: HTTPClient, bench_profile: Profile, m: int, timeout: 
         scheduler_log.setLevel(level)
     bound = sorted(binder.bound.values())
     measurement.ended = bound[-1] if bound else time.perf_counter()
-    cpu1, server_cpu1 = time.process_time(), server.cpu_seconds()
+    cpu1, server_cpu1 = time.process_time(), server_cpu_seconds()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     gc.unfreeze()
@@ -537,6 +627,9 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--stall", type=float, default=60,
                    help="stop a workload after this many seconds without a new binding (default 60)")
     p.add_argument("--profile", action="store_true", help="cProfile the scheduler; print the top functions")
+    p.add_argument("--api", choices=("local", "https"), default="local",
+                   help="local (default): the API server in this process, as scheduler_perf runs kube-apiserver; "
+                        "https: podlife up as its own process, with its controllers")
     p.add_argument("--results-dir", type=Path, default=None, help="where to write the JSON (default: benchmarks/results)")
     args = p.parse_args(argv)
     names = [w.strip() for w in args.workloads.split(",") if w.strip()]
@@ -551,12 +644,12 @@ def main(argv: list[str] | None = None) -> Path:
             with asyncio.Runner(loop_factory=loop_factory) as runner:
                 results.append(runner.run(run_workload(
                     WORKLOADS[name], nodes, args.pods, concurrency=args.concurrency, timeout=args.timeout,
-                    profile=args.profile, stall=args.stall, binds_in_flight=args.binds_in_flight)))
+                    profile=args.profile, stall=args.stall, binds_in_flight=args.binds_in_flight, api=args.api)))
     print_table(results)
     if args.profile:
         print_profiles(results)
-    path = write_result("scheduler", {"nodes": nodes, "workloads": [_finite(r) for r in results]},
-                        directory=args.results_dir)
+    path = write_result("scheduler", {"nodes": nodes, "api": args.api, "workloads": [_finite(r) for r in results]},
+                        directory=args.results_dir, arguments=sys.argv[1:] if argv is None else argv)
     print(f"written to {path}")
     return path
 

@@ -34,6 +34,7 @@ def test_every_workload_binds_every_pod_and_reports_quality(tmp_path: Path) -> N
     path = scheduler.main(["--nodes", "20", "--pods", "50", "--stall", "30", "--timeout", "120",
                            "--results-dir", str(tmp_path)])
     result = json.loads(path.read_text())
+    assert result["api"] == "local"
     assert result["commit"] and result["machine"]["cores"] and result["arguments"]
     by_name = {w["workload"]: w for w in result["workloads"]}
     assert set(by_name) == set(workloads.WORKLOADS)
@@ -54,6 +55,18 @@ def test_every_workload_binds_every_pod_and_reports_quality(tmp_path: Path) -> N
     # each high-priority pod needs 3 of its node's 4 low-priority pods gone
     preemption = by_name["preemption"]
     assert preemption["quality"]["preempted_init_pods"] >= 3 * preemption["measured_pods"]
+
+
+@pytest.mark.e2e
+def test_the_scheduler_as_a_separate_component_over_https(tmp_path: Path) -> None:
+    scheduler, _ = _benchmark()
+    path = scheduler.main(["--nodes", "20", "--pods", "30", "--stall", "30", "--timeout", "120", "--api", "https",
+                           "--workloads", "basic,pod-affinity", "--results-dir", str(tmp_path)])
+    result = json.loads(path.read_text())
+    assert result["api"] == "https"
+    for w in result["workloads"]:
+        assert w["api"] == "https" and w["bound_pods"] == w["measured_pods"] == 30, w["workload"]
+        assert w["server_cpu_seconds"] > 0 and w["quality"]["rule_violations"] == 0, w["workload"]
 
 
 def test_counts_follow_scheduler_perf_and_clamp_to_what_fits() -> None:

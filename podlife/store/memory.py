@@ -73,6 +73,8 @@ class MemoryStore(Store):
         self._listeners: list[Listener] = []
         self._watchers: set[_Watcher] = set()
         self._failure: BaseException | None = None
+        #: set by :meth:`close`: the flusher writes what is pending, then ends
+        self._closing = False
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -86,14 +88,12 @@ class MemoryStore(Store):
         self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="store-flush")
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            await self._flush_now()
-            self._flusher.cancel()
-            try:
-                await self._flusher
-            except asyncio.CancelledError:
-                pass
-            self._flusher = None
+        if self._flusher is not None and self._wakeup is not None:
+            # let the flusher end by itself: cancelling it could interrupt a batch it is persisting
+            flusher, self._flusher = self._flusher, None
+            self._closing = True
+            self._wakeup.set()
+            await asyncio.gather(flusher, return_exceptions=True)  # a failure was logged where it happened
         for w in list(self._watchers):
             self._close_watcher(w)
 
@@ -238,6 +238,9 @@ class MemoryStore(Store):
             await self._wakeup.wait()
             self._wakeup.clear()
             await self._flush_now()
+            if self._closing:
+                await self._flush_now()  # what the last batch's persisting let in
+                return
 
     async def _flush_now(self) -> None:
         if not self._pending_waiters and not self._pending:
