@@ -51,9 +51,9 @@ import numpy as np
 from ..client.base import NAMESPACES
 from ..client.informer import Informer
 from .columns import NodeColumns, Rows
-from .plugins import MAX_NODE_SCORE, UNRESOLVABLE, UNSCHEDULABLE, FilterPlugin, NodeInfo, PodInfo, ScorePlugin, Status
+from .plugins import MAX_NODE_SCORE, UNRESOLVABLE, UNSCHEDULABLE, NodeInfo, PodInfo, ScorePlugin, Status
 from .topology import (NO_TERMS, PREFERRED_AFFINITY, PREFERRED_ANTI, REQUIRED_AFFINITY, REQUIRED_ANTI, PodQuery,
-                       PodTerms, TopologyIndex, pod_terms)
+                       PASS, PodTerms, RowVerdictFilter, RowVerdicts, TopologyIndex, pod_terms)
 
 if TYPE_CHECKING:
     from .scheduler import Scheduler
@@ -63,7 +63,7 @@ ERR_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
 ERR_EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rules"
 
 #: the per-row verdict codes of the filter (0: passes)
-PASS, AFFINITY, ANTI, EXISTING_ANTI = 0, 1, 2, 3
+AFFINITY, ANTI, EXISTING_ANTI = 1, 2, 3
 #: affinity queries kept for retries at most (beyond, pods wait for the queue's periodic flush)
 MAX_WAITING = 1024
 _STATUSES = {
@@ -73,19 +73,11 @@ _STATUSES = {
 }
 
 
-class _FilterState:
-    """One attempt's verdicts for every row: ``codes`` (0 passes) and ``passing``."""
 
-    __slots__ = ("codes", "passing")
-
-    def __init__(self, codes: np.ndarray) -> None:
-        self.codes = codes
-        self.passing = codes == PASS
-
-
-class InterPodAffinity(FilterPlugin, ScorePlugin):
+class InterPodAffinity(RowVerdictFilter, ScorePlugin):
     name = "InterPodAffinity"
     weight = 2
+    statuses = _STATUSES
 
     def __init__(self, *, hard_pod_affinity_weight: int = 1, ignore_preferred_terms_of_existing_pods: bool = False) -> None:
         self.hard_pod_affinity_weight = hard_pod_affinity_weight
@@ -168,7 +160,7 @@ class InterPodAffinity(FilterPlugin, ScorePlugin):
             for term in existing:
                 bad |= _occupied(index, term.topology_key, index.term_row_counts(REQUIRED_ANTI, term))
             codes[(codes == PASS) & bad] = EXISTING_ANTI
-        pod.cycle[self.name] = _FilterState(codes)
+        pod.cycle[self.name] = RowVerdicts(codes)
         return None
 
     def _affinity_ok(self, pod: PodInfo, terms: PodTerms, index: TopologyIndex) -> np.ndarray:
@@ -190,28 +182,6 @@ class InterPodAffinity(FilterPlugin, ScorePlugin):
         if not any_match and len(self._waiting) < MAX_WAITING:
             self._waiting[query] = None
         return ok
-
-    def _state(self, pod: PodInfo) -> _FilterState | None:
-        if self.name not in pod.cycle:
-            self.pre_filter(pod)
-        state: _FilterState | None = pod.cycle[self.name]
-        return state
-
-    def filter(self, pod: PodInfo, node: NodeInfo) -> Status | None:
-        state = self._state(pod)
-        if state is None:
-            return None
-        row = self._index().row_of(node)
-        if not 0 <= row < len(state.codes):
-            return None
-        code = int(state.codes[row])
-        return _STATUSES[code] if code else None
-
-    def filter_mask(self, pod: PodInfo, columns: NodeColumns, rows: Rows) -> np.ndarray | None:
-        state = self._state(pod)
-        if state is None:
-            return np.ones(len(range(columns.size)[rows]) if isinstance(rows, slice) else len(rows), dtype=bool)
-        return state.passing[rows].copy() if isinstance(rows, slice) else state.passing[rows]
 
     # -- score --
 

@@ -51,7 +51,8 @@ from ..client.base import Obj
 from ..machinery.selectors import (EQUALS, NOT_IN, NOTHING, LabelSelector, Requirement, SelectorError,
                                    label_selector_from_dict)
 from .cache import SchedulerCache
-from .plugins import PodInfo
+from .columns import NodeColumns, Rows
+from .plugins import FilterPlugin, NodeInfo, PodInfo, Status
 
 #: distinct pod queries kept counted at most (least recently used dropped first)
 MAX_QUERIES = 512
@@ -491,3 +492,56 @@ def _query_namespaces(query: PodQuery) -> list[str | None]:
 
 __all__ = ["AffinityTerm", "Clause", "KeyDomains", "PodQuery", "PodTerms", "TopologyIndex", "pod_terms",
            "parse_selector", "selector_with_label_keys"]
+
+
+# ---- filters that leave a verdict per row ---------------------------------------------------
+
+#: the verdict code of a row that passes
+PASS = 0
+
+
+class RowVerdicts:
+    """One attempt's verdicts for every row of ``node_list``: ``codes`` (PASS, or the plugin's
+    reason code) and ``passing``."""
+
+    __slots__ = ("codes", "passing")
+
+    def __init__(self, codes: np.ndarray) -> None:
+        self.codes = codes
+        self.passing = codes == PASS
+
+
+class RowVerdictFilter(FilterPlugin):
+    """A filter whose PreFilter judges every node at once, as :class:`RowVerdicts` in
+    ``pod.cycle[self.name]`` (None there: nothing to check for this pod). Both forms of the
+    filter read those verdicts -- the array form at the candidates' rows, the per-node form at
+    the node's row, found by name through the index (a preemption dry run judges a copy of a
+    node, which has no row of its own) -- so they cannot disagree."""
+
+    #: the Status of each reason code
+    statuses: dict[int, Status] = {}
+
+    def _index(self) -> TopologyIndex:
+        raise NotImplementedError
+
+    def _verdicts(self, pod: PodInfo) -> RowVerdicts | None:
+        if self.name not in pod.cycle:
+            self.pre_filter(pod)
+        verdicts: RowVerdicts | None = pod.cycle[self.name]
+        return verdicts
+
+    def filter(self, pod: PodInfo, node: NodeInfo) -> Status | None:
+        verdicts = self._verdicts(pod)
+        if verdicts is None:
+            return None
+        row = self._index().row_of(node)
+        if not 0 <= row < len(verdicts.codes):
+            return None
+        code = int(verdicts.codes[row])
+        return self.statuses[code] if code else None
+
+    def filter_mask(self, pod: PodInfo, columns: NodeColumns, rows: Rows) -> np.ndarray | None:
+        verdicts = self._verdicts(pod)
+        if verdicts is None:
+            return np.ones(len(range(columns.size)[rows]) if isinstance(rows, slice) else len(rows), dtype=bool)
+        return verdicts.passing[rows].copy() if isinstance(rows, slice) else verdicts.passing[rows]

@@ -55,7 +55,8 @@ from ..machinery.selectors import EQUALS, LabelSelector, Requirement
 from .columns import NodeColumns, Rows
 from .plugins import MAX_NODE_SCORE, UNRESOLVABLE, UNSCHEDULABLE, FilterPlugin, NodeAffinity, NodeInfo, PodInfo, \
     ScorePlugin, Status, TaintToleration
-from .topology import Clause, PodQuery, TopologyIndex, parse_selector, selector_with_label_keys
+from .topology import (PASS, Clause, PodQuery, RowVerdictFilter, RowVerdicts, TopologyIndex, parse_selector,
+                       selector_with_label_keys)
 
 if TYPE_CHECKING:
     from .scheduler import Scheduler
@@ -74,7 +75,7 @@ SYSTEM_DEFAULT_CONSTRAINTS: tuple[dict[str, Any], ...] = (
     {"maxSkew": 5, "topologyKey": ZONE, "whenUnsatisfiable": SCHEDULE_ANYWAY},
 )
 
-PASS, SKEW, MISSING_LABEL = 0, 1, 2
+SKEW, MISSING_LABEL = 1, 2
 _STATUSES = {
     SKEW: Status(UNSCHEDULABLE, (ERR_CONSTRAINTS,), "PodTopologySpread"),
     MISSING_LABEL: Status(UNRESOLVABLE, (ERR_MISSING_LABEL,), "PodTopologySpread"),
@@ -123,13 +124,6 @@ class _Spread:
     def __init__(self, constraints: list[Constraint], own: bool) -> None:
         self.constraints, self.own = constraints, own
 
-
-class _FilterState:
-    __slots__ = ("codes", "passing")
-
-    def __init__(self, codes: np.ndarray) -> None:
-        self.codes = codes
-        self.passing = codes == PASS
 
 
 class _ScoreState:
@@ -231,9 +225,10 @@ def _controller_of(pod: PodInfo) -> tuple[str, str] | None:
 # ---- the plugin -----------------------------------------------------------------------------
 
 
-class PodTopologySpread(FilterPlugin, ScorePlugin):
+class PodTopologySpread(RowVerdictFilter, ScorePlugin):
     name = "PodTopologySpread"
     weight = 2
+    statuses = _STATUSES
 
     def __init__(self, *, default_constraints: list[dict[str, Any]] | None = None, defaulting_type: str = "System") -> None:
         self.default_constraints = default_constraints or []
@@ -353,30 +348,8 @@ class PodTopologySpread(FilterPlugin, ScorePlugin):
             skew = per_domain[domains.clipped] + (self_match - lowest)
             codes[(codes == PASS) & ~domains.valid] = MISSING_LABEL
             codes[(codes == PASS) & (skew > c.max_skew)] = SKEW
-        pod.cycle[self.name] = _FilterState(codes)
+        pod.cycle[self.name] = RowVerdicts(codes)
         return None
-
-    def _state(self, pod: PodInfo) -> _FilterState | None:
-        if self.name not in pod.cycle:
-            self.pre_filter(pod)
-        state: _FilterState | None = pod.cycle[self.name]
-        return state
-
-    def filter(self, pod: PodInfo, node: NodeInfo) -> Status | None:
-        state = self._state(pod)
-        if state is None:
-            return None
-        row = self._index().row_of(node)
-        if not 0 <= row < len(state.codes):
-            return None
-        code = int(state.codes[row])
-        return _STATUSES[code] if code else None
-
-    def filter_mask(self, pod: PodInfo, columns: NodeColumns, rows: Rows) -> np.ndarray | None:
-        state = self._state(pod)
-        if state is None:
-            return np.ones(len(range(columns.size)[rows]) if isinstance(rows, slice) else len(rows), dtype=bool)
-        return state.passing[rows].copy() if isinstance(rows, slice) else state.passing[rows]
 
     # -- score --
 
