@@ -84,13 +84,13 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness import Server, percentile, write_result
+from harness import Server, percentile, run_pool, write_result
 from scheduler_workloads import (
     INIT_NS,
     MEASURED_NS,
@@ -123,27 +123,6 @@ GC_THRESHOLDS = (2_000_000, 50, 100)
 
 
 # ---- creating the cluster's objects ---------------------------------------------------------
-
-
-async def _pool(items: Iterable[Any], concurrency: int, call: Callable[[Any], Any]) -> None:
-    """Run ``call(item)`` for every item with ``concurrency`` in flight, retrying a failed call a few times
-    (a 429 or a dropped connection under load is not the benchmark's subject)."""
-    queue = list(items)
-    queue.reverse()
-
-    async def worker() -> None:
-        while queue:
-            item = queue.pop()
-            for attempt in range(5):
-                try:
-                    await call(item)
-                    break
-                except Exception:
-                    if attempt == 4:
-                        raise
-                    await asyncio.sleep(0.1 * (attempt + 1))
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
 async def _wait_for(check: Callable[[], Any], timeout: float, what: str) -> None:
@@ -383,7 +362,7 @@ async def run_workload(workload: Workload, nodes: int, measured: int | None = No
             await admin.create(PRIORITY_CLASSES, {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
                                                   "metadata": {"name": name}, "value": value})
         node_names = [f"bench-node-{i}" for i in range(n)]
-        await _pool(range(n), concurrency, lambda i: admin.create(NODES, node_manifest(node_names[i], workload.node_labels(i))))
+        await run_pool(range(n), concurrency, lambda i: admin.create(NODES, node_manifest(node_names[i], workload.node_labels(i))))
         result["create_nodes_seconds"] = round(time.monotonic() - t, 2)
 
         t = time.monotonic()
@@ -396,7 +375,7 @@ async def run_workload(workload: Workload, nodes: int, measured: int | None = No
             pod["spec"]["nodeName"] = node_names[i % n]
             await admin.create(PODS, pod, INIT_NS)
 
-        await _pool(range(init), concurrency, create_init)
+        await run_pool(range(init), concurrency, create_init)
         result["create_init_pods_seconds"] = round(time.monotonic() - t, 2)
         await backend.settle_init_pods(listed["metadata"]["resourceVersion"], init, timeout, port_task, ports)
         result["init_pods_networked_seconds"] = round(time.monotonic() - t, 2)
@@ -408,7 +387,7 @@ async def run_workload(workload: Workload, nodes: int, measured: int | None = No
             pod["spec"]["schedulerName"] = SCHEDULER_NAME
             await admin.create(PODS, pod, MEASURED_NS)
 
-        await _pool(range(m), concurrency, create_measured)
+        await run_pool(range(m), concurrency, create_measured)
         result["create_measured_pods_seconds"] = round(time.monotonic() - t, 2)
 
         result.update(await _measure(backend.scheduler(), bench_profile, m, timeout, profile,
