@@ -3,8 +3,9 @@
 The scheduler does not know which nodes are real; these tests check that what it decides is
 carried out by a real kubelet: a high-priority pod preempts a low-priority one running on
 the real node (the kubelet stops the victim gracefully, its TERM trap runs, then the
-preemptor starts there), and a second pod asking for the same hostPort on the real node
-waits with Kubernetes' NodePorts reason until the first is gone.
+preemptor starts there), a second pod asking for the same hostPort on the real node
+waits with Kubernetes' NodePorts reason until the first is gone, and a pod with scheduling
+gates shows ``SchedulingGated`` until its gates are removed.
 """
 
 from __future__ import annotations
@@ -127,3 +128,22 @@ def test_a_taken_host_port_on_the_real_node_keeps_the_second_pod_pending(cluster
     wait_for(lambda: pod(cluster, "port-b")["status"].get("phase") == "Running", 90, what="port-b Running")
     cluster.kubectl("delete", "pod", "port-b", "--wait=false")
     wait_for(lambda: gone(cluster, "port-b"), 60, what="port-b gone")
+
+
+def test_a_gated_pod_waits_for_its_gates_to_be_removed(cluster: PodlifeProcess) -> None:
+    name = real_node(cluster)["metadata"]["name"]
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gated"},
+                "spec": {"schedulingGates": [{"name": "example.com/approval"}], "nodeSelector": {"kubernetes.io/hostname": name},
+                         "containers": [{"name": "app", "image": "ruby:3.3", "command": ["/bin/sh", "-c", TRAP_TERM]}]}}
+    cluster.kubectl("create", "-f", "-", input=json.dumps(manifest))
+    row = cluster.kubectl("get", "pod", "gated", "--no-headers").stdout.split()
+    assert row[1:3] == ["0/1", "SchedulingGated"], row
+    added = cluster.kubectl("patch", "pod", "gated", "--type=json", "-p",
+                            '[{"op": "add", "path": "/spec/schedulingGates/-", "value": {"name": "example.com/more"}}]',
+                            check=False)
+    assert added.returncode != 0 and "only deletion is allowed" in added.stderr
+    cluster.kubectl("patch", "pod", "gated", "--type=json", "-p", '[{"op": "remove", "path": "/spec/schedulingGates"}]')
+    wait_for(lambda: pod(cluster, "gated")["status"].get("phase") == "Running", 90, what="gated Running")
+    assert pod(cluster, "gated")["spec"]["nodeName"] == name
+    cluster.kubectl("delete", "pod", "gated", "--wait=false")
+    wait_for(lambda: gone(cluster, "gated"), 60, what="gated gone")

@@ -315,7 +315,8 @@ async def test_skips_not_ready_and_cordoned_nodes(client: LocalClient, run_sched
     await client.create(PODS, make_pod("web"), "default")
     cond = await wait_unschedulable(client, "web")
     assert cond["reason"] == "Unschedulable"
-    assert cond["message"] == ("0/2 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, 1 node(s) were unschedulable. "
+    assert cond["message"] == ("0/2 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, "
+                               "1 node(s) were unschedulable. "
                                "preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling..")
     await client.create(NODES, make_node("up"))
     assert await wait_bound(client, "web") == "up"
@@ -489,3 +490,39 @@ async def test_no_node_is_overcommitted_when_pods_exceed_capacity(client: LocalC
     pods = (await client.list(PODS, "default"))["items"]
     per_node = Counter(p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName"))
     assert set(per_node.values()) == {3}  # 3 x 300m fit in 1 core, a 4th does not
+
+
+async def test_gated_pod_waits_until_its_gates_are_removed(client: LocalClient, run_scheduler) -> None:
+    await client.create(NODES, make_node("n1"))
+    pod = make_pod("gated")
+    pod["spec"]["schedulingGates"] = [{"name": "example.com/quota"}, {"name": "example.com/review"}]
+    created = await client.create(PODS, pod, "default")
+    cond = scheduled_condition(created)
+    assert cond is not None and (cond["status"], cond["reason"], cond["message"]) == (
+        "False", "SchedulingGated", "Scheduling is blocked due to non-empty scheduling gates")
+    await run_scheduler()
+    await client.create(PODS, make_pod("plain"), "default")
+    await wait_bound(client, "plain")  # the scheduler has run past the gated pod
+    assert not (await client.get(PODS, "gated", "default"))["spec"].get("nodeName")
+    with pytest.raises(ApiError) as added:
+        await client.patch(PODS, "gated", {"spec": {"schedulingGates": [{"name": "example.com/quota"},
+                                                                          {"name": "example.com/new"}]}}, "default")
+    assert added.value.code == 422 and "only deletion is allowed, but found new scheduling gate 'example.com/new'" in str(added.value)
+    await client.patch(PODS, "gated", {"spec": {"schedulingGates": [{"name": "example.com/quota"}]}}, "default")
+    await client.patch(PODS, "gated", {"spec": {"schedulingGates": None}}, "default")
+    assert await wait_bound(client, "gated") == "n1"
+
+
+async def test_scheduling_gates_are_validated(client: LocalClient) -> None:
+    pod = make_pod("bad-gates")
+    pod["spec"]["schedulingGates"] = [{"name": "a"}, {"name": "a"}, {"name": "-bad-"}]
+    with pytest.raises(ApiError) as bad:
+        await client.create(PODS, pod, "default")
+    assert bad.value.code == 422
+    assert 'spec.schedulingGates[1].name: Duplicate value: "a"' in str(bad.value)
+    assert "spec.schedulingGates[2].name: Invalid value" in str(bad.value)
+    pod = make_pod("bound-and-gated")
+    pod["spec"].update(schedulingGates=[{"name": "a"}], nodeName="n1")
+    with pytest.raises(ApiError) as bound:
+        await client.create(PODS, pod, "default")
+    assert "spec.nodeName: Forbidden: cannot be set until all schedulingGates have been cleared" in str(bound.value)

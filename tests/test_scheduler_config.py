@@ -53,7 +53,7 @@ def errors_of(body: str, *, header: bool = True) -> list[str]:
 
 def test_registry_has_every_default_plugin_by_its_kubernetes_name() -> None:
     names = [spec.name for spec in DEFAULT_PLUGINS]
-    assert names == ["PrioritySort", "NodeUnschedulable", "NodeName", "NodeReady", "TaintToleration", "NodeAffinity",
+    assert names == ["SchedulingGates", "PrioritySort", "NodeUnschedulable", "NodeName", "NodeReady", "TaintToleration", "NodeAffinity",
                      "NodePorts", "NodeResourcesFit", "VolumeBinding", "PodTopologySpread", "InterPodAffinity",
                      "DefaultPreemption", "NodeResourcesBalancedAllocation", "ImageLocality", "DefaultBinder"]
     weights = {spec.name: spec.weight for spec in DEFAULT_PLUGINS if spec.weight}
@@ -564,3 +564,17 @@ def test_a_bad_configuration_stops_up_before_anything_starts(tmp_path: Path) -> 
     assert 'profiles[1].schedulerName: Duplicate value: "a"' in done.stderr
     assert "Traceback" not in done.stderr
     assert not data.exists()  # nothing was started, not even the data directory
+
+
+def test_a_kubernetes_config_naming_scheduling_gates_loads() -> None:
+    """SchedulingGates (kube's PreEnqueue plugin) is built in: a config copied from Kubernetes may name it."""
+    loaded = config("""
+        profiles:
+        - schedulerName: gated
+          plugins:
+            preEnqueue:
+              enabled: [{name: SchedulingGates}]
+            multiPoint:
+              enabled: [{name: SchedulingGates}]
+        """)
+    assert [p.scheduler_name for p in loaded.profiles] == ["gated"]

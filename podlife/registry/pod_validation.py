@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from ..machinery.names import dns1123_label_errors
+from ..machinery.names import dns1123_label_errors, qualified_name_errors
 from ..machinery.quantity import QuantityError, parse_quantity
 from .types import FieldError, Obj, forbidden, invalid, not_supported, required
 
@@ -81,6 +81,27 @@ def validate_pod_spec(spec: Obj) -> list[FieldError]:
             continue
         for i, c in enumerate(containers):
             errs += validate_container(c, f"spec.{key}[{i}]", names, volumes, init=key == "initContainers")
+    return errs + _validate_scheduling_gates(spec.get("schedulingGates"))
+
+
+def _validate_scheduling_gates(gates: Any) -> list[FieldError]:
+    """``validateSchedulingGates``: each gate a qualified name, none twice."""
+    if gates is None:
+        return []
+    if not isinstance(gates, list):
+        return [invalid("spec.schedulingGates", gates, "must be a list")]
+    errs: list[FieldError] = []
+    seen: set[str] = set()
+    for i, gate in enumerate(gates):
+        name = gate.get("name") if isinstance(gate, dict) else None
+        path = f"spec.schedulingGates[{i}].name"
+        if not isinstance(name, str) or not name:
+            errs.append(required(path))
+            continue
+        errs += [invalid(path, name, message) for message in qualified_name_errors(name)]
+        if name in seen:
+            errs.append(duplicate(path, name))
+        seen.add(name)
     return errs
 
 

@@ -9,8 +9,11 @@ Follows Kubernetes' pod strategy:
   conversion), and sets ``status`` to ``Pending`` with the pod's QoS class; what
   Kubernetes' admission plugins add (service account and its token volume, priority,
   the not-ready/unreachable tolerations) is theirs (:mod:`podlife.api.admission`);
+- a pod created with ``spec.schedulingGates`` starts with ``PodScheduled=False``,
+  reason ``SchedulingGated`` (the scheduler leaves it alone until its gates are gone);
 - a pod's spec is immutable after create except container images, tolerations
-  (additions) and activeDeadlineSeconds, so updates that change anything else fail;
+  (additions), activeDeadlineSeconds and scheduling gates (removals only), so updates
+  that change anything else fail;
 - the ``status`` subresource is the only way to write status (the kubelet's path);
 - deletion is graceful: the grace period is the request's or the pod's
   ``terminationGracePeriodSeconds``, except for pods that never reached a node or have
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import re
 
+from ..machinery.timeutil import now_rfc3339
 from .defaults import default_pod
 from .pod_validation import validate_pod_spec
 from .types import FieldError, Obj, Strategy, forbidden, invalid, not_supported, required
@@ -30,6 +34,14 @@ DNS_POLICIES = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"]
 PULL_POLICIES = ["Always", "IfNotPresent", "Never"]
 DEFAULT_GRACE_SECONDS = 30
 _ENV_NAME_RE = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+SCHEDULING_GATED = "SchedulingGated"
+SCHEDULING_GATED_MESSAGE = "Scheduling is blocked due to non-empty scheduling gates"
+
+
+def scheduling_gates(spec: object) -> list[str]:
+    """The names of a pod spec's scheduling gates."""
+    gates = spec.get("schedulingGates") if isinstance(spec, dict) else None
+    return [str(g.get("name")) for g in gates if isinstance(g, dict)] if isinstance(gates, list) else []
 
 
 def qos_class(spec: Obj) -> str:
@@ -59,6 +71,10 @@ class PodStrategy(Strategy):
         obj.pop("status", None)
         spec = obj.get("spec")
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(spec) if isinstance(spec, dict) else "BestEffort"}
+        if scheduling_gates(spec):
+            obj["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "lastProbeTime": None,
+                                            "lastTransitionTime": now_rfc3339(), "reason": SCHEDULING_GATED,
+                                            "message": SCHEDULING_GATED_MESSAGE}]
 
     def default(self, obj: Obj) -> None:
         """Kubernetes' pod defaults; ``serviceAccount`` mirrors ``serviceAccountName`` (the v1 conversion)."""
@@ -105,6 +121,8 @@ class PodStrategy(Strategy):
         node = spec.get("nodeName")
         if node is not None and not isinstance(node, str):
             errs.append(invalid("spec.nodeName", node, "must be a string"))
+        elif node and scheduling_gates(spec):
+            errs.append(forbidden("spec.nodeName", "cannot be set until all schedulingGates have been cleared"))
         return errs
 
     def prepare_for_update(self, new: Obj, old: Obj) -> None:
@@ -116,6 +134,10 @@ class PodStrategy(Strategy):
         errs = self.validate(new)
         if errs:
             return errs
+        old_gates = set(scheduling_gates(old.get("spec")))
+        added = [g for g in scheduling_gates(new.get("spec")) if g not in old_gates]
+        if added:
+            return [forbidden("spec.schedulingGates", f"only deletion is allowed, but found new scheduling gate '{added[0]}'")]
         if _mutable_view(new.get("spec", {})) != _mutable_view(old.get("spec", {})):
             return [
                 forbidden(
@@ -149,7 +171,7 @@ class PodStrategy(Strategy):
 def _mutable_view(spec: Obj) -> Obj:
     """The spec with the fields that may change on update blanked out."""
     view = dict(spec)
-    for key in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"):
+    for key in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds", "schedulingGates"):
         view.pop(key, None)
     for key in ("containers", "initContainers"):
         if isinstance(view.get(key), list):

@@ -19,10 +19,11 @@ score weight). This module is podlife's registry and the default plugin set:
   (no VolumeRestrictions, NodeVolumeLimits, VolumeZone) plus podlife's own
   static filter NodeReady right after NodeName (where kube's not-ready taint is
   checked).
-- :data:`BUILT_IN` names the plugin a configuration may name but that the
+- :data:`BUILT_IN` names the plugins a configuration may name but that the
   :class:`~podlife.scheduler.scheduler.Scheduler` always runs itself:
-  VolumeBinding (it is wired to the scheduler's client, cache and queue); its
-  factory refuses, and profiles leave it out of their filter lists. The
+  VolumeBinding (it is wired to the scheduler's client, cache and queue) and
+  SchedulingGates (the scheduler never queues a pod with ``spec.schedulingGates``);
+  their factories refuse, and profiles leave them out of their plugin lists. The
   QueueSort (PrioritySort) and Bind (DefaultBinder) plugins are the
   scheduler's own too; their factories serve to check a configuration's
   extension points (:func:`implements`).
@@ -144,7 +145,12 @@ def _volume_binding(args: Mapping[str, Any]) -> Plugin:
     raise ValueError("VolumeBinding is built into the scheduler (it needs the scheduler's client, cache and queue)")
 
 
+def _scheduling_gates(args: Mapping[str, Any]) -> Plugin:
+    raise ValueError("SchedulingGates is built into the scheduler (its queue never admits a gated pod)")
+
+
 REGISTRY: dict[str, PluginFactory] = {
+    "SchedulingGates": _scheduling_gates,
     "PrioritySort": _simple("PrioritySort"),
     "NodeUnschedulable": _simple("NodeUnschedulable"),
     "NodeName": _simple("NodeName"),
@@ -163,13 +169,14 @@ REGISTRY: dict[str, PluginFactory] = {
 }
 
 #: plugins the Scheduler runs itself, whatever the profile says (see the module docstring)
-BUILT_IN = frozenset({"VolumeBinding"})
+BUILT_IN = frozenset({"SchedulingGates", "VolumeBinding"})
 #: the QueueSort and Bind plugins (one each per profile, the scheduler's own)
 QUEUE_SORT = "PrioritySort"
 BINDER = "DefaultBinder"
 
 #: Kubernetes' v1 default multiPoint plugin set, in its order, with its score weights (see the module docstring)
 DEFAULT_PLUGINS: tuple[PluginSpec, ...] = (
+    PluginSpec("SchedulingGates"),
     PluginSpec("PrioritySort"),
     PluginSpec("NodeUnschedulable"),
     PluginSpec("NodeName"),
@@ -189,6 +196,7 @@ DEFAULT_PLUGINS: tuple[PluginSpec, ...] = (
 
 #: the Kubernetes extension points of the built-in plugins (the others' follow from their classes: :func:`implements`)
 BUILT_IN_POINTS: dict[str, frozenset[str]] = {
+    "SchedulingGates": frozenset({"preEnqueue"}),
     "VolumeBinding": frozenset({"preFilter", "filter", "reserve", "preBind"}),
 }
 

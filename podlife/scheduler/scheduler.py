@@ -6,8 +6,10 @@ What it watches
   status.phase!=Failed``, as kube-scheduler's pod informer). Pods with a
   ``spec.nodeName`` feed the :class:`~podlife.scheduler.cache.SchedulerCache` --
   the requested resources of each node; pods without one, whose
-  ``spec.schedulerName`` is this scheduler's name and that are not being
-  deleted, go to the :class:`~podlife.scheduler.queue.SchedulingQueue`. A pod
+  ``spec.schedulerName`` names one of its profiles and that are not being
+  deleted, go to the :class:`~podlife.scheduler.queue.SchedulingQueue` -- once
+  their ``spec.schedulingGates`` are all removed (kube's SchedulingGates
+  PreEnqueue plugin; the API server marks a gated pod ``SchedulingGated``). A pod
   that reaches Succeeded or Failed leaves the watch (DELETED), which frees its
   requests.
 - **Nodes**: every node becomes a :class:`~podlife.scheduler.plugins.NodeInfo`
@@ -102,6 +104,7 @@ import asyncio
 import itertools
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
@@ -144,6 +147,8 @@ MIN_FEASIBLE_NODES_PERCENTAGE = 5
 NO_NODES_MESSAGE = "no nodes available to schedule pods"
 #: pods waiting for their volumes to bind before their own binding (each in its own task)
 MAX_VOLUME_BINDS_IN_FLIGHT = 256
+#: the scheduling loop yields to the event loop after this much decision time, even within a batch
+YIELD_AFTER_SECONDS = 0.02
 
 
 def num_feasible_nodes_to_find(num_nodes: int, percentage: int = 0) -> int:
@@ -281,6 +286,8 @@ class Scheduler:
         self.binder = binder or DefaultBinder()
         self.percentage_of_nodes_to_score = percentage_of_nodes_to_score
         self.batch_size = batch_size
+        #: seconds of decisions after which the loop yields to the event loop within a batch
+        self.yield_after = YIELD_AFTER_SECONDS
         self.max_binds_in_flight = max_binds_in_flight
         self.queue = SchedulingQueue(queue_sort, initial_backoff=initial_backoff, max_backoff=max_backoff)
         self.cache = SchedulerCache()
@@ -345,14 +352,24 @@ class Scheduler:
         return list(found.values())
 
     async def _schedule_loop(self) -> None:
+        """Decide batch after batch, yielding to the event loop (bindings, informers, the API server)
+        after each batch and whenever ``yield_after`` seconds of decisions have passed: a batch of slow
+        attempts (preemption's dry runs) must not starve the binders for seconds."""
+        clock = time.perf_counter
         while True:
             batch = await self.queue.pop_batch(self.batch_size)
+            started = clock()
             for qp in batch:
+                if self.queue.where(qp.info.key) != IN_FLIGHT:  # deleted while the loop yielded
+                    continue
                 try:
                     self._schedule_one(qp)
                 except Exception:
                     log.exception("scheduler: scheduling %s failed", qp.info.key)
                     self.queue.backoff(qp.info.key)
+                if clock() - started >= self.yield_after:
+                    await asyncio.sleep(0)
+                    started = clock()
             await asyncio.sleep(0)  # let bindings, informers and the API server run
 
     @property
@@ -393,9 +410,30 @@ class Scheduler:
             profile = self.profiles[info.scheduler_name]
         if not self.cache.nominated:
             return self._search(info, profile)
-        reserved = self.cache.reserve_nominated(info, notify=needs_pod_listeners(profile.plugins(), info))
+        notify = needs_pod_listeners(profile.plugins(), info)
+        if not notify and (own := self._own_nominated_node(info, profile)) is not None:
+            return own
+        reserved = self.cache.reserve_nominated(info, notify=notify)
         try:
             return self._search(info, profile)
+        finally:
+            self.cache.release_nominated(reserved)
+
+    def _own_nominated_node(self, info: PodInfo, profile: Profile) -> NodeInfo | None:
+        """kube's evaluateNominatedNode before any search: the pod's nominated node when it fits there
+        with that node's nominated pods (of at least its priority) charged -- the only ones a per-node
+        filter on that node reads, so the whole cluster's reservation is not needed for it. Only for
+        pods no index-keeping plugin judges and without claims (whose PreFilter the search runs);
+        None sends the pod to the full search, which looks at the nominated node again."""
+        name = self.cache.nominated_node(info.key) or _nominated_node_name(info.obj)
+        if not name or info.claims:
+            return None
+        filters = [f for f in profile.dynamic_filters if f.applies(info)]
+        reserved = self.cache.reserve_nominated(info, name, notify=False)
+        try:
+            if any(f.pre_filter(info) is not None for f in filters):
+                return None
+            return self._nominated_fits(info, profile, filters)
         finally:
             self.cache.release_nominated(reserved)
 
@@ -763,7 +801,7 @@ class Scheduler:
             self.cache.add_pod(info)
         elif self._responsible(pod):
             info = PodInfo(pod)
-            if not info.deleting:
+            if not info.deleting and not spec.get("schedulingGates"):  # kube's SchedulingGates PreEnqueue
                 self.queue.add(info)
                 self.cache.nominate(info, _nominated_node_name(pod))
 
@@ -789,7 +827,7 @@ class Scheduler:
             self.cache.add_pod(info)
             return
         info = PodInfo(new)
-        if info.deleting or not self._responsible(new):
+        if info.deleting or not self._responsible(new) or spec.get("schedulingGates"):
             self.queue.delete(info.key)
             self.cache.remove_nominated(info.key)
         elif not self.cache.is_assumed(info.key):
