@@ -256,10 +256,12 @@ def test_num_feasible_nodes_to_find() -> None:
 
 def test_fit_error_message_matches_kubernetes() -> None:
     error = FitError(3, Counter({"Insufficient cpu": 2, "Insufficient memory": 1}), unresolvable=0, resolvable=3)
+    assert error.message == "0/3 nodes are available: 1 Insufficient memory, 2 Insufficient cpu."  # no PostFilter ran
+    error.post_filter_message = "preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."
     assert error.message == ("0/3 nodes are available: 1 Insufficient memory, 2 Insufficient cpu. "
                              "preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod..")
-    mixed = FitError(2, Counter({"node(s) had untolerated taint {a: b}": 1, "Insufficient cpu": 1}), 1, 1)
-    assert mixed.message.endswith("1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling..")
+    error.post_filter_message = ""  # preemption made room: the histogram only
+    assert error.message == "0/3 nodes are available: 1 Insufficient memory, 2 Insufficient cpu."
     assert FitError(0).message == "no nodes available to schedule pods"
 
 

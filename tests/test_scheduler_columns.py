@@ -370,8 +370,7 @@ def test_extended_resources_and_invalid_requests_use_the_per_node_path() -> None
             fast.cache.assume(pod, got.name)
             slow.cache.assume(pod, got.name)
     assert outcome(got) == outcome(want) == (  # the third does not fit
-        "0/2 nodes are available: 2 Insufficient nvidia.com/gpu. preemption: 0/2 nodes are available: "
-        "2 No preemption victims found for incoming pod..")
+        "0/2 nodes are available: 2 Insufficient nvidia.com/gpu.")
     bad = pod_obj("bad", {"cpu": "lots"})
     assert outcome(fast._find_node(bad)) == outcome(slow._find_node(bad))
     assert searches.paths == {"per-node": 4}

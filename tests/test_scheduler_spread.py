@@ -68,8 +68,8 @@ def test_skew_and_missing_label_reasons() -> None:
                                                              "conditions": [{"type": "Ready", "status": "True"}]}})
     result = place(sched, pod_info("web-2", {"app": "web"}, spread=[spread()]))
     assert isinstance(result, FitError)
-    assert result.message.startswith(
-        f"0/3 nodes are available: 1 Too many pods, 1 {ERR_CONSTRAINTS}, 1 {ERR_MISSING_LABEL}. ")
+    assert result.message == f"0/3 nodes are available: 1 Too many pods, 1 {ERR_CONSTRAINTS}, 1 {ERR_MISSING_LABEL}."
+    assert (result.resolvable, result.unresolvable) == (2, 1)
 
 
 def test_pods_being_deleted_and_other_namespaces_do_not_count() -> None:
