@@ -19,6 +19,8 @@ from podlife.api.priority_admission import PRIORITY_CLASSES
 from podlife.client.base import EVENTS, NODES, POD_DISRUPTION_BUDGETS, PODS, Client, Obj
 from podlife.machinery.errors import ApiError
 from podlife.scheduler import FitError, PodInfo, Scheduler
+from podlife.scheduler.cache import SchedulerCache
+from podlife.scheduler.plugins import FilterPlugin, NodeInfo, NodeResourcesFit, Status
 from podlife.scheduler.preemption import Candidate, DefaultPreemption, pick_one_node, split_by_budget
 from podlife.scheduler.profile import Profile
 
@@ -375,3 +377,121 @@ async def test_a_higher_preemptor_clears_lower_nominations_on_its_node(
     assert await wait_bound(client, "high") == "n1"
     mid = await get_pod(client, "mid")
     assert mid is not None and not mid["spec"].get("nodeName")
+
+
+# ---- the fast paths give the general path's answers ---------------------------------------------
+
+
+class PassAll(FilterPlugin):
+    """A dynamic filter that passes every node: with it NodeResourcesFit is not alone, so the dry run
+    takes the general path (a node copy judged by every filter)."""
+
+    name = "PassAll"
+
+    def filter(self, pod: PodInfo, node: NodeInfo) -> Status | None:
+        return None
+
+
+def budget(name: str, app: str, allowed: int) -> Obj:
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": app}}}, "status": {"disruptionsAllowed": allowed}}
+
+
+def placed_pod(name: str, priority: int, cpu_m: int, node: str, *, app: str = "", started: int = 0,
+               count: int = 0) -> PodInfo:
+    pod = make_pod(name, cpu=f"{cpu_m}m", labels={"app": app} if app else None)
+    pod["metadata"]["uid"] = f"uid-{name}"
+    pod["spec"]["priority"] = priority
+    pod["spec"]["nodeName"] = node
+    if started:
+        pod["status"] = {"startTime": f"2024-01-01T00:00:{started:02d}Z"}
+    return PodInfo(pod)
+
+
+async def test_dry_run_on_totals_and_the_resource_precheck_agree_with_the_node_copy(client: LocalClient) -> None:
+    rng = random.Random(7)
+    for _ in range(30):
+        plugin = DefaultPreemption(rng=random.Random(1))
+        scheduler = Scheduler(client, profiles=[Profile("default-scheduler", post_filters=[plugin])])
+        fit = next(f for f in scheduler.profiles["default-scheduler"].filters if isinstance(f, NodeResourcesFit))
+        static = scheduler.profiles["default-scheduler"].static_filters
+        for n in range(6):
+            scheduler.cache.set_node(make_node(f"n{n}", cpu=str(rng.choice((2, 4)))))
+            for i in range(rng.randrange(0, 5)):
+                scheduler.cache.add_pod(placed_pod(f"p{n}-{i}", rng.choice((0, 1, 5, 20)), rng.choice((300, 500, 900)),
+                                                   f"n{n}", app=rng.choice(("", "web", "db")),
+                                                   started=rng.randrange(1, 50)))
+        for n in rng.sample(range(6), 2):
+            scheduler.cache.nominate(pod_info(f"nominated-{n}", rng.choice((5, 10, 20)), cpu="1"), f"n{n}")
+        pdbs = [budget("web", "web", rng.randrange(0, 3)), budget("db", "db", 0)]
+        pod = pod_info("preemptor", 10, cpu=rng.choice(("1", "2", "3")))
+        for node in scheduler.cache.node_list:
+            fast = plugin.select_victims(pod, node, [*static, fit], pdbs)
+            general = plugin.select_victims(pod, node, [*static, fit, PassAll()], pdbs)
+            if isinstance(general, Status):
+                assert isinstance(fast, Status) and fast.reasons == general.reasons, node.name
+            else:
+                assert isinstance(fast, Candidate), node.name
+                assert ([v.key for v in fast.victims], fast.pdb_violations) == (
+                    [v.key for v in general.victims], general.pdb_violations), node.name
+            if not plugin._may_fit(pod, node):  # the pre-check only refuses nodes the dry run refuses
+                assert isinstance(general, Status), node.name
+
+
+async def test_bulk_reservation_moves_the_totals_and_columns_as_charging_one_by_one(client: LocalClient) -> None:
+    caches = [Scheduler(client).cache, Scheduler(client).cache]
+    for cache in caches:
+        for n in range(12):
+            cache.set_node(make_node(f"n{n}", cpu="4"))
+            cache.add_pod(placed_pod(f"p{n}", 0, 900, f"n{n}"))
+        for i in range(20):
+            cache.nominate(pod_info(f"nominated-{i}", 10 + i % 3, cpu=f"{100 + 50 * i}m"), f"n{i % 12}")
+
+    def state(cache: SchedulerCache) -> tuple:
+        totals = [(ni.req_cpu, ni.req_memory, ni.req_pods, ni.nz_cpu, ni.nz_memory, ni.free_cpu, ni.free_memory,
+                   ni.free_pods, ni.free_ephemeral, ni.left_cpu, ni.left_memory) for ni in cache.node_list]
+        return totals, cache.columns._data[:, :cache.columns.size].tolist()
+
+    before = state(caches[0])
+    assert before == state(caches[1])
+    pod = pod_info("searching", 11)
+    bulk = caches[0].reserve_nominated(pod, notify=False)
+    one_by_one = caches[1].reserve_nominated(pod, notify=True)
+    assert bulk.plan is not None and one_by_one.plan is None
+    assert len(bulk.pods) == 13 and state(caches[0]) == state(caches[1]) != before
+    caches[0].release_nominated(bulk)
+    caches[1].release_nominated(one_by_one)
+    assert state(caches[0]) == state(caches[1]) == before
+
+
+async def test_the_loop_yielding_within_a_batch_still_schedules_every_pod(client: LocalClient) -> None:
+    await client.create(NODES, make_node("n1", cpu="8"))
+    scheduler = Scheduler(client)
+    scheduler.yield_after = 0.0  # yield after every decision
+    task = asyncio.create_task(scheduler.run())
+    try:
+        await asyncio.wait_for(scheduler.wait_synced(), 5)
+        for i in range(6):
+            await client.create(PODS, make_pod(f"p{i}"), "default")
+        for i in range(6):
+            assert await wait_bound(client, f"p{i}") == "n1"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_preemptor_is_gated_while_its_victims_are_still_there(
+        client: LocalClient, cluster: Callable[..., Awaitable[Scheduler]]) -> None:
+    scheduler = await cluster([make_node("n1", cpu="2")], {"low": 1}, [
+        make_pod("low", cpu="2", priority_class="low", node="n1"),
+    ])
+    plugin = next(p for p in scheduler.profiles["default-scheduler"].post_filters if isinstance(p, DefaultPreemption))
+    preemptor = pod_info("high", 1000)
+    await async_wait_for(lambda: scheduler.pod_informer.get("default", "low") is not None, 10, what="low seen")
+    assert not plugin.running_preemption(preemptor)  # no eviction asked for
+    plugin._preempting[preemptor.key] = ["default/low"]  # as post_filter records it while evicting
+    assert plugin.running_preemption(preemptor)
+    await client.delete(PODS, "low", "default", grace_period_seconds=0)
+    await async_wait_for(lambda: scheduler.pod_informer.get("default", "low") is None, 10, what="low gone")
+    assert not plugin.running_preemption(preemptor)  # the victim is gone: the pod may be tried

@@ -24,7 +24,10 @@ nominated to the node where room is being made (``status.nominatedNodeName``, or
 at once in memory when the scheduler decides it). While a pod is filtered, the
 nominated pods of at least its priority are charged to their nodes for the search
 (:meth:`SchedulerCache.reserve_nominated`, undone by ``release_nominated``), so a
-pod of lower or equal priority cannot take the room freed for them.
+pod of lower or equal priority cannot take the room freed for them. Preemption keeps
+hundreds of pods nominated at once, so a reservation no listener needs to hear is
+applied in bulk: each node's totals once, and every row of the columns in a few numpy
+operations (:meth:`SchedulerCache._charge_rows`), its plan kept for the release.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..client.base import Obj
-from .columns import NodeColumns
+from .columns import SAFE_LIMIT, NodeColumns
 from .plugins import NodeInfo, PodInfo
 
 
@@ -186,6 +191,10 @@ class SchedulerCache:
         """The pods nominated to ``node_name``."""
         return [self.nominated[key][0] for key in self._nominated_on.get(node_name, ())]
 
+    def nominated_keys_on(self, node_name: str) -> set[str] | tuple[()]:
+        """The keys of the pods nominated to ``node_name`` (read-only; for per-node loops)."""
+        return self._nominated_on.get(node_name, ())
+
     def nominated_for(self, pod: PodInfo, node_name: str | None = None) -> list[tuple[PodInfo, str]]:
         """The nominated pods (with their nodes; on ``node_name`` only, when given) that ``pod``
         must leave room for: priority at least its own, not itself (kube's addGENominatedPods)."""
@@ -212,6 +221,10 @@ class SchedulerCache:
     def _charge_many(self, reserved: Reservation, sign: int) -> None:
         if not reserved.pods:
             return
+        if reserved.plan is not None or (not reserved.notify and len(reserved.pods) >= _BULK_MIN_PODS
+                                         and self.columns.exact and _non_negative(reserved.pods)):
+            self._charge_rows(reserved, sign)
+            return
         by_node: dict[str, list[PodInfo]] = {}
         for other, node in reserved.pods:
             by_node.setdefault(node, []).append(other)
@@ -232,6 +245,101 @@ class SchedulerCache:
                     for listener in self.pod_listeners:
                         listener(other, node, sign)
 
+    def _charge_rows(self, reserved: Reservation, sign: int) -> None:
+        """:meth:`_charge_many` for many nodes and no listeners: each node's totals move in Python
+        (as ``NodeInfo.add_pod`` would move them, without its per-pod row write), then the columns'
+        rows all at once. The plan (per node: its summed requests; the rows and deltas as arrays) is
+        made once per reservation and serves its release too. A row the arrays could not hold exactly
+        is written by ``NodeColumns.store``, which marks it, and written so again on release."""
+        plan = reserved.plan
+        if plan is None:
+            plan = reserved.plan = self._plan(reserved.pods)
+        for ni, cpu, memory, ephemeral, count, nz_cpu, nz_memory, scalar in plan.entries:
+            if sign < 0:
+                cpu, memory, ephemeral, count, nz_cpu, nz_memory = -cpu, -memory, -ephemeral, -count, -nz_cpu, -nz_memory
+            ni.req_cpu += cpu
+            ni.req_memory += memory
+            ni.req_ephemeral += ephemeral
+            ni.req_pods += count
+            ni.nz_cpu += nz_cpu
+            ni.nz_memory += nz_memory
+            ni.free_cpu -= cpu
+            ni.free_memory -= memory
+            ni.free_ephemeral -= ephemeral
+            ni.free_pods -= count
+            ni.left_cpu -= nz_cpu
+            ni.left_memory -= nz_memory
+            for name, value in scalar:
+                ni.req_scalar[name] = ni.req_scalar.get(name, 0) + sign * value
+        if not len(plan.rows):
+            return
+        if plan.stored:
+            for ni in plan.attached:
+                self.columns.store(ni.row, ni)
+            return
+        columns, at, d = self.columns, plan.rows, plan.deltas if sign > 0 else -plan.deltas
+        columns.free_cpu[at] -= d[0]
+        columns.free_memory[at] -= d[1]
+        columns.free_ephemeral[at] -= d[2]
+        columns.free_pods[at] -= d[3]
+        columns.left_cpu[at] -= d[4]
+        columns.left_memory[at] -= d[5]
+        columns.used_cpu[at] += d[0]
+        columns.used_memory[at] += d[1]
+        if sign > 0 and max(int(np.abs(c[at]).max()) for c in (
+                columns.free_cpu, columns.free_memory, columns.free_ephemeral, columns.free_pods,
+                columns.left_cpu, columns.left_memory, columns.used_cpu, columns.used_memory)) > SAFE_LIMIT:
+            plan.stored = True  # some row left what int64 holds exactly: store marks it, release rewrites it
+            for ni in plan.attached:
+                columns.store(ni.row, ni)
+
+    def _plan(self, pods: list[tuple[PodInfo, str]]) -> _Plan:
+        """Per node (each once), what the reservation's pods there request; the attached nodes' rows."""
+        by_node: dict[str, list[PodInfo]] = {}
+        for other, node in pods:
+            group = by_node.get(node)
+            if group is None:
+                by_node[node] = [other]
+            else:
+                group.append(other)
+        nodes, columns = self.nodes, self.columns
+        entries: list[tuple] = []
+        attached: list[NodeInfo] = []
+        deltas: list[tuple] = []
+        for node, group in by_node.items():
+            ni = nodes.get(node)
+            if ni is None:
+                continue
+            if len(group) == 1:
+                o = group[0]
+                entry: tuple = (ni, o.cpu, o.memory, o.ephemeral, 1, o.nz_cpu, o.nz_memory, tuple(o.scalar.items()))
+            else:
+                entry = (ni, sum(o.cpu for o in group), sum(o.memory for o in group),
+                         sum(o.ephemeral for o in group), len(group), sum(o.nz_cpu for o in group),
+                         sum(o.nz_memory for o in group), tuple(kv for o in group for kv in o.scalar.items()))
+            entries.append(entry)
+            if ni.columns is columns:
+                attached.append(ni)
+                deltas.append(entry[1:7])
+        return _Plan(entries, np.array([ni.row for ni in attached], dtype=np.intp),
+                     np.array(deltas, dtype=np.int64).reshape(-1, 6).T.copy(), attached)
+
+
+@dataclass
+class _Plan:
+    """A reservation's charges, grouped per node (:meth:`SchedulerCache._charge_rows`)."""
+
+    entries: list[tuple]
+    rows: np.ndarray
+    #: one row per quantity (cpu, memory, ephemeral-storage, pods, counted cpu, counted memory)
+    deltas: np.ndarray
+    attached: list[NodeInfo]
+    stored: bool = False
+
+
+#: below this many nodes a reservation writes each node's row on its own (the arrays' fixed cost wins)
+_BULK_MIN_PODS = 8
+
 
 @dataclass
 class Reservation:
@@ -239,3 +347,10 @@ class Reservation:
 
     pods: list[tuple[PodInfo, str]]
     notify: bool = True
+    #: the bulk form of the charges, once made (:meth:`SchedulerCache._charge_rows`)
+    plan: _Plan | None = None
+
+
+def _non_negative(pods: list[tuple[PodInfo, str]]) -> bool:
+    """Every request is >= 0 (as validation ensures), so charging them keeps exact rows' counts >= 0."""
+    return all(min(p.cpu, p.memory, p.ephemeral, p.nz_cpu, p.nz_memory) >= 0 for p, _ in pods)

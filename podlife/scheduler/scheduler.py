@@ -182,8 +182,7 @@ class FitError:
     #: with a resolvable ``pre_filter_message``, every node is one
     resolvable_nodes: list[str] = field(default_factory=list)
     #: what the PostFilter plugins said (kube's ``Diagnosis.PostFilterMsg``): "" nothing (preemption
-    #: succeeded); None: no PostFilter ran, so the message says what DefaultPreemption would say
-    #: when no node has lower-priority pods
+    #: succeeded); None: no PostFilter ran (a profile without DefaultPreemption): nothing either
     post_filter_message: str | None = None
 
     def reject(self, status: Status, node: str | None = None) -> None:
@@ -205,14 +204,7 @@ class FitError:
         histogram = self.pre_filter_message or ", ".join(
             sorted(f"{count} {reason}" for reason, count in self.reasons.items()))
         message = f"0/{n} nodes are available:" + (f" {histogram}." if histogram else "")
-        post = self.post_filter_message
-        if post is None:
-            preemption = []
-            if self.unresolvable:
-                preemption.append(f"{self.unresolvable} Preemption is not helpful for scheduling")
-            if self.resolvable:
-                preemption.append(f"{self.resolvable} No preemption victims found for incoming pod")
-            post = f"preemption: 0/{n} nodes are available: {', '.join(sorted(preemption))}."
+        post = self.post_filter_message  # None (no PostFilter ran) says nothing, as Kubernetes
         return f"{message} {post}." if post else message
 
 
@@ -354,13 +346,20 @@ class Scheduler:
     async def _schedule_loop(self) -> None:
         """Decide batch after batch, yielding to the event loop (bindings, informers, the API server)
         after each batch and whenever ``yield_after`` seconds of decisions have passed: a batch of slow
-        attempts (preemption's dry runs) must not starve the binders for seconds."""
+        attempts (preemption's dry runs) must not starve the binders for seconds. A pod whose
+        preemption is still evicting (a PostFilter's ``running_preemption``, kube's PreEnqueue gate
+        of async preemption) waits with the unschedulable pods instead of being tried."""
         clock = time.perf_counter
         while True:
             batch = await self.queue.pop_batch(self.batch_size)
             started = clock()
+            gates = [gate for profile in self.profiles.values() for plugin in profile.post_filters
+                     if (gate := getattr(plugin, "running_preemption", None)) is not None]
             for qp in batch:
                 if self.queue.where(qp.info.key) != IN_FLIGHT:  # deleted while the loop yielded
+                    continue
+                if any(gate(qp.info) for gate in gates):  # kube's PreEnqueue: its preemption is under way
+                    self.queue.unschedulable(qp)
                     continue
                 try:
                     self._schedule_one(qp)
