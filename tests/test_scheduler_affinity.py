@@ -24,7 +24,8 @@ from podlife.scheduler import FitError, NodeInfo, NodeResourcesFit, PodInfo, Sch
 from podlife.scheduler.columns import NodeColumns
 from podlife.scheduler.interpod_affinity import (ERR_AFFINITY, ERR_ANTI_AFFINITY, ERR_EXISTING_ANTI_AFFINITY,
                                                  InterPodAffinity)
-from podlife.scheduler.plugins import FilterPlugin, ScorePlugin, default_filters
+from podlife.scheduler.node_resources import default_filters
+from podlife.scheduler.plugins import FilterPlugin, ScorePlugin
 from podlife.scheduler.profile import Profile
 from podlife.scheduler.topology import Clause, PodQuery, TopologyIndex, parse_selector
 from podlife.scheduler.topology_spread import PodTopologySpread

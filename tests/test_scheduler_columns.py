@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from podlife.client.base import Obj
 from podlife.scheduler import FitError, NodeInfo, NodeResourcesFit, PodInfo, Scheduler, ScorePlugin
 from podlife.scheduler.columns import FIELDS, INITIAL_CAPACITY, NodeColumns, within_limit
-from podlife.scheduler.plugins import default_filters
+from podlife.scheduler.node_resources import default_filters
 from podlife.scheduler.scheduler import _rotated_first
 
 # ---- helpers ------------------------------------------------------------------------------

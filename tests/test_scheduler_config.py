@@ -26,7 +26,8 @@ from podlife.scheduler import (
     parse_config,
     profiles_from_file,
 )
-from podlife.scheduler.plugins import FilterPlugin, NodeResourcesFit, PostFilterPlugin, ScorePlugin
+from podlife.scheduler.node_resources import NodeResourcesFit
+from podlife.scheduler.plugins import FilterPlugin, PostFilterPlugin, ScorePlugin
 from podlife.scheduler.registry import BUILT_IN
 
 from .cluster_harness import PodlifeProcess, require_tool, wait_for

@@ -20,7 +20,8 @@ from podlife.client.base import EVENTS, NODES, POD_DISRUPTION_BUDGETS, PODS, Cli
 from podlife.machinery.errors import ApiError
 from podlife.scheduler import FitError, PodInfo, Scheduler
 from podlife.scheduler.cache import SchedulerCache
-from podlife.scheduler.plugins import FilterPlugin, NodeInfo, NodeResourcesFit, Status
+from podlife.scheduler.node_resources import NodeResourcesFit
+from podlife.scheduler.plugins import FilterPlugin, NodeInfo, Status
 from podlife.scheduler.preemption import Candidate, DefaultPreemption, pick_one_node, split_by_budget
 from podlife.scheduler.profile import Profile
 

@@ -31,16 +31,15 @@ from podlife.scheduler import FitError, NodeInfo, PodInfo, Scheduler
 from podlife.scheduler.columns import NodeColumns
 from podlife.scheduler.node_ports import NodePorts
 from podlife.scheduler.node_scores import MB, BalancedAllocation, ImageLocality, image_priority
+from podlife.scheduler.node_resources import NodeResourcesFit, broken_linear
 from podlife.scheduler.plugins import (
     FilterPlugin,
     NodeAffinity,
     NodeName,
     NodeReady,
-    NodeResourcesFit,
     NodeUnschedulable,
     ScorePlugin,
     TaintToleration,
-    broken_linear,
     pod_requests,
 )
 from podlife.scheduler.profile import Profile

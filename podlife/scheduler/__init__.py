@@ -23,7 +23,6 @@ from .plugins import (
     NodeInfo,
     NodeName,
     NodeReady,
-    NodeResourcesFit,
     NodeUnschedulable,
     PodInfo,
     PrioritySort,
@@ -33,6 +32,7 @@ from .plugins import (
 )
 from ..machinery.quantity import QuantityError, int_value, milli_value, parse_quantity
 from .cache import SchedulerCache
+from .node_resources import NodeResourcesFit
 from .config import SchedulerConfig, SchedulerConfigError, load_config, parse_config, profiles_from_file
 from .profile import DEFAULT_SCHEDULER_NAME, Profile, build_profile, default_profile
 from .registry import DEFAULT_PLUGINS, REGISTRY, PluginSpec, new_plugin

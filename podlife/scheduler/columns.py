@@ -59,6 +59,11 @@ INITIAL_CAPACITY = 64
 Rows = slice | np.ndarray
 
 
+def row_count(rows: Rows) -> int:
+    """How many rows a selection holds (a slice of the columns or an array of positions)."""
+    return len(rows) if isinstance(rows, np.ndarray) else len(range(*rows.indices(1 << 62)))
+
+
 def within_limit(*values: int) -> bool:
     """True when int64 arithmetic on these values (as the array plugins do it) is exact."""
     return max(values) <= SAFE_LIMIT and min(values) >= -SAFE_LIMIT

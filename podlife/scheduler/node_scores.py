@@ -30,16 +30,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .columns import NodeColumns, Rows, within_limit
-from .plugins import (
-    MAX_NODE_SCORE,
-    DeclaredScores,
-    NodeInfo,
-    PodInfo,
-    ResourceAllocation,
-    ScorePlugin,
-    balanced_array,
-    balanced_score,
-)
+from .node_resources import ResourceAllocation, balanced_array, balanced_score
+from .plugins import MAX_NODE_SCORE, DeclaredScores, NodeInfo, PodInfo, ScorePlugin
 
 if TYPE_CHECKING:
     from .cache import SchedulerCache
@@ -147,7 +139,7 @@ class ImageLocality(ScorePlugin):
 
 
 def _balanced_cpu_memory(pod: PodInfo, columns: NodeColumns, rows: Rows) -> np.ndarray | None:
-    """:func:`~podlife.scheduler.plugins.balanced_array` for cpu and memory, on the ``used_*``
+    """:func:`~podlife.scheduler.node_resources.balanced_array` for cpu and memory, on the ``used_*``
     columns: a dozen numpy calls, the same float operations as the per-node form."""
     if not columns.exact or min(pod.cpu, pod.memory) < 0 or not within_limit(pod.cpu, pod.memory):
         return None

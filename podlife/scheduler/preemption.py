@@ -84,7 +84,8 @@ from ..client.informer import Informer
 from ..machinery.disruption import DISRUPTION_TARGET, guards
 from ..machinery.errors import ApiError
 from ..machinery.timeutil import now_rfc3339
-from .plugins import UNRESOLVABLE, FilterPlugin, NodeInfo, NodeResourcesFit, PodInfo, PostFilterPlugin, Status
+from .node_resources import NodeResourcesFit
+from .plugins import UNRESOLVABLE, FilterPlugin, NodeInfo, PodInfo, PostFilterPlugin, Status
 from .scheduler import FitError, PostFilterResult, needs_pod_listeners
 
 if TYPE_CHECKING:

@@ -65,7 +65,7 @@ def _resources(args: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
 
 
 def _node_resources_fit(args: Mapping[str, Any]) -> Plugin:
-    from .plugins import NodeResourcesFit
+    from .node_resources import NodeResourcesFit
 
     strategy = args.get("scoringStrategy") or {}
     kwargs: dict[str, Any] = {}
