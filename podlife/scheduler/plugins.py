@@ -11,11 +11,14 @@ extension point:
   reason strings are Kubernetes', so ``kubectl describe`` reads the same):
   :class:`NodeReady`, :class:`NodeUnschedulable`, :class:`NodeName`,
   :class:`TaintToleration`, :class:`NodeAffinity` (``nodeSelector`` and required
-  node affinity), :class:`NodeResourcesFit`, and NodePorts (hostPort conflicts,
-  :mod:`podlife.scheduler.node_ports`, fed by the cache's pod listeners); for pods with claims,
+  node affinity), NodeResourcesFit (:mod:`podlife.scheduler.node_resources`), NodePorts
+  (hostPort conflicts, :mod:`podlife.scheduler.node_ports`, fed by the cache's pod listeners),
+  InterPodAffinity and PodTopologySpread (:mod:`podlife.scheduler.interpod_affinity`,
+  :mod:`podlife.scheduler.topology_spread`, on :mod:`podlife.scheduler.topology`); for pods with claims,
   :class:`~podlife.scheduler.volume_binding.VolumeBinding` (its own module: it
   watches claims, volumes and classes, and binds volumes before the pod);
-- **Score** plugins rank the nodes that passed: :class:`NodeResourcesFit` (its
+- **PostFilter**: DefaultPreemption (:mod:`podlife.scheduler.preemption`) when a pod fits nowhere;
+- **Score** plugins rank the nodes that passed: NodeResourcesFit (its
   ``strategy``: LeastAllocated by default -- emptier nodes first, which spreads pods --,
   MostAllocated or RequestedToCapacityRatio, over its weighted ``resources``),
   :class:`TaintToleration` (fewer untolerated PreferNoSchedule taints), :class:`NodeAffinity`
@@ -50,7 +53,7 @@ on any pod. The array form (:meth:`FilterPlugin.filter_mask`,
 int64 array per quantity, a row per node -- and judges every candidate with a
 few numpy calls instead of a Python loop, which is where the scheduler spent most
 of its time. It may decline (return None) for a pod or a cluster it cannot judge
-exactly: :class:`NodeResourcesFit` does for pods with extended resources or an
+exactly: NodeResourcesFit does for pods with extended resources or an
 invalid request (ephemeral-storage has its columns), and when a value is too large
 for exact int64 arithmetic or negative. The
 scheduler then uses the per-node form; plugins without an array form always get
