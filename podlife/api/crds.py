@@ -109,7 +109,10 @@ class VersionView(ResourceCache):
     def apply(self, ev: Event, now: float) -> None:
         if ev.type != "DELETE":
             obj = ev.kv.obj if ev.kv.obj is not None else orjson.loads(ev.kv.value)
-            ev = Event(ev.type, replace(ev.kv, obj=_as_version(obj, self.rt.api_version)), ev.prev)
+            served = _as_version(obj, self.rt.api_version)
+            # another version's object is not the stored bytes: no stored encoding to reuse
+            kv = replace(ev.kv, obj=served) if served is obj else replace(ev.kv, obj=served, value=b"")
+            ev = Event(ev.type, kv, ev.prev)
         super().apply(ev, now)
 
     def adopt(self, sibling: ResourceCache) -> None:
