@@ -73,7 +73,7 @@ import logging
 import math
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -344,18 +344,15 @@ class DefaultPreemption(PostFilterPlugin):
                 charge(p, -1)
             if (status := _judge(filters, pod, work)) is not None:
                 return status
-            violating, non_violating = (split_by_budget(potential, [self._latest(p) for p in potential], pdbs)
-                                        if pdbs else ([], potential))
-            violating_keys = {p.key for p in violating}
-            victims: list[PodInfo] = []
-            violations = 0
-            for p in [*violating, *non_violating]:
+
+            def reprieve(p: PodInfo) -> bool:
                 charge(p, 1)
-                if _judge(filters, pod, work) is not None:
-                    charge(p, -1)
-                    victims.append(p)
-                    violations += p.key in violating_keys
-            return self._candidate(node, victims, violations, bool(violating and non_violating), start_times)
+                if _judge(filters, pod, work) is None:
+                    return True
+                charge(p, -1)
+                return False
+
+            return self._reprieve(node, potential, pdbs, reprieve, start_times)
         finally:
             for p, sign in reversed(told):  # the listeners' indexes as they were
                 for listener in listeners:
@@ -381,16 +378,29 @@ class DefaultPreemption(PostFilterPlugin):
 
         if not fits(cpu, memory, ephemeral, count):
             return None
+
+        def reprieve(p: PodInfo) -> bool:
+            nonlocal cpu, memory, ephemeral, count
+            after = (cpu - p.cpu, memory - p.memory, ephemeral - p.ephemeral, count - 1)
+            if not fits(*after):
+                return False
+            cpu, memory, ephemeral, count = after
+            return True
+
+        return self._reprieve(node, potential, pdbs, reprieve, start_times)
+
+    def _reprieve(self, node: NodeInfo, potential: list[PodInfo], pdbs: list[Obj],
+                  reprieve: Callable[[PodInfo], bool], start_times: dict[str, float]) -> Candidate | Status:
+        """Kube's reprieve step, once every lower-priority pod is out and the pod fits: put each back,
+        most important first and budget-violating ones before the others, keeping it when
+        ``reprieve(p)`` says the pod still fits with it there; the others are the victims."""
         violating, non_violating = (split_by_budget(potential, [self._latest(p) for p in potential], pdbs)
                                     if pdbs else ([], potential))
         violating_keys = {p.key for p in violating}
         victims: list[PodInfo] = []
         violations = 0
         for p in [*violating, *non_violating]:
-            after = (cpu - p.cpu, memory - p.memory, ephemeral - p.ephemeral, count - 1)
-            if fits(*after):
-                cpu, memory, ephemeral, count = after
-            else:
+            if not reprieve(p):
                 victims.append(p)
                 violations += p.key in violating_keys
         return self._candidate(node, victims, violations, bool(violating and non_violating), start_times)
