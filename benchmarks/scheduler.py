@@ -55,8 +55,8 @@ it); at 256 the API server's priority and fairness answers part of the bindings 
 (``system:kube-scheduler`` has a priority level of its own), which the scheduler retries
 with backoff.
 
-A workload whose plugin is missing from the default profile or is still a placeholder
-(its module says so, or it does not apply to the workload's pod) is reported as skipped.
+A workload whose plugin is missing from the default profile or does not apply to the
+workload's pod is reported as skipped (it would measure nothing of that plugin).
 
 The scheduler runs as podlife runs its components (``podlife.cli``): on uvloop, with the
 garbage collector's thresholds raised and what is alive once its informers are synced frozen
@@ -216,16 +216,14 @@ def _profile_tables(prof: cProfile.Profile) -> dict[str, list[str]]:
     return tables
 
 
-def placeholder_reason(workload: Workload, profile: Profile) -> str | None:
-    """Why this workload cannot be measured yet: its plugin is absent or a placeholder; None when it can."""
+def unmeasurable_reason(workload: Workload, profile: Profile) -> str | None:
+    """Why this workload would not measure its plugin (absent from the profile, or not judging the
+    workload's pod); None when it does."""
     if workload.plugin is None:
         return None
     plugin = next((p for p in profile.plugins() if p.name == workload.plugin), None)
     if plugin is None:
         return f"{workload.plugin} is not in the default profile"
-    doc = (sys.modules[type(plugin).__module__].__doc__ or "").strip()
-    if "placeholder" in doc.split("\n", 1)[0].lower():
-        return f"{workload.plugin} is a placeholder ({type(plugin).__module__})"
     sample = workload.measured_pod("sample")
     sample["metadata"].update(namespace=MEASURED_NS, uid="sample")
     if not plugin.applies(PodInfo(sample)):
@@ -346,7 +344,7 @@ async def run_workload(workload: Workload, nodes: int, measured: int | None = No
     result: dict[str, Any] = {"workload": workload.name, "case": workload.case, "kube_threshold": workload.threshold,
                               "nodes": n, "init_pods": init, "measured_pods": m, "api": api}
     bench_profile = Profile(SCHEDULER_NAME)
-    reason = placeholder_reason(workload, bench_profile)
+    reason = unmeasurable_reason(workload, bench_profile)
     if reason is not None:
         return {**result, "skipped": reason}
     backend: HTTPSApi | LocalApi = HTTPSApi(concurrency, binds_in_flight) if api == "https" else LocalApi()
