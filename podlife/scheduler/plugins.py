@@ -706,10 +706,6 @@ def default_normalize(scores: np.ndarray, reverse: bool = False) -> np.ndarray:
     return normalized
 
 
-def _attached_cache(plugin: Plugin) -> SchedulerCache | None:
-    return getattr(plugin, "_cache", None)
-
-
 class TaintToleration(FilterPlugin, ScorePlugin):
     """Filter: a node's NoSchedule and NoExecute taints must all be tolerated (the node
     lifecycle controller's condition taints -- ``not-ready``, ``memory-pressure``, ... --

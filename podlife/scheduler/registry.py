@@ -221,11 +221,3 @@ def implements(name: str, plugin: Plugin | None, point: str) -> bool:
 def new_plugin(name: str, args: Mapping[str, Any] | None = None) -> Plugin:
     """A new instance of the plugin ``name`` with ``args`` (KeyError: no such plugin)."""
     return REGISTRY[name](args or {})
-
-
-def default_weight(name: str) -> int:
-    """The plugin's score weight in the default set (1 for a score plugin not in it, as kube's 0 -> 1)."""
-    for spec in DEFAULT_PLUGINS:
-        if spec.name == name:
-            return spec.weight or 1
-    return 1
