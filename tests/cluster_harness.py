@@ -35,7 +35,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -149,6 +150,16 @@ class RawAnswer:
     status: int
     headers: Message
     body: bytes
+
+
+@contextmanager
+def running_podlife(data_dir: Path, *args: str, kubectl: str | None = None) -> Iterator[PodlifeProcess]:
+    """``podlife up ARGS`` started, then stopped whatever happens (also when it fails to start)."""
+    proc = PodlifeProcess(data_dir, *args, kubectl=kubectl)
+    try:
+        yield proc.start()
+    finally:
+        proc.stop()
 
 
 class PodlifeProcess:

@@ -23,7 +23,7 @@ import pytest
 
 from podlife.machinery.constants import KUBERNETES_VERSION
 
-from .cluster_harness import PodlifeProcess, require_tool
+from .cluster_harness import PodlifeProcess, require_tool, running_podlife
 from .in_process import InProcessApi, in_process_api
 
 collect_ignore_glob: list[str] = []
@@ -57,18 +57,11 @@ def _kubectl_matrix() -> list[pytest.param]:
         pytest.param(path, id=f"kubectl-{release}") for release, path in older_kubectls()]
 
 
-def _running_cluster(data_dir: Path, kubectl: str) -> Iterator[PodlifeProcess]:
-    proc = PodlifeProcess(data_dir, kubectl=kubectl)
-    try:
-        yield proc.start()
-    finally:
-        proc.stop()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess]:
     """A running ``podlife up`` with one local node, shared by a test module."""
-    yield from _running_cluster(tmp_path_factory.mktemp("cluster") / "data", require_tool("kubectl"))
+    with running_podlife(tmp_path_factory.mktemp("cluster") / "data", kubectl=require_tool("kubectl")) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module", params=_kubectl_matrix())
@@ -76,7 +69,8 @@ def kubectl_matrix_cluster(request: pytest.FixtureRequest,
                            tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess]:
     """Like ``cluster``, once per kubectl release of the matrix (the cluster is bound to that kubectl)."""
     kubectl = request.param or require_tool("kubectl")
-    yield from _running_cluster(tmp_path_factory.mktemp("cluster") / "data", kubectl)
+    with running_podlife(tmp_path_factory.mktemp("cluster") / "data", kubectl=kubectl) as proc:
+        yield proc
 
 
 @pytest.fixture

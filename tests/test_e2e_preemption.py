@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .cluster_harness import PodlifeProcess, require_tool, wait_for
+from .cluster_harness import PodlifeProcess, require_tool, running_podlife, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -24,9 +24,8 @@ CLASSES = [("e2e-low", 10, "PreemptLowerPriority"), ("e2e-high", 1000, "PreemptL
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess]:
-    proc = PodlifeProcess(tmp_path_factory.mktemp("preemption") / "data", "--nodes", "0", "--sim-nodes", "1",
-                          kubectl=require_tool("kubectl")).start()
-    try:
+    with running_podlife(tmp_path_factory.mktemp("preemption") / "data", "--nodes", "0", "--sim-nodes", "1",
+                         kubectl=require_tool("kubectl")) as proc:
         for name, value, policy in CLASSES:
             manifest = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
                         "value": value, "preemptionPolicy": policy}
@@ -34,8 +33,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess
         wait_for(lambda: proc.kubectl("get", "nodes", "--no-headers").stdout.count(" Ready") == 1, 60,
                  what="the simulated node to be Ready")
         yield proc
-    finally:
-        proc.stop()
 
 
 def create_pod(cluster: PodlifeProcess, name: str, priority_class: str, cpu: str = "30") -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .cluster_harness import PodlifeProcess, require_tool, wait_for
+from .cluster_harness import PodlifeProcess, require_tool, running_podlife, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -26,9 +26,8 @@ TRAP_TERM = "trap 'echo stopping; exit 0' TERM; echo started; while :; do sleep 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess]:
-    proc = PodlifeProcess(tmp_path_factory.mktemp("sched-real") / "data", "--nodes", "1", "--sim-nodes", "2",
-                          kubectl=require_tool("kubectl")).start()
-    try:
+    with running_podlife(tmp_path_factory.mktemp("sched-real") / "data", "--nodes", "1", "--sim-nodes", "2",
+                         kubectl=require_tool("kubectl")) as proc:
         wait_for(lambda: proc.kubectl("get", "nodes", "--no-headers").stdout.count(" Ready ") == 3, 60,
                  what="the real node and two simulated nodes to be Ready")
         for name, value in (("real-low", 10), ("real-high", 1000)):
@@ -36,8 +35,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess
                         "value": value}
             proc.kubectl("create", "-f", "-", input=json.dumps(manifest))
         yield proc
-    finally:
-        proc.stop()
 
 
 def real_node(cluster: PodlifeProcess) -> dict:

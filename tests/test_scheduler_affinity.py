@@ -30,7 +30,7 @@ from podlife.scheduler.profile import Profile
 from podlife.scheduler.topology import Clause, PodQuery, TopologyIndex, parse_selector
 from podlife.scheduler.topology_spread import PodTopologySpread
 
-from .cluster_harness import PodlifeProcess, require_tool, wait_for
+from .cluster_harness import PodlifeProcess, require_tool, running_podlife, wait_for
 
 HOST = "kubernetes.io/hostname"
 ZONE = "topology.kubernetes.io/zone"
@@ -464,21 +464,11 @@ def test_relabelled_node_moves_between_domains() -> None:
 # ---- end to end -----------------------------------------------------------------------------------------
 
 
-def _in_default_profile(name: str) -> bool:
-    from podlife.scheduler.profile import default_profile
-    return any(p.name == name for p in default_profile().plugins())
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess]:
-    if not _in_default_profile("InterPodAffinity"):
-        pytest.skip("InterPodAffinity is not in the default profile yet (podlife/scheduler/registry.py)")
-    proc = PodlifeProcess(tmp_path_factory.mktemp("affinity") / "data", "--nodes", "0", "--sim-nodes", "3",
-                          kubectl=require_tool("kubectl")).start()
-    try:
+    with running_podlife(tmp_path_factory.mktemp("affinity") / "data", "--nodes", "0", "--sim-nodes", "3",
+                         kubectl=require_tool("kubectl")) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def _create(cluster: PodlifeProcess, name: str, labels: dict[str, str], affinity: dict[str, Any]) -> None:

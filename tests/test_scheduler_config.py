@@ -30,7 +30,7 @@ from podlife.scheduler.node_resources import NodeResourcesFit
 from podlife.scheduler.plugins import FilterPlugin, PostFilterPlugin, ScorePlugin
 from podlife.scheduler.registry import BUILT_IN
 
-from .cluster_harness import PodlifeProcess, require_tool, wait_for
+from .cluster_harness import PodlifeProcess, require_tool, running_podlife, wait_for
 
 HEADER = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n"
 DEFAULT_FILTERS = ("NodeUnschedulable", "NodeName", "NodeReady", "TaintToleration", "NodeAffinity", "NodePorts",
@@ -493,12 +493,9 @@ def two_profiles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifePr
     base = tmp_path_factory.mktemp("schedconfig")
     path = base / "scheduler.yaml"
     path.write_text(TWO_PROFILES)
-    proc = PodlifeProcess(base / "data", "--nodes", "0", "--sim-nodes", "3", "--scheduler-config", str(path),
-                          kubectl=require_tool("kubectl")).start()
-    try:
+    with running_podlife(base / "data", "--nodes", "0", "--sim-nodes", "3", "--scheduler-config", str(path),
+                         kubectl=require_tool("kubectl")) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def pod_manifest(name: str, scheduler: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .cluster_harness import PodlifeProcess, require_tool, wait_for
+from .cluster_harness import PodlifeProcess, require_tool, running_podlife, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -42,12 +42,9 @@ HOSTNAME = "kubernetes.io/hostname"
 def cluster(tmp_path: Path) -> Iterator[PodlifeProcess]:
     stages = tmp_path / "stages.yaml"
     stages.write_text(PRESSURE_STAGE)
-    proc = PodlifeProcess(tmp_path / "data", "--nodes", "0", "--sim-nodes", "4", "--sim-stages", str(stages),
-                          kubectl=require_tool("kubectl")).start()
-    try:
+    with running_podlife(tmp_path / "data", "--nodes", "0", "--sim-nodes", "4", "--sim-stages", str(stages),
+                         kubectl=require_tool("kubectl")) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def create_pod(cluster: PodlifeProcess, name: str, **spec: Any) -> None:

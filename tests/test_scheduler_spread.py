@@ -20,7 +20,7 @@ import pytest
 from podlife.scheduler import FitError, NodeInfo
 from podlife.scheduler.topology_spread import ERR_CONSTRAINTS, ERR_MISSING_LABEL, PodTopologySpread
 
-from .cluster_harness import PodlifeProcess, require_tool, wait_for
+from .cluster_harness import PodlifeProcess, require_tool, running_podlife, wait_for
 from .test_scheduler_affinity import HOST, ZONE, node_obj, outcome, place, pod_info, scheduler, verdicts_agree, \
     zone_of
 
@@ -233,15 +233,9 @@ def test_array_and_per_node_paths_decide_the_same(seed: int) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodlifeProcess]:
-    from podlife.scheduler.profile import default_profile
-    if not any(p.name == "PodTopologySpread" for p in default_profile().plugins()):
-        pytest.skip("PodTopologySpread is not in the default profile yet (podlife/scheduler/registry.py)")
-    proc = PodlifeProcess(tmp_path_factory.mktemp("spread") / "data", "--nodes", "0", "--sim-nodes", "3",
-                          kubectl=require_tool("kubectl")).start()
-    try:
+    with running_podlife(tmp_path_factory.mktemp("spread") / "data", "--nodes", "0", "--sim-nodes", "3",
+                         kubectl=require_tool("kubectl")) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.mark.e2e
