@@ -232,14 +232,11 @@ class SchedulerCache:
             ni = self.nodes.get(node)
             if ni is None:
                 continue
-            columns, ni.columns = ni.columns, None  # the row is written once, below
-            try:
-                for other in pods:
-                    ni.add_pod(other, sign)
-            finally:
-                ni.columns = columns
-                if columns is not None:
-                    columns.store(ni.row, ni)
+            for other in pods:
+                ni.add_requests(other.cpu, other.memory, other.ephemeral, 1, other.nz_cpu, other.nz_memory,
+                                other.scalar.items(), sign, write_row=False)
+            if ni.columns is not None:  # the row written once for all of them
+                ni.columns.store(ni.row, ni)
             if reserved.notify:
                 for other in pods:
                     for listener in self.pod_listeners:
@@ -247,30 +244,15 @@ class SchedulerCache:
 
     def _charge_rows(self, reserved: Reservation, sign: int) -> None:
         """:meth:`_charge_many` for many nodes and no listeners: each node's totals move in Python
-        (as ``NodeInfo.add_pod`` would move them, without its per-pod row write), then the columns'
+        (``NodeInfo.add_requests`` without its row write), then the columns'
         rows all at once. The plan (per node: its summed requests; the rows and deltas as arrays) is
         made once per reservation and serves its release too. A row the arrays could not hold exactly
         is written by ``NodeColumns.store``, which marks it, and written so again on release."""
         plan = reserved.plan
         if plan is None:
             plan = reserved.plan = self._plan(reserved.pods)
-        for ni, cpu, memory, ephemeral, count, nz_cpu, nz_memory, scalar in plan.entries:
-            if sign < 0:
-                cpu, memory, ephemeral, count, nz_cpu, nz_memory = -cpu, -memory, -ephemeral, -count, -nz_cpu, -nz_memory
-            ni.req_cpu += cpu
-            ni.req_memory += memory
-            ni.req_ephemeral += ephemeral
-            ni.req_pods += count
-            ni.nz_cpu += nz_cpu
-            ni.nz_memory += nz_memory
-            ni.free_cpu -= cpu
-            ni.free_memory -= memory
-            ni.free_ephemeral -= ephemeral
-            ni.free_pods -= count
-            ni.left_cpu -= nz_cpu
-            ni.left_memory -= nz_memory
-            for name, value in scalar:
-                ni.req_scalar[name] = ni.req_scalar.get(name, 0) + sign * value
+        for ni, *requests in plan.entries:
+            ni.add_requests(*requests, sign, write_row=False)
         if not len(plan.rows):
             return
         if plan.stored:

@@ -254,14 +254,14 @@ class NodeInfo:
         self.nz_cpu = self.nz_memory = 0
         self._derive()
 
-    def _derive(self) -> None:
+    def _derive(self, write_row: bool = True) -> None:
         self.free_cpu = self.alloc_cpu - self.req_cpu
         self.free_memory = self.alloc_memory - self.req_memory
         self.free_pods = self.alloc_pods - self.req_pods
         self.free_ephemeral = self.alloc_ephemeral - self.req_ephemeral
         self.left_cpu = self.alloc_cpu - self.nz_cpu
         self.left_memory = self.alloc_memory - self.nz_memory
-        if self.columns is not None:  # the single place totals change: the columns cannot drift
+        if write_row and self.columns is not None:  # the single place totals change: the columns cannot drift
             self.columns.store(self.row, self)
 
     def static_view(self) -> tuple:
@@ -310,15 +310,22 @@ class NodeInfo:
 
     def add_pod(self, pod: PodInfo, sign: int = 1) -> None:
         """Count (``sign`` 1) or uncount (-1) a pod bound or assumed to this node."""
-        self.req_cpu += sign * pod.cpu
-        self.req_memory += sign * pod.memory
-        self.req_ephemeral += sign * pod.ephemeral
-        self.req_pods += sign
-        self.nz_cpu += sign * pod.nz_cpu
-        self.nz_memory += sign * pod.nz_memory
-        for name, value in pod.scalar.items():
+        self.add_requests(pod.cpu, pod.memory, pod.ephemeral, 1, pod.nz_cpu, pod.nz_memory, pod.scalar.items(), sign)
+
+    def add_requests(self, cpu: int, memory: int, ephemeral: int, count: int, nz_cpu: int, nz_memory: int,
+                     scalar: Iterable[tuple[str, int]], sign: int = 1, *, write_row: bool = True) -> None:
+        """Count (``sign`` 1) or uncount (-1) what ``count`` pods request together. ``write_row`` False
+        leaves the columns' row to the caller, who updates many rows at once
+        (:meth:`~podlife.scheduler.cache.SchedulerCache.reserve_nominated`)."""
+        self.req_cpu += sign * cpu
+        self.req_memory += sign * memory
+        self.req_ephemeral += sign * ephemeral
+        self.req_pods += sign * count
+        self.nz_cpu += sign * nz_cpu
+        self.nz_memory += sign * nz_memory
+        for name, value in scalar:
             self.req_scalar[name] = self.req_scalar.get(name, 0) + sign * value
-        self._derive()
+        self._derive(write_row)
 
     def remove_pod(self, pod: PodInfo) -> None:
         self.add_pod(pod, -1)
