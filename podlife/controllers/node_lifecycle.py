@@ -69,6 +69,7 @@ from ..client.shared_informers import BY_NODE
 from ..client.workqueue import WorkQueue
 from ..machinery.errors import ApiError
 from ..machinery.timeutil import now_rfc3339
+from ..node.node_status import PRESSURE_TAINTS
 from .pod_control import parse_time
 
 log = logging.getLogger(__name__)
@@ -76,9 +77,10 @@ log = logging.getLogger(__name__)
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
-MEMORY_PRESSURE_TAINT = "node.kubernetes.io/memory-pressure"
-DISK_PRESSURE_TAINT = "node.kubernetes.io/disk-pressure"
-PID_PRESSURE_TAINT = "node.kubernetes.io/pid-pressure"
+#: the pressure taints the kubelet sets with its conditions (one list for both writers)
+MEMORY_PRESSURE_TAINT = PRESSURE_TAINTS["MemoryPressure"]
+DISK_PRESSURE_TAINT = PRESSURE_TAINTS["DiskPressure"]
+PID_PRESSURE_TAINT = PRESSURE_TAINTS["PIDPressure"]
 NETWORK_UNAVAILABLE_TAINT = "node.kubernetes.io/network-unavailable"
 NO_EXECUTE, NO_SCHEDULE = "NoExecute", "NoSchedule"
 LEASE_NAMESPACE = "kube-node-lease"
