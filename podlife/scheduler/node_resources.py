@@ -334,6 +334,7 @@ class NodeResourcesFit(FilterPlugin, ScorePlugin):
     extended resources are judged node by node."""
 
     name = "NodeResourcesFit"
+    node_local = True
     _too_many = Status(UNSCHEDULABLE, ("Too many pods",), "NodeResourcesFit")
 
     def __init__(self, *, strategy: str = "LeastAllocated",

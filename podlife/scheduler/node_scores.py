@@ -50,6 +50,7 @@ class BalancedAllocation(ScorePlugin):
     ``100 * (1 - standard deviation)`` of the fractions, each capped at 1."""
 
     name = "NodeResourcesBalancedAllocation"
+    node_local = True
     weight = 1
 
     def __init__(self, *, resources: tuple[tuple[str, int], ...] = (("cpu", 1), ("memory", 1))) -> None:
@@ -83,6 +84,7 @@ class ImageLocality(ScorePlugin):
     1000 MB per container and mapped to 0..100 (kube's ImageLocality)."""
 
     name = "ImageLocality"
+    node_local = True
     weight = 1
 
     def __init__(self) -> None:

@@ -487,6 +487,10 @@ def pod_requests(spec: Obj) -> tuple[dict[str, int], dict[str, int]]:
 
 class Plugin:
     name: ClassVar[str] = ""
+    #: True when the plugin judges a node by that node's own record alone (no index of the pods
+    #: around it fed by the cache's listeners): pods charged only for a moment (nominated pods held
+    #: during a search, a preemption dry run) need not be told to the listeners for it
+    node_local: ClassVar[bool] = False
 
     def attach(self, scheduler: Scheduler) -> None:
         """Called once by the scheduler that runs this plugin, before it runs. A plugin that
@@ -622,6 +626,7 @@ class NodeReady(FilterPlugin):
     """
 
     name = "NodeReady"
+    node_local = True
     static = True
     _not_ready = _unresolvable("NodeReady", f"node(s) had untolerated taint {{{NOT_READY_TAINT}: }}")
     _taint = Taint(NOT_READY_TAINT, "", "NoSchedule")
@@ -639,6 +644,7 @@ class NodeUnschedulable(FilterPlugin):
     """Cordoned nodes (``spec.unschedulable``) take no new pods, unless tolerated."""
 
     name = "NodeUnschedulable"
+    node_local = True
     static = True
     _cordoned = _unresolvable("NodeUnschedulable", "node(s) were unschedulable")
     _taint = Taint(UNSCHEDULABLE_TAINT, "", "NoSchedule")
@@ -657,6 +663,7 @@ class NodeName(FilterPlugin):
     they are bound already)."""
 
     name = "NodeName"
+    node_local = True
     static = True
     _other = _unresolvable("NodeName", "node(s) didn't match the requested node name")
 
@@ -720,6 +727,7 @@ class TaintToleration(FilterPlugin, ScorePlugin):
     normalized in reverse (the node with most gets 0, nodes with none 100)."""
 
     name = "TaintToleration"
+    node_local = True
     static = True
     weight = 3
 
@@ -779,6 +787,7 @@ class NodeAffinity(FilterPlugin, ScorePlugin):
     everywhere (kube skips them)."""
 
     name = "NodeAffinity"
+    node_local = True
     static = True
     weight = 2
     _mismatch = _unresolvable("NodeAffinity", "node(s) didn't match Pod's node affinity/selector")

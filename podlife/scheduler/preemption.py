@@ -117,6 +117,7 @@ class DefaultPreemption(PostFilterPlugin):
     """Kubernetes' DefaultPreemption PostFilter; see the module docstring."""
 
     name = "DefaultPreemption"
+    node_local = True
 
     def __init__(self, *, min_candidate_nodes_percentage: int = 10, min_candidate_nodes_absolute: int = 100,
                  rng: random.Random | None = None) -> None:

@@ -865,17 +865,9 @@ class Scheduler:
         self.cache.remove_node((node.get("metadata") or {}).get("name") or "")
 
 
-#: plugins whose verdicts and scores read only the NodeInfo they are given (no index of pods
-#: fed by the cache's listeners): pods charged only for a moment need not be told to them
-NODE_LOCAL_PLUGINS = frozenset({
-    "NodeUnschedulable", "NodeName", "NodeReady", "TaintToleration", "NodeAffinity", "NodeResourcesFit",
-    "NodeResourcesBalancedAllocation", "ImageLocality", "VolumeBinding", "DefaultPreemption",
-})
-
-
 def needs_pod_listeners(plugins: Iterable[Plugin], pod: PodInfo) -> bool:
     """Whether a plugin that judges ``pod`` keeps an index of pods (inter-pod affinity, spread, ports)."""
-    return any(p.name not in NODE_LOCAL_PLUGINS and p.applies(pod) for p in plugins)
+    return any(not p.node_local and p.applies(pod) for p in plugins)
 
 
 def _nominated_node_name(pod: Obj) -> str:

@@ -294,6 +294,7 @@ class VolumeBinding(FilterPlugin):
     """The plugin and its caches; see the module docstring. The scheduler runs :meth:`informers`."""
 
     name = PLUGIN
+    node_local = True
 
     def __init__(self, client: Client, *, bind_timeout: float = DEFAULT_BIND_TIMEOUT_SECONDS) -> None:
         self.client = client
