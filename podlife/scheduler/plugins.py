@@ -586,6 +586,11 @@ class PostFilterPlugin(Plugin):
         defines what it returns and the scheduler acts on it."""
         raise NotImplementedError
 
+    def running_preemption(self, pod: PodInfo) -> bool:
+        """Whether ``pod`` should wait, unscheduled, because room this plugin is making for it is
+        not there yet (a PreEnqueue gate); the default: never."""
+        return False
+
 
 class PrioritySort(Plugin):
     """QueueSort: higher ``spec.priority`` first, then in arrival order."""

@@ -353,8 +353,7 @@ class Scheduler:
         while True:
             batch = await self.queue.pop_batch(self.batch_size)
             started = clock()
-            gates = [gate for profile in self.profiles.values() for plugin in profile.post_filters
-                     if (gate := getattr(plugin, "running_preemption", None)) is not None]
+            gates = [plugin.running_preemption for profile in self.profiles.values() for plugin in profile.post_filters]
             for qp in batch:
                 if self.queue.where(qp.info.key) != IN_FLIGHT:  # deleted while the loop yielded
                     continue
