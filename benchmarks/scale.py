@@ -1,7 +1,7 @@
 """The scale benchmark: N pods on M simulated nodes, scheduler included.
 
     .venv/bin/python benchmarks/scale.py --nodes 1000 --pods 10000 [--concurrency 32] [--readiness-probe [N]]
-        [--port-pool-size N] [--subnet-per namespace|node]
+        [--port-pool-size N] [--subnet-per namespace|node] [--no-trace]
 
 Starts a fresh ``podlife up --nodes 0 --sim-nodes M`` (a separate process), waits for
 all nodes Ready, then creates the pods over HTTPS from this process with
@@ -26,6 +26,8 @@ port pools and with ``podlife up --port-pool-size N`` (the network controller ke
 addresses reserved per namespace, or per node with ``--subnet-per node``), and reports
 both and the create->Running latencies side by side (``pool_comparison``).
 ``--subnet-per node`` needs a pod range with a block per node (the default /16 has 256).
+``--no-trace`` runs the server with ``podlife up --no-trace`` (pod tracing, on by default, off:
+``docs/tracing.md``), to measure what tracing costs.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from harness import Server, percentile, pod_manifest, print_result, write_result
 
 from podlife.client.base import NODES, PODS
 from podlife.client.http import HTTPClient
+from podlife.progress import progress
 
 
 async def wait_nodes_ready(client: HTTPClient, nodes: int, timeout: float) -> float:
@@ -56,7 +59,7 @@ async def wait_nodes_ready(client: HTTPClient, nodes: int, timeout: float) -> fl
 async def requests_served(client: HTTPClient) -> int:
     async with client.session.get(client.server + "/metrics") as resp:
         text = await resp.text()
-    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("apiserver_request_total{"))
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines() if line.startswith("apiserver_request_total{"))
 
 
 PORT_ANNOTATION = "network.podlife.io/port"
@@ -114,9 +117,9 @@ def bench_pod(name: str, readiness_delay: int | None) -> dict:
 
 
 async def run(nodes: int, pods: int, concurrency: int, timeout: float, readiness_delay: int | None = None,
-              port_pool_size: int = 0, subnet_per: str = "namespace") -> dict:
+              port_pool_size: int = 0, subnet_per: str = "namespace", trace: bool = True) -> dict:
     server = Server("--nodes", "0", "--sim-nodes", str(nodes), "--port-pool-size", str(port_pool_size),
-                    "--subnet-per", subnet_per)
+                    "--subnet-per", subnet_per, *(() if trace else ("--no-trace",)))
     t_start = time.monotonic()
     server.start()
     client = server.client(connections=concurrency + 4)
@@ -137,13 +140,18 @@ async def run(nodes: int, pods: int, concurrency: int, timeout: float, readiness
                 await client.create(PODS, bench_pod(name, readiness_delay), "default")
 
         queue = list(reversed(names))
-        t0 = time.monotonic()
-        await asyncio.gather(*(creator(queue) for _ in range(concurrency)))
-        created = time.monotonic() - t0
-        await asyncio.wait_for(observer.all_running.wait(), timeout)
-        all_running = time.monotonic() - t0
-        await asyncio.wait_for(observer.all_ready.wait(), timeout)
-        all_ready = time.monotonic() - t0
+        async with progress(transient=True) as board:  # on a terminal only (stderr); figures unchanged
+            board.add("pods created", pods, lambda: len(observer.created))
+            board.add("pods Running", pods, lambda: len(observer.running))
+            if readiness_delay is not None:
+                board.add("pods Ready", pods, lambda: len(observer.ready))
+            t0 = time.monotonic()
+            await asyncio.gather(*(creator(queue) for _ in range(concurrency)))
+            created = time.monotonic() - t0
+            await asyncio.wait_for(observer.all_running.wait(), timeout)
+            all_running = time.monotonic() - t0
+            await asyncio.wait_for(observer.all_ready.wait(), timeout)
+            all_ready = time.monotonic() - t0
         cpu1, req1 = server.cpu_seconds(), await requests_served(client)
         latencies = [observer.running[n] - sent[n] for n in names]
         ready_latencies = [observer.ready[n] - sent[n] for n in names]
@@ -160,14 +168,16 @@ async def run(nodes: int, pods: int, concurrency: int, timeout: float, readiness
             while delete_queue:
                 await client.delete(PODS, delete_queue.pop(), "default", grace_period_seconds=0)
 
-        await asyncio.gather(*(deleter() for _ in range(concurrency)))
-        await asyncio.wait_for(observer.all_gone.wait(), timeout)
+        async with progress(transient=True) as board:
+            board.add("pods gone", pods, lambda: len(observer.gone))
+            await asyncio.gather(*(deleter() for _ in range(concurrency)))
+            await asyncio.wait_for(observer.all_gone.wait(), timeout)
         all_gone = time.monotonic() - t1
         cpu2, req2 = server.cpu_seconds(), await requests_served(client)
         watch.cancel()
         return {
             "nodes": nodes, "pods": pods, "concurrency": concurrency, "readiness_probe_delay": readiness_delay,
-            "port_pool_size": port_pool_size, "subnet_per": subnet_per,
+            "port_pool_size": port_pool_size, "subnet_per": subnet_per, "trace": trace,
             "nodes_ready_seconds": nodes_ready, "startup_to_nodes_ready_seconds": startup_to_ready,
             "create_requests_seconds": created,
             "all_running_seconds": all_running, "pods_per_second": pods / all_running,
@@ -203,14 +213,16 @@ def main() -> None:
     p.add_argument("--port-pool-size", type=int, default=0, metavar="N",
                    help="also run with port pools of N addresses and compare (default 0: no pools, one run)")
     p.add_argument("--subnet-per", choices=("namespace", "node"), default="namespace")
+    p.add_argument("--no-trace", dest="trace", action="store_false", help="run the server without pod tracing")
     args = p.parse_args()
     probe = f", readiness probe after {args.readiness_probe}s" if args.readiness_probe is not None else ""
-    title = f"{args.pods} pods on {args.nodes} simulated nodes{probe}, subnet per {args.subnet_per}"
+    title = (f"{args.pods} pods on {args.nodes} simulated nodes{probe}, subnet per {args.subnet_per}, "
+             f"tracing {'on' if args.trace else 'off'}")
     sizes = [0, args.port_pool_size] if args.port_pool_size > 0 else [0]
     results = []
     for size in sizes:
         result = asyncio.run(run(args.nodes, args.pods, args.concurrency, args.timeout, args.readiness_probe,
-                                 size, args.subnet_per))
+                                 size, args.subnet_per, args.trace))
         print_result(f"{title}, port pool {size or 'off'}", result)
         results.append(result)
     if len(results) == 1:

@@ -107,6 +107,7 @@ from podlife.api.local_client import LocalClient
 from podlife.client.base import NAMESPACES, NODES, PODS, Client, Resource
 from podlife.client.http import HTTPClient
 from podlife.machinery.constants import PORT_ANNOTATION
+from podlife.progress import progress
 from podlife.scheduler.plugins import DefaultBinder, PodInfo
 from podlife.scheduler.profile import Profile
 from podlife.scheduler.queue import QueuedPod
@@ -379,13 +380,17 @@ async def run_workload(workload: Workload, nodes: int, measured: int | None = No
         result["init_pods_networked_seconds"] = round(time.monotonic() - t, 2)
 
         t = time.monotonic()
+        made: list[int] = []
 
         async def create_measured(i: int) -> None:
             pod = workload.measured_pod(f"pod-{i}")
             pod["spec"]["schedulerName"] = SCHEDULER_NAME
             await admin.create(PODS, pod, MEASURED_NS)
+            made.append(i)
 
-        await run_pool(range(m), concurrency, create_measured)
+        async with progress(transient=True) as board:  # on a terminal only (stderr)
+            board.add(f"{workload.name}: pods created", m, made.__len__)
+            await run_pool(range(m), concurrency, create_measured)
         result["create_measured_pods_seconds"] = round(time.monotonic() - t, 2)
 
         result.update(await _measure(backend.scheduler(), bench_profile, m, timeout, profile,
@@ -461,7 +466,9 @@ async def _measure(client: Client, bench_profile: Profile, m: int, timeout: floa
     scheduler_log.setLevel(logging.INFO)
     scheduler_log.addHandler(errors)
     try:
-        stalled = await _wait_bound(binder, timeout, stall)
+        async with progress(interval=0.5, transient=True) as board:  # redrawn twice a second, on a terminal only
+            board.add("pods bound", m, binder.bound.__len__)
+            stalled = await _wait_bound(binder, timeout, stall)
     finally:
         if prof is not None:
             prof.disable()

@@ -3,6 +3,7 @@
 ``podlife up``   start the embedded cluster (API server, store, scheduler, network
                  controller, local and simulated nodes) and serve until SIGTERM/Ctrl-C.
 ``podlife sim``  run simulated nodes against any podlife server (a separate process).
+``podlife trace`` a pod's recorded life from the podtraces API (:mod:`podlife.trace_cli`).
 """
 
 from __future__ import annotations
@@ -71,6 +72,16 @@ def _parser() -> argparse.ArgumentParser:
                          "JSON): scheduling profiles by schedulerName, enabled/disabled plugins and their weights "
                          "and args, percentageOfNodesToScore, pod backoff; checked before anything starts "
                          "(default: Kubernetes' default profile; see docs/scheduler.md)")
+    up.add_argument("--metric-resolution", type=_duration, default=5.0, metavar="DURATION",
+                    help="how often the real nodes' kubelets are scraped for kubectl top (metrics-server's flag; "
+                         "default: 5s)")
+    up.add_argument("--trace", nargs="?", const=True, default=True, type=_bool_value, metavar="BOOL",
+                    help="record every pod's life: writes, writers, field diffs, stages (docs/tracing.md; default: true)")
+    up.add_argument("--no-trace", dest="trace", action="store_false", help="do not record pod traces")
+    up.add_argument("--trace-max-pods", type=int, default=20_000, metavar="N",
+                    help="pod traces kept at most, the oldest dropped first (default: 20000)")
+    up.add_argument("--trace-max-age", type=_duration, default=3600.0, metavar="DURATION",
+                    help="a pod trace is dropped this long after its last write (default: 1h)")
     up.add_argument("--audit-log-path", type=Path, default=None,
                     help="write audit.k8s.io/v1 events of every request to this file (JSON lines)")
     up.add_argument("--audit-policy-file", type=Path, default=None,
@@ -121,9 +132,13 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--sim-stages", type=Path, default=None, help="YAML stage file")
     sim.add_argument("--name-prefix", default="sim-node", help="node name prefix (default: sim-node)")
 
-    from . import images_cli
+    from . import images_cli, trace_cli
 
     images_cli.add_parser(sub)
+    trace_cli.add_parser(sub)
+    from .api.ui import command as ui_command
+
+    ui_command.add_parser(sub)
     return p
 
 
@@ -154,10 +169,18 @@ def _tune_garbage_collector() -> None:
     their service-account token volume (larger objects, more of them alive), 500,000
     took 16.2-17.4 s to all Running and 2,000,000 took 15.1-15.9 s, with the same peak
     memory and a lower p99 (0.30-0.32 s against 0.45-0.50 s).
+
+    The threshold is 3,000,000 since pods are traced: a young-generation pass walks every
+    object that survived since the last one, and a burst of 10,000 pods leaves about 1.2
+    million (cached objects, watch events, trace records). At 2,000,000 the traced burst
+    crossed the threshold once mid-run, a single 0.92 s pass that raised the scale
+    benchmark's p99 from 0.47 s to 1.3 s; at 3,000,000 the largest pass took 0.2 ms. A
+    larger burst meets the same cliff further on: a pass costs about 0.7 s per million
+    survivors.
     """
     import gc
 
-    gc.set_threshold(2_000_000, 50, 100)
+    gc.set_threshold(3_000_000, 50, 100)
     gc.freeze()
 
 
@@ -178,6 +201,16 @@ async def _serve_until_signal(start, stop) -> None:
         await stopping.wait()
     finally:
         await stop()
+
+
+def _bool_value(text: str) -> bool:
+    """A flag's boolean value as Go's flag package reads it (``--trace=false``)."""
+    value = text.strip().lower()
+    if value in ("1", "t", "true"):
+        return True
+    if value in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
 
 
 def _duration(text: str) -> float:
@@ -226,12 +259,15 @@ def _eviction_options(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _up(args: argparse.Namespace) -> None:
     from .cluster import Cluster, ClusterConfig
+    from .progress import progress
 
     cfg = ClusterConfig(data_dir=args.data_dir, host=args.host, port=args.port, nodes=args.nodes,
                         sim_nodes=args.sim_nodes, sim_stages=args.sim_stages, in_memory=args.in_memory,
                         local_path_dir=args.local_path_dir,
                         audit_log_path=args.audit_log_path, audit_policy_file=args.audit_policy_file,
                         scheduler_config=args.scheduler_config,
+                        metric_resolution=args.metric_resolution,
+                        trace=args.trace, trace_max_pods=max(1, args.trace_max_pods), trace_max_age=args.trace_max_age,
                         pod_security_default=args.pod_security_default,
                         default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
                         default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
@@ -250,7 +286,10 @@ async def _up(args: argparse.Namespace) -> None:
     cluster = Cluster(cfg)
 
     async def start() -> None:
-        url = await cluster.start()
+        async with progress(transient=True) as board:  # drawn on a terminal only
+            if cfg.sim_nodes:
+                board.add("simulated nodes registered", cfg.sim_nodes, lambda: _sim_nodes_registered(cluster))
+            url = await cluster.start()
         print(f"podlife {__version__} is serving the Kubernetes API at {url}", flush=True)
         print(f"  nodes: {cfg.nodes} local, {cfg.sim_nodes} simulated; data: {cluster.data_dir}", flush=True)
         for kubelet in cluster.local_kubelets():
@@ -260,6 +299,14 @@ async def _up(args: argparse.Namespace) -> None:
         print("  kubectl get nodes", flush=True)
 
     await _serve_until_signal(start, cluster.stop)
+
+
+def _sim_nodes_registered(cluster: Any) -> int:
+    """How many simulated nodes have their Node object (a uid) so far: what ``up``'s progress bar shows."""
+    from .sim.simulator import Simulator
+
+    return sum(1 for sim in cluster.kubelets if isinstance(sim, Simulator) for node in sim.pool.nodes.values()
+               if node.uid)
 
 
 async def _sim(args: argparse.Namespace) -> None:
@@ -288,6 +335,14 @@ def main(argv: list[str] | None = None) -> int:
         from . import images_cli
 
         return asyncio.run(images_cli.run(args))
+    if args.command == "ui":  # a client of the API: mint a login code, open the browser
+        from .api.ui import command as ui_command
+
+        return asyncio.run(ui_command.run(args))
+    if args.command == "trace":  # a client of the podtraces API: no server here
+        from . import trace_cli
+
+        return trace_cli.run(args)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

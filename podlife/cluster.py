@@ -58,6 +58,8 @@ from .machinery.errors import ApiError
 from .machinery.tasks import Supervisor
 from .store import SQLiteStore, Store
 from .store.memory import MemoryStore
+from .trace.journal import Journal
+from .trace.recorder import PodTraces
 
 if TYPE_CHECKING:
     from .kubelet.eviction import EvictionConfig
@@ -148,6 +150,14 @@ class ClusterConfig:
     local_path_dir: Path | None = None
     #: ``--scheduler-config``: a KubeSchedulerConfiguration file (profiles, plugins, weights, backoff); None: defaults
     scheduler_config: Path | None = None
+    #: ``--[no-]trace``: record every pod's life (:mod:`podlife.trace`; docs/tracing.md), kept in
+    #: ``DATA_DIR/trace.sqlite`` (memory only with ``in_memory``) for at most ``trace_max_pods`` pods
+    #: (``--trace-max-pods``) and ``trace_max_age`` seconds after a pod's last write (``--trace-max-age``)
+    trace: bool = True
+    trace_max_pods: int = 20_000
+    trace_max_age: float = 3600.0
+    #: ``--metric-resolution``: seconds between scrapes of the real kubelets for ``kubectl top`` (metrics-server's flag)
+    metric_resolution: float = 5.0
 
 
 class Cluster:
@@ -172,6 +182,8 @@ class Cluster:
         self.url = ""
         #: the ``--scheduler-config`` file's settings, read by :meth:`start` (None: the scheduler's defaults)
         self.scheduler_settings: SchedulerConfig | None = None
+        #: the pod traces (``ctx.trace``; None with ``trace`` off)
+        self.traces: PodTraces | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -190,7 +202,9 @@ class Cluster:
         token = self.pki.token()
         self.store = MemoryStore() if cfg.in_memory else SQLiteStore(self.data_dir / "store.sqlite")
         await self.store.start()
+        traces = await self._start_trace(self.store)
         self.ctx = await build_api(self.store)
+        self.ctx.trace = traces
         await self._service_defaults()
         self.ctx.pod_security_defaults = NamespacePolicy(enforce=cfg.pod_security_default)
         self.ctx.toleration_defaults = TolerationDefaults(cfg.default_not_ready_toleration_seconds,
@@ -206,6 +220,7 @@ class Cluster:
         self.server = APIServer(self.ctx, token=token, service_account_key=self.pki.service_account_key(),
                                 authentication=authentication, kubelet_tls=self.pki.kubelet_client_ssl_context(),
                                 audit=audit)
+        self._start_resource_metrics()
         self._guard_routes()
         self.url = await self.server.start(cfg.host, cfg.port, self.pki.server_ssl_context())
         await reconcile_kubernetes_endpoints(self.ctx, cfg.host, int(self.url.rsplit(":", 1)[1]))
@@ -215,6 +230,27 @@ class Cluster:
         await self._start_components(token)
         self.server.ready = True
         return self.url
+
+    def _start_resource_metrics(self) -> None:
+        """``metrics.k8s.io``'s numbers (:mod:`podlife.api.resource_metrics`): the kubelets scraped with the API
+        server's kubelet client, simulated nodes' usage declared; ``ctx.resource_metrics`` for the API to serve."""
+        from .api.resource_metrics import ResourceMetrics
+
+        assert self.ctx is not None and self.server is not None
+        metrics = ResourceMetrics(self.ctx, self.server.app, resolution=self.config.metric_resolution)
+        self.ctx.resource_metrics = metrics
+        self.components.start(metrics.run(), "resource-metrics")
+
+    async def _start_trace(self, store: Store) -> PodTraces | None:
+        """The pod traces, following the store from its first commit; loaded from ``trace.sqlite`` unless in memory."""
+        cfg = self.config
+        if not cfg.trace:
+            return None
+        journal = Journal(None if cfg.in_memory else self.data_dir / "trace.sqlite")
+        self.traces = PodTraces(journal=journal, max_pods=cfg.trace_max_pods, max_age=cfg.trace_max_age)
+        await self.traces.start()
+        self.traces.attach(store)
+        return self.traces
 
     def _load_scheduler_config(self) -> SchedulerConfig | None:
         """``--scheduler-config``, defaulted and validated (SchedulerConfigError, a ValueError, lists every problem)."""
@@ -262,6 +298,8 @@ class Cluster:
 
         assert self.client is not None and self.ctx is not None
         builtin_group_versions = {(t.group, t.version) for t in builtin_types()}
+        if self.server is not None:  # podtraces, metrics.k8s.io: served from providers, registered alike
+            builtin_group_versions |= self.server.virtual.served_group_versions()
         # the API server's own controller: its loopback identity (system:apiserver), outside the controller manager
         self.components.start(APIServiceRegistration(self.client, builtin_group_versions).run(), "apiservice-registration")
         self._start_controller_manager()
@@ -295,6 +333,8 @@ class Cluster:
             sim = Simulator(simulator, self.config.sim_nodes, stages_file=self.config.sim_stages,
                             lease_period=self._lease_renew_interval())
             self.kubelets.append(sim)
+            if self.ctx.resource_metrics is not None:  # its usage stages, for kubectl top
+                self.ctx.resource_metrics.declared_usage = sim.declared_usage
             await sim.start()
 
     def local_path_dir(self, node: str) -> Path:
@@ -480,6 +520,8 @@ class Cluster:
                 await _quietly(self.server.stop(), "stopping the API server")
             if self.store is not None:
                 await _quietly(self.store.close(), "closing the store")
+            if self.traces is not None:  # after the store: its last commits are recorded
+                await _quietly(self.traces.stop(), "closing the pod traces")
         finally:
             try:
                 await self._tear_down_node_networks()  # after the kubelets: their pods' veths end there

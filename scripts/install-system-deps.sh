@@ -10,6 +10,8 @@
 #   docker-registry the registry the tests pull images from, on loopback (no service is started)
 #   iproute2        `ip`: network namespaces, veths and routes of pod networking (and test_netns)
 #   nftables        `nft`: the service proxy and NetworkPolicy rules inside each node namespace
+#   chromium        Debian's Chromium at /usr/bin/chromium: the web UI's browser tests drive it headless
+#                   (with Playwright); installed with its recommended packages (fonts), as `apt-get install -y chromium`
 # Idempotent: installs nothing when every command is present, and says what it did either way.
 # Needs root (apt-get); without root it says what is missing and exits 0, so `make test` still runs.
 set -euo pipefail
@@ -19,6 +21,13 @@ WANTED=("runc:runc" "conmon:conmon" "busybox-static:busybox" "nginx-light:nginx"
         "iproute2:ip" "nftables:nft")
 
 missing=()
+# chromium is checked by its path (the tests launch /usr/bin/chromium) and installed on its own, below
+want_chromium=""
+if [ -x /usr/bin/chromium ]; then
+    echo "system-deps: chromium present (/usr/bin/chromium)"
+else
+    want_chromium=1
+fi
 for pair in "${WANTED[@]}"; do
     package=${pair%%:*}
     command=${pair#*:}
@@ -29,19 +38,33 @@ for pair in "${WANTED[@]}"; do
     fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
+if [ ${#missing[@]} -eq 0 ] && [ -z "$want_chromium" ]; then
     echo "system-deps: nothing to install"
     exit 0
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "system-deps: not root, so not installing: ${missing[*]} (real containers need them; run as root or install them)"
+    echo "system-deps: not root, so not installing: ${missing[*]} ${want_chromium:+chromium} (real containers and the" \
+         "browser tests need them; run as root or install them)"
     exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "system-deps: no apt-get on this machine; install by hand: ${missing[*]}" >&2
+    echo "system-deps: no apt-get on this machine; install by hand: ${missing[*]} ${want_chromium:+chromium}" >&2
     exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+if [ -n "$want_chromium" ]; then
+    echo "system-deps: installing chromium"
+    if ! apt-get install -y chromium; then
+        apt-get update
+        apt-get install -y chromium
+    fi
+    echo "system-deps: installed chromium"
+fi
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
 fi
 
 echo "system-deps: installing ${missing[*]}"

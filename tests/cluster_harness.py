@@ -300,12 +300,15 @@ class PodlifeProcess:
                                 env=self.kubectl_env(), start_new_session=True)
 
     def watches_served(self) -> int:
-        """How many watch requests the server has received (from its /metrics)."""
+        """How many watch requests the server has received (from its /metrics): those that ended
+        (``apiserver_request_total``, counted at their end as Kubernetes does) plus those open now
+        (``apiserver_longrunning_requests``)."""
         status, text = self.http("GET", "/metrics")
+        total = 0.0
         for line in str(text).splitlines():
-            if line.startswith('apiserver_request_total{verb="WATCH"}'):
-                return int(line.rsplit(" ", 1)[1])
-        return 0
+            if line.startswith(("apiserver_request_total{", "apiserver_longrunning_requests{")) and 'verb="WATCH"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return int(total)
 
     def kubectl_watch(self, *args: str) -> subprocess.Popen:
         """``kubectl get -w ...``, returned once its watch request has reached the server."""

@@ -203,11 +203,12 @@ async def test_bootstrap_policy_is_accepted_and_admin_edit_view_are_aggregated(r
     assert await ensure_bootstrap_policy(c) == []  # idempotent
 
     roles = {o["metadata"]["name"]: o for o in bootstrap_cluster_roles()}
-    view = roles["system:aggregate-to-view"]["rules"]
+    view = [*roles["system:aggregate-to-view"]["rules"], *roles["system:aggregated-metrics-reader"]["rules"],
+            *roles["system:aggregated-podtrace-reader"]["rules"]]  # every role labelled aggregate-to-view, by name
     edit = roles["system:aggregate-to-edit"]["rules"] + [x for x in view if x not in roles["system:aggregate-to-edit"]["rules"]]
     admin = edit + roles["system:aggregate-to-admin"]["rules"]  # "edit" sorts before "system:aggregate-to-admin"
     async with aggregating(c):
-        await wait_rules(c, "view", view, "view = system:aggregate-to-view")
+        await wait_rules(c, "view", view, "view = system:aggregate-to-view + the metrics and podtrace readers")
         await wait_rules(c, "edit", edit, "edit = system:aggregate-to-edit + view")
         await wait_rules(c, "admin", admin, "admin = edit + system:aggregate-to-admin")
     assert await ensure_bootstrap_policy(c) == []  # the aggregated rules are not fought over

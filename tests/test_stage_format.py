@@ -21,6 +21,7 @@ from podlife.sim.stages import (
     CRASH,
     PATCH,
     POD_EFFECT_PARAMS,
+    USAGE,
     Delay,
     ListKey,
     Next,
@@ -210,7 +211,7 @@ next: {action: crash}
 # --------------------------------------------------------------------------- next.event
 
 
-@pytest.mark.parametrize("action", [a for a, kind in ACTIONS.items() if kind == "Pod"])
+@pytest.mark.parametrize("action", [a for a, kind in ACTIONS.items() if kind == "Pod" and a != USAGE])
 def test_every_pod_action_takes_an_event(action: str) -> None:
     extra = "statusPatch: {message: x}, " if action == PATCH else ""
     stages = parse_stages(one_stage(

@@ -43,6 +43,10 @@ The chain (kube-apiserver's, ``pkg/kubeapiserver/authenticator``)::
 - Legacy secret-based service-account tokens (issuer ``kubernetes/serviceaccount``,
   :mod:`podlife.api.legacy_tokens`) are one more token authenticator in the union, before
   the service-account one; they need the Secret itself (``BoundObjectLookups.secret_object``).
+- Cookies are never credentials here. The web UI's session cookie is read only by
+  :mod:`podlife.api.ui`, which answers ``/ui`` requests before this chain runs (and
+  authenticates the session's stored credentials with this authenticator), so a browser's
+  cookie cannot authenticate an API request.
 - Not here yet: tokens carried in ``Sec-WebSocket-Protocol`` (every client podlife is
   tested with sends the header), OIDC and webhook token authenticators, and a cache of
   successful authentications.

@@ -203,7 +203,7 @@ class LocalClient(Client):
 
     async def discover(self) -> builtins.list[Resource]:
         return [Resource(t.group, t.version, t.plural, t.kind, t.namespaced) for t in self.ctx.catalog.types
-                if "list" in t.verbs and "watch" in t.verbs]
+                if "list" in t.verbs and "watch" in t.verbs and "delete" in t.verbs]
 
     async def create(self, res: Resource, obj: Obj, namespace: str | None = None) -> Obj:
         rest, body = self._rest(res), _own(obj)

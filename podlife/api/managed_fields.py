@@ -67,6 +67,7 @@ from ..registry.schemas import tree
 from ..registry.schemas.custom import CustomSchemas
 from ..registry.schemas.loader import definitions
 from ..registry.schemas.tree import PatchMeta, SchemaNode
+from ..registry.object_meta import drop_empty_metadata
 from ..registry.types import ResourceType
 from ..machinery.timeutil import now_rfc3339
 from ..machinery import errors
@@ -878,7 +879,7 @@ def track_update(rt: ResourceType, old: Obj | None, new: Obj, manager: str, subr
         else:
             meta.pop("managedFields", None)
         return
-    changed, removed = diff(_without_managed(old) if old is not None else {}, _without_managed(new), root)
+    changed, removed = diff(_as_stored(old) if old is not None else {}, _as_stored(new), root)
     ignore = reset_filter(rt, sub)
     changed, removed = owned_paths(changed, ignore), owned_paths(removed, ignore)
     if changed or removed:
@@ -1197,6 +1198,22 @@ def _without_managed(obj: Obj) -> Obj:
         return obj
     out = dict(obj)
     out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return out
+
+
+def _as_stored(obj: Obj) -> Obj:
+    """``obj`` without managedFields and without the empty metadata the store drops (omitempty).
+
+    An update that sends ``finalizers: []`` over an object without finalizers changes nothing
+    once stored; compared before that, the manager would get a new timestamp and a no-op
+    update would write.
+    """
+    out = _without_managed(obj)
+    meta = out.get("metadata")
+    if type(meta) is dict:
+        out = dict(out) if out is obj else out
+        out["metadata"] = dict(meta)
+        drop_empty_metadata(out["metadata"])
     return out
 
 

@@ -49,7 +49,7 @@ from .admission_plugin import CREATE, DELETE, INTERNAL, UPDATE, Attributes
 from .default_toleration_seconds import TolerationDefaults
 from .pod_security import NamespacePolicy
 from . import resource_quota
-from .rbac_guard import guard as rbac_guard
+from .rbac_guard import CURRENT_USER, guard as rbac_guard
 from ..machinery.patch import PatchError, apply_json_patch, apply_merge_patch
 from ..machinery.selectors import SelectorError, parse_field_selector, parse_label_selector
 
@@ -157,6 +157,12 @@ class ApiContext:
         #: HTTP server; in-process TokenRequests need them too)
         self.token_issuer: Any = None
         self.authentication_options: Any = None
+        #: the pod traces (:class:`podlife.trace.recorder.PodTraces`; None: tracing off), fed by the
+        #: store's commits and by the writers this layer names
+        self.trace: Any = None
+        #: what ``metrics.k8s.io`` answers from (:class:`podlife.api.resource_metrics.ResourceMetrics`;
+        #: None: the API is not served)
+        self.resource_metrics: Any = None
 
     def rest_for(self, rt: ResourceType) -> ResourceREST:
         return self.rest[(rt.group, rt.version, rt.plural)]
@@ -406,6 +412,7 @@ class ResourceREST:
             kv = await self.store.create(key, encode_for_storage(obj), obj)
             if kv is None:
                 raise errors.already_exists(self.rt, meta["name"])
+            trace_write(self.ctx, key, kv.mod_revision, manager)
             return self._cached(key, kv.mod_revision, obj), warnings
         finally:
             if self.rt.namespaced:
@@ -590,6 +597,7 @@ class ResourceREST:
             else:
                 res = await self.store.txn([Compare(key, mod_rev)], [Put(key, encode_for_storage(new), new)])
             if res.succeeded:
+                trace_write(self.ctx, key, res.revision, manager, subresource)
                 return self._after_write(key, res, new)
             if not retry:
                 raise errors.conflict(self.rt, name, errors.STALE_OBJECT)
@@ -686,6 +694,7 @@ class ResourceREST:
             if updated is None:
                 res = await self.store.txn([Compare(key, mod_rev)], [Delete(key)])
                 if res.succeeded:
+                    trace_write(self.ctx, key, res.revision, None)
                     current["metadata"]["resourceVersion"] = str(res.revision)
                     return CachedObject(key, current, res.revision)
             else:
@@ -694,6 +703,7 @@ class ResourceREST:
                 updated["metadata"].pop("resourceVersion", None)
                 res = await self.store.txn([Compare(key, mod_rev)], [Put(key, encode_for_storage(updated), updated)])
                 if res.succeeded:
+                    trace_write(self.ctx, key, res.revision, None)
                     return self._cached(key, res.revision, updated)
         raise errors.conflict(self.rt, name, "too many concurrent updates, please retry")
 
@@ -737,6 +747,15 @@ class ResourceREST:
         if self.rt.kind == "Namespace" and not self.rt.group:
             updated.setdefault("status", {})["phase"] = "Terminating"
         return updated
+
+
+def trace_write(ctx: ApiContext, key: str, revision: int, manager: str | None, subresource: str | None = None) -> None:
+    """Name the writer of a committed write to the pod traces (:meth:`podlife.trace.recorder.PodTraces.wrote`):
+    the request's field manager and user. After the commit, which the traces' store listener has seen."""
+    trace = ctx.trace
+    if trace is not None:
+        user = CURRENT_USER.get()
+        trace.wrote(key, revision, manager, user.username if user is not None else None, subresource)
 
 
 def undecodable_patch_result(rt: ResourceType, patched: Obj, field: str, value: Any, go_type: str) -> errors.ApiError:

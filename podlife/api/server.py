@@ -3,9 +3,14 @@
 One aiohttp application serves everything. Non-resource paths (``/version``,
 ``/healthz``, ``/livez``, ``/readyz``, discovery, OpenAPI) are answered here; every
 resource path is resolved against the catalog and handed to
-:mod:`podlife.api.handlers`. Middlewares wrap every request, outermost first:
+:mod:`podlife.api.handlers` -- except the read-only kinds served from providers
+(``podtraces``, ``metrics.k8s.io``), which :mod:`podlife.api.virtual` answers first.
+Middlewares wrap every request, outermost first:
 
-- the request counter behind ``/metrics``;
+- the request metrics behind ``/metrics`` (:mod:`podlife.api.metrics`: Kubernetes'
+  ``apiserver_request_total``, ``apiserver_request_duration_seconds``, ...);
+- the web UI (:mod:`podlife.api.ui`): it answers every ``/ui`` request itself, with its own
+  login and the API's authenticator and authorizer; other paths go on;
 - pretty printing: a whole JSON answer is indented when ``pretty`` is true (or the
   client is curl, Wget or a browser), as Kubernetes does;
 - errors: an :class:`~podlife.machinery.errors.ApiError` becomes its ``Status`` (so does a
@@ -31,7 +36,6 @@ import orjson
 from aiohttp import web
 
 from .. import __version__
-from ..machinery.query import TRUE_WORDS
 from ..registry.catalog import Catalog
 from ..machinery.constants import KUBERNETES_MINOR
 from . import discovery, openapi
@@ -49,11 +53,15 @@ from .flowcontrol import FlowControl
 from .identity import TokenIssuer, load_signing_key, new_signing_key
 from .authz.node import NodeAuthorizer
 from .rbac_source import CachePodSource, CacheRBACSource
+from .metrics import RequestMetrics, serve_metrics, track_storage
 from .keys import KUBELET_SESSION, KUBELET_TLS, KUBELET_TOKEN, SUBRESOURCE_HANDLERS, TOKEN_ISSUER, USER
 from .rest import ApiContext
 from .reviews import serve_token
 from .scale import serve_scale
 from .streaming import serve_stream
+from . import metrics_api, podtraces
+from .virtual import VirtualAPI
+from .ui import WebUI
 
 log = logging.getLogger(__name__)
 
@@ -108,26 +116,6 @@ async def pretty_middleware(request: web.Request, handler: Callable[[web.Request
     return response
 
 
-class RequestCounter:
-    """Requests served, by verb, for ``/metrics`` (``apiserver_request_total``)."""
-
-    def __init__(self) -> None:
-        self.by_verb: dict[str, int] = {}
-
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        verb = request.method
-        if verb == "GET" and request.query.get("watch") in TRUE_WORDS:  # a malformed value is a 400, not a watch
-            verb = "WATCH"
-        self.by_verb[verb] = self.by_verb.get(verb, 0) + 1
-        return await handler(request)
-
-    def exposition(self) -> str:
-        lines = ["# HELP apiserver_request_total Requests served, by verb.", "# TYPE apiserver_request_total counter"]
-        lines += [f'apiserver_request_total{{verb="{v}"}} {n}' for v, n in sorted(self.by_verb.items())]
-        return "\n".join(lines) + "\n"
-
-
 def auth_middleware(authenticator: Authenticator | None) -> Any:
     """Name the caller of every request (``request[USER]``); None turns authentication off (everyone is admin)."""
 
@@ -160,13 +148,16 @@ class APIServer:
         self.ctx = ctx
         self.catalog: Catalog = ctx.catalog
         self.ready = False
-        self.requests = RequestCounter()
+        self.requests = RequestMetrics(ctx.catalog.lookup)  # virtual kinds too
+        track_storage(ctx.watch_cache)
         options = authentication or AuthenticationOptions()
         signing_key = load_signing_key(service_account_key) if service_account_key else new_signing_key()
         issuer = TokenIssuer(signing_key, options.service_account_issuers[0])
         authenticator = None if token is None and authentication is None else build_authenticator(
             options, admin_token=token, service_account_keys=[issuer.public_key], lookups=context_lookups(ctx))
-        middlewares = [self.requests.middleware, pretty_middleware, error_middleware, auth_middleware(authenticator)]
+        self.ui = WebUI(ctx)  # /ui is answered before the API's chain: its cookie is no API credential
+        middlewares = [self.requests.middleware, self.ui.middleware, pretty_middleware, error_middleware,
+                       auth_middleware(authenticator)]
         #: who may do what: RBAC over this server's own caches (with authentication only)
         self.authorizer: UnionAuthorizer | None = None
         self.audit = audit
@@ -194,9 +185,12 @@ class APIServer:
             "scale": serve_scale, "token": serve_token, "exec": serve_stream, "attach": serve_stream,
             "portforward": serve_stream}
         self.app[SUBRESOURCE_HANDLERS] = handlers
+        #: read-only kinds served from providers (podtraces, metrics.k8s.io), in the catalog while served
+        self.virtual = VirtualAPI(ctx, [*podtraces.resource_types(), *metrics_api.resource_types()])
         self.app.router.add_route("*", "/{path:.*}", self.dispatch)
         self.app.on_startup.append(self._on_startup)
         self.app.on_cleanup.append(self._on_cleanup)
+        self.app.on_cleanup.append(self.ui.close)
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -233,6 +227,7 @@ class APIServer:
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
         segs = [s for s in path.split("/") if s]
+        self.virtual.sync()  # a provider set or cleared since the last request (a few attribute reads)
         if not segs:
             return self._root()
         head = segs[0]
@@ -246,8 +241,8 @@ class APIServer:
             return self._health(head)
         if head == "openapi":
             return self._openapi(request, segs[1:])
-        if head == "metrics":
-            return web.Response(text=self.requests.exposition(), content_type="text/plain")
+        if head == "metrics" and len(segs) == 1:
+            return serve_metrics()
         raise errors.path_not_found(path)
 
     def _root(self) -> web.Response:
@@ -287,6 +282,9 @@ class APIServer:
             if doc is None:
                 raise errors.path_not_found(request.path)
             return json_response(orjson.dumps(doc))
+        virtual = self.virtual.resolve(group, version, rest)
+        if virtual is not None:
+            return await self.virtual.handle(request, virtual)
         return await handle(request, resolve(self.ctx, group, version, rest))
 
     def _discovery(self, request: web.Request, legacy: bool) -> web.Response:

@@ -131,7 +131,11 @@ class Client(abc.ABC):
 
     @abc.abstractmethod
     async def discover(self) -> builtins.list[Resource]:
-        """Every kind the server serves now that can be listed and watched (one entry per version).
+        """Every kind the server serves now that can be listed, watched and deleted (one entry per version).
+
+        Deletable, as Kubernetes' garbage collector, namespace controller and quota
+        discover kinds (``SupportsAllVerbs``): read-only views such as podtraces are no
+        objects those controllers own or clean up.
 
         Kinds that CustomResourceDefinitions add appear as soon as they are served, so
         controllers that act on "every kind" (namespace deletion, garbage collection)

@@ -92,7 +92,7 @@ class HTTPClient(Client):
             listing = await self.request("GET", f"/apis/{group}/{version}" if group else "/api/v1")
             for r in listing.get("resources") or []:
                 verbs = r.get("verbs") or []
-                if "/" not in r["name"] and "list" in verbs and "watch" in verbs:
+                if "/" not in r["name"] and "list" in verbs and "watch" in verbs and "delete" in verbs:
                     found.append(Resource(group, version, r["name"], r["kind"], bool(r.get("namespaced"))))
         return found
 

@@ -53,9 +53,11 @@ BUILTIN_PRIORITIES: dict[tuple[str, str], tuple[int, int]] = {
     ("scheduling.k8s.io", "v1"): (16600, 15),
     ("coordination.k8s.io", "v1"): (16500, 15),
     ("discovery.k8s.io", "v1"): (16200, 15),
+    # served by metrics-server on Kubernetes, whose APIService has these priorities; here the API server's own
+    ("metrics.k8s.io", "v1beta1"): (100, 100),
 }
 #: groups podlife adds to Kubernetes' API, registered as a CRD's would be
-PODLIFE_GROUPS = ("network.podlife.io",)
+PODLIFE_GROUPS = ("network.podlife.io", "trace.podlife.io")
 
 
 def api_service_name(group: str, version: str) -> str:

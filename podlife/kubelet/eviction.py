@@ -81,6 +81,8 @@ IMAGEFS_AVAILABLE = "imagefs.available"
 IMAGEFS_INODES_FREE = "imagefs.inodesFree"
 PID_AVAILABLE = "pid.available"
 
+#: the eviction signal an emptyDir over its sizeLimit is counted under (Kubernetes' signalEmptyDirFsLimit)
+EMPTY_DIR_SIGNAL = "emptydirfs.limit"
 #: the resource each signal starves (Kubernetes' signalToResource)
 SIGNAL_RESOURCE = {
     MEMORY_AVAILABLE: "memory", NODEFS_AVAILABLE: "ephemeral-storage", IMAGEFS_AVAILABLE: "ephemeral-storage",
@@ -559,6 +561,8 @@ class EvictionManager:
         #: the pressure conditions now True (MemoryPressure, DiskPressure, PIDPressure)
         self.pressure: frozenset[str] = frozenset()
         self._reported: frozenset[str] = frozenset()  # what the kubelet has written to its Node
+        #: told the signal of every eviction (``kubelet_evictions{eviction_signal}``)
+        self.on_evicted: Callable[[str], None] = lambda signal: None
 
     def _clock(self) -> float:
         return asyncio.get_running_loop().time()
@@ -602,6 +606,7 @@ class EvictionManager:
             if message is not None:
                 log.info("eviction manager: evicting %s: %s", worker.pod_key, message)
                 worker.evict(message, 0.0)
+                self.on_evicted(EMPTY_DIR_SIGNAL)
                 return worker
         threshold, resource = decision.threshold, decision.resource
         if threshold is None or resource is None:
@@ -622,6 +627,7 @@ class EvictionManager:
         message = eviction_message(resource, ranked[0], decision.actionable, observations)
         log.info("eviction manager: evicting %s: %s", victim.pod_key, message)
         victim.evict(message, eviction_grace(threshold, victim.pod, self.config.max_pod_grace_period))
+        self.on_evicted(threshold.signal)
         return victim
 
     def _empty_dir(self, uid: str, name: str) -> Path:

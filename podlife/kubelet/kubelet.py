@@ -18,7 +18,8 @@
   start the pod again.
 * **Logs.** A :class:`~podlife.kubelet.server.KubeletServer` on ``address:0``
   answers ``/containerLogs/...`` for the API server, using the workers to find
-  the right log file.
+  the right log file, and ``/metrics/resource`` (the containers' CPU and memory,
+  :mod:`podlife.kubelet.resource_usage`) for ``kubectl top``.
 * **Containers.** The runtime (:mod:`podlife.kubelet.runtimes`) is real
   containers when the machine can run them, else host processes; the Node's
   ``podlife.io/container-runtime`` and ``podlife.io/isolation`` annotations say
@@ -31,6 +32,8 @@
   DiskPressure and PIDPressure conditions, and when they flip the kubelet writes the
   status at once and sets the matching ``node.kubernetes.io/*-pressure:NoSchedule``
   taints (the node lifecycle controller's job in Kubernetes; podlife has none yet).
+* **Metrics.** The kubelet's Prometheus metrics (:mod:`podlife.kubelet.metrics`: pod
+  startup latency, probes, evictions, running pods and containers), at its ``/metrics``.
 
 Everything goes through :class:`~podlife.client.base.Client`, so the kubelet
 runs the same in the API server's process (LocalClient) or on another host
@@ -44,6 +47,7 @@ import contextlib
 import logging
 import secrets
 import ssl
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,10 +64,12 @@ from ..node.node_status import (
 )
 from .eviction import EvictionConfig, EvictionManager
 from .log_rotation import ContainerLogManager, LogRotationConfig
+from .metrics import kubelet_metrics, render
 from .pod_worker import CNI, PodWorker, WorkerConfig
 from .runtime import ProcessRuntime
 from .runtimes import ContainerLike, ContainerRuntime, runtime_annotations
 from .volumes import VolumeManager
+from .resource_usage import ResourceUsage
 from .server import KubeletServer, LogTarget
 from .streams import RequestRefused
 from ..node.status import rfc3339
@@ -125,8 +131,12 @@ class Kubelet:
         self.address = address
         self.config = config or KubeletConfig()
         self.server_token = server_token or secrets.token_urlsafe(32)
+        self.resource_usage = ResourceUsage(self.runtime)  # /metrics/resource, what metrics-server scrapes
+        #: the kubelet's Prometheus metrics (:mod:`podlife.kubelet.metrics`), served at its /metrics
+        self.metrics = kubelet_metrics(lambda: self._workers.values())
         self.server = KubeletServer(self._log_target, token=self.server_token, address=address, streams=self,
-                                    ssl_context=tls)
+                                    ssl_context=tls, resource_metrics=self.resource_usage.render_text,
+                                    metrics=render(self.metrics))
         self.recorder = EventRecorder(client, "kubelet", node_name)  # events: nobody skips their echoes
         self.informer = Informer(self.client, PODS, field_selector=f"spec.nodeName={node_name}",
                                  skip_own_writes=self.client.own_writes)
@@ -144,6 +154,7 @@ class Kubelet:
             workers=lambda: list(self._workers.values()), recorder=self.recorder, node_ref=self._node_ref,
             on_pressure_change=self._pressure_changed, reclaim_images=self.runtime.collect_image_garbage,
             image_dir=self.runtime.image_dir)
+        self.eviction.on_evicted = self.metrics.evicted
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -209,6 +220,7 @@ class Kubelet:
             if self.runtime.mounts_volumes:
                 await self._tear_down_volumes({w.uid for w in workers})
         await self.server.stop()
+        self.metrics.close()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.recorder.flush(), 5)
 
@@ -361,8 +373,11 @@ class Kubelet:
             self._finished.pop(key, None)
         elif self._finished.get(key) == uid:
             return  # we deleted it; the informer has not caught up yet
+        else:
+            self.metrics.pods.seen(pod, time.time())  # pod startup latency: the kubelet saw this version
         worker = self._workers.get(key)
         if worker is not None and (pod is None or worker.uid != uid):
+            self.metrics.pods.forget(worker.uid)
             del self._workers[key]
             self._retiring.add(worker)
             worker.update(None)
@@ -375,7 +390,8 @@ class Kubelet:
 
     def _new_worker(self, pod: Obj) -> PodWorker:
         worker = PodWorker(pod, client=self.client, runtime=self.runtime, cni=self.cni, recorder=self.recorder,
-                           host_ip=self.address, volumes=self.volumes, config=self.config.pods)
+                           host_ip=self.address, volumes=self.volumes, config=self.config.pods,
+                           metrics=self.metrics)
         self._workers[worker.key] = worker
         worker.start(on_done=self._worker_done)
         return worker

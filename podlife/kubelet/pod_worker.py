@@ -39,6 +39,10 @@ effect                      carried out by
 Each running container instance is probed (:mod:`podlife.kubelet.prober`) from
 its start until its exit; verdicts come back as ``ProbeResult`` facts.
 
+The kubelet's metrics (:class:`~podlife.node.metrics.NodeMetrics`, when given) hear of
+image pulls, init containers' runs, probe runs and every status write, for the pod
+startup latency SLI and ``prober_probe_total``.
+
 The kubelet hands the worker every new version of the pod (:meth:`PodWorker.update`);
 container exits and timers wake it too. Each wake feeds what happened to the machine
 and carries out its plan until only a wait is left. A single task owns the pod's
@@ -60,6 +64,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -72,6 +77,7 @@ from ..machinery.errors import ApiError
 from ..machinery.tasks import Supervisor
 from ..node.cni import CNIError, CNIPluginError
 from ..node.lifecycle import go_duration
+from ..node.metrics import NodeMetrics
 from ..node.machine import (
     ContainerConfigFailed, ContainerExited, ContainerStarted, ContainerStartFailed, DeletePod, Effect, Fact,
     HookFailed, ImagePullFailed, KillContainers, LifecycleConfig, PodEvicted, PodGone, PodLifecycle, PodUpdated,
@@ -138,7 +144,8 @@ class PodWorker:
     """Runs one pod (identified by its uid) until it is deleted."""
 
     def __init__(self, pod: Obj, *, client: Client, runtime: ContainerRuntime, cni: CNI, recorder: EventRecorder,
-                 host_ip: str, volumes: VolumeManager, config: WorkerConfig | None = None) -> None:
+                 host_ip: str, volumes: VolumeManager, config: WorkerConfig | None = None,
+                 metrics: NodeMetrics | None = None) -> None:
         meta = pod["metadata"]
         self.namespace: str = meta.get("namespace", "default")
         self.name: str = meta["name"]
@@ -158,7 +165,10 @@ class PodWorker:
         self.machine.recover(pod.get("status") or {}, now=self._now(), now_text=rfc3339())
         self._handles: dict[str, ContainerLike] = {}  # container -> its newest instance's process, while known
         self._inbox: list[Fact] = []  # facts from outside the task (probe verdicts)
-        self._probers = PodProbers(runtime, self._report)  # probes of the running instances
+        self._metrics = metrics
+        on_run = None if metrics is None else (
+            lambda kind, container, ok: metrics.probed(kind, ok, container, self.name, self.namespace))
+        self._probers = PodProbers(runtime, self._report, on_run)  # probes of the running instances
         self._pod_changed = False
         self._gone = False
         self._wake = asyncio.Event()
@@ -286,6 +296,9 @@ class PodWorker:
             self._probers.stop(name)
             ago = (datetime.now(timezone.utc) - info.finished_at).total_seconds()
             message = await self._termination_message(name, handle, info.exit_code)
+            if self._metrics is not None and (rec := self.machine.container(name)) is not None and rec.init \
+                    and not rec.sidecar:
+                self._metrics.pods.init_finished(self.uid, info.finished_at.timestamp())
             await self._observe(ContainerExited(name, info.exit_code, info.reason, rfc3339(info.finished_at),
                                                 self._now() - max(ago, 0.0), message=message))
         inbox, self._inbox = self._inbox, []
@@ -413,13 +426,23 @@ class PodWorker:
             await self._observe(ContainerConfigFailed(name, str(exc), self.config.config_retry))
             return
         field_path = rec.field_path
+        pulling = False
+
+        def on_pulling(text: str) -> None:
+            nonlocal pulling
+            pulling = True
+            if self._metrics is not None:
+                self._metrics.pods.pull_started(self.uid, time.time())
+            self.recorder.event(self.pod, "Normal", "Pulling", text, field_path)
         try:
             image = await self.runtime.ensure_image(
-                rec.image, str(rec.spec.get("imagePullPolicy") or ""), self.pod,
-                on_pulling=lambda text: self.recorder.event(self.pod, "Normal", "Pulling", text, field_path))
+                rec.image, str(rec.spec.get("imagePullPolicy") or ""), self.pod, on_pulling=on_pulling)
         except ImageUnavailableError as exc:
             await self._observe(ImagePullFailed(name, exc.message, reason=exc.reason))
             return
+        finally:
+            if pulling and self._metrics is not None:
+                self._metrics.pods.pull_finished(self.uid, time.time())
         try:
             mounts = container_mounts(rec.spec, self._host_volumes, env=env) if self.runtime.mounts_volumes else []
         except ValueError as exc:
@@ -456,6 +479,8 @@ class PodWorker:
         self._handles[name] = handle
         self._background.start(self._wake_on_exit(handle))
         self._probers.start(rec.spec, handle)
+        if rec.init and not rec.sidecar and self._metrics is not None:
+            self._metrics.pods.init_started(self.uid, time.time())
         await self._observe(ContainerStarted(name, handle.container_id, rfc3339(handle.started_at),
                                              image_id=image.image_id, pulled=image.pulled_message))
 
@@ -575,7 +600,7 @@ class PodWorker:
             self.machine.written(wanted)
             return True
         try:
-            await self.client.patch(PODS, self.name, {"status": patch}, self.namespace, subresource="status")
+            written = await self.client.patch(PODS, self.name, {"status": patch}, self.namespace, subresource="status")
         except ApiError as exc:
             self.machine.write_failed()
             if exc.code == 404:
@@ -586,6 +611,8 @@ class PodWorker:
             self._wake_in(self.config.status_retry)
             return False
         self.machine.written(wanted)
+        if self._metrics is not None:  # in the watch cache already: what a watch of it would see now
+            self._metrics.pods.written(written, time.time())
         return True
 
     # ------------------------------------------------------------------ logs

@@ -145,9 +145,12 @@ async def _tcp_handler(container: Obj, action: Obj, netns: str | None) -> str | 
 class PodProbers:
     """The probe tasks of one pod's running container instances."""
 
-    def __init__(self, runtime: ContainerRuntime, report: Callable[[ProbeResult | ProbeFailed], None]) -> None:
+    def __init__(self, runtime: ContainerRuntime, report: Callable[[ProbeResult | ProbeFailed], None],
+                 on_run: Callable[[str, str, bool], None] | None = None) -> None:
+        """``on_run(kind, container, ok)`` is told every run's result (``prober_probe_total``)."""
         self.runtime = runtime
         self.report = report
+        self.on_run = on_run
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
 
     def start(self, container: Obj, handle: ContainerLike) -> None:
@@ -192,6 +195,8 @@ class PodProbers:
                 raise
             except Exception as exc:  # a broken probe is a failed probe, never a dead task
                 error = str(exc)
+            if self.on_run is not None:
+                self.on_run(spec.kind, name, error is None)
             verdict = counter.record(error is None)
             if verdict is not None:
                 self.report(ProbeResult(name, verdict, spec.kind, "" if verdict else error or "probe failed"))

@@ -20,6 +20,12 @@ forwards the request here, as Kubernetes does:
 ``GET|POST /portForward/{namespace}/{pod}``
     loopback connections: over a channel WebSocket (``?ports=..``), or over
     SPDY streams (ports per stream), plain or tunnelled in a WebSocket.
+``GET /metrics/resource``
+    the node's and its containers' CPU and memory as Prometheus text, the metrics
+    metrics-server scrapes (:mod:`.resource_usage`; 404 when the server was built without).
+``GET /metrics``
+    the kubelet's own Prometheus metrics, text format (:mod:`.metrics`: pod startup
+    latency, probes, evictions, running pods and containers); 404 when built without.
 ``GET /healthz``
     ``ok``; no authentication (it reveals nothing).
 
@@ -159,8 +165,12 @@ class KubeletServer:
 
     def __init__(self, resolve: Resolver, *, token: str, address: str = "127.0.0.1", port: int = 0,
                  streams: StreamHost | None = None, ssl_context: ssl.SSLContext | None = None,
-                 trusted_clients: frozenset[str] = frozenset({KUBELET_CLIENT})) -> None:
+                 trusted_clients: frozenset[str] = frozenset({KUBELET_CLIENT}),
+                 resource_metrics: Callable[[], Awaitable[bytes]] | None = None,
+                 metrics: Callable[[], bytes] | None = None) -> None:
         self._resolve = resolve
+        self._resource_metrics = resource_metrics
+        self._metrics = metrics
         self._streams = streams
         self._token = token
         self._ssl = ssl_context
@@ -178,6 +188,8 @@ class KubeletServer:
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._authenticate])
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics/resource", self._metrics_resource)
+        app.router.add_get("/metrics", self._metrics_text)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._container_logs)
         for method in ("GET", "POST"):
             app.router.add_route(method, "/exec/{namespace}/{pod}/{container}", self._exec)
@@ -226,6 +238,17 @@ class KubeletServer:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    async def _metrics_resource(self, request: web.Request) -> web.Response:
+        if self._resource_metrics is None:
+            return status_response(404, "NotFound", "this kubelet serves no resource metrics")
+        body = await self._resource_metrics()
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    async def _metrics_text(self, request: web.Request) -> web.Response:
+        if self._metrics is None:
+            return status_response(404, "NotFound", "this kubelet serves no metrics")
+        return web.Response(body=self._metrics(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     async def _container_logs(self, request: web.Request) -> web.StreamResponse:
         info = request.match_info

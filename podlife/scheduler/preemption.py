@@ -84,6 +84,7 @@ from ..client.informer import Informer
 from ..machinery.disruption import DISRUPTION_TARGET, guards
 from ..machinery.errors import ApiError
 from ..machinery.timeutil import now_rfc3339
+from .metrics import PREEMPTION_ATTEMPTS, PREEMPTION_VICTIMS
 from .node_resources import NodeResourcesFit
 from .plugins import UNRESOLVABLE, FilterPlugin, NodeInfo, PodInfo, PostFilterPlugin, Status
 from .scheduler import FitError, PostFilterResult, needs_pod_listeners
@@ -187,8 +188,10 @@ class DefaultPreemption(PostFilterPlugin):
     # ---- PostFilter ----
 
     def post_filter(self, pod: PodInfo, error: Any) -> PostFilterResult:
-        """kube's Evaluator.Preempt: eligibility, candidates, the best one, then the evictions."""
+        """kube's Evaluator.Preempt: eligibility, candidates, the best one, then the evictions
+        (each run is a ``scheduler_preemption_attempts_total``, whatever it finds, as kube counts it)."""
         assert self._scheduler is not None and isinstance(error, FitError)
+        PREEMPTION_ATTEMPTS.inc()
         latest = self._latest(pod)
         resolvable = self._resolvable_nodes(error)
         nominated = self._cache.nominated_node(pod.key) or str((latest.get("status") or {}).get("nominatedNodeName") or "")
@@ -200,6 +203,7 @@ class DefaultPreemption(PostFilterPlugin):
             return PostFilterResult(f"preemption: {_no_candidates_message(error.num_nodes, statuses)}", nominated_node="")
         best = pick_one_node(candidates, self._start_times(candidates))
         victims = [self._latest(v) for v in best.victims]
+        PREEMPTION_VICTIMS.observe(len(victims))
         lower_nominated = [p for p in self._cache.nominated_on(best.node) if p.priority < pod.priority]
         for other in lower_nominated:  # they may no longer fit there: let them look elsewhere
             self._cache.remove_nominated(other.key)

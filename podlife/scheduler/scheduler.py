@@ -27,7 +27,9 @@ What it writes
 - for a pod that fits nowhere: ``PodScheduled=False`` / ``Unschedulable`` with
   Kubernetes' message (``0/3 nodes are available: 3 Insufficient cpu.
   preemption: ...``) through the status subresource, and a ``FailedScheduling``
-  warning event.
+  warning event;
+- kube-scheduler's metrics: attempts by result and their durations, pending pods by
+  queue, preemption attempts and victims (:mod:`podlife.scheduler.metrics`).
 
 How (and why this way)
 ----------------------
@@ -118,6 +120,7 @@ from ..client.events import EventRecorder
 from ..client.informer import Informer
 from ..machinery.tasks import Supervisor
 from .cache import SchedulerCache
+from .metrics import ERROR, SCHEDULED, UNSCHEDULABLE, SchedulerMetrics
 from .columns import Rows
 from .plugins import (
     DefaultBinder,
@@ -284,6 +287,8 @@ class Scheduler:
         self.queue = SchedulingQueue(queue_sort, initial_backoff=initial_backoff, max_backoff=max_backoff)
         self.cache = SchedulerCache()
         self.stats = SchedulerStats()
+        #: kube-scheduler's metrics (:mod:`podlife.scheduler.metrics`): attempts, their durations, pending pods
+        self.metrics = SchedulerMetrics(self)
         #: events are reported by the pod's profile (kube: each profile's recorder is its schedulerName)
         self.recorders = {p.scheduler_name: EventRecorder(client, p.scheduler_name) for p in profiles}
         self.recorder = self.recorders[self.name]
@@ -364,6 +369,7 @@ class Scheduler:
                     self._schedule_one(qp)
                 except Exception:
                     log.exception("scheduler: scheduling %s failed", qp.info.key)
+                    self.metrics.attempt_ended(qp.info.key, ERROR, qp.info.scheduler_name)
                     self.queue.backoff(qp.info.key)
                 if clock() - started >= self.yield_after:
                     await asyncio.sleep(0)
@@ -388,6 +394,7 @@ class Scheduler:
             self.queue.done(info.key)
             return
         info.cycle.clear()
+        self.metrics.attempt_started(info.key)
         chosen = self._find_node(info, profile)
         if isinstance(chosen, FitError):
             self._unschedulable(qp, chosen, profile)
@@ -633,6 +640,7 @@ class Scheduler:
     def _unschedulable(self, qp: QueuedPod, error: FitError, profile: Profile) -> None:
         info = qp.info
         nominated = self._post_filter(info, error, profile)
+        self.metrics.attempt_ended(info.key, UNSCHEDULABLE, profile.scheduler_name)
         self.stats.unschedulable += 1
         self.queue.unschedulable(qp)
         message = error.message
@@ -717,6 +725,7 @@ class Scheduler:
             await asyncio.gather(pending, return_exceptions=True)
         if not self.cache.holds(info.key, info.uid):
             self.queue.done(info.key, info.uid)  # deleted while waiting to bind
+            self.metrics.attempt_ended(info.key, ERROR, info.scheduler_name)
             return
         try:
             await self.binder.bind(self.client, info, node_name)
@@ -726,6 +735,7 @@ class Scheduler:
             self._bind_failed(info, node_name, exc)
             return
         self.stats.scheduled += 1
+        self.metrics.attempt_ended(info.key, SCHEDULED, info.scheduler_name)
         if self.queue.where(info.key) == IN_FLIGHT:
             self.queue.done(info.key, info.uid)
         self._recorder(info).event(info.obj, "Normal", "Scheduled",
@@ -760,6 +770,7 @@ class Scheduler:
     def _volume_bind_failed(self, info: PodInfo, node_name: str, exc: VolumeBindError) -> None:
         """As kube-scheduler's failure handler for a PreBind error: un-assume, tell, retry with backoff."""
         self.stats.bind_errors += 1
+        self.metrics.attempt_ended(info.key, ERROR, info.scheduler_name)
         if self.cache.forget(info.key, info.uid):
             self.queue.move_all()
         pod = self.pod_informer.get(info.namespace, info.name)
@@ -774,6 +785,7 @@ class Scheduler:
 
     def _bind_failed(self, info: PodInfo, node_name: str, exc: Exception) -> None:
         self.stats.bind_errors += 1
+        self.metrics.attempt_ended(info.key, ERROR, info.scheduler_name)
         if self.cache.forget(info.key, info.uid):
             self.queue.move_all()  # the node has room again
         pod = self.pod_informer.get(info.namespace, info.name)

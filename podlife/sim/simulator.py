@@ -45,6 +45,10 @@ line) and one write fewer per pod at scale. The per-start events (Pulled, Create
 Started) are not recorded for simulated pods: at 10,000 pods they would triple the
 writes and say nothing a status does not.
 
+Simulated nodes measure pod startup as a kubelet does (``kubelet_pod_start_sli_duration_seconds``
+and its siblings, :mod:`podlife.node.metrics`): one registry for all of them, summed into
+the process registry with the real kubelets'.
+
 Delayed facts go into one :class:`~podlife.sim.stages.Timers` heap; a timer only
 puts its fact in the pod's inbox and queues the key. A timer of a run the pod has
 left (its *run generation* changed) or of a start it no longer waits for is ignored,
@@ -126,6 +130,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -154,11 +159,12 @@ from ..node.volume_expansion import (
     FILE_SYSTEM_RESIZE_FAILED, FILE_SYSTEM_RESIZE_PENDING, FILE_SYSTEM_RESIZE_SUCCESSFUL, expansion_read_only_message,
     expansion_succeeded_message, finish_node_expansion, needs_node_expansion,
 )
+from ..node.metrics import NodeMetrics
 from .nodes import NodePool, SimNode, node_labels
 from .probes import probed as _probed, verdict_times
 from .stages import (
     COMPLETE, CRASH, CREATE, DELETE, EVICT, IMAGE_PULL_ERROR, INIT_COMPLETE, INIT_FAIL, OOM, PATCH, RUN, UNREADY,
-    Next, StageSet, Timers, apply_status_patch, load_stages,
+    USAGE, Next, StageSet, Timers, apply_status_patch, declared_usage, load_stages,
 )
 
 log = logging.getLogger(__name__)
@@ -395,6 +401,8 @@ class Simulator:
         #: claim key -> keys of the mounted pods that use it
         self.claim_users: dict[str, set[str]] = {}
         self._tasks = Supervisor("simulator", logger=log)
+        #: the kubelet's pod startup metrics for every simulated node (:mod:`podlife.node.metrics`)
+        self.metrics = NodeMetrics()
 
     def __repr__(self) -> str:
         return f"<Simulator {len(self.pool.nodes)} nodes>"
@@ -402,6 +410,11 @@ class Simulator:
     @property
     def node_names(self) -> list[str]:
         return list(self.pool.nodes)
+
+    def declared_usage(self, pod: Mapping[str, Any], container: str) -> Mapping[str, str] | None:
+        """What the ``usage`` stages say ``container`` of ``pod`` uses (``{"cpu": ..., "memory": ...}``), for
+        ``kubectl top`` (:mod:`podlife.api.resource_metrics` asks; nothing is simulated for it)."""
+        return declared_usage(self.stages, pod, container) if self.stages.has(USAGE) else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -421,6 +434,7 @@ class Simulator:
         """Stop all loops; nodes and pods stay in the API (a restarted simulator adopts them)."""
         await self._tasks.stop()
         self.timers.close()
+        self.metrics.close()
         if self.recorders:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*(r.flush() for r in self.recorders.values())), 5)
@@ -442,6 +456,8 @@ class Simulator:
         if sim is not None and self.sims.get(key) is not sim:
             return
         sim = self.sims.pop(key, None)
+        if sim is not None:
+            self.metrics.pods.forget(sim.uid)
         if sim is not None and sim.mounted and sim.claims:
             for _, claim, _, _ in sim.claims:
                 users = self.claim_users.get(f"{sim.namespace}/{claim}")
@@ -577,6 +593,7 @@ class Simulator:
         if running or running_init:  # only an adopted pod has containers that run already
             self._recover_health(sim, loop_now)
         self.sims[key] = sim
+        self.metrics.pods.seen(pod, time.time())  # pod startup latency: a pod this node had not seen
         return sim
 
     def _recover_health(self, sim: PodSim, now: float) -> None:
@@ -830,6 +847,7 @@ class Simulator:
         if rec.init:
             if not rec.sidecar:
                 sim.init_due = (name, rec.restart_count)
+                self.metrics.pods.init_started(sim.uid, time.time())
         else:
             if instance == 0 and sim.run_next is not None:
                 self._stage_event(sim, pod, sim.run_next)
@@ -1011,6 +1029,7 @@ class Simulator:
             return []  # an instance that already ended (the other stage fired first), or the pod stops
         if nxt is not None:
             self._stage_event(sim, pod, nxt, name)
+        self.metrics.pods.init_finished(sim.uid, time.time())
         if action == INIT_FAIL and nxt is not None:
             code = nxt.exit_code if nxt.exit_code is not None else 1
             return self._exits(sim, [name], code, nxt.reason or "Error", nxt.message or "", nxt)
@@ -1110,6 +1129,7 @@ class Simulator:
             raise
         machine.written(wanted)
         sim.seen_rv = (new.get("metadata") or {}).get("resourceVersion") or ""
+        self.metrics.pods.written(new, time.time())  # in the watch cache already (see node/metrics.py)
         return new
 
     def _event(self, obj: Obj, type_: str, reason: str, message: str, field_path: str = "", *,

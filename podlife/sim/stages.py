@@ -45,6 +45,8 @@ action                  the fact it injects
 ``init-complete``       ContainerExited(0, ``Completed``) of the init container that runs
 ``init-fail``           ContainerExited(exitCode, reason) of it: non-zero, default 1 and ``Error``
 ``heartbeat-stop``      (Node) the node stops renewing its Lease and writing its status
+``usage``               no fact: what the selected containers use (``next.usage: {cpu, memory}``),
+                        read when ``kubectl top`` asks (:func:`declared_usage`)
 ======================  ====================================================================
 
 Besides its fact, a stage may declare an effect of its own: ``next.event`` (every Pod
@@ -126,6 +128,7 @@ from typing import Any, TypeAlias
 import yaml
 
 from ..machinery.patch import apply_merge_patch
+from ..machinery.resources import parse
 from ..machinery.timeutil import go_duration_seconds
 from ..node.status import KUBELET_CONDITIONS
 
@@ -138,6 +141,10 @@ DEFAULT_STAGES_RESOURCE = "default-stages.yaml"
 CREATE, RUN, COMPLETE, DELETE = "create", "run", "complete", "delete"
 CRASH, OOM, IMAGE_PULL_ERROR, UNREADY = "crash", "oom", "image-pull-error", "unready"
 PATCH, EVICT = "patch", "evict"
+#: not a fact: a declaration of what containers use, for metrics.k8s.io (``kubectl top``)
+USAGE = "usage"
+#: the resources a ``usage`` stage may declare
+USAGE_RESOURCES = ("cpu", "memory")
 INIT_COMPLETE, INIT_FAIL = "init-complete", "init-fail"
 # Node actions.
 HEARTBEAT_STOP, NODE_PRESSURE = "heartbeat-stop", "node-pressure"
@@ -148,7 +155,7 @@ POD, NODE = "Pod", "Node"
 ACTIONS: dict[str, str] = {
     CREATE: POD, RUN: POD, COMPLETE: POD, DELETE: POD,
     CRASH: POD, OOM: POD, IMAGE_PULL_ERROR: POD, UNREADY: POD, PATCH: POD, EVICT: POD,
-    INIT_COMPLETE: POD, INIT_FAIL: POD,
+    INIT_COMPLETE: POD, INIT_FAIL: POD, USAGE: POD,
     HEARTBEAT_STOP: NODE, NODE_PRESSURE: NODE,
 }
 _BACKOFF = ("backoff", "maxBackoff")
@@ -165,6 +172,7 @@ ACTION_PARAMS: dict[str, tuple[str, ...]] = {
     INIT_COMPLETE: ("container",),
     INIT_FAIL: ("exitCode", "reason", "message", "container", *_BACKOFF),
     DELETE: ("exitCode",),
+    USAGE: ("container", "usage"),
     HEARTBEAT_STOP: (),
     NODE_PRESSURE: ("condition",),
 }
@@ -458,6 +466,8 @@ class Next:
     grace_period: float | None = None
     #: ``node-pressure``: the condition that turns True (MemoryPressure, DiskPressure, PIDPressure)
     condition: str | None = None
+    #: ``usage``: what each selected container uses, ``{"cpu": "250m", "memory": "64Mi"}`` (read-only)
+    usage: Mapping[str, str] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -855,6 +865,10 @@ def _next(raw: Any, where: _Where, resource: str) -> Next:
     if ACTIONS[action] != resource:
         raise where.error("spec.next.action", f"action {action!r} applies to {ACTIONS[action]}s, "
                                               f"but spec.resourceRef.kind is {resource}")
+    if "usage" in raw and action != USAGE:
+        raise where.error("spec.next.usage", f"only action {USAGE} declares usage, not {action}")
+    if action == USAGE and "event" in raw:
+        raise where.error("spec.next.event", f"action {USAGE} is a declaration, not an event: it records none")
     if "statusPatch" in raw and action != PATCH:
         raise where.error("spec.next.statusPatch", f"only action {PATCH} takes a status patch, not {action}")
     if "event" in raw and resource != POD:
@@ -888,10 +902,31 @@ def _next(raw: Any, where: _Where, resource: str) -> Next:
                opt_duration("backoff"), opt_duration("maxBackoff"), opt_duration("pullDuration"),
                _event(raw["event"], where) if "event" in raw else None,
                _status_patch(raw["statusPatch"], where) if "statusPatch" in raw else None,
-               opt_duration("gracePeriod"), raw.get("condition"))
+               opt_duration("gracePeriod"), raw.get("condition"),
+               _usage(raw.get("usage"), where) if action == USAGE else None)
     if nxt.backoff is not None and nxt.max_backoff is not None and nxt.max_backoff < nxt.backoff:
         raise where.error("spec.next.maxBackoff", "must not be less than spec.next.backoff")
     return nxt
+
+
+def _usage(raw: Any, where: _Where) -> Mapping[str, str]:
+    """``next.usage`` of a ``usage`` stage: cpu and/or memory, each a Kubernetes quantity (kept as written)."""
+    path = "spec.next.usage"
+    if not isinstance(raw, dict) or not raw:
+        raise where.error(path, f"required for action {USAGE}: what each container uses, e.g. {{cpu: 250m, memory: 64Mi}}")
+    raw = _mapping(raw, where, path, USAGE_RESOURCES)
+    for name, value in raw.items():
+        quantity = parse(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+        if quantity is None or quantity.value < 0:
+            raise where.error(f"{path}.{name}", f"must be a quantity such as 250m, 1 or 64Mi, not {value!r}")
+    frozen: Mapping[str, str] = MappingProxyType({k: _as_text(v) for k, v in raw.items()})
+    return frozen
+
+
+def declared_usage(stages: StageSet, pod: Mapping[str, Any], container: str) -> Mapping[str, str] | None:
+    """What the first ``usage`` stage selecting ``pod`` (and naming ``container`` or no container) declares."""
+    match = stages.first(USAGE, pod, container)
+    return None if match is None else match.stage.next.usage
 
 
 def _stage(doc: dict[str, Any], where: _Where) -> Stage:
@@ -915,6 +950,11 @@ def _stage(doc: dict[str, Any], where: _Where) -> Stage:
     weight = spec.get("weight", 0)
     if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
         raise where.error("spec.weight", f"must be a whole number, 0 or more, not {weight!r}")
+    if (spec.get("next") or {}).get("action") == USAGE:
+        for key in ("delay", "weight"):  # a level read at any moment: a drawn delay or stage would make it flap
+            if key in spec:
+                raise where.error(f"spec.{key}", f"a {USAGE} stage declares what containers use at every moment; "
+                                                 f"it takes no {key}")
     return Stage(name, resource, _selector(spec.get("selector"), where), _delay(spec.get("delay"), where),
                  _next(spec.get("next"), where, resource), weight)
 

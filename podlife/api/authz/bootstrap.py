@@ -18,7 +18,9 @@ What is here, all pure (no I/O) except :func:`ensure_bootstrap_policy`:
 
 * :func:`bootstrap_cluster_roles` -- the cluster roles (``cluster-admin``, the
   aggregated ``admin``/``edit``/``view`` and the ``system:aggregate-to-*`` roles that
-  feed them, the ``system:*`` roles of components and clients) followed by the
+  feed them -- plus metrics-server's ``system:aggregated-metrics-reader`` and podlife's
+  ``system:aggregated-podtrace-reader``, for the APIs this API server answers itself --,
+  the ``system:*`` roles of components and clients) followed by the
   ``system:controller:<name>`` roles of the kube-controller-manager's controllers that
   act on kinds podlife serves (the cloud, volume-attach, certificate and DRA
   controllers are left out: podlife has no such controllers nor serves their kinds);
@@ -77,6 +79,8 @@ EXTENSIONS = "extensions"
 NETWORKING = "networking.k8s.io"
 #: podlife's own network API (Neutron-style ports and subnets)
 PODLIFE_NETWORK = "network.podlife.io"
+#: podlife's pod traces (read-only, served from the recorder)
+PODLIFE_TRACE = "trace.podlife.io"
 POLICY = "policy"
 STORAGE = "storage.k8s.io"
 
@@ -184,6 +188,21 @@ def _aggregated_roles() -> list[Obj]:
         ], labels={AGGREGATE_TO["admin"]: "true"}),
         cluster_role("system:aggregate-to-edit", _edit_rules(), labels={AGGREGATE_TO["edit"]: "true"}),
         cluster_role("system:aggregate-to-view", _view_rules(), labels={AGGREGATE_TO["view"]: "true"}),
+        *_served_view_roles(),
+    ]
+
+
+def _served_view_roles() -> list[Obj]:
+    """Reads of the APIs podlife's API server answers itself, aggregated into ``view`` (so ``edit`` and ``admin``).
+
+    ``system:aggregated-metrics-reader`` is the role metrics-server installs beside its
+    APIService (``kubectl top`` for anyone bound to ``view``); the podtrace reader is
+    podlife's own, in the same shape: a pod's trace is as readable as the pod.
+    """
+    view = {AGGREGATE_TO["view"]: "true"}
+    return [
+        cluster_role("system:aggregated-metrics-reader", [rule(READ, ["metrics.k8s.io"], "pods nodes")], labels=view),
+        cluster_role("system:aggregated-podtrace-reader", [rule(READ, [PODLIFE_TRACE], "podtraces")], labels=view),
     ]
 
 
