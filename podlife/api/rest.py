@@ -192,18 +192,7 @@ class ResourceREST:
         return co
 
     def make_filter(self, namespace: str | None, label_selector: str | None, field_selector: str | None) -> Filter:
-        try:
-            labels = parse_label_selector(label_selector) if label_selector else None
-            fields = parse_field_selector(field_selector) if field_selector else None
-        except SelectorError as exc:
-            raise errors.bad_request(str(exc)) from None
-        if fields is not None:
-            supported = self.rt.field_getters
-            for req in fields.requirements:
-                name = req[0] if isinstance(req, tuple) else getattr(req, "field", None)
-                if name not in supported:
-                    raise errors.bad_request(f'field label not supported: {name}')
-        return Filter(self.rt, namespace if self.rt.namespaced else None, labels, fields)
+        return selector_filter(self.rt, namespace, label_selector, field_selector)
 
     def list(self, namespace: str | None, *, label_selector: str | None = None, field_selector: str | None = None,
              limit: int = 0, continue_token: str | None = None, resource_version: str | None = None,
@@ -747,6 +736,22 @@ class ResourceREST:
         if self.rt.kind == "Namespace" and not self.rt.group:
             updated.setdefault("status", {})["phase"] = "Terminating"
         return updated
+
+
+def selector_filter(rt: ResourceType, namespace: str | None, label_selector: str | None,
+                    field_selector: str | None) -> Filter:
+    """The watch cache's Filter for a request's selectors (400 for a malformed or unsupported one)."""
+    try:
+        labels = parse_label_selector(label_selector) if label_selector else None
+        fields = parse_field_selector(field_selector) if field_selector else None
+    except SelectorError as exc:
+        raise errors.bad_request(str(exc)) from None
+    if fields is not None:
+        for req in fields.requirements:
+            name = req[0] if isinstance(req, tuple) else getattr(req, "field", None)
+            if name not in rt.field_getters:
+                raise errors.bad_request(f"field label not supported: {name}")
+    return Filter(rt, namespace if rt.namespaced else None, labels, fields)
 
 
 def trace_write(ctx: ApiContext, key: str, revision: int, manager: str | None, subresource: str | None = None) -> None:

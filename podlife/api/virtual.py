@@ -56,14 +56,13 @@ import orjson
 from aiohttp import web
 
 from ..machinery import errors
-from ..machinery.selectors import SelectorError, parse_field_selector, parse_label_selector
 from ..registry import tables
 from ..registry.types import ResourceType
 from .cache import CachedObject, Filter, WatchEvent
 from .handlers import (
     Target, _include_object, _int_param, check_boolean_parameters, check_url_name, is_watch, json_response, wants_table,
 )
-from .rest import ApiContext, ResourceREST
+from .rest import ApiContext, ResourceREST, selector_filter
 
 Obj = dict[str, Any]
 READ_VERBS = ("get", "list", "watch")
@@ -234,7 +233,7 @@ class VirtualAPI:
 
     async def _list(self, request: web.Request, target: VirtualTarget) -> web.Response:
         rt, q = target.rt, request.query
-        flt = make_filter(rt, target.namespace, q.get("labelSelector"), q.get("fieldSelector"))
+        flt = selector_filter(rt, target.namespace, q.get("labelSelector"), q.get("fieldSelector"))
         items = await target.provider.objects(target.namespace if rt.namespaced else None)
         chosen = sorted((o for o in items if flt.matches(CachedObject("", o, 0))), key=_order)
         revision = target.provider.revision
@@ -246,21 +245,6 @@ class VirtualAPI:
         meta = {"resourceVersion": rv} if rv else {}
         return json_response(orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta,
                                            "items": chosen}))
-
-
-def make_filter(rt: ResourceType, namespace: str | None, label_selector: str | None,
-                field_selector: str | None) -> Filter:
-    """The watch cache's Filter for a request's selectors (400 for a malformed or unsupported one)."""
-    try:
-        labels = parse_label_selector(label_selector) if label_selector else None
-        fields = parse_field_selector(field_selector) if field_selector else None
-    except SelectorError as exc:
-        raise errors.bad_request(str(exc)) from None
-    if fields is not None:
-        for req in fields.requirements:
-            if req[0] not in rt.field_getters:
-                raise errors.bad_request(f"field label not supported: {req[0]}")
-    return Filter(rt, namespace if rt.namespaced else None, labels, fields)
 
 
 def _meta(obj: Obj) -> Obj:
@@ -356,7 +340,7 @@ class _WatchAdapter:
     def watch(self, namespace: str | None, *, label_selector: str | None = None, field_selector: str | None = None,
               resource_version: str | None = None) -> _VirtualWatcher:
         """Subscribed and primed before serve_watch looks at the queue (nothing runs in between)."""
-        flt = make_filter(self.rt, namespace, label_selector, field_selector)
+        flt = selector_filter(self.rt, namespace, label_selector, field_selector)
         watcher = _VirtualWatcher(flt)
         since = _since(resource_version)
         watcher.start(self.provider, self.provider.snapshot(namespace if self.rt.namespaced else None), since)
