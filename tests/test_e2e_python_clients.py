@@ -17,6 +17,7 @@ of every library.
 from __future__ import annotations
 
 import asyncio
+import errno
 import threading
 import time
 import urllib.request
@@ -487,12 +488,27 @@ def test_kr8s_objects_from_files_logs_exec_and_portforward(cluster: PodlifeProce
         done = await pod.exec(["sh", "-c", "echo out; exit 5"], container="log", check=False)
         assert (done.stdout, done.returncode) == (b"out\n", 5)
         # (kr8s 0.20 offers only v4.channel.k8s.io, and refuses stdin itself unless v5 is agreed)
-        async with pod.portforward(streaming_pod.web_port, local_port="auto") as local_port:
-            reply = await asyncio.to_thread(lambda: urllib.request.urlopen(
-                f"http://127.0.0.1:{local_port}/index.html", timeout=10).read())
+        reply = await _kr8s_forwarded_get(pod, streaming_pod.web_port, "/index.html")
         assert reply.decode() == streaming_pod.served
 
     asyncio.run(asyncio.wait_for(scenario(), 90))
+
+
+async def _kr8s_forwarded_get(pod, port: int, path: str) -> bytes:
+    """GET ``path`` through kr8s' port-forward on a local port it picks.
+
+    kr8s finds a free port and binds it later, so a test in the other worker can take it in
+    between (EADDRINUSE): that race is kr8s', and a new port is tried, three times at most.
+    """
+    for attempt in range(3):
+        try:
+            async with pod.portforward(port, local_port="auto") as local_port:
+                return await asyncio.to_thread(lambda: urllib.request.urlopen(
+                    f"http://127.0.0.1:{local_port}{path}", timeout=10).read())
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def test_kr8s_sync_api(cluster: PodlifeProcess) -> None:
