@@ -316,3 +316,20 @@ class PodlifeProcess:
         proc = self.kubectl_popen("get", "-w", *args)
         wait_for(lambda: self.watches_served() > before, 30, what="kubectl's watch to start")
         return proc
+
+
+def kubelet_get(cluster: PodlifeProcess, path: str, *, token: bool = True) -> tuple[int, str]:
+    """GET on the node's kubelet, found as the API server finds it (InternalIP, kubeletEndpoint port)."""
+    node = cluster.kubectl_json("get", "nodes")["items"][0]
+    port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+    address = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+    assert address == "127.0.0.1"
+    ctx = ssl.create_default_context(cafile=str(cluster.data_dir / "pki" / "ca.crt"))
+    request = urllib.request.Request(f"https://{address}:{port}{path}")
+    if token:
+        request.add_header("Authorization", f"Bearer {cluster.token}")
+    try:
+        with urllib.request.urlopen(request, context=ctx, timeout=30) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()

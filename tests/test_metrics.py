@@ -9,16 +9,13 @@ counters are compared before and after the requests that should move them.
 
 from __future__ import annotations
 
-import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .cluster_harness import PodlifeProcess, require_tool, running_podlife, wait_for
+from .cluster_harness import PodlifeProcess, kubelet_get, require_tool, running_podlife, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -207,21 +204,6 @@ def test_paths_naming_no_resource_are_not_counted(sim_cluster: PodlifeProcess) -
     samples = scrape(sim_cluster)
     assert value(samples, "apiserver_request_total", resource="nosuchthings") == 0
     assert value(samples, "apiserver_request_total", subresource="nosuchsub") == 0
-
-
-def kubelet_get(cluster: PodlifeProcess, path: str) -> tuple[int, str]:
-    """GET on the node's kubelet, where the API server finds it (InternalIP, kubeletEndpoint port)."""
-    node = cluster.kubectl_json("get", "nodes")["items"][0]
-    port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
-    address = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
-    ctx = ssl.create_default_context(cafile=str(cluster.data_dir / "pki" / "ca.crt"))
-    request = urllib.request.Request(f"https://{address}:{port}{path}")
-    request.add_header("Authorization", f"Bearer {cluster.token}")
-    try:
-        with urllib.request.urlopen(request, context=ctx, timeout=30) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
 
 
 def test_a_real_node_observes_pod_start_sli(node_cluster: PodlifeProcess) -> None:

@@ -14,9 +14,6 @@ text the kubelet's real renderer wrote; and the ``usage`` stage of simulated nod
 from __future__ import annotations
 
 import json
-import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +24,7 @@ from podlife.api.resource_metrics import _NodeSeries, cpu_text, memory_text, par
 from podlife.kubelet.resource_usage import ContainerSample, PodSample, ResourceSnapshot, Usage, render
 from podlife.sim.stages import StageError, declared_usage, parse_stages
 
-from .cluster_harness import PodlifeProcess, running_podlife, wait_for
+from .cluster_harness import PodlifeProcess, kubelet_get, running_podlife, wait_for
 from .test_e2e_containers import oci_cluster
 
 CONTAINER_LABELS = {"container", "pod", "namespace"}
@@ -50,23 +47,6 @@ def _pod(name: str, command: list[str]) -> dict:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"terminationGracePeriodSeconds": 1,
                      "containers": [{"name": name, "image": "busybox", "command": command}]}}
-
-
-def kubelet_get(cluster: PodlifeProcess, path: str, *, token: bool = True) -> tuple[int, str]:
-    """GET on the node's kubelet, found as the API server finds it (InternalIP, kubeletEndpoint port)."""
-    node = cluster.kubectl_json("get", "nodes")["items"][0]
-    port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
-    address = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
-    assert address == "127.0.0.1"
-    ctx = ssl.create_default_context(cafile=str(cluster.data_dir / "pki" / "ca.crt"))
-    request = urllib.request.Request(f"https://{address}:{port}{path}")
-    if token:
-        request.add_header("Authorization", f"Bearer {cluster.token}")
-    try:
-        with urllib.request.urlopen(request, context=ctx, timeout=30) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
 
 
 def samples(text: str) -> dict[str, list]:
