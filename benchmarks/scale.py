@@ -1,7 +1,7 @@
 """The scale benchmark: N pods on M simulated nodes, scheduler included.
 
     .venv/bin/python benchmarks/scale.py --nodes 1000 --pods 10000 [--concurrency 32] [--readiness-probe [N]]
-        [--port-pool-size N] [--subnet-per namespace|node] [--no-trace]
+        [--port-pool-size N] [--subnet-per namespace|node] [--no-trace] [--store URL]
 
 Starts a fresh ``podlife up --nodes 0 --sim-nodes M`` (a separate process), waits for
 all nodes Ready, then creates the pods over HTTPS from this process with
@@ -28,6 +28,7 @@ both and the create->Running latencies side by side (``pool_comparison``).
 ``--subnet-per node`` needs a pod range with a block per node (the default /16 has 256).
 ``--no-trace`` runs the server with ``podlife up --no-trace`` (pod tracing, on by default, off:
 ``docs/tracing.md``), to measure what tracing costs.
+``--store URL`` runs the server on that store (``etcd://...``: docs/etcd.md).
 """
 
 from __future__ import annotations
@@ -117,9 +118,11 @@ def bench_pod(name: str, readiness_delay: int | None) -> dict:
 
 
 async def run(nodes: int, pods: int, concurrency: int, timeout: float, readiness_delay: int | None = None,
-              port_pool_size: int = 0, subnet_per: str = "namespace", trace: bool = True) -> dict:
+              port_pool_size: int = 0, subnet_per: str = "namespace", trace: bool = True,
+              store: str | None = None) -> dict:
     server = Server("--nodes", "0", "--sim-nodes", str(nodes), "--port-pool-size", str(port_pool_size),
-                    "--subnet-per", subnet_per, *(() if trace else ("--no-trace",)))
+                    "--subnet-per", subnet_per, *(() if trace else ("--no-trace",)),
+                    *(("--store", store) if store else ()))
     t_start = time.monotonic()
     server.start()
     client = server.client(connections=concurrency + 4)
@@ -214,15 +217,18 @@ def main() -> None:
                    help="also run with port pools of N addresses and compare (default 0: no pools, one run)")
     p.add_argument("--subnet-per", choices=("namespace", "node"), default="namespace")
     p.add_argument("--no-trace", dest="trace", action="store_false", help="run the server without pod tracing")
+    p.add_argument("--store", default=None, metavar="URL",
+                   help="the server's --store, e.g. etcd://127.0.0.1:2379 (an empty etcd, or a prefix of its own: "
+                        "etcd://.../bench-1; default: SQLite in the server's data directory)")
     args = p.parse_args()
     probe = f", readiness probe after {args.readiness_probe}s" if args.readiness_probe is not None else ""
     title = (f"{args.pods} pods on {args.nodes} simulated nodes{probe}, subnet per {args.subnet_per}, "
-             f"tracing {'on' if args.trace else 'off'}")
+             f"tracing {'on' if args.trace else 'off'}, store {args.store or 'sqlite'}")
     sizes = [0, args.port_pool_size] if args.port_pool_size > 0 else [0]
     results = []
     for size in sizes:
         result = asyncio.run(run(args.nodes, args.pods, args.concurrency, args.timeout, args.readiness_probe,
-                                 size, args.subnet_per, args.trace))
+                                 size, args.subnet_per, args.trace, args.store))
         print_result(f"{title}, port pool {size or 'off'}", result)
         results.append(result)
     if len(results) == 1:

@@ -2,6 +2,7 @@
 
 ``podlife up``   start the embedded cluster (API server, store, scheduler, network
                  controller, local and simulated nodes) and serve until SIGTERM/Ctrl-C.
+``podlife server`` the API server alone (several may share one etcd store: ``--store etcd://...``).
 ``podlife sim``  run simulated nodes against any podlife server (a separate process).
 ``podlife trace`` a pod's recorded life from the podtraces API (:mod:`podlife.trace_cli`).
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 from . import __version__
 from .controllers.options import add_flags as controller_manager_flags, from_args as controller_manager_options
+from .store.base import StoreError
 
 
 def _quantity_bytes(text: str) -> int:
@@ -52,44 +54,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = p.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("up", help="start the embedded cluster and serve until stopped")
-    up.add_argument("--data-dir", type=Path, default=Path(".podlife"),
-                    help="where the store, certificates, kubeconfig and pod logs live (default: ./.podlife)")
-    up.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    up.add_argument("--port", type=int, default=6443, help="HTTPS port (default: 6443; 0 picks a free port)")
+    up = sub.add_parser("up", help="start the embedded cluster (API server, controllers, scheduler, nodes) and serve "
+                       "until stopped")
+    _add_api_server_flags(up)
     up.add_argument("--nodes", type=int, default=1, help="local nodes running real processes (default: 1; 0 allowed)")
     up.add_argument("--sim-nodes", type=int, default=0, help="simulated nodes (default: 0)")
     up.add_argument("--sim-stages", type=Path, default=None, help="YAML stage file for simulated nodes")
     up.add_argument("--local-path-dir", type=Path, default=None, metavar="DIR",
                     help="where local nodes' local-path volumes are made, DIR/<node>/<pv>_<namespace>_<claim> "
                          "(default: DATA_DIR/nodes/<node>/storage)")
-    up.add_argument("--in-memory", action="store_true", help="keep the store in memory only (nothing survives a restart)")
-    up.add_argument("--pod-security-default", choices=("privileged", "baseline", "restricted"), default="privileged",
-                    help="PodSecurity level enforced in namespaces without pod-security.kubernetes.io labels "
-                         "(default: privileged, as in Kubernetes; kube-system is exempt)")
     up.add_argument("--scheduler-config", type=Path, default=None, metavar="FILE",
                     help="kube-scheduler's KubeSchedulerConfiguration (kubescheduler.config.k8s.io/v1, YAML or "
                          "JSON): scheduling profiles by schedulerName, enabled/disabled plugins and their weights "
                          "and args, percentageOfNodesToScore, pod backoff; checked before anything starts "
                          "(default: Kubernetes' default profile; see docs/scheduler.md)")
-    up.add_argument("--metric-resolution", type=_duration, default=5.0, metavar="DURATION",
-                    help="how often the real nodes' kubelets are scraped for kubectl top (metrics-server's flag; "
-                         "default: 5s)")
-    up.add_argument("--trace", nargs="?", const=True, default=True, type=_bool_value, metavar="BOOL",
-                    help="record every pod's life: writes, writers, field diffs, stages (docs/tracing.md; default: true)")
-    up.add_argument("--no-trace", dest="trace", action="store_false", help="do not record pod traces")
-    up.add_argument("--trace-max-pods", type=int, default=20_000, metavar="N",
-                    help="pod traces kept at most, the oldest dropped first (default: 20000)")
-    up.add_argument("--trace-max-age", type=_duration, default=3600.0, metavar="DURATION",
-                    help="a pod trace is dropped this long after its last write (default: 1h)")
-    up.add_argument("--audit-log-path", type=Path, default=None,
-                    help="write audit.k8s.io/v1 events of every request to this file (JSON lines)")
-    up.add_argument("--audit-policy-file", type=Path, default=None,
-                    help="audit.k8s.io/v1 Policy choosing each request's level (default: everything at Metadata)")
-    up.add_argument("--default-not-ready-toleration-seconds", type=int, default=300,
-                    help="tolerationSeconds of the not-ready:NoExecute toleration added to pods (default: 300)")
-    up.add_argument("--default-unreachable-toleration-seconds", type=int, default=300,
-                    help="tolerationSeconds of the unreachable:NoExecute toleration added to pods (default: 300)")
     up.add_argument("--container-runtime", choices=("auto", "oci", "process"), default="auto",
                     help="how local nodes run containers: oci (runc under conmon: namespaces, cgroups, volumes), "
                          "process (host processes, no isolation), auto (oci when this machine can: root, runc, "
@@ -104,24 +82,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="log files kept per container instance, the current one included (default: 5)")
     _add_eviction_flags(up)
     controller_manager_flags(up)
-    up.add_argument("--cluster-dns", default="10.96.0.10",
-                    help="comma-separated nameserver IPs written into ClusterFirst pods' /etc/resolv.conf "
-                         "(default: 10.96.0.10, kube-dns's conventional ClusterIP; empty: pods fall back to Default)")
-    up.add_argument("--cluster-domain", default="cluster.local",
-                    help="the cluster's DNS domain, searched by ClusterFirst pods (default: cluster.local)")
     up.add_argument("--subnet-per", choices=("namespace", "node"), default="namespace",
                     help="pod subnets: one (or more) per namespace, Kuryr's model (default), or a /24 block per node")
     up.add_argument("--port-pool-size", type=int, default=0,
                     help="addresses the network controller keeps reserved per namespace (or node), so a new pod "
                          "takes one without waiting (Kuryr's port pools; default: 0, no pool)")
-    up.add_argument("--service-node-port-range", type=_port_range, default="30000-32767",
-                    help="the ports NodePort Services' node ports come from (default: 30000-32767)")
-    up.add_argument("--disable-admission-plugins", type=_admission_plugins, default="",
-                    help="comma-separated admission plugins not to run, by their Kubernetes names (e.g. LimitRanger, "
-                         "ServiceAccount, PodSecurity, ResourceQuota, ValidatingAdmissionWebhook)")
-    up.add_argument("--no-default-storage-class", dest="default_storage_class", action="store_false",
-                    help="do not create the local-path StorageClass (the default class, as k3s ships it) and its "
-                         "CSIDriver at start (default: create them on a new cluster)")
+
+    server = sub.add_parser("server", help="run an API server only (its store shared with other servers on etcd)")
+    _add_api_server_flags(server)
 
     sim = sub.add_parser("sim", help="run simulated nodes against a podlife server")
     sim.add_argument("--server", default=None, help="API server URL (default: from --kubeconfig)")
@@ -139,7 +107,70 @@ def _parser() -> argparse.ArgumentParser:
     from .api.ui import command as ui_command
 
     ui_command.add_parser(sub)
+    from . import components_cli, join_cli, migrate_cli
+
+    components_cli.add_parsers(sub)  # scheduler, controller-manager: control-plane components in their own process
+    join_cli.add_parsers(sub)  # token create, node: another host's node joining with a bootstrap token
+    migrate_cli.add_parser(sub)  # migrate: copy a cluster's objects from one store to another
     return p
+
+
+def _add_api_server_flags(parser: argparse.ArgumentParser) -> None:
+    """The API server's flags, shared by ``up`` (the all-in-one) and ``server`` (the API server alone)."""
+    parser.add_argument("--data-dir", type=Path, default=Path(".podlife"),
+                    help="where the store, certificates, kubeconfig and pod logs live (default: ./.podlife)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=6443, help="HTTPS port (default: 6443; 0 picks a free port)")
+    parser.add_argument("--in-memory", action="store_true", help="keep the store in memory only (nothing survives a restart)")
+    parser.add_argument("--store", default=None, metavar="URL",
+                        help="where the cluster's objects live: etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (etcd v3; "
+                             "several API servers may share it), sqlite:///PATH, memory:// (default: "
+                             "DATA_DIR/store.sqlite; memory:// with --in-memory)")
+    parser.add_argument("--etcd-cafile", type=Path, default=None, help="CA bundle to verify etcd's serving certificates")
+    parser.add_argument("--etcd-certfile", type=Path, default=None, help="client certificate presented to etcd")
+    parser.add_argument("--etcd-keyfile", type=Path, default=None, help="its private key")
+    parser.add_argument("--etcd-compaction-interval", type=_duration, default=300.0, metavar="DURATION",
+                        help="how often etcd's history is compacted to the revision of one interval ago, by one API "
+                             "server at a time (kube-apiserver's flag; default: 5m; 0 disables)")
+    parser.add_argument("--cluster-token-file", type=Path, default=None, metavar="FILE",
+                        help="a secret shared by the API servers of one etcd store: the cluster's certificate "
+                             "authority, signing keys and admin credentials are kept in the store encrypted with a "
+                             "key derived from it (default: $PODLIFE_CLUSTER_TOKEN, else none: protected only by "
+                             "access to etcd; docs/etcd.md)")
+    parser.add_argument("--pod-security-default", choices=("privileged", "baseline", "restricted"), default="privileged",
+                    help="PodSecurity level enforced in namespaces without pod-security.kubernetes.io labels "
+                         "(default: privileged, as in Kubernetes; kube-system is exempt)")
+    parser.add_argument("--metric-resolution", type=_duration, default=5.0, metavar="DURATION",
+                    help="how often the real nodes' kubelets are scraped for kubectl top (metrics-server's flag; "
+                         "default: 5s)")
+    parser.add_argument("--trace", nargs="?", const=True, default=True, type=_bool_value, metavar="BOOL",
+                    help="record every pod's life: writes, writers, field diffs, stages (docs/tracing.md; default: true)")
+    parser.add_argument("--no-trace", dest="trace", action="store_false", help="do not record pod traces")
+    parser.add_argument("--trace-max-pods", type=int, default=20_000, metavar="N",
+                    help="pod traces kept at most, the oldest dropped first (default: 20000)")
+    parser.add_argument("--trace-max-age", type=_duration, default=3600.0, metavar="DURATION",
+                    help="a pod trace is dropped this long after its last write (default: 1h)")
+    parser.add_argument("--audit-log-path", type=Path, default=None,
+                    help="write audit.k8s.io/v1 events of every request to this file (JSON lines)")
+    parser.add_argument("--audit-policy-file", type=Path, default=None,
+                    help="audit.k8s.io/v1 Policy choosing each request's level (default: everything at Metadata)")
+    parser.add_argument("--default-not-ready-toleration-seconds", type=int, default=300,
+                    help="tolerationSeconds of the not-ready:NoExecute toleration added to pods (default: 300)")
+    parser.add_argument("--default-unreachable-toleration-seconds", type=int, default=300,
+                    help="tolerationSeconds of the unreachable:NoExecute toleration added to pods (default: 300)")
+    parser.add_argument("--cluster-dns", default="10.96.0.10",
+                    help="comma-separated nameserver IPs written into ClusterFirst pods' /etc/resolv.conf "
+                         "(default: 10.96.0.10, kube-dns's conventional ClusterIP; empty: pods fall back to Default)")
+    parser.add_argument("--cluster-domain", default="cluster.local",
+                    help="the cluster's DNS domain, searched by ClusterFirst pods (default: cluster.local)")
+    parser.add_argument("--service-node-port-range", type=_port_range, default="30000-32767",
+                    help="the ports NodePort Services' node ports come from (default: 30000-32767)")
+    parser.add_argument("--disable-admission-plugins", type=_admission_plugins, default="",
+                    help="comma-separated admission plugins not to run, by their Kubernetes names (e.g. LimitRanger, "
+                         "ServiceAccount, PodSecurity, ResourceQuota, ValidatingAdmissionWebhook)")
+    parser.add_argument("--no-default-storage-class", dest="default_storage_class", action="store_false",
+                    help="do not create the local-path StorageClass (the default class, as k3s ships it) and its "
+                         "CSIDriver at start (default: create them on a new cluster)")
 
 
 def _port_range(text: str) -> tuple[int, int]:
@@ -257,32 +288,50 @@ def _eviction_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"eviction": config}
 
 
+def _api_server_config(args: argparse.Namespace) -> dict[str, Any]:
+    """ClusterConfig fields of the API server's flags (``up`` and ``server``)."""
+    import os
+
+    token = args.cluster_token_file.read_text().strip() if args.cluster_token_file else os.environ.get(
+        "PODLIFE_CLUSTER_TOKEN", "")
+    return dict(data_dir=args.data_dir, host=args.host, port=args.port, in_memory=args.in_memory,
+                store=args.store, etcd_tls={"ca_file": args.etcd_cafile, "cert_file": args.etcd_certfile,
+                                            "key_file": args.etcd_keyfile},
+                etcd_compaction_interval=args.etcd_compaction_interval, cluster_token=token,
+                audit_log_path=args.audit_log_path, audit_policy_file=args.audit_policy_file,
+                metric_resolution=args.metric_resolution,
+                trace=args.trace, trace_max_pods=max(1, args.trace_max_pods), trace_max_age=args.trace_max_age,
+                pod_security_default=args.pod_security_default,
+                default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
+                default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
+                disable_admission_plugins=args.disable_admission_plugins,
+                default_storage_class=args.default_storage_class,
+                cluster_dns=tuple(ip.strip() for ip in args.cluster_dns.split(",") if ip.strip()),
+                cluster_domain=args.cluster_domain, service_node_port_range=args.service_node_port_range)
+
+
+def _node_and_component_config(args: argparse.Namespace) -> dict[str, Any]:
+    """ClusterConfig fields of ``up``'s own flags: its nodes, scheduler, controllers and network."""
+    return dict(nodes=args.nodes, sim_nodes=args.sim_nodes, sim_stages=args.sim_stages,
+                local_path_dir=args.local_path_dir, scheduler_config=args.scheduler_config,
+                container_runtime=args.container_runtime,
+                allowed_image_registries=tuple(r.strip() for r in args.allowed_image_registries.split(",")
+                                               if r.strip()),
+                container_log_max_size=args.container_log_max_size,
+                container_log_max_files=args.container_log_max_files,
+                subnet_per=args.subnet_per, port_pool_size=max(0, args.port_pool_size),
+                controller_manager=controller_manager_options(args), **_eviction_options(args))
+
+
 async def _up(args: argparse.Namespace) -> None:
+    """``podlife up`` (everything) or ``podlife server`` (the API server alone: no nodes, no controllers)."""
     from .cluster import Cluster, ClusterConfig
     from .progress import progress
 
-    cfg = ClusterConfig(data_dir=args.data_dir, host=args.host, port=args.port, nodes=args.nodes,
-                        sim_nodes=args.sim_nodes, sim_stages=args.sim_stages, in_memory=args.in_memory,
-                        local_path_dir=args.local_path_dir,
-                        audit_log_path=args.audit_log_path, audit_policy_file=args.audit_policy_file,
-                        scheduler_config=args.scheduler_config,
-                        metric_resolution=args.metric_resolution,
-                        trace=args.trace, trace_max_pods=max(1, args.trace_max_pods), trace_max_age=args.trace_max_age,
-                        pod_security_default=args.pod_security_default,
-                        default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
-                        default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
-                        disable_admission_plugins=args.disable_admission_plugins,
-                        default_storage_class=args.default_storage_class,
-                        container_runtime=args.container_runtime,
-                        allowed_image_registries=tuple(r.strip() for r in args.allowed_image_registries.split(",")
-                                                       if r.strip()),
-                        container_log_max_size=args.container_log_max_size,
-                        container_log_max_files=args.container_log_max_files,
-                        cluster_dns=tuple(ip.strip() for ip in args.cluster_dns.split(",") if ip.strip()),
-                        cluster_domain=args.cluster_domain, subnet_per=args.subnet_per,
-                        port_pool_size=max(0, args.port_pool_size),
-                        service_node_port_range=args.service_node_port_range,
-                        controller_manager=controller_manager_options(args), **_eviction_options(args))
+    if args.command == "up":
+        cfg = ClusterConfig(**_api_server_config(args), **_node_and_component_config(args))
+    else:
+        cfg = ClusterConfig(**_api_server_config(args), nodes=0, control_plane=False)
     cluster = Cluster(cfg)
 
     async def start() -> None:
@@ -291,7 +340,11 @@ async def _up(args: argparse.Namespace) -> None:
                 board.add("simulated nodes registered", cfg.sim_nodes, lambda: _sim_nodes_registered(cluster))
             url = await cluster.start()
         print(f"podlife {__version__} is serving the Kubernetes API at {url}", flush=True)
-        print(f"  nodes: {cfg.nodes} local, {cfg.sim_nodes} simulated; data: {cluster.data_dir}", flush=True)
+        if cfg.control_plane:
+            print(f"  nodes: {cfg.nodes} local, {cfg.sim_nodes} simulated; data: {cluster.data_dir}", flush=True)
+        else:
+            print(f"  API server only (no nodes, scheduler or controllers); data: {cluster.data_dir}", flush=True)
+        print(f"  store: {cluster.store_url}", flush=True)
         for kubelet in cluster.local_kubelets():
             print(f"  node {kubelet.node_name}: pods run as {kubelet.runtime.description} ({kubelet.runtime_reason})",
                   flush=True)
@@ -348,11 +401,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     _install_event_loop()
     _tune_garbage_collector()
+    if hasattr(args, "run_command"):  # the subcommands whose module runs them (components, join, migrate)
+        return args.run_command(args)
     try:
-        asyncio.run(_up(args) if args.command == "up" else _sim(args))
+        asyncio.run(_up(args) if args.command in ("up", "server") else _sim(args))
     except KeyboardInterrupt:
         pass
-    except (OSError, ValueError) as exc:  # bad files, ports in use, invalid stage files
+    except (OSError, ValueError, StoreError) as exc:  # bad files, ports in use, invalid stage files, no store
         print(f"podlife: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -2,12 +2,14 @@
 
 ``podlife up`` is this class. Start order matters and follows the seeds:
 
-1. certificates, token and store (SQLite in the data directory);
+1. the store (SQLite in the data directory, or ``--store``: etcd, which several API servers
+   may share), then certificates and token (on a shared store, the cluster's CA, keys and
+   admin credentials come from the store: :mod:`podlife.api.shared_pki`);
 2. the API (watch caches filled from the store, system namespaces created);
 3. the host's ``unreachable`` routes for the pod and service ranges, *before* any
    pod can get an address (network safety);
 4. the HTTPS server, then the kubeconfig (written before ``/readyz`` turns ready);
-5. the controllers (the controller manager -- every kube-controller-manager controller,
+5. (not for ``podlife server``, the API server alone) the controllers (the controller manager -- every kube-controller-manager controller,
    under its leader election --, scheduler, network controller) and the nodes (kubelets, each
    with its own process runtime; one local-path provisioner, :mod:`podlife.node.local_path`, making
    the local nodes' volumes and CSINodes), all talking to the API through the in-process
@@ -56,7 +58,8 @@ from .api.local_client import LocalClient
 from .controllers.options import ControllerManagerOptions
 from .machinery.errors import ApiError
 from .machinery.tasks import Supervisor
-from .store import SQLiteStore, Store
+from .api.shared_pki import share_pki
+from .store import SQLiteStore, Store, open_store
 from .store.memory import MemoryStore
 from .trace.journal import Journal
 from .trace.recorder import PodTraces
@@ -156,6 +159,16 @@ class ClusterConfig:
     trace: bool = True
     trace_max_pods: int = 20_000
     trace_max_age: float = 3600.0
+    #: ``--store``: the store's URL (``etcd://h:p[,h:p]``, ``sqlite:///path``, ``memory://``); None: SQLite in the
+    #: data directory (memory with ``in_memory``). ``etcd_tls``: ``--etcd-cafile/certfile/keyfile`` as open_store's
+    #: ca_file/cert_file/key_file; ``etcd_compaction_interval``: ``--etcd-compaction-interval`` seconds
+    store: str | None = None
+    etcd_tls: dict[str, Any] = field(default_factory=dict)
+    etcd_compaction_interval: float = 300.0
+    #: ``--cluster-token-file``: the secret the PKI kept in a shared store is encrypted with (:mod:`podlife.api.shared_pki`)
+    cluster_token: str = ""
+    #: False for ``podlife server``: the API server alone, no controllers, scheduler, network controller or nodes
+    control_plane: bool = True
     #: ``--metric-resolution``: seconds between scrapes of the real kubelets for ``kubectl top`` (metrics-server's flag)
     metric_resolution: float = 5.0
 
@@ -198,10 +211,14 @@ class Cluster:
         # read and checked before anything starts: a bad file stops ``up`` with every problem it has
         self.scheduler_settings = self._load_scheduler_config()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.pki.ensure([cfg.host, *api_server_names(cfg.service_cidr, cfg.cluster_domain)])
-        token = self.pki.token()
-        self.store = MemoryStore() if cfg.in_memory else SQLiteStore(self.data_dir / "store.sqlite")
+        self.store = self._open_store()
         await self.store.start()
+        hosts = [cfg.host, *api_server_names(cfg.service_cidr, cfg.cluster_domain)]
+        if self.store.shared:  # several servers, one cluster: the PKI lives in the store too
+            await share_pki(self.store, self.pki, hosts, cfg.cluster_token)
+        else:
+            self.pki.ensure(hosts)
+        token = self.pki.token()
         traces = await self._start_trace(self.store)
         self.ctx = await build_api(self.store)
         self.ctx.trace = traces
@@ -227,9 +244,27 @@ class Cluster:
         # the admin's client certificate, as kubeadm and k3s write it (no token: one credential per user)
         write_kubeconfig(self.kubeconfig, self.url, self.pki.ca_cert, self.pki.admin_credentials())
         self._write_component_kubeconfigs()
-        await self._start_components(token)
+        if cfg.control_plane:
+            await self._start_components(token)
         self.server.ready = True
         return self.url
+
+    @property
+    def store_url(self) -> str:
+        """The store as ``--store`` names it (the default spelled out)."""
+        cfg = self.config
+        if cfg.store:
+            return cfg.store
+        return "memory://" if cfg.in_memory else f"sqlite://{self.data_dir / 'store.sqlite'}"
+
+    def _open_store(self) -> Store:
+        cfg = self.config
+        if cfg.store is None or cfg.store == "memory://":
+            return MemoryStore() if cfg.in_memory or cfg.store else SQLiteStore(self.data_dir / "store.sqlite")
+        if cfg.store.startswith("etcd://"):
+            return open_store(cfg.store, compaction_interval=cfg.etcd_compaction_interval,
+                              **{k: v for k, v in cfg.etcd_tls.items() if v})
+        return open_store(cfg.store)
 
     def _start_resource_metrics(self) -> None:
         """``metrics.k8s.io``'s numbers (:mod:`podlife.api.resource_metrics`): the kubelets scraped with the API

@@ -153,9 +153,11 @@ class RawAnswer:
 
 
 @contextmanager
-def running_podlife(data_dir: Path, *args: str, kubectl: str | None = None) -> Iterator[PodlifeProcess]:
-    """``podlife up ARGS`` started, then stopped whatever happens (also when it fails to start)."""
-    proc = PodlifeProcess(data_dir, *args, kubectl=kubectl)
+def running_podlife(data_dir: Path, *args: str, kubectl: str | None = None,
+                    command: str = "up") -> Iterator[PodlifeProcess]:
+    """``podlife up ARGS`` (or ``podlife server ARGS``) started, then stopped whatever happens (also when it fails
+    to start)."""
+    proc = PodlifeProcess(data_dir, *args, kubectl=kubectl, command=command)
     try:
         yield proc.start()
     finally:
@@ -163,12 +165,13 @@ def running_podlife(data_dir: Path, *args: str, kubectl: str | None = None) -> I
 
 
 class PodlifeProcess:
-    """One ``podlife up`` process and the kubectl (``kubectl_bin``) that drives it."""
+    """One ``podlife up`` (or ``command``: ``server``) process and the kubectl (``kubectl_bin``) that drives it."""
 
-    def __init__(self, data_dir: Path, *args: str, kubectl: str | None = None) -> None:
+    def __init__(self, data_dir: Path, *args: str, kubectl: str | None = None, command: str = "up") -> None:
         self.data_dir = data_dir
         self.args = list(args)
-        if "--container-runtime" not in self.args:
+        self.command = command
+        if command == "up" and "--container-runtime" not in self.args:
             # host processes unless a test asks for real containers (tests of the OCI runtime do):
             # the API and lifecycle tests need no images, and run faster without them
             self.args += ["--container-runtime", "process"]
@@ -193,16 +196,17 @@ class PodlifeProcess:
             self.kubeconfig.unlink()  # a restart writes a new one (the port may change)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "podlife.cli", "up", "--data-dir", str(self.data_dir), "--port", "0", *self.args],
+            [sys.executable, "-m", "podlife.cli", self.command, "--data-dir", str(self.data_dir), "--port", "0",
+             *self.args],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
-        wait_for(self._ready, START_TIMEOUT, what=f"podlife up to be ready (log: {self.log_path})")
+        wait_for(self._ready, START_TIMEOUT, what=f"podlife {self.command} to be ready (log: {self.log_path})")
         return self
 
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"podlife up exited with {self.proc.returncode}: {self.log_path.read_text()[-3000:]}")
+            raise RuntimeError(f"podlife {self.command} exited with {self.proc.returncode}: {self.log_path.read_text()[-3000:]}")
         if not self.kubeconfig.exists():
             return False
         status, _ = self.http("GET", "/readyz", auth=False)

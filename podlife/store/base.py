@@ -114,6 +114,9 @@ Listener = Callable[[list[Event]], None]
 class Store(abc.ABC):
     """etcd-shaped storage. All methods are coroutines except listener registration."""
 
+    #: whether other processes (other API servers) may write to this store too
+    shared = False
+
     @property
     @abc.abstractmethod
     def revision(self) -> int:
