@@ -122,6 +122,10 @@ def _prefix_end(prefix: bytes) -> bytes:
     return trimmed[:-1] + bytes([trimmed[-1] + 1])
 
 
+#: a transaction waiting for its batch: the request, the keys it writes, its size, its answer
+_Queued = tuple[rpc.TxnRequest, set[str], int, "asyncio.Future[tuple[Any, int]]"]
+
+
 class TxnBatcher:
     """Many independent transactions per round trip: each one a nested ``Txn`` of one outer ``Txn``.
 
@@ -139,7 +143,7 @@ class TxnBatcher:
                  max_in_flight: int = 4) -> None:
         self._kv = kv
         self._max_txns, self._max_bytes, self._max_in_flight = max_txns, max_bytes, max_in_flight
-        self._queue: list[tuple[rpc.TxnRequest, set[str], int, asyncio.Future[tuple[Any, int]]]] = []
+        self._queue: list[_Queued] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         self._scheduled = False
 
@@ -155,7 +159,10 @@ class TxnBatcher:
     def _dispatch(self) -> None:
         self._scheduled = False
         while self._queue and len(self._in_flight) < self._max_in_flight:
-            batch, rest, keys, size = [], [], set(), 0
+            batch: list[_Queued] = []
+            rest: list[_Queued] = []
+            keys: set[str] = set()
+            size = 0
             for item in self._queue:
                 fits = len(batch) < self._max_txns and (not batch or size + item[2] <= self._max_bytes)
                 if fits and keys.isdisjoint(item[1]):
@@ -175,7 +182,7 @@ class TxnBatcher:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._dispatch)
 
-    async def _send(self, batch: list[tuple[rpc.TxnRequest, set[str], int, asyncio.Future[tuple[Any, int]]]]) -> None:
+    async def _send(self, batch: list[_Queued]) -> None:
         if len(batch) == 1:
             request, future = batch[0][0], batch[0][3]
         else:
@@ -315,6 +322,7 @@ class EtcdStore(MemoryStore):
             # the compared keys' current values follow the failure ops, for the caller's conflict report
             failure=[*(self._request_op(op) for op in failure or []),
                      *(rpc.RequestOp(request_range=rpc.RangeRequest(key=self._wire(c.key))) for c in compares)])
+        assert self._batcher is not None
         puts = [op for op in (*success, *(failure or [])) if isinstance(op, Put) and op.obj is not None]
         for op in puts:
             self._objects[op.key] = (op.value, op.obj)
@@ -388,11 +396,11 @@ class EtcdStore(MemoryStore):
                     return
                 if resp.canceled:
                     raise StoreError(f"etcd canceled the watch: {resp.cancel_reason or 'no reason given'}")
-                self._apply(resp.events, resp.header.revision)
+                self._apply_response(resp.events, resp.header.revision)
         finally:
             call.cancel()
 
-    def _apply(self, events: Iterable[Any], header_revision: int) -> None:
+    def _apply_response(self, events: Iterable[Any], header_revision: int) -> None:
         """One watch response: into the index, then to history, listeners and watchers (one batch)."""
         batch: list[Event] = []
         for ev in events:
