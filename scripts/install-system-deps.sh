@@ -10,6 +10,9 @@
 #   docker-registry the registry the tests pull images from, on loopback (no service is started)
 #   iproute2        `ip`: network namespaces, veths and routes of pod networking (and test_netns)
 #   nftables        `nft`: the service proxy and NetworkPolicy rules inside each node namespace
+#   etcd-server     `etcd`: the store of `--store etcd://...`; tests start their own members on free
+#                   loopback ports (the package's own service is not started)
+#   etcd-client     `etcdctl`: the etcd docs' and tests' way to look at the store
 #   chromium        Debian's Chromium at /usr/bin/chromium: the web UI's browser tests drive it headless
 #                   (with Playwright); installed with its recommended packages (fonts), as `apt-get install -y chromium`
 # Idempotent: installs nothing when every command is present, and says what it did either way.
@@ -18,7 +21,7 @@ set -euo pipefail
 
 # package:command pairs; a package is installed only when its command is not on PATH.
 WANTED=("runc:runc" "conmon:conmon" "busybox-static:busybox" "nginx-light:nginx" "docker-registry:docker-registry"
-        "iproute2:ip" "nftables:nft")
+        "iproute2:ip" "nftables:nft" "etcd-server:etcd" "etcd-client:etcdctl")
 
 missing=()
 # chromium is checked by its path (the tests launch /usr/bin/chromium) and installed on its own, below

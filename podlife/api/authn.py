@@ -4,6 +4,7 @@ The chain (kube-apiserver's, ``pkg/kubeapiserver/authenticator``)::
 
     credentials ─► union ─┬─ bearer token ─► the admin token
                           ├─ bearer token ─► union ─┬─ static token file (--token-auth-file)
+                          │                         ├─ bootstrap tokens (podlife.api.bootstrap_tokens)
                           │                         └─ service-account JWTs
                           └─ x509 client certificate, chained to the cluster CA
                    accepted ─► system:authenticated added to the groups
@@ -675,6 +676,9 @@ def build_authenticator(options: AuthenticationOptions, *, admin_token: str | No
     tokens: list[TokenAuthenticator] = []
     if options.token_auth_file is not None:
         tokens.append(StaticTokens(load_token_file(options.token_auth_file), audiences))
+    from .bootstrap_tokens import BootstrapTokens  # it builds on this module
+
+    tokens.append(BootstrapTokens(lookups, audiences, clock))  # kube-system/bootstrap-token-<id> Secrets
     if service_account_keys:
         from .legacy_tokens import LegacyServiceAccountTokens  # it builds on this module
 

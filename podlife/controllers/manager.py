@@ -82,6 +82,7 @@ CONTROLLERS: dict[str, tuple[str, str, str | None]] = {
     "clusterrole-aggregation-controller": ("clusterrole_aggregation", "ClusterRoleAggregationController",
                                            "clusterrole-aggregation-controller"),
     "root-ca-certificate-publisher-controller": ("root_ca", "RootCAPublisher", "root-ca-cert-publisher"),
+    "token-cleaner-controller": ("token_cleaner", "TokenCleaner", "token-cleaner"),
     "node-lifecycle-controller": ("node_lifecycle", "NodeLifecycleController", "node-controller"),
     "taint-eviction-controller": ("taint_eviction", "TaintEvictionController", "node-controller"),
     "pod-garbage-collector-controller": ("podgc", "PodGCController", "pod-garbage-collector"),
