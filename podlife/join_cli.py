@@ -34,7 +34,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from .api import bootstrap_tokens as bt
+from .machinery import bootstrap_token as bt
 from .client.base import Resource
 
 SECRETS = Resource("", "v1", "secrets", "Secret")

@@ -189,13 +189,14 @@ def test_token_cleaner_deletes_expired_tokens(cluster: PodlifeProcess) -> None:
 
 def test_authenticator_refuses_a_token_once_it_expires() -> None:
     """The expiry check itself, apart from the cleaner (which deletes expired Secrets at once)."""
-    from podlife.api import bootstrap_tokens as bt
     from podlife.api.authn import BoundObjectLookups
+    from podlife.api.bootstrap_tokens import BootstrapTokens
+    from podlife.machinery import bootstrap_token as bt
 
     now = [1_000_000.0]
     token = bt.BootstrapToken("abc123", "0123456789abcdef", bt.rfc3339(now[0] + 60))
     stored = {(bt.NAMESPACE, "bootstrap-token-abc123"): bt.token_secret(token)}
-    authenticator = bt.BootstrapTokens(BoundObjectLookups(service_account=lambda ns, name: None,
+    authenticator = BootstrapTokens(BoundObjectLookups(service_account=lambda ns, name: None,
                                                                          secret_object=lambda ns, name: stored.get((ns, name))),
                                        ["https://kubernetes.default.svc"], clock=lambda: now[0])
     accepted = authenticator.authenticate_token(token.token, None)

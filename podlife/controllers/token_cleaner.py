@@ -4,7 +4,7 @@ kube-controller-manager's ``tokencleaner`` (``token-cleaner-controller``, acting
 ``kube-system:token-cleaner``; kubeadm turns it on, and so does podlife, a cluster that joins
 nodes as kubeadm's does). It watches the Secrets of type ``bootstrap.kubernetes.io/token`` in
 kube-system (an informer of its own, that namespace and field selector), and deletes one whose
-``expiration`` (:func:`podlife.api.bootstrap_tokens.expired`) has passed, with the Secret's
+``expiration`` (:func:`podlife.machinery.bootstrap_token.expired`) has passed, with the Secret's
 uid as a precondition so a recreated token of that name is left alone. A token that expires
 later is queued for then. An expired token already authenticates no one (the authenticator
 checks the time); deleting it keeps ``podlife token list`` and kube-system tidy, as on a
@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 
-from ..api import bootstrap_tokens as bt
+from ..machinery import bootstrap_token as bt
 from ..client.base import Obj, Resource
 from ..client.informer import Informer, object_key
 from ..client.workqueue import WorkQueue
