@@ -24,6 +24,7 @@ import pytest
 from podlife.machinery.constants import KUBERNETES_VERSION
 
 from .cluster_harness import PodlifeProcess, require_tool, running_podlife
+from .etcd_harness import EtcdCluster, running_etcd
 from .in_process import InProcessApi, in_process_api
 
 collect_ignore_glob: list[str] = []
@@ -88,3 +89,17 @@ async def local_api() -> AsyncIterator[InProcessApi]:
     """An in-process API on a fresh memory store (``.ctx``, ``.client``, ``.store``), shut down after the test."""
     async with in_process_api() as api:
         yield api
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[EtcdCluster]:
+    """A fresh one-member etcd on free loopback ports (``.url``: its ``etcd://`` store URL), removed after the test."""
+    with running_etcd(tmp_path / "etcd") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def etcd3(tmp_path: Path) -> Iterator[EtcdCluster]:
+    """A fresh three-member etcd cluster on loopback (``.url`` names all members; ``.members[i].kill()``)."""
+    with running_etcd(tmp_path / "etcd3", size=3) as cluster:
+        yield cluster
