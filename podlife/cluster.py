@@ -10,7 +10,7 @@
    pod can get an address (network safety);
 4. the HTTPS server, then the kubeconfig (written before ``/readyz`` turns ready);
 5. (not for ``podlife server``, the API server alone) the controllers (the controller manager -- every kube-controller-manager controller,
-   under its leader election --, scheduler, network controller) and the nodes (kubelets, each
+   and the network controller, under its Lease --, the scheduler under its own) and the nodes (kubelets, each
    with its own process runtime; one local-path provisioner, :mod:`podlife.node.local_path`, making
    the local nodes' volumes and CSINodes), all talking to the API through the in-process
    client, each as its own user (:func:`component_client`), so RBAC, the Node
@@ -325,7 +325,11 @@ class Cluster:
     async def _start_components(self, token: str) -> None:
         from .kubelet.kubelet import Kubelet
         from .kubelet.runtimes import choose_runtime
+        from .client.leaderelection import run_while_leading
+        from .components_cli import scheduler_election
+        from .controllers.manager import candidate_identity
         from .network.controller import NetworkController
+        from .nodenet.names import cluster_id
         from .scheduler.scheduler import Scheduler
 
         from .controllers import APIServiceRegistration
@@ -337,14 +341,16 @@ class Cluster:
             builtin_group_versions |= self.server.virtual.served_group_versions()
         # the API server's own controller: its loopback identity (system:apiserver), outside the controller manager
         self.components.start(APIServiceRegistration(self.client, builtin_group_versions).run(), "apiservice-registration")
-        self._start_controller_manager()
+        network = self.component_client(COMPONENT_KUBECONFIGS["network-controller"], "network-controller")
+        self._start_controller_manager(NetworkController(  # under the controller manager's Lease
+            network, pod_cidr=self.config.pod_cidr, subnet_per=self.config.subnet_per,
+            port_pool_size=self.config.port_pool_size, dns_nameservers=self.config.cluster_dns))
         scheduler = self.component_client(COMPONENT_KUBECONFIGS["scheduler"], "kube-scheduler")
         options = self.scheduler_settings.scheduler_options() if self.scheduler_settings is not None else {}
-        self.components.start(Scheduler(scheduler, **options).run(), "scheduler")
-        network = self.component_client(COMPONENT_KUBECONFIGS["network-controller"], "network-controller")
-        self.components.start(NetworkController(
-            network, pod_cidr=self.config.pod_cidr, subnet_per=self.config.subnet_per,
-            port_pool_size=self.config.port_pool_size, dns_nameservers=self.config.cluster_dns).run(), "network-controller")
+        # kube-scheduler's Lease (an extra `podlife scheduler` stands by); the first attempt is immediate
+        self.components.start(run_while_leading(scheduler, scheduler_election(self.scheduler_settings),
+                                                candidate_identity(cluster_id(self.data_dir)),
+                                                Scheduler(scheduler, **options).run), "scheduler")
         for name in self.node_names():
             root_dir = self.data_dir / "nodes" / name
             runtime, why = choose_runtime(root_dir, self.config.container_runtime,
@@ -475,24 +481,34 @@ class Cluster:
             except ApiError as exc:  # e.g. an address outside the service range: no kube-dns Service
                 log.warning("the kube-dns Service could not be created: %s", exc)
 
-    def _start_controller_manager(self) -> None:
+    def _start_controller_manager(self, network_controller: Any) -> None:
         """kube-controller-manager: every controller of :mod:`podlife.controllers.manager` (namespaces, garbage
         collection, service accounts and their tokens, endpoints and slices, RBAC aggregation, the root CA, the
-        workloads, nodes, pod GC, quotas, budgets), under its leader election and ``--controllers``.
+        workloads, nodes, pod GC, quotas, budgets), under ``--controllers``, and the network controller, both
+        under its leader election (one Lease, as ``podlife controller-manager`` runs them: an external one stands
+        by, no address is handed out twice).
 
         What its flags would name is given here: the cluster CA (``--root-ca-file``) and the signer of legacy
         tokens (``--service-account-private-key-file``)."""
+        from dataclasses import replace
+
         from .api.identity import load_signing_key
         from .api.legacy_tokens import LegacyTokenGenerator
+        from .client.leaderelection import run_while_leading, together
+        from .components_cli import controller_manager_election
         from .controllers.manager import ControllerManager, candidate_identity
         from .nodenet.names import cluster_id
 
         generator = LegacyTokenGenerator(load_signing_key(self.pki.service_account_key()))
-        self.controller_manager = ControllerManager(
-            self.controller_client, self.component_client(CONTROLLER_MANAGER_USER, "kube-controller-manager"),
-            self.config.controller_manager, root_ca=self.pki.ca_cert.read_text(), token_generator=generator.generate,
-            identity=candidate_identity(cluster_id(self.data_dir)))  # restarted after a crash: its own Lease back at once
-        self.components.start(self.controller_manager.run(), "controller-manager")
+        manager_client = self.component_client(CONTROLLER_MANAGER_USER, "kube-controller-manager")
+        options = self.config.controller_manager
+        identity = candidate_identity(cluster_id(self.data_dir))  # restarted after a crash: its own Lease back at once
+        self.controller_manager = ControllerManager(  # elects below, with the network controller
+            self.controller_client, manager_client, replace(options, leader_elect=False),
+            root_ca=self.pki.ca_cert.read_text(), token_generator=generator.generate, identity=identity)
+        self.components.start(run_while_leading(manager_client, controller_manager_election(options), identity,
+                                                together(self.controller_manager.run, network_controller.run)),
+                              "controller-manager")
 
     def component_client(self, user: UserInfo, user_agent: str, *, reads_as: UserInfo | None = None) -> LocalClient:
         """The in-process client a component calls the API with, as ``user``."""

@@ -40,9 +40,10 @@ QueueSort and Bind are the scheduler's own (PrioritySort, DefaultBinder): they
 can be configured (and must be present, as in kube) but not replaced.
 VolumeBinding is built into the scheduler: its name is accepted, its
 ``bindTimeoutSeconds`` used, and it always runs for pods with claims.
-``leaderElection``, ``clientConnection`` and the profiling switches are accepted
-and checked; they change nothing (podlife's scheduler runs inside the cluster
-process).
+``leaderElection`` is checked here and honoured by whoever runs the scheduler
+(:func:`podlife.components_cli.scheduler_election`: the Lease it schedules under);
+``clientConnection`` and the profiling switches are accepted and checked; they change
+nothing.
 
 Reads: one file. Writes: nothing. The result, :class:`SchedulerConfig`, gives
 the :class:`~podlife.scheduler.scheduler.Scheduler`'s keyword arguments
@@ -458,8 +459,8 @@ class _Reader:
             self.errors.append(invalid(path, value, "not in valid range [0-100]"))
 
     def _leader_election(self, le: Mapping[str, Any]) -> None:
-        """component-base's leader election checks, on kube-scheduler's defaults (accepted; podlife's
-        scheduler runs in the cluster process and does not elect)."""
+        """component-base's leader election checks, on kube-scheduler's defaults (the settings are used by
+        :func:`podlife.components_cli.scheduler_election`)."""
         path = "leaderElection"
         if le.get("leaderElect") is False:
             return
