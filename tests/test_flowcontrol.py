@@ -7,6 +7,8 @@ release after), with asyncio tasks standing for requests in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -88,10 +90,10 @@ async def test_a_full_queue_and_a_long_wait_are_rejected() -> None:
 # --------------------------------------------------------------------------- through the real HTTP server
 
 
-async def test_a_flood_through_the_server_gets_429s_and_the_admin_is_still_answered(local_api: Any,
-                                                                                     tmp_path: Any) -> None:
-    """Service-account clients flood creates at a server with few seats; the overflow is 429, the admin exempt."""
-    import json
+@contextlib.asynccontextmanager
+async def tight_server(local_api: Any, tmp_path: Any) -> AsyncIterator[tuple[str, str, FlowControl]]:
+    """The real HTTPS server with few seats on the test's store: (its URL, a service-account token whose account
+    may do anything in ``default``, its flow control)."""
     import ssl
 
     import aiohttp
@@ -118,26 +120,44 @@ async def test_a_flood_through_the_server_gets_429s_and_the_admin_is_still_answe
     url = await server.start("127.0.0.1", 0, pki.server_ssl_context())
     tls = ssl.create_default_context(cafile=str(pki.ca_cert))
     try:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls, limit=0)) as session:
-            async def post(headers: dict[str, str], i: int) -> tuple[int, dict[str, Any], str]:
-                body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"flood-{i}"}, "data": {"k": "v"}}
-                async with session.post(f"{url}/api/v1/namespaces/default/configmaps", json=body,
-                                        headers=headers) as resp:
-                    return resp.status, json.loads(await resp.text()), resp.headers.get("Retry-After", "")
-
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls)) as session:
+            admin = {"Authorization": "Bearer admin-secret"}
             sa = await session.post(f"{url}/api/v1/namespaces/default/serviceaccounts",
                                     json={"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "flood"}},
-                                    headers={"Authorization": "Bearer admin-secret"})
+                                    headers=admin)
             assert sa.status == 201
             token_resp = await session.post(f"{url}/api/v1/namespaces/default/serviceaccounts/flood/token",
                                             json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                                                  "spec": {}}, headers={"Authorization": "Bearer admin-secret"})
+                                                  "spec": {}}, headers=admin)
             token = (await token_resp.json())["status"]["token"]
+        yield url, token, tight
+    finally:
+        await server.stop()
+
+
+def _configmap(i: int) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"flood-{i}"}, "data": {"k": "v"}}
+
+
+async def test_a_flood_through_the_server_gets_429s_and_the_admin_is_still_answered(local_api: Any,
+                                                                                     tmp_path: Any) -> None:
+    """Service-account clients flood creates at a server with few seats; the overflow is 429, the admin exempt."""
+    import json
+    import ssl
+
+    import aiohttp
+
+    async with tight_server(local_api, tmp_path) as (url, token, _):
+        tls = ssl.create_default_context(cafile=str(tmp_path / "pki" / "ca.crt"))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls, limit=0)) as session:
+            async def post(headers: dict[str, str], i: int) -> tuple[int, dict[str, Any], str]:
+                async with session.post(f"{url}/api/v1/namespaces/default/configmaps", json=_configmap(i),
+                                        headers=headers) as resp:
+                    return resp.status, json.loads(await resp.text()), resp.headers.get("Retry-After", "")
+
             flood = [asyncio.ensure_future(post({"Authorization": f"Bearer {token}"}, i)) for i in range(300)]
             admin = await post({"Authorization": "Bearer admin-secret"}, 10_000)
             results = await asyncio.gather(*flood)
-    finally:
-        await server.stop()
     assert admin[0] == 201  # exempt: answered whatever the flood does
     codes = [code for code, _, _ in results]
     assert set(codes) <= {201, 429}, set(codes)
@@ -145,3 +165,29 @@ async def test_a_flood_through_the_server_gets_429s_and_the_admin_is_still_answe
     refused = next(r for r in results if r[0] == 429)
     assert refused[1]["reason"] == "TooManyRequests" and refused[1]["message"] == TOO_MANY_MESSAGE
     assert refused[2] == "1"
+
+
+async def test_the_http_client_rides_out_429s_as_client_go(local_api: Any, tmp_path: Any) -> None:
+    """The same flood through podlife's HTTP client: the server turns many away, yet every create succeeds,
+    because the client waits the Retry-After and sends again (client-go's REST client does so)."""
+    from podlife.client.base import CONFIGMAPS
+    from podlife.client.http import HTTPClient
+
+    async with tight_server(local_api, tmp_path) as (url, token, tight):
+        client = HTTPClient(url, token=token, ca_file=tmp_path / "pki" / "ca.crt", max_connections=300)
+        try:
+            created = await asyncio.gather(*(client.create(CONFIGMAPS, _configmap(i), "default") for i in range(300)))
+        finally:
+            await client.close()
+    assert sorted(c["metadata"]["name"] for c in created) == sorted(f"flood-{i}" for i in range(300))
+    assert sum(level.rejected for level in tight.levels.values()) > 0  # there were 429s to ride out
+
+
+def test_which_responses_are_retried() -> None:
+    """client-go's checkWait: a 429 or 5xx with a Retry-After of whole seconds, capped; nothing else."""
+    from podlife.client.http import MAX_RETRY_AFTER, retry_after
+
+    assert retry_after(429, "1") == 1.0 and retry_after(503, "2") == 2.0
+    assert retry_after(429, "3600") == MAX_RETRY_AFTER
+    assert retry_after(429, None) is None  # an eviction a budget refuses: the caller decides
+    assert retry_after(500, None) is None and retry_after(409, "1") is None and retry_after(429, "soon") is None

@@ -4,10 +4,18 @@ Used by components that run in their own process (``podlife sim --server URL``),
 benchmarks that must load the server like real users, and by tests. Errors come back
 as the server's ``Status`` in an :class:`~podlife.machinery.errors.ApiError`, exactly as
 the in-process client raises them.
+
+A ``429 Too Many Requests`` or a 5xx that carries ``Retry-After`` (API Priority and
+Fairness turned the request away before doing anything) is retried after that many
+seconds, up to :data:`MAX_RETRIES` times, as client-go's REST client does; without the
+header (an eviction a disruption budget refuses) the caller sees it at once, and after
+the last retry too: a component over HTTP rides out a busy server the way kube
+components do, instead of dropping the work.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +26,11 @@ import orjson
 
 from ..machinery.errors import ApiError
 from .base import Client, Obj, Resource, WatchEvent
+
+#: client-go's ``maxRetries`` for a response with ``Retry-After`` (429, or 5xx that asks for it)
+MAX_RETRIES = 10
+#: the longest ``Retry-After`` honoured, in seconds (a longer one is waited this long)
+MAX_RETRY_AFTER = 10.0
 
 _PATCH_CONTENT_TYPES = {
     "merge": "application/merge-patch+json",
@@ -74,11 +87,17 @@ class HTTPClient(Client):
                       content_type: str = "application/json") -> Any:
         data = orjson.dumps(body) if body is not None else None
         headers = {"Content-Type": content_type} if data is not None else None
-        async with self.session.request(method, self.server + path, params=params, data=data, headers=headers) as resp:
-            raw = await resp.read()
-            if resp.status >= 400:
-                raise _error(resp.status, raw)
-            return orjson.loads(raw) if raw else None
+        for attempt in range(MAX_RETRIES + 1):
+            async with self.session.request(method, self.server + path, params=params, data=data,
+                                            headers=headers) as resp:
+                raw = await resp.read()
+                if resp.status < 400:
+                    return orjson.loads(raw) if raw else None
+                wait = retry_after(resp.status, resp.headers.get("Retry-After"))
+                if wait is None or attempt == MAX_RETRIES:
+                    raise _error(resp.status, raw)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     # ---- Client ---------------------------------------------------------------------
 
@@ -159,6 +178,18 @@ class HTTPClient(Client):
 
 def _params(**values: str | None) -> dict[str, str]:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def retry_after(status: int, header: str | None) -> float | None:
+    """Seconds to wait before retrying a response, or None if it is not to be retried (client-go's
+    ``checkWait``: a 429 or 5xx with a ``Retry-After`` of whole seconds)."""
+    if not header or not (status == 429 or status >= 500):
+        return None
+    try:
+        seconds = int(header)
+    except ValueError:
+        return None
+    return min(max(float(seconds), 0.0), MAX_RETRY_AFTER)
 
 
 def _error(status: int, raw: bytes) -> ApiError:
