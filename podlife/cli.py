@@ -107,11 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     from .api.ui import command as ui_command
 
     ui_command.add_parser(sub)
-    from . import components_cli, join_cli, migrate_cli
+    from . import components_cli, join_cli, migrate_cli, proxy_cli
 
     components_cli.add_parsers(sub)  # scheduler, controller-manager: control-plane components in their own process
     join_cli.add_parsers(sub)  # token create, node: another host's node joining with a bootstrap token
     migrate_cli.add_parser(sub)  # migrate: copy a cluster's objects from one store to another
+    proxy_cli.add_parser(sub)  # apiserver-proxy: one local address in front of several API servers
     return p
 
 
