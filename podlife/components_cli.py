@@ -195,6 +195,11 @@ def _add_controller_manager_parser(subparsers: Any) -> None:
     p.add_argument("--service-account-private-key-file", type=Path, default=None, metavar="FILE",
                    help="PEM key legacy service-account token Secrets are signed with (podlife's: DATA_DIR/pki/sa.key; "
                         "default: none, the token controller does not run)")
+    p.add_argument("--cluster-signing-cert-file", type=Path, default=None, metavar="FILE",
+                   help="PEM CA certificate the CSR signer issues certificates with (podlife's: DATA_DIR/pki/ca.crt; "
+                        "default: none, the signer does not run)")
+    p.add_argument("--cluster-signing-key-file", type=Path, default=None, metavar="FILE",
+                   help="PEM key of --cluster-signing-cert-file (podlife's: DATA_DIR/pki/ca.key)")
     network = p.add_argument_group("network controller", "podlife's pod network (network.podlife.io Ports, Subnets)")
     network.add_argument("--network-controller", nargs="?", const=True, default=True, type=_bool, metavar="BOOL",
                          help="run the network controller too, under the same Lease (default: true)")
@@ -449,6 +454,7 @@ def run_controller_manager(args: argparse.Namespace) -> int:
         config = load_kubeconfig(args.kubeconfig)
         root_ca = args.root_ca_file.read_text() if args.root_ca_file else (config.ca or b"").decode()
         token_generator = _legacy_token_generator(args.service_account_private_key_file)
+        signing = _cluster_signing(args.cluster_signing_cert_file, args.cluster_signing_key_file)
         client, lease_client = _clients(args.kubeconfig)
     except (OSError, ValueError, KeyError) as exc:
         return _fail("controller-manager", exc)
@@ -458,7 +464,16 @@ def run_controller_manager(args: argparse.Namespace) -> int:
         ipaddress.ip_network(args.cluster_cidr)
     except ValueError as exc:
         return _fail("controller-manager", f"invalid --cluster-cidr: {exc}")
-    return asyncio.run(_manage(args, options, election, client, lease_client, root_ca, token_generator))
+    return asyncio.run(_manage(args, options, election, client, lease_client, root_ca, token_generator, signing))
+
+
+def _cluster_signing(cert_file: Path | None, key_file: Path | None) -> tuple[bytes, bytes]:
+    """``--cluster-signing-cert-file`` and ``--cluster-signing-key-file``'s contents (both or neither)."""
+    if (cert_file is None) != (key_file is None):
+        raise ValueError("--cluster-signing-cert-file and --cluster-signing-key-file go together")
+    if cert_file is None or key_file is None:
+        return b"", b""
+    return cert_file.read_bytes(), key_file.read_bytes()
 
 
 def _legacy_token_generator(key_file: Path | None) -> Any:
@@ -472,7 +487,8 @@ def _legacy_token_generator(key_file: Path | None) -> Any:
 
 
 async def _manage(args: argparse.Namespace, options: ControllerManagerOptions, election: LeaderElectionConfig,
-                  client: HTTPClient, lease_client: HTTPClient, root_ca: str, token_generator: Any) -> int:
+                  client: HTTPClient, lease_client: HTTPClient, root_ca: str, token_generator: Any,
+                  signing: tuple[bytes, bytes] = (b"", b"")) -> int:
     from .controllers.manager import ControllerManager, candidate_identity
     from .network.controller import NetworkController
 
@@ -492,7 +508,8 @@ async def _manage(args: argparse.Namespace, options: ControllerManagerOptions, e
             await credentials.prepare(_controller_accounts(options, args.network_controller))
             works.append(credentials.renew_forever)
         manager = ControllerManager(client_for, client, replace(options, leader_elect=False), root_ca=root_ca,
-                                    token_generator=token_generator, identity=identity)
+                                    token_generator=token_generator, identity=identity,
+                                    signing_cert=signing[0], signing_key=signing[1])
         works.append(manager.run)
         if args.network_controller:
             dns = tuple(ip.strip() for ip in args.cluster_dns.split(",") if ip.strip())

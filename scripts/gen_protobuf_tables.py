@@ -70,6 +70,7 @@ KINDS: tuple[tuple[str, str], ...] = (
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"), ("authorization.k8s.io/v1", "SubjectAccessReview"),
     ("authorization.k8s.io/v1", "LocalSubjectAccessReview"), ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
     ("autoscaling/v1", "Scale"), ("autoscaling/v1", "HorizontalPodAutoscaler"),
+    ("certificates.k8s.io/v1", "CertificateSigningRequest"),
 )
 #: Messages registered in every group-version (client-go tags DeleteOptions with the target's version).
 ANY_VERSION_KINDS: tuple[tuple[str, str], ...] = (("DeleteOptions", "meta.DeleteOptions"),)
@@ -85,6 +86,7 @@ ALIASES: dict[str, str] = {
     "k8s.io.api.authentication.v1": "authn",
     "k8s.io.api.authorization.v1": "authz",
     "k8s.io.api.autoscaling.v1": "autoscaling",
+    "k8s.io.api.certificates.v1": "certificates",
     "k8s.io.apimachinery.pkg.apis.meta.v1": "meta",
     "k8s.io.apimachinery.pkg.api.resource": "resource",
     "k8s.io.apimachinery.pkg.util.intstr": "intstr",
@@ -100,6 +102,7 @@ SPECIALS: dict[str, str] = {
     "runtime.RawExtension": "@RawExtension",
     "authn.ExtraValue": "@StringList",
     "authz.ExtraValue": "@StringList",
+    "certificates.ExtraValue": "@StringList",
 }
 SCALARS = frozenset({"string", "bytes", "bool", "int32", "int64"})
 REPEATED, KEEP, INLINE = "repeated", "keep-zero", "inline"
@@ -272,7 +275,8 @@ def kinds_table(messages: Mapping[str, ProtoMessage]) -> dict[tuple[str, str], s
     for api_version, kind in KINDS:
         group, _, version = api_version.rpartition("/")
         alias = {"": "core", "rbac.authorization.k8s.io": "rbac", "scheduling.k8s.io": "scheduling",
-                 "authentication.k8s.io": "authn", "authorization.k8s.io": "authz"}.get(group, group)
+                 "authentication.k8s.io": "authn", "authorization.k8s.io": "authz",
+                 "certificates.k8s.io": "certificates"}.get(group, group)
         name = f"{alias}.{kind}"
         if name not in messages:
             raise SystemExit(f"{api_version} {kind}: no message {name} in the .proto inputs")

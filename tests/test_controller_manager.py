@@ -87,7 +87,8 @@ def _fast(**overrides: Any) -> ControllerManagerOptions:
 
 def _manager(client: Client) -> ControllerManager:
     return ControllerManager(lambda _account: client, client, _fast(), root_ca="-----BEGIN CERTIFICATE-----\n",
-                             token_generator=lambda namespace, account, uid, secret: f"token-{account}")
+                             token_generator=lambda namespace, account, uid, secret: f"token-{account}",
+                             signing_cert=b"-----BEGIN CERTIFICATE-----\n", signing_key=b"-----BEGIN PRIVATE KEY-----\n")
 
 
 async def _holder(client: Client) -> str | None:
@@ -141,6 +142,8 @@ async def test_controllers_without_what_they_need_are_left_out(local_api: InProc
     manager = ControllerManager(lambda _account: client, client, _fast(max_endpoints_per_slice=30))  # no CA, no signer
     built = manager.build()
     assert "root-ca-certificate-publisher-controller" not in built and "serviceaccount-token-controller" not in built
+    assert "certificatesigningrequest-signing-controller" not in built  # no --cluster-signing-*-file
+    assert "certificatesigningrequest-approving-controller" in built
     assert "serviceaccount-controller" in built and "namespace-controller" in built
     assert built["endpointslice-controller"].max_endpoints_per_slice == 30  # --max-endpoints-per-slice reaches it
 

@@ -707,7 +707,7 @@ def _definition_of(message: str) -> dict[str, Any] | None:
     package = {"core": "api.core.v1", "apps": "api.apps.v1", "batch": "api.batch.v1", "rbac": "api.rbac.v1",
                "policy": "api.policy.v1", "scheduling": "api.scheduling.v1", "authn": "api.authentication.v1",
                "authz": "api.authorization.v1", "autoscaling": "api.autoscaling.v1",
-               "meta": "apimachinery.pkg.apis.meta.v1"}[alias]
+               "certificates": "api.certificates.v1", "meta": "apimachinery.pkg.apis.meta.v1"}[alias]
     return schemas.definitions().get(f"io.k8s.{package}.{name}")
 
 

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING
 
 from ..machinery import errors
 from ..registry.types import Obj
-from . import admission_policy, webhooks
+from . import admission_policy, certificates, webhooks
 from . import default_toleration_seconds, limit_ranger, node_restriction, pod_security, priority_admission
 from . import resource_quota, service_account_admission, storage_admission
 from .admission_plugin import (
@@ -146,6 +146,9 @@ ADMISSION_PLUGINS: tuple[AdmissionPlugin, ...] = (
     storage_admission.DEFAULT_STORAGE_CLASS_PLUGIN,  # DefaultStorageClass
     storage_admission.STORAGE_OBJECT_IN_USE_PROTECTION_PLUGIN,  # StorageObjectInUseProtection
     storage_admission.PERSISTENT_VOLUME_CLAIM_RESIZE_PLUGIN,  # PersistentVolumeClaimResize
+    certificates.CERTIFICATE_APPROVAL,  # CertificateApproval
+    certificates.CERTIFICATE_SIGNING,  # CertificateSigning
+    certificates.CERTIFICATE_SUBJECT_RESTRICTION,  # CertificateSubjectRestriction
     MUTATING_ADMISSION_POLICY,  # MutatingAdmissionPolicy
     MUTATING_ADMISSION_WEBHOOK,  # MutatingAdmissionWebhook
     VALIDATING_ADMISSION_POLICY,  # ValidatingAdmissionPolicy

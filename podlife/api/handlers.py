@@ -321,7 +321,7 @@ async def handle(request: web.Request, target: Target) -> web.StreamResponse:
         raise errors.method_not_allowed()
     if target.subresource == "finalize" and method == "PUT":
         return await _update(request, target)
-    if target.subresource not in (None, "status"):
+    if target.subresource not in (None, "status") and target.subresource not in target.rt.strategy.update_subresources:
         return await _subresource(request, target)
     if method == "GET":
         return object_response(request, target.rt, target.rest.get(target.namespace, target.name))

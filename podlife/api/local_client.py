@@ -210,10 +210,24 @@ class LocalClient(Client):
         namespace = namespace or (obj.get("metadata") or {}).get("namespace")
 
         async def call() -> Obj:
+            if not rest.rt.strategy.stored:  # a review: answered, not stored (as POST answers it)
+                return self._access_review(rest, body, namespace)
             created, _ = await rest.create(body, namespace, field_validation=None)
             return self._result(created)
 
         return await self._call("create", res, namespace, call, body=obj)
+
+    def _access_review(self, rest: ResourceREST, body: Obj, namespace: str | None) -> Obj:
+        """A (Local)SubjectAccessReview answered in process by the API server's authorizer."""
+        from .access_reviews import subject_access_review
+
+        kind = rest.rt.kind
+        if kind not in ("SubjectAccessReview", "LocalSubjectAccessReview") or self.ctx.authorizer is None:
+            raise errors.method_not_allowed(f"{kind} is not answered in process")
+        body = {**body, "kind": kind, "apiVersion": rest.rt.api_version}
+        body.setdefault("metadata", {})
+        local = (namespace or "") if kind == "LocalSubjectAccessReview" else None
+        return subject_access_review(body, self.ctx.authorizer, namespace=local)
 
     async def create_subresource(self, res: Resource, name: str, subresource: str, obj: Obj,
                                  namespace: str | None = None) -> Obj:

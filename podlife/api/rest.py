@@ -629,6 +629,9 @@ class ResourceREST:
             errs = []
         elif subresource == INTERNAL:
             errs = []  # a change the server makes itself (binding, finalization)
+        elif subresource in self.strategy.update_subresources:  # the kind's own (a CSR's approval)
+            new = self.strategy.prepare_for_subresource_update(subresource, new, old)
+            errs = self.strategy.validate_subresource_update(subresource, new, old)
         else:
             raise errors.path_not_found(subresource)
         self._validate(new, errs)

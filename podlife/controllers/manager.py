@@ -35,7 +35,9 @@ What they need beyond a client comes in the context, as kube-controller-manager'
 flags give it: :attr:`ControllerContext.root_ca` (``--root-ca-file``: the CA bundle the
 root CA publisher and the token controller hand out) and
 :attr:`ControllerContext.token_generator` (what ``--service-account-private-key-file``
-signs legacy tokens with); the options (``--max-endpoints-per-slice``, the
+signs legacy tokens with); :attr:`ControllerContext.signing_cert` and ``signing_key``
+(``--cluster-signing-cert-file``/``--cluster-signing-key-file``: the CA the CSR signer issues
+certificates with); the options (``--max-endpoints-per-slice``, the
 ``--concurrent-*-syncs``, ...) in :attr:`ControllerContext.options`.
 
 The API server's own loops (APIService registration, the ``kubernetes`` Service's
@@ -83,6 +85,10 @@ CONTROLLERS: dict[str, tuple[str, str, str | None]] = {
                                            "clusterrole-aggregation-controller"),
     "root-ca-certificate-publisher-controller": ("root_ca", "RootCAPublisher", "root-ca-cert-publisher"),
     "token-cleaner-controller": ("token_cleaner", "TokenCleaner", "token-cleaner"),
+    "certificatesigningrequest-approving-controller": ("csr_approving", "CSRApprovingController",
+                                                       "certificate-controller"),
+    "certificatesigningrequest-signing-controller": ("csr_signing", "CSRSigningController", "certificate-controller"),
+    "certificatesigningrequest-cleaner-controller": ("csr_cleaner", "CSRCleanerController", "certificate-controller"),
     "node-lifecycle-controller": ("node_lifecycle", "NodeLifecycleController", "node-controller"),
     "taint-eviction-controller": ("taint_eviction", "TaintEvictionController", "node-controller"),
     "pod-garbage-collector-controller": ("podgc", "PodGCController", "pod-garbage-collector"),
@@ -127,6 +133,10 @@ class ControllerContext:
     root_ca: str = ""
     #: ``--service-account-private-key-file``'s signer of legacy tokens (None: the token controller is off)
     token_generator: TokenGenerator | None = None
+    #: ``--cluster-signing-cert-file``/``--cluster-signing-key-file``'s content (PEM): the CA the CSR signer
+    #: issues with (empty: the signer is off)
+    signing_cert: bytes = b""
+    signing_key: bytes = b""
 
     def recorder(self) -> EventRecorder:
         return EventRecorder(self.client, self.component)
@@ -156,10 +166,11 @@ async def run_controllers(informers: SharedInformers, controllers: dict[str, Any
 class ControllerManager:
     def __init__(self, client_for: Callable[[str], Client], informer_client: Client,
                  options: ControllerManagerOptions, *, lease_client: Client | None = None, root_ca: str = "",
-                 token_generator: TokenGenerator | None = None, identity: str | None = None) -> None:
+                 token_generator: TokenGenerator | None = None, identity: str | None = None,
+                 signing_cert: bytes = b"", signing_key: bytes = b"") -> None:
         """``client_for(service_account)``: each controller's client; ``informer_client``: the shared watches'
-        and the manager's own identity (:data:`OWN_IDENTITY`); ``root_ca``/``token_generator``: see
-        :class:`ControllerContext`."""
+        and the manager's own identity (:data:`OWN_IDENTITY`); ``root_ca``/``token_generator``/``signing_cert``/
+        ``signing_key``: see :class:`ControllerContext`."""
         self.client_for = client_for
         self.options = options
         self.informer_client = informer_client
@@ -167,6 +178,7 @@ class ControllerManager:
         self.lease_client = lease_client or informer_client
         self.root_ca = root_ca
         self.token_generator = token_generator
+        self.signing_cert, self.signing_key = signing_cert, signing_key
         self.identity = identity or candidate_identity()
         #: the controllers running now (empty while another manager leads)
         self.controllers: dict[str, Any] = {}
@@ -174,7 +186,8 @@ class ControllerManager:
     def _context(self, account: str | None) -> ControllerContext:
         client = self.informer_client if account is None else self.client_for(account)  # None: OWN_IDENTITY
         return ControllerContext(client, self.informers, self.options, account or LEADER_LEASE,
-                                 root_ca=self.root_ca, token_generator=self.token_generator)
+                                 root_ca=self.root_ca, token_generator=self.token_generator,
+                                 signing_cert=self.signing_cert, signing_key=self.signing_key)
 
     def build(self) -> dict[str, Any]:
         """The enabled controllers, built afresh (not started) on fresh informers: each leadership term starts clean."""

@@ -15,6 +15,8 @@ kube-controller-manager's canonical ones (``garbage-collector-controller``,
 (``garbagecollector``, ``serviceaccount``, ``podgc``, ...: :data:`ALIASES`) mean the same
 controller, and a name it does not know is refused when the flag is parsed.
 
+``--cluster-signing-duration`` (8760h) caps what the CSR signer issues.
+
 ``--max-endpoints-per-slice`` (100) is the EndpointSlice controller's slice size, as in
 kube-controller-manager (values below 1 count as 1).
 """
@@ -56,6 +58,9 @@ ALIASES: dict[str, str] = {
     "pvc-protection": "persistentvolumeclaim-protection-controller",
     "persistentvolume-expander": "persistentvolume-expander-controller",
     "ephemeral-volume": "ephemeral-volume-controller",
+    "csrapproving": "certificatesigningrequest-approving-controller",
+    "csrsigning": "certificatesigningrequest-signing-controller",
+    "csrcleaner": "certificatesigningrequest-cleaner-controller",
 }
 
 
@@ -96,6 +101,8 @@ class ControllerManagerOptions:
     resource_quota_sync_period: float = 300.0
     #: ``--pvclaimbinder-sync-period``: how often the PV controller looks at every claim and volume again
     pvclaimbinder_sync_period: float = 15.0
+    #: ``--cluster-signing-duration``: the longest certificate the CSR signer issues (8760h)
+    cluster_signing_duration: float = 365 * 24 * 3600.0
     #: leader election of the controller set (``--leader-elect`` and its timings)
     leader_elect: bool = True
     leader_elect_lease_duration: float = 15.0
@@ -174,6 +181,8 @@ _FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
      "how often every quota's usage is recounted in full"),
     ("--pvclaimbinder-sync-period", "pvclaimbinder_sync_period", _duration,
      "how often the PV controller syncs every claim and volume again"),
+    ("--cluster-signing-duration", "cluster_signing_duration", _duration,
+     "the longest validity of certificates the CSR signer issues (a request may ask for less)"),
     ("--leader-elect-lease-duration", "leader_elect_lease_duration", _duration,
      "how long a leader's Lease holds without renewal"),
     ("--leader-elect-renew-deadline", "leader_elect_renew_deadline", _duration,
@@ -188,6 +197,8 @@ def _shown(value: object) -> str:
         return ",".join(value)
     if isinstance(value, float) and value.is_integer() and value >= 1:
         whole = int(value)
+        if whole >= 3600:  # Go's Duration form: 8760h0m0s
+            return f"{whole // 3600}h{whole % 3600 // 60}m{whole % 60}s"
         return f"{whole // 60}m{whole % 60}s" if whole >= 60 else f"{whole}s"
     return str(value)
 

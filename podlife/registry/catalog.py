@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from .admission_policies import BindingStrategy, PolicyStrategy, WebhookConfigurationStrategy
 from .apiregistration import APIServiceStrategy
+from .certificates import CertificateSigningRequestStrategy
 from .core import (
     ConfigMapStrategy,
     EndpointsStrategy,
@@ -182,6 +183,9 @@ def served_types() -> list[ResourceType]:
         ResourceType("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
                      horizontal_pod_autoscaler_strategy(), short_names=("hpa",), categories=("all",),
                      subresources=("status",)),
+        ResourceType("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", False,
+                     CertificateSigningRequestStrategy(), short_names=("csr",), subresources=("status", "approval"),
+                     extra_field_selectors=("spec.signerName",)),
         ResourceType("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, APIServiceStrategy(),
                      categories=("api-extensions",), subresources=("status",)),
     ]

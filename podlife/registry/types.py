@@ -130,6 +130,17 @@ class Strategy:
     def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return []
 
+    #: subresources besides ``status`` written with PUT/PATCH under the kind's own rules
+    #: (a CertificateSigningRequest's ``approval``)
+    update_subresources: tuple[str, ...] = ()
+
+    def prepare_for_subresource_update(self, subresource: str, new: Obj, old: Obj) -> Obj:
+        """The object to store for a write to one of :attr:`update_subresources`."""
+        return new
+
+    def validate_subresource_update(self, subresource: str, new: Obj, old: Obj) -> list[FieldError]:
+        return []
+
     def spec_changed(self, new: Obj, old: Obj) -> bool:
         return new.get("spec") != old.get("spec")
 

@@ -22,8 +22,8 @@ What is here, all pure (no I/O) except :func:`ensure_bootstrap_policy`:
   ``system:aggregated-podtrace-reader``, for the APIs this API server answers itself --,
   the ``system:*`` roles of components and clients) followed by the
   ``system:controller:<name>`` roles of the kube-controller-manager's controllers that
-  act on kinds podlife serves (the cloud, volume-attach, certificate and DRA
-  controllers are left out: podlife has no such controllers nor serves their kinds);
+  act on kinds podlife serves (the cloud, volume-attach and DRA controllers are left
+  out: podlife has no such controllers nor serves their kinds);
 * :func:`bootstrap_cluster_role_bindings` -- their bindings: ``cluster-admin`` to the
   group ``system:masters``, ``system:basic-user`` and ``system:discovery`` to
   ``system:authenticated``, ``system:public-info-viewer`` to authenticated and
@@ -427,6 +427,16 @@ def _local_path_provisioner_rules() -> list[Obj]:
 def _controller_rules() -> dict[str, list[Obj]]:
     """``system:controller:<name>`` rules, for the controllers of kinds podlife serves."""
     return {
+        "certificate-controller": [  # the CSR approving, signing and cleaner controllers
+            rule("get list watch delete", [CERTIFICATES], "certificatesigningrequests"),
+            rule("update", [CERTIFICATES], "certificatesigningrequests/status certificatesigningrequests/approval"),
+            rule("approve", [CERTIFICATES], "signers", names="kubernetes.io/kube-apiserver-client-kubelet"),
+            rule("sign", [CERTIFICATES], "signers", names="kubernetes.io/legacy-unknown kubernetes.io/kube-apiserver-client "
+                                                          "kubernetes.io/kube-apiserver-client-kubelet "
+                                                          "kubernetes.io/kubelet-serving"),
+            rule("create", [AUTHORIZATION], "subjectaccessreviews"),
+            events_rule(),
+        ],
         "clusterrole-aggregation-controller": [
             # escalate: it writes rules it need not hold itself
             rule("escalate get list watch update patch", [RBAC_GROUP], "clusterroles"),

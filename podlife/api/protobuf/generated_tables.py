@@ -8,6 +8,7 @@ Made by ``scripts/gen_protobuf_tables.py`` from these inputs (rerun it after cha
 * ``podlife/api/protobuf/proto/k8s.io/api/authorization/v1/generated.proto``
 * ``podlife/api/protobuf/proto/k8s.io/api/autoscaling/v1/generated.proto``
 * ``podlife/api/protobuf/proto/k8s.io/api/batch/v1/generated.proto``
+* ``podlife/api/protobuf/proto/k8s.io/api/certificates/v1/generated.proto``
 * ``podlife/api/protobuf/proto/k8s.io/api/core/v1/generated.proto``
 * ``podlife/api/protobuf/proto/k8s.io/api/policy/v1/generated.proto``
 * ``podlife/api/protobuf/proto/k8s.io/api/rbac/v1/generated.proto``
@@ -56,6 +57,7 @@ KINDS: dict[tuple[str, str], str] = {
     ('authorization.k8s.io/v1', 'SelfSubjectRulesReview'): 'authz.SelfSubjectRulesReview',
     ('autoscaling/v1', 'Scale'): 'autoscaling.Scale',
     ('autoscaling/v1', 'HorizontalPodAutoscaler'): 'autoscaling.HorizontalPodAutoscaler',
+    ('certificates.k8s.io/v1', 'CertificateSigningRequest'): 'certificates.CertificateSigningRequest',
 }
 
 ANY_VERSION_KINDS: dict[str, str] = {'DeleteOptions': 'meta.DeleteOptions'}
@@ -433,6 +435,33 @@ TABLES: dict[str, dict[int, tuple[Any, ...]]] = {
     'batch.UncountedTerminatedPods': {
         1: ('succeeded', 'string', 'repeated'),
         2: ('failed', 'string', 'repeated'),
+    },
+    'certificates.CertificateSigningRequest': {
+        1: ('metadata', 'meta.ObjectMeta'),
+        2: ('spec', 'certificates.CertificateSigningRequestSpec'),
+        3: ('status', 'certificates.CertificateSigningRequestStatus'),
+    },
+    'certificates.CertificateSigningRequestCondition': {
+        1: ('type', 'string', 'keep-zero'),
+        6: ('status', 'string', 'keep-zero'),
+        2: ('reason', 'string'),
+        3: ('message', 'string'),
+        4: ('lastUpdateTime', '@Time'),
+        5: ('lastTransitionTime', '@Time'),
+    },
+    'certificates.CertificateSigningRequestSpec': {
+        1: ('request', 'bytes', 'keep-zero'),
+        7: ('signerName', 'string', 'keep-zero'),
+        8: ('expirationSeconds', 'int32', 'keep-zero'),
+        5: ('usages', 'string', 'repeated'),
+        2: ('username', 'string'),
+        3: ('uid', 'string'),
+        4: ('groups', 'string', 'repeated'),
+        6: ('extra', ('map', '@StringList')),
+    },
+    'certificates.CertificateSigningRequestStatus': {
+        1: ('conditions', 'certificates.CertificateSigningRequestCondition', 'repeated'),
+        2: ('certificate', 'bytes'),
     },
     'core.AWSElasticBlockStoreVolumeSource': {
         1: ('volumeID', 'string', 'keep-zero'),
