@@ -99,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--nodes", type=int, default=10, help="how many simulated nodes (default: 10)")
     sim.add_argument("--sim-stages", type=Path, default=None, help="YAML stage file")
     sim.add_argument("--name-prefix", default="sim-node", help="node name prefix (default: sim-node)")
+    sim.add_argument("--node-lease-duration-seconds", type=int, default=40, metavar="N",
+                     help="the nodes' Lease duration; they renew it every quarter of it, as the kubelet (default: 40)")
 
     from . import images_cli, trace_cli
 
@@ -370,7 +372,11 @@ async def _sim(args: argparse.Namespace) -> None:
     client = HTTPClient.from_kubeconfig(args.kubeconfig)
     if args.server:
         client.server = args.server.rstrip("/")
-    sim = Simulator(client, args.nodes, stages_file=args.sim_stages, name_prefix=args.name_prefix)
+    if args.node_lease_duration_seconds <= 0:
+        raise SystemExit("podlife sim: --node-lease-duration-seconds must be greater than 0")
+    sim = Simulator(client, args.nodes, stages_file=args.sim_stages, name_prefix=args.name_prefix,
+                    lease_duration=args.node_lease_duration_seconds,
+                    lease_period=args.node_lease_duration_seconds / 4)  # the kubelet's renew interval
 
     async def stop() -> None:
         await sim.stop()

@@ -213,7 +213,9 @@ class Cluster:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = self._open_store()
         await self.store.start()
-        hosts = [cfg.host, *api_server_names(cfg.service_cidr, cfg.cluster_domain)]
+        # loopback too, whatever --host is: a local `podlife apiserver-proxy` reaches every server (as k3s' certs)
+        hosts = list(dict.fromkeys([cfg.host, "127.0.0.1", "localhost",
+                                    *api_server_names(cfg.service_cidr, cfg.cluster_domain)]))
         if self.store.shared:  # several servers, one cluster: the PKI lives in the store too
             await share_pki(self.store, self.pki, hosts, cfg.cluster_token)
         else:
@@ -505,7 +507,8 @@ class Cluster:
         identity = candidate_identity(cluster_id(self.data_dir))  # restarted after a crash: its own Lease back at once
         self.controller_manager = ControllerManager(  # elects below, with the network controller
             self.controller_client, manager_client, replace(options, leader_elect=False),
-            root_ca=self.pki.ca_cert.read_text(), token_generator=generator.generate, identity=identity)
+            root_ca=self.pki.ca_cert.read_text(), token_generator=generator.generate, identity=identity,
+            signing_cert=self.pki.ca_cert.read_bytes(), signing_key=self.pki.ca_key.read_bytes())  # the CSR signer's CA
         self.components.start(run_while_leading(manager_client, controller_manager_election(options), identity,
                                                 together(self.controller_manager.run, network_controller.run)),
                               "controller-manager")
