@@ -5,6 +5,8 @@
 ``podlife server`` the API server alone (several may share one etcd store: ``--store etcd://...``).
 ``podlife sim``  run simulated nodes against any podlife server (a separate process).
 ``podlife trace`` a pod's recorded life from the podtraces API (:mod:`podlife.trace_cli`).
+``podlife token`` bootstrap tokens (:mod:`podlife.join_cli`); ``podlife node`` joins this host with one
+                 and runs its kubelet (:mod:`podlife.node_cli`, docs/joining.md).
 """
 
 from __future__ import annotations
@@ -109,10 +111,11 @@ def _parser() -> argparse.ArgumentParser:
     from .api.ui import command as ui_command
 
     ui_command.add_parser(sub)
-    from . import components_cli, join_cli, migrate_cli, proxy_cli
+    from . import components_cli, join_cli, migrate_cli, node_cli, proxy_cli
 
     components_cli.add_parsers(sub)  # scheduler, controller-manager: control-plane components in their own process
-    join_cli.add_parsers(sub)  # token create, node: another host's node joining with a bootstrap token
+    join_cli.add_parsers(sub)  # token create|list|delete: bootstrap tokens for nodes that join
+    node_cli.add_parser(sub)  # node: this host joins a cluster with a bootstrap token and runs its kubelet
     migrate_cli.add_parser(sub)  # migrate: copy a cluster's objects from one store to another
     proxy_cli.add_parser(sub)  # apiserver-proxy: one local address in front of several API servers
     return p

@@ -8,7 +8,8 @@
 2. the API (watch caches filled from the store, system namespaces created);
 3. the host's ``unreachable`` routes for the pod and service ranges, *before* any
    pod can get an address (network safety);
-4. the HTTPS server, then the kubeconfig (written before ``/readyz`` turns ready);
+4. the HTTPS server, then the kubeconfig (written before ``/readyz`` turns ready) and, if absent, the
+   ``kube-public/cluster-info`` ConfigMap joining nodes discover the cluster with (docs/joining.md);
 5. (not for ``podlife server``, the API server alone) the controllers (the controller manager -- every kube-controller-manager controller,
    and the network controller, under its Lease --, the scheduler under its own) and the nodes (kubelets, each
    with its own process runtime; one local-path provisioner, :mod:`podlife.node.local_path`, making
@@ -55,6 +56,7 @@ from .registry.storage_defaults import ensure_storage_defaults
 from .api.identity import (AUTHENTICATED, CONTROLLER_MANAGER_USER, KUBE_PROXY_USER, SCHEDULER_USER, UserInfo,
                            controller_user, node_user)
 from .api.local_client import LocalClient
+from .client.base import Resource
 from .controllers.options import ControllerManagerOptions
 from .machinery.errors import ApiError
 from .machinery.tasks import Supervisor
@@ -70,6 +72,8 @@ if TYPE_CHECKING:
     from .scheduler.config import SchedulerConfig
 
 log = logging.getLogger(__name__)
+
+CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
 
 #: the users podlife's own components act as, each with a kubeconfig under ``DATA_DIR/kubeconfigs``
 COMPONENT_KUBECONFIGS: dict[str, UserInfo] = {
@@ -246,6 +250,7 @@ class Cluster:
         # the admin's client certificate, as kubeadm and k3s write it (no token: one credential per user)
         write_kubeconfig(self.kubeconfig, self.url, self.pki.ca_cert, self.pki.admin_credentials())
         self._write_component_kubeconfigs()
+        await self._publish_cluster_info()
         if cfg.control_plane:
             await self._start_components(token)
         self.server.ready = True
@@ -313,6 +318,19 @@ class Cluster:
             credentials = self.pki.component_credentials(name, user.username, [g for g in user.groups
                                                                                if g != AUTHENTICATED])
             write_kubeconfig(directory / f"{name}.conf", self.url, self.pki.ca_cert, credentials, name=name)
+
+    async def _publish_cluster_info(self) -> None:
+        """``kube-public/cluster-info`` (kubeadm's ``bootstrap-token`` phase): the server and CA for joining nodes
+        to discover, unless it exists; the bootstrap signer adds the tokens' signatures (docs/joining.md)."""
+        from .node.join import CLUSTER_INFO, KUBE_PUBLIC, cluster_info_configmap
+
+        assert self.client is not None
+        try:
+            await self.client.create(CONFIG_MAPS, cluster_info_configmap(self.url, self.pki.ca_cert.read_bytes()),
+                                     KUBE_PUBLIC)
+        except ApiError as exc:
+            if exc.code != 409:  # AlreadyExists: kept as it is (another server, or an admin, wrote it)
+                log.warning("%s/%s could not be published: %s", KUBE_PUBLIC, CLUSTER_INFO, exc)
 
     def _guard_routes(self) -> None:
         if not self.config.guard_routes:

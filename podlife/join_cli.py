@@ -15,7 +15,10 @@ to ``system:nodes``, and the anonymous read of ``kube-public/cluster-info``. Wit
 ``--print-join-command`` it prints the join command instead, with kubeadm's CA pin
 (``sha256:`` of the cluster CA's SubjectPublicKeyInfo, :func:`ca_cert_hash`).
 
-The node side (``podlife node``) is not written yet: see docs/joining.md.
+The node side is ``podlife node`` (:mod:`podlife.node_cli`, :mod:`podlife.node.join`): it
+discovers the cluster from ``kube-public/cluster-info`` (published by ``podlife up``, signed per
+token by the bootstrap signer), checks the CA pin, and gets its kubelet certificate through a
+CertificateSigningRequest; see docs/joining.md.
 Errors are one line on stderr and exit code 1, as kubectl's.
 """
 
@@ -23,16 +26,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import os
 import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from .machinery import bootstrap_token as bt
 from .client.base import Resource
@@ -67,9 +66,9 @@ def parse_duration(text: str) -> float:
 
 def ca_cert_hash(ca_pem: bytes) -> str:
     """kubeadm's ``--discovery-token-ca-cert-hash``: sha256 of the CA certificate's DER SubjectPublicKeyInfo."""
-    cert = x509.load_pem_x509_certificate(ca_pem)
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return "sha256:" + hashlib.sha256(spki).hexdigest()
+    from .node.join import ca_cert_hash as pin
+
+    return pin(ca_pem)
 
 
 def resolve_kubeconfig(flag: Path | None) -> Path:
@@ -231,7 +230,7 @@ def _runner(action: Any) -> Any:
 
 
 def add_parsers(subparsers: Any) -> None:
-    """``podlife token ...`` (``podlife node`` is to come)."""
+    """``podlife token ...`` (the node side, ``podlife node``, is :mod:`podlife.node_cli`)."""
     token = subparsers.add_parser("token", help="manage bootstrap tokens for joining nodes (as kubeadm token)",
                                   description="Bootstrap tokens: Secrets kube-system/bootstrap-token-<id> that let a "
                                               "new node authenticate as system:bootstrap:<id> (docs/joining.md).")

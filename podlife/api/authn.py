@@ -39,8 +39,10 @@ The chain (kube-apiserver's, ``pkg/kubeapiserver/authenticator``)::
   every time), so a client sending one token many times pays for one ECDSA verification.
 - Anonymous requests get through only where Kubernetes' default RBAC lets
   ``system:unauthenticated`` in (``system:public-info-viewer``: GET ``/healthz``, ``/livez``,
-  ``/readyz``, ``/version``, ``/version/``); elsewhere they are answered 401
-  (:func:`anonymous_allowed`), the stand-in until an authorizer answers them as RBAC does.
+  ``/readyz``, ``/version``, ``/version/``), and to the authorizer on a GET of
+  ``kube-public/cluster-info`` (joining nodes' discovery: RBAC decides, 403 unless bound);
+  elsewhere they are answered 401 (:func:`anonymous_allowed`), the stand-in until an
+  authorizer answers them all as RBAC does.
 - Legacy secret-based service-account tokens (issuer ``kubernetes/serviceaccount``,
   :mod:`podlife.api.legacy_tokens`) are one more token authenticator in the union, before
   the service-account one; they need the Secret itself (``BoundObjectLookups.secret_object``).
@@ -96,6 +98,10 @@ INVALIDATED = "service account token has been invalidated"
 CRYPTO_FAILURE = "go-jose/go-jose: error in cryptographic primitive"
 #: the paths default RBAC (``system:public-info-viewer``) opens to ``system:unauthenticated``
 PUBLIC_INFO_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/"})
+#: paths an anonymous request is let through to the authorizer on (which decides as RBAC does): the
+#: ``kube-public/cluster-info`` ConfigMap joining nodes discover the cluster from (kubeadm binds its read to
+#: ``system:anonymous``; ``podlife token create`` does too; docs/joining.md)
+ANONYMOUS_AUTHORIZED_PATHS = frozenset({"/api/v1/namespaces/kube-public/configmaps/cluster-info"})
 
 
 class AuthenticationFailed(Exception):
@@ -698,7 +704,7 @@ def build_authenticator(options: AuthenticationOptions, *, admin_token: str | No
 
 def anonymous_allowed(method: str, path: str) -> bool:
     """Whether default RBAC lets ``system:unauthenticated`` make this request (``system:public-info-viewer``)."""
-    return method in ("GET", "HEAD") and path in PUBLIC_INFO_PATHS
+    return method in ("GET", "HEAD") and (path in PUBLIC_INFO_PATHS or path in ANONYMOUS_AUTHORIZED_PATHS)
 
 
 # ---- the HTTP side: credentials of a request, objects of the API ------------------------------------

@@ -85,6 +85,7 @@ CONTROLLERS: dict[str, tuple[str, str, str | None]] = {
                                            "clusterrole-aggregation-controller"),
     "root-ca-certificate-publisher-controller": ("root_ca", "RootCAPublisher", "root-ca-cert-publisher"),
     "token-cleaner-controller": ("token_cleaner", "TokenCleaner", "token-cleaner"),
+    "bootstrap-signer-controller": ("bootstrap_signer", "BootstrapSigner", "bootstrap-signer"),
     "certificatesigningrequest-approving-controller": ("csr_approving", "CSRApprovingController",
                                                        "certificate-controller"),
     "certificatesigningrequest-signing-controller": ("csr_signing", "CSRSigningController", "certificate-controller"),

@@ -61,6 +61,8 @@ ALIASES: dict[str, str] = {
     "csrapproving": "certificatesigningrequest-approving-controller",
     "csrsigning": "certificatesigningrequest-signing-controller",
     "csrcleaner": "certificatesigningrequest-cleaner-controller",
+    "bootstrapsigner": "bootstrap-signer-controller",
+    "tokencleaner": "token-cleaner-controller",
 }
 
 
