@@ -1,38 +1,56 @@
-"""The store's etcd-shaped contract, for every backend."""
+"""The store's etcd-shaped contract, for every backend: memory, SQLite and real etcd (a fresh member per test).
+
+Revisions are counted from the store's revision at the start (``r0``): 0 for the embedded stores, 1 for a
+new etcd, whose first write is revision 2."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
 
 from podlife.store import Compacted, Compare, Delete, MemoryStore, Put, SQLiteStore, Store
+from podlife.store.etcd import EtcdStore
+
+from .etcd_harness import running_etcd
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "etcd"])
 async def store(request, tmp_path: Path):
-    s: Store = MemoryStore(history_limit=1000) if request.param == "memory" else SQLiteStore(tmp_path / "db.sqlite", history_limit=1000)
-    await s.start()
-    yield s
-    await s.close()
+    with contextlib.ExitStack() as stack:
+        if request.param == "memory":
+            s: Store = MemoryStore(history_limit=1000)
+        elif request.param == "sqlite":
+            s = SQLiteStore(tmp_path / "db.sqlite", history_limit=1000)
+        else:
+            etcd = stack.enter_context(running_etcd(tmp_path / "etcd"))
+            s = EtcdStore(etcd.url, history_limit=1000)
+        await s.start()
+        try:
+            yield s
+        finally:
+            await s.close()
 
 
 async def test_create_get_update_conflict(store: Store) -> None:
+    r0 = store.revision
     kv = await store.create("/a/1", b"one")
-    assert kv is not None and kv.create_revision == kv.mod_revision == 1
+    assert kv is not None and kv.create_revision == kv.mod_revision == r0 + 1
     assert await store.create("/a/1", b"again") is None
     res = await store.update("/a/1", b"two", kv.mod_revision)
-    assert res.succeeded and res.revision == 2
+    assert res.succeeded and res.revision == r0 + 2
     stale = await store.update("/a/1", b"three", kv.mod_revision)
     assert not stale.succeeded
     assert stale.results[0].value == b"two"  # current value returned on conflict
     got = await store.get("/a/1")
-    assert got.value == b"two" and got.create_revision == 1 and got.mod_revision == 2
-    assert store.revision == 2
+    assert got.value == b"two" and got.create_revision == r0 + 1 and got.mod_revision == r0 + 2
+    assert store.revision == r0 + 2
 
 
 async def test_range_prefix_limit_and_past_revision(store: Store) -> None:
+    r0 = store.revision
     for i in range(5):
         await store.create(f"/p/{i}", str(i).encode())
     await store.create("/q/0", b"x")
@@ -40,7 +58,7 @@ async def test_range_prefix_limit_and_past_revision(store: Store) -> None:
     assert [kv.key for kv in page.kvs] == ["/p/0", "/p/1"] and page.more
     rest = await store.range("/p/", start_after="/p/1")
     assert [kv.key for kv in rest.kvs] == ["/p/2", "/p/3", "/p/4"] and not rest.more
-    at3 = 2  # the revision that wrote /p/1
+    at3 = r0 + 2  # the revision that wrote /p/1
     await store.delete("/p/0")
     await store.update("/p/1", b"changed", (await store.get("/p/1")).mod_revision)
     past = await store.range("/p/", revision=at3)
@@ -72,21 +90,26 @@ async def test_watch_replays_history_then_follows(store: Store) -> None:
 
 
 async def test_watch_from_compacted_revision_fails(store: Store) -> None:
+    r0 = store.revision
     for i in range(5):
         await store.create(f"/c/{i}", b"v")
-    await store.compact(3)
+    await store.compact(r0 + 3)
     with pytest.raises(Compacted):
-        store.watch("/c/", 2)
+        store.watch("/c/", r0 + 2)
     with pytest.raises(Compacted):
-        await store.range("/c/", revision=2)
+        await store.range("/c/", revision=r0 + 2)
 
 
 async def test_concurrent_writes_are_group_committed_and_ordered(store: Store) -> None:
+    r0 = store.revision
     seen: list[int] = []
     store.add_listener(lambda evs: seen.extend(e.revision for e in evs))
     await asyncio.gather(*(store.create(f"/g/{i}", b"v") for i in range(200)))
-    assert seen == sorted(seen) and len(seen) == 200
-    assert store.revision == 200
+    assert seen == sorted(seen) and len(seen) == 200 and store.revision == seen[-1]
+    if isinstance(store, EtcdStore):  # writes in flight together go as one Txn: they share its revision
+        assert r0 < store.revision < r0 + 200
+    else:  # one revision per write
+        assert store.revision == r0 + 200
 
 
 async def test_sqlite_survives_restart(tmp_path: Path) -> None:

@@ -122,6 +122,32 @@ def _prefix_end(prefix: bytes) -> bytes:
     return trimmed[:-1] + bytes([trimmed[-1] + 1])
 
 
+#: how often, and after how long at first, a write that met an unavailable member is sent again
+UNAVAILABLE_RETRIES = 6
+UNAVAILABLE_BACKOFF = 0.1
+
+
+async def txn_through_failover(kv: rpc_grpc.KVStub, request: rpc.TxnRequest) -> Any:
+    """``kv.Txn(request)`` across a member's death, as etcd's own client does it.
+
+    ``wait_for_ready``: a channel whose member went away waits for the next one (pick-first
+    reconnects) instead of failing at once (clientv3's default call option). A request already on
+    the dying connection fails ``UNAVAILABLE`` and is sent again after 0.1, 0.2, 0.4 ... s.
+    Sending a compare-and-swap again is safe: if the first one did commit, the second one's
+    compare fails and the caller sees a conflict, never a double write."""
+    delay = UNAVAILABLE_BACKOFF
+    for attempt in range(UNAVAILABLE_RETRIES + 1):
+        try:
+            return await kv.Txn(request, timeout=REQUEST_TIMEOUT, wait_for_ready=True)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == UNAVAILABLE_RETRIES:
+                raise
+            log.info("etcd unavailable (%s); sending the write again in %.1fs", exc.details(), delay)
+        await asyncio.sleep(delay)
+        delay *= 2
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
 #: a transaction waiting for its batch: the request, the keys it writes, its size, its answer
 _Queued = tuple[rpc.TxnRequest, set[str], int, "asyncio.Future[tuple[Any, int]]"]
 
@@ -188,7 +214,7 @@ class TxnBatcher:
         else:
             request = rpc.TxnRequest(success=[rpc.RequestOp(request_txn=item[0]) for item in batch])
         try:
-            resp = await self._kv.Txn(request, timeout=REQUEST_TIMEOUT)
+            resp = await txn_through_failover(self._kv, request)
         except grpc.aio.AioRpcError as exc:
             error = StoreError(f"etcd: {exc.details() or exc.code().name}")
             for *_, future in batch:
