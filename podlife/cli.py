@@ -125,7 +125,9 @@ def _add_api_server_flags(parser: argparse.ArgumentParser) -> None:
     """The API server's flags, shared by ``up`` (the all-in-one) and ``server`` (the API server alone)."""
     parser.add_argument("--data-dir", type=Path, default=Path(".podlife"),
                     help="where the store, certificates, kubeconfig and pod logs live (default: ./.podlife)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default: 127.0.0.1); with `up`, a non-loopback IPv4 address also joins "
+                             "the local nodes' pod network to the overlay between hosts (docs/networking.md)")
     parser.add_argument("--port", type=int, default=6443, help="HTTPS port (default: 6443; 0 picks a free port)")
     parser.add_argument("--in-memory", action="store_true", help="keep the store in memory only (nothing survives a restart)")
     parser.add_argument("--store", default=None, metavar="URL",

@@ -32,9 +32,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
 import re
-import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -387,6 +385,8 @@ class Cluster:
             self._start_local_path_provisioner()
         if self.node_networks:
             self._start_node_services()
+            if self._overlay_ip() is not None:
+                self._start_overlay()
         if self.config.sim_nodes:
             from .sim.simulator import Simulator
 
@@ -420,31 +420,31 @@ class Cluster:
     async def _node_cni(self, name: str, runtime: Any) -> Any:
         """The node's CNI plugin: ``podlife-cni`` in the node's network namespace for real containers
         (the namespaces are made on first need), else the records-only :class:`CNIPlugin`."""
-        from .node.cni import CNIPlugin, ExecCNIPlugin
+        from .node.cni import CNIPlugin
 
         if not await self._ensure_node_networks(runtime):
             return CNIPlugin(host_ip=NODE_ADDRESS)
-        from .nodenet.cni.daemon import CNIDaemon, socket_path_for
+        from .nodenet.wiring import start_node_cni
 
-        daemon = CNIDaemon(self.component_client(node_user(name), "podlife-cni"), name,
-                           socket_path_for(self.data_dir / "nodes" / name))
-        await daemon.start()
+        daemon, plugin = await start_node_cni(self.component_client(node_user(name), "podlife-cni"),
+                                              self.node_networks[name], self._write_node_kubeconfig(name),
+                                              self.data_dir / "nodes" / name, NODE_ADDRESS)
         self.cni_daemons.append(daemon)
-        network = self.node_networks[name]
-        return ExecCNIPlugin(network.cni_config(self._write_node_kubeconfig(name), daemon_socket=daemon.socket_path),
-                             host_ip=NODE_ADDRESS)
+        return plugin
 
     async def _ensure_node_networks(self, runtime: Any) -> bool:
         """Create every local node's network namespace and the fabric (:mod:`podlife.nodenet.fabric`)
         once, when pods run as real containers and this process may manage namespaces; whether they exist."""
         from .kubelet.oci_pods import OCIPodRuntime
         from .nodenet.fabric import NodeNetworks
+        from .nodenet.wiring import pod_network_possible
 
         if self._node_netns is not None:
             return True
-        if not isinstance(runtime, OCIPodRuntime) or os.geteuid() != 0 or shutil.which("ip") is None:
+        if not pod_network_possible(isinstance(runtime, OCIPodRuntime)):
             return False
-        networks = NodeNetworks(self.data_dir, self.node_names(), self._node_service_addresses())
+        networks = NodeNetworks(self.data_dir, self.node_names(), self._node_service_addresses(),
+                                mtu=self._pod_mtu())
         self._node_netns = networks
         made = await asyncio.to_thread(networks.setup)
         self.node_networks = networks.by_node()
@@ -468,6 +468,35 @@ class Cluster:
             pod_cidr=cfg.pod_cidr, service_cidr=cfg.service_cidr)
         self.components.start(run_node_services(list(self.node_networks.values()), clients, settings),
                               "node-network-services")
+
+    def _overlay_ip(self) -> str | None:
+        """Where the local nodes' fabric joins the hosts' overlay from (:mod:`podlife.nodenet.overlay`): ``--host``
+        when it is an IPv4 address other hosts reach (not loopback, not a wildcard); None: no overlay."""
+        try:
+            address = ipaddress.IPv4Address(self.config.host)
+        except ValueError:
+            return None
+        return None if address.is_loopback or address.is_unspecified else str(address)
+
+    def _pod_mtu(self) -> int:
+        """The pods' MTU: what fits in a VXLAN datagram when the fabric joins the overlay, else the fabric's."""
+        from .nodenet.fabric import DEFAULT_MTU
+        from .nodenet.overlay import VXLAN_OVERHEAD
+
+        return DEFAULT_MTU - VXLAN_OVERHEAD if self._overlay_ip() is not None else DEFAULT_MTU
+
+    def _start_overlay(self) -> None:
+        """The local nodes' fabric in the hosts' overlay, one VTEP for them all, sending from ``--host``; each
+        node's identity publishes it on its own Node."""
+        from .nodenet.overlay import Overlay, OverlayAgent
+
+        address = self._overlay_ip()
+        assert self._node_netns is not None and address is not None
+        nodes = self.node_names()
+        publishers = {n: self.component_client(node_user(n), "podlife-overlay") for n in nodes}
+        overlay = Overlay(self._node_netns.cluster_id, self._node_netns.fabric_netns, address, self._pod_mtu())
+        self.components.start(OverlayAgent(publishers[nodes[0]], nodes, overlay, publishers=publishers).run(),
+                              "pod-overlay")
 
     def _node_service_addresses(self) -> list[str]:
         """What node-local servers bind in each node namespace: the cluster DNS and the ``kubernetes`` Service."""

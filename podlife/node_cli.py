@@ -18,8 +18,14 @@ What ``kubeadm join`` and the kubelet do on a new node, in one process (docs/joi
    the chosen runtime (``--container-runtime``: real containers when runc and conmon are there
    and this is root, else host processes; :func:`podlife.kubelet.runtimes.choose_runtime`),
    serves logs, exec and metrics on ``--node-ip`` (default: this host's address towards the
-   server; nothing is sent to find it) at a free port. Pod networking is the records-only CNI
-   step (the pod's Port from the network controller; no node network namespaces on a joined host).
+   server; nothing is sent to find it) at a free port.
+2b. **pod network** (:func:`_pod_network`): with real containers, as root with ``ip``, the node
+   gets its own node network namespace and fabric (:mod:`podlife.nodenet.fabric`, named by the
+   data directory's cluster id), its CNI daemon and ``podlife-cni`` exactly as ``podlife up``'s
+   local nodes do (:mod:`podlife.nodenet.wiring`), and the VXLAN overlay to the other hosts'
+   fabrics (:mod:`podlife.nodenet.overlay`: its VTEP published on its Node, routes to the other
+   nodes' pods from their Ports); all of it is deleted when the node stops. Otherwise pod
+   networking is the records-only CNI step (the pod's Port from the network controller).
 3. **serving certificate** (``--rotate-server-certificates``, on by default here since podlife's
    API server checks kubelets' certificates with the cluster CA): a ``kubernetes.io/kubelet-serving``
    request as the node, which an admin approves (``kubectl certificate approve``); until then the
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import re
 import signal
@@ -149,10 +156,9 @@ def _runtime(args: argparse.Namespace, root_dir: Path) -> tuple[Any, str]:
 
 
 async def _node(args: argparse.Namespace) -> None:
-    """Join, then run the kubelet until cancelled."""
+    """Join, then run the kubelet (and the pod network) until cancelled; undo it all, newest first."""
     from .client.http import HTTPClient
     from .kubelet.kubelet import Kubelet
-    from .node.cni import CNIPlugin
     from .node.join import join, usable_kubeconfig
 
     server = check_server(args.server)
@@ -169,27 +175,55 @@ async def _node(args: argparse.Namespace) -> None:
     else:
         log.info("node %s: reusing the client certificate of %s", node_name, kubeconfig)
     client = HTTPClient.from_kubeconfig(kubeconfig)
-    kubelet: Kubelet | None = None
-    extra: asyncio.Task[None] | None = None
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(client.close)
         root_dir = data_dir / "kubelet"
         runtime, why = _runtime(args, root_dir)
+        cni, network = await _pod_network(stack, client, node_name, node_ip, data_dir, runtime)
         tls, issued = serving_context(data_dir / "pki", node_name, node_ip)
-        kubelet = Kubelet(client, node_name, root_dir=root_dir, cni=CNIPlugin(node_name, host_ip=node_ip),
+        kubelet = Kubelet(client, node_name, root_dir=root_dir, cni=cni,
                           runtime=runtime, runtime_reason=why, address=node_ip, tls=tls)
         await kubelet.start()
+        stack.push_async_callback(kubelet.stop)  # before the CNI daemon and the namespaces (the pods' DELs)
         print(f"podlife node {node_name} joined {server} as system:node:{node_name}; pods run as "
-              f"{runtime.description} ({why}); kubelet at {kubelet.server.url}", flush=True)
+              f"{runtime.description} ({why}); {network}; kubelet at {kubelet.server.url}", flush=True)
         if args.rotate_server_certificates and not issued:
-            extra = asyncio.ensure_future(_serving_certificate(client, node_name, node_ip, data_dir / "pki", tls))
+            stack.push_async_callback(_cancelled, asyncio.ensure_future(
+                _serving_certificate(client, node_name, node_ip, data_dir / "pki", tls)))
         await asyncio.Event().wait()  # until SIGTERM/SIGINT cancel us
-    finally:
-        if extra is not None:
-            extra.cancel()
-            await asyncio.gather(extra, return_exceptions=True)
-        if kubelet is not None:
-            await kubelet.stop()
-        await client.close()
+
+
+async def _pod_network(stack: contextlib.AsyncExitStack, client: Any, node_name: str, node_ip: str, data_dir: Path,
+                       runtime: Any) -> tuple[Any, str]:
+    """The kubelet's CNI plugin and a phrase saying what it is: the node's namespaces, CNI daemon and overlay
+    when pods run as real containers and this is root with ``ip`` (their undoing pushed on ``stack``), else the
+    records-only step."""
+    from .kubelet.oci_pods import OCIPodRuntime
+    from .node.cni import CNIPlugin
+    from .nodenet.fabric import DEFAULT_MTU, NodeNetworks
+    from .nodenet.overlay import VXLAN_OVERHEAD, Overlay, OverlayAgent
+    from .nodenet.wiring import pod_network_possible, start_node_cni
+
+    if not pod_network_possible(isinstance(runtime, OCIPodRuntime)):
+        return CNIPlugin(node_name, host_ip=node_ip), "pod addresses recorded only (no pod network)"
+    mtu = DEFAULT_MTU - VXLAN_OVERHEAD  # what fits in a VXLAN datagram on a 1500-byte LAN
+    networks = NodeNetworks(data_dir, [node_name], mtu=mtu)
+    stack.push_async_callback(asyncio.to_thread, networks.teardown)
+    network = (await asyncio.to_thread(networks.setup))[0]
+    overlay = Overlay(networks.cluster_id, networks.fabric_netns, node_ip, mtu)
+    agent = OverlayAgent(client, [node_name], overlay)
+    agent.vtep = await asyncio.to_thread(overlay.setup)
+    daemon, plugin = await start_node_cni(client, network, data_dir / "kubelet.conf", data_dir / "kubelet", node_ip)
+    stack.push_async_callback(daemon.stop)
+    stack.push_async_callback(_cancelled, asyncio.ensure_future(agent.run()))
+    log.info("node %s: network namespace %s, fabric %s, overlay %s (VTEP %s)", node_name, network.netns,
+             networks.fabric_netns, overlay.device, agent.vtep.annotation())
+    return plugin, f"pod network in {network.netns}, overlay {overlay.device} from {node_ip}"
+
+
+async def _cancelled(task: asyncio.Future[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _until_signal(args: argparse.Namespace) -> int:
@@ -211,6 +245,8 @@ async def _until_signal(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """``podlife node``'s exit code: 0 when stopped by a signal, 1 (one line on stderr) when it cannot go on."""
     from .machinery.errors import ApiError
+    from .nodenet.fabric import NodeNetworkError
+    from .nodenet.overlay import OverlayError
 
     try:
         return asyncio.run(_until_signal(args))
@@ -218,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
     except ApiError as exc:
         print(f"Error from server ({exc.reason}): {exc.message}", file=sys.stderr)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, NodeNetworkError, OverlayError) as exc:
         print(f"error: {exc}", file=sys.stderr)
     return 1
 
@@ -262,12 +298,13 @@ def add_parser(subparsers: Any) -> None:
                            "(default: 5m0s)")
     node.add_argument("--node-name", default=default_node_name(), help="the Node's name (default: the host name)")
     node.add_argument("--node-ip", default=None,
-                      help="the address the kubelet serves on and reports (default: this host's address towards "
-                           "the server)")
+                      help="the address the kubelet serves on and reports, and the pod overlay's VXLAN source "
+                           "(default: this host's address towards the server)")
     node.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                       help="kubelet.conf, pki/ and the kubelet's pods and logs (default: ./.podlife-node)")
     node.add_argument("--container-runtime", choices=("auto", "oci", "process"), default="auto",
-                      help="real containers (oci: runc under conmon, needs root), host processes, or auto (default)")
+                      help="real containers (oci: runc under conmon, needs root; with ip they get the pod network "
+                           "and the overlay to other hosts), host processes, or auto (default)")
     node.add_argument("--allowed-image-registries", default="",
                       help="registries beyond loopback this node may pull images from ('*': any)")
     node.add_argument("--cluster-dns", default="10.96.0.10", help="the pods' nameservers (default: 10.96.0.10)")

@@ -104,14 +104,14 @@ def uplink_addresses(index: int) -> tuple[str, str]:
     return f"169.254.{index}.2", f"169.254.{index}.1"
 
 
-def plan_networks(cid: str, node_names: Sequence[str]) -> list[NodeNetwork]:
-    """The node networks cluster ``cid`` wants for ``node_names`` (pure)."""
+def plan_networks(cid: str, node_names: Sequence[str], mtu: int = DEFAULT_MTU) -> list[NodeNetwork]:
+    """The node networks cluster ``cid`` wants for ``node_names`` (pure; ``mtu``: the pods' and the uplinks')."""
     fabric = names.fabric_netns_name(cid)
     out = []
     for index, node in enumerate(node_names):
         netns = names.node_netns_name(cid, index)
         out.append(NodeNetwork(node, index, netns, names.netns_path(netns), uplink_addresses(index)[0], fabric,
-                               names.fabric_link_name(index)))
+                               names.fabric_link_name(index), mtu))
     return out
 
 
@@ -147,11 +147,12 @@ def _mounted_paths() -> set[str]:
 class NodeNetworks:
     """The node namespaces and the fabric of one cluster (see the module docstring)."""
 
-    def __init__(self, data_dir: Path, node_names: list[str], service_addresses: Sequence[str] = ()) -> None:
+    def __init__(self, data_dir: Path, node_names: list[str], service_addresses: Sequence[str] = (), *,
+                 mtu: int = DEFAULT_MTU) -> None:
         self.cluster_id = names.cluster_id(Path(data_dir))
         self.node_names = list(node_names)
         self.service_addresses = tuple(dict.fromkeys(service_addresses))
-        self.networks = plan_networks(self.cluster_id, self.node_names)
+        self.networks = plan_networks(self.cluster_id, self.node_names, mtu)
         self.fabric_netns = names.fabric_netns_name(self.cluster_id)
         self._ip: str | None = None
 
