@@ -22,6 +22,7 @@ from typing import Any
 
 from . import __version__
 from .controllers.options import add_flags as controller_manager_flags, from_args as controller_manager_options
+from .flag_values import go_bool
 from .store.base import StoreError
 
 
@@ -151,7 +152,7 @@ def _add_api_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metric-resolution", type=_duration, default=5.0, metavar="DURATION",
                     help="how often the real nodes' kubelets are scraped for kubectl top (metrics-server's flag; "
                          "default: 5s)")
-    parser.add_argument("--trace", nargs="?", const=True, default=True, type=_bool_value, metavar="BOOL",
+    parser.add_argument("--trace", nargs="?", const=True, default=True, type=go_bool, metavar="BOOL",
                     help="record every pod's life: writes, writers, field diffs, stages (docs/tracing.md; default: true)")
     parser.add_argument("--no-trace", dest="trace", action="store_false", help="do not record pod traces")
     parser.add_argument("--trace-max-pods", type=int, default=20_000, metavar="N",
@@ -240,16 +241,6 @@ async def _serve_until_signal(start, stop) -> None:
         await stopping.wait()
     finally:
         await stop()
-
-
-def _bool_value(text: str) -> bool:
-    """A flag's boolean value as Go's flag package reads it (``--trace=false``)."""
-    value = text.strip().lower()
-    if value in ("1", "t", "true"):
-        return True
-    if value in ("0", "f", "false"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
 
 
 def _duration(text: str) -> float:

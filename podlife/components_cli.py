@@ -60,6 +60,7 @@ from .client.base import Client, Obj, Resource, WatchEvent
 from .client.leaderelection import LeaderElectionConfig, LeaderElectionLost, run_while_leading, together
 from .controllers.manager import LEADER_LEASE as CONTROLLER_MANAGER_LEASE, LEADER_NAMESPACE
 from .controllers.options import ControllerManagerOptions
+from .flag_values import go_bool, go_duration
 from .machinery.timeutil import go_duration_seconds
 
 if TYPE_CHECKING:
@@ -110,23 +111,6 @@ def controller_manager_election(options: ControllerManagerOptions, name: str = C
 # ---- flags ---------------------------------------------------------------------------------
 
 
-def _bool(text: str) -> bool:
-    """A boolean flag value as Go's flag package reads it (``--leader-elect=false``)."""
-    value = text.strip().lower()
-    if value in ("1", "t", "true"):
-        return True
-    if value in ("0", "f", "false"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
-
-
-def _duration(text: str) -> float:
-    seconds = go_duration_seconds(text)
-    if seconds is None:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (want e.g. 15s, 1m0s)")
-    return seconds
-
-
 def _add_kubeconfig_flag(parser: argparse.ArgumentParser, component: str) -> None:
     parser.add_argument("--kubeconfig", type=Path, required=True, metavar="FILE",
                         help=f"kubeconfig with the API server, its CA and this component's credentials (podlife's "
@@ -153,14 +137,14 @@ def _add_scheduler_parser(subparsers: Any) -> None:
                         "--scheduler-config takes it; its leaderElection section is honoured; checked before "
                         "anything starts (default: Kubernetes' default profile)")
     group = p.add_argument_group("leader election", "flags given here override the config file's leaderElection")
-    group.add_argument("--leader-elect", nargs="?", const=True, default=None, type=_bool, metavar="BOOL",
+    group.add_argument("--leader-elect", nargs="?", const=True, default=None, type=go_bool, metavar="BOOL",
                        help="take the Lease before scheduling, so only one scheduler acts (default: true)")
     for flag, default, help_ in (
             ("--leader-elect-lease-duration", "15s", "how long a standby waits after the leader's last renewal "
                                                      "before taking the Lease"),
             ("--leader-elect-renew-deadline", "10s", "how long the leader retries renewing before it stops"),
             ("--leader-elect-retry-period", "2s", "how often candidates try to acquire or renew the Lease")):
-        group.add_argument(flag, type=_duration, default=None, metavar="DURATION", help=f"{help_} (default: {default})")
+        group.add_argument(flag, type=go_duration, default=None, metavar="DURATION", help=f"{help_} (default: {default})")
     _add_lease_name_flags(group, SCHEDULER_LEASE, defaults_from_config=True)
     p.set_defaults(run_command=run_scheduler)
 
@@ -179,13 +163,13 @@ def _add_controller_manager_parser(subparsers: Any) -> None:
     _add_kubeconfig_flag(p, "controller-manager")
     add_flags(p)
     # kube-controller-manager's spelling --leader-elect[=BOOL] (replacing add_flags' one; --no-leader-elect stays)
-    p.add_argument("--leader-elect", dest="kcm_leader_elect", nargs="?", const=True, default=True, type=_bool,
+    p.add_argument("--leader-elect", dest="kcm_leader_elect", nargs="?", const=True, default=True, type=go_bool,
                    metavar="BOOL", help="take the Lease before running the controllers, so only one controller "
                                         "manager acts (default: true)")
     p.add_argument("--no-leader-elect", dest="kcm_leader_elect", action="store_false",
                    help="the same as --leader-elect=false: run at once, without a Lease")
     _add_lease_name_flags(p, CONTROLLER_MANAGER_LEASE, defaults_from_config=False)
-    p.add_argument("--use-service-account-credentials", nargs="?", const=True, default=False, type=_bool,
+    p.add_argument("--use-service-account-credentials", nargs="?", const=True, default=False, type=go_bool,
                    metavar="BOOL", help="each controller acts as its own service account kube-system/<account>, with "
                                         "a TokenRequest token (default: false, as kube-controller-manager: every "
                                         "controller uses this process's credentials)")
@@ -201,7 +185,7 @@ def _add_controller_manager_parser(subparsers: Any) -> None:
     p.add_argument("--cluster-signing-key-file", type=Path, default=None, metavar="FILE",
                    help="PEM key of --cluster-signing-cert-file (podlife's: DATA_DIR/pki/ca.key)")
     network = p.add_argument_group("network controller", "podlife's pod network (network.podlife.io Ports, Subnets)")
-    network.add_argument("--network-controller", nargs="?", const=True, default=True, type=_bool, metavar="BOOL",
+    network.add_argument("--network-controller", nargs="?", const=True, default=True, type=go_bool, metavar="BOOL",
                          help="run the network controller too, under the same Lease (default: true)")
     network.add_argument("--cluster-cidr", default="10.244.0.0/16", metavar="CIDR",
                          help="the range pod addresses come from (default: 10.244.0.0/16, podlife up's)")

@@ -51,6 +51,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .machinery import bootstrap_token as bt
+from .flag_values import go_bool, go_duration
 from .node.join import JoinError
 
 log = logging.getLogger(__name__)
@@ -259,24 +260,6 @@ def run(args: argparse.Namespace) -> int:
     return 1
 
 
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "t", "true"):
-        return True
-    if value in ("0", "f", "false"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
-
-
-def _duration(text: str) -> float:
-    from .machinery.timeutil import go_duration_seconds
-
-    seconds = go_duration_seconds(text)
-    if seconds is None:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (want e.g. 30s, 5m0s)")
-    return seconds
-
-
 def add_parser(subparsers: Any) -> None:
     node = subparsers.add_parser(
         "node", help="join this host to a cluster as a node with a bootstrap token, and run its kubelet",
@@ -293,7 +276,7 @@ def add_parser(subparsers: Any) -> None:
                            "may be given several times")
     node.add_argument("--discovery-token-unsafe-skip-ca-verification", action="store_true",
                       help="trust the CA in cluster-info on the token's signature alone, without a pin")
-    node.add_argument("--discovery-timeout", type=_duration, default="5m0s",
+    node.add_argument("--discovery-timeout", type=go_duration, default="5m0s",
                       help="how long discovery keeps trying to reach the server and find the token's signature "
                            "(default: 5m0s)")
     node.add_argument("--node-name", default=default_node_name(), help="the Node's name (default: the host name)")
@@ -309,7 +292,7 @@ def add_parser(subparsers: Any) -> None:
                       help="registries beyond loopback this node may pull images from ('*': any)")
     node.add_argument("--cluster-dns", default="10.96.0.10", help="the pods' nameservers (default: 10.96.0.10)")
     node.add_argument("--cluster-domain", default="cluster.local", help="the pods' DNS domain (default: cluster.local)")
-    node.add_argument("--rotate-server-certificates", type=_bool, nargs="?", const=True, default=True,
+    node.add_argument("--rotate-server-certificates", type=go_bool, nargs="?", const=True, default=True,
                       metavar="BOOL",
                       help="request a kubelet-serving certificate from the cluster (an admin approves it) instead of "
                            "serving with a self-signed one only (default: true)")

@@ -152,6 +152,19 @@ class RawAnswer:
     body: bytes
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> int | None:
+    """Stop a process a test started, by its pid: SIGTERM, then (after ``timeout``) SIGKILL to its own process
+    group (start it with ``start_new_session=True``); its exit code."""
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait(10)
+
+
 @contextmanager
 def running_podlife(data_dir: Path, *args: str, kubectl: str | None = None,
                     command: str = "up") -> Iterator[PodlifeProcess]:
@@ -214,14 +227,7 @@ class PodlifeProcess:
 
     def stop(self, timeout: float = 30.0) -> int | None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return proc.returncode if proc else None
-        proc.send_signal(signal.SIGTERM)
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            return proc.wait(10)
+        return stop_process(proc, timeout) if proc is not None else None
 
     # ---- talking to it ----------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cluster_harness import require_tool
+from .cluster_harness import require_tool, stop_process
 
 SUBNET = "192.168.77"
 
@@ -49,14 +49,7 @@ class HostProcess:
         return self.proc.poll() is None
 
     def stop(self, timeout: float = 30) -> int | None:
-        if self.proc.poll() is not None:
-            return self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            return self.proc.wait(10)
+        return stop_process(self.proc, timeout)
 
     def kill(self) -> None:
         """SIGKILL, as a crash."""

@@ -24,7 +24,7 @@ import pytest
 
 from podlife.client.leaderelection import LeaderElectionConfig
 
-from .cluster_harness import PodlifeProcess, running_podlife, wait_for
+from .cluster_harness import PodlifeProcess, running_podlife, stop_process, wait_for
 
 SHORT_LEASE = ["--leader-elect-lease-duration", "3s", "--leader-elect-renew-deadline", "2s",
                "--leader-elect-retry-period", "0.5s"]
@@ -55,18 +55,6 @@ class Component:
         wait_for(lambda: text in self.log(), timeout, what=f"{self.name} to log {text!r} (log: {self.log_path})")
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM by pid, then SIGKILL to its own process group if it does not exit."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-
-
 @contextmanager
 def running_component(log_path: Path, *args: str) -> Iterator[Component]:
     """``podlife ARGS`` started in its own session, stopped by pid whatever happens."""
@@ -76,7 +64,7 @@ def running_component(log_path: Path, *args: str) -> Iterator[Component]:
     try:
         yield Component(args[0], proc, log_path)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def component_kubeconfig(cluster: PodlifeProcess, name: str) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster_harness import PodlifeProcess, require_tool, running_podlife, wait_for
+from tests.cluster_harness import PodlifeProcess, require_tool, running_podlife, stop_process, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -103,13 +103,8 @@ def node_process(cluster: PodlifeProcess, directory: Path, name: str, token_file
         assert proc.wait(30) == 0, (directory / f"{name}.log").read_text()[-3000:]
         stopped = True
     finally:
-        if not stopped and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        if not stopped:
+            stop_process(proc)
 
 
 def node_ready(cluster: PodlifeProcess, name: str) -> dict[str, Any] | None:
